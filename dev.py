@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Bootstrap and run jobqueue with nothing but Python: `python3 dev.py serve` or `python3 dev.py test`."""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(ROOT, ".venv")
+PYTHON = os.path.join(VENV, "bin", "python")
+STAMP = os.path.join(VENV, ".jobqueue-requirements")
+
+
+def requirements(with_tests: bool) -> list[str]:
+    """The dependencies named in setup.cfg (the one place they are listed)."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    lines = config["options"]["install_requires"].splitlines()
+    if with_tests:
+        lines += config["options.extras_require"]["test"].splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+def ensure_venv(with_tests: bool) -> None:
+    """Create .venv and install the requirements once; later runs only compare a hash."""
+    if not os.path.exists(PYTHON):
+        print("dev.py: creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = requirements(with_tests)
+    digest = hashlib.sha256("\n".join(wanted).encode()).hexdigest()
+    if os.path.exists(STAMP) and open(STAMP).read().strip() == digest:
+        return
+    print(f"dev.py: installing {len(wanted)} packages into .venv", flush=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *wanted], check=True)
+    with open(STAMP, "w") as handle:
+        handle.write(digest)
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch `serve` (start the service) or `test` (run the whole suite and ruff)."""
+    command = argv[0] if argv else "help"
+    rest = argv[1:]
+    if command == "serve":
+        ensure_venv(with_tests=False)
+        os.execv(PYTHON, [PYTHON, os.path.join(ROOT, "server.py"), *rest])
+    if command == "test":
+        ensure_venv(with_tests=True)
+        lint = subprocess.run([PYTHON, "-m", "ruff", "check", ROOT], cwd=ROOT)
+        tests = subprocess.run([PYTHON, "-m", "pytest", *rest], cwd=ROOT)
+        return tests.returncode or lint.returncode
+    print(__doc__)
+    return 0 if command == "help" else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

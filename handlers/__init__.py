@@ -1,0 +1,42 @@
+"""The web layer: routes from URLs to thin handlers over the core service."""
+
+from __future__ import annotations
+
+import os
+
+from tornado.web import Application
+
+from handlers.base import NotFoundHandler
+from handlers.dashboard import DashboardHandler
+from handlers.health import HealthHandler
+from handlers.results import ResultBodyHandler, ResultHandler, ResultListHandler
+from handlers.tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
+from jobqueue.config import Settings
+from jobqueue.service import JobService
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ID = r"([A-Za-z0-9_-]{1,64})"
+
+
+def make_app(service: JobService, config: Settings, **extra: object) -> Application:
+    """Build the Tornado application around shared objects made once in main()."""
+    routes = [
+        (r"/", DashboardHandler),
+        (rf"{API}/queue_tasks/?", TaskListHandler),
+        (rf"{API}/queue_tasks/{_ID}/?", TaskHandler),
+        (rf"{API}/queue_tasks/{_ID}/retry/?", TaskRetryHandler),
+        (rf"{API}/results/?", ResultListHandler),
+        (rf"{API}/results/{_ID}/?", ResultHandler),
+        (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
+        (r"/healthz", HealthHandler),
+    ]
+    return Application(
+        routes,
+        service=service,
+        config=config,
+        template_path=os.path.join(ROOT, "templates"),
+        static_path=os.path.join(ROOT, "static"),
+        default_handler_class=NotFoundHandler,
+        xsrf_cookies=False,
+        **extra,
+    )

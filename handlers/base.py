@@ -1,0 +1,163 @@
+"""The one base class of every API handler: JSON in, JSON out, JSON errors only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+from tornado import httputil
+from tornado.web import HTTPError, RequestHandler, stream_request_body
+
+from jobqueue.config import Settings
+from jobqueue.service import BadRequest, JobService
+from jobqueue.store.base import BadCursor, Conflict, NotFound, StoreError
+
+log = logging.getLogger("jobqueue.api")
+
+_DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    411: "length_required",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(HTTPError):
+    """An HTTP error with the contract's stable `code` and a sentence for the user."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(status, reason=HTTPStatus(status).phrase)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@stream_request_body
+class BaseAPIHandler(RequestHandler):
+    """Reads bodies within a size limit, answers JSON, and maps every exception to the error shape."""
+
+    _body: bytearray
+
+    @property
+    def service(self) -> JobService:
+        """The job service built once in main()."""
+        return self.application.settings["service"]
+
+    @property
+    def config(self) -> Settings:
+        """The server's settings."""
+        return self.application.settings["config"]
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def prepare(self) -> None:
+        self._body = bytearray()
+        limit = self.config.max_request_size
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(413, "request_too_large", f"the request body has {length} bytes; the limit is {limit}")
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body += chunk
+        if len(self._body) > self.config.max_request_size:
+            raise ApiError(413, "request_too_large",
+                           f"the request body is over the limit of {self.config.max_request_size} bytes")
+
+    def get_json_body(self) -> Any:
+        """The request body parsed as JSON, or a 400 that says what is wrong with it."""
+        if not self._body.strip():
+            raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
+        try:
+            return json.loads(self._body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
+
+    def get_form_body(self) -> dict[str, list[str]]:
+        """The request body parsed as a form (urlencoded or multipart)."""
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[httputil.HTTPFile]] = {}
+        httputil.parse_body_arguments(
+            self.request.headers.get("Content-Type", ""), bytes(self._body), arguments, files, self.request.headers
+        )
+        return {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in arguments.items()}
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        """Send a JSON document."""
+        self.set_status(status)
+        self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        value = translate(value) or value
+        if isinstance(value, HTTPError):
+            if value.status_code >= 500:
+                log.warning("%s %s -> %d %s", self.request.method, self.request.path, value.status_code,
+                            getattr(value, "message", value.log_message))
+            return
+        log.error("%s %s failed (request %s)", self.request.method, self.request.path,
+                  self._request_id, exc_info=(typ, value, tb))
+
+    @property
+    def _request_id(self) -> str:
+        if not hasattr(self, "_rid"):
+            self._rid = uuid.uuid4().hex[:12]
+        return self._rid
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        translated = translate(exc) if exc is not None else None
+        if translated is not None:
+            exc, status_code = translated, translated.status_code
+            self.set_status(status_code)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, ApiError):
+            code, message, extra = exc.code, exc.message, exc.extra
+        elif isinstance(exc, HTTPError) and status_code < 500:
+            code = _DEFAULT_CODES.get(status_code, "error")
+            message = exc.log_message or HTTPStatus(status_code).phrase
+            if status_code == 405:
+                message = f"{self.request.method} is not allowed on {self.request.path}"
+        elif status_code == 503:
+            code, message = "unavailable", "the service is unavailable; try again shortly"
+        else:
+            code = _DEFAULT_CODES.get(status_code, "internal_error")
+            message = f"internal error (request {self._request_id}); the server log has the details"
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.clear_header("Content-Disposition")
+        self.clear_header("Content-Security-Policy")
+        self.finish(json.dumps({"error": {"code": code, "message": message}, **extra}, ensure_ascii=False))
+
+
+def translate(exc: BaseException) -> ApiError | None:
+    """Map core exceptions to API errors, so handlers can just call the core."""
+    if isinstance(exc, BadRequest):
+        return ApiError(400, exc.code, exc.message)
+    if isinstance(exc, BadCursor):
+        return ApiError(400, "invalid_cursor", str(exc))
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not_found", f"no task has the id {exc}")
+    if isinstance(exc, Conflict):
+        return ApiError(409, "conflict", str(exc), task=exc.task.to_json())
+    if isinstance(exc, StoreError):
+        return ApiError(503, "database_unavailable", "the database did not answer; try again shortly")
+    return None
+
+
+class NotFoundHandler(BaseAPIHandler):
+    """Answers every unknown path with a JSON 404."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, "not_found", f"no such endpoint: {self.request.path}")

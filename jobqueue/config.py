@@ -1,0 +1,131 @@
+"""Server settings from command-line flags and JOBQUEUE_* environment variables (a flag wins)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from jobqueue.fetcher import DEFAULT_USER_AGENT
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything main() needs to build the service."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    database: str = "sqlite:///jobqueue.db"
+    workers: int = 32
+    per_host: int = 4
+    max_attempts: int = 3
+    retry_base_delay: float = 1.0
+    allow_private_addresses: bool = False
+    allow_networks: tuple[str, ...] = field(default_factory=tuple)
+    connect_timeout: float = 10.0
+    fetch_timeout: float = 30.0
+    max_body_size: int = 10 * 1024 * 1024
+    user_agent: str = DEFAULT_USER_AGENT
+    lease_seconds: float = 60.0
+    sqlite_synchronous: str = "FULL"
+    shutdown_grace: float = 5.0
+    max_request_size: int = 4 * 1024 * 1024
+
+
+# (flag, type, help); the environment variable is JOBQUEUE_ + the flag in upper case.
+_OPTIONS: list[tuple[str, type, str]] = [
+    ("host", str, "address to listen on"),
+    ("port", int, "port to listen on"),
+    ("database", str, "sqlite:///path.db (embedded, default) or mongodb://host:27017/dbname"),
+    ("workers", int, "concurrent fetches"),
+    ("per-host", int, "concurrent fetches to one host"),
+    ("max-attempts", int, "fetch attempts before a task fails"),
+    ("retry-base-delay", float, "seconds before the first retry; doubles each time"),
+    ("connect-timeout", float, "seconds to connect"),
+    ("fetch-timeout", float, "seconds for a whole fetch"),
+    ("max-body-size", int, "largest body kept, in bytes; larger ones fail with too_large"),
+    ("user-agent", str, "User-Agent header sent with every fetch"),
+    ("lease-seconds", float, "how long a claimed task stays with its process without a heartbeat"),
+    ("sqlite-synchronous", str, "SQLite synchronous pragma: FULL (survives power loss) or NORMAL"),
+    ("shutdown-grace", float, "seconds running fetches get to finish on SIGINT/SIGTERM"),
+    ("max-request-size", int, "largest API request body, in bytes"),
+]
+
+
+def _env_name(flag: str) -> str:
+    return "JOBQUEUE_" + flag.upper().replace("-", "_")
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of server.py."""
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="server.py",
+        description="jobqueue: submit URLs over HTTP, workers fetch and store them, a dashboard shows it live.",
+        epilog="Every option also reads JOBQUEUE_<OPTION> from the environment; a flag beats the variable.",
+    )
+    for flag, kind, text in _OPTIONS:
+        default = getattr(defaults, flag.replace("-", "_"))
+        parser.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} (default: {default})")
+    parser.add_argument("--allow-private-addresses", action="store_true", default=None,
+                        help="let the fetcher reach loopback, private and link-local addresses")
+    parser.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
+                        help="allow one private network while the guard stays on (repeatable)")
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge defaults, environment and flags into validated Settings."""
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, object] = {}
+    for flag, kind, _text in _OPTIONS:
+        key = flag.replace("-", "_")
+        value = getattr(args, key)
+        if value is None and _env_name(flag) in env:
+            raw = env[_env_name(flag)]
+            try:
+                value = kind(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{_env_name(flag)}={raw!r} is not a valid {kind.__name__}") from exc
+        if value is not None:
+            values[key] = value
+    if args.allow_private_addresses or _truthy(env.get("JOBQUEUE_ALLOW_PRIVATE_ADDRESSES", "")):
+        values["allow_private_addresses"] = True
+    networks = args.allow_network
+    if networks is None and env.get("JOBQUEUE_ALLOW_NETWORK"):
+        networks = [n for n in env["JOBQUEUE_ALLOW_NETWORK"].split(",") if n.strip()]
+    if networks:
+        values["allow_networks"] = tuple(n.strip() for n in networks)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Refuse settings that cannot work, with one sentence saying why."""
+    positive = ("workers", "per_host", "max_attempts", "max_body_size", "max_request_size")
+    for key in positive:
+        if getattr(settings, key) < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")
+    for key in ("connect_timeout", "fetch_timeout", "lease_seconds"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError(f"--{key.replace('_', '-')} must be greater than 0")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"--port {settings.port} is not a TCP port (0-65535)")
+    if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ConfigError("--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA")
+    scheme = settings.database.split(":", 1)[0]
+    if scheme not in ("sqlite", "mongodb", "mongodb+srv"):
+        raise ConfigError(
+            f"--database {settings.database!r}: unknown scheme; use sqlite:///path.db or mongodb://host:27017/dbname"
+        )

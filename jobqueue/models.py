@@ -1,0 +1,138 @@
+"""The task and result records shared by every backend, and their JSON shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUED = "queued"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+UNFINISHED = (QUEUED, RUNNING)
+FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_task_id(now: float | None = None) -> str:
+    """Make a URL-safe id that sorts by creation time (a lower-case ULID)."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def iso(ts: float | None) -> str | None:
+    """Render an epoch time as the contract's ISO 8601 UTC string with milliseconds."""
+    if ts is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class TaskError:
+    """Why the last attempt of a task did not produce a usable response."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        """Shape the error as the contract's `{"code", "message"}` object."""
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class Task:
+    """One URL to fetch and where it is in its lifecycle."""
+
+    id: str
+    url: str
+    host: str
+    status: str
+    attempts: int
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    available_at: float = 0.0
+    http_status: int | None = None
+    error: TaskError | None = None
+    lease_token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Shape the task as the contract's JSON object (the lease stays internal)."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "status": self.status,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "http_status": self.http_status,
+            "error": self.error.to_json() if self.error else None,
+        }
+
+
+@dataclass
+class Result:
+    """The stored response of a completed task."""
+
+    id: str
+    url: str
+    final_url: str
+    http_status: int
+    headers: dict[str, str]
+    content_type: str | None
+    encoding: str | None
+    encoding_source: str | None
+    size: int
+    truncated: bool
+    elapsed_ms: float
+    fetched_at: float
+    sha256: str
+    redirects: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    body: bytes | None = None
+
+    def to_json(self, text: str | None = None, with_body: bool = False) -> dict[str, Any]:
+        """Shape the result as the contract's JSON object; `text` is the decoded body."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "url": self.url,
+            "final_url": self.final_url,
+            "http_status": self.http_status,
+            "headers": self.headers,
+            "content_type": self.content_type,
+            "encoding": self.encoding,
+            "encoding_source": self.encoding_source,
+            "size": self.size,
+            "truncated": self.truncated,
+            "elapsed_ms": self.elapsed_ms,
+            "fetched_at": iso(self.fetched_at),
+            "sha256": self.sha256,
+            "redirects": self.redirects,
+            "timings": self.timings,
+        }
+        if with_body:
+            out["body"] = text
+        return out
+
+
+@dataclass
+class Page:
+    """One page of a newest-first listing, with the opaque cursor of the next one."""
+
+    items: list[Any]
+    next_cursor: str | None

@@ -1,0 +1,138 @@
+"""The operations the API offers, over the store, the worker pool and the event publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobqueue.addresses import AddressPolicy
+from jobqueue.models import STATUSES, Page, Result, Task, new_task_id
+from jobqueue.store.base import NewTask, Store
+from jobqueue.urls import InvalidURL, normalize_url
+
+MAX_BATCH = 1000
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+
+
+class BadRequest(ValueError):
+    """Input the API refuses with 400; `code` is the stable error word."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ResultView:
+    """A result with its body decoded for the JSON API."""
+
+    result: Result
+    text: str | None
+
+
+def decode_stored(result: Result) -> str | None:
+    """Decode a stored body with the encoding recorded when it was fetched."""
+    if result.body is None or result.encoding is None:
+        return None
+    text = result.body.decode(result.encoding, errors="replace")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_limit(raw: str | None) -> int:
+    """Read `?limit=`: default 50, at most 1000."""
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise BadRequest("invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def parse_status(raw: str | None) -> str | None:
+    """Read `?status=`: one of the five statuses, or absent."""
+    if raw is None or raw == "":
+        return None
+    if raw not in STATUSES:
+        raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)}")
+    return raw
+
+
+class JobService:
+    """Submit, inspect, cancel and retry tasks; every state change is published once."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: AddressPolicy,
+        publish: Callable[[Task], None],
+        wake_workers: Callable[[], None],
+        cancel_local: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.publish = publish
+        self.wake_workers = wake_workers
+        self.cancel_local = cancel_local
+
+    def validate(self, urls: list[object]) -> list[NewTask]:
+        """Check every URL before storing any, naming the first bad one."""
+        if not urls:
+            raise BadRequest("invalid_request", "give at least one URL")
+        if len(urls) > MAX_BATCH:
+            raise BadRequest("batch_too_large", f"{len(urls)} URLs in one request; the limit is {MAX_BATCH}")
+        cleaned = []
+        for index, raw in enumerate(urls):
+            try:
+                clean = normalize_url(raw, self.policy)
+            except InvalidURL as exc:
+                where = f"urls[{index}]: " if len(urls) > 1 else ""
+                raise BadRequest(exc.code, where + exc.message) from exc
+            cleaned.append(NewTask(id=new_task_id(), url=clean.url, host=clean.host))
+        return cleaned
+
+    async def submit(self, urls: list[object]) -> list[Task]:
+        """Store new tasks durably, announce them and wake the workers."""
+        tasks = await self.store.add(self.validate(urls))
+        for task in tasks:
+            self.publish(task)
+        self.wake_workers()
+        return tasks
+
+    async def get(self, task_id: str) -> Task | None:
+        """One task, or None."""
+        return await self.store.get(task_id)
+
+    async def list(self, status: str | None, limit: int, cursor: str | None) -> tuple[Page, dict[str, int]]:
+        """A page of tasks and the counts by status."""
+        page = await self.store.list(status, limit, cursor)
+        return page, await self.store.counts()
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel an unfinished task and stop its fetch if this process runs it."""
+        task = await self.store.cancel(task_id)
+        self.cancel_local(task_id)
+        self.publish(task)
+        return task
+
+    async def retry(self, task_id: str) -> Task:
+        """Queue a finished task again."""
+        task = await self.store.retry(task_id)
+        self.publish(task)
+        self.wake_workers()
+        return task
+
+    async def result(self, task_id: str) -> ResultView | None:
+        """A result with its decoded body, or None."""
+        result = await self.store.get_result(task_id, with_body=True)
+        if result is None:
+            return None
+        return ResultView(result, decode_stored(result))
+
+    async def raw_body(self, task_id: str) -> Result | None:
+        """A result with its raw bytes, for /body."""
+        return await self.store.get_result(task_id, with_body=True)
+
+    async def results(self, limit: int, cursor: str | None) -> Page:
+        """A page of results without bodies."""
+        return await self.store.list_results(limit, cursor)

@@ -1,0 +1,407 @@
+"""The embedded default backend: a durable SQLite file in WAL mode, no server needed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
+
+from jobqueue.models import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    Page,
+    Result,
+    Task,
+    TaskError,
+)
+from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
+from jobqueue.store.sqlite_schema import JOB_COLUMNS, RESULT_COLUMNS, SCHEMA
+from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def sqlite_path_from_url(url: str) -> str:
+    """Turn `sqlite:///relative.db` or `sqlite:////abs.db` into a file path (SQLAlchemy's rule)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc:
+        raise ValueError(f"not a sqlite URL: {url!r} (use sqlite:///relative/path.db or sqlite:////absolute/path.db)")
+    path = unquote(parts.path)
+    if path.startswith("/"):
+        path = path[1:]
+    if not path:
+        raise ValueError(f"the sqlite URL {url!r} names no file (use sqlite:///jobqueue.db)")
+    return path
+
+
+def _task(row: sqlite3.Row) -> Task:
+    error = TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None
+    return Task(
+        id=row["id"],
+        url=row["url"],
+        host=row["host"],
+        status=row["status"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        available_at=row["available_at"],
+        http_status=row["http_status"],
+        error=error,
+        lease_token=row["lease_token"],
+    )
+
+
+def _result(row: sqlite3.Row, with_body: bool) -> Result:
+    return Result(
+        id=row["job_id"],
+        url=row["url"],
+        final_url=row["final_url"],
+        http_status=row["http_status"],
+        headers=json.loads(row["headers"]),
+        content_type=row["content_type"],
+        encoding=row["encoding"],
+        encoding_source=row["encoding_source"],
+        size=row["size"],
+        truncated=bool(row["truncated"]),
+        elapsed_ms=row["elapsed_ms"],
+        fetched_at=row["fetched_at"],
+        sha256=row["sha256"],
+        redirects=json.loads(row["redirects"]),
+        timings=json.loads(row["timings"]),
+        body=row["body"] if with_body else None,
+    )
+
+
+def _encode_cursor(seq: int) -> str:
+    return f"s{seq}"
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.startswith("s") or not cursor[1:].isdigit():
+        raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
+    return int(cursor[1:])
+
+
+class SQLiteStore:
+    """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.clock = clock
+        self._writer: WriterThread | None = None
+        self._reader: ReaderThread | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: object) -> SQLiteStore:
+        """Build a store from a `sqlite:///...` URL."""
+        return cls(sqlite_path_from_url(url), **kwargs)  # type: ignore[arg-type]
+
+    async def open(self) -> None:
+        """Create the file and schema if needed and start the I/O threads."""
+        writer_conn, reader_conn = await asyncio.to_thread(self._connect)
+        self._writer = WriterThread(writer_conn)
+        self._reader = ReaderThread(reader_conn)
+
+    def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise StoreError(f"cannot create the database {self.path!r}: the folder {directory!r} does not exist")
+        try:
+            writer_conn = connect(self.path, self.synchronous)
+            writer_conn.executescript(SCHEMA)
+            return writer_conn, connect(self.path, self.synchronous)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {self.path!r}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Commit what is queued and close both connections."""
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> object:
+        if self._writer is None:
+            raise StoreError("the store is closed")
+        try:
+            return await self._writer.submit(fn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
+        if self._reader is None:
+            raise StoreError("the store is closed")
+        try:
+            return await self._reader.run(fn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
+
+    async def ping(self) -> None:
+        """Prove the file still answers a query."""
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def add(self, tasks: list[NewTask]) -> list[Task]:
+        """Insert queued tasks; returns after the commit."""
+        now = self.clock()
+
+        def insert(conn: sqlite3.Connection) -> list[Task]:
+            conn.executemany(
+                "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at)"
+                " VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
+                [(t.id, t.url, t.host, now, now, now) for t in tasks],
+            )
+            return [
+                Task(id=t.id, url=t.url, host=t.host, status=QUEUED, attempts=0, created_at=now,
+                     updated_at=now, available_at=now)
+                for t in tasks
+            ]
+
+        return await self._write(insert)  # type: ignore[return-value]
+
+    async def get(self, task_id: str) -> Task | None:
+        """Read one task by id."""
+        row = await self._read(
+            lambda conn: conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
+        )
+        return _task(row) if row else None  # type: ignore[arg-type]
+
+    async def list(self, status: str | None, limit: int, cursor: str | None) -> Page:
+        """Newest first by insertion order; the cursor is the last row's sequence number."""
+        before = _decode_cursor(cursor)
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if before is not None:
+            where.append("seq < ?")
+            args.append(before)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT seq, {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq DESC LIMIT ?"
+        rows = await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall())
+        rows = list(rows)  # type: ignore[call-overload]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1]["seq"]) if more and rows else None
+        return Page([_task(r) for r in rows], next_cursor)
+
+    async def counts(self) -> dict[str, int]:
+        """Read the per-status counters the triggers maintain."""
+        rows = await self._read(lambda conn: conn.execute("SELECT status, n FROM counts").fetchall())
+        found = {r["status"]: r["n"] for r in rows}  # type: ignore[union-attr]
+        return {s: int(found.get(s, 0)) for s in STATUSES}
+
+    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
+        """One UPDATE ... RETURNING takes due queued tasks and tasks whose lease ran out."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        token = secrets.token_hex(8)
+        exclude = ""
+        if exclude_hosts:
+            exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})"
+        sql = (
+            "UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
+            " started_at = ?, updated_at = ?"
+            " WHERE seq IN (SELECT seq FROM jobs WHERE status IN ('queued', 'running') AND available_at <= ?"
+            f"{exclude} ORDER BY available_at LIMIT ?)"
+            f" RETURNING {JOB_COLUMNS}"
+        )
+        args = (token, now + lease_seconds, now, now, now, *exclude_hosts, limit)
+        rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())
+        tasks = [_task(r) for r in rows]  # type: ignore[union-attr]
+        tasks.sort(key=lambda t: t.available_at)
+        return tasks
+
+    async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
+        """Renew leases still held; report the ones another claim or a cancel took away."""
+        if not leases:
+            return []
+        now = self.clock()
+
+        def renew(conn: sqlite3.Connection) -> list[str]:
+            lost = []
+            for lease in leases:
+                cur = conn.execute(
+                    "UPDATE jobs SET available_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'",
+                    (now + lease_seconds, lease.task_id, lease.token),
+                )
+                if cur.rowcount == 0:
+                    lost.append(lease.task_id)
+            return lost
+
+        return await self._write(renew)  # type: ignore[return-value]
+
+    async def release(self, leases: list[Lease]) -> list[Task]:
+        """Hand tasks back as queued, due now, without counting the interrupted attempt."""
+        if not leases:
+            return []
+        now = self.clock()
+
+        def give_back(conn: sqlite3.Connection) -> list[Task]:
+            out = []
+            for lease in leases:
+                row = conn.execute(
+                    "UPDATE jobs SET status = 'queued', lease_token = NULL, available_at = ?, updated_at = ?,"
+                    " attempts = MAX(attempts - 1, 0) WHERE id = ? AND lease_token = ? AND status = 'running'"
+                    f" RETURNING {JOB_COLUMNS}",
+                    (now, now, lease.task_id, lease.token),
+                ).fetchone()
+                if row:
+                    out.append(_task(row))
+            return out
+
+        return await self._write(give_back)  # type: ignore[return-value]
+
+    async def complete(self, lease: Lease, result: Result) -> Task | None:
+        """Mark completed and store the result in one transaction, only under a live lease."""
+        now = self.clock()
+
+        def finish(conn: sqlite3.Connection) -> Task | None:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
+                " http_status = ?, error_code = NULL, error_message = NULL"
+                f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}",
+                (now, now, result.http_status, lease.task_id, lease.token),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                f"INSERT OR REPLACE INTO results ({RESULT_COLUMNS}, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lease.task_id, result.url, result.final_url, result.http_status,
+                    json.dumps(result.headers), result.content_type, result.encoding, result.encoding_source,
+                    result.size, int(result.truncated), result.elapsed_ms, result.fetched_at, result.sha256,
+                    json.dumps(result.redirects), json.dumps(result.timings), result.body,
+                ),
+            )
+            return _task(row)
+
+        return await self._write(finish)  # type: ignore[return-value]
+
+    async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
+        """Queue again for `at`, keeping the last error visible; only under a live lease."""
+        now = self.clock()
+        return await self._finish_attempt(
+            "status = 'queued', available_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?",
+            (at, now, http_status, error.code, error.message),
+            lease,
+        )
+
+    async def fail(self, lease: Lease, error: TaskError, http_status: int | None) -> Task | None:
+        """Mark failed for good; only under a live lease."""
+        now = self.clock()
+        return await self._finish_attempt(
+            "status = 'failed', finished_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?",
+            (now, now, http_status, error.code, error.message),
+            lease,
+        )
+
+    async def _finish_attempt(self, assignments: str, args: tuple[object, ...], lease: Lease) -> Task | None:
+        sql = (
+            f"UPDATE jobs SET lease_token = NULL, {assignments}"
+            f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}"
+        )
+
+        def update(conn: sqlite3.Connection) -> Task | None:
+            row = conn.execute(sql, (*args, lease.task_id, lease.token)).fetchone()
+            return _task(row) if row else None
+
+        return await self._write(update)  # type: ignore[return-value]
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a queued or running task; a running fetch's late completion is then refused."""
+        now = self.clock()
+
+        def update(conn: sqlite3.Connection) -> Task:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?"
+                f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {JOB_COLUMNS}",
+                (now, now, task_id),
+            ).fetchone()
+            if row is not None:
+                return _task(row)
+            current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
+            if current is None:
+                raise NotFound(task_id)
+            task = _task(current)
+            raise Conflict(
+                task, f"task {task_id} is already {task.status}; only queued or running tasks can be cancelled"
+            )
+
+        return await self._write(update)  # type: ignore[return-value]
+
+    async def retry(self, task_id: str) -> Task:
+        """Queue a finished task again from scratch; its old result is dropped."""
+        now = self.clock()
+
+        def update(conn: sqlite3.Connection) -> Task:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, available_at = ?, updated_at = ?,"
+                " started_at = NULL, finished_at = NULL, http_status = NULL, error_code = NULL,"
+                " error_message = NULL, lease_token = NULL"
+                f" WHERE id = ? AND status IN ('{COMPLETED}', '{FAILED}', '{CANCELLED}') RETURNING {JOB_COLUMNS}",
+                (now, now, task_id),
+            ).fetchone()
+            if row is None:
+                current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
+                if current is None:
+                    raise NotFound(task_id)
+                task = _task(current)
+                raise Conflict(task, f"task {task_id} is still {task.status}; only finished tasks can be retried")
+            conn.execute("DELETE FROM results WHERE job_id = ?", (task_id,))
+            return _task(row)
+
+        return await self._write(update)  # type: ignore[return-value]
+
+    async def get_result(self, task_id: str, with_body: bool) -> Result | None:
+        """Read a result; the body column is read only when asked for."""
+        columns = RESULT_COLUMNS + (", body" if with_body else "")
+        row = await self._read(
+            lambda conn: conn.execute(f"SELECT {columns} FROM results WHERE job_id = ?", (task_id,)).fetchone()
+        )
+        return _result(row, with_body) if row else None  # type: ignore[arg-type]
+
+    async def list_results(self, limit: int, cursor: str | None) -> Page:
+        """Newest completion first, without bodies."""
+        before = _decode_cursor(cursor)
+        clause = "WHERE seq < ?" if before is not None else ""
+        args = (before,) if before is not None else ()
+        sql = f"SELECT seq, {RESULT_COLUMNS} FROM results {clause} ORDER BY seq DESC LIMIT ?"
+        rows = list(await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall()))  # type: ignore
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1]["seq"]) if more and rows else None
+        return Page([_result(r, False) for r in rows], next_cursor)
+
+    async def changed_since(self, since: float, limit: int) -> list[Task]:
+        """Recently changed tasks, for processes that share this file to see each other's work."""
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE updated_at >= ? ORDER BY updated_at LIMIT ?", (since, limit)
+            ).fetchall()
+        )
+        return [_task(r) for r in rows]  # type: ignore[union-attr]
+
+
+__all__ = ["RUNNING", "SQLiteStore", "sqlite_path_from_url"]

@@ -1,0 +1,77 @@
+"""Validation and normalisation of submitted URLs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from jobqueue.addresses import AddressPolicy
+
+MAX_URL_LENGTH = 2048
+ALLOWED_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
+
+
+class InvalidURL(ValueError):
+    """A submitted URL that cannot be fetched; `code` is the API's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CleanURL:
+    """A URL ready to fetch and the host it names (for per-host limits)."""
+
+    url: str
+    host: str
+
+
+def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
+    """Check a submitted URL; a missing scheme means https, other schemes are refused."""
+    if not isinstance(raw, str):
+        raise InvalidURL("invalid_url", "each URL must be a JSON string")
+    text = raw.strip()
+    if not text:
+        raise InvalidURL("invalid_url", "the URL is empty")
+    if len(text) > MAX_URL_LENGTH:
+        raise InvalidURL("url_too_long", f"the URL has {len(text)} characters; the limit is {MAX_URL_LENGTH}")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise InvalidURL("invalid_url", "the URL contains spaces or control characters; percent-encode them")
+    if text.startswith("//"):
+        text = "https:" + text
+    elif not _SCHEME.match(text) or _HOST_PORT.match(text):
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURL("invalid_url", f"the URL cannot be parsed: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise InvalidURL("unsupported_scheme", f"the scheme {scheme!r} is not supported; use http:// or https://")
+    host = parts.hostname or ""
+    if not host:
+        raise InvalidURL("invalid_url", "the URL has no host name")
+    try:
+        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
+    except UnicodeError as exc:
+        raise InvalidURL("invalid_url", f"the host name {host!r} is not valid: {exc}") from exc
+    if policy.refuses_host(ascii_host):
+        raise InvalidURL(
+            "blocked",
+            f"the host {host!r} is a private or local address; start the server with --allow-private-addresses "
+            "to fetch from your own network",
+        )
+    netloc = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    if parts.username is not None:
+        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
+        netloc = f"{userinfo}@{netloc}"
+    url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    return CleanURL(url=url, host=ascii_host)

@@ -1,0 +1,247 @@
+"""The worker pool: claims due tasks, fetches them with per-host limits, records the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobqueue.charset import decode_body
+from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
+from jobqueue.models import Result, Task, TaskError
+from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
+from jobqueue.store.base import Lease, Store, StoreError
+
+log = logging.getLogger("jobqueue.workers")
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Concurrency and lease timing of the worker pool."""
+
+    workers: int = 32
+    per_host: int = 4
+    lease_seconds: float = 60.0
+    poll_interval: float = 0.5
+    shutdown_grace: float = 5.0
+
+
+def result_from_response(task_id: str, response: FetchResponse) -> Result:
+    """Turn a fetched response into the stored result, recording the charset it decodes with."""
+    content_type = response.headers.get("content-type")
+    decoded = decode_body(response.body, content_type)
+    media_type = content_type.split(";", 1)[0].strip().lower() if content_type else None
+    return Result(
+        id=task_id,
+        url=response.url,
+        final_url=response.final_url,
+        http_status=response.http_status,
+        headers=response.headers,
+        content_type=media_type,
+        encoding=decoded.encoding,
+        encoding_source=decoded.source,
+        size=len(response.body),
+        truncated=False,
+        elapsed_ms=response.elapsed_ms,
+        fetched_at=response.fetched_at,
+        sha256=response.sha256,
+        redirects=response.redirects,
+        timings=response.timings,
+        body=response.body,
+    )
+
+
+class WorkerPool:
+    """Runs up to `workers` fetches at once, at most `per_host` per host, under store leases."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        settings: PoolSettings,
+        retry: RetryPolicy,
+        publish: Callable[[Task], None],
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.settings = settings
+        self.retry = retry
+        self.publish = publish
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._leases: dict[str, Lease] = {}
+        self._host_running: Counter[str] = Counter()
+        self._pending: dict[str, deque[Task]] = {}
+
+    @property
+    def busy(self) -> int:
+        """How many tasks this process holds (running or waiting for their host)."""
+        return len(self._leases)
+
+    def start(self) -> None:
+        """Begin claiming and heartbeating."""
+        self._loop_task = asyncio.ensure_future(self._claim_loop())
+        self._heartbeat_task = asyncio.ensure_future(self._heartbeat_loop())
+
+    def wake(self) -> None:
+        """Look for due work now (called after submissions and retries)."""
+        self._wake.set()
+
+    def cancel_local(self, task_id: str) -> None:
+        """Stop fetching a task this process runs (it was cancelled by a user)."""
+        running = self._running.get(task_id)
+        if running is not None:
+            running.cancel()
+        for queue in self._pending.values():
+            for task in list(queue):
+                if task.id == task_id:
+                    queue.remove(task)
+                    self._leases.pop(task_id, None)
+
+    async def stop(self) -> None:
+        """Stop claiming, let fetches finish within the grace period, give the rest back."""
+        self._stopping = True
+        self._wake.set()
+        for background in (self._loop_task, self._heartbeat_task):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+        in_flight = list(self._running.values())
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=self.settings.shutdown_grace)
+        leases = list(self._leases.values())
+        for task in list(self._running.values()):
+            task.cancel()
+        for task in in_flight:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._leases.clear()
+        self._pending.clear()
+        if leases:
+            try:
+                for task in await self.store.release(leases):
+                    self.publish(task)
+            except StoreError as exc:
+                log.warning("could not release %d tasks (their leases will expire): %s", len(leases), exc)
+        self.fetcher.close()
+
+    def _saturated_hosts(self) -> list[str]:
+        hosts = {h for h, n in self._host_running.items() if n >= self.settings.per_host}
+        hosts.update(h for h, q in self._pending.items() if q)
+        return sorted(hosts)
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._wake.clear()
+            free = self.settings.workers - len(self._leases)
+            claimed: list[Task] = []
+            if free > 0:
+                try:
+                    claimed = await self.store.claim(free, self.settings.lease_seconds, self._saturated_hosts())
+                    failures = 0
+                except StoreError as exc:
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                for task in claimed:
+                    self._dispatch(task)
+            if claimed and len(claimed) == free:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    def _dispatch(self, task: Task) -> None:
+        assert task.lease_token is not None
+        self._leases[task.id] = Lease(task.id, task.lease_token)
+        self.publish(task)
+        if self._host_running[task.host] < self.settings.per_host:
+            self._start(task)
+        else:
+            self._pending.setdefault(task.host, deque()).append(task)
+
+    def _start(self, task: Task) -> None:
+        self._host_running[task.host] += 1
+        self._running[task.id] = asyncio.ensure_future(self._process(task))
+
+    def _finished(self, task: Task) -> None:
+        self._running.pop(task.id, None)
+        self._leases.pop(task.id, None)
+        self._host_running[task.host] -= 1
+        if self._host_running[task.host] <= 0:
+            del self._host_running[task.host]
+        queue = self._pending.get(task.host)
+        if queue and not self._stopping:
+            self._start(queue.popleft())
+        if queue is not None and not queue:
+            del self._pending[task.host]
+        self._wake.set()
+
+    async def _process(self, task: Task) -> None:
+        lease = self._leases[task.id]
+        try:
+            updated = await self._attempt(task, lease)
+        except asyncio.CancelledError:
+            return
+        except StoreError as exc:
+            log.warning("task %s: could not record the outcome (%s); it will run again", task.id, exc)
+            return
+        except Exception:
+            log.exception("task %s: unexpected error; it will run again after its lease", task.id)
+            return
+        finally:
+            self._finished(task)
+        if updated is not None:
+            self.publish(updated)
+        else:
+            log.info("task %s: lease lost (cancelled or taken over); outcome discarded", task.id)
+
+    async def _attempt(self, task: Task, lease: Lease) -> Task | None:
+        if task.attempts > self.retry.max_attempts:
+            error = TaskError("abandoned", f"the process running this task stopped {task.attempts - 1} times")
+            return await self.store.fail(lease, error, None)
+        try:
+            response = await self.fetcher.fetch(task.url)
+        except FetchError as exc:
+            error = TaskError(exc.code, exc.message)
+            if exc.retryable and self.retry.may_retry(task.attempts):
+                delay = self.retry.backoff(task.attempts)
+                error.message += f"; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s"
+                return await self.store.reschedule(lease, time.time() + delay, error, None)
+            return await self.store.fail(lease, error, None)
+        status = response.http_status
+        if status in RETRYABLE_STATUSES and self.retry.may_retry(task.attempts):
+            delay = self.retry.retry_after(response.headers.get("retry-after"))
+            if delay is None:
+                delay = self.retry.backoff(task.attempts)
+            error = TaskError(
+                "http_error",
+                f"HTTP {status}; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s",
+            )
+            return await self.store.reschedule(lease, time.time() + delay, error, status)
+        result = result_from_response(task.id, response)
+        return await self.store.complete(lease, result)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(self.settings.lease_seconds / 3, 0.05)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            leases = list(self._leases.values())
+            try:
+                lost = await self.store.extend(leases, self.settings.lease_seconds)
+            except StoreError as exc:
+                log.warning("renewing leases failed: %s", exc)
+                continue
+            for task_id in lost:
+                log.info("task %s: lease lost; stopping its fetch", task_id)
+                self.cancel_local(task_id)

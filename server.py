@@ -1,0 +1,140 @@
+"""Run jobqueue: the REST API, the dashboard and the fetch workers in one Tornado process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from handlers import make_app
+from jobqueue.addresses import AddressPolicy
+from jobqueue.config import ConfigError, Settings, load_settings
+from jobqueue.fetcher import Fetcher, FetchSettings
+from jobqueue.models import Task
+from jobqueue.retry_policy import RetryPolicy
+from jobqueue.service import JobService
+from jobqueue.store import Store, StoreError, store_from_url
+from jobqueue.workers import PoolSettings, WorkerPool
+
+log = logging.getLogger("jobqueue")
+
+
+class JobQueueServer:
+    """Everything one process runs, built once from Settings and shared through the Application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        self.pool: WorkerPool | None = None
+        self.service: JobService | None = None
+        self.http: HTTPServer | None = None
+        self.port: int = settings.port
+
+    def publish(self, task: Task) -> None:
+        """Announce a task's new state (the live event hub subscribes here)."""
+        log.debug("task %s %s", task.id, task.status)
+
+    async def start(self) -> None:
+        """Open the database, bind the port, start the workers (ConfigError says what went wrong)."""
+        settings = self.settings
+        try:
+            policy = AddressPolicy.build(settings.allow_private_addresses, settings.allow_networks)
+        except ValueError as exc:
+            raise ConfigError(f"--allow-network: {exc}") from exc
+        try:
+            self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
+            await self.store.open()
+        except (ValueError, StoreError) as exc:
+            raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
+        fetcher = Fetcher(
+            FetchSettings(
+                connect_timeout=settings.connect_timeout,
+                total_timeout=settings.fetch_timeout,
+                max_body_size=settings.max_body_size,
+                user_agent=settings.user_agent,
+                max_clients=settings.workers,
+            ),
+            policy,
+        )
+        self.pool = WorkerPool(
+            self.store,
+            fetcher,
+            PoolSettings(
+                workers=settings.workers,
+                per_host=settings.per_host,
+                lease_seconds=settings.lease_seconds,
+                shutdown_grace=settings.shutdown_grace,
+            ),
+            RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay),
+            self.publish,
+        )
+        self.service = JobService(self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local)
+        app = make_app(self.service, settings)
+        try:
+            sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
+        except OSError as exc:
+            await self.store.close()
+            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
+        self.port = sockets[0].getsockname()[1]
+        self.http = HTTPServer(app, max_body_size=settings.max_request_size + 65536)
+        self.http.add_sockets(sockets)
+        self.pool.start()
+
+    @property
+    def url(self) -> str:
+        """The dashboard's address."""
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}/"
+
+    async def stop(self) -> None:
+        """Stop accepting requests, let fetches finish briefly, give back the rest, close the database."""
+        if self.http is not None:
+            self.http.stop()
+        if self.pool is not None:
+            await self.pool.stop()
+        if self.http is not None:
+            await self.http.close_all_connections()
+        if self.store is not None:
+            await self.store.close()
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    server = JobQueueServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"jobqueue: dashboard on {server.url} (database {settings.database}, {settings.workers} workers)",
+        flush=True,
+    )
+    await stop.wait()
+    log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
+    await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse options, run, and turn configuration problems into one clear sentence."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(argv)
+        asyncio.run(run(settings))
+    except ConfigError as exc:
+        print(f"jobqueue: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real target site, a real server on a real SQLite file, an API client."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from tornado.ioloop import IOLoop
+
+from jobqueue.config import Settings
+from server import JobQueueServer
+from tests.helpers import Api
+from tests.target import Target
+
+
+@pytest.fixture
+def target(io_loop: IOLoop) -> Iterator[Target]:
+    """A target site on 127.0.0.1 serving the pages the tests fetch."""
+    site = io_loop.run_sync(lambda: _async(Target))
+    yield site
+    site.stop()
+
+
+async def _async(factory: Callable[[], Any]) -> Any:
+    return factory()
+
+
+def test_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    """Settings for a server under test: random port, a fresh SQLite file, fast retries."""
+    base = Settings(
+        port=0,
+        database=f"sqlite:///{tmp_path}/jobqueue.db",
+        allow_private_addresses=True,
+        retry_base_delay=0.05,
+        lease_seconds=10.0,
+        shutdown_grace=1.0,
+        fetch_timeout=10.0,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture
+def make_server(io_loop: IOLoop, tmp_path: Any) -> Iterator[Callable[..., JobQueueServer]]:
+    """Start servers with settings overrides; all are stopped after the test."""
+    started: list[JobQueueServer] = []
+
+    async def start(**overrides: Any) -> JobQueueServer:
+        server = JobQueueServer(test_settings(tmp_path, **overrides))
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        io_loop.run_sync(server.stop)
+
+
+@pytest.fixture
+def jq(io_loop: IOLoop, make_server: Callable[..., Any]) -> JobQueueServer:
+    """A running server with default test settings."""
+    return io_loop.run_sync(make_server)
+
+
+@pytest.fixture
+def api(jq: JobQueueServer) -> Iterator[Api]:
+    """A client for the `jq` server."""
+    client = Api(f"http://127.0.0.1:{jq.port}")
+    yield client
+    client.close()
