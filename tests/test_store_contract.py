@@ -1,0 +1,242 @@
+"""The store contract: every backend must pass these, written once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from tornado.ioloop import IOLoop
+
+from jobqueue.models import Result, TaskError, new_task_id
+from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound
+from tests.store_backends import BACKENDS, FakeClock, sqlite_factory
+
+LEASE = 30.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def open_store(request: Any, io_loop: IOLoop, tmp_path: Any, clock: FakeClock) -> Any:
+    """A factory of opened stores sharing one database; all are closed after the test."""
+    factories = {"sqlite": sqlite_factory}
+    make = factories[request.param](tmp_path, clock)
+    opened = []
+
+    async def open_one() -> Any:
+        store = make()
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        io_loop.run_sync(store.close)
+
+
+def new_tasks(n: int, host: str = "example.com") -> list[NewTask]:
+    return [NewTask(new_task_id(), f"https://{host}/{i}", host) for i in range(n)]
+
+
+def result_for(task_id: str, body: bytes = b"hello") -> Result:
+    return Result(id=task_id, url="https://example.com/", final_url="https://example.com/", http_status=200,
+                  headers={"content-type": "text/plain"}, content_type="text/plain", encoding="utf-8",
+                  encoding_source="header", size=len(body), truncated=False, elapsed_ms=1.0,
+                  fetched_at=1.0, sha256="0" * 64, body=body)
+
+
+@pytest.mark.gen_test
+async def test_add_get_and_counts(open_store):
+    store = await open_store()
+    added = await store.add(new_tasks(3))
+    assert [t.status for t in added] == ["queued"] * 3
+    got = await store.get(added[1].id)
+    assert got.url == added[1].url and got.attempts == 0
+    assert await store.get("missing") is None
+    assert (await store.counts())["queued"] == 3
+
+
+@pytest.mark.gen_test
+async def test_claim_takes_each_task_once_under_concurrency(open_store):
+    first = await open_store()
+    others = [await open_store() for _ in range(3)]
+    added = await first.add(new_tasks(300))
+    claimed: list[str] = []
+
+    async def claimer(store: Any) -> None:
+        while True:
+            got = await store.claim(7, LEASE, [])
+            if not got:
+                return
+            claimed.extend(t.id for t in got)
+
+    await asyncio.gather(*(claimer(s) for s in [first, *others, first]))
+    assert sorted(claimed) == sorted(t.id for t in added)
+    counts = await first.counts()
+    assert counts["running"] == 300 and counts["queued"] == 0
+
+
+@pytest.mark.gen_test
+async def test_claim_excludes_hosts_and_marks_running(open_store):
+    store = await open_store()
+    await store.add(new_tasks(2, "a.test") + new_tasks(2, "b.test"))
+    got = await store.claim(10, LEASE, ["a.test"])
+    assert {t.host for t in got} == {"b.test"}
+    assert all(t.status == "running" and t.attempts == 1 and t.lease_token for t in got)
+
+
+@pytest.mark.gen_test
+async def test_expired_lease_is_claimable_again_and_stale_completion_is_refused(open_store, clock):
+    store = await open_store()
+    [task] = await store.add(new_tasks(1))
+    [first] = await store.claim(1, LEASE, [])
+    clock.advance(LEASE / 2)
+    assert await store.claim(1, LEASE, []) == []
+    clock.advance(LEASE)
+    [second] = await store.claim(1, LEASE, [])
+    assert second.id == task.id and second.attempts == 2 and second.lease_token != first.lease_token
+    assert await store.complete(Lease(task.id, first.lease_token), result_for(task.id, b"stale")) is None
+    done = await store.complete(Lease(task.id, second.lease_token), result_for(task.id, b"fresh"))
+    assert done.status == "completed"
+    stored = await store.get_result(task.id, with_body=True)
+    assert stored.body == b"fresh"
+    page = await store.list_results(100, None)
+    assert [r.id for r in page.items] == [task.id]
+
+
+@pytest.mark.gen_test
+async def test_completion_is_idempotent(open_store):
+    store = await open_store()
+    [task] = await store.add(new_tasks(1))
+    [claimed] = await store.claim(1, LEASE, [])
+    lease = Lease(task.id, claimed.lease_token)
+    assert (await store.complete(lease, result_for(task.id))).status == "completed"
+    assert await store.complete(lease, result_for(task.id, b"again")) is None
+    assert (await store.get_result(task.id, with_body=True)).body == b"hello"
+    counts = await store.counts()
+    assert counts["completed"] == 1 and counts["running"] == 0
+
+
+@pytest.mark.gen_test
+async def test_heartbeat_keeps_the_lease_and_reports_lost_ones(open_store, clock):
+    store = await open_store()
+    await store.add(new_tasks(2))
+    a, b = await store.claim(2, LEASE, [])
+    clock.advance(LEASE - 1)
+    await store.cancel(b.id)
+    lost = await store.extend([Lease(a.id, a.lease_token), Lease(b.id, b.lease_token)], LEASE)
+    assert lost == [b.id]
+    clock.advance(LEASE - 1)
+    assert await store.claim(5, LEASE, []) == []
+
+
+@pytest.mark.gen_test
+async def test_reschedule_waits_and_fail_is_final(open_store, clock):
+    store = await open_store()
+    await store.add(new_tasks(2))
+    a, b = await store.claim(2, LEASE, [])
+    err = TaskError("timeout", "slow")
+    again = await store.reschedule(Lease(a.id, a.lease_token), clock() + 10, err, None)
+    assert again.status == "queued" and again.error.code == "timeout"
+    failed = await store.fail(Lease(b.id, b.lease_token), TaskError("blocked", "no"), None)
+    assert failed.status == "failed" and failed.finished_at is not None
+    assert await store.claim(5, LEASE, []) == []
+    clock.advance(11)
+    [retried] = await store.claim(5, LEASE, [])
+    assert retried.id == a.id and retried.attempts == 2
+
+
+@pytest.mark.gen_test
+async def test_release_gives_back_without_counting(open_store):
+    store = await open_store()
+    await store.add(new_tasks(1))
+    [claimed] = await store.claim(1, LEASE, [])
+    [released] = await store.release([Lease(claimed.id, claimed.lease_token)])
+    assert released.status == "queued" and released.attempts == 0
+    [again] = await store.claim(1, LEASE, [])
+    assert again.attempts == 1
+
+
+@pytest.mark.gen_test
+async def test_cancel_and_retry_rules(open_store):
+    store = await open_store()
+    a, b = await store.add(new_tasks(2))
+    with pytest.raises(Conflict):
+        await store.retry(a.id)
+    cancelled = await store.cancel(a.id)
+    assert cancelled.status == "cancelled"
+    with pytest.raises(Conflict) as info:
+        await store.cancel(a.id)
+    assert info.value.task.status == "cancelled"
+    with pytest.raises(NotFound):
+        await store.cancel("nope")
+    with pytest.raises(NotFound):
+        await store.retry("nope")
+    [claimed] = await store.claim(1, LEASE, [])
+    await store.complete(Lease(b.id, claimed.lease_token), result_for(b.id))
+    retried = await store.retry(b.id)
+    assert retried.status == "queued" and retried.attempts == 0 and retried.http_status is None
+    assert await store.get_result(b.id, with_body=False) is None
+    assert (await store.retry(a.id)).status == "queued"
+
+
+@pytest.mark.gen_test
+async def test_paging_covers_every_task_exactly_once(open_store):
+    store = await open_store()
+    added = []
+    for _ in range(5):
+        added += await store.add(new_tasks(47))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list(None, 50, cursor)
+        seen += [t.id for t in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 235
+    assert seen == [t.id for t in reversed(added)]
+    claimed = await store.claim(30, LEASE, [])
+    seen_running = []
+    cursor = None
+    while True:
+        page = await store.list("running", 7, cursor)
+        seen_running += [t.id for t in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen_running) == sorted(t.id for t in claimed)
+    with pytest.raises(BadCursor):
+        await store.list(None, 10, "garbage")
+
+
+@pytest.mark.gen_test
+async def test_counts_follow_every_transition(open_store):
+    store = await open_store()
+    tasks = await store.add(new_tasks(4))
+    claimed = await store.claim(3, LEASE, [])
+    by_id = {t.id: t for t in claimed}
+    ids = list(by_id)
+    await store.complete(Lease(ids[0], by_id[ids[0]].lease_token), result_for(ids[0]))
+    await store.fail(Lease(ids[1], by_id[ids[1]].lease_token), TaskError("blocked", "x"), None)
+    await store.cancel(ids[2])
+    unclaimed = next(t.id for t in tasks if t.id not in by_id)
+    assert await store.counts() == {"queued": 1, "running": 0, "completed": 1, "failed": 1, "cancelled": 1}
+    await store.cancel(unclaimed)
+    assert (await store.counts())["cancelled"] == 2
+
+
+@pytest.mark.gen_test
+async def test_changed_since_sees_recent_changes(open_store, clock):
+    store = await open_store()
+    await store.add(new_tasks(2))
+    mark = clock()
+    clock.advance(5)
+    [claimed, _] = await store.claim(2, LEASE, [])
+    changed = await store.changed_since(mark + 1, 100)
+    assert len(changed) == 2 and all(t.status == "running" for t in changed)
+    assert await store.changed_since(clock() + 1, 100) == []
