@@ -13,8 +13,10 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from handlers import make_app
+from handlers.events import counts_loop
 from jobqueue.addresses import AddressPolicy
 from jobqueue.config import ConfigError, Settings, load_settings
+from jobqueue.events import EventHub
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.models import Task
 from jobqueue.retry_policy import RetryPolicy
@@ -35,10 +37,13 @@ class JobQueueServer:
         self.service: JobService | None = None
         self.http: HTTPServer | None = None
         self.port: int = settings.port
+        self.hub = EventHub()
+        self._background: list[asyncio.Task[None]] = []
 
     def publish(self, task: Task) -> None:
-        """Announce a task's new state (the live event hub subscribes here)."""
+        """Announce a task's new state to the live event hub."""
         log.debug("task %s %s", task.id, task.status)
+        self.hub.publish(task)
 
     async def start(self) -> None:
         """Open the database, bind the port, start the workers (ConfigError says what went wrong)."""
@@ -75,7 +80,7 @@ class JobQueueServer:
             self.publish,
         )
         self.service = JobService(self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local)
-        app = make_app(self.service, settings)
+        app = make_app(self.service, settings, hub=self.hub)
         try:
             sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
         except OSError as exc:
@@ -85,6 +90,7 @@ class JobQueueServer:
         self.http = HTTPServer(app, max_body_size=settings.max_request_size + 65536)
         self.http.add_sockets(sockets)
         self.pool.start()
+        self._background.append(asyncio.ensure_future(counts_loop(self.hub, self.store)))
 
     @property
     def url(self) -> str:
@@ -97,6 +103,8 @@ class JobQueueServer:
         """Stop accepting requests, let fetches finish briefly, give back the rest, close the database."""
         if self.http is not None:
             self.http.stop()
+        for task in self._background:
+            task.cancel()
         if self.pool is not None:
             await self.pool.stop()
         if self.http is not None:

@@ -8,6 +8,7 @@ from tornado.web import Application
 
 from handlers.base import NotFoundHandler
 from handlers.dashboard import DashboardHandler
+from handlers.events import EventsHandler
 from handlers.health import HealthHandler
 from handlers.results import ResultBodyHandler, ResultHandler, ResultListHandler
 from handlers.tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
@@ -28,6 +29,7 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         (rf"{API}/results/?", ResultListHandler),
         (rf"{API}/results/{_ID}/?", ResultHandler),
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
+        (rf"{API}/events", EventsHandler),
         (r"/healthz", HealthHandler),
     ]
     return Application(
@@ -38,5 +40,8 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         static_path=os.path.join(ROOT, "static"),
         default_handler_class=NotFoundHandler,
         xsrf_cookies=False,
+        websocket_ping_interval=20,
+        websocket_ping_timeout=30,
+        websocket_max_message_size=65536,
         **extra,
     )

@@ -35,6 +35,7 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     shutdown_grace: float = 5.0
     max_request_size: int = 4 * 1024 * 1024
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 
 
 # (flag, type, help); the environment variable is JOBQUEUE_ + the flag in upper case.
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let the fetcher reach loopback, private and link-local addresses")
     parser.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
                         help="allow one private network while the guard stays on (repeatable)")
+    parser.add_argument("--allowed-origins", default=None, metavar="ORIGINS",
+                        help="comma-separated origins that may open the websocket besides the "
+                             "dashboard's own ('*' for any)")
     return parser
 
 
@@ -106,6 +110,9 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         networks = [n for n in env["JOBQUEUE_ALLOW_NETWORK"].split(",") if n.strip()]
     if networks:
         values["allow_networks"] = tuple(n.strip() for n in networks)
+    origins = args.allowed_origins if args.allowed_origins is not None else env.get("JOBQUEUE_ALLOWED_ORIGINS")
+    if origins:
+        values["allowed_origins"] = tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
     settings = Settings(**values)  # type: ignore[arg-type]
     validate(settings)
     return settings

@@ -96,7 +96,7 @@ async def test_config_errors_are_one_sentence_and_exit_non_zero(tmp_path):
             sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(tmp_path),
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        _out, err = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 2, (args, err)
         assert expected in err.decode() and "Traceback" not in err.decode(), err
 

@@ -236,7 +236,7 @@ async def test_changed_since_sees_recent_changes(open_store, clock):
     await store.add(new_tasks(2))
     mark = clock()
     clock.advance(5)
-    [claimed, _] = await store.claim(2, LEASE, [])
+    [_claimed, _] = await store.claim(2, LEASE, [])
     changed = await store.changed_since(mark + 1, 100)
     assert len(changed) == 2 and all(t.status == "running" for t in changed)
     assert await store.changed_since(clock() + 1, 100) == []

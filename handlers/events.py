@@ -1,0 +1,84 @@
+"""`/events`: the websocket that streams every task state change to dashboards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from jobqueue.config import Settings
+from jobqueue.events import EventHub, Subscription
+
+log = logging.getLogger("jobqueue.events")
+
+
+class EventsHandler(WebSocketHandler):
+    """Subscribes on open, then sends batches as fast as the client reads them (never faster)."""
+
+    subscription: Subscription | None = None
+    _sender: asyncio.Task[None] | None = None
+
+    @property
+    def hub(self) -> EventHub:
+        """The event hub built once in main()."""
+        return self.application.settings["hub"]
+
+    @property
+    def config(self) -> Settings:
+        """The server's settings."""
+        return self.application.settings["config"]
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.config.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        return urlsplit(origin).netloc.lower() == self.request.headers.get("Host", "").lower()
+
+    def open(self, *args: Any) -> None:
+        task_ids = self.get_query_arguments("task_id") or None
+        self.subscription = self.hub.subscribe(task_ids)
+        self.write_message(json.dumps({"type": "hello", "server_time": time.time()}))
+        self._sender = asyncio.ensure_future(self._send_loop())
+
+    async def _send_loop(self) -> None:
+        assert self.subscription is not None
+        try:
+            while True:
+                batch = await self.subscription.next_batch()
+                last = None
+                for message in batch:
+                    last = self.write_message(message)
+                if last is not None:
+                    await last  # resolves once the socket took it: a slow reader slows only itself
+        except (WebSocketClosedError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("event stream to a client failed")
+            self.close()
+
+    def on_message(self, message: str | bytes) -> None:
+        pass  # the stream is one-way; pings are handled by Tornado
+
+    def on_close(self) -> None:
+        if self.subscription is not None:
+            self.subscription.close()
+        if self._sender is not None:
+            self._sender.cancel()
+
+
+async def counts_loop(hub: EventHub, store: Any, interval: float = 1.0) -> None:
+    """Push counts by status to dashboards once a second while anything changes."""
+    seen = -1
+    while True:
+        await asyncio.sleep(interval)
+        if hub.subscribers == 0 or hub.published == seen:
+            continue
+        seen = hub.published
+        with contextlib.suppress(Exception):
+            hub.publish_counts(await store.counts())
