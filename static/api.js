@@ -1,0 +1,59 @@
+// Talks to the REST API; adds the API token when the server asks for one.
+
+const BASE = "/jobqueue/api/v1.0";
+const TOKEN_KEY = "jobqueue.token";
+
+export function token() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function askForToken() {
+  const dialog = document.getElementById("token-dialog");
+  const input = document.getElementById("token");
+  return new Promise((resolve) => {
+    if (dialog.open) { dialog.addEventListener("close", () => resolve(token()), { once: true }); return; }
+    input.value = "";
+    dialog.addEventListener("close", () => {
+      if (input.value) localStorage.setItem(TOKEN_KEY, input.value.trim());
+      resolve(token());
+    }, { once: true });
+    dialog.showModal();
+  });
+}
+
+function headers(extra = {}) {
+  const h = { Accept: "application/json", ...extra };
+  if (token()) h.Authorization = `Bearer ${token()}`;
+  return h;
+}
+
+// Returns {status, body}; network failures become status 0 with an error body.
+export async function api(method, path, payload) {
+  const init = { method, headers: headers(payload ? { "Content-Type": "application/json" } : {}) };
+  if (payload) init.body = JSON.stringify(payload);
+  let response;
+  try {
+    response = await fetch(BASE + path, init);
+  } catch (err) {
+    return { status: 0, body: { error: { code: "network", message: "the server cannot be reached; is it running?" } } };
+  }
+  if (response.status === 401) {
+    await askForToken();
+    return api(method, path, payload);
+  }
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  return { status: response.status, body };
+}
+
+export async function rawBody(id) {
+  const response = await fetch(`${BASE}/results/${encodeURIComponent(id)}/body`, { headers: headers() });
+  if (!response.ok) throw new Error(`body: HTTP ${response.status}`);
+  return response.blob();
+}
+
+export function eventsUrl() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const query = token() ? `?token=${encodeURIComponent(token())}` : "";
+  return `${scheme}://${location.host}${BASE}/events${query}`;
+}

@@ -1,0 +1,49 @@
+// The live link: a websocket that reconnects by itself and shows its state.
+
+import { eventsUrl } from "./api.js";
+
+export class LiveLink {
+  constructor(indicator, { onHello, onTask, onCounts, onResync }) {
+    this.indicator = indicator;
+    this.handlers = { onHello, onTask, onCounts, onResync };
+    this.delay = 500;
+    this.socket = null;
+  }
+
+  start() {
+    this.setState("connecting", "connecting…");
+    const socket = new WebSocket(eventsUrl());
+    this.socket = socket;
+    socket.addEventListener("message", (event) => this.receive(event.data));
+    socket.addEventListener("close", () => this.retry());
+    socket.addEventListener("error", () => socket.close());
+  }
+
+  receive(data) {
+    let message;
+    try { message = JSON.parse(data); } catch { return; }
+    if (message.type === "hello") {
+      this.delay = 500;
+      this.setState("live", "live");
+      this.handlers.onHello();
+    } else if (message.type === "task") {
+      this.handlers.onTask(message.task);
+    } else if (message.type === "counts") {
+      this.handlers.onCounts(message.counts);
+    } else if (message.type === "resync") {
+      this.handlers.onResync();
+    }
+  }
+
+  retry() {
+    const seconds = Math.round(this.delay / 100) / 10;
+    this.setState("down", `live link down — reconnecting in ${seconds}s`);
+    setTimeout(() => this.start(), this.delay);
+    this.delay = Math.min(this.delay * 2, 15000);
+  }
+
+  setState(state, text) {
+    this.indicator.dataset.state = state;
+    this.indicator.textContent = text;
+  }
+}

@@ -1,0 +1,67 @@
+"""Real processes for browser tests: a target site and a server, each a child process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+
+
+def have_chromium() -> bool:
+    """Browser tests need Debian's chromium and the playwright package."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return os.path.exists(CHROMIUM) or shutil.which("chromium") is not None
+
+
+@contextmanager
+def child(args: list[str], pattern: bytes) -> Iterator[tuple[subprocess.Popen[bytes], re.Match[bytes]]]:
+    """Start a child process and wait for its first line to match `pattern`."""
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(pattern, line)
+        assert match, f"{args[1]} did not start: {line!r}"
+        yield proc, match
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def server_args(tmp_path: str, port: int = 0, *extra: str) -> list[str]:
+    """The command line of a test server on a SQLite file in `tmp_path`."""
+    return [sys.executable, "server.py", "--port", str(port), "--database", f"sqlite:///{tmp_path}/browser.db",
+            "--allow-private-addresses", "--retry-base-delay", "0.05", *extra]
+
+
+SERVER_LINE = rb"(http://127\.0\.0\.1:(\d+)/)"
+
+
+@contextmanager
+def running_target() -> Iterator[str]:
+    """Yield the base URL of a target site running as a child process."""
+    with child([sys.executable, "-m", "tests.target"], rb"^(\d+)") as (_t, match):
+        yield f"http://127.0.0.1:{int(match.group(1))}"
+
+
+@contextmanager
+def running_service(tmp_path: str, *extra: str) -> Iterator[tuple[str, str]]:
+    """Yield (dashboard URL, target base URL) for a server and a target running as child processes."""
+    with running_target() as target, child(server_args(tmp_path, 0, *extra), SERVER_LINE) as (_s, sm):
+        yield sm.group(1).decode(), target

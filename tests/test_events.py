@@ -1,0 +1,145 @@
+"""The event hub and the websocket: order, filters, and slow clients that must not hurt anyone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import tracemalloc
+
+import pytest
+from tornado.websocket import websocket_connect
+
+from jobqueue.events import EventHub
+from jobqueue.models import Task
+from tests.helpers import API, Api
+
+STEPS = ("queued", "running", "completed")
+
+
+def task_state(task_id: str, status: str, at: float) -> Task:
+    return Task(id=task_id, url="https://example.com/", host="example.com", status=status, attempts=1,
+                created_at=at, updated_at=at)
+
+
+@pytest.mark.gen_test
+async def test_hub_delivers_lifecycle_in_order_and_filters():
+    hub = EventHub()
+    everything = hub.subscribe()
+    only_b = hub.subscribe(["b"])
+    for i, status in enumerate(STEPS):
+        hub.publish(task_state("a", status, 100 + i))
+        got = await everything.next_batch()
+        assert [json.loads(m)["task"]["status"] for m in got] == [status]
+    hub.publish(task_state("b", "queued", 200))
+    assert [json.loads(m)["task"]["id"] for m in await only_b.next_batch()] == ["b"]
+    assert only_b.pending == 0
+
+
+@pytest.mark.gen_test
+async def test_hub_coalesces_to_latest_and_ignores_stale_states():
+    hub = EventHub()
+    sub = hub.subscribe()
+    hub.publish(task_state("a", "queued", 1))
+    hub.publish(task_state("b", "queued", 1))
+    hub.publish(task_state("a", "running", 2))
+    hub.publish(task_state("a", "completed", 3))
+    hub.publish(task_state("a", "running", 2))  # late duplicate from another path: ignored
+    batch = [json.loads(m)["task"] for m in await sub.next_batch()]
+    assert [(t["id"], t["status"]) for t in batch] == [("a", "completed"), ("b", "queued")]
+
+
+@pytest.mark.gen_test
+async def test_never_reading_subscriber_stays_bounded_and_is_told_to_resync():
+    hub = EventHub(max_pending=100)
+    stuck = hub.subscribe()
+    live = hub.subscribe(["t5"])
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(20000):
+        hub.publish(task_state(f"t{i % 500}", STEPS[i % 3], float(i)))
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert stuck.pending <= 101
+    assert grown < 8 * 1024 * 1024
+    assert json.loads((await stuck.next_batch())[0])["type"] == "resync"
+    assert [json.loads(m)["task"]["id"] for m in await live.next_batch()] == ["t5"]
+
+
+async def connect(server, query: str = ""):
+    url = f"ws://127.0.0.1:{server.port}{API}/events{query}"
+    conn = await websocket_connect(url)
+    hello = json.loads(await conn.read_message())
+    assert hello["type"] == "hello"
+    return conn
+
+
+async def read_task_events(conn, task_id: str, until: str, deadline: float = 15.0) -> list[str]:
+    statuses: list[str] = []
+    end = time.monotonic() + deadline
+    while not statuses or statuses[-1] != until:
+        remaining = end - time.monotonic()
+        assert remaining > 0, f"no {until!r} event for {task_id}; saw {statuses}"
+        message = await asyncio.wait_for(conn.read_message(), remaining)
+        assert message is not None, "the server closed the stream"
+        event = json.loads(message)
+        if event["type"] == "task" and event["task"]["id"] == task_id:
+            statuses.append(event["task"]["status"])
+    return statuses
+
+
+@pytest.mark.gen_test
+async def test_websocket_streams_each_job_lifecycle_in_order(jq, api, target):
+    conn = await connect(jq)
+    task = await api.submit(target.url("/utf8"))
+    statuses = await read_task_events(conn, task["id"], "completed")
+    assert statuses[0] == "queued" and statuses[-1] == "completed"
+    assert statuses == sorted(statuses, key=["queued", "running", "completed"].index)
+    conn.close()
+
+
+@pytest.mark.gen_test
+async def test_websocket_filter_by_task_id(jq, api, target):
+    first = await api.submit(target.url("/page/1?delay=0.2"))
+    conn = await connect(jq, f"?task_id={first['id']}")
+    await api.submit(target.url("/page/2"))
+    statuses = await read_task_events(conn, first["id"], "completed")
+    assert statuses[-1] == "completed"
+    conn.close()
+
+
+@pytest.mark.gen_test
+async def test_websocket_refuses_foreign_origin(jq):
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+
+    request = HTTPRequest(f"ws://127.0.0.1:{jq.port}{API}/events", headers={"Origin": "http://evil.example"})
+    with pytest.raises(HTTPClientError) as info:
+        await websocket_connect(request)
+    assert info.value.code == 403
+
+
+@pytest.mark.slow
+@pytest.mark.gen_test(timeout=60)
+async def test_a_never_reading_client_does_not_delay_another(make_server, target):
+    server = await make_server(workers=64, per_host=64)
+    api = Api(f"http://127.0.0.1:{server.port}")
+    stuck = await connect(server)  # connected, never reads again
+    reader = await connect(server)
+    n = 2000
+    tasks = []
+    for start in range(0, n, 1000):
+        tasks += await api.submit_many([target.url(f"/page/{i}") for i in range(start, start + 1000)])
+    last = tasks[-1]["id"]
+    finished: set[str] = set()
+    end = time.monotonic() + 45
+    while len(finished) < n:
+        assert time.monotonic() < end, f"reader saw {len(finished)} of {n} completions"
+        event = json.loads(await asyncio.wait_for(reader.read_message(), end - time.monotonic()))
+        if event["type"] == "task" and event["task"]["status"] == "completed":
+            finished.add(event["task"]["id"])
+    assert last in finished
+    subscriptions = list(server.hub._subscribers)
+    assert all(s.pending <= server.hub.max_pending + 1 for s in subscriptions)
+    stuck.close()
+    reader.close()
+    api.close()
