@@ -30,9 +30,9 @@ log = logging.getLogger("jobqueue")
 class JobQueueServer:
     """Everything one process runs, built once from Settings and shared through the Application."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store | None = None
+        self.store: Store | None = store
         self.pool: WorkerPool | None = None
         self.service: JobService | None = None
         self.http: HTTPServer | None = None
@@ -53,7 +53,8 @@ class JobQueueServer:
         except ValueError as exc:
             raise ConfigError(f"--allow-network: {exc}") from exc
         try:
-            self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
+            if self.store is None:
+                self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
             await self.store.open()
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc

@@ -20,15 +20,24 @@ FINISHED = (COMPLETED, FAILED, CANCELLED)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
-def new_task_id(now: float | None = None) -> str:
-    """Make a URL-safe id that sorts by creation time (a lower-case ULID)."""
-    millis = int((time.time() if now is None else now) * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+class TaskIds:
+    """Makes URL-safe ids that sort by creation time (lower-case ULIDs), strictly increasing per generator."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def new(self, now: float | None = None) -> str:
+        """The next id: the time in ms, then 80 random bits; within one ms, the previous id plus one."""
+        millis = int((time.time() if now is None else now) * 1000)
+        value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+        if value <= self._last:
+            value = self._last + 1
+        self._last = value
+        chars = []
+        for _ in range(26):
+            chars.append(_CROCKFORD[value & 31])
+            value >>= 5
+        return "".join(reversed(chars))
 
 
 def iso(ts: float | None) -> str | None:

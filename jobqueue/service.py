@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobqueue.addresses import AddressPolicy
-from jobqueue.models import STATUSES, Page, Result, Task, new_task_id
+from jobqueue.models import STATUSES, Page, Result, Task, TaskIds
 from jobqueue.store.base import NewTask, Store
 from jobqueue.urls import InvalidURL, normalize_url
 
@@ -74,6 +74,7 @@ class JobService:
         self.publish = publish
         self.wake_workers = wake_workers
         self.cancel_local = cancel_local
+        self.ids = TaskIds()
 
     def validate(self, urls: list[object]) -> list[NewTask]:
         """Check every URL before storing any, naming the first bad one."""
@@ -88,7 +89,7 @@ class JobService:
             except InvalidURL as exc:
                 where = f"urls[{index}]: " if len(urls) > 1 else ""
                 raise BadRequest(exc.code, where + exc.message) from exc
-            cleaned.append(NewTask(id=new_task_id(), url=clean.url, host=clean.host))
+            cleaned.append(NewTask(id=self.ids.new(), url=clean.url, host=clean.host))
         return cleaned
 
     async def submit(self, urls: list[object]) -> list[Task]:

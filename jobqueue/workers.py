@@ -109,11 +109,12 @@ class WorkerPool:
         """Stop claiming, let fetches finish within the grace period, give the rest back."""
         self._stopping = True
         self._wake.set()
-        for background in (self._loop_task, self._heartbeat_task):
-            if background is not None:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+        if self._loop_task is not None:
+            await self._loop_task  # a claim in flight is committed anyway: let it land so it is released
         in_flight = list(self._running.values())
         if in_flight:
             await asyncio.wait(in_flight, timeout=self.settings.shutdown_grace)
@@ -152,20 +153,23 @@ class WorkerPool:
                     failures += 1
                     delay = min(30.0, 0.5 * 2**failures)
                     log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
+                    await self._pause(delay)
                     continue
                 for task in claimed:
                     self._dispatch(task)
             if claimed and len(claimed) == free:
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await self._pause(self.settings.poll_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     def _dispatch(self, task: Task) -> None:
         assert task.lease_token is not None
         self._leases[task.id] = Lease(task.id, task.lease_token)
         self.publish(task)
-        if self._host_running[task.host] < self.settings.per_host:
+        if self._host_running[task.host] < self.settings.per_host and not self._stopping:
             self._start(task)
         else:
             self._pending.setdefault(task.host, deque()).append(task)

@@ -29,4 +29,32 @@ def sqlite_factory(tmp_path: Any, clock: FakeClock) -> Any:
     return lambda: SQLiteStore(path, synchronous="NORMAL", clock=clock)
 
 
-BACKENDS = [pytest.param("sqlite", id="sqlite-file")]
+
+
+def mongomock_factory(tmp_path: Any, clock: FakeClock) -> Any:
+    """MongoDB through mongomock-motor: an in-memory mock, not a server (no change streams, no transactions)."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    from jobqueue.store.mongodb import MongoStore
+
+    client = AsyncMongoMockClient()
+    return lambda: MongoStore("mongodb://mock/jobqueue_contract", clock=clock, client_factory=lambda _url: client)
+
+
+def real_mongodb_factory(tmp_path: Any, clock: FakeClock) -> Any:
+    """A real MongoDB server named by JOBQUEUE_TEST_MONGODB_URL; each test gets a fresh database."""
+    from jobqueue.store.mongodb import MongoStore
+
+    base = os.environ["JOBQUEUE_TEST_MONGODB_URL"].rstrip("/")
+    name = f"jobqueue_test_{os.urandom(4).hex()}"
+    return lambda: MongoStore(f"{base}/{name}", clock=clock)
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite-file"),
+    pytest.param("mongomock", id="mongodb-mongomock-motor-mock"),
+    pytest.param("mongodb", id="mongodb-real-server", marks=pytest.mark.skipif(
+        not os.environ.get("JOBQUEUE_TEST_MONGODB_URL"),
+        reason="set JOBQUEUE_TEST_MONGODB_URL=mongodb://host:27017 to run against a real MongoDB")),
+]
+FACTORIES = {"sqlite": sqlite_factory, "mongomock": mongomock_factory, "mongodb": real_mongodb_factory}

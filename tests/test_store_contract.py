@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from tornado.ioloop import IOLoop
 
-from jobqueue.models import Result, TaskError, new_task_id
+from jobqueue.models import Result, TaskError, TaskIds
 from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound
-from tests.store_backends import BACKENDS, FakeClock, sqlite_factory
+from tests.store_backends import BACKENDS, FACTORIES, FakeClock
 
 LEASE = 30.0
+IDS = TaskIds()
 
 
 @pytest.fixture
@@ -23,8 +24,7 @@ def clock() -> FakeClock:
 @pytest.fixture(params=BACKENDS)
 def open_store(request: Any, io_loop: IOLoop, tmp_path: Any, clock: FakeClock) -> Any:
     """A factory of opened stores sharing one database; all are closed after the test."""
-    factories = {"sqlite": sqlite_factory}
-    make = factories[request.param](tmp_path, clock)
+    make = FACTORIES[request.param](tmp_path, clock)
     opened = []
 
     async def open_one() -> Any:
@@ -39,7 +39,7 @@ def open_store(request: Any, io_loop: IOLoop, tmp_path: Any, clock: FakeClock) -
 
 
 def new_tasks(n: int, host: str = "example.com") -> list[NewTask]:
-    return [NewTask(new_task_id(), f"https://{host}/{i}", host) for i in range(n)]
+    return [NewTask(IDS.new(), f"https://{host}/{i}", host) for i in range(n)]
 
 
 def result_for(task_id: str, body: bytes = b"hello") -> Result:
