@@ -9,9 +9,10 @@ from http import HTTPStatus
 from typing import Any
 
 from tornado import httputil
-from tornado.web import HTTPError, RequestHandler, stream_request_body
+from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
 from jobqueue.config import Settings
+from jobqueue.events import EventHub
 from jobqueue.service import BadRequest, JobService
 from jobqueue.store.base import BadCursor, Conflict, NotFound, StoreError
 
@@ -43,21 +44,32 @@ class ApiError(HTTPError):
         self.extra = extra
 
 
-@stream_request_body
-class BaseAPIHandler(RequestHandler):
-    """Reads bodies within a size limit, answers JSON, and maps every exception to the error shape."""
+class SharedObjects:
+    """Typed access to the objects main() builds once and hands to the Application."""
 
-    _body: bytearray
+    application: Application
 
     @property
     def service(self) -> JobService:
-        """The job service built once in main()."""
+        """The job service."""
         return self.application.settings["service"]
 
     @property
     def config(self) -> Settings:
         """The server's settings."""
         return self.application.settings["config"]
+
+    @property
+    def hub(self) -> EventHub:
+        """The live event hub."""
+        return self.application.settings["hub"]
+
+
+@stream_request_body
+class BaseAPIHandler(SharedObjects, RequestHandler):
+    """Reads bodies within a size limit, answers JSON, and maps every exception to the error shape."""
+
+    _body: bytearray
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")

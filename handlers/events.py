@@ -12,27 +12,17 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from jobqueue.config import Settings
+from handlers.base import SharedObjects
 from jobqueue.events import EventHub, Subscription
 
 log = logging.getLogger("jobqueue.events")
 
 
-class EventsHandler(WebSocketHandler):
+class EventsHandler(SharedObjects, WebSocketHandler):
     """Subscribes on open, then sends batches as fast as the client reads them (never faster)."""
 
     subscription: Subscription | None = None
     _sender: asyncio.Task[None] | None = None
-
-    @property
-    def hub(self) -> EventHub:
-        """The event hub built once in main()."""
-        return self.application.settings["hub"]
-
-    @property
-    def config(self) -> Settings:
-        """The server's settings."""
-        return self.application.settings["config"]
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.config.allowed_origins

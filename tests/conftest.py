@@ -69,3 +69,11 @@ def api(jq: JobQueueServer) -> Iterator[Api]:
     client = Api(f"http://127.0.0.1:{jq.port}")
     yield client
     client.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    """Mark tests whose body failed, so fixtures can keep evidence (browser screenshots)."""
+    outcome = yield
+    if call.when == "call" and outcome.get_result().failed:  # type: ignore[attr-defined]
+        item.failed_call = True

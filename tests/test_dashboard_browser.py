@@ -26,13 +26,19 @@ TIMEOUT = 15_000
 
 
 @pytest.fixture
-def browser():
+def browser(request):
+    """Debian's chromium; on a failure every open page is saved under test-artifacts/ to look at."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
+        if getattr(request.node, "failed_call", False):
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            for i, page in enumerate(p for c in chromium.contexts for p in c.pages):
+                page.screenshot(path=os.path.join(ARTIFACTS, f"failure-{request.node.name}-{i}.png"), full_page=True)
         chromium.close()
+
 
 
 def counts(dashboard: str) -> dict:
