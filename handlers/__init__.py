@@ -41,7 +41,7 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         default_handler_class=NotFoundHandler,
         xsrf_cookies=False,
         websocket_ping_interval=20,
-        websocket_ping_timeout=30,
+        websocket_ping_timeout=15,
         websocket_max_message_size=65536,
         **extra,
     )

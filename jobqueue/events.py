@@ -107,7 +107,7 @@ class EventHub:
         """Announce a task's new state; a state older than the last one seen is ignored."""
         key = (task.updated_at, _RANK.get(task.status, 0))
         last = self._last.get(task.id)
-        if last is not None and key < last:
+        if last is not None and key <= last:
             return
         self._last[task.id] = key
         self._last.move_to_end(task.id)

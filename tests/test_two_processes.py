@@ -1,0 +1,58 @@
+"""Two server processes on one SQLite file: each job fetched once, every job listed by both.
+
+Live events across processes (the poll in jobqueue/peer_sync.py) are not asserted here yet: a run
+of this test once saw 6 of 500 of B's completions missing from A's stream; see the open issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+import pytest
+from tornado.websocket import websocket_connect
+
+from tests.helpers import API, wait_for
+from tests.test_durability import start_server
+
+N_JOBS = 1000
+
+
+@pytest.mark.slow
+@pytest.mark.gen_test(timeout=120)
+async def test_two_processes_share_one_sqlite_file(tmp_path, target):
+    db = str(tmp_path / "shared.db")
+    (proc_a, api_a), (proc_b, api_b) = await start_server(db), await start_server(db)
+    try:
+        ws_port = api_a.base_url.rsplit(":", 1)[1]
+        dashboard = await websocket_connect(f"ws://127.0.0.1:{ws_port}{API}/events")
+        assert json.loads(await dashboard.read_message())["type"] == "hello"
+        half = N_JOBS // 2
+        urls = [target.url(f"/page/{i}") for i in range(N_JOBS)]
+        ids = [t["id"] for t in await api_b.submit_many(urls[:half])]  # submitted to B only
+        ids += [t["id"] for t in await api_a.submit_many(urls[half:])]
+
+        async def all_done() -> bool:
+            return (await api_a.counts())["completed"] == N_JOBS
+
+        await wait_for(all_done, 90, "every job to complete")
+        # each job was fetched exactly once across both processes
+        assert sum(n for path, n in target.state.hits.items() if path.startswith("/page/")) == N_JOBS
+        assert all(n == 1 for path, n in target.state.hits.items() if path.startswith("/page/"))
+        for api in (api_a, api_b):
+            seen, cursor = [], ""
+            while True:
+                got, page = await api.call("GET", f"{API}/queue_tasks?limit=1000&cursor={cursor}")
+                assert got == 200
+                seen += [t["id"] for t in page["tasks"]]
+                if page["next"] is None:
+                    break
+                cursor = page["next"]
+            assert sorted(seen) == sorted(ids)
+        dashboard.close()
+    finally:
+        for proc, api in ((proc_a, api_a), (proc_b, api_b)):
+            api.close()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 15)
