@@ -59,6 +59,18 @@ class Api:
         task = await self.task(task_id)
         return task if task["status"] in FINISHED else None
 
+    async def all_task_ids(self, limit: int = 1000) -> list[str]:
+        """Walk every page of GET /queue_tasks, newest first."""
+        ids: list[str] = []
+        cursor = ""
+        while True:
+            code, page = await self.call("GET", f"{API}/queue_tasks?limit={limit}&cursor={cursor}")
+            assert code == 200, page
+            ids += [t["id"] for t in page["tasks"]]
+            if page["next"] is None:
+                return ids
+            cursor = page["next"]
+
     async def counts(self) -> dict[str, int]:
         code, body = await self.call("GET", f"{API}/queue_tasks?limit=1")
         assert code == 200
