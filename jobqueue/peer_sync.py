@@ -20,21 +20,32 @@ BATCH = 1000
 
 
 async def poll_changes(store: Store, hub: EventHub, interval: float = 0.5) -> None:
-    """Forever: republish tasks changed since the last look (the hub ignores states it has)."""
+    """Forever: republish tasks changed in the last OVERLAP seconds (the hub ignores states it has).
+
+    Every look starts OVERLAP seconds before the previous one began, because a change is stamped
+    when it is made but becomes visible only at its commit, a little later.
+    """
     since = time.time() - OVERLAP
     while True:
         await asyncio.sleep(interval)
+        started = time.time()
         if hub.subscribers == 0:
-            since = time.time() - OVERLAP
+            since = started - OVERLAP
             continue
         try:
-            changed = await store.changed_since(since, BATCH)
+            await _republish(store, hub, since)
         except StoreError as exc:
             log.warning("reading recent changes failed: %s", exc)
             continue
+        since = started - OVERLAP
+
+
+async def _republish(store: Store, hub: EventHub, since: float) -> None:
+    at = since
+    while True:
+        changed = await store.changed_since(at, BATCH)
         for task in changed:
             hub.publish(task)
-        if len(changed) == BATCH:
-            since = changed[-1].updated_at
-        else:
-            since = max(since, time.time() - OVERLAP)
+        if len(changed) < BATCH or changed[-1].updated_at == at:
+            return
+        at = changed[-1].updated_at

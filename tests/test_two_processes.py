@@ -1,14 +1,11 @@
-"""Two server processes on one SQLite file: each job fetched once, every job listed by both.
-
-Live events across processes (the poll in jobqueue/peer_sync.py) are not asserted here yet: a run
-of this test once saw 6 of 500 of B's completions missing from A's stream; see the open issue.
-"""
+"""Two server processes on one SQLite file: each job fetched once, listed by both, seen live by both."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
+import time
 
 import pytest
 from tornado.websocket import websocket_connect
@@ -42,6 +39,17 @@ async def test_two_processes_share_one_sqlite_file(tmp_path, target):
         assert all(n == 1 for path, n in target.state.hits.items() if path.startswith("/page/"))
         for api in (api_a, api_b):
             assert sorted(await api.all_task_ids(limit=300)) == sorted(ids)
+        # the dashboard connected to A saw every job that B submitted complete, those B ran included
+        wanted = set(ids[:half])
+        end = time.monotonic() + 30
+        while wanted:
+            try:
+                raw = await asyncio.wait_for(dashboard.read_message(), max(end - time.monotonic(), 0.01))
+            except TimeoutError:
+                raise AssertionError(f"{len(wanted)} of B's {half} jobs never reached A's dashboard") from None
+            event = json.loads(raw)
+            if event["type"] == "task" and event["task"]["status"] == "completed":
+                wanted.discard(event["task"]["id"])
         dashboard.close()
     finally:
         for proc, api in ((proc_a, api_a), (proc_b, api_b)):
