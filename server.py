@@ -19,7 +19,7 @@ from jobqueue.config import ConfigError, Settings, load_settings
 from jobqueue.events import EventHub
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.models import Task
-from jobqueue.peer_sync import poll_changes
+from jobqueue.peer_sync import follow_changes
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
 from jobqueue.store import Store, StoreError, store_from_url
@@ -93,7 +93,7 @@ class JobQueueServer:
         self.http.add_sockets(sockets)
         self.pool.start()
         self._background.append(asyncio.ensure_future(counts_loop(self.hub, self.store)))
-        self._background.append(asyncio.ensure_future(poll_changes(self.store, self.hub)))
+        self._background.append(asyncio.ensure_future(follow_changes(self.store, self.hub)))
 
     @property
     def url(self) -> str:

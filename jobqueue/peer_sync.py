@@ -1,8 +1,8 @@
-"""See other processes' work on a shared database: a cheap poll of recently changed tasks.
+"""See other processes' work on a shared database: a change stream, or a cheap poll of recent changes.
 
-Processes sharing one SQLite file (or a MongoDB without change streams) each publish only their own
-changes; this loop reads what changed since its last look and republishes it to the local hub,
-which drops states it has already seen.
+Processes sharing one database each publish only their own changes. With MongoDB on a replica set
+a change stream brings every process's changes; on SQLite, or MongoDB without change streams, a
+loop reads what changed recently. Either way the local hub drops states it has already sent.
 """
 
 from __future__ import annotations
@@ -12,11 +12,23 @@ import logging
 import time
 
 from jobqueue.events import EventHub
-from jobqueue.store.base import Store, StoreError
+from jobqueue.store.base import ChangesUnavailable, Store, StoreError
 
 log = logging.getLogger("jobqueue.peer_sync")
 OVERLAP = 2.0  # seconds re-read each time, for commits that land slightly out of clock order
 BATCH = 1000
+
+
+async def follow_changes(store: Store, hub: EventHub) -> None:
+    """Feed other processes' changes to the hub: a change stream where the backend has one, else a poll."""
+    watch = getattr(store, "watch", None)
+    if watch is not None:
+        try:
+            async for task in watch():
+                hub.publish(task)
+        except ChangesUnavailable as exc:
+            log.info("%s; polling recent changes instead", exc)
+    await poll_changes(store, hub)
 
 
 async def poll_changes(store: Store, hub: EventHub, interval: float = 0.5) -> None:

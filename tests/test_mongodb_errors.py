@@ -78,3 +78,71 @@ async def test_whole_service_on_mongodb_through_mongomock_motor(tmp_path, target
     finally:
         api.close()
         await server.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_two_processes_on_mongodb_without_change_streams_fall_back_to_polling(tmp_path, target):
+    """Two servers on one mongomock-motor database (a mock with no change streams): B's work reaches A's stream."""
+    import json
+
+    from mongomock_motor import AsyncMongoMockClient
+    from tornado.websocket import websocket_connect
+
+    from jobqueue.store.mongodb import MongoStore
+    from server import JobQueueServer
+    from tests.conftest import test_settings
+    from tests.helpers import Api
+
+    client = AsyncMongoMockClient()
+    servers = []
+    for _ in range(2):
+        store = MongoStore("mongodb://mock/shared", client_factory=lambda _url: client)
+        server = JobQueueServer(test_settings(tmp_path), store=store)
+        await server.start()
+        servers.append(server)
+    a, b = servers
+    api_a, api_b = Api(f"http://127.0.0.1:{a.port}"), Api(f"http://127.0.0.1:{b.port}")
+    stream = await websocket_connect(f"ws://127.0.0.1:{a.port}{API}/events")
+    try:
+        assert json.loads(await stream.read_message())["type"] == "hello"
+        submitted = await api_b.submit_many([target.url(f"/page/{i}") for i in range(20)])
+        wanted = {t["id"] for t in submitted}
+        while wanted:
+            event = json.loads(await asyncio.wait_for(stream.read_message(), 15))
+            if event["type"] == "task" and event["task"]["status"] == "completed":
+                wanted.discard(event["task"]["id"])
+        assert sorted(await api_a.all_task_ids()) == sorted(t["id"] for t in submitted)
+        await a.store.close()
+        got, payload = await api_a.call("GET", "/healthz")
+        assert got == 503 and payload["database"] == "mongodb"
+    finally:
+        stream.close()
+        api_a.close()
+        api_b.close()
+        for server in servers:
+            await server.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_workers_back_off_while_the_database_fails_and_resume(make_server, target):
+    """Claims that fail (database gone) are retried with backoff; work resumes when it answers."""
+    from jobqueue.store.base import StoreError
+    from tests.helpers import Api
+
+    server = await make_server()
+    store = server.store
+    real_claim = store.claim
+    failures = {"left": 2}
+
+    async def flaky_claim(*args, **kwargs):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise StoreError("database is down (simulated)")
+        return await real_claim(*args, **kwargs)
+
+    store.claim = flaky_claim
+    api = Api(f"http://127.0.0.1:{server.port}")
+    task = await api.submit(target.url("/utf8"))
+    done = await api.wait_finished(task["id"], timeout=20)
+    assert done["status"] == "completed" and failures["left"] == 0
+    api.close()

@@ -24,6 +24,10 @@ class Conflict(Exception):
         self.task = task
 
 
+class ChangesUnavailable(Exception):
+    """The backend cannot stream changes; processes fall back to polling recent changes."""
+
+
 class BadCursor(ValueError):
     """A paging cursor that this backend did not hand out."""
 

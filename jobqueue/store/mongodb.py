@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorGridFSBucket
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from jobqueue.models import STATUSES, Page, Result, Task, TaskError
-from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
+from jobqueue.store.base import BadCursor, ChangesUnavailable, Conflict, Lease, NewTask, NotFound, StoreError
 
 INLINE_BODY_LIMIT = 8 * 1024 * 1024  # larger bodies go to GridFS (documents stop at 16 MB)
 _TASK_FIELDS = {"result": 0}
@@ -126,6 +126,7 @@ class MongoStore:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._db = None
 
     async def _call(self, operation: Any) -> Any:
         try:
@@ -342,3 +343,33 @@ class MongoStore:
         """Recently changed tasks, for processes without change streams."""
         found = self._db.jobs.find({"updated_at": {"$gte": since}}, _TASK_FIELDS).sort("updated_at", ASCENDING)
         return [_task(d) for d in await self._call(found.limit(limit).to_list(limit))]
+
+    async def watch(self) -> AsyncIterator[Task]:
+        """Yield every task change any process commits, from a change stream (replica sets only).
+
+        Raises ChangesUnavailable on a server without change streams (standalone, or a mock);
+        resumes after the last event it saw when the connection drops.
+        """
+        pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},
+                    {"$project": {"fullDocument.result": 0}}]
+        resume: Any = None
+        failures = 0
+        while True:
+            try:
+                async with self._db.jobs.watch(pipeline, full_document="updateLookup",
+                                               resume_after=resume) as stream:
+                    failures = 0
+                    async for change in stream:
+                        resume = stream.resume_token
+                        doc = change.get("fullDocument")
+                        if doc is not None:
+                            yield _task(doc)
+            except OperationFailure as exc:
+                if exc.code in (40573, 40324, 136) or "replica set" in str(exc).lower():
+                    raise ChangesUnavailable(f"MongoDB at {self.where} has no change streams: {exc}") from exc
+                failures += 1
+            except (NotImplementedError, AttributeError, TypeError) as exc:
+                raise ChangesUnavailable(f"this MongoDB client has no change streams: {exc}") from exc
+            except PyMongoError:
+                failures += 1
+            await asyncio.sleep(min(30.0, 0.5 * 2**failures))
