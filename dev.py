@@ -42,12 +42,15 @@ def ensure_venv(with_tests: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch `serve` (start the service) or `test` (run the whole suite and ruff)."""
+    """Dispatch `serve` (start the service), `test` (the whole suite and ruff) or `requirements`."""
     command = argv[0] if argv else "help"
     rest = argv[1:]
     if command == "serve":
         ensure_venv(with_tests=False)
         os.execv(PYTHON, [PYTHON, os.path.join(ROOT, "server.py"), *rest])
+    if command == "requirements":
+        print("\n".join(requirements(with_tests="--test" in rest)))
+        return 0
     if command == "test":
         ensure_venv(with_tests=True)
         lint = subprocess.run([PYTHON, "-m", "ruff", "check", ROOT], cwd=ROOT)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("JOBQUEUE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
@@ -23,7 +22,7 @@ def have_chromium() -> bool:
         import playwright  # noqa: F401
     except ImportError:
         return False
-    return os.path.exists(CHROMIUM) or shutil.which("chromium") is not None
+    return os.path.exists(CHROMIUM)
 
 
 @contextmanager

@@ -43,11 +43,14 @@ def mongomock_factory(tmp_path: Any, clock: FakeClock) -> Any:
 
 def real_mongodb_factory(tmp_path: Any, clock: FakeClock) -> Any:
     """A real MongoDB server named by JOBQUEUE_TEST_MONGODB_URL; each test gets a fresh database."""
+    from urllib.parse import urlsplit, urlunsplit
+
     from jobqueue.store.mongodb import MongoStore
 
-    base = os.environ["JOBQUEUE_TEST_MONGODB_URL"].rstrip("/")
+    parts = urlsplit(os.environ["JOBQUEUE_TEST_MONGODB_URL"])
     name = f"jobqueue_test_{os.urandom(4).hex()}"
-    return lambda: MongoStore(f"{base}/{name}", clock=clock)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    return lambda: MongoStore(url, clock=clock)
 
 
 BACKENDS = [

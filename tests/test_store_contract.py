@@ -240,3 +240,44 @@ async def test_changed_since_sees_recent_changes(open_store, clock):
     changed = await store.changed_since(mark + 1, 100)
     assert len(changed) == 2 and all(t.status == "running" for t in changed)
     assert await store.changed_since(clock() + 1, 100) == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_change_stream_sees_other_writers(open_store, request):
+    """Backends with change streams (a MongoDB replica set) must report every process's writes."""
+    from jobqueue.store.base import ChangesUnavailable
+
+    store, other = await open_store(), await open_store()
+    if not hasattr(store, "watch"):
+        pytest.skip(f"{request.node.callspec.id}: this backend has no change streams; processes poll instead")
+    ready = asyncio.Event()
+    stream = store.watch(ready)
+    first = asyncio.ensure_future(stream.__anext__())
+    opened = asyncio.ensure_future(ready.wait())
+    try:
+        await asyncio.wait([first, opened], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if first.done() and isinstance(first.exception(), ChangesUnavailable):
+            pytest.skip(f"{request.node.callspec.id}: {first.exception()}")
+        assert ready.is_set(), "the change stream did not open within 10 s"
+        [added] = await other.add(new_tasks(1))
+        seen = await asyncio.wait_for(first, 10)
+    finally:
+        opened.cancel()
+        first.cancel()
+        await stream.aclose()
+    assert seen.id == added.id and seen.status == "queued"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_bodies_near_the_cap_round_trip(open_store, request):
+    """A 9 MiB body (GridFS territory on MongoDB) is stored and read back byte for byte."""
+    if request.node.callspec.id == "mongodb-mongomock-motor-mock":
+        pytest.skip("mongomock-motor has no GridFS; this runs against a real MongoDB")
+    store = await open_store()
+    [task] = await store.add(new_tasks(1))
+    [claimed] = await store.claim(1, LEASE, [])
+    body = bytes(range(256)) * (9 * 4096)
+    await store.complete(Lease(task.id, claimed.lease_token), result_for(task.id, body))
+    assert (await store.get_result(task.id, with_body=True)).body == body
+    await store.retry(task.id)
+    assert await store.get_result(task.id, with_body=True) is None

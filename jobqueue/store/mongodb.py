@@ -344,11 +344,12 @@ class MongoStore:
         found = self._db.jobs.find({"updated_at": {"$gte": since}}, _TASK_FIELDS).sort("updated_at", ASCENDING)
         return [_task(d) for d in await self._call(found.limit(limit).to_list(limit))]
 
-    async def watch(self) -> AsyncIterator[Task]:
+    async def watch(self, ready: asyncio.Event | None = None) -> AsyncIterator[Task]:
         """Yield every task change any process commits, from a change stream (replica sets only).
 
         Raises ChangesUnavailable on a server without change streams (standalone, or a mock);
-        resumes after the last event it saw when the connection drops.
+        resumes after the last event it saw when the connection drops. `ready` is set once the
+        stream is open, so a caller knows from when on nothing is missed.
         """
         pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},
                     {"$project": {"fullDocument.result": 0}}]
@@ -359,11 +360,16 @@ class MongoStore:
                 async with self._db.jobs.watch(pipeline, full_document="updateLookup",
                                                resume_after=resume) as stream:
                     failures = 0
-                    async for change in stream:
-                        resume = stream.resume_token
-                        doc = change.get("fullDocument")
-                        if doc is not None:
-                            yield _task(doc)
+                    change = await stream.try_next()  # opens the server-side cursor
+                    if ready is not None:
+                        ready.set()
+                    while True:
+                        if change is not None:
+                            resume = stream.resume_token
+                            doc = change.get("fullDocument")
+                            if doc is not None:
+                                yield _task(doc)
+                        change = await stream.next()
             except OperationFailure as exc:
                 if exc.code in (40573, 40324, 136) or "replica set" in str(exc).lower():
                     raise ChangesUnavailable(f"MongoDB at {self.where} has no change streams: {exc}") from exc
