@@ -14,10 +14,14 @@ from tornado.netutil import bind_sockets
 
 from handlers import make_app
 from handlers.events import counts_loop
+from jobqueue.access import RateLimiter, TokenSet
 from jobqueue.addresses import AddressPolicy
 from jobqueue.config import ConfigError, Settings, load_settings
 from jobqueue.events import EventHub
 from jobqueue.fetcher import Fetcher, FetchSettings
+from jobqueue.logs import configure as configure_logs
+from jobqueue.logs import safe_url
+from jobqueue.metrics import Metrics, TimedStore
 from jobqueue.models import Task
 from jobqueue.peer_sync import follow_changes
 from jobqueue.retry_policy import RetryPolicy
@@ -39,11 +43,17 @@ class JobQueueServer:
         self.http: HTTPServer | None = None
         self.port: int = settings.port
         self.hub = EventHub()
+        self.metrics = Metrics()
         self._background: list[asyncio.Task[None]] = []
 
     def publish(self, task: Task) -> None:
-        """Announce a task's new state to the live event hub."""
-        log.debug("task %s %s", task.id, task.status)
+        """Log a task's new state (one line per change) and announce it to the live event hub."""
+        fields = {"task": task.id, "status": task.status, "attempts": task.attempts, "url": safe_url(task.url)}
+        if task.http_status is not None:
+            fields["http_status"] = task.http_status
+        if task.error is not None:
+            fields["error"] = task.error.code
+        log.info("task state", extra=fields)
         self.hub.publish(task)
 
     async def start(self) -> None:
@@ -59,6 +69,7 @@ class JobQueueServer:
             await self.store.open()
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
+        self.store = TimedStore(self.store, self.metrics)
         fetcher = Fetcher(
             FetchSettings(
                 connect_timeout=settings.connect_timeout,
@@ -80,9 +91,15 @@ class JobQueueServer:
             ),
             RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay),
             self.publish,
+            self.metrics,
         )
-        self.service = JobService(self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local)
-        app = make_app(self.service, settings, hub=self.hub)
+        self.service = JobService(
+            self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local,
+            limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+            max_queued=settings.max_queued, metrics=self.metrics,
+        )
+        app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
+                       tokens=TokenSet(settings.api_tokens))
         try:
             sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
         except OSError as exc:
@@ -128,16 +145,27 @@ async def run(settings: Settings) -> None:
         f"jobqueue: dashboard on {server.url} (database {settings.database}, {settings.workers} workers)",
         flush=True,
     )
+    for warning in exposure_warnings(settings):
+        print(f"jobqueue: WARNING: {warning}", file=sys.stderr, flush=True)
     await stop.wait()
     log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
     await server.stop()
 
 
+def exposure_warnings(settings: Settings) -> list[str]:
+    """Say loudly when the service is reachable from other machines without a token."""
+    loopback = settings.host in ("127.0.0.1", "::1", "localhost") or settings.host.startswith("127.")
+    if loopback or settings.api_tokens:
+        return []
+    return [f"listening on {settings.host} WITHOUT an API token: anyone who can reach this port can submit "
+            "jobs and read every stored page. Set --api-token (or JOBQUEUE_API_TOKEN), or bind to 127.0.0.1."]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse options, run, and turn configuration problems into one clear sentence."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(argv)
+        configure_logs(settings.log_format)
         asyncio.run(run(settings))
     except ConfigError as exc:
         print(f"jobqueue: {exc}", file=sys.stderr)

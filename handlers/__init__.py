@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
-from tornado.web import Application
+from tornado.log import access_log
+from tornado.web import Application, RequestHandler
 
 from handlers.base import NotFoundHandler
 from handlers.dashboard import DashboardHandler
 from handlers.events import EventsHandler
 from handlers.health import HealthHandler
+from handlers.operations import MetricsHandler, OpenAPIHandler
 from handlers.results import ResultBodyHandler, ResultHandler, ResultListHandler
 from handlers.tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
 from jobqueue.config import Settings
@@ -17,6 +20,16 @@ from jobqueue.service import JobService
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ID = r"([A-Za-z0-9_-]{1,64})"
+
+
+def log_request(handler: RequestHandler) -> None:
+    """One structured line per request: the path without its query, so tokens never reach the log."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "request", extra={
+        "method": handler.request.method, "path": handler.request.path, "status": status,
+        "ms": round(1000 * handler.request.request_time(), 2), "client": handler.request.remote_ip,
+        "code": getattr(handler, "error_code", None)})
 
 
 def make_app(service: JobService, config: Settings, **extra: object) -> Application:
@@ -31,6 +44,8 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
         (rf"{API}/events", EventsHandler),
         (r"/healthz", HealthHandler),
+        (r"/metrics", MetricsHandler),
+        (r"/openapi.json", OpenAPIHandler),
     ]
     return Application(
         routes,
@@ -40,6 +55,7 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         static_path=os.path.join(ROOT, "static"),
         default_handler_class=NotFoundHandler,
         xsrf_cookies=False,
+        log_function=log_request,
         websocket_ping_interval=20,
         websocket_ping_timeout=15,
         websocket_max_message_size=65536,

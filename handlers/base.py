@@ -11,9 +11,10 @@ from typing import Any
 from tornado import httputil
 from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
+from jobqueue.access import TokenSet, bearer
 from jobqueue.config import Settings
 from jobqueue.events import EventHub
-from jobqueue.service import BadRequest, JobService
+from jobqueue.service import BadRequest, JobService, QueueFull, RateLimited
 from jobqueue.store.base import BadCursor, Conflict, NotFound, StoreError
 
 log = logging.getLogger("jobqueue.api")
@@ -37,10 +38,12 @@ _DEFAULT_CODES = {
 class ApiError(HTTPError):
     """An HTTP error with the contract's stable `code` and a sentence for the user."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(status, reason=HTTPStatus(status).phrase)
         self.code = code
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -64,12 +67,38 @@ class SharedObjects:
         """The live event hub."""
         return self.application.settings["hub"]
 
+    @property
+    def tokens(self) -> TokenSet:
+        """The API tokens (possibly none)."""
+        return self.application.settings["tokens"]
+
+    @property
+    def client_key(self) -> str:
+        """Who is asking, for per-client limits: the token when there is one, else the address."""
+        offered = bearer(self.request.headers.get("Authorization"))  # type: ignore[attr-defined]
+        return f"token:{offered}" if offered and self.tokens.required else f"ip:{self.request.remote_ip}"  # type: ignore[attr-defined]
+
+    def unauthorized(self) -> ApiError | None:
+        """A 401 to raise when a token is required and the request has no valid one."""
+        if not self.tokens.required:
+            return None
+        request = self.request  # type: ignore[attr-defined]
+        offered = bearer(request.headers.get("Authorization"))
+        if offered is None and getattr(self, "accepts_query_token", False):
+            offered = (request.query_arguments.get("token") or [b""])[-1].decode("utf-8", "replace") or None
+        if self.tokens.accepts(offered):
+            return None
+        message = ("this server needs an API token: send 'Authorization: Bearer TOKEN'" if offered is None
+                   else "the API token is not valid")
+        return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="jobqueue"'})
+
 
 @stream_request_body
 class BaseAPIHandler(SharedObjects, RequestHandler):
     """Reads bodies within a size limit, answers JSON, and maps every exception to the error shape."""
 
     _body: bytearray
+    public = False  # True for endpoints that answer without a token (health checks)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -78,6 +107,10 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
 
     def prepare(self) -> None:
         self._body = bytearray()
+        if not self.public:
+            refused = self.unauthorized()
+            if refused is not None:
+                raise refused
         limit = self.config.max_request_size
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -115,12 +148,9 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         value = translate(value) or value
         if isinstance(value, HTTPError):
-            if value.status_code >= 500:
-                log.warning("%s %s -> %d %s", self.request.method, self.request.path, value.status_code,
-                            getattr(value, "message", value.log_message))
-            return
-        log.error("%s %s failed (request %s)", self.request.method, self.request.path,
-                  self._request_id, exc_info=(typ, value, tb))
+            return  # the access log line carries the status and the error code
+        log.error("request failed", extra={"method": self.request.method, "path": self.request.path,
+                                           "request_id": self._request_id}, exc_info=(typ, value, tb))
 
     @property
     def _request_id(self) -> str:
@@ -137,6 +167,8 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         extra: dict[str, Any] = {}
         if isinstance(exc, ApiError):
             code, message, extra = exc.code, exc.message, exc.extra
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
         elif isinstance(exc, HTTPError) and status_code < 500:
             code = _DEFAULT_CODES.get(status_code, "error")
             message = exc.log_message or HTTPStatus(status_code).phrase
@@ -147,6 +179,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         else:
             code = _DEFAULT_CODES.get(status_code, "internal_error")
             message = f"internal error (request {self._request_id}); the server log has the details"
+        self.error_code = code
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.clear_header("Content-Disposition")
         self.clear_header("Content-Security-Policy")
@@ -163,6 +196,12 @@ def translate(exc: BaseException) -> ApiError | None:
         return ApiError(404, "not_found", f"no task has the id {exc}")
     if isinstance(exc, Conflict):
         return ApiError(409, "conflict", str(exc), task=exc.task.to_json())
+    if isinstance(exc, RateLimited):
+        wait = max(1, round(exc.retry_after + 0.5))
+        return ApiError(429, "rate_limited", f"{exc}; slow down or send larger batches less often",
+                        headers={"Retry-After": str(wait)})
+    if isinstance(exc, QueueFull):
+        return ApiError(503, "queue_full", str(exc), headers={"Retry-After": "5"})
     if isinstance(exc, StoreError):
         return ApiError(503, "database_unavailable", "the database did not answer; try again shortly")
     return None

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from handlers.base import SharedObjects
+from handlers.base import ApiError, SharedObjects
 from jobqueue.events import EventHub, Subscription
 
 log = logging.getLogger("jobqueue.events")
@@ -23,6 +23,21 @@ class EventsHandler(SharedObjects, WebSocketHandler):
 
     subscription: Subscription | None = None
     _sender: asyncio.Task[None] | None = None
+    accepts_query_token = True  # browsers cannot set headers on a websocket
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        refused = self.unauthorized()
+        if refused is None and self.hub.subscribers >= self.config.max_websockets:
+            refused = ApiError(503, "too_many_streams", "the server has as many event streams open as it allows; "
+                               "try again later", headers={"Retry-After": "10"})
+        if refused is not None:
+            self.set_status(refused.status_code)
+            for name, value in refused.headers.items():
+                self.set_header(name, value)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"error": {"code": refused.code, "message": refused.message}}))
+            return
+        await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.config.allowed_origins

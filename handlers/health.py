@@ -7,7 +7,9 @@ from jobqueue.store.base import StoreError
 
 
 class HealthHandler(BaseAPIHandler):
-    """200 when the database answers a ping, 503 otherwise."""
+    """200 when the database answers a ping, 503 otherwise; open without a token for load balancers."""
+
+    public = True
 
     async def get(self) -> None:
         service = self.service

@@ -15,7 +15,7 @@ class TaskListHandler(BaseAPIHandler):
 
     async def post(self) -> None:
         urls, single = self._submitted_urls()
-        tasks = await self.service.submit(urls)
+        tasks = await self.service.submit(urls, self.client_key)
         if single:
             self.set_header("Location", f"{API}/queue_tasks/{tasks[0].id}")
             self.write_json({"task": tasks[0].to_json()}, status=201)

@@ -36,6 +36,12 @@ class Settings:
     shutdown_grace: float = 5.0
     max_request_size: int = 4 * 1024 * 1024
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    api_tokens: tuple[str, ...] = field(default_factory=tuple)
+    rate_limit: float = 500.0
+    rate_burst: int = 5000
+    max_queued: int = 1_000_000
+    max_websockets: int = 1000
+    log_format: str = "text"
 
 
 # (flag, type, help); the environment variable is JOBQUEUE_ + the flag in upper case.
@@ -55,6 +61,11 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("sqlite-synchronous", str, "SQLite synchronous pragma: FULL (survives power loss) or NORMAL"),
     ("shutdown-grace", float, "seconds running fetches get to finish on SIGINT/SIGTERM"),
     ("max-request-size", int, "largest API request body, in bytes"),
+    ("rate-limit", float, "URLs one client may submit per second, sustained (0 turns the limit off)"),
+    ("rate-burst", int, "URLs one client may submit at once before the rate limit applies"),
+    ("max-queued", int, "queued jobs in total before submissions get 503 queue_full"),
+    ("max-websockets", int, "open event streams before new ones get 503"),
+    ("log-format", str, "text (key=value) or json"),
 ]
 
 
@@ -81,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let the fetcher reach loopback, private and link-local addresses")
     parser.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
                         help="allow one private network while the guard stays on (repeatable)")
+    parser.add_argument("--api-token", action="append", default=None, metavar="TOKEN",
+                        help="require this bearer token on the API and the event stream (repeatable)")
+    parser.add_argument("--api-token-file", default=None, metavar="PATH",
+                        help="read tokens from a file, one per line ('#' starts a comment)")
     parser.add_argument("--allowed-origins", default=None, metavar="ORIGINS",
                         help="comma-separated origins that may open the websocket besides the "
                              "dashboard's own ('*' for any)")
@@ -113,9 +128,30 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     origins = args.allowed_origins if args.allowed_origins is not None else env.get("JOBQUEUE_ALLOWED_ORIGINS")
     if origins:
         values["allowed_origins"] = tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
+    tokens = list(args.api_token or [])
+    if not tokens and env.get("JOBQUEUE_API_TOKEN"):
+        tokens = [t for t in env["JOBQUEUE_API_TOKEN"].split(",") if t.strip()]
+    token_file = args.api_token_file or env.get("JOBQUEUE_API_TOKEN_FILE")
+    if token_file:
+        tokens += read_token_file(token_file)
+    if tokens:
+        values["api_tokens"] = tuple(t.strip() for t in tokens)
     settings = Settings(**values)  # type: ignore[arg-type]
     validate(settings)
     return settings
+
+
+def read_token_file(path: str) -> list[str]:
+    """Tokens from a file, one per line; blank lines and '#' comments are skipped."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--api-token-file {path!r} cannot be read: {exc.strerror or exc}") from exc
+    tokens = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not tokens:
+        raise ConfigError(f"--api-token-file {path!r} holds no token")
+    return tokens
 
 
 def validate(settings: Settings) -> None:
@@ -127,6 +163,16 @@ def validate(settings: Settings) -> None:
     for key in ("connect_timeout", "fetch_timeout", "lease_seconds"):
         if getattr(settings, key) <= 0:
             raise ConfigError(f"--{key.replace('_', '-')} must be greater than 0")
+    for token in settings.api_tokens:
+        if len(token) < 16 or any(c.isspace() for c in token):
+            raise ConfigError("an API token must be at least 16 characters with no spaces "
+                              "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if settings.rate_limit < 0 or settings.rate_burst < 1:
+        raise ConfigError("--rate-limit must be 0 (off) or more, and --rate-burst at least 1")
+    if settings.max_queued < 1 or settings.max_websockets < 1:
+        raise ConfigError("--max-queued and --max-websockets must be at least 1")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError("--log-format must be text or json")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"--port {settings.port} is not a TCP port (0-65535)")
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):

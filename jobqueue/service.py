@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
+from jobqueue.metrics import Metrics
 from jobqueue.models import STATUSES, Page, Result, Task, TaskIds
 from jobqueue.store.base import NewTask, Store
 from jobqueue.urls import InvalidURL, normalize_url
@@ -22,6 +25,18 @@ class BadRequest(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RateLimited(Exception):
+    """This client submitted more than its share; `retry_after` says when it may again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many URLs submitted; try again in {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+class QueueFull(Exception):
+    """The queue holds as many jobs as the server allows; submissions wait until it drains."""
 
 
 @dataclass
@@ -68,13 +83,20 @@ class JobService:
         publish: Callable[[Task], None],
         wake_workers: Callable[[], None],
         cancel_local: Callable[[str], None],
+        limiter: RateLimiter | None = None,
+        max_queued: int = 1_000_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.publish = publish
         self.wake_workers = wake_workers
         self.cancel_local = cancel_local
+        self.limiter = limiter
+        self.max_queued = max_queued
+        self.metrics = metrics
         self.ids = TaskIds()
+        self._queued_seen = (0.0, 0)  # (when, queued count): re-read at most twice a second
 
     def validate(self, urls: list[object]) -> list[NewTask]:
         """Check every URL before storing any, naming the first bad one."""
@@ -92,13 +114,34 @@ class JobService:
             cleaned.append(NewTask(id=self.ids.new(), url=clean.url, host=clean.host))
         return cleaned
 
-    async def submit(self, urls: list[object]) -> list[Task]:
-        """Store new tasks durably, announce them and wake the workers."""
-        tasks = await self.store.add(self.validate(urls))
+    async def submit(self, urls: list[object], client: str = "") -> list[Task]:
+        """Store new tasks durably, announce them and wake the workers; limits apply per client."""
+        new = self.validate(urls)
+        if self.limiter is not None:
+            wait = self.limiter.take(client, len(new))
+            if wait is not None:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.inc()
+                raise RateLimited(wait)
+        if await self._queued() + len(new) > self.max_queued:
+            raise QueueFull(f"the queue already holds {self.max_queued} jobs or close to it; try again when "
+                            "it has drained (GET /queue_tasks shows the counts)")
+        tasks = await self.store.add(new)
+        self._queued_seen = (self._queued_seen[0], self._queued_seen[1] + len(tasks))
+        if self.metrics is not None:
+            self.metrics.submitted.inc(len(tasks))
         for task in tasks:
             self.publish(task)
         self.wake_workers()
         return tasks
+
+    async def _queued(self) -> int:
+        when, queued = self._queued_seen
+        now = time.monotonic()
+        if now - when > 0.5:
+            queued = (await self.store.counts())["queued"]
+            self._queued_seen = (now, queued)
+        return queued
 
     async def get(self, task_id: str) -> Task | None:
         """One task, or None."""

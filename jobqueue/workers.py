@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from jobqueue.charset import decode_body
 from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
+from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
@@ -65,8 +66,10 @@ class WorkerPool:
         settings: PoolSettings,
         retry: RetryPolicy,
         publish: Callable[[Task], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.fetcher = fetcher
         self.settings = settings
         self.retry = retry
@@ -106,7 +109,9 @@ class WorkerPool:
                     self._leases.pop(task_id, None)
 
     async def stop(self) -> None:
-        """Stop claiming, let fetches finish within the grace period, give the rest back."""
+        """Stop claiming, let fetches finish within the grace period, give the rest back (idempotent)."""
+        if self._stopping:
+            return
         self._stopping = True
         self._wake.set()
         if self._heartbeat_task is not None:
@@ -213,16 +218,23 @@ class WorkerPool:
     async def _attempt(self, task: Task, lease: Lease) -> Task | None:
         if task.attempts > self.retry.max_attempts:
             error = TaskError("abandoned", f"the process running this task stopped {task.attempts - 1} times")
+            self.metrics.failed.labels("abandoned").inc()
             return await self.store.fail(lease, error, None)
+        metrics = self.metrics
+        started = time.perf_counter()
         try:
             response = await self.fetcher.fetch(task.url)
         except FetchError as exc:
+            metrics.fetch_seconds.observe(time.perf_counter() - started)
             error = TaskError(exc.code, exc.message)
             if exc.retryable and self.retry.may_retry(task.attempts):
                 delay = self.retry.backoff(task.attempts)
                 error.message += f"; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s"
+                metrics.retries.labels(exc.code).inc()
                 return await self.store.reschedule(lease, time.time() + delay, error, None)
+            metrics.failed.labels(exc.code).inc()
             return await self.store.fail(lease, error, None)
+        metrics.fetch_seconds.observe(time.perf_counter() - started)
         status = response.http_status
         if status in RETRYABLE_STATUSES and self.retry.may_retry(task.attempts):
             delay = self.retry.retry_after(response.headers.get("retry-after"))
@@ -232,9 +244,14 @@ class WorkerPool:
                 "http_error",
                 f"HTTP {status}; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s",
             )
+            metrics.retries.labels(f"http_{status}").inc()
             return await self.store.reschedule(lease, time.time() + delay, error, status)
         result = result_from_response(task.id, response)
-        return await self.store.complete(lease, result)
+        updated = await self.store.complete(lease, result)
+        if updated is not None:
+            metrics.completed.labels(f"{status // 100}xx").inc()
+            metrics.response_bytes.observe(result.size)
+        return updated
 
     async def _heartbeat_loop(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 0.05)

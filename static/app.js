@@ -67,4 +67,6 @@ document.getElementById("detail-close").addEventListener("click", () => document
 
 setInterval(() => spark.tick(), 1000);
 setInterval(() => table.schedule(), 5000);  // ages move on
-link.start();
+// A REST call first: if the server needs a token, this is where the page asks for it (a browser
+// cannot see why a websocket was refused), so the live link starts with the token in hand.
+api("GET", "/queue_tasks?limit=1").then(() => link.start());

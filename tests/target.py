@@ -169,6 +169,61 @@ class Script(_Page):
                    "body:JSON.stringify({url:'http://example.com/pwned'})})</script>")
 
 
+class Trickle(_Page):
+    """One byte every `every` seconds, forever: only a total timeout ends it."""
+
+    async def get(self) -> None:
+        every = float(self.get_query_argument("every", "1"))
+        try:
+            while True:
+                self.write(b".")
+                await self.flush()
+                await asyncio.sleep(every)
+        except tornado.iostream.StreamClosedError:
+            return
+
+
+class Endless(_Page):
+    """A page that never ends, streamed as fast as the client reads."""
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/html")
+        chunk = b"<p>" + b"z" * 65530 + b"</p>"
+        try:
+            while True:
+                self.write(chunk)
+                await self.flush()
+        except tornado.iostream.StreamClosedError:
+            return
+
+
+class RedirectLoop(_Page):
+    def get(self, n: str) -> None:
+        self.redirect(f"/loop/{1 - int(n)}")
+
+
+class ManyHeaders(_Page):
+    def get(self) -> None:
+        for i in range(1000):
+            self.add_header(f"X-Header-{i}", f"value {i}")
+        self.write("many headers")
+
+
+class BadGzip(_Page):
+    def get(self) -> None:
+        self.set_header("Content-Encoding", "gzip")
+        self.set_header("Content-Type", "text/plain")
+        self.write(b"\x1f\x8b\x08\x00this is not gzip at all" * 10)
+
+
+class BadCharset(_Page):
+    """Declares charsets that do not exist, in the header and in <meta>."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=x-no-such-charset")
+        self.write('<meta charset="utf-1024"><p>caf\xc3\xa9</p>'.encode("latin-1"))
+
+
 def make_target_app(state: TargetState) -> tornado.web.Application:
     """The routes of the target site."""
     return tornado.web.Application(
@@ -189,6 +244,12 @@ def make_target_app(state: TargetState) -> tornado.web.Application:
             (r"/slow", Slow),
             (r"/page/(\w+)", Page),
             (r"/script", Script),
+            (r"/trickle", Trickle),
+            (r"/endless", Endless),
+            (r"/loop/(\d)", RedirectLoop),
+            (r"/many-headers", ManyHeaders),
+            (r"/bad-gzip", BadGzip),
+            (r"/bad-charset", BadCharset),
         ],
         state=state,
     )

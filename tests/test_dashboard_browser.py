@@ -133,3 +133,26 @@ def test_live_link_shows_a_lost_server_and_reconnects_by_itself(browser, tmp_pat
             # phone width: nothing wider than the screen
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
             page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-phone.png"), full_page=True)
+
+
+def test_dashboard_asks_for_the_token_once_and_keeps_it(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    token = "browser-token-0123456789abcdef"
+    with running_service(str(tmp_path), "--api-token", token) as (dashboard, target):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(dashboard)
+        dialog = page.locator("#token-dialog")
+        expect(dialog).to_be_visible(timeout=TIMEOUT)
+        page.fill("#token", token)
+        page.click("#token-form button[type=submit]")
+        expect(page.locator("#link")).to_have_attribute("data-state", "live", timeout=TIMEOUT)
+        page.fill("#urls", f"{target}/utf8")
+        page.click("#submit-form button[type=submit]")
+        expect(page.locator("#jobs tbody tr .badge").first).to_have_text("completed", timeout=TIMEOUT)
+        page.reload()
+        expect(page.locator("#link")).to_have_attribute("data-state", "live", timeout=TIMEOUT)
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#jobs tbody tr")).to_have_count(1, timeout=TIMEOUT)
+        context.close()
