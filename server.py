@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse options, run, and turn configuration problems into one clear sentence."""
     try:
         settings = load_settings(argv)
-        configure_logs(settings.log_format)
+        configure_logs(settings.log_format, getattr(logging, settings.log_level.upper()))
         asyncio.run(run(settings))
     except ConfigError as exc:
         print(f"jobqueue: {exc}", file=sys.stderr)

@@ -42,6 +42,7 @@ class Settings:
     max_queued: int = 1_000_000
     max_websockets: int = 1000
     log_format: str = "text"
+    log_level: str = "info"
 
 
 # (flag, type, help); the environment variable is JOBQUEUE_ + the flag in upper case.
@@ -66,6 +67,7 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("max-queued", int, "queued jobs in total before submissions get 503 queue_full"),
     ("max-websockets", int, "open event streams before new ones get 503"),
     ("log-format", str, "text (key=value) or json"),
+    ("log-level", str, "debug, info (one line per job state change), warning or error"),
 ]
 
 
@@ -171,6 +173,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("--rate-limit must be 0 (off) or more, and --rate-burst at least 1")
     if settings.max_queued < 1 or settings.max_websockets < 1:
         raise ConfigError("--max-queued and --max-websockets must be at least 1")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError("--log-level must be debug, info, warning or error")
     if settings.log_format not in ("text", "json"):
         raise ConfigError("--log-format must be text or json")
     if not 0 <= settings.port <= 65535:

@@ -1,0 +1,397 @@
+"""jobqueue's benchmark: the raw fetch ceiling, the service end to end, submission, latency, scale.
+
+Run it with `python3 dev.py bench` (add `--quick` for a short run). Everything runs on this machine
+against a local target; nothing leaves 127.0.0.1. Results print as a table and as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.target import BenchTarget, start_target  # noqa: E402
+from jobqueue.addresses import AddressPolicy  # noqa: E402
+from jobqueue.fetcher import Fetcher, FetchSettings  # noqa: E402
+from jobqueue.models import TaskIds  # noqa: E402
+from jobqueue.store.sqlite_schema import SCHEMA  # noqa: E402
+
+API = "/jobqueue/api/v1.0"
+WORKERS = 32
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Server:
+    """server.py in a child process on a fresh SQLite file."""
+
+    def __init__(self, db: str, *extra: str) -> None:
+        self.db = db
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.startup_s = 0.0
+
+    def start(self) -> Server:
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
+             "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS),
+             "--workers", str(WORKERS), "--log-level", "warning", *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        self.startup_s = time.perf_counter() - started
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if not match:
+            raise RuntimeError(f"server.py did not start: {line!r}")
+        self.port = int(match.group(1))
+        return self
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+class Client:
+    """A keep-alive JSON client (curl) for the service's API."""
+
+    def __init__(self, base: str, connections: int = 8) -> None:
+        from tornado.curl_httpclient import CurlAsyncHTTPClient
+
+        self.base = base
+        self.http = CurlAsyncHTTPClient(force_instance=True, max_clients=connections)
+
+    async def call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        body = json.dumps(payload) if payload is not None else None
+        response = await self.http.fetch(HTTPRequest(
+            self.base + path, method=method, body=body, request_timeout=120,
+            headers={"Content-Type": "application/json"} if body else None), raise_error=False)
+        return response.code, (json.loads(response.body) if response.body else None)
+
+    async def raw(self, path: str) -> bytes:
+        response = await self.http.fetch(self.base + path, request_timeout=60)
+        return response.body
+
+    def close(self) -> None:
+        self.http.close()
+
+
+async def measure_ceiling(target: BenchTarget, n: int) -> dict[str, Any]:
+    """A bare loop over the service's own Fetcher (same curl settings), no queue, no storage."""
+    fetcher = Fetcher(FetchSettings(max_clients=WORKERS), AddressPolicy.build(True))
+    queue = list(range(n))
+    sizes = 0
+
+    async def worker() -> None:
+        nonlocal sizes
+        while queue:
+            i = queue.pop()
+            response = await fetcher.fetch(target.url(i))
+            sizes += len(response.body)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    elapsed = time.perf_counter() - started
+    fetcher.close()
+    return {"pages": n, "seconds": round(elapsed, 2), "pages_per_s": round(n / elapsed), "bytes": sizes}
+
+
+async def wait_completed(client: Client, n: int, timeout: float = 600) -> None:
+    deadline = time.perf_counter() + timeout
+    while True:
+        _, body = await client.call("GET", f"{API}/queue_tasks?limit=1")
+        counts = body["counts"]
+        if counts["completed"] + counts["failed"] >= n:
+            if counts["failed"]:
+                raise RuntimeError(f"{counts['failed']} jobs failed during the benchmark")
+            return
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"only {counts['completed']} of {n} completed in {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def submit_all(client: Client, target: BenchTarget, n: int) -> list[str]:
+    ids: list[str] = []
+    for start in range(0, n, 1000):
+        code, body = await client.call("POST", f"{API}/queue_tasks",
+                                       {"urls": [target.url(i) for i in range(start, min(n, start + 1000))]})
+        assert code == 201, body
+        ids += [t["id"] for t in body["tasks"]]
+    return ids
+
+
+async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0) -> dict[str, Any]:
+    """Fresh server and database; batch-submit n jobs; time until all are completed; check bodies."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(os.path.join(tmp, "bench.db")).start()
+        client = Client(server.base)
+        streams = []
+        try:
+            readers = []
+            for _ in range(websockets):
+                stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
+                streams.append(stream)
+                readers.append(asyncio.ensure_future(_drain(stream)))
+            started = time.perf_counter()
+            ids = await submit_all(client, target, n)
+            await wait_completed(client, n)
+            elapsed = time.perf_counter() - started
+            for i in random.sample(range(n), min(20, n)):
+                stored = await client.raw(f"{API}/results/{ids[i]}/body")
+                if stored != target.page_bytes(i):
+                    raise RuntimeError(f"stored body of job {i} differs from the page")
+            rss = server.rss_mb()
+        finally:
+            for stream in streams:
+                stream.close()
+            client.close()
+            server.stop()
+    return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed), "websockets": websockets,
+            "rss_mb": round(rss, 1), "bodies_checked": min(20, n)}
+
+
+async def _drain(stream: Any) -> None:
+    while await stream.read_message() is not None:
+        pass
+
+
+async def measure_submission(target: BenchTarget, seconds: float) -> dict[str, Any]:
+    """Single-URL POSTs over keep-alive connections (wrk when installed), then 1,000-URL batches."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(os.path.join(tmp, "submit.db")).start()
+        client = Client(server.base, connections=8)
+        try:
+            single = await _single_posts(server, client, target, seconds)
+            batches, per_batch = 20, 1000
+            started = time.perf_counter()
+            sem = asyncio.Semaphore(4)
+
+            async def one(b: int) -> None:
+                async with sem:
+                    code, _ = await client.call("POST", f"{API}/queue_tasks", {
+                        "urls": [target.url(b * per_batch + i) for i in range(per_batch)]})
+                    assert code == 201
+
+            await asyncio.gather(*(one(b) for b in range(batches)))
+            batch_rate = batches * per_batch / (time.perf_counter() - started)
+        finally:
+            client.close()
+            server.stop()
+    return {**single, "batch_jobs_per_s": round(batch_rate)}
+
+
+async def _single_posts(server: Server, client: Client, target: BenchTarget, seconds: float) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                         f'wrk.body = \'{{"url": "{target.url(1)}"}}\'\n')
+        proc = await asyncio.create_subprocess_exec(
+            wrk, "-t2", "-c8", f"-d{int(seconds)}s", "-s", script.name, f"{server.base}{API}/queue_tasks",
+            stdout=asyncio.subprocess.PIPE)
+        out = (await proc.communicate())[0].decode()
+        os.unlink(script.name)
+        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return {"single_posts_per_s": round(rate), "single_post_errors": int(bad.group(1)) if bad else 0,
+                "single_post_client": "wrk -t2 -c8"}
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            code, _ = await client.call("POST", f"{API}/queue_tasks", {"url": target.url(done)})
+            assert code == 201
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(8)))
+    return {"single_posts_per_s": round(done / (time.perf_counter() - started)), "single_post_errors": 0,
+            "single_post_client": "python curl, 8 connections (install wrk for a client that is not the bottleneck)"}
+
+
+async def measure_latency(target: BenchTarget, samples: int) -> dict[str, Any]:
+    """Submit one job at a time and time POST -> its `completed` websocket event."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(os.path.join(tmp, "latency.db")).start()
+        client = Client(server.base, connections=1)
+        stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
+        await stream.read_message()
+        times = []
+        try:
+            for i in range(samples):
+                started = time.perf_counter()
+                _, body = await client.call("POST", f"{API}/queue_tasks", {"url": target.url(i)})
+                task_id = body["task"]["id"]
+                while True:
+                    event = json.loads(await stream.read_message())
+                    if event.get("type") == "task" and event["task"]["id"] == task_id \
+                            and event["task"]["status"] == "completed":
+                        break
+                times.append((time.perf_counter() - started) * 1000)
+        finally:
+            stream.close()
+            client.close()
+            server.stop()
+    return {"samples": samples, "p50_ms": round(pct(times, 50), 2), "p99_ms": round(pct(times, 99), 2)}
+
+
+def fill_queue(db: str, size: int, target: BenchTarget) -> float:
+    """Write `size` queued jobs straight into a fresh database file."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA)
+    ids = TaskIds()
+    now = time.time()
+    # far in the future: the jobs stay queued while the server is measured
+    later = now + 86400
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at)"
+        " VALUES (?, ?, '127.0.0.1', 'queued', 0, ?, ?, ?)",
+        ((ids.new(now), target.url(i), now, now, later) for i in range(size)))
+    conn.commit()
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    return time.perf_counter() - started
+
+
+async def measure_big_queue(target: BenchTarget, size: int, requests: int) -> dict[str, Any]:
+    """RSS, listing and counting latency, and start-up time with `size` jobs queued."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "big.db")
+        fill_s = fill_queue(db, size, target)
+        server = Server(db).start()
+        client = Client(server.base, connections=1)
+        try:
+            results: dict[str, list[float]] = {"list": [], "list_queued": [], "list_page_2": []}
+            _, first = await client.call("GET", f"{API}/queue_tasks?limit=50")
+            assert first["counts"]["queued"] == size, first["counts"]
+            for _ in range(requests):
+                for key, path in (("list", "?limit=50"), ("list_queued", "?status=queued&limit=50"),
+                                  ("list_page_2", f"?limit=50&cursor={first['next']}")):
+                    started = time.perf_counter()
+                    code, _ = await client.call("GET", f"{API}/queue_tasks{path}")
+                    assert code == 200
+                    results[key].append((time.perf_counter() - started) * 1000)
+            rss = server.rss_mb()
+        finally:
+            client.close()
+            server.stop()
+    out: dict[str, Any] = {"queued": size, "fill_s": round(fill_s, 1), "startup_s": round(server.startup_s, 3),
+                           "rss_mb": round(rss, 1)}
+    for key, values in results.items():
+        out[f"{key}_p50_ms"] = round(pct(values, 50), 2)
+        out[f"{key}_p99_ms"] = round(pct(values, 99), 2)
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "os": platform.platform()}
+
+
+def table(report: dict[str, Any]) -> str:
+    """A plain-text table of every figure."""
+    lines = []
+    for section, values in report.items():
+        if isinstance(values, dict):
+            lines.append(f"\n{section}")
+            for key, value in values.items():
+                lines.append(f"  {key:<28} {value}")
+        else:
+            lines.append(f"{section:<30} {values}")
+    return "\n".join(lines)
+
+
+async def main(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (~30 s)")
+    parser.add_argument("--jobs", type=int, default=None, help="jobs for the end-to-end runs (default 20000)")
+    parser.add_argument("--queued", type=int, default=None, help="jobs in the big-queue run (default 1000000)")
+    parser.add_argument("--json", default=None, help="also write the JSON report to this file")
+    args = parser.parse_args(argv)
+    n = args.jobs or (2000 if args.quick else 20000)
+    queued = args.queued or (100_000 if args.quick else 1_000_000)
+    target = start_target()
+    report: dict[str, Any] = {"machine": machine(), "target": {"kind": target.kind, "page_bytes": 20480}}
+    try:
+        print(f"target: {target.kind}; ceiling with {n} pages...", file=sys.stderr, flush=True)
+        report["ceiling"] = await measure_ceiling(target, n)
+        print("service end to end...", file=sys.stderr, flush=True)
+        report["end_to_end"] = await measure_end_to_end(target, n)
+        report["end_to_end"]["ratio_to_ceiling"] = round(
+            report["end_to_end"]["jobs_per_s"] / report["ceiling"]["pages_per_s"], 2)
+        print("with 100 dashboard websockets...", file=sys.stderr, flush=True)
+        report["end_to_end_100_websockets"] = await measure_end_to_end(target, n, websockets=100)
+        report["end_to_end_100_websockets"]["cost_vs_none"] = round(
+            1 - report["end_to_end_100_websockets"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
+        print("submission...", file=sys.stderr, flush=True)
+        report["submission"] = await measure_submission(target, 3 if args.quick else 5)
+        print("submit -> completed latency...", file=sys.stderr, flush=True)
+        report["latency"] = await measure_latency(target, 50 if args.quick else 300)
+        print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
+        report["big_queue"] = await measure_big_queue(target, queued, 50 if args.quick else 300)
+    finally:
+        target.stop()
+    return report
+
+
+def run(argv: list[str]) -> None:
+    """Run every measurement, then print the table and the JSON (and write it where asked)."""
+    json_path = None
+    if "--json" in argv:
+        json_path = argv[argv.index("--json") + 1]
+    report = asyncio.run(main(argv))
+    print(table(report))
+    print(json.dumps(report, indent=2))
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump(report, handle, indent=2)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:])
