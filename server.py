@@ -48,12 +48,13 @@ class JobQueueServer:
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
-        fields = {"task": task.id, "status": task.status, "attempts": task.attempts, "url": safe_url(task.url)}
-        if task.http_status is not None:
-            fields["http_status"] = task.http_status
-        if task.error is not None:
-            fields["error"] = task.error.code
-        log.info("task state", extra=fields)
+        if log.isEnabledFor(logging.INFO):
+            fields = {"task": task.id, "status": task.status, "attempts": task.attempts, "url": safe_url(task.url)}
+            if task.http_status is not None:
+                fields["http_status"] = task.http_status
+            if task.error is not None:
+                fields["error"] = task.error.code
+            log.info("task state", extra=fields)
         self.hub.publish(task)
 
     async def start(self) -> None:

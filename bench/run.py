@@ -164,7 +164,8 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0) -
         try:
             readers = []
             for _ in range(websockets):
-                stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
+                # connected the way the dashboard connects (batched frames)
+                stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events?batch=1")
                 streams.append(stream)
                 readers.append(asyncio.ensure_future(_drain(stream)))
             started = time.perf_counter()

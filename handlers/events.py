@@ -16,6 +16,7 @@ from handlers.base import ApiError, SharedObjects
 from jobqueue.events import EventHub, Subscription
 
 log = logging.getLogger("jobqueue.events")
+BATCH_INTERVAL = 0.1
 
 
 class EventsHandler(SharedObjects, WebSocketHandler):
@@ -48,14 +49,24 @@ class EventsHandler(SharedObjects, WebSocketHandler):
     def open(self, *args: Any) -> None:
         task_ids = self.get_query_arguments("task_id") or None
         self.subscription = self.hub.subscribe(task_ids)
-        self.write_message(json.dumps({"type": "hello", "server_time": time.time()}))
-        self._sender = asyncio.ensure_future(self._send_loop())
+        batched = self.get_query_argument("batch", None) is not None
+        self.write_message(json.dumps({"type": "hello", "server_time": time.time(), "batch": batched}))
+        self._sender = asyncio.ensure_future(self._send_loop(batched))
 
-    async def _send_loop(self) -> None:
+    async def _send_loop(self, batched: bool) -> None:
+        """Send what the client has not seen, as fast as its socket takes it (never faster).
+
+        `?batch=1` (the dashboard's mode) sends at most BATCH_INTERVAL-spaced frames of the form
+        {"type": "batch", "messages": [...]}, so a burst costs a browser one frame, not thousands.
+        """
         assert self.subscription is not None
         try:
             while True:
                 batch = await self.subscription.next_batch()
+                if batched:
+                    await self.write_message('{"type":"batch","messages":[' + ",".join(batch) + "]}")
+                    await asyncio.sleep(BATCH_INTERVAL)  # lets a burst coalesce into the next frame
+                    continue
                 last = None
                 for message in batch:
                     last = self.write_message(message)

@@ -97,12 +97,19 @@ def sniff_encoding(body: bytes, header_charset: str | None, media_type: str | No
     return "cp1252", "default"
 
 
-def decode_body(body: bytes, content_type_header: str | None) -> DecodedBody:
-    """Decode a textual body to str; binary bodies give text None."""
+def detect_encoding(body: bytes, content_type_header: str | None) -> tuple[str | None, str | None]:
+    """The encoding a textual body decodes with and where that came from; (None, None) for binary."""
     media_type, header_charset = parse_content_type(content_type_header)
     if not is_textual(media_type, body):
+        return None, None
+    return sniff_encoding(body, header_charset, media_type)
+
+
+def decode_body(body: bytes, content_type_header: str | None) -> DecodedBody:
+    """Decode a textual body to str; binary bodies give text None."""
+    encoding, source = detect_encoding(body, content_type_header)
+    if encoding is None:
         return DecodedBody(None, None, None)
-    encoding, source = sniff_encoding(body, header_charset, media_type)
     text = body.decode(encoding, errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]

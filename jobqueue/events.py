@@ -1,9 +1,10 @@
-"""The event hub: every task state change is published once and fanned out to subscribers.
+"""The event hub: every task state change is published once and read by every subscriber.
 
-Each subscriber owns a bounded buffer holding the latest state per task, so a client that falls
-behind skips intermediate states but always gets each task's newest one, in lifecycle order. A
-subscriber more than `max_pending` distinct tasks behind is told to resync (re-read the list over
-REST) instead of growing memory; publishing never waits for anyone.
+The hub keeps one shared, bounded log holding the latest state of each recently changed task, in
+the order of their last change. Each subscriber only remembers how far it has read, so publishing
+costs the same with one client or a thousand, and never waits for any of them. A client that falls
+behind skips intermediate states but gets each task's newest one, in lifecycle order; one that falls
+further behind than the log reaches is told to resync (re-read the list over REST).
 """
 
 from __future__ import annotations
@@ -17,61 +18,29 @@ from jobqueue.models import STATUSES, Task
 
 _RANK = {status: i for i, status in enumerate(STATUSES)}
 RESYNC = json.dumps({"type": "resync", "reason": "this client fell too far behind; reload the task list"})
+_COUNTS_KEY = ""  # no task has an empty id
 
 
 class Subscription:
-    """One client's view of the event stream: a coalescing buffer and a wake-up flag."""
+    """One client's position in the hub's log, and the tasks it follows (None: all)."""
 
-    def __init__(self, hub: EventHub, task_ids: Iterable[str] | None, max_pending: int) -> None:
+    def __init__(self, hub: EventHub, task_ids: Iterable[str] | None, cursor: int) -> None:
         self.hub = hub
         self.task_ids = frozenset(task_ids) if task_ids else None
-        self.max_pending = max_pending
-        self._pending: OrderedDict[str, str] = OrderedDict()
-        self._resync = False
-        self._ready = asyncio.Event()
-        self.skipped = 0
-
-    def offer(self, task_id: str, message: str) -> None:
-        """Take a new state without ever blocking; older unsent states of the task are replaced."""
-        if self.task_ids is not None and task_id not in self.task_ids:
-            return
-        if self._resync:
-            return
-        if task_id in self._pending:
-            self.skipped += 1
-            self._pending[task_id] = message
-        elif len(self._pending) >= self.max_pending:
-            self._pending.clear()
-            self._resync = True
-        else:
-            self._pending[task_id] = message
-        self._ready.set()
-
-    def offer_raw(self, message: str) -> None:
-        """Queue a message that is not about one task (counts); the newest replaces older ones."""
-        self._pending.pop("", None)
-        self._pending[""] = message
-        self._ready.set()
+        self.cursor = cursor
 
     async def next_batch(self, limit: int = 500) -> list[str]:
-        """Wait for messages and take up to `limit` of them, oldest change first."""
-        await self._ready.wait()
-        if self._resync:
-            self._resync = False
-            if not self._pending:
-                self._ready.clear()
-            return [RESYNC]
-        batch = []
-        while self._pending and len(batch) < limit:
-            batch.append(self._pending.popitem(last=False)[1])
-        if not self._pending:
-            self._ready.clear()
-        return batch
+        """Wait for messages after this subscription's position and take up to `limit`, oldest first."""
+        while True:
+            await self.hub.wait_after(self.cursor)
+            batch = self.hub.read_after(self, limit)
+            if batch:
+                return batch
 
     @property
     def pending(self) -> int:
-        """How many messages wait to be sent (bounded by max_pending + 1)."""
-        return len(self._pending)
+        """How many changes wait to be read (at most the hub's log size)."""
+        return self.hub.count_after(self.cursor)
 
     def close(self) -> None:
         """Stop receiving events."""
@@ -79,23 +48,26 @@ class Subscription:
 
 
 class EventHub:
-    """Fans task states out to subscribers; drops states older than what was already published."""
+    """A bounded log of the latest state per task, read by any number of subscribers."""
 
-    def __init__(self, max_pending: int = 5000, remember: int = 20000) -> None:
+    def __init__(self, max_pending: int = 20000) -> None:
         self.max_pending = max_pending
         self._subscribers: set[Subscription] = set()
-        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
-        self._remember = remember
+        # task id -> (sequence number, message or None when nobody listened, (updated_at, rank))
+        self._log: OrderedDict[str, tuple[int, str | None, tuple[float, int]]] = OrderedDict()
+        self._seq = 0
+        self._forgotten = 0  # highest sequence number pushed out of the log
+        self._waiter: asyncio.Future[None] | None = None
         self.published = 0
 
     @property
     def subscribers(self) -> int:
-        """How many clients listen (for /metrics)."""
+        """How many clients listen (for /metrics and the websocket cap)."""
         return len(self._subscribers)
 
     def subscribe(self, task_ids: Iterable[str] | None = None) -> Subscription:
-        """Start receiving task events (all, or only `task_ids`)."""
-        subscription = Subscription(self, task_ids, self.max_pending)
+        """Start receiving changes made from now on (all tasks, or only `task_ids`)."""
+        subscription = Subscription(self, task_ids, self._seq)
         self._subscribers.add(subscription)
         return subscription
 
@@ -104,25 +76,67 @@ class EventHub:
         self._subscribers.discard(subscription)
 
     def publish(self, task: Task) -> None:
-        """Announce a task's new state; a state older than the last one seen is ignored."""
+        """Record a task's new state; a state older than the one last recorded is ignored."""
         key = (task.updated_at, _RANK.get(task.status, 0))
-        last = self._last.get(task.id)
-        if last is not None and key <= last:
+        last = self._log.get(task.id)
+        if last is not None and key <= last[2]:
             return
-        self._last[task.id] = key
-        self._last.move_to_end(task.id)
-        if len(self._last) > self._remember:
-            self._last.popitem(last=False)
+        message = None
+        if self._subscribers:
+            message = json.dumps({"type": "task", "task": task.to_json()}, separators=(",", ":"))
+        self._append(task.id, message, key)
         self.published += 1
-        if not self._subscribers:
-            return
-        message = json.dumps({"type": "task", "task": task.to_json()}, separators=(",", ":"))
-        for subscription in self._subscribers:
-            subscription.offer(task.id, message)
 
     def publish_counts(self, counts: dict[str, int]) -> None:
-        """Send the current counts by status to every client that listens to all tasks."""
+        """Record the current counts by status, for clients that follow every task."""
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))
-        for subscription in self._subscribers:
-            if subscription.task_ids is None:
-                subscription.offer_raw(message)
+        self._append(_COUNTS_KEY, message, (0.0, 0))
+
+    def _append(self, key: str, message: str | None, order: tuple[float, int]) -> None:
+        self._seq += 1
+        self._log[key] = (self._seq, message, order)
+        self._log.move_to_end(key)
+        if len(self._log) > self.max_pending:
+            _, (seq, _message, _order) = self._log.popitem(last=False)
+            self._forgotten = max(self._forgotten, seq)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None
+
+    async def wait_after(self, cursor: int) -> None:
+        """Return once something newer than `cursor` is in the log."""
+        while self._seq <= cursor:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)
+
+    def count_after(self, cursor: int) -> int:
+        """How many log entries are newer than `cursor`."""
+        count = 0
+        for seq, _message, _order in reversed(self._log.values()):
+            if seq <= cursor:
+                break
+            count += 1
+        return count
+
+    def read_after(self, subscription: Subscription, limit: int) -> list[str]:
+        """The messages a subscription has not read yet (up to `limit`), advancing its position."""
+        if subscription.cursor < self._forgotten:
+            subscription.cursor = self._seq
+            return [RESYNC]
+        newer: list[tuple[int, str]] = []
+        wanted = subscription.task_ids
+        for key, (seq, message, _order) in reversed(self._log.items()):
+            if seq <= subscription.cursor:
+                break
+            if message is None:
+                continue
+            if wanted is None or key in wanted:
+                newer.append((seq, message))
+        if not newer:
+            subscription.cursor = self._seq
+            return []
+        newer.reverse()
+        taken = newer[:limit]
+        subscription.cursor = taken[-1][0] if len(newer) > limit else self._seq
+        return [message for _seq, message in taken]

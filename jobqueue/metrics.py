@@ -71,4 +71,5 @@ class TimedStore:
             finally:
                 histogram.observe(clock() - started)
 
+        setattr(self, attribute, timed)  # built once: later lookups find it without __getattr__
         return timed

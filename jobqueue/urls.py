@@ -11,6 +11,7 @@ from jobqueue.addresses import AddressPolicy
 MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = ("http", "https")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
 
 
@@ -40,7 +41,7 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
         raise InvalidURL("invalid_url", "the URL is empty")
     if len(text) > MAX_URL_LENGTH:
         raise InvalidURL("url_too_long", f"the URL has {len(text)} characters; the limit is {MAX_URL_LENGTH}")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+    if _UNSAFE.search(text):
         raise InvalidURL("invalid_url", "the URL contains spaces or control characters; percent-encode them")
     if text.startswith("//"):
         text = "https:" + text

@@ -10,7 +10,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobqueue.charset import decode_body
+from jobqueue.charset import detect_encoding
 from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
@@ -26,6 +26,7 @@ class PoolSettings:
 
     workers: int = 32
     per_host: int = 4
+    prefetch: int = 32  # claimed jobs waiting in memory, so a free worker never waits for a claim
     lease_seconds: float = 60.0
     poll_interval: float = 0.5
     shutdown_grace: float = 5.0
@@ -34,7 +35,7 @@ class PoolSettings:
 def result_from_response(task_id: str, response: FetchResponse) -> Result:
     """Turn a fetched response into the stored result, recording the charset it decodes with."""
     content_type = response.headers.get("content-type")
-    decoded = decode_body(response.body, content_type)
+    encoding, source = detect_encoding(response.body, content_type)
     media_type = content_type.split(";", 1)[0].strip().lower() if content_type else None
     return Result(
         id=task_id,
@@ -43,8 +44,8 @@ def result_from_response(task_id: str, response: FetchResponse) -> Result:
         http_status=response.http_status,
         headers=response.headers,
         content_type=media_type,
-        encoding=decoded.encoding,
-        encoding_source=decoded.source,
+        encoding=encoding,
+        encoding_source=source,
         size=len(response.body),
         truncated=False,
         elapsed_ms=response.elapsed_ms,
@@ -78,7 +79,8 @@ class WorkerPool:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}  # fetching or writing the outcome
+        self._fetching: set[str] = set()  # holding one of the `workers` fetch slots
         self._leases: dict[str, Lease] = {}
         self._host_running: Counter[str] = Counter()
         self._pending: dict[str, deque[Task]] = {}
@@ -140,15 +142,16 @@ class WorkerPool:
         self.fetcher.close()
 
     def _saturated_hosts(self) -> list[str]:
-        hosts = {h for h, n in self._host_running.items() if n >= self.settings.per_host}
-        hosts.update(h for h, q in self._pending.items() if q)
-        return sorted(hosts)
+        """Hosts that already have a full round waiting: claiming more of them would only hoard."""
+        limit = self.settings.per_host
+        return sorted(h for h, q in self._pending.items() if len(q) + self._host_running[h] >= 2 * limit)
 
     async def _claim_loop(self) -> None:
         failures = 0
         while not self._stopping:
             self._wake.clear()
-            free = self.settings.workers - len(self._leases)
+            writing = len(self._running) - len(self._fetching)
+            free = self.settings.workers + self.settings.prefetch - (len(self._leases) - writing)
             claimed: list[Task] = []
             if free > 0:
                 try:
@@ -162,7 +165,7 @@ class WorkerPool:
                     continue
                 for task in claimed:
                     self._dispatch(task)
-            if claimed and len(claimed) == free:
+            if claimed and len(claimed) == free and len(self._fetching) < self.settings.workers:
                 continue
             await self._pause(self.settings.poll_interval)
 
@@ -174,26 +177,51 @@ class WorkerPool:
         assert task.lease_token is not None
         self._leases[task.id] = Lease(task.id, task.lease_token)
         self.publish(task)
-        if self._host_running[task.host] < self.settings.per_host and not self._stopping:
-            self._start(task)
-        else:
-            self._pending.setdefault(task.host, deque()).append(task)
+        self._pending.setdefault(task.host, deque()).append(task)
+        self._fill()
+
+    def _fill(self) -> None:
+        """Start waiting jobs while fetch slots are free, oldest host first, within each host's limit.
+
+        Outcomes still being written hold no fetch slot, but at most `workers` of them may wait for
+        the database at once, which bounds the bodies held in memory.
+        """
+        if self._stopping:
+            return
+        workers, per_host = self.settings.workers, self.settings.per_host
+        for host in list(self._pending):
+            queue = self._pending[host]
+            while queue and self._host_running[host] < per_host and self._has_slot(workers):
+                self._start(queue.popleft())
+            if not queue:
+                del self._pending[host]
+            if not self._has_slot(workers):
+                return
+
+    def _has_slot(self, workers: int) -> bool:
+        return len(self._fetching) < workers and len(self._running) < 2 * workers
 
     def _start(self, task: Task) -> None:
         self._host_running[task.host] += 1
+        self._fetching.add(task.id)
         self._running[task.id] = asyncio.ensure_future(self._process(task))
 
-    def _finished(self, task: Task) -> None:
-        self._running.pop(task.id, None)
-        self._leases.pop(task.id, None)
+    def _fetch_done(self, task: Task) -> None:
+        """The fetch is over: its slot (and its host's) goes to the next job while the outcome is written."""
+        if task.id not in self._fetching:
+            return
+        self._fetching.discard(task.id)
         self._host_running[task.host] -= 1
         if self._host_running[task.host] <= 0:
             del self._host_running[task.host]
-        queue = self._pending.get(task.host)
-        if queue and not self._stopping:
-            self._start(queue.popleft())
-        if queue is not None and not queue:
-            del self._pending[task.host]
+        self._fill()
+        self._wake.set()
+
+    def _finished(self, task: Task) -> None:
+        self._fetch_done(task)
+        self._running.pop(task.id, None)
+        self._leases.pop(task.id, None)
+        self._fill()
         self._wake.set()
 
     async def _process(self, task: Task) -> None:
@@ -225,6 +253,7 @@ class WorkerPool:
         try:
             response = await self.fetcher.fetch(task.url)
         except FetchError as exc:
+            self._fetch_done(task)
             metrics.fetch_seconds.observe(time.perf_counter() - started)
             error = TaskError(exc.code, exc.message)
             if exc.retryable and self.retry.may_retry(task.attempts):
@@ -234,6 +263,7 @@ class WorkerPool:
                 return await self.store.reschedule(lease, time.time() + delay, error, None)
             metrics.failed.labels(exc.code).inc()
             return await self.store.fail(lease, error, None)
+        self._fetch_done(task)
         metrics.fetch_seconds.observe(time.perf_counter() - started)
         status = response.http_status
         if status in RETRYABLE_STATUSES and self.retry.may_retry(task.attempts):

@@ -54,6 +54,6 @@ export async function rawBody(id) {
 
 export function eventsUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const query = token() ? `?token=${encodeURIComponent(token())}` : "";
-  return `${scheme}://${location.host}${BASE}/events${query}`;
+  const query = token() ? `&token=${encodeURIComponent(token())}` : "";
+  return `${scheme}://${location.host}${BASE}/events?batch=1${query}`;
 }

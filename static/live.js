@@ -22,7 +22,13 @@ export class LiveLink {
   receive(data) {
     let message;
     try { message = JSON.parse(data); } catch { return; }
-    if (message.type === "hello") {
+    this.handle(message);
+  }
+
+  handle(message) {
+    if (message.type === "batch") {
+      for (const inner of message.messages) this.handle(inner);
+    } else if (message.type === "hello") {
       this.delay = 500;
       this.setState("live", "live");
       this.handlers.onHello();

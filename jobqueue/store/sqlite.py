@@ -222,7 +222,8 @@ class SQLiteStore:
         sql = (
             "UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
             " started_at = ?, updated_at = ?"
-            " WHERE seq IN (SELECT seq FROM jobs WHERE status IN ('queued', 'running') AND available_at <= ?"
+            " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
+            " WHERE status IN ('queued', 'running') AND available_at <= ?"
             f"{exclude} ORDER BY available_at LIMIT ?)"
             f" RETURNING {JOB_COLUMNS}"
         )
