@@ -62,11 +62,14 @@ class EventsHandler(SharedObjects, WebSocketHandler):
         assert self.subscription is not None
         try:
             while True:
-                batch = await self.subscription.next_batch()
                 if batched:
-                    await self.write_message('{"type":"batch","messages":[' + ",".join(batch) + "]}")
-                    await asyncio.sleep(BATCH_INTERVAL)  # lets a burst coalesce into the next frame
+                    await self.write_message(await self.subscription.next_frame())
+                    # lets a burst coalesce; aligned to a shared grid, so clients read together and
+                    # share one answer from the hub
+                    loop_time = asyncio.get_running_loop().time()
+                    await asyncio.sleep(BATCH_INTERVAL - loop_time % BATCH_INTERVAL)
                     continue
+                batch = await self.subscription.next_batch()
                 last = None
                 for message in batch:
                     last = self.write_message(message)

@@ -29,6 +29,14 @@ class Subscription:
         self.task_ids = frozenset(task_ids) if task_ids else None
         self.cursor = cursor
 
+    async def next_frame(self, limit: int = 500) -> str:
+        """Wait, then take what is new as one {"type": "batch", "messages": [...]} frame."""
+        while True:
+            await self.hub.wait_after(self.cursor)
+            frame = self.hub.frame_after(self, limit)
+            if frame is not None:
+                return frame
+
     async def next_batch(self, limit: int = 500) -> list[str]:
         """Wait for messages after this subscription's position and take up to `limit`, oldest first."""
         while True:
@@ -58,6 +66,10 @@ class EventHub:
         self._seq = 0
         self._forgotten = 0  # highest sequence number pushed out of the log
         self._waiter: asyncio.Future[None] | None = None
+        self._memo: dict[tuple[int, int], tuple[list[str], int]] = {}  # valid while _seq == _memo_seq
+        self._memo_seq = -1
+        self._frames: dict[int, tuple[list[str], str]] = {}
+        self._frames_seq = -1
         self.published = 0
 
     @property
@@ -120,23 +132,63 @@ class EventHub:
         return count
 
     def read_after(self, subscription: Subscription, limit: int) -> list[str]:
-        """The messages a subscription has not read yet (up to `limit`), advancing its position."""
+        """The messages a subscription has not read yet (up to `limit`), advancing its position.
+
+        Clients that follow every task and read at the same moment share one computed answer.
+        """
         if subscription.cursor < self._forgotten:
             subscription.cursor = self._seq
             return [RESYNC]
-        newer: list[tuple[int, str]] = []
         wanted = subscription.task_ids
-        for key, (seq, message, _order) in reversed(self._log.items()):
-            if seq <= subscription.cursor:
+        if wanted is not None:
+            messages, cursor = self._read_some(subscription.cursor, wanted, limit)
+        else:
+            if self._memo_seq != self._seq:
+                self._memo, self._memo_seq = {}, self._seq
+            key = (subscription.cursor, limit)
+            if key not in self._memo:
+                self._memo[key] = self._read_all(subscription.cursor, limit)
+            messages, cursor = self._memo[key]
+        subscription.cursor = cursor
+        return messages
+
+    def frame_after(self, subscription: Subscription, limit: int) -> str | None:
+        """Like read_after, joined into one batch frame; clients reading together share the string."""
+        messages = self.read_after(subscription, limit)
+        if not messages:
+            return None
+        key = id(messages)
+        cached = self._frames.get(key)
+        if cached is not None and cached[0] is messages:
+            return cached[1]
+        frame = '{"type":"batch","messages":[' + ",".join(messages) + "]}"
+        if self._frames_seq != self._seq:
+            self._frames, self._frames_seq = {}, self._seq
+        self._frames[key] = (messages, frame)
+        return frame
+
+    def _read_all(self, after: int, limit: int) -> tuple[list[str], int]:
+        newer: list[tuple[int, str]] = []
+        for seq, message, _order in reversed(self._log.values()):
+            if seq <= after:
                 break
-            if message is None:
-                continue
-            if wanted is None or key in wanted:
+            if message is not None:
                 newer.append((seq, message))
-        if not newer:
-            subscription.cursor = self._seq
-            return []
-        newer.reverse()
-        taken = newer[:limit]
-        subscription.cursor = taken[-1][0] if len(newer) > limit else self._seq
-        return [message for _seq, message in taken]
+        return self._page(newer, limit)
+
+    def _read_some(self, after: int, wanted: frozenset[str], limit: int) -> tuple[list[str], int]:
+        newer = []
+        for task_id in wanted:
+            entry = self._log.get(task_id)
+            if entry is not None and entry[0] > after and entry[1] is not None:
+                newer.append((entry[0], entry[1]))
+        newer.sort(reverse=True)
+        return self._page(newer, limit)
+
+    def _page(self, newest_first: list[tuple[int, str]], limit: int) -> tuple[list[str], int]:
+        if not newest_first:
+            return [], self._seq
+        newest_first.reverse()
+        taken = newest_first[:limit]
+        cursor = taken[-1][0] if len(newest_first) > limit else self._seq
+        return [message for _seq, message in taken], cursor

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
+import functools
 import os
 import random
 import time
@@ -45,8 +45,13 @@ def iso(ts: float | None) -> str | None:
     """Render an epoch time as the contract's ISO 8601 UTC string with milliseconds."""
     if ts is None:
         return None
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    seconds = int(ts // 1)
+    return f"{_iso_second(seconds)}.{int((ts - seconds) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 @dataclass
