@@ -155,9 +155,10 @@ async def submit_all(client: Client, target: BenchTarget, n: int) -> list[str]:
     return ids
 
 
-async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0) -> dict[str, Any]:
-    """Fresh server and database; batch-submit n jobs; time until all are completed; check bodies."""
+async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, processes: int = 1) -> dict[str, Any]:
+    """Fresh server(s) on one database; batch-submit n jobs; time until all are completed; check bodies."""
     with tempfile.TemporaryDirectory() as tmp:
+        others = [Server(os.path.join(tmp, "bench.db")).start() for _ in range(processes - 1)]
         server = Server(os.path.join(tmp, "bench.db")).start()
         client = Client(server.base)
         streams = []
@@ -182,8 +183,10 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0) -
                 stream.close()
             client.close()
             server.stop()
+            for other in others:
+                other.stop()
     return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed), "websockets": websockets,
-            "rss_mb": round(rss, 1), "bodies_checked": min(20, n)}
+            "processes": processes, "rss_mb": round(rss, 1), "bodies_checked": min(20, n)}
 
 
 async def _drain(stream: Any) -> None:
@@ -370,6 +373,8 @@ async def main(argv: list[str]) -> dict[str, Any]:
         report["end_to_end_100_websockets"] = await measure_end_to_end(target, n, websockets=100)
         report["end_to_end_100_websockets"]["cost_vs_none"] = round(
             1 - report["end_to_end_100_websockets"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
+        print("two processes on one database file...", file=sys.stderr, flush=True)
+        report["end_to_end_2_processes"] = await measure_end_to_end(target, n, processes=2)
         print("submission...", file=sys.stderr, flush=True)
         report["submission"] = await measure_submission(target, 3 if args.quick else 5)
         print("submit -> completed latency...", file=sys.stderr, flush=True)

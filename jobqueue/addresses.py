@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_IPV4_CHARS = frozenset("0123456789abcdefxABCDEFX.")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
@@ -20,11 +21,13 @@ def parse_ip(text: str) -> IPAddress | None:
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     text = text.split("%", 1)[0]  # an IPv6 zone id names an interface, not another address
+    if not text or (":" not in text and not all(c in _IPV4_CHARS for c in text)):
+        return None  # a host name, the common case: no exception to raise and catch
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         pass
-    if not text or not all(c in "0123456789abcdefxABCDEFX." for c in text):
+    if ":" in text:
         return None
     try:
         return ipaddress.IPv4Address(socket.inet_aton(text))

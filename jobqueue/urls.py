@@ -11,6 +11,8 @@ from jobqueue.addresses import AddressPolicy
 MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = ("http", "https")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# The shape of nearly every submitted URL, checked without urlsplit: scheme, ASCII host, port, path.
+_SIMPLE = re.compile(r"(?:(https?)://)?([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::(\d{1,5}))?([/?][^#]*)?", re.ASCII)
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
 
@@ -43,6 +45,9 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
         raise InvalidURL("url_too_long", f"the URL has {len(text)} characters; the limit is {MAX_URL_LENGTH}")
     if _UNSAFE.search(text):
         raise InvalidURL("invalid_url", "the URL contains spaces or control characters; percent-encode them")
+    simple = _SIMPLE.fullmatch(text)
+    if simple is not None:
+        return _simple_url(simple, policy)
     if text.startswith("//"):
         text = "https:" + text
     elif not _SCHEME.match(text) or _HOST_PORT.match(text):
@@ -76,3 +81,22 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
         netloc = f"{userinfo}@{netloc}"
     url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
     return CleanURL(url=url, host=ascii_host)
+
+
+def _simple_url(match: re.Match[str], policy: AddressPolicy) -> CleanURL:
+    scheme, host, port, rest = match.groups()
+    scheme = (scheme or "https").lower()
+    host = host.lower()
+    if port is not None and int(port) > 65535:
+        raise InvalidURL("invalid_url", f"the URL cannot be parsed: port {port} is out of range 0-65535")
+    if policy.refuses_host(host):
+        raise InvalidURL(
+            "blocked",
+            f"the host {host!r} is a private or local address; start the server with --allow-private-addresses "
+            "to fetch from your own network",
+        )
+    path = rest or "/"
+    if path.startswith("?"):
+        path = "/" + path
+    netloc = f"{host}:{int(port)}" if port is not None else host
+    return CleanURL(url=f"{scheme}://{netloc}{path}", host=host)
