@@ -105,6 +105,8 @@ def start_target() -> BenchTarget:
     make_pages(root)
     port = free_port()
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if os.environ.get("JOBQUEUE_BENCH_TARGET") == "tornado":
+        nginx = None
     if nginx:
         conf = os.path.join(root, "nginx.conf")
         with open(conf, "w") as handle:
