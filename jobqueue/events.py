@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from jobqueue.models import STATUSES, Task
 
@@ -61,15 +62,14 @@ class EventHub:
     def __init__(self, max_pending: int = 20000) -> None:
         self.max_pending = max_pending
         self._subscribers: set[Subscription] = set()
-        # task id -> (sequence number, message or None when nobody listened, (updated_at, rank))
-        self._log: OrderedDict[str, tuple[int, str | None, tuple[float, int]]] = OrderedDict()
+        # task id -> [sequence number, message (a Task until first read; None when nobody listened),
+        #             (updated_at, rank)]; a state replaced before anyone read it is never serialised
+        self._log: OrderedDict[str, list[Any]] = OrderedDict()
         self._seq = 0
         self._forgotten = 0  # highest sequence number pushed out of the log
         self._waiter: asyncio.Future[None] | None = None
-        self._memo: dict[tuple[int, int], tuple[list[str], int]] = {}  # valid while _seq == _memo_seq
-        self._memo_seq = -1
+        self._memo: dict[tuple[int, int], tuple[list[str], int]] = {}
         self._frames: dict[int, tuple[list[str], str]] = {}
-        self._frames_seq = -1
         self.published = 0
 
     @property
@@ -93,10 +93,7 @@ class EventHub:
         last = self._log.get(task.id)
         if last is not None and key <= last[2]:
             return
-        message = None
-        if self._subscribers:
-            message = json.dumps({"type": "task", "task": task.to_json()}, separators=(",", ":"))
-        self._append(task.id, message, key)
+        self._append(task.id, task if self._subscribers else None, key)
         self.published += 1
 
     def publish_counts(self, counts: dict[str, int]) -> None:
@@ -104,9 +101,9 @@ class EventHub:
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))
         self._append(_COUNTS_KEY, message, (0.0, 0))
 
-    def _append(self, key: str, message: str | None, order: tuple[float, int]) -> None:
+    def _append(self, key: str, message: str | Task | None, order: tuple[float, int]) -> None:
         self._seq += 1
-        self._log[key] = (self._seq, message, order)
+        self._log[key] = [self._seq, message, order]
         self._log.move_to_end(key)
         if len(self._log) > self.max_pending:
             _, (seq, _message, _order) = self._log.popitem(last=False)
@@ -143,12 +140,15 @@ class EventHub:
         if wanted is not None:
             messages, cursor = self._read_some(subscription.cursor, wanted, limit)
         else:
-            if self._memo_seq != self._seq:
-                self._memo, self._memo_seq = {}, self._seq
+            # Readers from the same position share one snapshot, even if changes arrived since it was
+            # taken: they read those on their next turn (a task's newer state always comes later).
             key = (subscription.cursor, limit)
-            if key not in self._memo:
-                self._memo[key] = self._read_all(subscription.cursor, limit)
-            messages, cursor = self._memo[key]
+            cached = self._memo.get(key)
+            if cached is None:
+                if len(self._memo) >= 64:
+                    self._memo.clear()
+                cached = self._memo[key] = self._read_all(subscription.cursor, limit)
+            messages, cursor = cached
         subscription.cursor = cursor
         return messages
 
@@ -162,18 +162,18 @@ class EventHub:
         if cached is not None and cached[0] is messages:
             return cached[1]
         frame = '{"type":"batch","messages":[' + ",".join(messages) + "]}"
-        if self._frames_seq != self._seq:
-            self._frames, self._frames_seq = {}, self._seq
+        if len(self._frames) >= 64:
+            self._frames.clear()
         self._frames[key] = (messages, frame)
         return frame
 
     def _read_all(self, after: int, limit: int) -> tuple[list[str], int]:
         newer: list[tuple[int, str]] = []
-        for seq, message, _order in reversed(self._log.values()):
-            if seq <= after:
+        for entry in reversed(self._log.values()):
+            if entry[0] <= after:
                 break
-            if message is not None:
-                newer.append((seq, message))
+            if entry[1] is not None:
+                newer.append((entry[0], _serialised(entry)))
         return self._page(newer, limit)
 
     def _read_some(self, after: int, wanted: frozenset[str], limit: int) -> tuple[list[str], int]:
@@ -181,7 +181,7 @@ class EventHub:
         for task_id in wanted:
             entry = self._log.get(task_id)
             if entry is not None and entry[0] > after and entry[1] is not None:
-                newer.append((entry[0], entry[1]))
+                newer.append((entry[0], _serialised(entry)))
         newer.sort(reverse=True)
         return self._page(newer, limit)
 
@@ -192,3 +192,12 @@ class EventHub:
         taken = newest_first[:limit]
         cursor = taken[-1][0] if len(newest_first) > limit else self._seq
         return [message for _seq, message in taken], cursor
+
+
+def _serialised(entry: list[Any]) -> str:
+    """The entry's message as JSON, made on first read and kept for the other readers."""
+    message = entry[1]
+    if isinstance(message, Task):
+        message = json.dumps({"type": "task", "task": message.to_json()}, separators=(",", ":"))
+        entry[1] = message
+    return message

@@ -31,7 +31,7 @@ async def follow_changes(store: Store, hub: EventHub) -> None:
     await poll_changes(store, hub)
 
 
-async def poll_changes(store: Store, hub: EventHub, interval: float = 0.5) -> None:
+async def poll_changes(store: Store, hub: EventHub, interval: float = 1.0) -> None:
     """Forever: republish tasks changed in the last OVERLAP seconds (the hub ignores states it has).
 
     Every look starts OVERLAP seconds before the previous one began, because a change is stamped
