@@ -182,6 +182,7 @@ async def test_configuration_errors_are_one_sentence(tmp_path):
         (["--api-token-file", str(token_file)], "holds no token"),
         (["--api-token-file", str(tmp_path / "missing")], "cannot be read"),
         (["--log-format", "xml"], "--log-format must be text or json"),
+        (["--database", "sqlite:////proc/jobqueue-test.db"], "cannot open the database"),  # unwritable, even for root
     ]
     if os.geteuid() != 0:  # root writes anywhere, so this case only means something for other users
         cases.append((["--database", f"sqlite:///{readonly}/x.db"], "cannot open the database"))
