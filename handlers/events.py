@@ -91,8 +91,8 @@ class EventsHandler(SharedObjects, WebSocketHandler):
             self._sender.cancel()
 
 
-async def counts_loop(hub: EventHub, store: Any, interval: float = 1.0) -> None:
-    """Push counts by status to dashboards once a second while anything changes."""
+async def counts_loop(hub: EventHub, store: Any, interval: float = 0.5) -> None:
+    """Push counts by status to dashboards twice a second while anything changes."""
     seen = -1
     while True:
         await asyncio.sleep(interval)
