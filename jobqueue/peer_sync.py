@@ -49,6 +49,9 @@ async def poll_changes(store: Store, hub: EventHub, interval: float = 1.0) -> No
         except StoreError as exc:
             log.warning("reading recent changes failed: %s", exc)
             continue
+        except Exception:  # a bug must not stop live updates for good
+            log.exception("reading recent changes failed unexpectedly")
+            continue
         since = started - OVERLAP
 
 

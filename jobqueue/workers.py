@@ -85,11 +85,6 @@ class WorkerPool:
         self._host_running: Counter[str] = Counter()
         self._pending: dict[str, deque[Task]] = {}
 
-    @property
-    def busy(self) -> int:
-        """How many tasks this process holds (running or waiting for their host)."""
-        return len(self._leases)
-
     def start(self) -> None:
         """Begin claiming and heartbeating."""
         self._loop_task = asyncio.ensure_future(self._claim_loop())
@@ -162,6 +157,10 @@ class WorkerPool:
                     delay = min(30.0, 0.5 * 2**failures)
                     log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
                     await self._pause(delay)
+                    continue
+                except Exception:  # a bug must not stop the workers for good
+                    log.exception("claiming work failed unexpectedly; trying again in 1s")
+                    await self._pause(1.0)
                     continue
                 for task in claimed:
                     self._dispatch(task)
@@ -292,6 +291,9 @@ class WorkerPool:
                 lost = await self.store.extend(leases, self.settings.lease_seconds)
             except StoreError as exc:
                 log.warning("renewing leases failed: %s", exc)
+                continue
+            except Exception:  # a bug must not stop the heartbeat for good
+                log.exception("renewing leases failed unexpectedly")
                 continue
             for task_id in lost:
                 log.info("task %s: lease lost; stopping its fetch", task_id)
