@@ -148,6 +148,9 @@ async def run(settings: Settings) -> None:
     )
     for warning in exposure_warnings(settings):
         print(f"jobqueue: WARNING: {warning}", file=sys.stderr, flush=True)
+    if not settings.api_tokens and not exposure_warnings(settings):
+        print(f"jobqueue: no API token, so reachable from this machine only ({settings.host}); "
+              "set --api-token before listening elsewhere", file=sys.stderr, flush=True)
     await stop.wait()
     log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
     await server.stop()
