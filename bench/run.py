@@ -165,8 +165,10 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
         try:
             readers = []
             for _ in range(websockets):
-                # connected the way the dashboard connects (batched frames)
+                # connected the way the dashboard connects: batched frames, and a view of its first page
                 stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events?batch=1")
+                await stream.write_message(json.dumps({"type": "view", "task_ids": [], "newest": 50,
+                                                       "after_id": "", "status": None}))
                 streams.append(stream)
                 readers.append(asyncio.ensure_future(_drain(stream)))
             started = time.perf_counter()

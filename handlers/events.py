@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from handlers.base import ApiError, SharedObjects
-from jobqueue.events import EventHub, Subscription
+from jobqueue.events import EventHub, Subscription, View
+from jobqueue.models import STATUSES
 
 log = logging.getLogger("jobqueue.events")
 BATCH_INTERVAL = 0.1
@@ -63,11 +64,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
         try:
             while True:
                 if batched:
-                    await self.write_message(await self.subscription.next_frame())
-                    # lets a burst coalesce; aligned to a shared grid, so clients read together and
-                    # share one answer from the hub
-                    loop_time = asyncio.get_running_loop().time()
-                    await asyncio.sleep(BATCH_INTERVAL - loop_time % BATCH_INTERVAL)
+                    await self.write_message(await self.subscription.next_frame(BATCH_INTERVAL))
                     continue
                 batch = await self.subscription.next_batch()
                 last = None
@@ -82,7 +79,22 @@ class EventsHandler(SharedObjects, WebSocketHandler):
             self.close()
 
     def on_message(self, message: str | bytes) -> None:
-        pass  # the stream is one-way; pings are handled by Tornado
+        """A client may say what it shows: {"type": "view", "task_ids": [...], "newest": 50,
+        "after_id": "...", "status": null}; from then on it is sent only what that view needs."""
+        view = parse_view(message)
+        subscription = self.subscription
+        if view is None or subscription is None:
+            return
+        before = subscription.view.task_ids if subscription.view is not None else frozenset()
+        subscription.view = view
+        # Rows new to the view may have changed after the page read them and before this message
+        # arrived; their latest recorded states go out now (the page keeps whichever is newer).
+        replay = self.hub.latest_of(view.task_ids - before)
+        if replay and self.get_query_argument("batch", None) is not None:
+            self.write_message('{"type":"batch","messages":[' + ",".join(replay) + "]}")
+        else:
+            for item in replay:
+                self.write_message(item)
 
     def on_close(self) -> None:
         if self.subscription is not None:
@@ -101,3 +113,22 @@ async def counts_loop(hub: EventHub, store: Any, interval: float = 0.5) -> None:
         seen = hub.published
         with contextlib.suppress(Exception):
             hub.publish_counts(await store.counts())
+
+
+def parse_view(message: str | bytes) -> View | None:
+    """Read a view message; anything malformed is ignored (the stream then stays as it was)."""
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "view":
+        return None
+    ids = data.get("task_ids", [])
+    newest = data.get("newest", 0)
+    after_id = data.get("after_id") or ""
+    status = data.get("status")
+    if (not isinstance(ids, list) or len(ids) > 1000 or not all(isinstance(i, str) for i in ids)
+            or not isinstance(newest, int) or not 0 <= newest <= 1000 or not isinstance(after_id, str)
+            or (status is not None and status not in STATUSES)):
+        return None
+    return View(frozenset(ids), newest, after_id, status)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.models import STATUSES, Task
@@ -22,17 +23,32 @@ RESYNC = json.dumps({"type": "resync", "reason": "this client fell too far behin
 _COUNTS_KEY = ""  # no task has an empty id
 
 
+@dataclass(frozen=True)
+class View:
+    """What a dashboard shows, so it is sent only that: the tasks on its page, and, on the first
+    page, the `newest` tasks created after `after_id` (of one status when `status` is set)."""
+
+    task_ids: frozenset[str]
+    newest: int = 0
+    after_id: str = ""
+    status: str | None = None
+
+
 class Subscription:
-    """One client's position in the hub's log, and the tasks it follows (None: all)."""
+    """One client's position in the hub's log, and what it follows: all tasks, some ids, or a view."""
 
     def __init__(self, hub: EventHub, task_ids: Iterable[str] | None, cursor: int) -> None:
         self.hub = hub
         self.task_ids = frozenset(task_ids) if task_ids else None
+        self.view: View | None = None
         self.cursor = cursor
 
-    async def next_frame(self, limit: int = 500) -> str:
-        """Wait, then take what is new as one {"type": "batch", "messages": [...]} frame."""
+    async def next_frame(self, interval: float, limit: int = 500) -> str:
+        """Take what is new as one {"type": "batch", "messages": [...]} frame, looking at most once per
+        `interval` on a grid shared by every client (so they read together and share the work)."""
+        loop = asyncio.get_running_loop()
         while True:
+            await asyncio.sleep(interval - loop.time() % interval)
             await self.hub.wait_after(self.cursor)
             frame = self.hub.frame_after(self, limit)
             if frame is not None:
@@ -63,8 +79,9 @@ class EventHub:
         self.max_pending = max_pending
         self._subscribers: set[Subscription] = set()
         # task id -> [sequence number, message (a Task until first read; None when nobody listened),
-        #             (updated_at, rank)]; a state replaced before anyone read it is never serialised
+        #             (updated_at, rank), status]; a state replaced before anyone read it is never serialised
         self._log: OrderedDict[str, list[Any]] = OrderedDict()
+        self._created: deque[str] = deque(maxlen=max_pending)  # ids in the order the hub first saw them
         self._seq = 0
         self._forgotten = 0  # highest sequence number pushed out of the log
         self._waiter: asyncio.Future[None] | None = None
@@ -93,20 +110,22 @@ class EventHub:
         last = self._log.get(task.id)
         if last is not None and key <= last[2]:
             return
-        self._append(task.id, task if self._subscribers else None, key)
+        if last is None:
+            self._created.append(task.id)
+        self._append(task.id, task if self._subscribers else None, key, task.status)
         self.published += 1
 
     def publish_counts(self, counts: dict[str, int]) -> None:
         """Record the current counts by status, for clients that follow every task."""
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))
-        self._append(_COUNTS_KEY, message, (0.0, 0))
+        self._append(_COUNTS_KEY, message, (0.0, 0), "")
 
-    def _append(self, key: str, message: str | Task | None, order: tuple[float, int]) -> None:
+    def _append(self, key: str, message: str | Task | None, order: tuple[float, int], status: str) -> None:
         self._seq += 1
-        self._log[key] = [self._seq, message, order]
+        self._log[key] = [self._seq, message, order, status]
         self._log.move_to_end(key)
         if len(self._log) > self.max_pending:
-            _, (seq, _message, _order) = self._log.popitem(last=False)
+            _, (seq, _message, _order, _status) = self._log.popitem(last=False)
             self._forgotten = max(self._forgotten, seq)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -122,7 +141,7 @@ class EventHub:
     def count_after(self, cursor: int) -> int:
         """How many log entries are newer than `cursor`."""
         count = 0
-        for seq, _message, _order in reversed(self._log.values()):
+        for seq, _message, _order, _status in reversed(self._log.values()):
             if seq <= cursor:
                 break
             count += 1
@@ -137,7 +156,9 @@ class EventHub:
             subscription.cursor = self._seq
             return [RESYNC]
         wanted = subscription.task_ids
-        if wanted is not None:
+        if subscription.view is not None:
+            messages, cursor = self._read_view(subscription.cursor, subscription.view, limit)
+        elif wanted is not None:
             messages, cursor = self._read_some(subscription.cursor, wanted, limit)
         else:
             # Readers from the same position share one snapshot, even if changes arrived since it was
@@ -151,6 +172,15 @@ class EventHub:
             messages, cursor = cached
         subscription.cursor = cursor
         return messages
+
+    def latest_of(self, task_ids: Iterable[str]) -> list[str]:
+        """The latest recorded state of these tasks, whatever a subscription has read (for a new view)."""
+        found = []
+        for task_id in task_ids:
+            entry = self._log.get(task_id)
+            if entry is not None and entry[1] is not None:
+                found.append((entry[0], _serialised(entry)))
+        return [message for _seq, message in sorted(found)]
 
     def frame_after(self, subscription: Subscription, limit: int) -> str | None:
         """Like read_after, joined into one batch frame; clients reading together share the string."""
@@ -183,6 +213,27 @@ class EventHub:
             if entry is not None and entry[0] > after and entry[1] is not None:
                 newer.append((entry[0], _serialised(entry)))
         newer.sort(reverse=True)
+        return self._page(newer, limit)
+
+    def _read_view(self, after: int, view: View, limit: int) -> tuple[list[str], int]:
+        """Changes to the page's tasks, the newest tasks created since `after_id`, and the counts."""
+        picked: dict[str, list[Any]] = {}
+        log = self._log
+        for task_id in (*view.task_ids, _COUNTS_KEY):
+            entry = log.get(task_id)
+            if entry is not None and entry[0] > after and entry[1] is not None:
+                picked[task_id] = entry
+        found = 0
+        for task_id in reversed(self._created):
+            if found >= view.newest or task_id <= view.after_id:
+                break
+            entry = log.get(task_id)
+            if entry is None or (view.status is not None and entry[3] != view.status):
+                continue
+            found += 1
+            if entry[0] > after and entry[1] is not None:
+                picked[task_id] = entry
+        newer = sorted(((entry[0], _serialised(entry)) for entry in picked.values()), reverse=True)
         return self._page(newer, limit)
 
     def _page(self, newest_first: list[tuple[int, str]], limit: int) -> tuple[list[str], int]:

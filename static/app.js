@@ -6,7 +6,10 @@ import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
 import { Sparkline } from "./spark.js";
 
-const table = new JobsTable(document.getElementById("jobs"), { onOpen: (id) => openDetail(id, { onChange: (t) => table.apply(t) }) });
+const table = new JobsTable(document.getElementById("jobs"), {
+  onOpen: (id) => openDetail(id, { onChange: (t) => table.apply(t) }),
+  onView: (view) => link.sendView(view),
+});
 const spark = new Sparkline(document.getElementById("spark"), document.getElementById("rate"));
 
 function counts(c) {

@@ -6,13 +6,15 @@ import { age, el, took } from "./format.js";
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 
 export class JobsTable {
-  constructor(root, { onOpen, pageSize = 50 }) {
+  constructor(root, { onOpen, onView = () => {}, pageSize = 50 }) {
     this.body = root.querySelector("tbody");
     this.empty = document.getElementById("empty");
     this.newer = document.getElementById("newer");
     this.older = document.getElementById("older");
     this.info = document.getElementById("page-info");
     this.onOpen = onOpen;
+    this.onView = onView;
+    this.viewSent = "";
     this.pageSize = pageSize;
     this.status = "";
     this.cursors = [""];            // cursor of each page visited; the last is the current one
@@ -65,7 +67,8 @@ export class JobsTable {
     const known = this.rows.get(task.id);
     if (known) {
       if (task.updated_at >= known.updated_at) this.rows.set(task.id, task);
-    } else if (this.onFirstPage && (!this.status || this.status === task.status) && task.status === "queued") {
+    } else if (this.onFirstPage && (!this.status || this.status === task.status) && task.id > this.newestId()) {
+      // ids sort by creation time: a task newer than the newest row belongs at the top
       this.rows = new Map([[task.id, task], ...this.rows]);
       if (this.rows.size > this.pageSize) {
         const last = [...this.rows.keys()].pop();
@@ -76,6 +79,23 @@ export class JobsTable {
       return;
     }
     this.schedule();
+  }
+
+  newestId() {
+    let newest = "";
+    for (const id of this.rows.keys()) if (id > newest) newest = id;
+    return newest;
+  }
+
+  // What the server needs to send this page: its rows, and on the first page the newer tasks.
+  announceView() {
+    const view = { task_ids: [...this.rows.keys()], newest: this.onFirstPage ? this.pageSize : 0,
+                   after_id: this.newestId(), status: this.status || null };
+    const key = JSON.stringify(view);
+    if (key !== this.viewSent) {
+      this.viewSent = key;
+      this.onView(view);
+    }
   }
 
   schedule() {
@@ -93,6 +113,7 @@ export class JobsTable {
     this.newer.disabled = this.onFirstPage;
     this.older.disabled = !this.next;
     this.info.textContent = `page ${this.cursors.length}`;
+    this.announceView();
   }
 
   row(task, now) {

@@ -31,6 +31,7 @@ export class LiveLink {
     } else if (message.type === "hello") {
       this.delay = 500;
       this.setState("live", "live");
+      if (this.view) this.sendView(this.view);
       this.handlers.onHello();
     } else if (message.type === "task") {
       this.handlers.onTask(message.task);
@@ -38,6 +39,14 @@ export class LiveLink {
       this.handlers.onCounts(message.counts);
     } else if (message.type === "resync") {
       this.handlers.onResync();
+    }
+  }
+
+  // Tell the server what this page shows, so it sends only that (resent after every reconnect).
+  sendView(view) {
+    this.view = view;
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify({ type: "view", ...view }));
     }
   }
 

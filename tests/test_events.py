@@ -165,3 +165,66 @@ async def test_a_never_reading_client_does_not_delay_another(make_server, target
     stuck.close()
     reader.close()
     api.close()
+
+
+@pytest.mark.gen_test
+async def test_a_view_gets_its_rows_the_newest_tasks_and_counts_only():
+    from jobqueue.events import View
+
+    hub = EventHub()
+    sub = hub.subscribe()
+    for task_id in ("t01", "t02", "t03"):
+        hub.publish(task_state(task_id, "queued", 1))
+    sub.cursor = hub._seq  # the page has read t01..t03 over REST
+    sub.view = View(frozenset({"t01"}), newest=2, after_id="t03")
+    hub.publish(task_state("t01", "running", 2))   # on the page
+    hub.publish(task_state("t02", "running", 2))   # not on the page, not new
+    for task_id in ("t04", "t05", "t06"):            # new: only the newest two matter
+        hub.publish(task_state(task_id, "queued", 3))
+    hub.publish_counts({"queued": 5})
+    got = [json.loads(m) for m in await sub.next_batch()]
+    tasks = {(m["task"]["id"], m["task"]["status"]) for m in got if m["type"] == "task"}
+    assert tasks == {("t01", "running"), ("t05", "queued"), ("t06", "queued")}
+    assert any(m["type"] == "counts" for m in got)
+    assert [m["type"] for m in map(json.loads, hub.latest_of(["t02"]))] == ["task"]
+
+
+@pytest.mark.gen_test
+async def test_websocket_view_narrows_the_stream_and_replays_new_rows(jq, api, target):
+    conn = await websocket_connect(f"ws://127.0.0.1:{jq.port}{API}/events")
+    await conn.read_message()
+    watched = await api.submit(target.url("/page/w?delay=0.3"))
+    other = await api.submit(target.url("/page/o?delay=0.3"))
+    conn.write_message(json.dumps({"type": "view", "task_ids": [watched["id"]], "newest": 0,
+                                   "after_id": other["id"], "status": None}))
+    other_states: list[str] = []
+    end = time.monotonic() + 15
+    while True:
+        event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
+        if event["type"] != "task":
+            continue
+        if event["task"]["id"] == other["id"]:
+            other_states.append(event["task"]["status"])
+        if event["task"]["id"] == watched["id"] and event["task"]["status"] == "completed":
+            break
+    await api.wait_finished(other["id"])
+    marker = await api.submit(target.url("/page/m"))  # its events come after any of other's
+    conn.write_message(json.dumps({"type": "view", "task_ids": [watched["id"], marker["id"]], "newest": 0,
+                                   "after_id": marker["id"], "status": None}))
+    while True:
+        event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
+        if event["type"] != "task":
+            continue
+        if event["task"]["id"] == other["id"]:
+            other_states.append(event["task"]["status"])
+        if event["task"]["id"] == marker["id"] and event["task"]["status"] == "completed":
+            break
+    assert "completed" not in other_states  # outside the view: its later states were not sent
+    conn.write_message(json.dumps({"type": "view", "task_ids": [watched["id"], other["id"]], "newest": 0,
+                                   "after_id": marker["id"], "status": None}))
+    while True:  # the row new to the view arrives at once with its latest state
+        event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
+        if event["type"] == "task" and event["task"]["id"] == other["id"]:
+            assert event["task"]["status"] == "completed"
+            break
+    conn.close()
