@@ -146,9 +146,10 @@ async def run(settings: Settings) -> None:
         f"jobqueue: dashboard on {server.url} (database {settings.database}, {settings.workers} workers)",
         flush=True,
     )
-    for warning in exposure_warnings(settings):
+    warnings = exposure_warnings(settings)
+    for warning in warnings:
         print(f"jobqueue: WARNING: {warning}", file=sys.stderr, flush=True)
-    if not settings.api_tokens and not exposure_warnings(settings):
+    if not settings.api_tokens and not warnings:
         print(f"jobqueue: no API token, so reachable from this machine only ({settings.host}); "
               "set --api-token before listening elsewhere", file=sys.stderr, flush=True)
     await stop.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
 
 import charset_normalizer
 
@@ -22,15 +21,6 @@ _BOMS = (
 _WEB_ALIASES = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252"}
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/xhtml+xml",
                "application/x-www-form-urlencoded", "image/svg+xml")
-
-
-@dataclass(frozen=True)
-class DecodedBody:
-    """A body as text (None for binary types), with the encoding used and its source."""
-
-    text: str | None
-    encoding: str | None
-    source: str | None
 
 
 def parse_content_type(header: str | None) -> tuple[str | None, str | None]:
@@ -103,14 +93,3 @@ def detect_encoding(body: bytes, content_type_header: str | None) -> tuple[str |
     if not is_textual(media_type, body):
         return None, None
     return sniff_encoding(body, header_charset, media_type)
-
-
-def decode_body(body: bytes, content_type_header: str | None) -> DecodedBody:
-    """Decode a textual body to str; binary bodies give text None."""
-    encoding, source = detect_encoding(body, content_type_header)
-    if encoding is None:
-        return DecodedBody(None, None, None)
-    text = body.decode(encoding, errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return DecodedBody(text, encoding, source)

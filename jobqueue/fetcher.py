@@ -14,7 +14,7 @@ from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 from tornado.httpclient import HTTPRequest
 
 from jobqueue import __version__
-from jobqueue.addresses import AddressPolicy, parse_ip
+from jobqueue.addresses import AddressPolicy
 
 DEFAULT_USER_AGENT = f"jobqueue/{__version__} (+https://github.com/jobqueue/jobqueue)"
 
@@ -225,5 +225,3 @@ def _is_interim(block: list[str]) -> bool:
     parts = block[0].split(None, 2)
     return len(parts) > 1 and parts[1].startswith("1")
 
-
-__all__ = ["FetchError", "FetchResponse", "FetchSettings", "Fetcher", "parse_ip"]

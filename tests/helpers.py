@@ -10,8 +10,9 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from jobqueue.models import FINISHED
+
 API = "/jobqueue/api/v1.0"
-FINISHED = ("completed", "failed", "cancelled")
 
 
 class Api:

@@ -199,32 +199,27 @@ async def test_websocket_view_narrows_the_stream_and_replays_new_rows(jq, api, t
                                    "after_id": other["id"], "status": None}))
     other_states: list[str] = []
     end = time.monotonic() + 15
-    while True:
-        event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
-        if event["type"] != "task":
-            continue
-        if event["task"]["id"] == other["id"]:
-            other_states.append(event["task"]["status"])
-        if event["task"]["id"] == watched["id"] and event["task"]["status"] == "completed":
-            break
+
+    async def read_until_completed(task_id: str) -> dict:
+        """Read tasks until `task_id` completes, noting what arrives about `other` meanwhile."""
+        while True:
+            event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
+            if event["type"] != "task":
+                continue
+            if event["task"]["id"] == other["id"]:
+                other_states.append(event["task"]["status"])
+            if event["task"]["id"] == task_id and event["task"]["status"] == "completed":
+                return event["task"]
+
+    await read_until_completed(watched["id"])
     await api.wait_finished(other["id"])
     marker = await api.submit(target.url("/page/m"))  # its events come after any of other's
     conn.write_message(json.dumps({"type": "view", "task_ids": [watched["id"], marker["id"]], "newest": 0,
                                    "after_id": marker["id"], "status": None}))
-    while True:
-        event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
-        if event["type"] != "task":
-            continue
-        if event["task"]["id"] == other["id"]:
-            other_states.append(event["task"]["status"])
-        if event["task"]["id"] == marker["id"] and event["task"]["status"] == "completed":
-            break
+    await read_until_completed(marker["id"])
     assert "completed" not in other_states  # outside the view: its later states were not sent
     conn.write_message(json.dumps({"type": "view", "task_ids": [watched["id"], other["id"]], "newest": 0,
                                    "after_id": marker["id"], "status": None}))
-    while True:  # the row new to the view arrives at once with its latest state
-        event = json.loads(await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01)))
-        if event["type"] == "task" and event["task"]["id"] == other["id"]:
-            assert event["task"]["status"] == "completed"
-            break
+    replayed = await read_until_completed(other["id"])  # the row new to the view arrives at once
+    assert replayed["status"] == "completed"
     conn.close()

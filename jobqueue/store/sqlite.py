@@ -16,7 +16,6 @@ from jobqueue.models import (
     COMPLETED,
     FAILED,
     QUEUED,
-    RUNNING,
     STATUSES,
     Page,
     Result,
@@ -404,5 +403,3 @@ class SQLiteStore:
         )
         return [_task(r) for r in rows]  # type: ignore[union-attr]
 
-
-__all__ = ["RUNNING", "SQLiteStore", "sqlite_path_from_url"]
