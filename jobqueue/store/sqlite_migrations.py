@@ -1,0 +1,231 @@
+"""Versioned SQLite schema: ordered migration steps, each applied once, inside one transaction at open.
+
+A database written before versions existed (release 0.1) has the tables of step 1 and no
+`schema_version` table; it is recognised as version 1 and carried forward by the later steps, so
+an old file keeps every job and result. Steps are never edited once released: a change is a new step.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobqueue.spec import DEFAULT_FETCH
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step: `sql` runs first, then `python` (for data that SQL cannot compute)."""
+
+    version: int
+    description: str
+    sql: str
+    python: Callable[[sqlite3.Connection], None] | None = None
+
+
+V1_RELEASE_0_1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    host TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    available_at REAL NOT NULL,
+    lease_token TEXT,
+    http_status INTEGER,
+    error_code TEXT,
+    error_message TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(available_at) WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs(updated_at);
+
+CREATE TABLE IF NOT EXISTS results (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    final_url TEXT NOT NULL,
+    http_status INTEGER NOT NULL,
+    headers TEXT NOT NULL,
+    content_type TEXT,
+    encoding TEXT,
+    encoding_source TEXT,
+    size INTEGER NOT NULL,
+    truncated INTEGER NOT NULL,
+    elapsed_ms REAL NOT NULL,
+    fetched_at REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    redirects TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    body BLOB
+);
+
+CREATE TABLE IF NOT EXISTS counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT OR IGNORE INTO counts(status, n) VALUES
+    ('queued', 0), ('running', 0), ('completed', 0), ('failed', 0), ('cancelled', 0);
+
+CREATE TRIGGER IF NOT EXISTS jobs_count_insert AFTER INSERT ON jobs BEGIN
+    UPDATE counts SET n = n + 1 WHERE status = NEW.status;
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_count_update AFTER UPDATE OF status ON jobs
+WHEN OLD.status <> NEW.status BEGIN
+    UPDATE counts SET n = n - 1 WHERE status = OLD.status;
+    UPDATE counts SET n = n + 1 WHERE status = NEW.status;
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE counts SET n = n - 1 WHERE status = OLD.status;
+END;
+"""
+
+_BATCH_DELTA = ", ".join(
+    f"{s} = {s} + (NEW.status = '{s}') - (OLD.status = '{s}')"
+    for s in ("queued", "running", "completed", "failed", "cancelled")
+)
+
+V2_JOB_SPECS = f"""
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN not_before REAL;
+ALTER TABLE jobs ADD COLUMN fetch TEXT;
+ALTER TABLE jobs ADD COLUMN tags TEXT;
+ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+ALTER TABLE jobs ADD COLUMN reused_from TEXT;
+ALTER TABLE jobs ADD COLUMN reuse_key TEXT;
+DROP INDEX jobs_due;
+CREATE INDEX jobs_due ON jobs(priority DESC, available_at) WHERE status IN ('queued', 'running');
+CREATE INDEX jobs_fresh ON jobs(reuse_key, finished_at) WHERE status = 'completed';
+CREATE INDEX jobs_by_batch ON jobs(batch_id, seq) WHERE batch_id IS NOT NULL;
+
+ALTER TABLE results ADD COLUMN body_from TEXT;
+CREATE INDEX results_body_from ON results(body_from) WHERE body_from IS NOT NULL;
+
+CREATE TABLE batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    total INTEGER NOT NULL,
+    tags TEXT,
+    sealed INTEGER NOT NULL DEFAULT 0,
+    storing_until REAL,
+    finished_at REAL,
+    queued INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX batches_unsealed ON batches(storing_until) WHERE sealed = 0;
+
+CREATE TRIGGER batch_count_insert AFTER INSERT ON jobs WHEN NEW.batch_id IS NOT NULL BEGIN
+    UPDATE batches SET queued = queued + (NEW.status = 'queued'), running = running + (NEW.status = 'running'),
+        completed = completed + (NEW.status = 'completed'), failed = failed + (NEW.status = 'failed'),
+        cancelled = cancelled + (NEW.status = 'cancelled')
+    WHERE id = NEW.batch_id;
+END;
+CREATE TRIGGER batch_count_update AFTER UPDATE OF status ON jobs
+WHEN NEW.batch_id IS NOT NULL AND OLD.status <> NEW.status BEGIN
+    UPDATE batches SET {_BATCH_DELTA},
+        finished_at = CASE
+            WHEN sealed = 1 AND queued + (NEW.status = 'queued') - (OLD.status = 'queued')
+                 + running + (NEW.status = 'running') - (OLD.status = 'running') = 0
+            THEN COALESCE(finished_at, NEW.updated_at) ELSE NULL END
+    WHERE id = NEW.batch_id;
+END;
+CREATE TRIGGER batch_count_delete AFTER DELETE ON jobs WHEN OLD.batch_id IS NOT NULL BEGIN
+    UPDATE batches SET queued = queued - (OLD.status = 'queued'), running = running - (OLD.status = 'running'),
+        completed = completed - (OLD.status = 'completed'), failed = failed - (OLD.status = 'failed'),
+        cancelled = cancelled - (OLD.status = 'cancelled')
+    WHERE id = OLD.batch_id;
+END;
+
+CREATE TABLE idempotency (
+    client TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    locked_until REAL,
+    status INTEGER,
+    response TEXT,
+    PRIMARY KEY (client, key)
+);
+CREATE INDEX idempotency_by_age ON idempotency(created_at);
+"""
+
+
+def _reuse_keys_for_old_jobs(conn: sqlite3.Connection) -> None:
+    """Jobs of release 0.1 were plain GETs: give the completed ones the key freshness reuse looks up."""
+    conn.create_function("jq_reuse_key", 1, DEFAULT_FETCH.reuse_key, deterministic=True)
+    conn.execute("UPDATE jobs SET reuse_key = jq_reuse_key(url)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "release 0.1: jobs, results, counts kept by triggers", V1_RELEASE_0_1),
+    Migration(2, "job specs, priority, freshness reuse, batches, idempotency keys", V2_JOB_SPECS,
+              _reuse_keys_for_old_jobs),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version of an open database: 0 for an empty file, 1 for a file of release 0.1."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "schema_version" in tables:
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+    return 1 if "jobs" in tables else 0
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Bring the database up to LATEST in one transaction; return the versions applied.
+
+    BEGIN IMMEDIATE makes a second process opening the same file wait, then see the new version.
+    A database newer than this code is refused rather than misread.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = current_version(conn)
+        if version > LATEST:
+            raise sqlite3.DatabaseError(
+                f"the database has schema version {version}, newer than this jobqueue understands ({LATEST}); "
+                "upgrade jobqueue")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT,"
+                     " applied_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0))")
+        applied = []
+        for step in MIGRATIONS:
+            if step.version <= version:
+                if step.version == 1 and version == 1:
+                    conn.execute("INSERT OR IGNORE INTO schema_version (version, description) VALUES (?, ?)",
+                                 (1, step.description))
+                continue
+            for statement in _statements(step.sql):
+                conn.execute(statement)
+            if step.python is not None:
+                step.python(conn)
+            conn.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                         (step.version, step.description))
+            applied.append(step.version)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into whole statements (trigger bodies keep their inner semicolons)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
