@@ -11,8 +11,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _IPV4_CHARS = frozenset("0123456789abcdefxABCDEFX.")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 forms whose last 32 bits are an IPv4 address that the packet ends up going to.
+_TRANSLATED = (
+    ipaddress.ip_network("::ffff:0:0/96"),  # IPv4-mapped
+    ipaddress.ip_network("::ffff:0:0:0/96"),  # SIIT IPv4-translated (RFC 2765)
+    ipaddress.ip_network("::/96"),  # IPv4-compatible (deprecated, RFC 4291)
+    ipaddress.ip_network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
+)
+# The local-use NAT64 prefix (RFC 8215): where the IPv4 address sits depends on a prefix length only
+# the local network knows, so it cannot be judged and is refused unless explicitly allowed.
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_UNSPECIFIED_AND_LOOPBACK = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -36,25 +45,36 @@ def parse_ip(text: str) -> IPAddress | None:
 
 
 def unwrap(address: IPAddress) -> IPAddress:
-    """See through IPv6 forms that carry an IPv4 address: mapped, 6to4, NAT64, Teredo."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.sixtofour is not None:
-            return address.sixtofour
-        if address.teredo is not None:
-            return address.teredo[1]
-        if address in _NAT64 or address in _NAT64_LOCAL:
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    """See through IPv6 forms that carry an IPv4 address: mapped, SIIT, compatible, NAT64, 6to4, Teredo."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if any(address in net for net in _TRANSLATED) and address not in _UNSPECIFIED_AND_LOOPBACK:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
     return address
 
 
 def is_public(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses only; fails closed on anything else."""
-    inner = unwrap(address)
-    if inner is not address and not is_public(inner):
+    """True for globally routable unicast addresses only; fails closed on anything else.
+
+    A translated form (mapped, SIIT, compatible, NAT64) is judged by the IPv4 address it carries alone,
+    since what `ipaddress` says of those IPv6 ranges changes between Python versions; 6to4 and Teredo
+    addresses must be public themselves as well as carry a public IPv4 address.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        return address.is_global and not address.is_multicast
+    if address in _NAT64_LOCAL:
         return False
-    return address.is_global and not address.is_multicast and not inner.is_multicast
+    inner = unwrap(address)
+    if inner is not address:
+        if not is_public(inner):
+            return False
+        if any(address in net for net in _TRANSLATED):
+            return True
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 @dataclass(frozen=True)
@@ -91,8 +111,8 @@ class AddressPolicy:
         """Refuse at submission a host that is a non-public IP literal or a localhost name."""
         if self.allow_private:
             return False
-        lowered = host.lower().rstrip(".")
+        lowered = host.lower().rstrip(".")  # resolvers ignore the root's trailing dot, so must the check
         if lowered == "localhost" or lowered.endswith(".localhost"):
             return not any(ipaddress.ip_address("127.0.0.1") in net for net in self.allowed_networks)
-        address = parse_ip(host)
+        address = parse_ip(lowered)
         return address is not None and not self.allows(address)

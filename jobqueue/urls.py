@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from jobqueue.addresses import AddressPolicy
 
@@ -15,6 +15,8 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SIMPLE = re.compile(r"(?:(https?)://)?([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::(\d{1,5}))?([/?][^#]*)?", re.ASCII)
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
+# What a percent-decoded host name may not contain: it would change the URL's structure or hide an address.
+_NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f/\\?#@:\[\]%]")
 
 
 class InvalidURL(ValueError):
@@ -61,7 +63,9 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
     if scheme not in ALLOWED_SCHEMES:
         raise InvalidURL("unsupported_scheme", f"the scheme {scheme!r} is not supported; use http:// or https://")
     host = parts.hostname or ""
-    if not host:
+    if "%" in host and ":" not in host:  # curl decodes the host it connects to, so judge it decoded
+        host = _decode_host(host)
+    if not host.rstrip("."):
         raise InvalidURL("invalid_url", "the URL has no host name")
     try:
         ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
@@ -80,7 +84,21 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
         userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
         netloc = f"{userinfo}@{netloc}"
     url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-    return CleanURL(url=url, host=ascii_host)
+    return CleanURL(url=url, host=ascii_host.rstrip(".") if ":" not in ascii_host else ascii_host)
+
+
+def _decode_host(host: str) -> str:
+    """The host name curl will look up: percent-escapes decoded as UTF-8, refused if that makes it no host."""
+    try:
+        decoded = unquote_to_bytes(host).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidURL("invalid_url", f"the host name {host!r} percent-encodes bytes that are not UTF-8") from exc
+    if _NOT_IN_HOST.search(decoded):
+        raise InvalidURL(
+            "invalid_url",
+            f"the host name {host!r} decodes to {decoded!r}, which is not a host name; write the host unencoded",
+        )
+    return decoded.lower()
 
 
 def _simple_url(match: re.Match[str], policy: AddressPolicy) -> CleanURL:
