@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,9 @@ _CURL_CODES = {
     60: "tls_error",
     61: "decode_error",  # bad content encoding
     63: "too_large",  # content-length over MAXFILESIZE
-    1: "unsupported_scheme",
+    # CURLE_UNSUPPORTED_PROTOCOL: submitted schemes are already checked, so at fetch time it means an
+    # HTTP/0.9 reply or a status line curl cannot read; a redirect to another scheme is told apart below.
+    1: "protocol_error",
     3: "invalid_url",
     8: "protocol_error",
     16: "protocol_error",
@@ -42,6 +45,7 @@ _CURL_CODES = {
     92: "protocol_error",
 }
 RETRYABLE_ERRORS = frozenset({"dns_error", "connection_error", "timeout", "protocol_error"})
+_STATUS_LINE = re.compile(r"HTTP/\S+[ \t]+([0-9]{3})(?:[ \t]|$)")
 
 
 @dataclass(frozen=True)
@@ -128,9 +132,17 @@ class _Attempt:
         return None
 
 
+def _status_of(block: list[str]) -> int:
+    """The status code of one response's status line; anything but 100-599 is a protocol error."""
+    match = _STATUS_LINE.match(block[0])
+    status = int(match.group(1)) if match else 0
+    if not 100 <= status <= 599:
+        raise FetchError("protocol_error", f"the server sent an invalid status line: {block[0][:100]!r}")
+    return status
+
+
 def _parse_block(lines: list[str]) -> tuple[int, dict[str, str]]:
-    parts = lines[0].split(None, 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    status = _status_of(lines)
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
@@ -195,10 +207,12 @@ class Fetcher:
             raise FetchError("too_large", f"the body is larger than the limit of {self.settings.max_body_size} bytes")
         if error is not None:
             code = _CURL_CODES.get(error.errno, "fetch_error")
+            if error.errno == 1 and (error.message or "").startswith("Protocol "):
+                code = "unsupported_scheme"  # a redirect to ftp:, file: and the like
             if code == "too_large":
                 raise FetchError(code, f"the body is larger than the limit of {self.settings.max_body_size} bytes")
             raise FetchError(code, f"{error.message} (curl error {error.errno})")
-        responses = [b for b in attempt.blocks if not _is_interim(b)]
+        responses = [b for b in attempt.blocks if not 100 <= _status_of(b) <= 199]
         if not responses:
             raise FetchError("protocol_error", "the server sent no HTTP response")
         redirects = []
@@ -211,7 +225,7 @@ class Fetcher:
         return FetchResponse(
             url=url,
             final_url=response.effective_url or current,
-            http_status=status or response.code,
+            http_status=status,
             headers=headers,
             body=bytes(attempt.body),
             elapsed_ms=elapsed_ms,
@@ -219,9 +233,4 @@ class Fetcher:
             redirects=redirects,
             timings={k: round(v * 1000, 3) for k, v in (response.time_info or {}).items()},
         )
-
-
-def _is_interim(block: list[str]) -> bool:
-    parts = block[0].split(None, 2)
-    return len(parts) > 1 and parts[1].startswith("1")
 

@@ -19,6 +19,17 @@ SJIS_TEXT = "日本語のページです"
 PNG_BYTES = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + os.urandom(64)
 FIVE_MIB = (b"<p>" + b"x" * 1021 + b"</p>\n") * (5 * 1024)
 OVER_CAP = 11 * 1024 * 1024
+# Whole replies, bytes on the wire, that no HTTP library would produce: served by /raw/<name>.
+RAW_REPLIES = {
+    "http09": b"<html><p>an HTTP/0.9 reply: a body with no status line</p></html>\n",
+    "garbage-status": b"HTTP/1.1 ok-ish, trust me\r\nContent-Length: 2\r\n\r\nok",
+    "status-2000": b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+    "status-huge": b"HTTP/1.1 99999999999999999999999 OK\r\nContent-Length: 2\r\n\r\nok",
+    "status-600": b"HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nok",
+    "status-099": b"HTTP/1.1 099 Below\r\nContent-Length: 2\r\n\r\nok",
+    "binary-junk": b"\x00\x01\x02\xff\xfe junk\r\n\r\n",
+    "redirect-to-bad-status": b"HTTP/1.1 302 Found\r\nLocation: /raw/status-2000\r\nContent-Length: 0\r\n\r\n",
+}
 
 
 class TargetState:
@@ -224,6 +235,21 @@ class BadCharset(_Page):
         self.write('<meta charset="utf-1024"><p>caf\xc3\xa9</p>'.encode("latin-1"))
 
 
+class RawReply(_Page):
+    """Takes the socket from the HTTP server and writes one of RAW_REPLIES verbatim, then hangs up."""
+
+    async def get(self, name: str) -> None:
+        reply = RAW_REPLIES[name]
+        self._auto_finish = False  # the handler no longer owns the connection, so it must not finish it
+        stream = self.request.connection.detach()  # type: ignore[union-attr]
+        try:
+            await stream.write(reply)
+        except tornado.iostream.StreamClosedError:
+            pass
+        finally:
+            stream.close()
+
+
 def make_target_app(state: TargetState) -> tornado.web.Application:
     """The routes of the target site."""
     return tornado.web.Application(
@@ -250,6 +276,7 @@ def make_target_app(state: TargetState) -> tornado.web.Application:
             (r"/many-headers", ManyHeaders),
             (r"/bad-gzip", BadGzip),
             (r"/bad-charset", BadCharset),
+            (r"/raw/([\w-]+)", RawReply),
         ],
         state=state,
     )
