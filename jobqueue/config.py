@@ -6,7 +6,9 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
+from jobqueue import __version__
 from jobqueue.fetcher import DEFAULT_USER_AGENT
 
 
@@ -71,6 +73,40 @@ _OPTIONS: list[tuple[str, type, str]] = [
 ]
 
 
+def _whole_number(text: str) -> int:
+    """argparse type for counts, sizes and ports: the error reads as a sentence, not a Python type name."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    """argparse type for seconds and rates."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+_FLAG_TYPES = {int: _whole_number, float: _number}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes become one-sentence ConfigErrors instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        """Turn argparse's message into the one sentence main() prints before exiting with status 2."""
+        if message.startswith("unrecognized arguments: "):
+            message = f"not an option of server.py: {message[len('unrecognized arguments: '):]}"
+        elif message.startswith("argument "):
+            flag, _, problem = message[len("argument "):].partition(": ")
+            if problem.startswith("expected "):  # "expected one argument"
+                raise ConfigError(f"{flag} needs a value")
+            raise ConfigError(f"{flag}: {problem}")
+        raise ConfigError(f"{message}; `server.py --help` lists the options")
+
+
 def _env_name(flag: str) -> str:
     return "JOBQUEUE_" + flag.upper().replace("-", "_")
 
@@ -82,14 +118,15 @@ def _truthy(value: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """The command line of server.py."""
     defaults = Settings()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="server.py",
         description="jobqueue: submit URLs over HTTP, workers fetch and store them, a dashboard shows it live.",
         epilog="Every option also reads JOBQUEUE_<OPTION> from the environment; a flag beats the variable.",
     )
     for flag, kind, text in _OPTIONS:
         default = getattr(defaults, flag.replace("-", "_"))
-        parser.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} (default: {default})")
+        parser.add_argument(f"--{flag}", type=_FLAG_TYPES.get(kind, kind), default=None,
+                            help=f"{text} (default: {default})")
     parser.add_argument("--allow-private-addresses", action="store_true", default=None,
                         help="let the fetcher reach loopback, private and link-local addresses")
     parser.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
@@ -101,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allowed-origins", default=None, metavar="ORIGINS",
                         help="comma-separated origins that may open the websocket besides the "
                              "dashboard's own ('*' for any)")
+    parser.add_argument("--version", action="version", version=f"jobqueue {__version__}")
     return parser
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from jobqueue import __version__
 from jobqueue.config import ConfigError, Settings, load_settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TOKEN = "config-token-0123456789"
 
@@ -48,3 +55,36 @@ def test_bad_variables_say_which(env, message):
     with pytest.raises(ConfigError) as info:
         load_settings([], environ=env)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--port=abc"], "--port: 'abc' is not a whole number"),
+    (["--workers", "many"], "--workers: 'many' is not a whole number"),
+    (["--fetch-timeout=soon"], "--fetch-timeout: 'soon' is not a number"),
+    (["--port"], "--port needs a value"),
+    (["--no-such-flag"], "not an option of server.py: --no-such-flag; `server.py --help` lists the options"),
+])
+def test_bad_flags_are_one_sentence_without_usage(argv, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(argv, environ={})
+    assert str(info.value) == message
+
+
+def test_version_and_help_still_exit_zero(capsys):
+    for flag in ("--version", "--help"):
+        with pytest.raises(SystemExit) as info:
+            load_settings([flag], environ={})
+        assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"jobqueue {__version__}\n" in out and "usage: server.py" in out
+
+
+def test_server_py_prints_the_sentence_and_its_version():
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    bad = run("--port=abc")
+    assert (bad.returncode, bad.stdout, bad.stderr) == (2, "", "jobqueue: --port: 'abc' is not a whole number\n")
+    version = run("--version")
+    assert (version.returncode, version.stdout, version.stderr) == (0, f"jobqueue {__version__}\n", "")
