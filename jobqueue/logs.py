@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TextIO
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {"message", "asctime"}
 
@@ -51,13 +51,17 @@ def _quote(value: Any) -> str:
 
 
 def safe_url(url: str) -> str:
-    """A URL fit for logs: user:password@ removed."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """A URL fit for logs: user:password@, the query string and the fragment removed (they carry secrets)."""
+    cut = len(url)
+    for mark in "?#":
+        found = url.find(mark)
+        if found != -1:
+            cut = min(cut, found)
+    scheme, sep, rest = url[:cut].partition("://")
+    if not sep:
+        scheme, rest = "", scheme
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def configure(log_format: str, level: int = logging.INFO) -> None:
@@ -67,3 +71,22 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def announce(message: str, level: int = logging.INFO, stream: TextIO | None = None, **fields: Any) -> None:
+    """Print a start-up message in the configured format, whatever the log level.
+
+    With the text format it is the plain line `jobqueue: <message>` (`jobqueue: WARNING: <message>` from
+    WARNING up); with `--log-format=json` it is one JSON object whose "msg" is `message`. It goes to
+    `stream` (stdout for the line scripts wait for) or else to stderr with the other logs.
+    """
+    out = stream if stream is not None else sys.stderr
+    formatter = next((h.formatter for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)),
+                     None)
+    if formatter is None:
+        prefix = "jobqueue: WARNING: " if level >= logging.WARNING else "jobqueue: "
+        print(prefix + message, file=out, flush=True)
+        return
+    logger = logging.getLogger("jobqueue")
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None, extra=fields or None)
+    print(formatter.format(record), file=out, flush=True)
