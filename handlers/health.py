@@ -1,6 +1,8 @@
-"""`/healthz`: is the process up and does its database answer?"""
+"""`/healthz`: is the process up and can its database be read and written?"""
 
 from __future__ import annotations
+
+import math
 
 from handlers.base import BaseAPIHandler
 from jobqueue.store.base import StoreError
@@ -16,6 +18,9 @@ class HealthHandler(BaseAPIHandler):
         try:
             await service.store.ping()
         except StoreError as exc:
-            self.write_json({"status": "unavailable", "database": service.store.name, "error": str(exc)}, 503)
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
+            self.write_json({"status": "unavailable", "database": service.store.name,
+                             "error": {"code": "database_unavailable", "message": str(exc)}}, 503)
             return
         self.write_json({"status": "ok", "database": service.store.name})

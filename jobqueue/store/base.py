@@ -9,7 +9,14 @@ from jobqueue.models import Page, Result, Task, TaskError
 
 
 class StoreError(Exception):
-    """The database did not answer or refused an operation."""
+    """The database did not answer or refused an operation.
+
+    `retry_after` (seconds) is set when trying again soon can succeed, e.g. a lock held elsewhere.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(Exception):
