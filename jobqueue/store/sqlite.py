@@ -23,6 +23,7 @@ from jobqueue.models import (
     TaskError,
 )
 from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
+from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_schema import JOB_COLUMNS, RESULT_COLUMNS, SCHEMA
 from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
 
@@ -99,14 +100,19 @@ class SQLiteStore:
 
     name = "sqlite"
 
-    def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
+                 busy_timeout: float = 5.0, probe_timeout: float = 1.0) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path
         self.synchronous = synchronous.upper()
         self.clock = clock
+        self.busy_timeout = busy_timeout  # how long a write waits for a lock another process holds
+        self.probe_timeout = probe_timeout  # how long ping waits for its write to commit
         self._writer: WriterThread | None = None
         self._reader: ReaderThread | None = None
+        self._guard: FileGuard | None = None
+        self._probe: WriteProbe | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> SQLiteStore:
@@ -116,17 +122,19 @@ class SQLiteStore:
     async def open(self) -> None:
         """Create the file and schema if needed and start the I/O threads."""
         writer_conn, reader_conn = await asyncio.to_thread(self._connect)
-        self._writer = WriterThread(writer_conn)
+        self._guard = guard = FileGuard(self.path)
+        self._writer = WriterThread(writer_conn, before_commit=guard.check)
         self._reader = ReaderThread(reader_conn)
+        self._probe = WriteProbe(self._writer, self.path, self.probe_timeout, self.busy_timeout)
 
     def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise StoreError(f"cannot create the database {self.path!r}: the folder {directory!r} does not exist")
         try:
-            writer_conn = connect(self.path, self.synchronous)
+            writer_conn = connect(self.path, self.synchronous, self.busy_timeout)
             writer_conn.executescript(SCHEMA)
-            return writer_conn, connect(self.path, self.synchronous)
+            return writer_conn, connect(self.path, self.synchronous, self.busy_timeout)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {self.path!r}: {exc}") from exc
 
@@ -138,26 +146,44 @@ class SQLiteStore:
         if self._reader is not None:
             self._reader.stop()
             self._reader = None
+        self._probe = None
+
+    def _refuse_if_unusable(self) -> None:
+        broken = self._guard.broken if self._guard is not None else None
+        if broken is not None:
+            raise broken
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> object:
         if self._writer is None:
             raise StoreError("the store is closed")
+        self._refuse_if_unusable()
         try:
             return await self._writer.submit(fn)
         except sqlite3.Error as exc:
-            raise StoreError(f"database write failed: {exc}") from exc
+            raise store_error(exc, "write", self.path, self.busy_timeout) from exc
 
     async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
         if self._reader is None:
             raise StoreError("the store is closed")
+        self._refuse_if_unusable()
         try:
             return await self._reader.run(fn)
         except sqlite3.Error as exc:
-            raise StoreError(f"database read failed: {exc}") from exc
+            raise store_error(exc, "read", self.path, self.busy_timeout) from exc
 
     async def ping(self) -> None:
-        """Prove the file still answers a query."""
-        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+        """Prove the path still names the file opened at start, it answers a read, and takes a write in time."""
+        guard = self._guard
+
+        def read(conn: sqlite3.Connection) -> None:
+            if guard is not None:
+                guard.check()
+            conn.execute("SELECT 1").fetchone()
+
+        await self._read(read)
+        if self._probe is None:
+            raise StoreError("the store is closed")
+        await self._probe.run()
 
     async def add(self, tasks: list[NewTask]) -> list[Task]:
         """Insert queued tasks; returns after the commit."""
@@ -335,7 +361,8 @@ class SQLiteStore:
 
         def update(conn: sqlite3.Connection) -> Task:
             row = conn.execute(
-                "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?"
+                "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?,"
+                " http_status = NULL, error_code = NULL, error_message = NULL"  # they told of the last attempt
                 f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {JOB_COLUMNS}",
                 (now, now, task_id),
             ).fetchone()

@@ -6,6 +6,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,26 +15,50 @@ _STOP = object()
 MAX_GROUP = 1000
 
 
-def connect(path: str, synchronous: str) -> sqlite3.Connection:
-    """Open a connection with the pragmas every jobqueue connection needs."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+def connect(path: str, synchronous: str, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    """Open a connection with the pragmas every jobqueue connection needs.
+
+    `busy_timeout` bounds how long a statement waits for a lock another process holds.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLITE_BUSY/SQLITE_LOCKED: another connection holds the lock, trying later can work."""
+    return _primary_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """True when the file itself refuses writes: disk full, I/O error, read-only, corrupt."""
+    return _primary_code(exc) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY,
+                                  sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB)
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    return code & 0xFF if code is not None else None
 
 
 class WriterThread:
     """Executes write functions in order; every batch waiting at once shares one transaction.
 
     Each function runs inside its own SAVEPOINT, so one failing function is rolled back alone,
-    and its future resolves only after the COMMIT that makes its work durable.
+    and its future resolves only after the COMMIT that makes its work durable. `before_commit` can
+    refuse that COMMIT by raising (the file is gone): the whole batch is then rolled back. When the
+    lock cannot be had, the writes that queued meanwhile fail at once rather than each waiting again.
     """
 
-    def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer") -> None:
+    def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer",
+                 before_commit: Callable[[], None] | None = None) -> None:
         self._conn = conn
+        self._before_commit = before_commit
+        self._last_failure: tuple[float, BaseException] | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -50,25 +75,41 @@ class WriterThread:
         self._queue.put(_STOP)
         self._thread.join()
 
+    def recent_failure(self, within: float) -> BaseException | None:
+        """The storage error (disk full, I/O) of a write under `within` s ago, unless a write succeeded since."""
+        failure = self._last_failure
+        if failure is None or time.monotonic() - failure[0] > within:
+            return None
+        return failure[1]
+
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_GROUP:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(item is _STOP for item in batch):
-                stopping = True
-                batch = [item for item in batch if item is not _STOP]
-            if batch:
-                self._run_batch(batch)
+            batch, stopping = self._take([self._queue.get()], MAX_GROUP)
+            if not batch:
+                continue
+            failure = self._run_batch(batch)
+            if failure is not None and is_busy(failure):
+                waited, stop = self._take([], None)
+                stopping = stopping or stop
+                _deliver(waited, [(future, None, failure) for _fn, future, _loop in waited])
         self._conn.close()
 
-    def _run_batch(self, batch: list[Any]) -> None:
+    def _take(self, items: list[Any], limit: int | None) -> tuple[list[Any], bool]:
+        """Add what is queued (up to `limit` items); also say whether a stop request was among them."""
+        while limit is None or len(items) < limit:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return [item for item in items if item is not _STOP], any(item is _STOP for item in items)
+
+    def _run_batch(self, batch: list[Any]) -> BaseException | None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         conn = self._conn
+        changes = conn.total_changes
+        failure: BaseException | None = None
+        storage_failure: BaseException | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, future, _loop in batch:
@@ -76,25 +117,49 @@ class WriterThread:
                 try:
                     value = fn(conn)
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (disk full, I/O error)
+                    if is_storage_failure(exc):
+                        storage_failure = exc
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((future, None, exc))
                 else:
                     conn.execute("RELEASE op")
                     outcomes.append((future, value, None))
+            if self._before_commit is not None:
+                self._before_commit()
             conn.execute("COMMIT")
         except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            failure = exc
+            self._roll_back()
             outcomes = [(future, None, exc) for _fn, future, _loop in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_fn, _future, loop), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append(outcome)
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:
-                pass  # the loop is closed: nobody is waiting any more
+        if failure is not None and is_storage_failure(failure):
+            storage_failure = failure
+        if storage_failure is not None:
+            self._last_failure = (time.monotonic(), storage_failure)
+        elif failure is None and conn.total_changes != changes:
+            self._last_failure = None
+        _deliver(batch, outcomes)
+        return failure
+
+    def _roll_back(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back (it does on I/O errors); the thread must live on
+
+
+def _deliver(batch: list[Any], outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for (_fn, _future, loop), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append(outcome)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, items)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
