@@ -9,7 +9,7 @@ import pytest
 from tornado.ioloop import IOLoop
 
 from jobqueue.models import Result, TaskError, TaskIds
-from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound
+from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
 from tests.store_backends import BACKENDS, FACTORIES, FakeClock
 
 LEASE = 30.0
@@ -182,6 +182,65 @@ async def test_cancel_and_retry_rules(open_store):
     assert retried.status == "queued" and retried.attempts == 0 and retried.http_status is None
     assert await store.get_result(b.id, with_body=False) is None
     assert (await store.retry(a.id)).status == "queued"
+
+
+@pytest.mark.gen_test
+async def test_cancel_clears_the_previous_attempts_error_and_status(open_store, clock):
+    store = await open_store()
+    await store.add(new_tasks(2))
+    first = await store.claim(2, LEASE, [])
+    err = TaskError("http_error", "HTTP 503 (attempt 1 of 3, next in 1.2s)")
+    for task in first:
+        await store.reschedule(Lease(task.id, task.lease_token), clock() + 10, err, 503)
+    clock.advance(11)
+    [running] = await store.claim(1, LEASE, [])
+    waiting = next(t for t in first if t.id != running.id)
+    assert running.error is not None and running.status == "running"
+    for task_id in (running.id, waiting.id):
+        cancelled = await store.cancel(task_id)
+        stored = await store.get(task_id)
+        for task in (cancelled, stored):
+            assert task.status == "cancelled" and task.error is None and task.http_status is None, task
+
+
+@pytest.mark.gen_test
+async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
+    """StoreError is what the API turns into 503 database_unavailable; anything else would be a 500."""
+    store = await open_store()
+    [task] = await store.add(new_tasks(1))
+    [claimed] = await store.claim(1, LEASE, [])
+    lease = Lease(task.id, claimed.lease_token)
+    await store.close()
+    err = TaskError("timeout", "slow")
+    calls = {
+        "add": lambda: store.add(new_tasks(1)),
+        "get": lambda: store.get(task.id),
+        "list": lambda: store.list(None, 10, None),
+        "counts": lambda: store.counts(),
+        "claim": lambda: store.claim(1, LEASE, []),
+        "extend": lambda: store.extend([lease], LEASE),
+        "release": lambda: store.release([lease]),
+        "complete": lambda: store.complete(lease, result_for(task.id)),
+        "reschedule": lambda: store.reschedule(lease, 0.0, err, None),
+        "fail": lambda: store.fail(lease, err, None),
+        "cancel": lambda: store.cancel(task.id),
+        "retry": lambda: store.retry(task.id),
+        "get_result": lambda: store.get_result(task.id, True),
+        "list_results": lambda: store.list_results(10, None),
+        "changed_since": lambda: store.changed_since(0.0, 10),
+        "ping": lambda: store.ping(),
+    }
+    wrong = {}
+    for name, call in calls.items():
+        try:
+            await call()
+        except StoreError:
+            continue
+        except Exception as exc:
+            wrong[name] = repr(exc)
+        else:
+            wrong[name] = "no error"
+    assert wrong == {}
 
 
 @pytest.mark.gen_test

@@ -128,6 +128,13 @@ class MongoStore:
             self._client = None
             self._db = None
 
+    @property
+    def db(self) -> Any:
+        """The database handle; StoreError (a 503, not a 500) once the store is closed."""
+        if self._db is None:
+            raise StoreError(f"the connection to MongoDB at {self.where} is closed")
+        return self._db
+
     async def _call(self, operation: Any) -> Any:
         try:
             return await operation
@@ -136,9 +143,7 @@ class MongoStore:
 
     async def ping(self) -> None:
         """Raise StoreError when the server does not answer."""
-        if self._db is None:
-            raise StoreError("the store is closed")
-        await self._call(self._db.command("ping"))
+        await self._call(self.db.command("ping"))
 
     async def add(self, tasks: list[NewTask]) -> list[Task]:
         """Insert queued tasks with the configured write concern (majority + journal by default)."""
@@ -149,12 +154,12 @@ class MongoStore:
              "lease_token": None, "http_status": None, "error": None}
             for t in tasks
         ]
-        await self._call(self._db.jobs.insert_many(docs, ordered=True))
+        await self._call(self.db.jobs.insert_many(docs, ordered=True))
         return [_task(d) for d in docs]
 
     async def get(self, task_id: str) -> Task | None:
         """Read one task."""
-        doc = await self._call(self._db.jobs.find_one({"_id": task_id}, _TASK_FIELDS))
+        doc = await self._call(self.db.jobs.find_one({"_id": task_id}, _TASK_FIELDS))
         return _task(doc) if doc else None
 
     async def list(self, status: str | None, limit: int, cursor: str | None) -> Page:
@@ -166,7 +171,7 @@ class MongoStore:
             if not cursor.startswith("i") or len(cursor) < 2:
                 raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
             query["_id"] = {"$lt": cursor[1:]}
-        found = self._db.jobs.find(query, _TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1)
+        found = self.db.jobs.find(query, _TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1)
         docs = await self._call(found.to_list(limit + 1))
         more = len(docs) > limit
         docs = docs[:limit]
@@ -174,7 +179,7 @@ class MongoStore:
 
     async def counts(self) -> dict[str, int]:
         """Count by status on the status index."""
-        numbers = await asyncio.gather(*(self._call(self._db.jobs.count_documents({"status": s})) for s in STATUSES))
+        numbers = await asyncio.gather(*(self._call(self.db.jobs.count_documents({"status": s})) for s in STATUSES))
         return dict(zip(STATUSES, (int(n) for n in numbers), strict=True))
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
@@ -188,7 +193,7 @@ class MongoStore:
                            "started_at": now, "updated_at": now}, "$inc": {"attempts": 1}}
         claimed = []
         for _ in range(limit):
-            doc = await self._call(self._db.jobs.find_one_and_update(
+            doc = await self._call(self.db.jobs.find_one_and_update(
                 query, update, sort=[("available_at", ASCENDING)], projection=_TASK_FIELDS,
                 return_document=ReturnDocument.AFTER))
             if doc is None:
@@ -201,7 +206,7 @@ class MongoStore:
         until = self.clock() + lease_seconds
         lost = []
         for lease in leases:
-            outcome = await self._call(self._db.jobs.update_one(
+            outcome = await self._call(self.db.jobs.update_one(
                 {"_id": lease.task_id, "lease_token": lease.token, "status": "running"},
                 {"$set": {"available_at": until}}))
             if outcome.matched_count == 0:
@@ -213,7 +218,7 @@ class MongoStore:
         now = self.clock()
         released = []
         for lease in leases:
-            doc = await self._call(self._db.jobs.find_one_and_update(
+            doc = await self._call(self.db.jobs.find_one_and_update(
                 {"_id": lease.task_id, "lease_token": lease.token, "status": "running"},
                 {"$set": {"status": "queued", "lease_token": None, "available_at": now, "updated_at": now},
                  "$inc": {"attempts": -1}},
@@ -225,10 +230,10 @@ class MongoStore:
     async def _store_body(self, lease: Lease, body: bytes) -> dict[str, Any]:
         key = f"{lease.task_id}:{lease.token}:{secrets.token_hex(4)}"  # never overwrites another write
         if len(body) > INLINE_BODY_LIMIT:
-            bucket = AsyncIOMotorGridFSBucket(self._db, bucket_name="bodies_fs")
+            bucket = AsyncIOMotorGridFSBucket(self.db, bucket_name="bodies_fs")
             file_id = await self._call(bucket.upload_from_stream(key, body, metadata={"task_id": lease.task_id}))
             return {"gridfs": file_id}
-        await self._call(self._db.bodies.replace_one({"_id": key}, {"_id": key, "task_id": lease.task_id,
+        await self._call(self.db.bodies.replace_one({"_id": key}, {"_id": key, "task_id": lease.task_id,
                                                                     "body": body}, upsert=True))
         return {"doc": key}
 
@@ -236,16 +241,16 @@ class MongoStore:
         if not ref:
             return
         if "gridfs" in ref:
-            bucket = AsyncIOMotorGridFSBucket(self._db, bucket_name="bodies_fs")
+            bucket = AsyncIOMotorGridFSBucket(self.db, bucket_name="bodies_fs")
             await self._call(bucket.delete(ref["gridfs"]))
         else:
-            await self._call(self._db.bodies.delete_one({"_id": ref["doc"]}))
+            await self._call(self.db.bodies.delete_one({"_id": ref["doc"]}))
 
     async def complete(self, lease: Lease, result: Result) -> Task | None:
         """Write the body, then in one lease-guarded update mark completed and attach the result."""
         ref = await self._store_body(lease, result.body or b"")
         now = self.clock()
-        doc = await self._call(self._db.jobs.find_one_and_update(
+        doc = await self._call(self.db.jobs.find_one_and_update(
             {"_id": lease.task_id, "lease_token": lease.token, "status": "running"},
             {"$set": {"status": "completed", "lease_token": None, "finished_at": now, "updated_at": now,
                       "http_status": result.http_status, "error": None, "result": _result_doc(result, ref)}},
@@ -256,7 +261,7 @@ class MongoStore:
         return _task(doc)
 
     async def _finish_attempt(self, lease: Lease, changes: dict[str, Any]) -> Task | None:
-        doc = await self._call(self._db.jobs.find_one_and_update(
+        doc = await self._call(self.db.jobs.find_one_and_update(
             {"_id": lease.task_id, "lease_token": lease.token, "status": "running"},
             {"$set": {"lease_token": None, **changes}}, projection=_TASK_FIELDS,
             return_document=ReturnDocument.AFTER))
@@ -274,7 +279,7 @@ class MongoStore:
                                                   "http_status": http_status, "error": error.to_json()})
 
     async def _conflict_or_missing(self, task_id: str, message: str) -> Exception:
-        doc = await self._call(self._db.jobs.find_one({"_id": task_id}, _TASK_FIELDS))
+        doc = await self._call(self.db.jobs.find_one({"_id": task_id}, _TASK_FIELDS))
         if doc is None:
             return NotFound(task_id)
         task = _task(doc)
@@ -283,9 +288,10 @@ class MongoStore:
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued or running task."""
         now = self.clock()
-        doc = await self._call(self._db.jobs.find_one_and_update(
+        doc = await self._call(self.db.jobs.find_one_and_update(
             {"_id": task_id, "status": {"$in": ["queued", "running"]}},
-            {"$set": {"status": "cancelled", "lease_token": None, "finished_at": now, "updated_at": now}},
+            {"$set": {"status": "cancelled", "lease_token": None, "finished_at": now, "updated_at": now,
+                      "http_status": None, "error": None}},  # they told of the last attempt
             projection=_TASK_FIELDS, return_document=ReturnDocument.AFTER))
         if doc is None:
             raise await self._conflict_or_missing(
@@ -295,7 +301,7 @@ class MongoStore:
     async def retry(self, task_id: str) -> Task:
         """Queue a finished task again and drop its old result and body."""
         now = self.clock()
-        before = await self._call(self._db.jobs.find_one_and_update(
+        before = await self._call(self.db.jobs.find_one_and_update(
             {"_id": task_id, "status": {"$in": ["completed", "failed", "cancelled"]}},
             {"$set": {"status": "queued", "attempts": 0, "available_at": now, "updated_at": now, "started_at": None,
                       "finished_at": None, "http_status": None, "error": None, "lease_token": None},
@@ -309,7 +315,7 @@ class MongoStore:
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
         """Read a completed task's result, loading the body only when asked."""
-        doc = await self._call(self._db.jobs.find_one({"_id": task_id, "status": "completed"}, {"result": 1}))
+        doc = await self._call(self.db.jobs.find_one({"_id": task_id, "status": "completed"}, {"result": 1}))
         if doc is None or "result" not in doc:
             return None
         body = await self._load_body(doc["result"]["body_ref"]) if with_body else None
@@ -317,10 +323,10 @@ class MongoStore:
 
     async def _load_body(self, ref: dict[str, Any]) -> bytes:
         if "gridfs" in ref:
-            bucket = AsyncIOMotorGridFSBucket(self._db, bucket_name="bodies_fs")
+            bucket = AsyncIOMotorGridFSBucket(self.db, bucket_name="bodies_fs")
             stream = await self._call(bucket.open_download_stream(ref["gridfs"]))
             return await self._call(stream.read())
-        doc = await self._call(self._db.bodies.find_one({"_id": ref["doc"]}))
+        doc = await self._call(self.db.bodies.find_one({"_id": ref["doc"]}))
         return bytes(doc["body"]) if doc else b""
 
     async def list_results(self, limit: int, cursor: str | None) -> Page:
@@ -330,7 +336,7 @@ class MongoStore:
         if after is not None:
             at, task_id = after
             query["$or"] = [{"finished_at": {"$lt": at}}, {"finished_at": at, "_id": {"$lt": task_id}}]
-        found = (self._db.jobs.find(query, {"result": 1, "finished_at": 1})
+        found = (self.db.jobs.find(query, {"result": 1, "finished_at": 1})
                  .sort([("finished_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
         docs = await self._call(found.to_list(limit + 1))
         more = len(docs) > limit
@@ -341,7 +347,7 @@ class MongoStore:
 
     async def changed_since(self, since: float, limit: int) -> list[Task]:
         """Recently changed tasks, for processes without change streams."""
-        found = self._db.jobs.find({"updated_at": {"$gte": since}}, _TASK_FIELDS).sort("updated_at", ASCENDING)
+        found = self.db.jobs.find({"updated_at": {"$gte": since}}, _TASK_FIELDS).sort("updated_at", ASCENDING)
         return [_task(d) for d in await self._call(found.limit(limit).to_list(limit))]
 
     async def watch(self, ready: asyncio.Event | None = None) -> AsyncIterator[Task]:
