@@ -14,7 +14,7 @@ from tornado.web import Application, HTTPError, RequestHandler, stream_request_b
 from jobqueue.access import TokenSet, bearer
 from jobqueue.config import Settings
 from jobqueue.events import EventHub
-from jobqueue.service import BadRequest, JobService, QueueFull, RateLimited
+from jobqueue.service import BadRequest, JobService, QueueFull, RateLimited, ascii_int
 from jobqueue.store.base import BadCursor, Conflict, NotFound, StoreError
 
 log = logging.getLogger("jobqueue.api")
@@ -112,8 +112,8 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             if refused is not None:
                 raise refused
         limit = self.config.max_request_size
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        length = ascii_int(self.request.headers.get("Content-Length", ""), max_digits=30)
+        if length is not None and length > limit:
             raise ApiError(413, "request_too_large", f"the request body has {length} bytes; the limit is {limit}")
 
     def data_received(self, chunk: bytes) -> None:
@@ -130,14 +130,21 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             return json.loads(self._body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ApiError(400, "invalid_json", "the request body nests arrays or objects too deeply; "
+                           'send {"url": "..."} or {"urls": [...]}') from exc
 
     def get_form_body(self) -> dict[str, list[str]]:
-        """The request body parsed as a form (urlencoded or multipart)."""
+        """The request body parsed as a form (urlencoded or multipart), or a 400 saying it cannot be."""
         arguments: dict[str, list[bytes]] = {}
         files: dict[str, list[httputil.HTTPFile]] = {}
-        httputil.parse_body_arguments(
-            self.request.headers.get("Content-Type", ""), bytes(self._body), arguments, files, self.request.headers
-        )
+        try:
+            httputil.parse_body_arguments(
+                self.request.headers.get("Content-Type", ""), bytes(self._body), arguments, files, self.request.headers
+            )
+        except httputil.HTTPInputError as exc:
+            raise ApiError(400, "invalid_form", f"the form body cannot be read ({exc}); send url=... as "
+                           "application/x-www-form-urlencoded or a well-formed multipart/form-data") from exc
         return {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in arguments.items()}
 
     def write_json(self, payload: Any, status: int = 200) -> None:
@@ -158,6 +165,11 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             self._rid = uuid.uuid4().hex[:12]
         return self._rid
 
+    def allowed_methods(self) -> list[str]:
+        """The methods this handler answers, for the `Allow` header every 405 must carry (RFC 9110)."""
+        return [m for m in self.SUPPORTED_METHODS
+                if getattr(type(self), m.lower(), None) is not getattr(RequestHandler, m.lower(), None)]
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         translated = translate(exc) if exc is not None else None
@@ -173,7 +185,10 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             code = _DEFAULT_CODES.get(status_code, "error")
             message = exc.log_message or HTTPStatus(status_code).phrase
             if status_code == 405:
-                message = f"{self.request.method} is not allowed on {self.request.path}"
+                allowed = self.allowed_methods()
+                self.set_header("Allow", ", ".join(allowed))
+                message = f"{self.request.method} is not allowed on {self.request.path}" + (
+                    f"; use {' or '.join(allowed)}" if allowed else "")
         elif status_code == 503:
             code, message = "unavailable", "the service is unavailable; try again shortly"
         else:
@@ -197,9 +212,7 @@ def translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, Conflict):
         return ApiError(409, "conflict", str(exc), task=exc.task.to_json())
     if isinstance(exc, RateLimited):
-        wait = max(1, round(exc.retry_after + 0.5))
-        return ApiError(429, "rate_limited", f"{exc}; slow down or send larger batches less often",
-                        headers={"Retry-After": str(wait)})
+        return ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.wait_seconds)})
     if isinstance(exc, QueueFull):
         return ApiError(503, "queue_full", str(exc), headers={"Retry-After": "5"})
     if isinstance(exc, StoreError):

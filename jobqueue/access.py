@@ -82,3 +82,9 @@ class RateLimiter:
             bucket.level -= cost
             return None
         return (cost - bucket.level) / self.rate
+
+    def refund(self, client: str, cost: int) -> None:
+        """Give back what `take` charged for a submission that was not stored after all."""
+        bucket = self._buckets.get(client)
+        if self.rate > 0 and bucket is not None:
+            bucket.level = min(float(self.burst), bucket.level + cost)

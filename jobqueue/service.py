@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from jobqueue.access import RateLimiter
@@ -30,9 +31,12 @@ class BadRequest(ValueError):
 class RateLimited(Exception):
     """This client submitted more than its share; `retry_after` says when it may again."""
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many URLs submitted; try again in {retry_after:.1f} s")
+    def __init__(self, retry_after: float, rate: float, burst: int) -> None:
         self.retry_after = retry_after
+        self.wait_seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"too many URLs from this client: the limit is {rate:g} URLs/s per client, in bursts of "
+                         f"up to {burst} URLs; wait {self.wait_seconds} s (the Retry-After header) before submitting "
+                         "again")
 
 
 class QueueFull(Exception):
@@ -55,21 +59,30 @@ def decode_stored(result: Result) -> str | None:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def parse_limit(raw: str | None) -> int:
-    """Read `?limit=`: default 50, at most 1000."""
-    if raw is None or raw == "":
-        return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise BadRequest("invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE}")
+def ascii_int(raw: str, max_digits: int = 18) -> int | None:
+    """A whole number written in ASCII digits, else None: str.isdigit() also takes '²' and '٣'."""
+    if not raw or len(raw) > max_digits or not raw.isascii() or not raw.isdigit():
+        return None
     return int(raw)
 
 
+def parse_limit(raw: str | None) -> int:
+    """Read `?limit=`: absent means 50; anything but a whole number from 1 to 1000 (even empty) is refused."""
+    if raw is None:
+        return DEFAULT_PAGE
+    value = ascii_int(raw)
+    if value is None or not 1 <= value <= MAX_PAGE:
+        raise BadRequest("invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE} in ASCII digits "
+                         f"(leave it out for {DEFAULT_PAGE})")
+    return value
+
+
 def parse_status(raw: str | None) -> str | None:
-    """Read `?status=`: one of the five statuses, or absent."""
-    if raw is None or raw == "":
+    """Read `?status=`: one of the five statuses, or absent (an empty value is refused, not ignored)."""
+    if raw is None:
         return None
     if raw not in STATUSES:
-        raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)}")
+        raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)} (leave it out for all)")
     return raw
 
 
@@ -98,8 +111,8 @@ class JobService:
         self.ids = TaskIds()
         self._queued_seen = (0.0, 0)  # (when, queued count): re-read at most twice a second
 
-    def validate(self, urls: list[object]) -> list[NewTask]:
-        """Check every URL before storing any, naming the first bad one."""
+    def validate(self, urls: Sequence[object], labels: Sequence[str] | None = None) -> list[NewTask]:
+        """Check every URL before storing any, naming the first bad one (by `labels[i]` when given)."""
         if not urls:
             raise BadRequest("invalid_request", "give at least one URL")
         if len(urls) > MAX_BATCH:
@@ -109,24 +122,30 @@ class JobService:
             try:
                 clean = normalize_url(raw, self.policy)
             except InvalidURL as exc:
-                where = f"urls[{index}]: " if len(urls) > 1 else ""
+                where = f"{labels[index]}: " if labels else f"urls[{index}]: " if len(urls) > 1 else ""
                 raise BadRequest(exc.code, where + exc.message) from exc
             cleaned.append(NewTask(id=self.ids.new(), url=clean.url, host=clean.host))
         return cleaned
 
-    async def submit(self, urls: list[object], client: str = "") -> list[Task]:
-        """Store new tasks durably, announce them and wake the workers; limits apply per client."""
-        new = self.validate(urls)
-        if self.limiter is not None:
-            wait = self.limiter.take(client, len(new))
-            if wait is not None:
-                if self.metrics is not None:
-                    self.metrics.rate_limited.inc()
-                raise RateLimited(wait)
+    async def submit(self, urls: Sequence[object], client: str = "", labels: Sequence[str] | None = None) -> list[Task]:
+        """Store new tasks durably, announce them and wake the workers; only stored URLs spend the rate limit."""
+        new = self.validate(urls, labels)
         if await self._queued() + len(new) > self.max_queued:
             raise QueueFull(f"the queue already holds {self.max_queued} jobs or close to it; try again when "
                             "it has drained (GET /queue_tasks shows the counts)")
-        tasks = await self.store.add(new)
+        limiter = self.limiter
+        if limiter is not None:
+            wait = limiter.take(client, len(new))
+            if wait is not None:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.inc()
+                raise RateLimited(wait, limiter.rate, limiter.burst)
+        try:
+            tasks = await self.store.add(new)
+        except Exception:  # the store refused: nothing was queued, so nothing is charged
+            if limiter is not None:
+                limiter.refund(client, len(new))
+            raise
         self._queued_seen = (self._queued_seen[0], self._queued_seen[1] + len(tasks))
         if self.metrics is not None:
             self.metrics.submitted.inc(len(tasks))

@@ -44,6 +44,16 @@ def test_rate_limiter_refills_and_charges_big_batches_as_debt():
     assert RateLimiter(rate=0, burst=1).take("x", 10**6) is None
 
 
+def test_rate_limiter_refunds_what_it_charged():
+    now = [0.0]
+    limiter = RateLimiter(rate=1, burst=10, clock=lambda: now[0])
+    assert limiter.take("a", 8) is None
+    limiter.refund("a", 8)
+    assert limiter.take("a", 10) is None  # the whole burst again, without waiting
+    limiter.refund("a", 50)
+    assert limiter.take("a", 11) is None and limiter.take("a", 1) is not None  # refunds never pass the burst
+
+
 def authed(api: Api, token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
@@ -95,12 +105,29 @@ async def test_rate_limit_answers_429_and_other_clients_carry_on(make_server, ta
     assert first.code == 201
     refused = await api.raw("POST", f"{API}/queue_tasks", json.dumps({"url": urls[0]}), authed(api))
     assert refused.code == 429
-    assert json.loads(refused.body)["error"]["code"] == "rate_limited"
-    assert int(refused.headers["Retry-After"]) >= 1
+    error = json.loads(refused.body)["error"]
+    assert error["code"] == "rate_limited"
+    wait = int(refused.headers["Retry-After"])
+    assert wait >= 1
+    assert "1 URLs/s per client" in error["message"] and "bursts of up to 5 URLs" in error["message"]
+    assert f"wait {wait} s" in error["message"] and "larger batches" not in error["message"]
     other = await api.raw("POST", f"{API}/queue_tasks", json.dumps({"url": urls[0]}), authed(api, OTHER))
     assert other.code == 201
     assert (await api.raw("GET", f"{API}/queue_tasks", headers=authed(api))).code == 200  # reads are not limited
     assert (await api.raw("GET", "/healthz")).code == 200
+    api.close()
+
+
+@pytest.mark.gen_test
+async def test_a_submission_refused_as_queue_full_does_not_spend_the_rate_limit(make_server):
+    server = await make_server(max_queued=3, rate_limit=0.001, rate_burst=4)  # no refill during the test
+    await server.pool.stop()
+    api = Api(f"http://127.0.0.1:{server.port}")
+    assert len(await api.submit_many(["https://example.com/1", "https://example.com/2"])) == 2
+    got, payload = await api.call("POST", f"{API}/queue_tasks", {"urls": ["https://example.com/3",
+                                                                          "https://example.com/4"]})
+    assert got == 503 and payload["error"]["code"] == "queue_full"
+    assert (await api.submit("https://example.com/5"))["status"] == "queued"  # the two refused URLs were not charged
     api.close()
 
 

@@ -49,7 +49,15 @@ BAD_REQUESTS = [
     ("PATCH", "/results", "{}", "application/json", 405, "method_not_allowed"),
     ("DELETE", "/results/x", None, None, 405, "method_not_allowed"),
     ("GET", "/queue_tasks/x/retry", None, None, 405, "method_not_allowed"),
+    ("TRACE", "/queue_tasks", None, None, 405, "method_not_allowed"),
+    ("OPTIONS", "/results/x/body", None, None, 405, "method_not_allowed"),
+    ("TRACE", "/healthz", None, None, 405, "method_not_allowed"),
+    ("PUT", "/metrics", "x", "text/plain", 405, "method_not_allowed"),
+    ("POST", "/openapi.json", "{}", "application/json", 405, "method_not_allowed"),
 ]
+ALLOWED = {"/queue_tasks": "GET, POST", "/results": "GET", "/results/x": "GET", "/results/x/body": "GET",
+           "/queue_tasks/x": "GET, DELETE", "/queue_tasks/x/retry": "POST", "/healthz": "GET", "/metrics": "GET",
+           "/openapi.json": "GET"}
 
 
 @pytest.mark.gen_test
@@ -57,10 +65,16 @@ BAD_REQUESTS = [
                          ids=[f"{r[0]} {r[1][:40]} {r[5]}" for r in BAD_REQUESTS])
 async def test_bad_request_gets_json_error(api, method, path, body, ctype, status, code):
     headers = {"Content-Type": ctype} if ctype else None
-    got, payload = await api.call(method, API + path, body=body, headers=headers)
+    full = path if path in ("/healthz", "/metrics", "/openapi.json") else API + path
+    response = await api.raw(method, full, body, headers)
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response.body[:200]
+    got, payload = response.code, json.loads(response.body)
     assert got == status, payload
     assert payload["error"]["code"] == code
     assert isinstance(payload["error"]["message"], str) and payload["error"]["message"]
+    if status == 405:  # RFC 9110: a 405 lists what the resource does allow
+        assert response.headers.get("Allow") == ALLOWED[path], (path, response.headers.get("Allow"))
+        assert ALLOWED[path].replace(", ", " or ") in payload["error"]["message"]
     health, answer = await api.call("GET", "/healthz")
     assert health == 200 and answer["status"] == "ok"
 
