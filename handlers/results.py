@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from handlers.base import ApiError, BaseAPIHandler
-from jobqueue.service import parse_limit
+from handlers.paging import continue_listing
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# type/subtype and then only visible ASCII, spaces and tabs: what a target sent is echoed only if it is
+# a media type Tornado (and every browser) can take; anything else is served as opaque bytes
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[\x20-\x7e\t]*)?")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def served_type(stored: str | None) -> str:
+    """The Content-Type to serve a stored body with: the target's own when it is a clean media type."""
+    value = (stored or "").strip()
+    return value if _MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition naming the download after `name`, reduced to characters safe in a header."""
+    return f'attachment; filename="{_UNSAFE_NAME.sub("_", name)[:80] or "body"}.body"'
 
 
 class ResultListHandler(BaseAPIHandler):
     """GET a page of results without bodies."""
 
     async def get(self) -> None:
-        limit = parse_limit(self.get_query_argument("limit", None))
-        page = await self.service.results(limit, self.get_query_argument("cursor", None) or None)
-        self.write_json({"results": [r.to_json() for r in page.items], "next": page.next_cursor})
+        query = continue_listing(self, "results", {})
+        page = await self.service.results(query.limit, query.store_cursor)
+        self.write_json({"results": [r.to_json() for r in page.items], "next": query.next(page.next_cursor)})
 
 
 class _ResultBase(BaseAPIHandler):
@@ -46,9 +65,9 @@ class ResultBodyHandler(_ResultBase):
         result = await self.service.raw_body(task_id)
         if result is None:
             raise await self._missing(task_id)
-        self.set_header("Content-Type", result.headers.get("content-type", "application/octet-stream"))
+        self.set_header("Content-Type", served_type(result.headers.get("content-type")))
         self.set_header("Content-Security-Policy", "sandbox")
         self.set_header("X-Content-Type-Options", "nosniff")
         if self.get_query_argument("download", None) is not None:
-            self.set_header("Content-Disposition", f'attachment; filename="{task_id}.body"')
+            self.set_header("Content-Disposition", attachment(task_id))
         self.finish(result.body or b"")
