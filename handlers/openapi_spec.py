@@ -29,10 +29,21 @@ def _error(description: str) -> dict[str, Any]:
 _ID = {"name": "id", "in": "path", "required": True,
        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": "the task id"}
 _LIMIT = {"name": "limit", "in": "query", "required": False,
-          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}
+          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+          "description": "page size; an empty value is refused. Beside a cursor it sets the size from there on"}
+_STATUS = {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(STATUSES)},
+           "description": "only tasks in this state; an empty value is refused"}
 _CURSOR = {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
-           "description": "the `next` value of the previous page"}
+           "description": "the `next` value of the previous page, unchanged; empty means the first page. It "
+                          "carries the listing's filters and limit, so `?cursor=` alone continues the same query; "
+                          "a filter different from the cursor's is refused with 400 `invalid_cursor`"}
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
+_URL = {"type": "string", "minLength": 1, "maxLength": 2048,
+        "description": "http(s) URL; without a scheme it means https://. A URL naming a private or local "
+                       "address, another scheme, or no valid host is refused with 400"}
+_FORM = {"type": "object", "anyOf": [{"required": ["url"]}, {"required": ["urls"]}],
+         "properties": {"url": {"type": "string", "description": "one URL (or several, one per line)"},
+                        "urls": {"type": "string", "description": "URLs, one per line; the answer is a list"}}}
 _COMMON = {"401": _error("missing or wrong API token"), "503": _error("the database did not answer")}
 
 SCHEMAS: dict[str, Any] = {
@@ -74,7 +85,9 @@ SCHEMAS: dict[str, Any] = {
             "content_type": {"type": ["string", "null"]}, "encoding": {"type": ["string", "null"]},
             "encoding_source": {"type": ["string", "null"], "enum": ["bom", "header", "meta", "detected", "default",
                                                                     None]},
-            "size": {"type": "integer", "minimum": 0}, "truncated": {"type": "boolean"},
+            "size": {"type": "integer", "minimum": 0},
+            "truncated": {"type": "boolean", "description": "always false: a body over the server's size limit "
+                          "is never stored truncated; its task ends failed with error.code too_large"},
             "elapsed_ms": {"type": "number"}, "fetched_at": {"type": "string", "format": "date-time"},
             "sha256": {"type": "string"},
             "redirects": {"type": "array", "items": {"type": "object", "properties": {
@@ -85,11 +98,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "Submission": {
         "oneOf": [
-            {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "maxLength": 2048}},
-             "additionalProperties": False},
+            {"type": "object", "required": ["url"], "properties": {"url": _URL}, "additionalProperties": False},
             {"type": "object", "required": ["urls"], "additionalProperties": False,
-             "properties": {"urls": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                     "items": {"type": "string", "maxLength": 2048}}}},
+             "properties": {"urls": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _URL}}},
         ],
     },
 }
@@ -103,8 +114,13 @@ def _paths() -> dict[str, Any]:
                 "summary": "Queue one URL or many", "operationId": "submitTasks",
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": _ref("Submission")},
-                    "application/x-www-form-urlencoded": {"schema": {
-                        "type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}},
+                    "text/plain": {"schema": {
+                        "type": "string", "minLength": 1,
+                        "description": "one URL per line, at most 1000; blank lines and lines starting with '#' "
+                                       "are skipped. The answer is always a list (`tasks`); a bad line is a 400 "
+                                       "naming its number"}},
+                    "application/x-www-form-urlencoded": {"schema": _FORM},
+                    "multipart/form-data": {"schema": _FORM},
                 }},
                 "responses": {
                     "201": {"description": "queued and stored durably", "content": {"application/json": {"schema": {
@@ -115,16 +131,20 @@ def _paths() -> dict[str, Any]:
                         ]}}}, "headers": {"Location": {"schema": {"type": "string"}}},
                         "links": {name: {"operationId": name, "parameters": {"id": "$response.body#/task/id"}}
                                   for name in ("getTask", "cancelTask", "retryTask", "getResult", "getResultBody")}},
-                    "400": _error("bad input: invalid JSON, URL, scheme, or a private address"),
+                    "400": _error("bad input: invalid JSON, form or text, a bad URL or scheme, a private address, "
+                                  "more than 1000 URLs"),
                     "413": _error("request body too large"),
-                    "429": _json(_ref("Error"), "too many URLs from this client", _RETRY_AFTER),
+                    "415": _error("a body in another format: send application/json, text/plain or a form"),
+                    "429": _json(_ref("Error"), "too many URLs from this client (--rate-limit URLs/s per client); "
+                                 "wait Retry-After seconds", _RETRY_AFTER),
                     **_COMMON,
+                    "503": _json(_ref("Error"), "the queue is full (queue_full), or the database did not answer",
+                                 _RETRY_AFTER),
                 },
             },
             "get": {
                 "summary": "List tasks, newest first", "operationId": "listTasks",
-                "parameters": [{"name": "status", "in": "query", "required": False,
-                                "schema": {"type": "string", "enum": list(STATUSES)}}, _LIMIT, _CURSOR],
+                "parameters": [_STATUS, _LIMIT, _CURSOR],
                 "responses": {
                     "200": _json({"type": "object", "required": ["tasks", "next", "counts"], "properties": {
                         "tasks": {"type": "array", "items": _ref("Task")},
@@ -208,15 +228,18 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document(token_required: bool) -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document; bearer security is declared when the server needs a token."""
+    """The whole OpenAPI 3.1 document; the bearer scheme exists, and applies, only when the server needs a token.
+
+    Then it is required globally, and /healthz and /openapi.json override that with `security: []`.
+    """
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "jobqueue", "version": __version__,
                  "description": "Submit URLs; workers fetch and store them; a websocket streams every change."},
         "paths": _paths(),
-        "components": {"schemas": SCHEMAS,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": SCHEMAS},
     }
     if token_required:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
     return doc

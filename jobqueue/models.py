@@ -136,7 +136,7 @@ class Result:
             "encoding": self.encoding,
             "encoding_source": self.encoding_source,
             "size": self.size,
-            "truncated": self.truncated,
+            "truncated": self.truncated,  # always false: bodies over the limit fail with too_large instead
             "elapsed_ms": self.elapsed_ms,
             "fetched_at": iso(self.fetched_at),
             "sha256": self.sha256,
