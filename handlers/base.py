@@ -13,9 +13,9 @@ from tornado.web import Application, HTTPError, RequestHandler, stream_request_b
 
 from jobqueue.access import TokenSet, bearer
 from jobqueue.config import Settings
+from jobqueue.errors import CodedError
 from jobqueue.events import EventHub
-from jobqueue.service import BadRequest, JobService, QueueFull, RateLimited, ascii_int
-from jobqueue.store.base import BadCursor, Conflict, NotFound, StoreError
+from jobqueue.service import JobService, ascii_int
 
 log = logging.getLogger("jobqueue.api")
 
@@ -202,21 +202,9 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
 
 
 def translate(exc: BaseException) -> ApiError | None:
-    """Map core exceptions to API errors, so handlers can just call the core."""
-    if isinstance(exc, BadRequest):
-        return ApiError(400, exc.code, exc.message)
-    if isinstance(exc, BadCursor):
-        return ApiError(400, "invalid_cursor", str(exc))
-    if isinstance(exc, NotFound):
-        return ApiError(404, "not_found", f"no task has the id {exc}")
-    if isinstance(exc, Conflict):
-        return ApiError(409, "conflict", str(exc), task=exc.task.to_json())
-    if isinstance(exc, RateLimited):
-        return ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.wait_seconds)})
-    if isinstance(exc, QueueFull):
-        return ApiError(503, "queue_full", str(exc), headers={"Retry-After": "5"})
-    if isinstance(exc, StoreError):
-        return ApiError(503, "database_unavailable", "the database did not answer; try again shortly")
+    """Map the core's coded errors to API errors, so handlers can just call the core."""
+    if isinstance(exc, CodedError):
+        return ApiError(exc.http_status, exc.code, exc.message, headers=exc.headers, **exc.extra)
     return None
 
 

@@ -47,11 +47,12 @@ _FORM = {"type": "object", "anyOf": [{"required": ["url"]}, {"required": ["urls"
 _COMMON = {"401": _error("missing or wrong API token"), "503": _error("the database did not answer")}
 
 SCHEMAS: dict[str, Any] = {
+    "ErrorBody": {"type": "object", "required": ["code", "message"],
+                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
     "Error": {
         "type": "object", "required": ["error"],
         "properties": {
-            "error": {"type": "object", "required": ["code", "message"],
-                      "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+            "error": _ref("ErrorBody"),
             "task": _ref("Task"),
         },
     },
@@ -212,7 +213,7 @@ def _paths() -> dict[str, Any]:
                             "status": {"const": "ok"}, "database": {"enum": ["sqlite", "mongodb"]}}}, "healthy"),
                         "503": _json({"type": "object", "required": ["status", "database"], "properties": {
                             "status": {"const": "unavailable"}, "database": {"type": "string"},
-                            "error": {"type": "string"}}}, "the database does not answer")}},
+                            "error": _ref("ErrorBody")}}, "the database does not answer")}},
         },
         "/metrics": {
             "get": {"summary": "Prometheus metrics", "operationId": "metrics",

@@ -6,6 +6,7 @@ without knowing the subclasses; the core never imports web code to do so.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -100,14 +101,17 @@ class RateLimited(CodedError):
     http_status = 429
     default_code = "rate_limited"
 
-    def __init__(self, retry_after: float, message: str | None = None) -> None:
-        super().__init__(message or f"too many URLs submitted; try again in {retry_after:.1f} s")
+    def __init__(self, retry_after: float, rate: float, burst: int) -> None:
         self.retry_after = retry_after
+        self.wait_seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"too many URLs from this client: the limit is {rate:g} URLs/s per client, in bursts of "
+                         f"up to {burst} URLs; wait {self.wait_seconds} s (the Retry-After header) before submitting "
+                         "again")
 
     @property
     def headers(self) -> dict[str, str]:
         """Retry-After in whole seconds, at least 1."""
-        return {"Retry-After": str(max(1, round(self.retry_after + 0.5)))}
+        return {"Retry-After": str(self.wait_seconds)}
 
 
 class QueueFull(CodedError):
@@ -135,7 +139,7 @@ class StoreError(CodedError):
     @property
     def headers(self) -> dict[str, str]:
         """Retry-After when the store knows the trouble is passing (a lock held elsewhere)."""
-        return {"Retry-After": str(max(1, round(self.retry_after)))} if self.retry_after is not None else {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))} if self.retry_after is not None else {}
 
 
 class FetchError(CodedError):

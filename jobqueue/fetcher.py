@@ -16,6 +16,9 @@ from tornado.httpclient import HTTPRequest
 
 from jobqueue import __version__
 from jobqueue.addresses import AddressPolicy
+from jobqueue.errors import FetchError
+
+__all__ = ["DEFAULT_USER_AGENT", "FetchError", "FetchResponse", "FetchSettings", "Fetcher"]
 
 DEFAULT_USER_AGENT = f"jobqueue/{__version__} (+https://github.com/jobqueue/jobqueue)"
 
@@ -44,7 +47,6 @@ _CURL_CODES = {
     18: "connection_error",  # partial file
     92: "protocol_error",
 }
-RETRYABLE_ERRORS = frozenset({"dns_error", "connection_error", "timeout", "protocol_error"})
 _STATUS_LINE = re.compile(r"HTTP/\S+[ \t]+([0-9]{3})(?:[ \t]|$)")
 
 
@@ -78,20 +80,6 @@ class FetchResponse:
     def sha256(self) -> str:
         """Digest of the stored body, so users can compare fetches."""
         return hashlib.sha256(self.body).hexdigest()
-
-
-class FetchError(Exception):
-    """An attempt that brought no usable response; `code` is the API's stable error word."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def retryable(self) -> bool:
-        """Transient network trouble is worth another attempt; the rest is final."""
-        return self.code in RETRYABLE_ERRORS
 
 
 @dataclass

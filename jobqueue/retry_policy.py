@@ -34,7 +34,7 @@ class RetryPolicy:
         if not header:
             return None
         header = header.strip()
-        if header.isdigit():
+        if header.isascii() and header.isdigit():
             return min(float(header), self.max_retry_after)
         try:
             when = email.utils.parsedate_to_datetime(header)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
+from jobqueue.errors import BadRequest, QueueFull, RateLimited
 from jobqueue.metrics import Metrics
 from jobqueue.models import STATUSES, Page, Result, Task, TaskIds
 from jobqueue.store.base import NewTask, Store
@@ -17,30 +17,6 @@ from jobqueue.urls import InvalidURL, normalize_url
 MAX_BATCH = 1000
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
-
-
-class BadRequest(ValueError):
-    """Input the API refuses with 400; `code` is the stable error word."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class RateLimited(Exception):
-    """This client submitted more than its share; `retry_after` says when it may again."""
-
-    def __init__(self, retry_after: float, rate: float, burst: int) -> None:
-        self.retry_after = retry_after
-        self.wait_seconds = max(1, math.ceil(retry_after))
-        super().__init__(f"too many URLs from this client: the limit is {rate:g} URLs/s per client, in bursts of "
-                         f"up to {burst} URLs; wait {self.wait_seconds} s (the Retry-After header) before submitting "
-                         "again")
-
-
-class QueueFull(Exception):
-    """The queue holds as many jobs as the server allows; submissions wait until it drains."""
 
 
 @dataclass

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from jobqueue.addresses import AddressPolicy
+from jobqueue.errors import InvalidURL
+
+__all__ = ["CleanURL", "InvalidURL", "normalize_url"]
 
 MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = ("http", "https")
@@ -17,15 +20,6 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
 # What a percent-decoded host name may not contain: it would change the URL's structure or hide an address.
 _NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f/\\?#@:\[\]%]")
-
-
-class InvalidURL(ValueError):
-    """A submitted URL that cannot be fetched; `code` is the API's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

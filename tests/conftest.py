@@ -12,6 +12,7 @@ from tornado.ioloop import IOLoop
 from jobqueue.config import Settings
 from server import JobQueueServer
 from tests.helpers import Api
+from tests.store_backends import BACKENDS, FACTORIES, FakeClock
 from tests.target import Target
 
 
@@ -77,3 +78,26 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
     outcome = yield
     if call.when == "call" and outcome.get_result().failed:  # type: ignore[attr-defined]
         item.failed_call = True
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The store's clock, moved by hand."""
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def open_store(request: Any, io_loop: IOLoop, tmp_path: Any, clock: FakeClock) -> Any:
+    """A factory of opened stores sharing one database, on every backend; all are closed after the test."""
+    make = FACTORIES[request.param](tmp_path, clock)
+    opened = []
+
+    async def open_one() -> Any:
+        store = make()
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        io_loop.run_sync(store.close)

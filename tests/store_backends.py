@@ -61,3 +61,4 @@ BACKENDS = [
         reason="set JOBQUEUE_TEST_MONGODB_URL=mongodb://host:27017 to run against a real MongoDB")),
 ]
 FACTORIES = {"sqlite": sqlite_factory, "mongomock": mongomock_factory, "mongodb": real_mongodb_factory}
+

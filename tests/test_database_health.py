@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -99,12 +100,15 @@ async def test_a_lock_held_by_another_process_gives_quick_503s_and_stores_nothin
     busy_timeout = jq.store.busy_timeout
     async with lock_held_by_another_process(db):
         started = time.monotonic()
-        post = asyncio.ensure_future(api.call("POST", f"{API}/queue_tasks", {"url": target.url("/page/locked")}))
+        body = json.dumps({"url": target.url("/page/locked")})
+        post = asyncio.ensure_future(api.raw("POST", f"{API}/queue_tasks", body, {"Content-Type": "application/json"}))
         got, health = await api.call("GET", "/healthz")
         assert time.monotonic() - started < 2.5
         assert got == 503 and health["error"]["code"] == "database_unavailable" and "lock" in health["error"]["message"]
-        got, payload = await post
-        assert got == 503 and payload["error"]["code"] == "database_unavailable"
+        response = await post
+        payload = json.loads(response.body)
+        assert response.code == 503 and payload["error"]["code"] == "database_unavailable"
+        assert int(response.headers["Retry-After"]) >= 1
         assert time.monotonic() - started < busy_timeout + 2
     assert target.url("/page/locked") not in urls_in(db)
 

@@ -6,36 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from tornado.ioloop import IOLoop
 
 from jobqueue.models import Result, TaskError, TaskIds
 from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
-from tests.store_backends import BACKENDS, FACTORIES, FakeClock
 
 LEASE = 30.0
 IDS = TaskIds()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=BACKENDS)
-def open_store(request: Any, io_loop: IOLoop, tmp_path: Any, clock: FakeClock) -> Any:
-    """A factory of opened stores sharing one database; all are closed after the test."""
-    make = FACTORIES[request.param](tmp_path, clock)
-    opened = []
-
-    async def open_one() -> Any:
-        store = make()
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        io_loop.run_sync(store.close)
 
 
 def new_tasks(n: int, host: str = "example.com") -> list[NewTask]:

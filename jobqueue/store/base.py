@@ -5,38 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from jobqueue.errors import BadCursor, Conflict, NotFound, StoreError
 from jobqueue.models import Page, Result, Task, TaskError
 
-
-class StoreError(Exception):
-    """The database did not answer or refused an operation.
-
-    `retry_after` (seconds) is set when trying again soon can succeed, e.g. a lock held elsewhere.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class NotFound(Exception):
-    """No task has the given id."""
-
-
-class Conflict(Exception):
-    """The task exists but its state does not allow the operation."""
-
-    def __init__(self, task: Task, message: str) -> None:
-        super().__init__(message)
-        self.task = task
+__all__ = ["BadCursor", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound", "Store", "StoreError"]
 
 
 class ChangesUnavailable(Exception):
     """The backend cannot stream changes; processes fall back to polling recent changes."""
-
-
-class BadCursor(ValueError):
-    """A paging cursor that this backend did not hand out."""
 
 
 @dataclass(frozen=True)

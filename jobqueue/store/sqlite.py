@@ -90,7 +90,7 @@ def _encode_cursor(seq: int) -> str:
 def _decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.startswith("s") or not cursor[1:].isdigit():
+    if not cursor.startswith("s") or not cursor[1:].isascii() or not cursor[1:].isdigit():
         raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
     return int(cursor[1:])
 
