@@ -6,7 +6,8 @@ from typing import Any
 
 from handlers.base import ApiError, BaseAPIHandler
 from handlers.paging import continue_listing
-from jobqueue.service import MAX_BATCH, parse_status
+from jobqueue.service import MAX_BATCH, parse_id, parse_status
+from jobqueue.store.base import TaskFilter
 
 API = "/jobqueue/api/v1.0"
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -89,8 +90,8 @@ class TaskListHandler(BaseAPIHandler):
         raise ApiError(400, "invalid_request", 'the JSON object needs a "url" string or a "urls" array')
 
     async def get(self) -> None:
-        query = continue_listing(self, "tasks", {"status": parse_status})
-        page, counts = await self.service.list(query.filters.get("status"), query.limit, query.store_cursor)
+        query = continue_listing(self, "tasks", {"status": parse_status, "batch": parse_id})
+        page, counts = await self.service.list(TaskFilter(**query.filters), query.limit, query.store_cursor)
         self.write_json({"tasks": [t.to_json() for t in page.items], "next": query.next(page.next_cursor),
                          "counts": counts})
 

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobqueue.spec import DEFAULT_FETCH, FetchOptions
+
 QUEUED = "queued"
 RUNNING = "running"
 COMPLETED = "completed"
@@ -16,6 +18,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
 FINISHED = (COMPLETED, FAILED, CANCELLED)
+_DEFAULT_FETCH_JSON = DEFAULT_FETCH.to_json()
 
 
 
@@ -86,9 +89,16 @@ class Task:
     http_status: int | None = None
     error: TaskError | None = None
     lease_token: str | None = None
+    fetch: FetchOptions = DEFAULT_FETCH
+    priority: int = 0
+    not_before: float | None = None
+    tags: tuple[str, ...] = ()
+    batch_id: str | None = None
+    reused_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Shape the task as the contract's JSON object (the lease stays internal)."""
+        """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
+        fetch = self.fetch
         return {
             "id": self.id,
             "url": self.url,
@@ -100,6 +110,13 @@ class Task:
             "finished_at": iso(self.finished_at),
             "http_status": self.http_status,
             "error": self.error.to_json() if self.error else None,
+            "fetch": _DEFAULT_FETCH_JSON if fetch is DEFAULT_FETCH else fetch.to_json(),
+            "priority": self.priority,
+            "not_before": iso(self.not_before),
+            "tags": list(self.tags),
+            "batch_id": self.batch_id,
+            "schedule_id": None,
+            "reused_from": self.reused_from,
         }
 
 
@@ -154,3 +171,21 @@ class Page:
 
     items: list[Any]
     next_cursor: str | None
+
+
+@dataclass
+class Batch:
+    """Many jobs submitted together, with counts by status kept as their jobs move."""
+
+    id: str
+    created_at: float
+    total: int
+    counts: dict[str, int]
+    finished_at: float | None = None
+    tags: tuple[str, ...] = ()
+    sealed: bool = True  # False while its jobs are still being stored
+
+    def to_json(self) -> dict[str, Any]:
+        """Shape the batch as the contract's JSON object."""
+        return {"id": self.id, "created_at": iso(self.created_at), "total": self.total, "counts": self.counts,
+                "finished_at": iso(self.finished_at), "tags": list(self.tags)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import BadRequest, QueueFull, RateLimited
 from jobqueue.metrics import Metrics
 from jobqueue.models import STATUSES, Page, Result, Task, TaskIds
-from jobqueue.store.base import NewTask, Store
+from jobqueue.store.base import NewTask, Store, TaskFilter
 from jobqueue.urls import InvalidURL, normalize_url
 
 MAX_BATCH = 1000
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
 
@@ -51,6 +53,15 @@ def parse_limit(raw: str | None) -> int:
         raise BadRequest("invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE} in ASCII digits "
                          f"(leave it out for {DEFAULT_PAGE})")
     return value
+
+
+def parse_id(raw: str | None) -> str | None:
+    """Read an id given as a filter (`?batch=`): URL-safe, 1-64 characters, or absent."""
+    if raw is None:
+        return None
+    if not _ID.fullmatch(raw):
+        raise BadRequest("invalid_id", "an id is 1-64 characters of A-Z a-z 0-9 _ -")
+    return raw
 
 
 def parse_status(raw: str | None) -> str | None:
@@ -142,9 +153,9 @@ class JobService:
         """One task, or None."""
         return await self.store.get(task_id)
 
-    async def list(self, status: str | None, limit: int, cursor: str | None) -> tuple[Page, dict[str, int]]:
-        """A page of tasks and the counts by status."""
-        page = await self.store.list(status, limit, cursor)
+    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> tuple[Page, dict[str, int]]:
+        """A page of tasks matching a filter, and the counts by status of the whole queue."""
+        page = await self.store.list(where, limit, cursor)
         return page, await self.store.counts()
 
     async def cancel(self, task_id: str) -> Task:

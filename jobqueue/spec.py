@@ -105,6 +105,9 @@ class FetchOptions:
 
     def reuse_key(self, url: str) -> str:
         """What identifies "the same fetch" for freshness reuse: URL plus every option that changes the answer."""
+        if (self.method == "GET" and not self.headers and self.body is None and self.profile is None
+                and self.user_agent is None):
+            return hashlib.sha256(url.encode()).hexdigest()[:32]  # the common case, cheaply
         material = [url, self.method, self.body, sorted((k.lower(), v) for k, v in self.headers), self.profile,
                     self.user_agent]
         return hashlib.sha256(json.dumps(material, separators=(",", ":")).encode()).hexdigest()[:32]

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from jobqueue.idempotency import IdempotencyKey, StoredAnswer
 from jobqueue.models import Result, TaskError, TaskIds
-from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
+from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
 
 LEASE = 30.0
 IDS = TaskIds()
@@ -188,10 +189,11 @@ async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
     lease = Lease(task.id, claimed.lease_token)
     await store.close()
     err = TaskError("timeout", "slow")
+    key = IdempotencyKey("ip:1", "k", "f")
     calls = {
         "add": lambda: store.add(new_tasks(1)),
         "get": lambda: store.get(task.id),
-        "list": lambda: store.list(None, 10, None),
+        "list": lambda: store.list(TaskFilter(), 10, None),
         "counts": lambda: store.counts(),
         "claim": lambda: store.claim(1, LEASE, []),
         "extend": lambda: store.extend([lease], LEASE),
@@ -205,6 +207,18 @@ async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
         "list_results": lambda: store.list_results(10, None),
         "changed_since": lambda: store.changed_since(0.0, 10),
         "ping": lambda: store.ping(),
+        "idempotency_begin": lambda: store.idempotency_begin(key, 10),
+        "idempotency_finish": lambda: store.idempotency_finish(key, StoredAnswer(201, "{}")),
+        "idempotency_abort": lambda: store.idempotency_abort(key),
+        "purge_idempotency": lambda: store.purge_idempotency(0.0),
+        "create_batch": lambda: store.create_batch("b", 1, (), 60),
+        "seal_batch": lambda: store.seal_batch("b", None),
+        "get_batch": lambda: store.get_batch("b"),
+        "get_batches": lambda: store.get_batches(["b"]),
+        "list_batches": lambda: store.list_batches(10, None),
+        "cancel_batch": lambda: store.cancel_batch("b", 10),
+        "retry_batch": lambda: store.retry_batch("b", 10),
+        "drop_abandoned_batches": lambda: store.drop_abandoned_batches(),
     }
     wrong = {}
     for name, call in calls.items():
@@ -228,7 +242,7 @@ async def test_paging_covers_every_task_exactly_once(open_store):
     seen: list[str] = []
     cursor = None
     while True:
-        page = await store.list(None, 50, cursor)
+        page = await store.list(TaskFilter(), 50, cursor)
         seen += [t.id for t in page.items]
         cursor = page.next_cursor
         if cursor is None:
@@ -239,14 +253,14 @@ async def test_paging_covers_every_task_exactly_once(open_store):
     seen_running = []
     cursor = None
     while True:
-        page = await store.list("running", 7, cursor)
+        page = await store.list(TaskFilter(status="running"), 7, cursor)
         seen_running += [t.id for t in page.items]
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     assert sorted(seen_running) == sorted(t.id for t in claimed)
     with pytest.raises(BadCursor):
-        await store.list(None, 10, "garbage")
+        await store.list(TaskFilter(), 10, "garbage")
 
 
 @pytest.mark.gen_test

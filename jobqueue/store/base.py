@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from jobqueue.errors import BadCursor, Conflict, NotFound, StoreError
-from jobqueue.models import Page, Result, Task, TaskError
+from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
+from jobqueue.models import Batch, Page, Result, Task, TaskError
+from jobqueue.spec import DEFAULT_SPEC, JobSpec
 
-__all__ = ["BadCursor", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound", "Store", "StoreError"]
+__all__ = ["BadCursor", "Capabilities", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound", "Store",
+           "StoreError", "TaskFilter"]
 
 
 class ChangesUnavailable(Exception):
@@ -17,11 +20,33 @@ class ChangesUnavailable(Exception):
 
 @dataclass(frozen=True)
 class NewTask:
-    """A validated URL ready to be stored as a queued task."""
+    """A validated URL and its spec, ready to be stored as a queued task."""
 
     id: str
     url: str
     host: str
+    spec: JobSpec = DEFAULT_SPEC
+    batch_id: str | None = None
+
+    @property
+    def reuse_key(self) -> str:
+        """The key freshness reuse looks results up by."""
+        return self.spec.fetch.reuse_key(self.url)
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a listing shows; every field narrows it (AND)."""
+
+    status: str | None = None
+    batch: str | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond the common interface, declared instead of probed."""
+
+    change_stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,7 @@ class Store(Protocol):
     """Durable task storage with leases, shared by the SQLite and MongoDB backends."""
 
     name: str
+    capabilities: Capabilities
 
     async def open(self) -> None:
         """Connect and create what the queries need (idempotent)."""
@@ -46,14 +72,18 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreError when the database does not answer."""
 
-    async def add(self, tasks: list[NewTask]) -> list[Task]:
-        """Store new queued tasks durably before returning them."""
+    async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:
+        """Store new tasks durably before returning them; with `idempotent`, keep the answer in the same step.
+
+        A task whose spec has `max_age` is stored `completed`, sharing the result of the newest job of
+        the same fetch (same reuse key) that completed within that age, when there is one.
+        """
 
     async def get(self, task_id: str) -> Task | None:
         """Read one task."""
 
-    async def list(self, status: str | None, limit: int, cursor: str | None) -> Page:
-        """List tasks newest first, optionally of one status, paged by an opaque cursor."""
+    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
+        """List tasks newest first, narrowed by a filter, paged by an opaque cursor."""
 
     async def counts(self) -> dict[str, int]:
         """Count tasks by status without scanning them."""
@@ -90,3 +120,39 @@ class Store(Protocol):
 
     async def changed_since(self, since: float, limit: int) -> list[Task]:
         """Tasks whose state changed at or after `since`, oldest change first."""
+
+    async def idempotency_begin(self, key: IdempotencyKey, lock_seconds: float) -> StoredAnswer | None:
+        """Take a key for a request in flight (None), or return the answer to replay (IdempotencyConflict)."""
+
+    async def idempotency_finish(self, key: IdempotencyKey, answer: StoredAnswer) -> None:
+        """Keep the answer of a keyed request whose work is done."""
+
+    async def idempotency_abort(self, key: IdempotencyKey) -> None:
+        """Free a key whose request failed, so it can be sent again."""
+
+    async def purge_idempotency(self, before: float) -> int:
+        """Delete keys created before `before` (a bounded number per call)."""
+
+    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float) -> Batch:
+        """Start a batch whose jobs are stored next; it is removed if not sealed within `storing_seconds`."""
+
+    async def seal_batch(self, batch_id: str, answer: tuple[IdempotencyKey, StoredAnswer] | None) -> Batch:
+        """Mark every job of a batch stored (and keep a keyed answer in the same step)."""
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        """Read one sealed batch with its counts (one row, whatever its size)."""
+
+    async def get_batches(self, batch_ids: list[str]) -> list[Batch]:
+        """Read several sealed batches."""
+
+    async def list_batches(self, limit: int, cursor: str | None) -> Page:
+        """Sealed batches, newest first."""
+
+    async def cancel_batch(self, batch_id: str, limit: int) -> list[Task]:
+        """Cancel up to `limit` unfinished jobs of a batch; [] when none is left (NotFound)."""
+
+    async def retry_batch(self, batch_id: str, limit: int) -> list[Task]:
+        """Queue up to `limit` failed jobs of a batch again; [] when none is left (NotFound)."""
+
+    async def drop_abandoned_batches(self) -> int:
+        """Remove batches whose storing process died before sealing them, with their jobs."""

@@ -11,20 +11,24 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
-from jobqueue.models import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    QUEUED,
-    STATUSES,
-    Page,
-    Result,
-    Task,
-    TaskError,
-)
-from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError
+from jobqueue.idempotency import IdempotentAdd
+from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task, TaskError
+from jobqueue.store.base import Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
+from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, RESULT_COLUMNS, SCHEMA
+from jobqueue.store.sqlite_migrations import migrate
+from jobqueue.store.sqlite_schema import (
+    CLAIMABLE,
+    INSERT_JOB,
+    JOB_COLUMNS,
+    RESULT_COLUMNS,
+    decode_cursor,
+    encode_cursor,
+    new_task,
+    new_task_row,
+    result_from_row,
+    task_from_row,
+)
 from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -43,62 +47,11 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-def _task(row: sqlite3.Row) -> Task:
-    error = TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None
-    return Task(
-        id=row["id"],
-        url=row["url"],
-        host=row["host"],
-        status=row["status"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        available_at=row["available_at"],
-        http_status=row["http_status"],
-        error=error,
-        lease_token=row["lease_token"],
-    )
-
-
-def _result(row: sqlite3.Row, with_body: bool) -> Result:
-    return Result(
-        id=row["job_id"],
-        url=row["url"],
-        final_url=row["final_url"],
-        http_status=row["http_status"],
-        headers=json.loads(row["headers"]),
-        content_type=row["content_type"],
-        encoding=row["encoding"],
-        encoding_source=row["encoding_source"],
-        size=row["size"],
-        truncated=bool(row["truncated"]),
-        elapsed_ms=row["elapsed_ms"],
-        fetched_at=row["fetched_at"],
-        sha256=row["sha256"],
-        redirects=json.loads(row["redirects"]),
-        timings=json.loads(row["timings"]),
-        body=row["body"] if with_body else None,
-    )
-
-
-def _encode_cursor(seq: int) -> str:
-    return f"s{seq}"
-
-
-def _decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.startswith("s") or not cursor[1:].isascii() or not cursor[1:].isdigit():
-        raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
-    return int(cursor[1:])
-
-
-class SQLiteStore:
+class SQLiteStore(SQLiteBatchOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
+    capabilities = Capabilities(change_stream=False)
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
                  busy_timeout: float = 5.0, probe_timeout: float = 1.0) -> None:
@@ -133,7 +86,7 @@ class SQLiteStore:
             raise StoreError(f"cannot create the database {self.path!r}: the folder {directory!r} does not exist")
         try:
             writer_conn = connect(self.path, self.synchronous, self.busy_timeout)
-            writer_conn.executescript(SCHEMA)
+            migrate(writer_conn)
             return writer_conn, connect(self.path, self.synchronous, self.busy_timeout)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {self.path!r}: {exc}") from exc
@@ -185,49 +138,70 @@ class SQLiteStore:
             raise StoreError("the store is closed")
         await self._probe.run()
 
-    async def add(self, tasks: list[NewTask]) -> list[Task]:
-        """Insert queued tasks; returns after the commit."""
+    async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:
+        """Insert tasks in one transaction (reusing fresh results where asked); returns after the commit."""
         now = self.clock()
 
         def insert(conn: sqlite3.Connection) -> list[Task]:
-            conn.executemany(
-                "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at)"
-                " VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
-                [(t.id, t.url, t.host, now, now, now) for t in tasks],
-            )
-            return [
-                Task(id=t.id, url=t.url, host=t.host, status=QUEUED, attempts=0, created_at=now,
-                     updated_at=now, available_at=now)
-                for t in tasks
-            ]
+            if not any(t.spec.max_age is not None for t in tasks):
+                conn.executemany(INSERT_JOB, [new_task_row(t, now) for t in tasks])
+                created = [new_task(t, now) for t in tasks]
+            else:
+                created = [self._insert_one(conn, t, now) for t in tasks]
+            if idempotent is not None:
+                keep_answer(conn, idempotent.key, idempotent.render(created), now)
+            return created
 
         return await self._write(insert)  # type: ignore[return-value]
+
+    @staticmethod
+    def _insert_one(conn: sqlite3.Connection, new: NewTask, now: float) -> Task:
+        """Insert one task; with max_age, as a completed copy of the newest fresh result of the same fetch."""
+        reused = None
+        if new.spec.max_age is not None:
+            row = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_fresh WHERE reuse_key = ? AND status = 'completed'"
+                " AND reused_from IS NULL AND finished_at >= ? ORDER BY finished_at DESC LIMIT 1",
+                (new.reuse_key, now - new.spec.max_age),
+            ).fetchone()
+            reused = task_from_row(row) if row else None
+        conn.execute(INSERT_JOB, new_task_row(new, now, reused))
+        if reused is not None:
+            conn.execute(
+                f"INSERT INTO results ({RESULT_COLUMNS}, body, body_from) SELECT ?, url, final_url, http_status,"
+                " headers, content_type, encoding, encoding_source, size, truncated, elapsed_ms, fetched_at, sha256,"
+                " redirects, timings, NULL, COALESCE(body_from, job_id) FROM results WHERE job_id = ?",
+                (new.id, reused.id))
+        return new_task(new, now, reused)
 
     async def get(self, task_id: str) -> Task | None:
         """Read one task by id."""
         row = await self._read(
             lambda conn: conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
         )
-        return _task(row) if row else None  # type: ignore[arg-type]
+        return task_from_row(row) if row else None  # type: ignore[arg-type]
 
-    async def list(self, status: str | None, limit: int, cursor: str | None) -> Page:
+    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
         """Newest first by insertion order; the cursor is the last row's sequence number."""
-        before = _decode_cursor(cursor)
-        where, args = [], []
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
+        before = decode_cursor(cursor)
+        clauses, args = [], []
+        if where.status is not None:
+            clauses.append("status = ?")
+            args.append(where.status)
+        if where.batch is not None:
+            clauses.append("batch_id = ?")
+            args.append(where.batch)
         if before is not None:
-            where.append("seq < ?")
+            clauses.append("seq < ?")
             args.append(before)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT seq, {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq DESC LIMIT ?"
         rows = await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall())
         rows = list(rows)  # type: ignore[call-overload]
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]["seq"]) if more and rows else None
-        return Page([_task(r) for r in rows], next_cursor)
+        next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+        return Page([task_from_row(r) for r in rows], next_cursor)
 
     async def counts(self) -> dict[str, int]:
         """Read the per-status counters the triggers maintain."""
@@ -236,7 +210,8 @@ class SQLiteStore:
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
-        """One UPDATE ... RETURNING takes due queued tasks and tasks whose lease ran out."""
+        """One UPDATE ... RETURNING takes due tasks (higher priority, then older due time, first), including
+        tasks whose lease ran out."""
         if limit <= 0:
             return []
         now = self.clock()
@@ -248,15 +223,13 @@ class SQLiteStore:
             "UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
             " started_at = ?, updated_at = ?"
             " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
-            " WHERE status IN ('queued', 'running') AND available_at <= ?"
-            f"{exclude} ORDER BY available_at LIMIT ?)"
-            f" RETURNING {JOB_COLUMNS}"
+            f" WHERE {CLAIMABLE}{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
+            f" RETURNING seq, {JOB_COLUMNS}"
         )
         args = (token, now + lease_seconds, now, now, now, *exclude_hosts, limit)
         rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())
-        tasks = [_task(r) for r in rows]  # type: ignore[union-attr]
-        tasks.sort(key=lambda t: t.available_at)
-        return tasks
+        rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))  # type: ignore[arg-type]
+        return [task_from_row(r) for r in rows]
 
     async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
         """Renew leases still held; report the ones another claim or a cancel took away."""
@@ -293,7 +266,7 @@ class SQLiteStore:
                     (now, now, lease.task_id, lease.token),
                 ).fetchone()
                 if row:
-                    out.append(_task(row))
+                    out.append(task_from_row(row))
             return out
 
         return await self._write(give_back)  # type: ignore[return-value]
@@ -321,7 +294,7 @@ class SQLiteStore:
                     json.dumps(result.redirects), json.dumps(result.timings), result.body,
                 ),
             )
-            return _task(row)
+            return task_from_row(row)
 
         return await self._write(finish)  # type: ignore[return-value]
 
@@ -351,7 +324,7 @@ class SQLiteStore:
 
         def update(conn: sqlite3.Connection) -> Task | None:
             row = conn.execute(sql, (*args, lease.task_id, lease.token)).fetchone()
-            return _task(row) if row else None
+            return task_from_row(row) if row else None
 
         return await self._write(update)  # type: ignore[return-value]
 
@@ -367,11 +340,11 @@ class SQLiteStore:
                 (now, now, task_id),
             ).fetchone()
             if row is not None:
-                return _task(row)
+                return task_from_row(row)
             current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
             if current is None:
                 raise NotFound(task_id)
-            task = _task(current)
+            task = task_from_row(current)
             raise Conflict(
                 task, f"task {task_id} is already {task.status}; only queued or running tasks can be cancelled"
             )
@@ -386,7 +359,7 @@ class SQLiteStore:
             row = conn.execute(
                 "UPDATE jobs SET status = 'queued', attempts = 0, available_at = ?, updated_at = ?,"
                 " started_at = NULL, finished_at = NULL, http_status = NULL, error_code = NULL,"
-                " error_message = NULL, lease_token = NULL"
+                " error_message = NULL, lease_token = NULL, reused_from = NULL"
                 f" WHERE id = ? AND status IN ('{COMPLETED}', '{FAILED}', '{CANCELLED}') RETURNING {JOB_COLUMNS}",
                 (now, now, task_id),
             ).fetchone()
@@ -394,32 +367,34 @@ class SQLiteStore:
                 current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
                 if current is None:
                     raise NotFound(task_id)
-                task = _task(current)
+                task = task_from_row(current)
                 raise Conflict(task, f"task {task_id} is still {task.status}; only finished tasks can be retried")
-            conn.execute("DELETE FROM results WHERE job_id = ?", (task_id,))
-            return _task(row)
+            _drop_result(conn, task_id)
+            return task_from_row(row)
 
         return await self._write(update)  # type: ignore[return-value]
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
-        """Read a result; the body column is read only when asked for."""
-        columns = RESULT_COLUMNS + (", body" if with_body else "")
+        """Read a result; the body is read only when asked for (from the result that owns it, when shared)."""
+        columns = RESULT_COLUMNS + (
+            ", COALESCE(body, (SELECT o.body FROM results o WHERE o.job_id = results.body_from)) AS body"
+            if with_body else "")
         row = await self._read(
             lambda conn: conn.execute(f"SELECT {columns} FROM results WHERE job_id = ?", (task_id,)).fetchone()
         )
-        return _result(row, with_body) if row else None  # type: ignore[arg-type]
+        return result_from_row(row, with_body) if row else None  # type: ignore[arg-type]
 
     async def list_results(self, limit: int, cursor: str | None) -> Page:
         """Newest completion first, without bodies."""
-        before = _decode_cursor(cursor)
+        before = decode_cursor(cursor)
         clause = "WHERE seq < ?" if before is not None else ""
         args = (before,) if before is not None else ()
         sql = f"SELECT seq, {RESULT_COLUMNS} FROM results {clause} ORDER BY seq DESC LIMIT ?"
         rows = list(await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall()))  # type: ignore
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]["seq"]) if more and rows else None
-        return Page([_result(r, False) for r in rows], next_cursor)
+        next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+        return Page([result_from_row(r, False) for r in rows], next_cursor)
 
     async def changed_since(self, since: float, limit: int) -> list[Task]:
         """Recently changed tasks, for processes that share this file to see each other's work."""
@@ -428,5 +403,14 @@ class SQLiteStore:
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE updated_at >= ? ORDER BY updated_at LIMIT ?", (since, limit)
             ).fetchall()
         )
-        return [_task(r) for r in rows]  # type: ignore[union-attr]
+        return [task_from_row(r) for r in rows]  # type: ignore[union-attr]
 
+
+def _drop_result(conn: sqlite3.Connection, job_id: str) -> None:
+    """Delete a job's result; if other results share its body, the body moves to one of them first."""
+    heir = conn.execute("SELECT job_id FROM results WHERE body_from = ? LIMIT 1", (job_id,)).fetchone()
+    if heir is not None:
+        conn.execute("UPDATE results SET body = (SELECT body FROM results WHERE job_id = ?), body_from = NULL"
+                     " WHERE job_id = ?", (job_id, heir[0]))
+        conn.execute("UPDATE results SET body_from = ? WHERE body_from = ?", (heir[0], job_id))
+    conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))

@@ -98,8 +98,9 @@ ALTER TABLE jobs ADD COLUMN reused_from TEXT;
 ALTER TABLE jobs ADD COLUMN reuse_key TEXT;
 DROP INDEX jobs_due;
 CREATE INDEX jobs_due ON jobs(priority DESC, available_at) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_fresh ON jobs(reuse_key, finished_at) WHERE status = 'completed';
+CREATE INDEX jobs_fresh ON jobs(reuse_key, finished_at) WHERE status = 'completed' AND reused_from IS NULL;
 CREATE INDEX jobs_by_batch ON jobs(batch_id, seq) WHERE batch_id IS NOT NULL;
+CREATE INDEX jobs_batch_status ON jobs(batch_id, status) WHERE batch_id IS NOT NULL;
 
 ALTER TABLE results ADD COLUMN body_from TEXT;
 CREATE INDEX results_body_from ON results(body_from) WHERE body_from IS NOT NULL;

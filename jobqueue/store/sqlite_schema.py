@@ -1,71 +1,101 @@
-"""The SQLite schema: jobs with a partial index for claims, results, and counts kept by triggers."""
+"""SQLite rows: the columns every query reads, and how rows become records and records become rows.
+
+The tables themselves are made by the versioned steps in sqlite_migrations.py.
+"""
 
 from __future__ import annotations
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    url TEXT NOT NULL,
-    host TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    available_at REAL NOT NULL,
-    lease_token TEXT,
-    http_status INTEGER,
-    error_code TEXT,
-    error_message TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(available_at) WHERE status IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
-CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs(updated_at);
+import json
+import sqlite3
+from typing import Any
 
-CREATE TABLE IF NOT EXISTS results (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL UNIQUE,
-    url TEXT NOT NULL,
-    final_url TEXT NOT NULL,
-    http_status INTEGER NOT NULL,
-    headers TEXT NOT NULL,
-    content_type TEXT,
-    encoding TEXT,
-    encoding_source TEXT,
-    size INTEGER NOT NULL,
-    truncated INTEGER NOT NULL,
-    elapsed_ms REAL NOT NULL,
-    fetched_at REAL NOT NULL,
-    sha256 TEXT NOT NULL,
-    redirects TEXT NOT NULL,
-    timings TEXT NOT NULL,
-    body BLOB
-);
-
-CREATE TABLE IF NOT EXISTS counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
-INSERT OR IGNORE INTO counts(status, n) VALUES
-    ('queued', 0), ('running', 0), ('completed', 0), ('failed', 0), ('cancelled', 0);
-
-CREATE TRIGGER IF NOT EXISTS jobs_count_insert AFTER INSERT ON jobs BEGIN
-    UPDATE counts SET n = n + 1 WHERE status = NEW.status;
-END;
-CREATE TRIGGER IF NOT EXISTS jobs_count_update AFTER UPDATE OF status ON jobs
-WHEN OLD.status <> NEW.status BEGIN
-    UPDATE counts SET n = n - 1 WHERE status = OLD.status;
-    UPDATE counts SET n = n + 1 WHERE status = NEW.status;
-END;
-CREATE TRIGGER IF NOT EXISTS jobs_count_delete AFTER DELETE ON jobs BEGIN
-    UPDATE counts SET n = n - 1 WHERE status = OLD.status;
-END;
-"""
+from jobqueue.models import QUEUED, Result, Task, TaskError
+from jobqueue.spec import FetchOptions
+from jobqueue.store.base import BadCursor, NewTask
 
 JOB_COLUMNS = (
     "id, url, host, status, attempts, created_at, updated_at, started_at, finished_at, "
-    "available_at, lease_token, http_status, error_code, error_message"
+    "available_at, lease_token, http_status, error_code, error_message, "
+    "priority, not_before, fetch, tags, batch_id, reused_from"
 )
 RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
     "size, truncated, elapsed_ms, fetched_at, sha256, redirects, timings"
 )
+INSERT_JOB = (
+    "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority, not_before,"
+    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from)"
+    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PRIORITIES = ",".join(str(p) for p in range(10, -11, -1))
+# Naming every priority lets SQLite search the due range of each one in turn (highest first) instead
+# of walking the whole index past jobs that are not due yet.
+CLAIMABLE = f"status IN ('queued', 'running') AND priority IN ({_PRIORITIES}) AND available_at <= ?"
+
+
+def task_from_row(row: sqlite3.Row) -> Task:
+    """Turn a jobs row (JOB_COLUMNS) into a Task."""
+    error = TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None
+    return Task(
+        id=row["id"], url=row["url"], host=row["host"], status=row["status"], attempts=row["attempts"],
+        created_at=row["created_at"], updated_at=row["updated_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], available_at=row["available_at"], http_status=row["http_status"],
+        error=error, lease_token=row["lease_token"],
+        fetch=FetchOptions.from_stored(json.loads(row["fetch"]) if row["fetch"] else None),
+        priority=row["priority"], not_before=row["not_before"],
+        tags=tuple(json.loads(row["tags"])) if row["tags"] else (), batch_id=row["batch_id"],
+        reused_from=row["reused_from"],
+    )
+
+
+def result_from_row(row: sqlite3.Row, with_body: bool) -> Result:
+    """Turn a results row (RESULT_COLUMNS, and `body` when asked for) into a Result."""
+    return Result(
+        id=row["job_id"], url=row["url"], final_url=row["final_url"], http_status=row["http_status"],
+        headers=json.loads(row["headers"]), content_type=row["content_type"], encoding=row["encoding"],
+        encoding_source=row["encoding_source"], size=row["size"], truncated=bool(row["truncated"]),
+        elapsed_ms=row["elapsed_ms"], fetched_at=row["fetched_at"], sha256=row["sha256"],
+        redirects=json.loads(row["redirects"]), timings=json.loads(row["timings"]),
+        body=row["body"] if with_body else None,
+    )
+
+
+def new_task_row(new: NewTask, now: float, reused: Task | None = None) -> tuple[Any, ...]:
+    """The INSERT_JOB values of a new task: queued, or completed at once when it reuses `reused`'s result."""
+    spec = new.spec
+    stored = spec.fetch.to_stored()
+    available = max(now, spec.not_before) if spec.not_before is not None else now
+    status = "completed" if reused is not None else QUEUED
+    return (new.id, new.url, new.host, status, now, now, available, spec.priority, spec.not_before,
+            json.dumps(stored, separators=(",", ":")) if stored else None,
+            json.dumps(list(spec.tags)) if spec.tags else None, new.batch_id, new.reuse_key,
+            now if reused is not None else None, reused.http_status if reused is not None else None,
+            reused.id if reused is not None else None)
+
+
+def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
+    """The Task a freshly inserted row reads back as (without reading it)."""
+    spec = new.spec
+    available = max(now, spec.not_before) if spec.not_before is not None else now
+    return Task(
+        id=new.id, url=new.url, host=new.host, status="completed" if reused is not None else QUEUED, attempts=0,
+        created_at=now, updated_at=now, available_at=available, fetch=spec.fetch, priority=spec.priority,
+        not_before=spec.not_before, tags=spec.tags, batch_id=new.batch_id,
+        finished_at=now if reused is not None else None,
+        http_status=reused.http_status if reused is not None else None,
+        reused_from=reused.id if reused is not None else None,
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    """The opaque cursor of a page that ended at row `seq`."""
+    return f"s{seq}"
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The row a cursor points after (BadCursor for anything this store did not hand out)."""
+    if cursor is None:
+        return None
+    if not cursor.startswith("s") or not cursor[1:].isascii() or not cursor[1:].isdigit() or len(cursor) > 20:
+        raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
+    return int(cursor[1:])

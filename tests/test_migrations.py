@@ -1,0 +1,101 @@
+"""Schema migrations: a database written by release 0.1 opens with today's code and keeps every job and result."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+
+import pytest
+
+from jobqueue.store.base import TaskFilter
+from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite_migrations import LATEST, MIGRATIONS, current_version, migrate
+
+DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "release-0.1.sql")
+
+
+def release_db(tmp_path) -> str:
+    """A real database file holding what release 0.1's server wrote (see fixtures/make_release_db.py)."""
+    path = os.path.join(str(tmp_path), "old.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(open(DUMP).read())
+    conn.close()
+    return path
+
+
+def snapshot(path: str) -> tuple[list[tuple], list[tuple]]:
+    conn = sqlite3.connect(path)
+    jobs = conn.execute("SELECT id, url, status, attempts, created_at, finished_at, http_status, error_code"
+                        " FROM jobs ORDER BY seq").fetchall()
+    results = conn.execute("SELECT job_id, http_status, headers, size, sha256, body FROM results"
+                           " ORDER BY seq").fetchall()
+    conn.close()
+    return jobs, results
+
+
+def test_the_fixture_is_release_0_1s_schema():
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(open(DUMP).read())
+    assert current_version(conn) == 1
+    assert "priority" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+
+
+@pytest.mark.gen_test
+async def test_a_release_0_1_database_opens_and_keeps_every_job_result_and_body(tmp_path):
+    path = release_db(tmp_path)
+    jobs_before, results_before = snapshot(path)
+    assert len(jobs_before) == 11 and len(results_before) == 8
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        page = await store.list(TaskFilter(), 100, None)
+        by_id = {t.id: t for t in page.items}
+        assert len(by_id) == 11
+        for job_id, url, status, attempts, _created, finished, http_status, error_code in jobs_before:
+            task = by_id[job_id]
+            assert (task.url, task.status, task.attempts, task.finished_at, task.http_status) == (
+                url, status, attempts, finished, http_status)
+            assert (task.error.code if task.error else None) == error_code
+            assert task.priority == 0 and task.tags == () and task.batch_id is None
+        for job_id, http_status, _headers, size, sha256, body in results_before:
+            result = await store.get_result(job_id, with_body=True)
+            assert result.body == body and len(result.body) == size and result.http_status == http_status
+            if re.fullmatch("[0-9a-f]{64}", sha256):
+                assert hashlib.sha256(result.body).hexdigest() == sha256
+        counts = await store.counts()
+        assert counts == {"queued": 1, "running": 0, "completed": 8, "failed": 1, "cancelled": 1}
+        claimed = await store.claim(5, 30.0, [])
+        assert [t.url for t in claimed] == ["https://example.invalid/later"]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert current_version(conn) == LATEST
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [
+        m.version for m in MIGRATIONS]
+
+
+def test_migrating_twice_changes_nothing_and_a_newer_database_is_refused(tmp_path):
+    path = release_db(tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn) == [m.version for m in MIGRATIONS if m.version > 1]
+    assert migrate(conn) == []
+    conn.execute(f"INSERT INTO schema_version (version, description) VALUES ({LATEST + 1}, 'from the future')")
+    with pytest.raises(sqlite3.DatabaseError, match="newer than this jobqueue"):
+        migrate(conn)
+
+
+def test_a_failing_step_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    from jobqueue.store import sqlite_migrations
+
+    path = release_db(tmp_path)
+    broken = (*MIGRATIONS[:-1], sqlite_migrations.Migration(MIGRATIONS[-1].version, "broken",
+                                                          MIGRATIONS[-1].sql + "\nSELECT * FROM no_such_table;"))
+    monkeypatch.setattr(sqlite_migrations, "MIGRATIONS", broken)
+    conn = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError):
+        sqlite_migrations.migrate(conn)
+    assert current_version(conn) == 1
+    assert "priority" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+    assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 11
