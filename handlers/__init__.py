@@ -9,6 +9,7 @@ from tornado.log import access_log
 from tornado.web import Application, RequestHandler
 
 from handlers.base import NotFoundHandler
+from handlers.batches import BatchHandler, BatchListHandler, BatchRetryHandler
 from handlers.dashboard import DashboardHandler
 from handlers.events import EventsHandler
 from handlers.health import HealthHandler
@@ -39,6 +40,9 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         (rf"{API}/queue_tasks/?", TaskListHandler),
         (rf"{API}/queue_tasks/{_ID}/?", TaskHandler),
         (rf"{API}/queue_tasks/{_ID}/retry/?", TaskRetryHandler),
+        (rf"{API}/batches/?", BatchListHandler),
+        (rf"{API}/batches/{_ID}/?", BatchHandler),
+        (rf"{API}/batches/{_ID}/retry/?", BatchRetryHandler),
         (rf"{API}/results/?", ResultListHandler),
         (rf"{API}/results/{_ID}/?", ResultHandler),
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),

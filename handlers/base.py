@@ -98,6 +98,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
     """Reads bodies within a size limit, answers JSON, and maps every exception to the error shape."""
 
     _body: bytearray
+    request_size_setting = "max_request_size"  # the Settings field that caps this handler's bodies
     public = False  # True for endpoints that answer without a token (health checks)
 
     def set_default_headers(self) -> None:
@@ -111,16 +112,21 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             refused = self.unauthorized()
             if refused is not None:
                 raise refused
-        limit = self.config.max_request_size
+        limit = self.request_limit
         length = ascii_int(self.request.headers.get("Content-Length", ""), max_digits=30)
         if length is not None and length > limit:
             raise ApiError(413, "request_too_large", f"the request body has {length} bytes; the limit is {limit}")
 
+    @property
+    def request_limit(self) -> int:
+        """The largest body this handler reads."""
+        return getattr(self.config, self.request_size_setting)
+
     def data_received(self, chunk: bytes) -> None:
         self._body += chunk
-        if len(self._body) > self.config.max_request_size:
+        if len(self._body) > self.request_limit:
             raise ApiError(413, "request_too_large",
-                           f"the request body is over the limit of {self.config.max_request_size} bytes")
+                           f"the request body is over the limit of {self.request_limit} bytes")
 
     def get_json_body(self) -> Any:
         """The request body parsed as JSON, or a 400 that says what is wrong with it."""

@@ -37,6 +37,8 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     shutdown_grace: float = 5.0
     max_request_size: int = 4 * 1024 * 1024
+    max_batch_request_size: int = 64 * 1024 * 1024
+    fetch_profiles: str | None = None
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     api_tokens: tuple[str, ...] = field(default_factory=tuple)
     rate_limit: float = 500.0
@@ -64,6 +66,8 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("sqlite-synchronous", str, "SQLite synchronous pragma: FULL (survives power loss) or NORMAL"),
     ("shutdown-grace", float, "seconds running fetches get to finish on SIGINT/SIGTERM"),
     ("max-request-size", int, "largest API request body, in bytes"),
+    ("max-batch-request-size", int, "largest POST /batches body, in bytes (100,000 URLs fit in the default)"),
+    ("fetch-profiles", str, "JSON or TOML file of named header/cookie sets jobs may use (re-read on SIGHUP)"),
     ("rate-limit", float, "URLs one client may submit per second, sustained (0 turns the limit off)"),
     ("rate-burst", int, "URLs one client may submit at once before the rate limit applies"),
     ("max-queued", int, "queued jobs in total before submissions get 503 queue_full"),
@@ -196,7 +200,7 @@ def read_token_file(path: str) -> list[str]:
 
 def validate(settings: Settings) -> None:
     """Refuse settings that cannot work, with one sentence saying why."""
-    positive = ("workers", "per_host", "max_attempts", "max_body_size", "max_request_size")
+    positive = ("workers", "per_host", "max_attempts", "max_body_size", "max_request_size", "max_batch_request_size")
     for key in positive:
         if getattr(settings, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")

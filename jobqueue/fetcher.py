@@ -13,13 +13,17 @@ from urllib.parse import urljoin
 import pycurl
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 from tornado.httpclient import HTTPRequest
+from tornado.httputil import HTTPHeaders
 
 from jobqueue import __version__
 from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import FetchError
+from jobqueue.profiles import FetchProfiles
+from jobqueue.spec import DEFAULT_FETCH, FetchOptions
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchError", "FetchResponse", "FetchSettings", "Fetcher"]
 
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 DEFAULT_USER_AGENT = f"jobqueue/{__version__} (+https://github.com/jobqueue/jobqueue)"
 
 # curl's error numbers (curl/curl.h) mapped to the API's stable error codes.
@@ -145,35 +149,40 @@ def _parse_block(lines: list[str]) -> tuple[int, dict[str, str]]:
 class Fetcher:
     """One shared curl client; `fetch` never raises anything but FetchError."""
 
-    def __init__(self, settings: FetchSettings, policy: AddressPolicy) -> None:
+    def __init__(self, settings: FetchSettings, policy: AddressPolicy, profiles: FetchProfiles | None = None) -> None:
         self.settings = settings
         self.policy = policy
+        self.profiles = profiles
         self._client = CurlAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients)
 
     def close(self) -> None:
         """Close the client's connections."""
         self._client.close()
 
-    async def fetch(self, url: str) -> FetchResponse:
-        """Fetch `url`, following redirects; raise FetchError with a stable code on failure."""
-        attempt = _Attempt(self.policy, self.settings.max_body_size)
+    async def fetch(self, url: str, options: FetchOptions = DEFAULT_FETCH) -> FetchResponse:
+        """Fetch `url` as a job's options say; raise FetchError with a stable code on failure."""
+        settings = self.settings
+        max_bytes = min(options.max_bytes or settings.max_body_size, settings.max_body_size)
+        attempt = _Attempt(self.policy, max_bytes)
 
         def prepare(curl: pycurl.Curl) -> None:
             curl.setopt(pycurl.OPENSOCKETFUNCTION, attempt.open_socket)
             curl.setopt(pycurl.WRITEFUNCTION, attempt.write)
             curl.setopt(pycurl.HEADERFUNCTION, attempt.header)
             curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding this libcurl can decode
-            curl.setopt(pycurl.MAXFILESIZE_LARGE, self.settings.max_body_size)
+            curl.setopt(pycurl.MAXFILESIZE_LARGE, max_bytes)
 
+        # libcurl drops custom Authorization and Cookie headers when a redirect leaves the host
         request = HTTPRequest(
             url,
-            method="GET",
-            connect_timeout=self.settings.connect_timeout,
-            request_timeout=self.settings.total_timeout,
-            follow_redirects=True,
-            max_redirects=self.settings.max_redirects,
-            user_agent=self.settings.user_agent,
-            headers={"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+            method=options.method,
+            body=(options.body or "") if options.method == "POST" else None,
+            connect_timeout=min(settings.connect_timeout, options.timeout or settings.connect_timeout),
+            request_timeout=options.timeout or settings.total_timeout,
+            follow_redirects=options.follow_redirects,
+            max_redirects=settings.max_redirects,
+            user_agent=options.user_agent or settings.user_agent,
+            headers=self._headers(options),
             prepare_curl_callback=prepare,
             allow_ipv6=True,
         )
@@ -192,13 +201,13 @@ class Fetcher:
                 "(start the server with --allow-private-addresses to allow it)",
             )
         if attempt.too_large:
-            raise FetchError("too_large", f"the body is larger than the limit of {self.settings.max_body_size} bytes")
+            raise FetchError("too_large", f"the body is larger than the limit of {max_bytes} bytes")
         if error is not None:
             code = _CURL_CODES.get(error.errno, "fetch_error")
             if error.errno == 1 and (error.message or "").startswith("Protocol "):
                 code = "unsupported_scheme"  # a redirect to ftp:, file: and the like
             if code == "too_large":
-                raise FetchError(code, f"the body is larger than the limit of {self.settings.max_body_size} bytes")
+                raise FetchError(code, f"the body is larger than the limit of {max_bytes} bytes")
             raise FetchError(code, f"{error.message} (curl error {error.errno})")
         responses = [b for b in attempt.blocks if not 100 <= _status_of(b) <= 199]
         if not responses:
@@ -222,3 +231,16 @@ class Fetcher:
             timings={k: round(v * 1000, 3) for k, v in (response.time_info or {}).items()},
         )
 
+    def _headers(self, options: FetchOptions) -> HTTPHeaders:
+        """The request headers: Accept, then the profile's, then the job's own (a job's value wins)."""
+        headers = HTTPHeaders({"Accept": ACCEPT})
+        if options.profile is not None:
+            found = self.profiles.headers(options.profile) if self.profiles is not None else None
+            if found is None:
+                raise FetchError("unknown_profile", f"the fetch profile {options.profile!r} is no longer in "
+                                 "--fetch-profiles; add it back (and send SIGHUP) or retry the job without it")
+            for name, value in found:
+                headers[name] = value
+        for name, value in options.headers:
+            headers[name] = value
+        return headers

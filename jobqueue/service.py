@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
-from jobqueue.errors import BadRequest, QueueFull, RateLimited
+from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited
+from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.metrics import Metrics
-from jobqueue.models import STATUSES, Page, Result, Task, TaskIds
-from jobqueue.store.base import NewTask, Store, TaskFilter
-from jobqueue.urls import InvalidURL, normalize_url
+from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
+from jobqueue.spec import SpecLimits
+from jobqueue.store.base import Store, TaskFilter
+from jobqueue.submission import Submission, SubmissionReader
 
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # URLs per POST /queue_tasks
+MAX_BATCH_URLS = 100_000  # URLs per POST /batches
+BATCH_CHUNK = 2000  # jobs per commit while a batch is stored
+BULK_CHUNK = 500  # jobs per commit when a batch is cancelled or retried
+STORING_SECONDS = 300.0  # a batch not sealed by then was abandoned by a dead process
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
@@ -86,6 +92,7 @@ class JobService:
         limiter: RateLimiter | None = None,
         max_queued: int = 1_000_000,
         metrics: Metrics | None = None,
+        limits: SpecLimits | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -96,50 +103,76 @@ class JobService:
         self.max_queued = max_queued
         self.metrics = metrics
         self.ids = TaskIds()
+        self.reader = SubmissionReader(policy, limits or SpecLimits(), self.ids)
         self._queued_seen = (0.0, 0)  # (when, queued count): re-read at most twice a second
 
-    def validate(self, urls: Sequence[object], labels: Sequence[str] | None = None) -> list[NewTask]:
-        """Check every URL before storing any, naming the first bad one (by `labels[i]` when given)."""
-        if not urls:
-            raise BadRequest("invalid_request", "give at least one URL")
-        if len(urls) > MAX_BATCH:
-            raise BadRequest("batch_too_large", f"{len(urls)} URLs in one request; the limit is {MAX_BATCH}")
-        cleaned = []
-        for index, raw in enumerate(urls):
-            try:
-                clean = normalize_url(raw, self.policy)
-            except InvalidURL as exc:
-                where = f"{labels[index]}: " if labels else f"urls[{index}]: " if len(urls) > 1 else ""
-                raise BadRequest(exc.code, where + exc.message) from exc
-            cleaned.append(NewTask(id=self.ids.new(), url=clean.url, host=clean.host))
-        return cleaned
-
-    async def submit(self, urls: Sequence[object], client: str = "", labels: Sequence[str] | None = None) -> list[Task]:
+    async def submit(self, submission: Submission, client: str = "",
+                     idempotent: IdempotentAdd | None = None) -> list[Task]:
         """Store new tasks durably, announce them and wake the workers; only stored URLs spend the rate limit."""
-        new = self.validate(urls, labels)
-        if await self._queued() + len(new) > self.max_queued:
+        new = submission.tasks
+        await self._admit(client, len(new))
+        try:
+            tasks = await self.store.add(new, idempotent)
+        except Exception:  # the store refused: nothing was queued, so nothing is charged
+            self._refund(client, len(new))
+            raise
+        self._announce(tasks)
+        return tasks
+
+    def new_batch_id(self) -> str:
+        """An id for a batch about to be read (its jobs carry it from the start)."""
+        return self.ids.new()
+
+    async def submit_batch(self, submission: Submission, batch_id: str, client: str = "",
+                           key: IdempotencyKey | None = None,
+                           render: Callable[[Batch], StoredAnswer] | None = None) -> Batch:
+        """Store a batch in chunks (each its own commit, so other writers and the IOLoop go on between them),
+        then seal it; a keyed answer is kept in the sealing commit. Until sealed the batch is invisible,
+        and if this process dies first it is removed with its jobs (the request never got its 201)."""
+        new = submission.tasks
+        await self._admit(client, len(new))
+        try:
+            started = await self.store.create_batch(batch_id, len(new), submission.tags, STORING_SECONDS)
+            counts = dict.fromkeys(STATUSES, 0)
+            for start in range(0, len(new), BATCH_CHUNK):
+                tasks = await self.store.add(new[start:start + BATCH_CHUNK])
+                for task in tasks:
+                    counts[task.status] += 1
+                self._announce(tasks)
+            batch = Batch(batch_id, started.created_at, len(new), counts, None, submission.tags)
+            answer = (key, render(batch)) if key is not None and render is not None else None
+            await self.store.seal_batch(batch_id, answer)
+        except Exception:
+            self._refund(client, len(new))
+            raise
+        return batch
+
+    async def _admit(self, client: str, count: int) -> None:
+        """Refuse a submission the queue cannot take, then charge the client's rate limit."""
+        if await self._queued() + count > self.max_queued:
             raise QueueFull(f"the queue already holds {self.max_queued} jobs or close to it; try again when "
                             "it has drained (GET /queue_tasks shows the counts)")
         limiter = self.limiter
         if limiter is not None:
-            wait = limiter.take(client, len(new))
+            wait = limiter.take(client, count)
             if wait is not None:
                 if self.metrics is not None:
                     self.metrics.rate_limited.inc()
                 raise RateLimited(wait, limiter.rate, limiter.burst)
-        try:
-            tasks = await self.store.add(new)
-        except Exception:  # the store refused: nothing was queued, so nothing is charged
-            if limiter is not None:
-                limiter.refund(client, len(new))
-            raise
-        self._queued_seen = (self._queued_seen[0], self._queued_seen[1] + len(tasks))
+
+    def _refund(self, client: str, count: int) -> None:
+        if self.limiter is not None:
+            self.limiter.refund(client, count)
+
+    def _announce(self, tasks: list[Task]) -> None:
+        queued = sum(1 for t in tasks if t.status == QUEUED)
+        self._queued_seen = (self._queued_seen[0], self._queued_seen[1] + queued)
         if self.metrics is not None:
             self.metrics.submitted.inc(len(tasks))
         for task in tasks:
             self.publish(task)
-        self.wake_workers()
-        return tasks
+        if queued:
+            self.wake_workers()
 
     async def _queued(self) -> int:
         when, queued = self._queued_seen
@@ -186,3 +219,33 @@ class JobService:
     async def results(self, limit: int, cursor: str | None) -> Page:
         """A page of results without bodies."""
         return await self.store.list_results(limit, cursor)
+
+    async def batch(self, batch_id: str) -> Batch:
+        """One batch with its counts (NotFound)."""
+        batch = await self.store.get_batch(batch_id)
+        if batch is None:
+            raise NotFound(batch_id, "batch")
+        return batch
+
+    async def batches(self, limit: int, cursor: str | None) -> Page:
+        """A page of batches, newest first."""
+        return await self.store.list_batches(limit, cursor)
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Cancel every unfinished job of a batch, a chunk per commit, each change announced."""
+        while tasks := await self.store.cancel_batch(batch_id, BULK_CHUNK):
+            for task in tasks:
+                self.cancel_local(task.id)
+                self.publish(task)
+        return await self.batch(batch_id)
+
+    async def retry_batch(self, batch_id: str) -> Batch:
+        """Queue a batch's failed jobs again, a chunk per commit."""
+        while tasks := await self.store.retry_batch(batch_id, BULK_CHUNK):
+            self._announce_retried(tasks)
+        return await self.batch(batch_id)
+
+    def _announce_retried(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self.publish(task)
+        self.wake_workers()

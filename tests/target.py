@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import time
 import zlib
@@ -38,6 +39,7 @@ class TargetState:
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
         self.times: defaultdict[str, list[float]] = defaultdict(list)
+        self.order: list[str] = []
 
     def record(self, key: str) -> int:
         self.hits[key] += 1
@@ -161,6 +163,23 @@ class Slow(_Page):
         self.write("finally")
 
 
+class Echo(_Page):
+    """Answers with what it was sent (method, headers, body) as JSON, for per-job fetch options; also
+    records the order of arrival in `state.order`."""
+
+    def _echo(self) -> None:
+        self.state.order.append(self.request.path)
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"method": self.request.method, "headers": dict(self.request.headers),
+                               "body": self.request.body.decode("utf-8", "replace")}))
+
+    get = post = _echo  # type: ignore[assignment]
+
+    def head(self, *args: str) -> None:  # type: ignore[override]
+        self.state.order.append(self.request.path)
+        self.set_header("X-Method", "HEAD")
+
+
 class Page(_Page):
     """A small page per key, for many-job tests; `delay` slows it down."""
 
@@ -269,6 +288,7 @@ def make_target_app(state: TargetState) -> tornado.web.Application:
             (r"/redirect-to", RedirectTo),
             (r"/slow", Slow),
             (r"/page/(\w+)", Page),
+            (r"/echo(?:/.*)?", Echo),
             (r"/script", Script),
             (r"/trickle", Trickle),
             (r"/endless", Endless),

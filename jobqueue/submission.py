@@ -1,0 +1,164 @@
+"""Reading a submission: the JSON body, plain-text lines or form fields of a request become validated jobs.
+
+Everything is checked before anything is stored, and the first bad value is named by where it was
+(`jobs[3].fetch.timeout`, `urls[2]`, `line 7 ('htp://x')`). Long submissions yield to the IOLoop every
+few thousand items, so a 100,000-line batch never stalls other requests for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobqueue.addresses import AddressPolicy
+from jobqueue.errors import BadRequest, InvalidURL
+from jobqueue.models import TaskIds
+from jobqueue.spec import SPEC_FIELDS, JobSpec, SpecLimits, merged, parse_spec
+from jobqueue.store.base import NewTask
+from jobqueue.urls import normalize_url
+
+YIELD_EVERY = 2000
+_SHOWN = 100  # characters of a bad value quoted back in an error
+_JSON_SHAPE = 'send {"url": "..."}, {"urls": [...]} or {"jobs": [{"url": "...", ...}]}, with optional job fields'
+# query parameters of a text/plain or form submission, and where they go in the spec
+QUERY_FIELDS = {"priority": "priority", "not_before": "not_before", "max_age": "max_age", "tag": "tags",
+                "method": "fetch.method", "user_agent": "fetch.user_agent", "timeout": "fetch.timeout",
+                "max_bytes": "fetch.max_bytes", "follow_redirects": "fetch.follow_redirects",
+                "profile": "fetch.profile"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What one request asks to create: validated jobs, whether it named a single URL, and shared tags."""
+
+    tasks: list[NewTask]
+    single: bool
+    tags: tuple[str, ...] = ()
+
+
+class SubmissionReader:
+    """Turns request bodies into validated NewTasks with ids; one per server, built in main()."""
+
+    def __init__(self, policy: AddressPolicy, limits: SpecLimits, ids: TaskIds | None = None) -> None:
+        self.policy = policy
+        self.limits = limits
+        self.ids = ids or TaskIds()
+
+    async def from_json(self, body: Any, max_jobs: int, batch_id: str | None = None) -> Submission:
+        """Read `{"url"}`, `{"urls"}` or `{"jobs"}` with top-level spec fields."""
+        if not isinstance(body, dict):
+            raise BadRequest("invalid_request", f"send a JSON object: {_JSON_SHAPE}")
+        given = [k for k in ("url", "urls", "jobs") if k in body]
+        if len(given) != 1:
+            raise BadRequest("invalid_request", f"give exactly one of url, urls or jobs: {_JSON_SHAPE}")
+        unknown = sorted(set(body) - SPEC_FIELDS - {"url", "urls", "jobs"})
+        if unknown:
+            raise BadRequest("unknown_field", f"{unknown[0]}: not a field of a submission; {_JSON_SHAPE}")
+        top = {k: v for k, v in body.items() if k in SPEC_FIELDS}
+        shared = parse_spec(top, self.limits)
+        kind = given[0]
+        if kind == "url":
+            return Submission([self._task(body["url"], shared, "", batch_id)], True, shared.tags)
+        items = body[kind]
+        if not isinstance(items, list):
+            raise BadRequest("invalid_request", f'"{kind}" must be a JSON array')
+        self._check_count(len(items), max_jobs)
+        tasks = []
+        for index, item in enumerate(items):
+            if kind == "urls":
+                tasks.append(self._task(item, shared, f"urls[{index}]", batch_id))
+            else:
+                where = f"jobs[{index}]"
+                if not isinstance(item, dict) or "url" not in item:
+                    raise BadRequest("invalid_request", f'{where}: must be an object with a "url"')
+                spec = parse_spec(merged(top, item), self.limits, where) if len(item) > 1 else shared
+                tasks.append(self._task(item["url"], spec, f"{where}.url", batch_id))
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        return Submission(tasks, False, shared.tags)
+
+    async def from_lines(self, lines: Sequence[tuple[str, str]], query: Mapping[str, list[str]], max_jobs: int,
+                         batch_id: str | None = None, single: bool = False) -> Submission:
+        """Read (label, URL) pairs from a text or form body; spec fields come from query parameters."""
+        self._check_count(len(lines), max_jobs)
+        spec = parse_spec(spec_from_query(query), self.limits)
+        tasks = []
+        for index, (label, url) in enumerate(lines):
+            tasks.append(self._task(url, spec, label, batch_id))
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        return Submission(tasks, single and len(tasks) == 1, spec.tags)
+
+    def _check_count(self, count: int, max_jobs: int) -> None:
+        if count == 0:
+            raise BadRequest("invalid_request", "give at least one URL")
+        if count > max_jobs:
+            raise BadRequest("batch_too_large", f"{count} URLs in one request; the limit is {max_jobs}"
+                             + ("; send more as a batch: POST /batches takes up to 100,000" if max_jobs < 100_000
+                                else ""))
+
+    def _task(self, raw: Any, spec: JobSpec, where: str, batch_id: str | None) -> NewTask:
+        try:
+            clean = normalize_url(raw, self.policy)
+        except InvalidURL as exc:
+            raise BadRequest(exc.code, f"{where}: {exc.message}" if where else exc.message) from exc
+        return NewTask(self.ids.new(), clean.url, clean.host, spec, batch_id)
+
+
+def text_lines(body: bytes) -> list[tuple[str, str]]:
+    """A text/plain body as (label, URL) pairs: one URL per line, blank lines and '#' comments skipped."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("invalid_request", f"the text body is not UTF-8 ({exc}); send UTF-8 text, "
+                         "one URL per line") from exc
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        url = line.strip()
+        if url and not url.startswith("#"):
+            shown = url if len(url) <= _SHOWN else url[:_SHOWN] + "..."
+            out.append((f"line {number} ({shown!r})", url))
+    if not out:
+        raise BadRequest("invalid_request", "the text body has no URL; send one URL per line "
+                         "(blank lines and lines starting with '#' are skipped)")
+    return out
+
+
+def spec_from_query(query: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Spec fields given as query parameters (`?tag=a&tag=b&priority=2&timeout=10`), typed like JSON."""
+    raw: dict[str, Any] = {}
+    for name, values in query.items():
+        if name not in QUERY_FIELDS:
+            continue
+        if name != "tag" and len(values) > 1:
+            raise BadRequest("invalid_field", f"{name}: given {len(values)} times; give it once")
+        value = values[-1]
+        target = QUERY_FIELDS[name]
+        typed: Any = value
+        if name == "tag":
+            typed = values
+        elif name in ("priority", "max_bytes"):
+            typed = _number(name, value, whole=True)
+        elif name in ("max_age", "timeout"):
+            typed = _number(name, value, whole=False)
+        elif name == "follow_redirects":
+            if value not in ("true", "false"):
+                raise BadRequest("invalid_field", f"{name}: must be true or false")
+            typed = value == "true"
+        if target.startswith("fetch."):
+            raw.setdefault("fetch", {})[target[6:]] = typed
+        else:
+            raw[target] = typed
+    return raw
+
+
+def _number(name: str, value: str, whole: bool) -> int | float:
+    text = value.strip()
+    body = text[1:] if text.startswith("-") else text
+    integer, _, fraction = body.partition(".")
+    bad_fraction = bool(fraction) and (whole or not fraction.isdigit())
+    if not text.isascii() or not integer.isdigit() or bad_fraction or len(text) > 20:
+        raise BadRequest("invalid_field", f"{name}: {value[:_SHOWN]!r} is not a {'whole ' if whole else ''}number")
+    return int(text) if whole else float(text)
