@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from jobqueue import __version__
 from jobqueue.fetcher import DEFAULT_USER_AGENT
+from jobqueue.store import backend_for
 
 
 class ConfigError(ValueError):
@@ -223,8 +224,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"--port {settings.port} is not a TCP port (0-65535)")
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError("--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA")
-    scheme = settings.database.split(":", 1)[0]
-    if scheme not in ("sqlite", "mongodb", "mongodb+srv"):
-        raise ConfigError(
-            f"--database {settings.database!r}: unknown scheme; use sqlite:///path.db or mongodb://host:27017/dbname"
-        )
+    try:
+        backend_for(settings.database)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
