@@ -31,7 +31,7 @@ from bench.target import BenchTarget, start_target  # noqa: E402
 from jobqueue.addresses import AddressPolicy  # noqa: E402
 from jobqueue.fetcher import Fetcher, FetchSettings  # noqa: E402
 from jobqueue.models import TaskIds  # noqa: E402
-from jobqueue.store.sqlite_schema import SCHEMA  # noqa: E402
+from jobqueue.store.sqlite_migrations import migrate  # noqa: E402
 
 API = "/jobqueue/api/v1.0"
 WORKERS = 32
@@ -281,8 +281,8 @@ async def measure_latency(target: BenchTarget, samples: int) -> dict[str, Any]:
 def fill_queue(db: str, size: int, target: BenchTarget) -> float:
     """Write `size` queued jobs straight into a fresh database file."""
     started = time.perf_counter()
-    conn = sqlite3.connect(db)
-    conn.executescript(SCHEMA)
+    conn = sqlite3.connect(db, isolation_level=None)
+    migrate(conn)
     ids = TaskIds()
     now = time.time()
     # far in the future: the jobs stay queued while the server is measured
@@ -292,7 +292,7 @@ def fill_queue(db: str, size: int, target: BenchTarget) -> float:
         "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at)"
         " VALUES (?, ?, '127.0.0.1', 'queued', 0, ?, ?, ?)",
         ((ids.new(now), target.url(i), now, now, later) for i in range(size)))
-    conn.commit()
+    conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
     return time.perf_counter() - started
