@@ -114,7 +114,8 @@ class MongoStore(MongoBatchOps, MongoBodies):
     def db(self) -> Any:
         """The database handle; StoreError (a 503, not a 500) once the store is closed."""
         if self._db is None:
-            raise StoreError(f"the connection to MongoDB at {self.where} is closed")
+            raise StoreError(f"the connection to MongoDB at {self.where} is closed (the server is stopping); "
+                             "try again shortly")
         return self._db
 
     @property
@@ -129,7 +130,7 @@ class MongoStore(MongoBatchOps, MongoBodies):
         except allow:
             raise
         except PyMongoError as exc:
-            raise StoreError(f"MongoDB at {self.where} failed: {exc}") from exc
+            raise StoreError(f"MongoDB at {self.where} failed: {exc}; try again shortly") from exc
 
     async def ping(self) -> None:
         """Raise StoreError when the server does not answer."""

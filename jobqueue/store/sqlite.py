@@ -31,6 +31,7 @@ from jobqueue.store.sqlite_schema import (
 )
 from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
 
+CLOSED = "the database connection is closed (the server is stopping); try again shortly"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
@@ -108,7 +109,7 @@ class SQLiteStore(SQLiteBatchOps):
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> object:
         if self._writer is None:
-            raise StoreError("the store is closed")
+            raise StoreError(CLOSED)
         self._refuse_if_unusable()
         try:
             return await self._writer.submit(fn)
@@ -117,7 +118,7 @@ class SQLiteStore(SQLiteBatchOps):
 
     async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
         if self._reader is None:
-            raise StoreError("the store is closed")
+            raise StoreError(CLOSED)
         self._refuse_if_unusable()
         try:
             return await self._reader.run(fn)
@@ -135,7 +136,7 @@ class SQLiteStore(SQLiteBatchOps):
 
         await self._read(read)
         if self._probe is None:
-            raise StoreError("the store is closed")
+            raise StoreError(CLOSED)
         await self._probe.run()
 
     async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:

@@ -24,7 +24,7 @@ def store_error(exc: sqlite3.Error, action: str, path: str, busy_timeout: float)
             f"the database {path!r} is locked by another process (waited {busy_timeout:g} s); try again shortly",
             retry_after=LOCKED_RETRY_AFTER,
         )
-    return StoreError(f"database {action} failed: {exc}")
+    return StoreError(f"database {action} failed: {exc}; try again shortly (the server log says more if it lasts)")
 
 
 class FileGuard:
