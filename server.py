@@ -13,11 +13,10 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from handlers import make_app
-from handlers.events import counts_loop
 from jobqueue.access import RateLimiter, TokenSet
 from jobqueue.addresses import AddressPolicy
 from jobqueue.config import ConfigError, Settings, load_settings
-from jobqueue.events import EventHub
+from jobqueue.events import EventHub, counts_loop
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.logs import configure as configure_logs
 from jobqueue.logs import safe_url
@@ -27,6 +26,7 @@ from jobqueue.peer_sync import follow_changes
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
 from jobqueue.store import Store, StoreError, store_from_url
+from jobqueue.supervisor import Supervisor
 from jobqueue.workers import PoolSettings, WorkerPool
 
 log = logging.getLogger("jobqueue")
@@ -44,7 +44,7 @@ class JobQueueServer:
         self.port: int = settings.port
         self.hub = EventHub()
         self.metrics = Metrics()
-        self._background: list[asyncio.Task[None]] = []
+        self.background = Supervisor()
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
@@ -110,8 +110,9 @@ class JobQueueServer:
         self.http = HTTPServer(app, max_body_size=settings.max_request_size + 65536)
         self.http.add_sockets(sockets)
         self.pool.start()
-        self._background.append(asyncio.ensure_future(counts_loop(self.hub, self.store)))
-        self._background.append(asyncio.ensure_future(follow_changes(self.store, self.hub)))
+        store, hub = self.store, self.hub
+        self.background.start("dashboard-counts", lambda: counts_loop(hub, store))
+        self.background.start("peer-changes", lambda: follow_changes(store, hub))
 
     @property
     def url(self) -> str:
@@ -124,8 +125,7 @@ class JobQueueServer:
         """Stop accepting requests, let fetches finish briefly, give back the rest, close the database."""
         if self.http is not None:
             self.http.stop()
-        for task in self._background:
-            task.cancel()
+        await self.background.stop()
         if self.pool is not None:
             await self.pool.stop()
         if self.http is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from handlers.base import ApiError, SharedObjects
-from jobqueue.events import EventHub, Subscription, View
+from jobqueue.events import Subscription, View
 from jobqueue.models import STATUSES
 
 log = logging.getLogger("jobqueue.events")
@@ -101,18 +100,6 @@ class EventsHandler(SharedObjects, WebSocketHandler):
             self.subscription.close()
         if self._sender is not None:
             self._sender.cancel()
-
-
-async def counts_loop(hub: EventHub, store: Any, interval: float = 0.5) -> None:
-    """Push counts by status to dashboards twice a second while anything changes."""
-    seen = -1
-    while True:
-        await asyncio.sleep(interval)
-        if hub.subscribers == 0 or hub.published == seen:
-            continue
-        seen = hub.published
-        with contextlib.suppress(Exception):
-            hub.publish_counts(await store.counts())
 
 
 def parse_view(message: str | bytes) -> View | None:

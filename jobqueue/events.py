@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.models import STATUSES, Task
+from jobqueue.store.base import Store, StoreError
+
+log = logging.getLogger("jobqueue.events")
 
 _RANK = {status: i for i, status in enumerate(STATUSES)}
 RESYNC = json.dumps({"type": "resync", "reason": "this client fell too far behind; reload the task list"})
@@ -252,3 +256,24 @@ def _serialised(entry: list[Any]) -> str:
         message = json.dumps({"type": "task", "task": message.to_json()}, separators=(",", ":"))
         entry[1] = message
     return message
+
+
+async def counts_loop(hub: EventHub, store: Store, interval: float = 0.5) -> None:
+    """Push counts by status to dashboards twice a second while anything changes.
+
+    Changes are marked seen only once counts read after them were published, so a failed read is
+    retried at the next tick; an unexpected error ends the loop for its supervisor to log and restart.
+    """
+    seen = -1
+    while True:
+        await asyncio.sleep(interval)
+        published = hub.published
+        if hub.subscribers == 0 or published == seen:
+            continue
+        try:
+            counts = await store.counts()
+        except StoreError as exc:
+            log.warning("reading counts for dashboards failed: %s", exc)
+            continue
+        hub.publish_counts(counts)
+        seen = published

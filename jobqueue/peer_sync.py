@@ -20,14 +20,23 @@ BATCH = 1000
 
 
 async def follow_changes(store: Store, hub: EventHub) -> None:
-    """Feed other processes' changes to the hub: a change stream where the backend has one, else a poll."""
+    """Feed other processes' changes to the hub: a change stream where the backend has one, else a poll.
+
+    Whatever ends the change stream (no change streams on this server, an outage, a bug), live
+    updates go on by polling.
+    """
     watch = getattr(store, "watch", None)
     if watch is not None:
         try:
             async for task in watch():
                 hub.publish(task)
+            log.warning("the change stream ended; polling recent changes instead")
         except ChangesUnavailable as exc:
             log.info("%s; polling recent changes instead", exc)
+        except StoreError as exc:
+            log.warning("the change stream failed (%s); polling recent changes instead", exc)
+        except Exception:
+            log.exception("the change stream failed unexpectedly; polling recent changes instead")
     await poll_changes(store, hub)
 
 

@@ -16,6 +16,7 @@ from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
+from jobqueue.supervisor import Supervisor
 
 log = logging.getLogger("jobqueue.workers")
 
@@ -77,6 +78,7 @@ class WorkerPool:
         self.publish = publish
         self._wake = asyncio.Event()
         self._stopping = False
+        self._supervisor = Supervisor()
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}  # fetching or writing the outcome
@@ -86,9 +88,9 @@ class WorkerPool:
         self._pending: dict[str, deque[Task]] = {}
 
     def start(self) -> None:
-        """Begin claiming and heartbeating."""
-        self._loop_task = asyncio.ensure_future(self._claim_loop())
-        self._heartbeat_task = asyncio.ensure_future(self._heartbeat_loop())
+        """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""
+        self._loop_task = self._supervisor.start("claims", self._claim_loop)
+        self._heartbeat_task = self._supervisor.start("heartbeats", self._heartbeat_loop)
 
     def wake(self) -> None:
         """Look for due work now (called after submissions and retries)."""
@@ -117,6 +119,7 @@ class WorkerPool:
                 await self._heartbeat_task
         if self._loop_task is not None:
             await self._loop_task  # a claim in flight is committed anyway: let it land so it is released
+        await self._supervisor.stop()
         in_flight = list(self._running.values())
         if in_flight:
             await asyncio.wait(in_flight, timeout=self.settings.shutdown_grace)
@@ -250,7 +253,7 @@ class WorkerPool:
         metrics = self.metrics
         started = time.perf_counter()
         try:
-            response = await self.fetcher.fetch(task.url)
+            response = await self.fetcher.fetch(task.url, task.fetch)
         except FetchError as exc:
             self._fetch_done(task)
             metrics.fetch_seconds.observe(time.perf_counter() - started)

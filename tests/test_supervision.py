@@ -1,0 +1,158 @@
+"""Background loops that hit a bug are logged and restarted, and never end live updates for good."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from tornado.websocket import websocket_connect
+
+from jobqueue.events import EventHub
+from jobqueue.models import Task
+from jobqueue.peer_sync import follow_changes
+from jobqueue.store import store_from_url
+from jobqueue.supervisor import Supervisor
+from server import JobQueueServer
+from tests import conftest
+from tests.helpers import API, wait_for
+
+
+def records(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == logger and r.levelno == level]
+
+
+@pytest.mark.gen_test
+async def test_supervisor_logs_a_failing_loop_restarts_it_and_stops_it(caplog):
+    calls = 0
+    working = asyncio.Event()
+
+    async def flaky_loop() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the loop")
+        working.set()
+        await asyncio.Event().wait()  # runs forever, as a background loop does
+
+    supervisor = Supervisor(backoff=0.01)
+    supervisor.start("flaky", flaky_loop)
+    await asyncio.wait_for(working.wait(), 5)
+    failed = records(caplog, "jobqueue.supervisor", logging.ERROR)
+    assert len(failed) == 1 and "flaky" in failed[0].getMessage()
+    assert failed[0].exc_info is not None and "a bug in the loop" in str(failed[0].exc_info[1])
+    assert supervisor.restarts["flaky"] == 1 and supervisor.running == ["flaky"]
+    await supervisor.stop()
+    assert supervisor.running == []
+
+
+@pytest.mark.gen_test
+async def test_supervisor_does_not_restart_a_loop_that_finished():
+    calls = 0
+
+    async def finite_loop() -> None:
+        nonlocal calls
+        calls += 1
+
+    supervisor = Supervisor(backoff=0.01)
+    await asyncio.wait_for(supervisor.start("once", finite_loop), 5)
+    assert calls == 1 and supervisor.restarts["once"] == 0
+    await supervisor.stop()
+
+
+@pytest.mark.gen_test
+async def test_supervisor_backs_off_while_a_loop_keeps_failing(caplog):
+    started: list[float] = []
+
+    async def always_failing() -> None:
+        started.append(time.monotonic())
+        raise RuntimeError("still broken")
+
+    supervisor = Supervisor(backoff=0.02, max_backoff=0.08)
+    supervisor.start("broken", always_failing)
+    async def five_attempts() -> bool:
+        return len(started) >= 5
+
+    await wait_for(five_attempts, 10, "five attempts")
+    await supervisor.stop()
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert gaps[2] >= 0.07 and gaps[3] >= 0.07  # 0.02, 0.04, then capped at 0.08
+    assert len(records(caplog, "jobqueue.supervisor", logging.ERROR)) >= 5
+
+
+class CountsFailOnce:
+    """A store whose counts() raises once when armed, as a bug would; everything else is the real store."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.name = store.name
+        self.armed = False
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._store, attribute)
+
+    async def counts(self) -> dict[str, int]:
+        if self.armed:
+            self.armed = False
+            raise RuntimeError("counts broke once")
+        return await self._store.counts()
+
+
+@pytest.mark.gen_test
+async def test_dashboard_counts_arrive_after_the_counts_loop_failed_once(tmp_path, caplog):
+    settings = conftest.test_settings(tmp_path)
+    store = CountsFailOnce(store_from_url(settings.database))
+    server = JobQueueServer(settings, store=store)
+    await server.start()
+    try:
+        store.armed = True  # the first counts read for the dashboard below fails
+        conn = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
+        end = time.monotonic() + 10
+        while True:  # nothing changes meanwhile: only a loop that did not mark the failed read seen sends counts
+            message = await asyncio.wait_for(conn.read_message(), max(end - time.monotonic(), 0.01))
+            assert message is not None, "the server closed the stream"
+            if json.loads(message)["type"] == "counts":
+                break
+        assert not store.armed
+        failed = records(caplog, "jobqueue.supervisor", logging.ERROR)
+        assert len(failed) == 1 and "dashboard-counts" in failed[0].getMessage()
+        conn.close()
+    finally:
+        await server.stop()
+
+
+class BrokenChangeStream:
+    """A store whose change stream dies of an unexpected error; its recent-changes poll works."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    async def watch(self) -> AsyncIterator[Task]:
+        raise RuntimeError("the change stream broke")
+        yield self.task  # makes this an async generator
+
+    async def changed_since(self, since: float, limit: int) -> list[Task]:
+        return [self.task] if self.task.updated_at >= since else []
+
+
+@pytest.mark.gen_test
+async def test_peer_changes_fall_back_to_polling_when_the_change_stream_fails(caplog):
+    task = Task(id="peer", url="https://example.com/", host="example.com", status="completed", attempts=1,
+                created_at=time.time(), updated_at=time.time())
+    hub = EventHub()
+    subscription = hub.subscribe()
+    follower = asyncio.ensure_future(follow_changes(BrokenChangeStream(task), hub))  # type: ignore[arg-type]
+    try:
+        batch = await asyncio.wait_for(subscription.next_batch(), 10)
+        assert json.loads(batch[0])["task"]["id"] == "peer"
+        failed = records(caplog, "jobqueue.peer_sync", logging.ERROR)
+        assert len(failed) == 1 and failed[0].exc_info is not None
+    finally:
+        follower.cancel()
+        await asyncio.wait([follower])
+
