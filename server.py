@@ -21,7 +21,7 @@ from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.logs import configure as configure_logs
 from jobqueue.logs import safe_url
 from jobqueue.metrics import Metrics, TimedStore
-from jobqueue.models import Task
+from jobqueue.models import FAILED, QUEUED, Task
 from jobqueue.peer_sync import follow_changes
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
@@ -52,7 +52,9 @@ class JobQueueServer:
             fields = {"task": task.id, "status": task.status, "attempts": task.attempts, "url": safe_url(task.url)}
             if task.http_status is not None:
                 fields["http_status"] = task.http_status
-            if task.error is not None:
+            # a running retry still carries the previous attempt's error: only a scheduled retry
+            # (queued again) or a failure is about it
+            if task.error is not None and task.status in (QUEUED, FAILED):
                 fields["error"] = task.error.code
             log.info("task state", extra=fields)
         self.hub.publish(task)

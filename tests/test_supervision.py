@@ -1,4 +1,4 @@
-"""Background loops that hit a bug are logged and restarted, and never end live updates for good."""
+"""Background loops that hit a bug are logged and restarted, and task-state log lines say only what is true."""
 
 from __future__ import annotations
 
@@ -156,3 +156,14 @@ async def test_peer_changes_fall_back_to_polling_when_the_change_stream_fails(ca
         follower.cancel()
         await asyncio.wait([follower])
 
+
+@pytest.mark.gen_test
+async def test_task_state_lines_carry_an_error_only_when_it_is_about_that_state(caplog, jq, api, target):
+    caplog.set_level(logging.INFO, logger="jobqueue")
+    task = await api.submit(target.url("/flaky/supervision?fail=1"))  # one 503, then 200
+    await api.wait_finished(task["id"])
+    lines = [r for r in caplog.records if r.name == "jobqueue" and getattr(r, "task", None) == task["id"]]
+    states = [(r.status, r.attempts, getattr(r, "error", None)) for r in lines]
+    assert ("queued", 1, "http_error") in states  # the retry, scheduled because of that error
+    assert ("running", 2, None) in states  # the retry running: the old error is not its own
+    assert states[-1] == ("completed", 2, None)
