@@ -34,3 +34,20 @@ export function el(tag, attrs = {}, ...children) {
   for (const child of children) if (child != null) node.append(child);
   return node;
 }
+
+// A job's tags as chips and its priority (only when not 0), or null when it has neither.
+export function jobMarks(task) {
+  const tags = task.tags || [];
+  if (tags.length === 0 && !task.priority) return null;
+  const marks = el("span", { class: "marks" });
+  if (task.priority) {
+    marks.append(el("span", { class: `prio ${task.priority > 0 ? "up" : "down"}`, text: `priority ${task.priority}` }));
+  }
+  for (const tag of tags) marks.append(el("span", { class: "tag", text: tag }));
+  return marks;
+}
+
+// A count as people read it in their locale (1,234); missing counts are 0.
+export function count(n) {
+  return (n || 0).toLocaleString();
+}
