@@ -1,21 +1,49 @@
-// The dashboard: wires the submit form, the live link, the jobs table and the job view together.
+// The dashboard: wires the submit form, the live link, the jobs table, the batch view and the job view
+// together; the URL hash says what is open (#/batch/ID, #/job/ID), so a reload keeps it.
 
 import { api } from "./api.js";
+import { BatchView } from "./batch.js";
 import { openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
 import { Sparkline } from "./spark.js";
 
+const openJob = (id) => openDetail(id, { onChange: (t) => table.apply(t) });
 const table = new JobsTable(document.getElementById("jobs"), {
-  onOpen: (id) => openDetail(id, { onChange: (t) => table.apply(t) }),
+  onOpen: openJob,
   onView: (view) => link.sendView(view),
 });
 const spark = new Sparkline(document.getElementById("spark"), document.getElementById("rate"));
+// While a batch is open the status filters count its jobs; the sparkline always follows the whole queue.
+const batchView = new BatchView(document.getElementById("batch"), { onCounts: showCounts });
 
 function counts(c) {
   if (!c) return;
-  showCounts(c);
+  if (!batchView.id) showCounts(c);
   spark.observe(c);
+}
+
+function pressFilter(status) {
+  for (const b of document.querySelectorAll("#filters button")) b.setAttribute("aria-pressed", String(b.dataset.status === status));
+}
+
+const ROUTE = /^#\/(batch|job)\/([^/]+)$/;
+
+function route() {
+  const [, kind, raw] = ROUTE.exec(location.hash) || [];
+  let id;
+  try { id = raw && decodeURIComponent(raw); } catch { id = null; }
+  if (kind === "job" && id) {
+    openJob(id);  // over whatever view is open
+    return;
+  }
+  const batch = kind === "batch" && id ? id : null;
+  if (batch === table.batch) return;
+  document.getElementById("jobs-title").textContent = batch ? "Jobs in this batch" : "Jobs";
+  pressFilter("");
+  if (batch) batchView.open(batch);
+  else batchView.close();
+  table.showBatch(batch).then(counts);
 }
 
 async function refresh() {
@@ -27,6 +55,7 @@ const link = new LiveLink(document.getElementById("link"), {
   onTask: (task) => table.apply(task),
   onCounts: counts,
   onResync: refresh,
+  onBatch: (batch) => batchView.apply(batch),
 });
 
 document.getElementById("submit-form").addEventListener("submit", async (event) => {
@@ -62,11 +91,19 @@ document.getElementById("urls").addEventListener("input", (e) => e.target.remove
 document.getElementById("filters").addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-status]");
   if (!button) return;
-  for (const b of document.querySelectorAll("#filters button")) b.setAttribute("aria-pressed", String(b === button));
+  pressFilter(button.dataset.status);
   counts(await table.filter(button.dataset.status));
 });
 
 document.getElementById("detail-close").addEventListener("click", () => document.getElementById("detail").close());
+document.getElementById("detail").addEventListener("close", () => {
+  // a job opened by its address: closing it goes back to the view beneath, not to the job again on reload
+  if (location.hash.startsWith("#/job/")) {
+    history.replaceState(null, "", table.batch ? `#/batch/${encodeURIComponent(table.batch)}` : location.pathname);
+  }
+});
+window.addEventListener("hashchange", route);
+route();
 
 setInterval(() => spark.tick(), 1000);
 setInterval(() => table.schedule(), 5000);  // ages move on

@@ -1,7 +1,7 @@
 // The live jobs table: one page from the API, kept current by events, redrawn once per frame.
 
 import { api } from "./api.js";
-import { age, el, took } from "./format.js";
+import { age, el, jobMarks, took } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 
@@ -17,6 +17,7 @@ export class JobsTable {
     this.viewSent = "";
     this.pageSize = pageSize;
     this.status = "";
+    this.batch = null;              // a batch id: the table lists only that batch's jobs
     this.cursors = [""];            // cursor of each page visited; the last is the current one
     this.next = null;
     this.rows = new Map();          // id -> task, in display order
@@ -35,6 +36,17 @@ export class JobsTable {
     return this.reload();
   }
 
+  // List one batch's jobs (null: all jobs), from the first page and every status.
+  showBatch(batchId) {
+    this.batch = batchId;
+    this.status = "";
+    this.cursors = [""];
+    this.rows = new Map();
+    this.next = null;
+    this.schedule();
+    return this.reload();
+  }
+
   page(direction) {
     if (direction > 0 && this.next) this.cursors.push(this.next);
     if (direction < 0 && this.cursors.length > 1) this.cursors.pop();
@@ -46,6 +58,7 @@ export class JobsTable {
     const cursor = this.cursors[this.cursors.length - 1];
     const query = new URLSearchParams({ limit: String(this.pageSize) });
     if (this.status) query.set("status", this.status);
+    if (this.batch) query.set("batch", this.batch);
     if (cursor) query.set("cursor", cursor);
     const load = api("GET", `/queue_tasks?${query}`);
     this.loading = load;
@@ -67,7 +80,7 @@ export class JobsTable {
     const known = this.rows.get(task.id);
     if (known) {
       if (task.updated_at >= known.updated_at) this.rows.set(task.id, task);
-    } else if (this.onFirstPage && (!this.status || this.status === task.status) && task.id > this.newestId()) {
+    } else if (this.onFirstPage && this.shows(task) && task.id > this.newestId()) {
       // ids sort by creation time: a task newer than the newest row belongs at the top
       this.rows = new Map([[task.id, task], ...this.rows]);
       if (this.rows.size > this.pageSize) {
@@ -79,6 +92,11 @@ export class JobsTable {
       return;
     }
     this.schedule();
+  }
+
+  // Whether a task not yet on the page belongs to what the page lists.
+  shows(task) {
+    return (!this.status || this.status === task.status) && (!this.batch || this.batch === task.batch_id);
   }
 
   newestId() {
@@ -131,11 +149,12 @@ export class JobsTable {
       actions.append(el("button", { type: "button", text: "Retry", "aria-label": `Retry ${task.url}`,
         onclick: (e) => { e.stopPropagation(); api("POST", `/queue_tasks/${task.id}/retry`).then((r) => this.acted(r)); } }));
     }
-    const link = el("a", { href: `#job/${task.id}`, text: task.url,
+    const link = el("a", { href: `#/job/${task.id}`, text: task.url,
       onclick: (e) => { e.preventDefault(); this.onOpen(task.id); } });
+    const marks = jobMarks(task);
     return el("tr", { "data-id": task.id, "data-status": task.status, class: bad ? "bad" : null },
       el("td", {}, el("span", { class: `badge ${task.status}`, text: task.status })),
-      el("td", { class: "url", title: task.url }, link),
+      el("td", { class: marks ? "url marked" : "url", title: task.url }, link, marks),
       el("td", {}, http),
       el("td", { text: String(task.attempts) }),
       el("td", { text: took(task) }),

@@ -3,9 +3,9 @@
 import { eventsUrl } from "./api.js";
 
 export class LiveLink {
-  constructor(indicator, { onHello, onTask, onCounts, onResync }) {
+  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {} }) {
     this.indicator = indicator;
-    this.handlers = { onHello, onTask, onCounts, onResync };
+    this.handlers = { onHello, onTask, onCounts, onResync, onBatch };
     this.delay = 500;
     this.socket = null;
   }
@@ -37,6 +37,8 @@ export class LiveLink {
       this.handlers.onTask(message.task);
     } else if (message.type === "counts") {
       this.handlers.onCounts(message.counts);
+    } else if ((message.type === "batch.progress" || message.type === "batch.finished") && message.batch) {
+      this.handlers.onBatch(message.batch);
     } else if (message.type === "resync") {
       this.handlers.onResync();
     }

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = os.environ.get("JOBQUEUE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -47,6 +51,23 @@ def server_args(tmp_path: str, port: int = 0, *extra: str) -> list[str]:
     """The command line of a test server on a SQLite file in `tmp_path`."""
     return [sys.executable, "server.py", "--port", str(port), "--database", f"sqlite:///{tmp_path}/browser.db",
             "--allow-private-addresses", "--retry-base-delay", "0.05", *extra]
+
+
+def call(dashboard: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Call the API of a test server (`path` after /jobqueue/api/v1.0): a str is sent as text/plain,
+    anything else as JSON; returns (status, decoded answer)."""
+    data, kind = None, None
+    if isinstance(body, str):
+        data, kind = body.encode(), "text/plain"
+    elif body is not None:
+        data, kind = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(f"{dashboard}jobqueue/api/v1.0{path}", data=data, method=method,
+                                     headers={"Content-Type": kind} if kind else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
 
 
 SERVER_LINE = rb"(http://127\.0\.0\.1:(\d+)/)"
