@@ -20,7 +20,12 @@ BATCH_INTERVAL = 0.1
 
 
 class EventsHandler(SharedObjects, WebSocketHandler):
-    """Subscribes on open, then sends batches as fast as the client reads them (never faster)."""
+    """Subscribes on open, then sends as fast as the client reads (never faster).
+
+    Every write waits until the previous one has left for the socket, so a client that stops reading
+    holds at most one message in the server's write buffer, and while it is stuck the hub's shared
+    log coalesces what it misses to the latest state per task.
+    """
 
     subscription: Subscription | None = None
     _sender: asyncio.Task[None] | None = None
@@ -54,23 +59,21 @@ class EventsHandler(SharedObjects, WebSocketHandler):
         self._sender = asyncio.ensure_future(self._send_loop(batched))
 
     async def _send_loop(self, batched: bool) -> None:
-        """Send what the client has not seen, as fast as its socket takes it (never faster).
+        """Send what the client has not seen, one write at a time, each once the previous one drained.
 
         `?batch=1` (the dashboard's mode) sends at most BATCH_INTERVAL-spaced frames of the form
         {"type": "batch", "messages": [...]}, so a burst costs a browser one frame, not thousands.
         """
-        assert self.subscription is not None
+        subscription = self.subscription
+        assert subscription is not None
         try:
             while True:
                 if batched:
-                    await self.write_message(await self.subscription.next_frame(BATCH_INTERVAL))
+                    await self.write_message(await subscription.next_frame(BATCH_INTERVAL))
                     continue
-                batch = await self.subscription.next_batch()
-                last = None
-                for message in batch:
-                    last = self.write_message(message)
-                if last is not None:
-                    await last  # resolves once the socket took it: a slow reader slows only itself
+                for message in await subscription.next_batch():
+                    # resolves once the socket took it: a slow reader waits here, costing nobody anything
+                    await self.write_message(message)
         except (WebSocketClosedError, asyncio.CancelledError):
             pass
         except Exception:
@@ -81,19 +84,9 @@ class EventsHandler(SharedObjects, WebSocketHandler):
         """A client may say what it shows: {"type": "view", "task_ids": [...], "newest": 50,
         "after_id": "...", "status": null}; from then on it is sent only what that view needs."""
         view = parse_view(message)
-        subscription = self.subscription
-        if view is None or subscription is None:
-            return
-        before = subscription.view.task_ids if subscription.view is not None else frozenset()
-        subscription.view = view
-        # Rows new to the view may have changed after the page read them and before this message
-        # arrived; their latest recorded states go out now (the page keeps whichever is newer).
-        replay = self.hub.latest_of(view.task_ids - before)
-        if replay and self.get_query_argument("batch", None) is not None:
-            self.write_message('{"type":"batch","messages":[' + ",".join(replay) + "]}")
-        else:
-            for item in replay:
-                self.write_message(item)
+        if view is not None and self.subscription is not None:
+            # rows new to the view are replayed by the sender, under the same one-write-at-a-time rule
+            self.subscription.show(view)
 
     def on_close(self) -> None:
         if self.subscription is not None:

@@ -5,6 +5,9 @@ the order of their last change. Each subscriber only remembers how far it has re
 costs the same with one client or a thousand, and never waits for any of them. A client that falls
 behind skips intermediate states but gets each task's newest one, in lifecycle order; one that falls
 further behind than the log reaches is told to resync (re-read the list over REST).
+
+Nothing here holds a message per client: a subscription is a position, a filter and, right after a
+dashboard changes its view, the ids of rows new to it (their latest states are read when sent).
 """
 
 from __future__ import annotations
@@ -46,6 +49,28 @@ class Subscription:
         self.task_ids = frozenset(task_ids) if task_ids else None
         self.view: View | None = None
         self.cursor = cursor
+        self.replay: set[str] = set()  # rows new to the view whose latest state is still to be sent
+        self._nudge: asyncio.Future[None] | None = None
+
+    def show(self, view: View) -> None:
+        """Follow a dashboard's new view; rows new to it get their latest recorded state at the next read,
+        since they may have changed after the page read them and before the view arrived."""
+        before = self.view.task_ids if self.view is not None else frozenset()
+        self.view = view
+        self.replay = (self.replay | (view.task_ids - before)) & view.task_ids
+        if self.replay and self._nudge is not None and not self._nudge.done():
+            self._nudge.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once there is something to read: a change after this position, or rows to replay."""
+        hub = self.hub
+        try:
+            while not self.replay and hub.last_seq <= self.cursor:
+                self._nudge = asyncio.get_running_loop().create_future()
+                hub.wake_at_next_change(self._nudge)
+                await self._nudge
+        finally:
+            self._nudge = None
 
     async def next_frame(self, interval: float, limit: int = 500) -> str:
         """Take what is new as one {"type": "batch", "messages": [...]} frame, looking at most once per
@@ -53,7 +78,7 @@ class Subscription:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval - loop.time() % interval)
-            await self.hub.wait_after(self.cursor)
+            await self.wait()
             frame = self.hub.frame_after(self, limit)
             if frame is not None:
                 return frame
@@ -61,7 +86,7 @@ class Subscription:
     async def next_batch(self, limit: int = 500) -> list[str]:
         """Wait for messages after this subscription's position and take up to `limit`, oldest first."""
         while True:
-            await self.hub.wait_after(self.cursor)
+            await self.wait()
             batch = self.hub.read_after(self, limit)
             if batch:
                 return batch
@@ -88,7 +113,7 @@ class EventHub:
         self._created: deque[str] = deque(maxlen=max_pending)  # ids in the order the hub first saw them
         self._seq = 0
         self._forgotten = 0  # highest sequence number pushed out of the log
-        self._waiter: asyncio.Future[None] | None = None
+        self._sleepers: list[asyncio.Future[None]] = []  # readers waiting for the next change
         self._memo: dict[tuple[int, int], tuple[list[str], int]] = {}
         self._frames: dict[int, tuple[list[str], str]] = {}
         self.published = 0
@@ -131,16 +156,20 @@ class EventHub:
         if len(self._log) > self.max_pending:
             _, (seq, _message, _order, _status) = self._log.popitem(last=False)
             self._forgotten = max(self._forgotten, seq)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        self._waiter = None
+        if self._sleepers:
+            sleepers, self._sleepers = self._sleepers, []
+            for sleeper in sleepers:
+                if not sleeper.done():  # a reader cancelled meanwhile (its client left)
+                    sleeper.set_result(None)
 
-    async def wait_after(self, cursor: int) -> None:
-        """Return once something newer than `cursor` is in the log."""
-        while self._seq <= cursor:
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._waiter)
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest log entry."""
+        return self._seq
+
+    def wake_at_next_change(self, sleeper: asyncio.Future[None]) -> None:
+        """Resolve `sleeper` when the next change is recorded (one plain future per waiting reader)."""
+        self._sleepers.append(sleeper)
 
     def count_after(self, cursor: int) -> int:
         """How many log entries are newer than `cursor`."""
@@ -158,7 +187,9 @@ class EventHub:
         """
         if subscription.cursor < self._forgotten:
             subscription.cursor = self._seq
+            subscription.replay = set()
             return [RESYNC]
+        replayed = self._replay(subscription) if subscription.replay else None
         wanted = subscription.task_ids
         if subscription.view is not None:
             messages, cursor = self._read_view(subscription.cursor, subscription.view, limit)
@@ -175,7 +206,17 @@ class EventHub:
                 cached = self._memo[key] = self._read_all(subscription.cursor, limit)
             messages, cursor = cached
         subscription.cursor = cursor
-        return messages
+        return replayed + messages if replayed else messages
+
+    def _replay(self, subscription: Subscription) -> list[str]:
+        """Latest states of the rows new to a view, except those the regular read brings anyway."""
+        ids, subscription.replay = subscription.replay, set()
+        found = []
+        for task_id in ids:
+            entry = self._log.get(task_id)
+            if entry is not None and entry[1] is not None and entry[0] <= subscription.cursor:
+                found.append((entry[0], _serialised(entry)))
+        return [message for _seq, message in sorted(found)]
 
     def latest_of(self, task_ids: Iterable[str]) -> list[str]:
         """The latest recorded state of these tasks, whatever a subscription has read (for a new view)."""

@@ -190,6 +190,26 @@ async def test_a_view_gets_its_rows_the_newest_tasks_and_counts_only():
 
 
 @pytest.mark.gen_test
+async def test_a_new_view_wakes_its_reader_with_each_new_row_once():
+    from jobqueue.events import View
+
+    hub = EventHub()
+    sub = hub.subscribe()
+    hub.publish(task_state("old", "completed", 1))
+    sub.cursor = hub.last_seq  # the page read "old" over REST, then the reader waits for changes
+    reader = asyncio.ensure_future(sub.next_batch())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    sub.show(View(frozenset({"old"})))  # no change in the log: the view alone must wake the reader
+    got = [json.loads(m)["task"] for m in await asyncio.wait_for(reader, 5)]
+    assert [(t["id"], t["status"]) for t in got] == [("old", "completed")]
+    hub.publish(task_state("new", "queued", 2))
+    sub.show(View(frozenset({"old", "new"})))  # "new" changed after the cursor: sent once, not replayed too
+    got = [json.loads(m)["task"]["id"] for m in await asyncio.wait_for(sub.next_batch(), 5)]
+    assert got == ["new"]
+
+
+@pytest.mark.gen_test
 async def test_websocket_view_narrows_the_stream_and_replays_new_rows(jq, api, target):
     conn = await websocket_connect(f"ws://127.0.0.1:{jq.port}{API}/events")
     await conn.read_message()
