@@ -117,7 +117,7 @@ async def test_websocket_filter_by_task_id(jq, api, target):
     seen: list[tuple[str, str]] = []
     statuses = await read_task_events(conn, first["id"], "completed", seen=seen)
     assert statuses[-1] == "completed"
-    assert {task_id for task_id, _type in seen} == {first["id"]}  # nothing about the other task
+    assert {task_id for task_id, _status in seen} == {first["id"]}  # nothing about the other task
     conn.close()
     everything.close()
 
