@@ -15,16 +15,20 @@ from tornado.netutil import bind_sockets
 from handlers import make_app
 from jobqueue.access import RateLimiter, TokenSet
 from jobqueue.addresses import AddressPolicy
+from jobqueue.batch_progress import batch_progress_loop
 from jobqueue.config import ConfigError, Settings, load_settings
 from jobqueue.events import EventHub, counts_loop
 from jobqueue.fetcher import Fetcher, FetchSettings
+from jobqueue.housekeeping import housekeeping_loop
+from jobqueue.logs import announce, safe_url
 from jobqueue.logs import configure as configure_logs
-from jobqueue.logs import safe_url
-from jobqueue.metrics import Metrics, TimedStore
+from jobqueue.metrics import Metrics, TimedStore, watch_loop_lag
 from jobqueue.models import FAILED, QUEUED, Task
 from jobqueue.peer_sync import follow_changes
+from jobqueue.profiles import FetchProfiles, ProfileError
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
+from jobqueue.spec import SpecLimits
 from jobqueue.store import Store, StoreError, store_from_url
 from jobqueue.supervisor import Supervisor
 from jobqueue.workers import PoolSettings, WorkerPool
@@ -45,6 +49,7 @@ class JobQueueServer:
         self.hub = EventHub()
         self.metrics = Metrics()
         self.background = Supervisor()
+        self.profiles = FetchProfiles()
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
@@ -73,6 +78,11 @@ class JobQueueServer:
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
         self.store = TimedStore(self.store, self.metrics)
+        try:
+            self.profiles = FetchProfiles(settings.fetch_profiles)
+        except ProfileError as exc:
+            await self.store.close()
+            raise ConfigError(str(exc)) from exc
         fetcher = Fetcher(
             FetchSettings(
                 connect_timeout=settings.connect_timeout,
@@ -82,6 +92,7 @@ class JobQueueServer:
                 max_clients=settings.workers,
             ),
             policy,
+            self.profiles,
         )
         self.pool = WorkerPool(
             self.store,
@@ -100,6 +111,7 @@ class JobQueueServer:
             self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local,
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
             max_queued=settings.max_queued, metrics=self.metrics,
+            limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens))
@@ -109,12 +121,16 @@ class JobQueueServer:
             await self.store.close()
             raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
         self.port = sockets[0].getsockname()[1]
-        self.http = HTTPServer(app, max_body_size=settings.max_request_size + 65536)
+        largest = max(settings.max_request_size, settings.max_batch_request_size)
+        self.http = HTTPServer(app, max_body_size=largest + 65536)
         self.http.add_sockets(sockets)
         self.pool.start()
         store, hub = self.store, self.hub
         self.background.start("dashboard-counts", lambda: counts_loop(hub, store))
         self.background.start("peer-changes", lambda: follow_changes(store, hub))
+        self.background.start("batch-progress", lambda: batch_progress_loop(store, hub))
+        self.background.start("housekeeping", lambda: housekeeping_loop(store))
+        self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
 
     @property
     def url(self) -> str:
@@ -144,16 +160,15 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(
-        f"jobqueue: dashboard on {server.url} (database {settings.database}, {settings.workers} workers)",
-        flush=True,
-    )
+    loop.add_signal_handler(signal.SIGHUP, server.profiles.reload)
+    announce(f"dashboard on {server.url} (database {safe_url(settings.database)}, {settings.workers} workers)",
+             stream=sys.stdout, url=server.url)
     warnings = exposure_warnings(settings)
     for warning in warnings:
-        print(f"jobqueue: WARNING: {warning}", file=sys.stderr, flush=True)
+        announce(warning, logging.WARNING)
     if not settings.api_tokens and not warnings:
-        print(f"jobqueue: no API token, so reachable from this machine only ({settings.host}); "
-              "set --api-token before listening elsewhere", file=sys.stderr, flush=True)
+        announce(f"no API token, so reachable from this machine only ({settings.host}); "
+                 "set --api-token before listening elsewhere")
     await stop.wait()
     log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
     await server.stop()

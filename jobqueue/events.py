@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jobqueue.models import STATUSES, Task
+from jobqueue.models import STATUSES, Batch, Task
 from jobqueue.store.base import Store, StoreError
 
 log = logging.getLogger("jobqueue.events")
@@ -28,6 +28,7 @@ log = logging.getLogger("jobqueue.events")
 _RANK = {status: i for i, status in enumerate(STATUSES)}
 RESYNC = json.dumps({"type": "resync", "reason": "this client fell too far behind; reload the task list"})
 _COUNTS_KEY = ""  # no task has an empty id
+MAX_BATCH_KEYS = 64  # batch messages a dashboard's view looks through
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class EventHub:
         self._sleepers: list[asyncio.Future[None]] = []  # readers waiting for the next change
         self._memo: dict[tuple[int, int], tuple[list[str], int]] = {}
         self._frames: dict[int, tuple[list[str], str]] = {}
+        self._batch_keys: OrderedDict[str, None] = OrderedDict()  # log keys of recent batch messages
+        self._touched: set[str] = set()  # batches whose jobs changed since the last look
         self.published = 0
 
     @property
@@ -143,6 +146,24 @@ class EventHub:
             self._created.append(task.id)
         self._append(task.id, task if self._subscribers else None, key, task.status)
         self.published += 1
+        if task.batch_id is not None and self._subscribers:
+            self._touched.add(task.batch_id)
+
+    def take_touched_batches(self) -> set[str]:
+        """The batches whose jobs changed since the last call (for coalesced batch.progress messages)."""
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def publish_batch(self, batch: Batch, finished: bool = False) -> None:
+        """Record a batch's latest counts (one entry per batch, so a burst of changes is one message), or that
+        it finished; clients that follow every task, and dashboards, receive them."""
+        kind = "batch.finished" if finished else "batch.progress"
+        key = f"{kind}:{batch.id}"  # never a task id: those have no '.' or ':'
+        self._append(key, json.dumps({"type": kind, "batch": batch.to_json()}, separators=(",", ":")), (0.0, 0), "")
+        self._batch_keys[key] = None
+        self._batch_keys.move_to_end(key)
+        if len(self._batch_keys) > MAX_BATCH_KEYS:
+            self._batch_keys.popitem(last=False)
 
     def publish_counts(self, counts: dict[str, int]) -> None:
         """Record the current counts by status, for clients that follow every task."""
@@ -264,7 +285,7 @@ class EventHub:
         """Changes to the page's tasks, the newest tasks created since `after_id`, and the counts."""
         picked: dict[str, list[Any]] = {}
         log = self._log
-        for task_id in (*view.task_ids, _COUNTS_KEY):
+        for task_id in (*view.task_ids, _COUNTS_KEY, *self._batch_keys):
             entry = log.get(task_id)
             if entry is not None and entry[0] > after and entry[1] is not None:
                 picked[task_id] = entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,11 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
         self.queue_depth = Gauge("jobqueue_jobs", "Jobs by status (read at scrape time)", ["status"], registry=r)
         self.websockets = Gauge("jobqueue_websocket_clients", "Open event streams", registry=r)
+        self.loop_lag = Histogram(
+            "jobqueue_event_loop_lag_seconds", "How late a 10 ms timer on the IOLoop fires (a stall shows here)",
+            registry=r, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
+        self.loop_lag_max = Gauge("jobqueue_event_loop_lag_max_seconds",
+                                  "The longest IOLoop stall in the last minute or so", registry=r)
         self.rate_limited = Counter("jobqueue_requests_rate_limited_total", "Submissions refused with 429",
                                     registry=r)
 
@@ -73,3 +79,20 @@ class TimedStore:
 
         setattr(self, attribute, timed)  # built once: later lookups find it without __getattr__
         return timed
+
+
+async def watch_loop_lag(metrics: Metrics, interval: float = 0.01, window: float = 60.0) -> None:
+    """Forever: time a short sleep and record how late it woke, so any stall of the IOLoop is visible."""
+    loop = asyncio.get_running_loop()
+    current = previous = 0.0
+    window_start = loop.time()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(interval)
+        now = loop.time()
+        lag = max(0.0, now - asked - interval)
+        metrics.loop_lag.observe(lag)
+        if now - window_start > window:
+            previous, current, window_start = current, 0.0, now
+        current = max(current, lag)
+        metrics.loop_lag_max.set(max(current, previous))

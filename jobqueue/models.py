@@ -51,8 +51,8 @@ def iso(ts: float | None) -> str | None:
     """Render an epoch time as the contract's ISO 8601 UTC string with milliseconds."""
     if ts is None:
         return None
-    seconds = int(ts // 1)
-    return f"{_iso_second(seconds)}.{int((ts - seconds) * 1000):03d}Z"
+    millis = round(ts * 1000)  # to the nearest ms, so a time read back from its own text shows the same
+    return f"{_iso_second(millis // 1000)}.{millis % 1000:03d}Z"
 
 
 @functools.lru_cache(maxsize=4096)

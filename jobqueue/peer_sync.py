@@ -25,10 +25,9 @@ async def follow_changes(store: Store, hub: EventHub) -> None:
     Whatever ends the change stream (no change streams on this server, an outage, a bug), live
     updates go on by polling.
     """
-    watch = getattr(store, "watch", None)
-    if watch is not None:
+    if store.capabilities.change_stream:
         try:
-            async for task in watch():
+            async for task in store.watch():  # type: ignore[attr-defined]
                 hub.publish(task)
             log.warning("the change stream ended; polling recent changes instead")
         except ChangesUnavailable as exc:

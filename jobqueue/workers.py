@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ class PoolSettings:
 
     workers: int = 32
     per_host: int = 4
-    prefetch: int = 32  # claimed jobs waiting in memory, so a free worker never waits for a claim
+    prefetch: int = 32  # claimed jobs waiting in memory (at most `workers`), so a free worker never waits
     lease_seconds: float = 60.0
     poll_interval: float = 0.5
     shutdown_grace: float = 5.0
@@ -85,7 +86,7 @@ class WorkerPool:
         self._fetching: set[str] = set()  # holding one of the `workers` fetch slots
         self._leases: dict[str, Lease] = {}
         self._host_running: Counter[str] = Counter()
-        self._pending: dict[str, deque[Task]] = {}
+        self._pending: dict[str, list[Task]] = {}  # claimed, waiting for a slot; highest priority first
 
     def start(self) -> None:
         """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""
@@ -101,11 +102,13 @@ class WorkerPool:
         running = self._running.get(task_id)
         if running is not None:
             running.cancel()
-        for queue in self._pending.values():
+        for host, queue in list(self._pending.items()):
             for task in list(queue):
                 if task.id == task_id:
                     queue.remove(task)
                     self._leases.pop(task_id, None)
+            if not queue:
+                del self._pending[host]
 
     async def stop(self) -> None:
         """Stop claiming, let fetches finish within the grace period, give the rest back (idempotent)."""
@@ -149,7 +152,10 @@ class WorkerPool:
         while not self._stopping:
             self._wake.clear()
             writing = len(self._running) - len(self._fetching)
-            free = self.settings.workers + self.settings.prefetch - (len(self._leases) - writing)
+            # a small buffer keeps priorities honest: a job claimed early cannot be overtaken by a later,
+            # higher-priority one, so it holds at most one round of work
+            prefetch = min(self.settings.prefetch, self.settings.workers)
+            free = self.settings.workers + prefetch - (len(self._leases) - writing)
             claimed: list[Task] = []
             if free > 0:
                 try:
@@ -179,11 +185,12 @@ class WorkerPool:
         assert task.lease_token is not None
         self._leases[task.id] = Lease(task.id, task.lease_token)
         self.publish(task)
-        self._pending.setdefault(task.host, deque()).append(task)
+        waiting = self._pending.setdefault(task.host, [])
+        waiting.insert(bisect.bisect_right(waiting, -task.priority, key=lambda t: -t.priority), task)
         self._fill()
 
     def _fill(self) -> None:
-        """Start waiting jobs while fetch slots are free, oldest host first, within each host's limit.
+        """Start waiting jobs while fetch slots are free, highest priority first, within each host's limit.
 
         Outcomes still being written hold no fetch slot, but at most `workers` of them may wait for
         the database at once, which bounds the bodies held in memory.
@@ -191,10 +198,10 @@ class WorkerPool:
         if self._stopping:
             return
         workers, per_host = self.settings.workers, self.settings.per_host
-        for host in list(self._pending):
+        for host in sorted(self._pending, key=lambda h: -self._pending[h][0].priority):
             queue = self._pending[host]
             while queue and self._host_running[host] < per_host and self._has_slot(workers):
-                self._start(queue.popleft())
+                self._start(queue.pop(0))
             if not queue:
                 del self._pending[host]
             if not self._has_slot(workers):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
+from tornado.websocket import websocket_connect
 
 from tests.helpers import API, Api, wait_for
 
@@ -110,3 +113,33 @@ async def test_a_keyed_batch_is_created_once(api, target):
     assert code == 422 and other["error"]["code"] == "idempotency_key_reused"
     _code, listing = await api.call("GET", f"{API}/batches")
     assert len(listing["batches"]) == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_websocket_sends_coalesced_progress_and_one_finished_message_per_batch(jq, api, target):
+    conn = await websocket_connect(f"ws://127.0.0.1:{jq.port}{API}/events")
+    assert json.loads(await conn.read_message())["type"] == "hello"
+    code, created = await post_batch(api, "\n".join(target.url(f"/page/w{i}") for i in range(40)))
+    assert code == 201
+    batch_id = created["batch"]["id"]
+    progress, finished, tasks = [], [], 0
+    end = time.monotonic() + 30
+    while not finished:
+        assert time.monotonic() < end, f"no batch.finished; {len(progress)} progress messages"
+        event = json.loads(await asyncio.wait_for(conn.read_message(), end - time.monotonic()))
+        if event["type"] == "task" and event["task"]["batch_id"] == batch_id:
+            tasks += 1
+        elif event["type"] == "batch.progress" and event["batch"]["id"] == batch_id:
+            progress.append(event["batch"])
+        elif event["type"] == "batch.finished" and event["batch"]["id"] == batch_id:
+            finished.append(event["batch"])
+    assert finished[0]["counts"]["completed"] == 40 and finished[0]["finished_at"] is not None
+    assert 1 <= len(progress) < tasks  # coalesced: fewer progress messages than job changes
+    done = [p["counts"]["completed"] for p in progress]
+    assert done == sorted(done)
+    await api.call("GET", f"{API}/batches/{batch_id}")  # nothing changes: no second finished message
+    with pytest.raises(asyncio.TimeoutError):
+        while True:
+            event = json.loads(await asyncio.wait_for(conn.read_message(), 1.0))
+            assert event["type"] != "batch.finished", event
+    conn.close()

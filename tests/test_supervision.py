@@ -16,7 +16,7 @@ from tornado.websocket import websocket_connect
 from jobqueue.events import EventHub
 from jobqueue.models import Task
 from jobqueue.peer_sync import follow_changes
-from jobqueue.store import store_from_url
+from jobqueue.store import Capabilities, store_from_url
 from jobqueue.supervisor import Supervisor
 from server import JobQueueServer
 from tests import conftest
@@ -128,6 +128,8 @@ async def test_dashboard_counts_arrive_after_the_counts_loop_failed_once(tmp_pat
 
 class BrokenChangeStream:
     """A store whose change stream dies of an unexpected error; its recent-changes poll works."""
+
+    capabilities = Capabilities(change_stream=True)
 
     def __init__(self, task: Task) -> None:
         self.task = task

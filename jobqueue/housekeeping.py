@@ -1,0 +1,34 @@
+"""Housekeeping: the periodic clean-ups a long-running store needs, in small bounded steps.
+
+Each step deletes a bounded number of rows per call, so a backlog never becomes a long write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from jobqueue.idempotency import KEY_TTL
+from jobqueue.store.base import Store, StoreError
+
+log = logging.getLogger("jobqueue.housekeeping")
+INTERVAL = 60.0
+
+
+async def housekeeping_loop(store: Store, interval: float = INTERVAL) -> None:
+    """Forever: remove batches whose storing process died, and idempotency keys older than a day."""
+    while True:
+        try:
+            await housekeep(store)
+        except StoreError as exc:
+            log.warning("housekeeping failed, trying again in %.0fs: %s", interval, exc)
+        await asyncio.sleep(interval)
+
+
+async def housekeep(store: Store) -> None:
+    """One round of every clean-up, each repeated while it still finds work."""
+    while removed := await store.drop_abandoned_batches():
+        log.info("removed the jobs of batches whose process died before answering", extra={"jobs": removed})
+    while await store.purge_idempotency(time.time() - KEY_TTL):
+        pass
