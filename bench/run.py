@@ -15,100 +15,22 @@ import random
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.harness import API, WORKERS, Client, Server, pct  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from jobqueue.addresses import AddressPolicy  # noqa: E402
 from jobqueue.fetcher import Fetcher, FetchSettings  # noqa: E402
 from jobqueue.models import TaskIds  # noqa: E402
 from jobqueue.store.sqlite_migrations import migrate  # noqa: E402
-
-API = "/jobqueue/api/v1.0"
-WORKERS = 32
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of `values`."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-class Server:
-    """server.py in a child process on a fresh SQLite file."""
-
-    def __init__(self, db: str, *extra: str) -> None:
-        self.db = db
-        self.extra = extra
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.startup_s = 0.0
-
-    def start(self) -> Server:
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
-             "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS),
-             "--workers", str(WORKERS), "--log-level", "warning", *self.extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        self.startup_s = time.perf_counter() - started
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if not match:
-            raise RuntimeError(f"server.py did not start: {line!r}")
-        self.port = int(match.group(1))
-        return self
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-
-
-class Client:
-    """A keep-alive JSON client (curl) for the service's API."""
-
-    def __init__(self, base: str, connections: int = 8) -> None:
-        from tornado.curl_httpclient import CurlAsyncHTTPClient
-
-        self.base = base
-        self.http = CurlAsyncHTTPClient(force_instance=True, max_clients=connections)
-
-    async def call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
-        body = json.dumps(payload) if payload is not None else None
-        response = await self.http.fetch(HTTPRequest(
-            self.base + path, method=method, body=body, request_timeout=120,
-            headers={"Content-Type": "application/json"} if body else None), raise_error=False)
-        return response.code, (json.loads(response.body) if response.body else None)
-
-    async def raw(self, path: str) -> bytes:
-        response = await self.http.fetch(self.base + path, request_timeout=60)
-        return response.body
-
-    def close(self) -> None:
-        self.http.close()
 
 
 async def measure_ceiling(target: BenchTarget, n: int) -> dict[str, Any]:
@@ -145,17 +67,23 @@ async def wait_completed(client: Client, n: int, timeout: float = 600) -> None:
         await asyncio.sleep(0.02)
 
 
-async def submit_all(client: Client, target: BenchTarget, n: int) -> list[str]:
+async def submit_all(client: Client, target: BenchTarget, n: int, options: bool = False) -> list[str]:
+    """Submit n jobs in 1,000-URL POSTs; with `options`, every job carries headers and its own priority."""
     ids: list[str] = []
     for start in range(0, n, 1000):
-        code, body = await client.call("POST", f"{API}/queue_tasks",
-                                       {"urls": [target.url(i) for i in range(start, min(n, start + 1000))]})
+        indices = range(start, min(n, start + 1000))
+        payload: dict[str, Any] = {"urls": [target.url(i) for i in indices]}
+        if options:
+            payload = {"jobs": [{"url": target.url(i), "priority": i % 11 - 5} for i in indices],
+                       "fetch": {"headers": {"Accept-Language": "en", "X-Bench": "options"}}, "tags": ["bench"]}
+        code, body = await client.call("POST", f"{API}/queue_tasks", payload)
         assert code == 201, body
         ids += [t["id"] for t in body["tasks"]]
     return ids
 
 
-async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, processes: int = 1) -> dict[str, Any]:
+async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, processes: int = 1,
+                             options: bool = False) -> dict[str, Any]:
     """Fresh server(s) on one database; batch-submit n jobs; time until all are completed; check bodies."""
     with tempfile.TemporaryDirectory() as tmp:
         others = [Server(os.path.join(tmp, "bench.db")).start() for _ in range(processes - 1)]
@@ -172,7 +100,7 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
                 streams.append(stream)
                 readers.append(asyncio.ensure_future(_drain(stream)))
             started = time.perf_counter()
-            ids = await submit_all(client, target, n)
+            ids = await submit_all(client, target, n, options)
             await wait_completed(client, n)
             elapsed = time.perf_counter() - started
             for i in random.sample(range(n), min(20, n)):
@@ -188,7 +116,28 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
             for other in others:
                 other.stop()
     return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed), "websockets": websockets,
-            "processes": processes, "rss_mb": round(rss, 1), "bodies_checked": min(20, n)}
+            "processes": processes, "options": options, "rss_mb": round(rss, 1), "bodies_checked": min(20, n)}
+
+
+async def measure_big_batch(target: BenchTarget, lines: int) -> dict[str, Any]:
+    """POST one text/plain batch of `lines` URLs: time to 201, and the longest IOLoop stall the server saw."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(os.path.join(tmp, "bench.db"), "--max-queued", str(lines * 2)).start()
+        client = Client(server.base)
+        try:
+            text = "\n".join(target.url(i % 1000) + f"?line={i}" for i in range(lines))
+            started = time.perf_counter()
+            code, body = await client.post_text(f"{API}/batches", text)
+            elapsed = time.perf_counter() - started
+            if code != 201:
+                raise RuntimeError(f"the batch was refused: {code} {body}")
+            metrics = (await client.raw("/metrics")).decode()
+            stall = float(re.search(r"^jobqueue_event_loop_lag_max_seconds (\S+)$", metrics, re.M).group(1))
+        finally:
+            client.close()
+            server.stop()
+    return {"urls": lines, "bytes": len(text), "seconds_to_201": round(elapsed, 2),
+            "longest_ioloop_stall_ms": round(stall * 1000, 1)}
 
 
 async def _drain(stream: Any) -> None:
@@ -292,6 +241,7 @@ def fill_queue(db: str, size: int, target: BenchTarget) -> float:
         "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at)"
         " VALUES (?, ?, '127.0.0.1', 'queued', 0, ?, ?, ?)",
         ((ids.new(now), target.url(i), now, now, later) for i in range(size)))
+    conn.execute("UPDATE counts SET n = n + ? WHERE status = 'queued'", (size,))  # as the store's add() does
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
@@ -363,6 +313,7 @@ async def main(argv: list[str]) -> dict[str, Any]:
     args = parser.parse_args(argv)
     n = args.jobs or (2000 if args.quick else 20000)
     queued = args.queued or (100_000 if args.quick else 1_000_000)
+    batch_lines = 10_000 if args.quick else 100_000
     target = start_target()
     report: dict[str, Any] = {"machine": machine(), "target": {"kind": target.kind, "page_bytes": 20480}}
     try:
@@ -372,6 +323,12 @@ async def main(argv: list[str]) -> dict[str, Any]:
         report["end_to_end"] = await measure_end_to_end(target, n)
         report["end_to_end"]["ratio_to_ceiling"] = round(
             report["end_to_end"]["jobs_per_s"] / report["ceiling"]["pages_per_s"], 2)
+        print("every job with headers and a priority...", file=sys.stderr, flush=True)
+        report["end_to_end_with_options"] = await measure_end_to_end(target, n, options=True)
+        report["end_to_end_with_options"]["cost_vs_plain"] = round(
+            1 - report["end_to_end_with_options"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
+        print(f"a {batch_lines}-line text/plain batch...", file=sys.stderr, flush=True)
+        report["big_batch"] = await measure_big_batch(target, batch_lines)
         print("with 100 dashboard websockets...", file=sys.stderr, flush=True)
         report["end_to_end_100_websockets"] = await measure_end_to_end(target, n, websockets=100)
         report["end_to_end_100_websockets"]["cost_vs_none"] = round(

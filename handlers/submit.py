@@ -51,8 +51,7 @@ class SubmitHandler(BaseAPIHandler):
         urls = [line.strip() for value in values for line in value.splitlines() if line.strip()]
         if not urls:
             raise ApiError(400, "invalid_request", "the form has no 'url' field")
-        lines = [(f"url {i + 1}", url) for i, url in enumerate(urls)]
-        return await reader.from_lines(lines, query, max_jobs, batch_id, single="urls" not in form)
+        return await reader.from_lines(urls, query, max_jobs, batch_id, single="urls" not in form, kind="url")
 
     def idempotency_key(self) -> IdempotencyKey | None:
         """The request's Idempotency-Key with who sent it and what they sent, or None."""

@@ -30,7 +30,7 @@ def parse_ip(text: str) -> IPAddress | None:
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     text = text.split("%", 1)[0]  # an IPv6 zone id names an interface, not another address
-    if not text or (":" not in text and not all(c in _IPV4_CHARS for c in text)):
+    if not text or (":" not in text and not _IPV4_CHARS.issuperset(text)):
         return None  # a host name, the common case: no exception to raise and catch
     try:
         return ipaddress.ip_address(text)

@@ -24,6 +24,7 @@ _DEFAULT_FETCH_JSON = DEFAULT_FETCH.to_json()
 
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"  # RFC 4648 "extended hex": sorts like the numbers
 _PAIRS = [a + b for a in _B32HEX for b in _B32HEX]
+_SHIFTS = tuple(range(120, -10, -10))
 
 
 class TaskIds:
@@ -44,7 +45,8 @@ class TaskIds:
             value = self._last + 1
         self._last = value
         value <<= 2  # 130 bits: 13 chunks of 10 bits, two characters each
-        return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(120, -10, -10))
+        pairs = _PAIRS
+        return "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def iso(ts: float | None) -> str | None:

@@ -15,10 +15,10 @@ from jobqueue.metrics import Metrics
 from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
 from jobqueue.spec import SpecLimits
 from jobqueue.store.base import Store, TaskFilter
+from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
 
 MAX_BATCH = 1000  # URLs per POST /queue_tasks
-MAX_BATCH_URLS = 100_000  # URLs per POST /batches
 BATCH_CHUNK = 2000  # jobs per commit while a batch is stored
 BULK_CHUNK = 500  # jobs per commit when a batch is cancelled or retried
 STORING_SECONDS = 300.0  # a batch not sealed by then was abandoned by a dead process

@@ -20,6 +20,8 @@ from jobqueue.store.base import NewTask
 from jobqueue.urls import normalize_url
 
 YIELD_EVERY = 2000
+MAX_BATCH_URLS = 100_000
+_BATCH_HINT = "; send more as a batch: POST /batches takes up to 100,000"
 _SHOWN = 100  # characters of a bad value quoted back in an error
 _JSON_SHAPE = 'send {"url": "..."}, {"urls": [...]} or {"jobs": [{"url": "...", ...}]}, with optional job fields'
 # query parameters of a text/plain or form submission, and where they go in the spec
@@ -79,16 +81,30 @@ class SubmissionReader:
                 await asyncio.sleep(0)
         return Submission(tasks, False, shared.tags)
 
-    async def from_lines(self, lines: Sequence[tuple[str, str]], query: Mapping[str, list[str]], max_jobs: int,
-                         batch_id: str | None = None, single: bool = False) -> Submission:
-        """Read (label, URL) pairs from a text or form body; spec fields come from query parameters."""
-        self._check_count(len(lines), max_jobs)
+    async def from_lines(self, lines: Sequence[str], query: Mapping[str, list[str]], max_jobs: int,
+                         batch_id: str | None = None, single: bool = False, kind: str = "line") -> Submission:
+        """Read one URL per line (blank lines and '#' comments skipped) of a text or form body; errors name
+        `kind number ('url')`; spec fields come from query parameters."""
         spec = parse_spec(spec_from_query(query), self.limits)
         tasks = []
-        for index, (label, url) in enumerate(lines):
-            tasks.append(self._task(url, spec, label, batch_id))
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
+        for number, line in enumerate(lines, 1):
+            url = line.strip()
+            if not url or url[0] == "#":
+                continue
+            if len(tasks) == max_jobs:
+                raise BadRequest("batch_too_large", f"more than {max_jobs} URLs in one request ({kind} {number} is the "
+                                 f"first over the limit){_BATCH_HINT if max_jobs < MAX_BATCH_URLS else ''}")
+            try:
+                clean = normalize_url(url, self.policy)
+            except InvalidURL as exc:
+                shown = url if len(url) <= _SHOWN else url[:_SHOWN] + "..."
+                raise BadRequest(exc.code, f"{kind} {number} ({shown!r}): {exc.message}") from exc
+            tasks.append(NewTask(self.ids.new(), clean.url, clean.host, spec, batch_id))
+            if number % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        if not tasks:
+            raise BadRequest("invalid_request", f"no URL given; send one URL per {kind} "
+                             "(blank lines and lines starting with '#' are skipped)")
         return Submission(tasks, single and len(tasks) == 1, spec.tags)
 
     def _check_count(self, count: int, max_jobs: int) -> None:
@@ -96,8 +112,7 @@ class SubmissionReader:
             raise BadRequest("invalid_request", "give at least one URL")
         if count > max_jobs:
             raise BadRequest("batch_too_large", f"{count} URLs in one request; the limit is {max_jobs}"
-                             + ("; send more as a batch: POST /batches takes up to 100,000" if max_jobs < 100_000
-                                else ""))
+                             + (_BATCH_HINT if max_jobs < MAX_BATCH_URLS else ""))
 
     def _task(self, raw: Any, spec: JobSpec, where: str, batch_id: str | None) -> NewTask:
         try:
@@ -107,23 +122,13 @@ class SubmissionReader:
         return NewTask(self.ids.new(), clean.url, clean.host, spec, batch_id)
 
 
-def text_lines(body: bytes) -> list[tuple[str, str]]:
-    """A text/plain body as (label, URL) pairs: one URL per line, blank lines and '#' comments skipped."""
+def text_lines(body: bytes) -> list[str]:
+    """The lines of a text/plain body (UTF-8, or a 400 saying so)."""
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise BadRequest("invalid_request", f"the text body is not UTF-8 ({exc}); send UTF-8 text, "
                          "one URL per line") from exc
-    out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        url = line.strip()
-        if url and not url.startswith("#"):
-            shown = url if len(url) <= _SHOWN else url[:_SHOWN] + "..."
-            out.append((f"line {number} ({shown!r})", url))
-    if not out:
-        raise BadRequest("invalid_request", "the text body has no URL; send one URL per line "
-                         "(blank lines and lines starting with '#' are skipped)")
-    return out
 
 
 def spec_from_query(query: Mapping[str, list[str]]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from jobqueue.addresses import AddressPolicy
@@ -22,9 +22,8 @@ _HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
 _NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f/\\?#@:\[\]%]")
 
 
-@dataclass(frozen=True)
-class CleanURL:
-    """A URL ready to fetch and the host it names (for per-host limits)."""
+class CleanURL(NamedTuple):
+    """A URL ready to fetch and the host it names (for per-host limits); a tuple, as it is made per URL."""
 
     url: str
     host: str

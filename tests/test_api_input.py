@@ -164,7 +164,7 @@ async def test_text_plain_errors_name_the_line_and_the_limit(api):
     assert payload["error"]["message"].startswith("line 4 ('ftp://example.com/b'): ")
     got, payload = await post_text(api, "".join(f"example.com/{i}\n" for i in range(1001)))
     assert got == 400 and payload["error"]["code"] == "batch_too_large"
-    assert "the limit is 1000" in payload["error"]["message"] and "POST /batches" in payload["error"]["message"]
+    assert "more than 1000" in payload["error"]["message"] and "line 1001" in payload["error"]["message"]
     got, payload = await post_text(api, "".join(f"# note {i}\nexample.com/{i}\n" for i in range(1000)))
     assert got == 201 and len(payload["tasks"]) == 1000  # comments do not count against the limit
 

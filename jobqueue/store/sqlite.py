@@ -8,6 +8,7 @@ import os
 import secrets
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
@@ -149,6 +150,7 @@ class SQLiteStore(SQLiteBatchOps):
                 created = [new_task(t, now) for t in tasks]
             else:
                 created = [self._insert_one(conn, t, now) for t in tasks]
+            _count_inserted(conn, created)
             if idempotent is not None:
                 keep_answer(conn, idempotent.key, idempotent.render(created), now)
             return created
@@ -415,3 +417,13 @@ def _drop_result(conn: sqlite3.Connection, job_id: str) -> None:
                      " WHERE job_id = ?", (job_id, heir[0]))
         conn.execute("UPDATE results SET body_from = ? WHERE body_from = ?", (heir[0], job_id))
     conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
+
+
+def _count_inserted(conn: sqlite3.Connection, created: list[Task]) -> None:
+    """Move the counters by status (and each batch's) once per insert, not once per row."""
+    by_status = Counter(t.status for t in created)
+    for status, n in by_status.items():
+        conn.execute("UPDATE counts SET n = n + ? WHERE status = ?", (n, status))
+    by_batch = Counter((t.batch_id, t.status) for t in created if t.batch_id is not None)
+    for (batch_id, status), n in by_batch.items():
+        conn.execute(f"UPDATE batches SET {status} = {status} + ? WHERE id = ?", (n, batch_id))

@@ -122,12 +122,9 @@ CREATE TABLE batches (
 );
 CREATE INDEX batches_unsealed ON batches(storing_until) WHERE sealed = 0;
 
-CREATE TRIGGER batch_count_insert AFTER INSERT ON jobs WHEN NEW.batch_id IS NOT NULL BEGIN
-    UPDATE batches SET queued = queued + (NEW.status = 'queued'), running = running + (NEW.status = 'running'),
-        completed = completed + (NEW.status = 'completed'), failed = failed + (NEW.status = 'failed'),
-        cancelled = cancelled + (NEW.status = 'cancelled')
-    WHERE id = NEW.batch_id;
-END;
+-- Inserts come only through the store's add(), which counts each chunk with one UPDATE per status:
+-- a trigger per inserted row cost more than the insert itself (3 s per 100,000 rows).
+DROP TRIGGER jobs_count_insert;
 CREATE TRIGGER batch_count_update AFTER UPDATE OF status ON jobs
 WHEN NEW.batch_id IS NOT NULL AND OLD.status <> NEW.status BEGIN
     UPDATE batches SET {_BATCH_DELTA},
