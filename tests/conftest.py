@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -101,3 +104,34 @@ def open_store(request: Any, io_loop: IOLoop, tmp_path: Any, clock: FakeClock) -
     yield open_one
     for store in opened:
         io_loop.run_sync(store.close)
+
+
+def _processes_marked(marker: str) -> list[tuple[int, str]]:
+    """Live processes (other than this one) whose environment carries `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if marker.encode() not in handle.read():
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                found.append((int(entry), handle.read().replace(b"\0", b" ").decode(errors="replace")[:200]))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Every process a test starts inherits a marker; at the end none of them may still run."""
+    marker = f"jobqueue-test-{uuid.uuid4().hex}"
+    os.environ["JOBQUEUE_TEST_SESSION"] = marker
+    yield
+    deadline = time.monotonic() + 10
+    left = _processes_marked(f"JOBQUEUE_TEST_SESSION={marker}")
+    while left and time.monotonic() < deadline:  # a process told to stop may need a moment to exit
+        time.sleep(0.1)
+        left = _processes_marked(f"JOBQUEUE_TEST_SESSION={marker}")
+    assert not left, f"tests left processes running: {left}"
