@@ -182,12 +182,10 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         if translated is not None:
             exc, status_code = translated, translated.status_code
             self.set_status(status_code)
-        extra: dict[str, Any] = {}
         if isinstance(exc, ApiError):
-            code, message, extra = exc.code, exc.message, exc.extra
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        elif isinstance(exc, HTTPError) and status_code < 500:
+            send_error(self, exc)
+            return
+        if isinstance(exc, HTTPError) and status_code < 500:
             code = _DEFAULT_CODES.get(status_code, "error")
             message = exc.log_message or HTTPStatus(status_code).phrase
             if status_code == 405:
@@ -200,11 +198,20 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         else:
             code = _DEFAULT_CODES.get(status_code, "internal_error")
             message = f"internal error (request {self._request_id}); the server log has the details"
-        self.error_code = code
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.clear_header("Content-Disposition")
-        self.clear_header("Content-Security-Policy")
-        self.finish(json.dumps({"error": {"code": code, "message": message}, **extra}, ensure_ascii=False))
+        send_error(self, ApiError(status_code, code, message))
+
+
+def send_error(handler: RequestHandler, error: ApiError) -> None:
+    """Answer with the contract's one error shape; every handler (the websocket's too) answers errors this way."""
+    handler.error_code = error.code  # type: ignore[attr-defined]  # for the access log line
+    handler.set_status(error.status_code)
+    for name, value in error.headers.items():
+        handler.set_header(name, value)
+    handler.set_header("Content-Type", "application/json; charset=utf-8")
+    handler.clear_header("Content-Disposition")
+    handler.clear_header("Content-Security-Policy")
+    handler.finish(json.dumps({"error": {"code": error.code, "message": error.message}, **error.extra},
+                              ensure_ascii=False))
 
 
 def translate(exc: BaseException) -> ApiError | None:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from handlers.base import ApiError, SharedObjects
+from handlers.base import ApiError, SharedObjects, send_error
 from jobqueue.events import Subscription, View
 from jobqueue.models import STATUSES
 
@@ -37,11 +37,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
             refused = ApiError(503, "too_many_streams", "the server has as many event streams open as it allows; "
                                "try again later", headers={"Retry-After": "10"})
         if refused is not None:
-            self.set_status(refused.status_code)
-            for name, value in refused.headers.items():
-                self.set_header(name, value)
-            self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(json.dumps({"error": {"code": refused.code, "message": refused.message}}))
+            send_error(self, refused)
             return
         await super().get(*args, **kwargs)
 

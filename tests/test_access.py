@@ -231,9 +231,12 @@ async def test_json_logs_one_line_per_state_change_without_secrets(tmp_path, tar
         "--database", f"sqlite:///{tmp_path}/logs.db", "--allow-private-addresses", "--api-token", TOKEN,
         "--host", "127.0.0.1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
     line = await asyncio.wait_for(proc.stdout.readline(), 15)
-    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line.decode()).group(1))
+    started = json.loads(line)  # the start-up line is JSON too
+    assert started["msg"].startswith("dashboard on http://127.0.0.1:")
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", started["msg"]).group(1))
     api = Api(f"http://127.0.0.1:{port}")
-    response = await api.raw("POST", f"{API}/queue_tasks", json.dumps({"url": target.url("/utf8")}), authed(api))
+    presigned = target.url("/utf8?X-Signature=s3cr3t-sig")
+    response = await api.raw("POST", f"{API}/queue_tasks", json.dumps({"url": presigned}), authed(api))
     task_id = json.loads(response.body)["task"]["id"]
     stream = await websocket_connect(f"ws://127.0.0.1:{port}{API}/events?token={TOKEN}")
     await stream.read_message()
@@ -254,6 +257,7 @@ async def test_json_logs_one_line_per_state_change_without_secrets(tmp_path, tar
     refused = [r for r in records if r["msg"] == "request" and r["status"] == 404]
     assert refused and refused[0]["code"] == "not_found"
     assert TOKEN not in text and "Grüße" not in text  # neither tokens nor page bodies reach the log
+    assert "s3cr3t-sig" not in text  # nor query strings (a presigned URL's signature)
 
 
 async def start_then_stop(*args: str) -> str:

@@ -143,3 +143,12 @@ async def test_the_websocket_sends_coalesced_progress_and_one_finished_message_p
             event = json.loads(await asyncio.wait_for(conn.read_message(), 1.0))
             assert event["type"] != "batch.finished", event
     conn.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_more_than_100000_lines_is_refused_naming_the_first_line_over(api):
+    lines = "\n".join(f"example.com/{i}" for i in range(100_001))
+    code, body = await post_batch(api, lines)
+    assert code == 400 and body["error"]["code"] == "batch_too_large"
+    assert "more than 100000" in body["error"]["message"] and "line 100001" in body["error"]["message"]
+    assert (await api.counts())["queued"] == 0
