@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.openapi_schemas import (
+    ID_PATTERN,
+    MAX_AGE,
+    METHOD,
+    PRIORITY,
+    PROFILE,
+    SCHEMAS,
+    TAG_PATTERN,
+    TIMEOUT,
+    USER_AGENT,
+    ref,
+)
 from jobqueue import __version__
 from jobqueue.models import STATUSES
+from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
+from jobqueue.spec import MAX_TAGS
 
 API = "/jobqueue/api/v1.0"
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -23,139 +32,138 @@ def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | No
 
 
 def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+    return _json(ref("Error"), description)
 
 
-_ID = {"name": "id", "in": "path", "required": True,
-       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": "the task id"}
-_LIMIT = {"name": "limit", "in": "query", "required": False,
-          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
-          "description": "page size; an empty value is refused. Beside a cursor it sets the size from there on"}
-_STATUS = {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(STATUSES)},
-           "description": "only tasks in this state; an empty value is refused"}
-_CURSOR = {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
-           "description": "the `next` value of the previous page, unchanged; empty means the first page. It "
-                          "carries the listing's filters and limit, so `?cursor=` alone continues the same query; "
-                          "a filter different from the cursor's is refused with 400 `invalid_cursor`"}
+def _id(what: str) -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN},
+            "description": f"the {what} id"}
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    out = {"name": name, "in": "query", "required": False, "schema": schema}
+    if description or "description" in schema:
+        out["description"] = description or schema["description"]
+    return out
+
+
+_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                "page size; an empty value is refused. Beside a cursor it sets the size from there on")
+_STATUS = _query("status", {"type": "string", "enum": list(STATUSES)}, "only tasks in this state; an empty value "
+                 "is refused")
+_BATCH = _query("batch", {"type": "string", "pattern": ID_PATTERN}, "only the jobs of this batch")
+_CURSOR = _query("cursor", {"type": "string"}, "the `next` value of the previous page, unchanged; empty means the "
+                 "first page. It carries the listing's filters and limit, so `?cursor=` alone continues the same "
+                 "query; a filter different from the cursor's is refused with 400 `invalid_cursor`")
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
-_URL = {"type": "string", "minLength": 1, "maxLength": 2048,
-        "description": "http(s) URL; without a scheme it means https://. A URL naming a private or local "
-                       "address, another scheme, or no valid host is refused with 400"}
+_REPLAYED = {"Idempotent-Replayed": {"schema": {"type": "string", "const": "true"},
+                                     "description": "present on the stored first answer to a repeated Idempotency-Key"}}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]{1,255}$"},
+    "description": "makes the request happen once: a repeat with the same key and body within 24 hours gets the "
+                   "first answer again (same status and ids, with `Idempotent-Replayed: true`) and creates nothing. "
+                   "Keys are kept per token (per client address without tokens); a malformed key is a 400",
+}
+
+
+def _spec_query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """A job field given as a query parameter: only a text/plain or form submission has no JSON to carry it."""
+    said = description or schema.get("description", "")
+    return _query(name, schema, f"{said}. Read only beside a text/plain or form body (a JSON body carries its own "
+                  "fields); each but `tag` may be given once")
+
+
+_SPEC_QUERY = [
+    _spec_query("priority", PRIORITY),
+    _spec_query("not_before", {"type": "string", "format": "date-time"},
+                "ISO 8601 time, at most a year ahead: the jobs stay queued until then"),
+    _spec_query("max_age", {**MAX_AGE, "type": "number"}),
+    {**_spec_query("tag", {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "pattern": TAG_PATTERN}},
+                   "a tag for every job (repeatable: `?tag=a&tag=b`)"), "style": "form", "explode": True},
+    _spec_query("method", METHOD), _spec_query("user_agent", {**USER_AGENT, "type": "string"}),
+    _spec_query("timeout", {**TIMEOUT, "type": "number"}),
+    _spec_query("max_bytes", {"type": "integer", "minimum": 1}, "body cap in bytes, at most the server's "
+                "--max-body-size"),
+    _spec_query("follow_redirects", {"type": "boolean"}, "false keeps a 3xx response as the result"),
+    _spec_query("profile", {**PROFILE, "type": "string"}),
+]
 _FORM = {"type": "object", "anyOf": [{"required": ["url"]}, {"required": ["urls"]}],
          "properties": {"url": {"type": "string", "description": "one URL (or several, one per line)"},
                         "urls": {"type": "string", "description": "URLs, one per line; the answer is a list"}}}
 _COMMON = {"401": _error("missing or wrong API token"), "503": _error("the database did not answer")}
 
-SCHEMAS: dict[str, Any] = {
-    "ErrorBody": {"type": "object", "required": ["code", "message"],
-                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
-    "Error": {
-        "type": "object", "required": ["error"],
-        "properties": {
-            "error": _ref("ErrorBody"),
-            "task": _ref("Task"),
-        },
-    },
-    "TaskError": {"type": ["object", "null"], "required": ["code", "message"],
-                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
-    "Task": {
-        "type": "object",
-        "required": ["id", "url", "status", "attempts", "created_at", "started_at", "finished_at", "http_status",
-                     "error"],
-        "properties": {
-            "id": {"type": "string"}, "url": {"type": "string"},
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "attempts": {"type": "integer", "minimum": 0},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "started_at": _NULLABLE_TIME, "finished_at": _NULLABLE_TIME,
-            "http_status": {"type": ["integer", "null"]},
-            "error": _ref("TaskError"),
-        },
-    },
-    "Counts": {"type": "object", "required": list(STATUSES),
-               "properties": {s: {"type": "integer", "minimum": 0} for s in STATUSES}},
-    "Result": {
-        "type": "object",
-        "required": ["id", "url", "final_url", "http_status", "headers", "content_type", "encoding", "size",
-                     "truncated", "elapsed_ms", "fetched_at"],
-        "properties": {
-            "id": {"type": "string"}, "url": {"type": "string"}, "final_url": {"type": "string"},
-            "http_status": {"type": "integer"},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "content_type": {"type": ["string", "null"]}, "encoding": {"type": ["string", "null"]},
-            "encoding_source": {"type": ["string", "null"], "enum": ["bom", "header", "meta", "detected", "default",
-                                                                    None]},
-            "size": {"type": "integer", "minimum": 0},
-            "truncated": {"type": "boolean", "description": "always false: a body over the server's size limit "
-                          "is never stored truncated; its task ends failed with error.code too_large"},
-            "elapsed_ms": {"type": "number"}, "fetched_at": {"type": "string", "format": "date-time"},
-            "sha256": {"type": "string"},
-            "redirects": {"type": "array", "items": {"type": "object", "properties": {
-                "url": {"type": "string"}, "status": {"type": "integer"}}}},
-            "timings": {"type": "object", "additionalProperties": {"type": "number"}},
-            "body": {"type": ["string", "null"], "description": "text for textual types, null for binary ones"},
-        },
-    },
-    "Submission": {
-        "oneOf": [
-            {"type": "object", "required": ["url"], "properties": {"url": _URL}, "additionalProperties": False},
-            {"type": "object", "required": ["urls"], "additionalProperties": False,
-             "properties": {"urls": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _URL}}},
-        ],
-    },
-}
+
+def _submission_body(schema: str, max_urls: int) -> dict[str, Any]:
+    """The four ways to send URLs, shared by POST /queue_tasks and POST /batches."""
+    text = (f"one URL per line, at most {max_urls}; blank lines and lines starting with '#' are skipped, and a bad "
+            "line is a 400 naming its number. Job fields come as query parameters. A body starting with '{' is "
+            "read as JSON")
+    return {"required": True, "content": {
+        "application/json": {"schema": ref(schema)},
+        "text/plain": {"schema": {"type": "string", "minLength": 1, "description": text}},
+        "application/x-www-form-urlencoded": {"schema": _FORM},
+        "multipart/form-data": {"schema": _FORM},
+    }}
 
 
-def _paths() -> dict[str, Any]:
-    task = _json({"type": "object", "required": ["task"], "properties": {"task": _ref("Task")}}, "the task")
+def _submission_errors(max_urls: int) -> dict[str, Any]:
+    return {
+        "400": _error(f"bad input, nothing stored: invalid JSON, form or text, a bad URL, scheme or private "
+                      f"address, a bad or unknown field, more than {max_urls} URLs (batch_too_large), a malformed "
+                      "Idempotency-Key"),
+        "409": _error("idempotency_key_in_use: a request with this Idempotency-Key is still being processed"),
+        "413": _error("request body too large"),
+        "415": _error("a body in another format: send application/json, text/plain or a form"),
+        "422": _error("idempotency_key_reused: this Idempotency-Key came with another body in the last 24 hours"),
+        "429": _json(ref("Error"), "too many URLs from this client (--rate-limit URLs/s per client); wait "
+                     "Retry-After seconds", _RETRY_AFTER),
+        **_COMMON,
+        "503": _json(ref("Error"), "the queue is full (queue_full), or the database did not answer", _RETRY_AFTER),
+    }
+
+
+def _one(kind: str) -> dict[str, Any]:
+    return {"type": "object", "required": [kind], "properties": {kind: ref(kind.capitalize())}}
+
+
+def _task_paths() -> dict[str, Any]:
+    task = _json(_one("task"), "the task")
+    links = {name: {"operationId": name, "parameters": {"id": "$response.body#/task/id"}}
+             for name in ("getTask", "cancelTask", "retryTask", "getResult", "getResultBody")}
     return {
         f"{API}/queue_tasks": {
             "post": {
-                "summary": "Queue one URL or many", "operationId": "submitTasks",
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("Submission")},
-                    "text/plain": {"schema": {
-                        "type": "string", "minLength": 1,
-                        "description": "one URL per line, at most 1000; blank lines and lines starting with '#' "
-                                       "are skipped. The answer is always a list (`tasks`); a bad line is a 400 "
-                                       "naming its number"}},
-                    "application/x-www-form-urlencoded": {"schema": _FORM},
-                    "multipart/form-data": {"schema": _FORM},
-                }},
+                "summary": f"Queue one URL or up to {MAX_BATCH}, with job options", "operationId": "submitTasks",
+                "parameters": [_IDEMPOTENCY_KEY, *_SPEC_QUERY],
+                "requestBody": _submission_body("Submission", MAX_BATCH),
                 "responses": {
-                    "201": {"description": "queued and stored durably", "content": {"application/json": {"schema": {
-                        "oneOf": [
-                            {"type": "object", "required": ["task"], "properties": {"task": _ref("Task")}},
-                            {"type": "object", "required": ["tasks"],
-                             "properties": {"tasks": {"type": "array", "items": _ref("Task")}}},
-                        ]}}}, "headers": {"Location": {"schema": {"type": "string"}}},
-                        "links": {name: {"operationId": name, "parameters": {"id": "$response.body#/task/id"}}
-                                  for name in ("getTask", "cancelTask", "retryTask", "getResult", "getResultBody")}},
-                    "400": _error("bad input: invalid JSON, form or text, a bad URL or scheme, a private address, "
-                                  "more than 1000 URLs"),
-                    "413": _error("request body too large"),
-                    "415": _error("a body in another format: send application/json, text/plain or a form"),
-                    "429": _json(_ref("Error"), "too many URLs from this client (--rate-limit URLs/s per client); "
-                                 "wait Retry-After seconds", _RETRY_AFTER),
-                    **_COMMON,
-                    "503": _json(_ref("Error"), "the queue is full (queue_full), or the database did not answer",
-                                 _RETRY_AFTER),
+                    "201": {"description": "queued and stored durably; `{\"task\"}` with a Location for a single "
+                                           "url, else `{\"tasks\"}`",
+                            "content": {"application/json": {"schema": {"oneOf": [
+                                _one("task"),
+                                {"type": "object", "required": ["tasks"],
+                                 "properties": {"tasks": {"type": "array", "items": ref("Task")}}},
+                            ]}}},
+                            "headers": {"Location": {"schema": {"type": "string"}}, **_REPLAYED}, "links": links},
+                    **_submission_errors(MAX_BATCH),
                 },
             },
             "get": {
                 "summary": "List tasks, newest first", "operationId": "listTasks",
-                "parameters": [_STATUS, _LIMIT, _CURSOR],
+                "parameters": [_STATUS, _BATCH, _LIMIT, _CURSOR],
                 "responses": {
                     "200": _json({"type": "object", "required": ["tasks", "next", "counts"], "properties": {
-                        "tasks": {"type": "array", "items": _ref("Task")},
-                        "next": {"type": ["string", "null"]}, "counts": _ref("Counts")}}, "a page of tasks"),
-                    "400": _error("bad limit, status or cursor"), **_COMMON,
+                        "tasks": {"type": "array", "items": ref("Task")},
+                        "next": {"type": ["string", "null"]},
+                        "counts": {**ref("Counts"), "description": "of the whole queue, whatever the filter"}}},
+                        "a page of tasks"),
+                    "400": _error("bad limit, status, batch or cursor"), **_COMMON,
                 },
             },
         },
         f"{API}/queue_tasks/{{id}}": {
-            "parameters": [_ID],
+            "parameters": [_id("task")],
             "get": {"summary": "One task", "operationId": "getTask",
                     "responses": {"200": task, "404": _error("unknown id"), **_COMMON}},
             "delete": {"summary": "Cancel a task that has not finished", "operationId": "cancelTask",
@@ -163,31 +171,82 @@ def _paths() -> dict[str, Any]:
                                      "409": _error("already finished"), **_COMMON}},
         },
         f"{API}/queue_tasks/{{id}}/retry": {
-            "parameters": [_ID],
-            "post": {"summary": "Run a finished task again", "operationId": "retryTask",
+            "parameters": [_id("task")],
+            "post": {"summary": "Run a finished task again, with its stored options", "operationId": "retryTask",
                      "responses": {"200": task, "404": _error("unknown id"),
                                    "409": _error("not finished yet"), **_COMMON}},
         },
+    }
+
+
+def _batch_paths() -> dict[str, Any]:
+    batch = _json(_one("batch"), "the batch with its counts")
+    links = {name: {"operationId": name, "parameters": {"id": "$response.body#/batch/id"}}
+             for name in ("getBatch", "cancelBatch", "retryBatch")}
+    links["listBatchTasks"] = {"operationId": "listTasks", "parameters": {"batch": "$response.body#/batch/id"}}
+    unknown = _error("no batch has this id (not_found)")
+    return {
+        f"{API}/batches": {
+            "post": {
+                "summary": f"Queue up to {MAX_BATCH_URLS} URLs as one batch", "operationId": "createBatch",
+                "description": "The same bodies as POST /queue_tasks. Every URL and field is checked first: one bad "
+                               "line refuses the whole batch and nothing is stored",
+                "parameters": [_IDEMPOTENCY_KEY, *_SPEC_QUERY],
+                "requestBody": _submission_body("BatchSubmission", MAX_BATCH_URLS),
+                "responses": {
+                    "201": {"description": "every job stored durably",
+                            "content": {"application/json": {"schema": _one("batch")}},
+                            "headers": {"Location": {"schema": {"type": "string"}, "required": True}, **_REPLAYED},
+                            "links": links},
+                    **_submission_errors(MAX_BATCH_URLS),
+                },
+            },
+            "get": {
+                "summary": "List batches, newest first", "operationId": "listBatches",
+                "parameters": [_LIMIT, _CURSOR],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["batches", "next"], "properties": {
+                        "batches": {"type": "array", "items": ref("Batch")},
+                        "next": {"type": ["string", "null"]}}}, "a page of batches"),
+                    "400": _error("bad limit or cursor"), **_COMMON,
+                },
+            },
+        },
+        f"{API}/batches/{{id}}": {
+            "parameters": [_id("batch")],
+            "get": {"summary": "One batch with its counts", "operationId": "getBatch",
+                    "responses": {"200": batch, "404": unknown, **_COMMON}},
+            "delete": {"summary": "Cancel every unfinished job of a batch", "operationId": "cancelBatch",
+                       "responses": {"200": batch, "404": unknown, **_COMMON}},
+        },
+        f"{API}/batches/{{id}}/retry": {
+            "parameters": [_id("batch")],
+            "post": {"summary": "Queue the failed jobs of a batch again", "operationId": "retryBatch",
+                     "responses": {"200": batch, "404": unknown, **_COMMON}},
+        },
+    }
+
+
+def _result_paths() -> dict[str, Any]:
+    return {
         f"{API}/results": {
             "get": {"summary": "Results of completed tasks, newest first, without bodies",
                     "operationId": "listResults", "parameters": [_LIMIT, _CURSOR],
                     "responses": {
                         "200": _json({"type": "object", "required": ["results", "next"], "properties": {
-                            "results": {"type": "array", "items": _ref("Result")},
+                            "results": {"type": "array", "items": ref("Result")},
                             "next": {"type": ["string", "null"]}}}, "a page of results"),
                         "400": _error("bad limit or cursor"), **_COMMON}},
         },
         f"{API}/results/{{id}}": {
-            "parameters": [_ID],
+            "parameters": [_id("task")],
             "get": {"summary": "One result with its body as text", "operationId": "getResult",
                     "responses": {
-                        "200": _json({"type": "object", "required": ["result"],
-                                      "properties": {"result": _ref("Result")}}, "the result"),
+                        "200": _json(_one("result"), "the result"),
                         "404": _error("unknown id"), "409": _error("the task has no result (yet)"), **_COMMON}},
         },
         f"{API}/results/{{id}}/body": {
-            "parameters": [_ID, {"name": "download", "in": "query", "required": False, "schema": {"type": "string"},
-                                 "description": "present: sent as an attachment"}],
+            "parameters": [_id("task"), _query("download", {"type": "string"}, "present: sent as an attachment")],
             "get": {"summary": "The body exactly as fetched, with its original Content-Type",
                     "operationId": "getResultBody",
                     "responses": {
@@ -195,6 +254,11 @@ def _paths() -> dict[str, Any]:
                                 "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                         "404": _error("unknown id"), "409": _error("the task has no result (yet)"), **_COMMON}},
         },
+    }
+
+
+def _operation_paths() -> dict[str, Any]:
+    return {
         f"{API}/events": {
             "get": {"summary": "Websocket of task state changes (upgrade required)", "operationId": "events",
                     "description": "Messages: {type: task, task}, {type: hello}, {type: counts, counts}, "
@@ -213,7 +277,7 @@ def _paths() -> dict[str, Any]:
                             "status": {"const": "ok"}, "database": {"enum": ["sqlite", "mongodb"]}}}, "healthy"),
                         "503": _json({"type": "object", "required": ["status", "database"], "properties": {
                             "status": {"const": "unavailable"}, "database": {"type": "string"},
-                            "error": _ref("ErrorBody")}}, "the database does not answer")}},
+                            "error": ref("ErrorBody")}}, "the database does not answer")}},
         },
         "/metrics": {
             "get": {"summary": "Prometheus metrics", "operationId": "metrics",
@@ -236,8 +300,9 @@ def openapi_document(token_required: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "jobqueue", "version": __version__,
-                 "description": "Submit URLs; workers fetch and store them; a websocket streams every change."},
-        "paths": _paths(),
+                 "description": "Submit URLs, alone or as batches, with per-job fetch options; workers fetch and "
+                                "store them; a websocket streams every change."},
+        "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **_operation_paths()},
         "components": {"schemas": SCHEMAS},
     }
     if token_required:
