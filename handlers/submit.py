@@ -12,7 +12,7 @@ from typing import Any
 
 from handlers.base import ApiError, BaseAPIHandler
 from jobqueue.idempotency import LOCK_SECONDS, IdempotencyKey, StoredAnswer, check_key, fingerprint
-from jobqueue.submission import Submission, text_lines
+from jobqueue.submission import QUERY_FIELDS, Submission, text_lines
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -43,6 +43,10 @@ class SubmitHandler(BaseAPIHandler):
         reader = self.service.reader
         query = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.request.query_arguments.items()}
         if self._reads_as_json():
+            beside = sorted(set(query) & set(QUERY_FIELDS))
+            if beside:
+                raise ApiError(400, "invalid_request", f"?{beside[0]}= is read only beside a text/plain or form "
+                               "body; with JSON, put job fields in the body")
             return await reader.from_json(self.get_json_body(), max_jobs, batch_id)
         if self._content_type() == "text/plain":
             return await reader.from_lines(text_lines(bytes(self._body)), query, max_jobs, batch_id)

@@ -172,7 +172,7 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
         raise BadRequest("invalid_field", f"{prefix}max_age: must be a number of seconds above 0 "
                          f"(at most {MAX_AGE_LIMIT})")
     tags = _parse_tags(raw.get("tags", []), f"{prefix}tags")
-    return JobSpec(fetch=fetch, priority=priority, not_before=not_before,
+    return JobSpec(fetch=fetch, priority=int(priority), not_before=not_before,
                    max_age=float(max_age) if max_age is not None else None, tags=tags)
 
 
@@ -219,7 +219,8 @@ def _parse_fetch(raw: Any, limits: SpecLimits, where: str) -> FetchOptions:
                              "profiles come from the server's --fetch-profiles file")
         profile_headers = names
     return FetchOptions(method=method, headers=headers, body=body, user_agent=user_agent,
-                        timeout=float(timeout) if timeout is not None else None, max_bytes=max_bytes,
+                        timeout=float(timeout) if timeout is not None else None,
+                        max_bytes=int(max_bytes) if max_bytes is not None else None,
                         follow_redirects=follow, profile=profile, profile_headers=profile_headers)
 
 
@@ -276,12 +277,17 @@ def _parse_time(raw: Any, where: str, now: float) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     at = parsed.timestamp()
+    if at < 0:
+        raise BadRequest("invalid_field", f"{where}: before 1970; give a time from now on (a past time means now)")
     if at > now + MAX_AHEAD:
         raise BadRequest("invalid_field", f"{where}: more than a year ahead")
     return at
 
 
 def _is_int(value: Any) -> bool:
+    """A whole number, as JSON Schema counts them (6.0 is one)."""
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
 
 

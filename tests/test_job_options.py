@@ -218,3 +218,11 @@ async def test_fetch_profiles_add_secrets_server_side_and_reload_on_sighup(tmp_p
         proc.send_signal(signal.SIGTERM)
         _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert b"k-123" not in err and b"s-456" not in err and b"k-789" not in err
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_query_fields_beside_a_json_body_are_refused_not_ignored(api, target):
+    response = await api.raw("POST", f"{API}/queue_tasks?priority=5", json.dumps({"url": target.url("/a")}),
+                             {"Content-Type": "application/json"})
+    body = json.loads(response.body)
+    assert response.code == 400 and "put job fields in the body" in body["error"]["message"]

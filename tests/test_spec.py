@@ -118,3 +118,21 @@ def test_profiles_read_json_and_toml_and_refuse_bad_files(tmp_path):
     assert profiles.reload() is False and profiles.header_names("site") == ("X-Key", "Cookie")
     good.write_text('{"other": {}}')
     assert profiles.reload() is True and profiles.header_names("site") is None
+
+
+def test_whole_numbers_written_as_decimals_count_and_old_times_are_refused():
+    spec = parse({"priority": 6.0, "fetch": {"max_bytes": 500.0}})
+    assert spec.priority == 6 and isinstance(spec.priority, int) and spec.fetch.max_bytes == 500
+    with pytest.raises(BadRequest, match="priority"):
+        parse({"priority": 6.5})
+    with pytest.raises(BadRequest, match="before 1970"):
+        parse({"not_before": "0616-01-08T14:24:45Z"})
+
+
+def test_iso_pads_every_field_and_rounds_to_the_millisecond():
+    import re
+
+    from jobqueue.models import iso
+
+    assert re.fullmatch(r"0639-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z", iso(-42_000_000_000.0))
+    assert iso(1.0006) == "1970-01-01T00:00:01.001Z" and iso(59.9996) == "1970-01-01T00:01:00.000Z"
