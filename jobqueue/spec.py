@@ -106,10 +106,10 @@ class FetchOptions:
     def reuse_key(self, url: str) -> str:
         """What identifies "the same fetch" for freshness reuse: URL plus every option that changes the answer."""
         if (self.method == "GET" and not self.headers and self.body is None and self.profile is None
-                and self.user_agent is None):
+                and self.user_agent is None and self.follow_redirects and self.max_bytes is None):
             return hashlib.sha256(url.encode()).hexdigest()[:32]  # the common case, cheaply
         material = [url, self.method, self.body, sorted((k.lower(), v) for k, v in self.headers), self.profile,
-                    self.user_agent]
+                    self.user_agent, self.follow_redirects, self.max_bytes]
         return hashlib.sha256(json.dumps(material, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
@@ -139,12 +139,15 @@ class SpecLimits:
 
 
 def merged(top: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
-    """A job's raw fields over the top level's: field by field, and `fetch` key by key."""
+    """A job's raw fields over the top level's: field by field, and `fetch` key by key (null means "not given",
+    so it inherits)."""
     out = {k: v for k, v in top.items() if k in SPEC_FIELDS}
     for key, value in job.items():
+        if value is None or key == "url":
+            continue
         if key == "fetch" and isinstance(value, dict) and isinstance(out.get("fetch"), dict):
-            out["fetch"] = {**out["fetch"], **value}
-        elif key != "url":
+            out["fetch"] = {**out["fetch"], **{k: v for k, v in value.items() if v is not None}}
+        else:
             out[key] = value
     return out
 

@@ -85,14 +85,18 @@ def test_a_job_overrides_the_top_level_field_by_field_and_fetch_key_by_key():
     job = {"url": "y", "tags": ["j"], "fetch": {"headers": {"C": "3"}, "method": "HEAD"}}
     out = merged(top, job)
     assert out == {"priority": 2, "tags": ["j"], "fetch": {"timeout": 5, "headers": {"C": "3"}, "method": "HEAD"}}
+    assert merged(top, {"url": "y", "fetch": None, "priority": None}) == {k: top[k] for k in ("priority", "tags",
+                                                                                            "fetch")}
+    assert merged(top, {"url": "y", "fetch": {"timeout": None}})["fetch"]["timeout"] == 5
 
 
 def test_the_reuse_key_covers_what_changes_the_answer():
     url = "https://example.com/"
     plain = FetchOptions()
-    assert plain.reuse_key(url) == FetchOptions(timeout=9, max_bytes=5).reuse_key(url)
+    assert plain.reuse_key(url) == FetchOptions(timeout=9).reuse_key(url)
     different = [FetchOptions(method="HEAD"), FetchOptions(method="POST", body="a"),
-                 FetchOptions(headers=(("X", "1"),)), FetchOptions(profile="p"), FetchOptions(user_agent="u")]
+                 FetchOptions(headers=(("X", "1"),)), FetchOptions(profile="p"), FetchOptions(user_agent="u"),
+                 FetchOptions(follow_redirects=False), FetchOptions(max_bytes=5)]
     keys = {o.reuse_key(url) for o in different} | {plain.reuse_key(url), plain.reuse_key(url + "x")}
     assert len(keys) == len(different) + 2
     assert FetchOptions(headers=(("x-a", "1"),)).reuse_key(url) == FetchOptions(headers=(("X-A", "1"),)).reuse_key(url)
