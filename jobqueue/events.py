@@ -149,6 +149,11 @@ class EventHub:
         if task.batch_id is not None and self._subscribers:
             self._touched.add(task.batch_id)
 
+    def touch_batch(self, batch_id: str) -> None:
+        """Have a batch's counts (and finish) looked at again, e.g. once it is sealed."""
+        if self._subscribers:
+            self._touched.add(batch_id)
+
     def take_touched_batches(self) -> set[str]:
         """The batches whose jobs changed since the last call (for coalesced batch.progress messages)."""
         touched, self._touched = self._touched, set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
-from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited
+from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited, StoreError
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.metrics import Metrics
 from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
@@ -18,6 +19,7 @@ from jobqueue.store.base import Store, TaskFilter
 from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
 
+log = logging.getLogger("jobqueue.service")
 MAX_BATCH = 1000  # URLs per POST /queue_tasks
 BATCH_CHUNK = 2000  # jobs per commit while a batch is stored
 BULK_CHUNK = 500  # jobs per commit when a batch is cancelled or retried
@@ -93,6 +95,7 @@ class JobService:
         max_queued: int = 1_000_000,
         metrics: Metrics | None = None,
         limits: SpecLimits | None = None,
+        batch_sealed: Callable[[str], None] = lambda _batch_id: None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -103,6 +106,7 @@ class JobService:
         self.max_queued = max_queued
         self.metrics = metrics
         self.ids = TaskIds()
+        self.batch_sealed = batch_sealed  # lets live clients hear of a batch that finished before it was sealed
         self.reader = SubmissionReader(policy, limits or SpecLimits(), self.ids)
         self._queued_seen = (0.0, 0)  # (when, queued count): re-read at most twice a second
 
@@ -144,8 +148,19 @@ class JobService:
             await self.store.seal_batch(batch_id, answer)
         except Exception:
             self._refund(client, len(new))
+            await self._drop_unfinished_batch(batch_id)
             raise
+        self.batch_sealed(batch_id)
         return batch
+
+    async def _drop_unfinished_batch(self, batch_id: str) -> None:
+        """The request failed: remove what was stored of it now (or, if the store is down, housekeeping will)."""
+        try:
+            await self.store.abandon_batch(batch_id)
+            while await self.store.drop_abandoned_batches():
+                pass
+        except StoreError as exc:
+            log.warning("batch %s: its stored jobs are removed later (%s)", batch_id, exc)
 
     async def _admit(self, client: str, count: int) -> None:
         """Refuse a submission the queue cannot take, then charge the client's rate limit."""

@@ -152,3 +152,61 @@ async def test_more_than_100000_lines_is_refused_naming_the_first_line_over(api)
     assert code == 400 and body["error"]["code"] == "batch_too_large"
     assert "more than 100000" in body["error"]["message"] and "line 100001" in body["error"]["message"]
     assert (await api.counts())["queued"] == 0
+
+
+class FailingThirdAdd:
+    """A real SQLite store whose third add() fails, as a database that breaks in the middle of a batch."""
+
+    def __init__(self, store):
+        self._store = store
+        self.adds = 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def add(self, *args, **kwargs):
+        self.adds += 1
+        if self.adds == 3:
+            from jobqueue.store.base import StoreError
+
+            raise StoreError("the disk went away (injected)")
+        return await self._store.add(*args, **kwargs)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_batch_that_fails_while_stored_leaves_nothing_behind(tmp_path, target):
+    from jobqueue.store.sqlite import SQLiteStore
+    from server import JobQueueServer
+    from tests.conftest import test_settings
+
+    settings = test_settings(tmp_path)
+    store = FailingThirdAdd(SQLiteStore(str(tmp_path / "fail.db")))
+    server = JobQueueServer(settings, store=store)
+    await server.start()
+    api = Api(f"http://127.0.0.1:{server.port}")
+    try:
+        lines = "\n".join(target.url(f"/page/f{i}?delay=0.5") for i in range(5000))  # three chunks
+        code, body = await post_batch(api, lines, headers={"Idempotency-Key": "half-done"})
+        assert code == 503 and body["error"]["code"] == "database_unavailable"
+        counts = await api.counts()
+        assert sum(counts.values()) == 0, counts  # the first two chunks were removed at once
+        _code, listing = await api.call("GET", f"{API}/batches")
+        assert listing["batches"] == []
+        code, again = await post_batch(api, "\n".join(target.url(f"/page/g{i}") for i in range(3)),
+                                       headers={"Idempotency-Key": "half-done"})
+        assert code == 201 and again["batch"]["total"] == 3  # the failed request kept nothing, not even its key
+    finally:
+        api.close()
+        await server.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_requests_with_one_key_create_once(api, target):
+    body = json.dumps({"urls": [target.url(f"/page/c{i}") for i in range(50)]})
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "same-key-at-once"}
+    responses = await asyncio.gather(*(api.raw("POST", f"{API}/queue_tasks", body, headers) for _ in range(6)))
+    codes = sorted(r.code for r in responses)
+    assert set(codes) <= {201, 409} and 201 in codes
+    created = {tuple(t["id"] for t in json.loads(r.body)["tasks"]) for r in responses if r.code == 201}
+    assert len(created) == 1  # every 201 carries the same jobs
+    assert sum((await api.counts()).values()) == 50

@@ -219,6 +219,7 @@ async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
         "cancel_batch": lambda: store.cancel_batch("b", 10),
         "retry_batch": lambda: store.retry_batch("b", 10),
         "drop_abandoned_batches": lambda: store.drop_abandoned_batches(),
+        "abandon_batch": lambda: store.abandon_batch("b"),
     }
     wrong = {}
     for name, call in calls.items():

@@ -206,3 +206,18 @@ async def test_sealing_a_batch_keeps_the_keyed_answer_in_the_same_step(open_stor
     await store.add([task(batch_id="bk")])
     await store.seal_batch("bk", (key, StoredAnswer(201, '{"batch": "bk"}', "/b")))
     assert await store.idempotency_begin(key, 300) == StoredAnswer(201, '{"batch": "bk"}', "/b")
+
+
+@pytest.mark.gen_test
+async def test_an_abandoned_batch_goes_at_once_with_its_jobs_and_their_results(open_store, clock):
+    store = await open_store()
+    await store.create_batch("half", 10, (), 600)
+    jobs = await store.add([task(f"https://example.com/h{i}", batch_id="half") for i in range(3)])
+    await run_to_completion(store, jobs[:1], b"kept?")
+    [outside] = await store.add([task("https://example.com/h0", JobSpec(max_age=60))])  # shares that body
+    await store.abandon_batch("half")
+    assert await store.drop_abandoned_batches() == 3
+    assert await store.get(jobs[0].id) is None and await store.get_result(jobs[0].id, True) is None
+    assert (await store.get_result(outside.id, True)).body == b"kept?"  # a job outside the batch keeps it
+    with pytest.raises(NotFound):
+        await store.seal_batch("half", None)

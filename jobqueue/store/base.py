@@ -154,5 +154,8 @@ class Store(Protocol):
     async def retry_batch(self, batch_id: str, limit: int) -> list[Task]:
         """Queue up to `limit` failed jobs of a batch again; [] when none is left (NotFound)."""
 
+    async def abandon_batch(self, batch_id: str) -> None:
+        """Give up on a batch whose request failed while its jobs were stored; drop_abandoned_batches removes it."""
+
     async def drop_abandoned_batches(self) -> int:
         """Remove batches whose storing process died before sealing them, with their jobs."""

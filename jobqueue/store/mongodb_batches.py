@@ -301,6 +301,11 @@ class MongoBatchOps:
             await self._move(moves, now)
         return out
 
+    async def abandon_batch(self, batch_id: str) -> None:
+        """Give up on a batch being stored (its request failed): the next drop removes it with its jobs."""
+        await self._call(self.db.batches.update_one({"_id": batch_id, "sealed": False},
+                                                    {"$set": {"storing_until": 0}}))
+
     async def drop_abandoned_batches(self) -> int:
         """Remove unsealed batches whose storing_until passed with their jobs (at most DROP_LIMIT jobs per call)."""
         now = self.clock()

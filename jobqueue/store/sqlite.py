@@ -24,6 +24,7 @@ from jobqueue.store.sqlite_schema import (
     JOB_COLUMNS,
     RESULT_COLUMNS,
     decode_cursor,
+    drop_result,
     encode_cursor,
     new_task,
     new_task_row,
@@ -372,7 +373,7 @@ class SQLiteStore(SQLiteBatchOps):
                     raise NotFound(task_id)
                 task = task_from_row(current)
                 raise Conflict(task, f"task {task_id} is still {task.status}; only finished tasks can be retried")
-            _drop_result(conn, task_id)
+            drop_result(conn, task_id)
             return task_from_row(row)
 
         return await self._write(update)  # type: ignore[return-value]
@@ -407,16 +408,6 @@ class SQLiteStore(SQLiteBatchOps):
             ).fetchall()
         )
         return [task_from_row(r) for r in rows]  # type: ignore[union-attr]
-
-
-def _drop_result(conn: sqlite3.Connection, job_id: str) -> None:
-    """Delete a job's result; if other results share its body, the body moves to one of them first."""
-    heir = conn.execute("SELECT job_id FROM results WHERE body_from = ? LIMIT 1", (job_id,)).fetchone()
-    if heir is not None:
-        conn.execute("UPDATE results SET body = (SELECT body FROM results WHERE job_id = ?), body_from = NULL"
-                     " WHERE job_id = ?", (job_id, heir[0]))
-        conn.execute("UPDATE results SET body_from = ? WHERE body_from = ?", (heir[0], job_id))
-    conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
 
 
 def _count_inserted(conn: sqlite3.Connection, created: list[Task]) -> None:

@@ -1,9 +1,10 @@
 """SQLite statements for batches and idempotency keys (run on the store's writer or reader connection).
 
-Batch counts move with their jobs through the triggers of migration 2, so reading a batch of any
-size is one row. A batch is `sealed` once all of its jobs are stored; until then it cannot finish,
-and one whose storing process died (its `storing_until` passed) is removed with its jobs: its
-request never got an answer, so nothing accepted is lost.
+Batch counts move with their jobs (a trigger on each status change, one update per inserted chunk in
+the store's add()), so reading a batch of any size is one row. A batch is `sealed` once all of its
+jobs are stored; until then it cannot finish. One whose request failed, or whose storing process died
+(its `storing_until` passed), is removed with its jobs and their results: its request never got an
+answer, so nothing accepted is lost.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from jobqueue.errors import NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
 from jobqueue.models import STATUSES, Batch, Page, Task
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, decode_cursor, encode_cursor, task_from_row
+from jobqueue.store.sqlite_schema import JOB_COLUMNS, decode_cursor, drop_result, encode_cursor, task_from_row
 
 BATCH_COLUMNS = "seq, id, created_at, total, tags, sealed, finished_at, " + ", ".join(STATUSES)
 
@@ -53,9 +54,13 @@ def drop_unfinished_storing(conn: sqlite3.Connection, now: float, limit: int = 5
         "SELECT id FROM batches WHERE sealed = 0 AND storing_until < ?", (now,)).fetchall()]
     removed = 0
     for batch_id in dead:
-        removed += conn.execute(
-            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE batch_id = ? LIMIT ?)",
-            (batch_id, limit - removed)).rowcount
+        doomed = conn.execute("SELECT seq, id FROM jobs WHERE batch_id = ? LIMIT ?",
+                              (batch_id, limit - removed)).fetchall()
+        for row in conn.execute(f"SELECT job_id FROM results WHERE job_id IN ({','.join('?' * len(doomed))})",
+                                [r["id"] for r in doomed]).fetchall() if doomed else ():
+            drop_result(conn, row["job_id"])
+        removed += conn.execute(f"DELETE FROM jobs WHERE seq IN ({','.join('?' * len(doomed))})",
+                                [r["seq"] for r in doomed]).rowcount if doomed else 0
         if not conn.execute("SELECT 1 FROM jobs WHERE batch_id = ? LIMIT 1", (batch_id,)).fetchone():
             conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
         if removed >= limit:
@@ -219,6 +224,11 @@ class SQLiteBatchOps:
             return [task_from_row(r) for r in rows]
 
         return await self._write(update)
+
+    async def abandon_batch(self, batch_id: str) -> None:
+        """Give up on a batch being stored (its request failed): the next drop removes it with its jobs."""
+        await self._write(lambda conn: conn.execute(
+            "UPDATE batches SET storing_until = 0 WHERE id = ? AND sealed = 0", (batch_id,)))
 
     async def drop_abandoned_batches(self) -> int:
         """Remove batches whose storing process died before sealing them, with their jobs."""

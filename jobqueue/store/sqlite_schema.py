@@ -99,3 +99,13 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not cursor.startswith("s") or not cursor[1:].isascii() or not cursor[1:].isdigit() or len(cursor) > 20:
         raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
     return int(cursor[1:])
+
+
+def drop_result(conn: sqlite3.Connection, job_id: str) -> None:
+    """Delete a job's result; if other results share its body, the body moves to one of them first."""
+    heir = conn.execute("SELECT job_id FROM results WHERE body_from = ? LIMIT 1", (job_id,)).fetchone()
+    if heir is not None:
+        conn.execute("UPDATE results SET body = (SELECT body FROM results WHERE job_id = ?), body_from = NULL"
+                     " WHERE job_id = ?", (job_id, heir[0]))
+        conn.execute("UPDATE results SET body_from = ? WHERE body_from = ?", (heir[0], job_id))
+    conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
