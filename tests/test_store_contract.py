@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.idempotency import IdempotencyKey, StoredAnswer
+from jobqueue.idempotency import IdempotencyKey
 from jobqueue.models import Result, TaskError, TaskIds
 from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
 
@@ -208,7 +208,6 @@ async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
         "changed_since": lambda: store.changed_since(0.0, 10),
         "ping": lambda: store.ping(),
         "idempotency_begin": lambda: store.idempotency_begin(key, 10),
-        "idempotency_finish": lambda: store.idempotency_finish(key, StoredAnswer(201, "{}")),
         "idempotency_abort": lambda: store.idempotency_abort(key),
         "purge_idempotency": lambda: store.purge_idempotency(0.0),
         "create_batch": lambda: store.create_batch("b", 1, (), 60),

@@ -119,7 +119,7 @@ async def test_an_abandoned_or_failed_keyed_request_frees_its_key(open_store, cl
     assert await store.idempotency_begin(key, 10) is None
     await store.idempotency_abort(key)
     assert await store.idempotency_begin(key, 10) is None
-    await store.idempotency_finish(key, StoredAnswer(201, "{}", None))
+    await store.add([task()], IdempotentAdd(key, lambda _tasks: StoredAnswer(201, "{}", None)))
     assert await store.idempotency_begin(key, 10) == StoredAnswer(201, "{}", None)
 
 

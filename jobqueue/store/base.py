@@ -124,9 +124,6 @@ class Store(Protocol):
     async def idempotency_begin(self, key: IdempotencyKey, lock_seconds: float) -> StoredAnswer | None:
         """Take a key for a request in flight (None), or return the answer to replay (IdempotencyConflict)."""
 
-    async def idempotency_finish(self, key: IdempotencyKey, answer: StoredAnswer) -> None:
-        """Keep the answer of a keyed request whose work is done."""
-
     async def idempotency_abort(self, key: IdempotencyKey) -> None:
         """Free a key whose request failed, so it can be sent again."""
 

@@ -193,10 +193,6 @@ class MongoBatchOps:
              "$unset": {"planned": ""}, "$setOnInsert": {"created_at": now}},
             upsert=True))
 
-    async def idempotency_finish(self, key: IdempotencyKey, answer: StoredAnswer) -> None:
-        """Keep the answer of a keyed request."""
-        await self._keep_answer(key, answer, self.clock())
-
     async def idempotency_abort(self, key: IdempotencyKey) -> None:
         """Free a key whose request failed (only while it has no answer).
 

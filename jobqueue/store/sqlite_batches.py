@@ -147,11 +147,6 @@ class SQLiteBatchOps:
 
         return await self._write(begin)
 
-    async def idempotency_finish(self, key: IdempotencyKey, answer: StoredAnswer) -> None:
-        """Keep the answer of a keyed request."""
-        now = self.clock()
-        await self._write(lambda conn: keep_answer(conn, key, answer, now))
-
     async def idempotency_abort(self, key: IdempotencyKey) -> None:
         """Free a key whose request failed."""
         await self._write(lambda conn: drop_key(conn, key))
