@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobqueue.errors import BadRequest
-from jobqueue.profiles import FetchProfiles, ProfileError, read_profiles
+from jobqueue.profiles import FetchProfiles, Profile, ProfileError, host_allowed, read_profiles
 from jobqueue.spec import DEFAULT_SPEC, FetchOptions, SpecLimits, merged, parse_spec
 
 NOW = 1_800_000_000.0
@@ -110,10 +110,16 @@ def test_profiles_read_json_and_toml_and_refuse_bad_files(tmp_path):
     assert profiles.headers("site") == (("X-Key", "s3cret"), ("Cookie", "sid=abc; t=1"))
     toml = tmp_path / "p.toml"
     toml.write_text('[site.headers]\nX-Key = "t"\n')
-    assert read_profiles(str(toml)) == {"site": (("X-Key", "t"),)}
+    assert read_profiles(str(toml)) == {"site": Profile((("X-Key", "t"),))}
     for text, message in [("[1]", "object of named profiles"), ('{"a": {"headers": {"Host": "x"}}}', "Host"),
                           ('{"a": {"other": 1}}', '"headers" and/or "cookies"'), ("{", "not valid JSON"),
-                          ('{"a": {"cookies": {"s": "a;b"}}}', "cookie 's'")]:
+                          ('{"a": {"cookies": {"s": "a;b"}}}', "cookie 's'"),
+                          ('{"a": {"hosts": []}}', '"hosts" must be a list'),
+                          ('{"a": {"hosts": "x.com"}}', '"hosts" must be a list'),
+                          ('{"a": {"hosts": ["https://x.com"]}}', "'https://x.com' is not a host"),
+                          ('{"a": {"hosts": ["x.com:443"]}}', "'x.com:443' is not a host"),
+                          ('{"a": {"hosts": ["*"]}}', "'\\*' is not a host"),
+                          ('{"a": {"hosts": ["a.*.com"]}}', "is not a host")]:
         bad = tmp_path / "bad.json"
         bad.write_text(text)
         with pytest.raises(ProfileError, match=message):
@@ -122,6 +128,22 @@ def test_profiles_read_json_and_toml_and_refuse_bad_files(tmp_path):
     assert profiles.reload() is False and profiles.header_names("site") == ("X-Key", "Cookie")
     good.write_text('{"other": {}}')
     assert profiles.reload() is True and profiles.header_names("site") is None
+
+
+def test_profile_hosts_are_normalised_and_matched_exactly_or_as_subdomains(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"api": {"headers": {"X-Key": "k"}, "hosts": ["API.Example.com.", "*.example.org", '
+                    '"127.0.0.1", "[::1]", "bücher.de"]}, "open": {"headers": {"X-Key": "k"}}}')
+    profiles = FetchProfiles(str(path))
+    assert profiles.hosts("api") == ("api.example.com", "*.example.org", "127.0.0.1", "::1", "xn--bcher-kva.de")
+    assert profiles.hosts("open") is None and profiles.get("open").allows("anything.test")
+    api = profiles.get("api")
+    for host in ("api.example.com", "a.example.org", "a.b.example.org", "127.0.0.1", "::1", "0:0::1",
+                 "xn--bcher-kva.de", "api.example.com."):
+        assert api.allows(host), host
+    for host in ("example.com", "x.api.example.com", "example.org", "badexample.org", "127.0.0.2", "evil.com"):
+        assert not api.allows(host), host
+    assert not host_allowed(("*.example.org",), "example.org.evil.com")
 
 
 def test_whole_numbers_written_as_decimals_count_and_old_times_are_refused():
