@@ -113,7 +113,8 @@ class JobQueueServer:
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
             max_queued=settings.max_queued, metrics=self.metrics,
             batch_sealed=self.hub.touch_batch,
-            limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names),
+            limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
+                              profile_hosts=self.profiles.hosts),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens))

@@ -1,4 +1,9 @@
-"""Fetch one URL with Tornado's curl client: keep-alive, size cap, redirects, address guard."""
+"""Fetch one URL with Tornado's curl client: keep-alive, size cap, redirects, address guard.
+
+Plain jobs let curl follow redirects (fastest). A job with headers or a fetch profile follows them here,
+one request per hop, because libcurl keeps sending custom headers (an API key, say) to whatever host a
+redirect names; here they stop at the first hop that leaves the original scheme, host and port.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import pycurl
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
@@ -18,7 +23,7 @@ from tornado.httputil import HTTPHeaders
 from jobqueue import __version__
 from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import FetchError
-from jobqueue.profiles import FetchProfiles
+from jobqueue.profiles import FetchProfiles, Profile
 from jobqueue.spec import DEFAULT_FETCH, FetchOptions
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchError", "FetchResponse", "FetchSettings", "Fetcher"]
@@ -51,6 +56,8 @@ _CURL_CODES = {
     18: "connection_error",  # partial file
     92: "protocol_error",
 }
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATUS_LINE = re.compile(r"HTTP/\S+[ \t]+([0-9]{3})(?:[ \t]|$)")
 
 
@@ -161,7 +168,63 @@ class Fetcher:
 
     async def fetch(self, url: str, options: FetchOptions = DEFAULT_FETCH) -> FetchResponse:
         """Fetch `url` as a job's options say; raise FetchError with a stable code on failure."""
+        started = time.monotonic()
+        fetched_at = time.time()
+        deadline = started + (options.timeout or self.settings.total_timeout)
+        profile = self._profile(options, url)
+        if options.follow_redirects and (options.headers or profile is not None):
+            hop = await self._follow(url, options, profile, deadline)
+        else:
+            hop = await self._send(url, options.method, _body(options.method, options.body),
+                                   self._headers(options, profile), options, deadline, options.follow_redirects)
+        return FetchResponse(
+            url=url,
+            final_url=hop.url,
+            http_status=hop.status,
+            headers=hop.headers,
+            body=hop.body,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 3),
+            fetched_at=fetched_at,
+            redirects=hop.redirects,
+            timings=hop.timings,
+        )
+
+    async def _follow(self, url: str, options: FetchOptions, profile: Profile | None, deadline: float) -> _Hop:
+        """Follow redirects here rather than in curl, so a job's and a profile's headers never leave the
+        origin they were meant for: from the first hop to another scheme, host or port on, only Accept, the
+        User-Agent and (with a body still sent) Content-Type go along. Every hop goes through `_send`, so the
+        address guard checks each; `timings` are the last hop's."""
+        origin = _origin(url)
+        method, body = options.method, _body(options.method, options.body)
+        left = False  # once a hop leaves the origin, no later hop gets the headers back
+        redirects: list[dict[str, Any]] = []
+        current = url
+        while True:
+            left = left or _origin(current) != origin
+            if profile is not None and (left or not profile.allows(urlsplit(current).hostname or "")):
+                profile = None
+            headers = self._bare_headers(options, body is not None) if left else self._headers(options, profile)
+            hop = await self._send(current, method, body, headers, options, deadline, follow=False)
+            location = hop.headers.get("location")
+            if hop.status not in _REDIRECTS or not location:
+                hop.redirects = redirects
+                return hop
+            if len(redirects) >= self.settings.max_redirects:
+                raise FetchError("too_many_redirects", f"more than {self.settings.max_redirects} redirects "
+                                 f"(the last from {current[:200]})")
+            redirects.append({"url": current, "status": hop.status})
+            current = _next_url(current, location)
+            if (hop.status == 303 and method != "HEAD") or (hop.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+
+    async def _send(self, url: str, method: str, body: str | None, headers: HTTPHeaders, options: FetchOptions,
+                    deadline: float, follow: bool) -> _Hop:
+        """One request through the shared client and the address guard; curl follows redirects if `follow`."""
         settings = self.settings
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("timeout", f"the fetch took longer than its {options.timeout or settings.total_timeout}"
+                             " seconds, redirects included")
         max_bytes = min(options.max_bytes or settings.max_body_size, settings.max_body_size)
         attempt = _Attempt(self.policy, max_bytes)
 
@@ -172,28 +235,24 @@ class Fetcher:
             curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding this libcurl can decode
             curl.setopt(pycurl.MAXFILESIZE_LARGE, max_bytes)
 
-        # libcurl drops custom Authorization and Cookie headers when a redirect leaves the host
         request = HTTPRequest(
             url,
-            method=options.method,
-            body=(options.body or "") if options.method == "POST" else None,
-            connect_timeout=min(settings.connect_timeout, options.timeout or settings.connect_timeout),
-            request_timeout=options.timeout or settings.total_timeout,
-            follow_redirects=options.follow_redirects,
+            method=method,
+            body=body,
+            connect_timeout=min(settings.connect_timeout, remaining),
+            request_timeout=remaining,
+            follow_redirects=follow,
             max_redirects=settings.max_redirects,
             user_agent=options.user_agent or settings.user_agent,
-            headers=self._headers(options),
+            headers=headers,
             prepare_curl_callback=prepare,
             allow_ipv6=True,
         )
-        started = time.monotonic()
-        fetched_at = time.time()
         error: CurlError | None = None
         try:
             response = await self._client.fetch(request, raise_error=False)
         except CurlError as exc:
             error = exc
-        elapsed_ms = round((time.monotonic() - started) * 1000, 3)
         if attempt.blocked is not None:
             raise FetchError(
                 "blocked",
@@ -215,32 +274,89 @@ class Fetcher:
         redirects = []
         current = url
         for block in responses[:-1]:
-            status, headers = _parse_block(block)
+            status, headers_seen = _parse_block(block)
             redirects.append({"url": current, "status": status})
-            current = urljoin(current, headers.get("location", current))
-        status, headers = _parse_block(responses[-1])
-        return FetchResponse(
-            url=url,
-            final_url=response.effective_url or current,
-            http_status=status,
-            headers=headers,
-            body=bytes(attempt.body),
-            elapsed_ms=elapsed_ms,
-            fetched_at=fetched_at,
-            redirects=redirects,
-            timings={k: round(v * 1000, 3) for k, v in (response.time_info or {}).items()},
-        )
+            current = urljoin(current, headers_seen.get("location", current))
+        status, final_headers = _parse_block(responses[-1])
+        return _Hop(url=response.effective_url or current, status=status, headers=final_headers,
+                    body=bytes(attempt.body), redirects=redirects,
+                    timings={k: round(v * 1000, 3) for k, v in (response.time_info or {}).items()})
 
-    def _headers(self, options: FetchOptions) -> HTTPHeaders:
+    def _profile(self, options: FetchOptions, url: str) -> Profile | None:
+        """The job's profile as the file says now: gone, or no longer listing the job's host, fails the job."""
+        if options.profile is None:
+            return None
+        found = self.profiles.get(options.profile) if self.profiles is not None else None
+        if found is None:
+            raise FetchError("unknown_profile", f"the fetch profile {options.profile!r} is no longer in "
+                             "--fetch-profiles; add it back (and send SIGHUP) or retry the job without it")
+        host = urlsplit(url).hostname or ""
+        if not found.allows(host):
+            raise FetchError("profile_not_allowed", f"the fetch profile {options.profile!r} no longer lists the "
+                             f"host {host} in --fetch-profiles; add it back (and send SIGHUP) or retry the job "
+                             "without the profile")
+        return found
+
+    def _headers(self, options: FetchOptions, profile: Profile | None) -> HTTPHeaders:
         """The request headers: Accept, then the profile's, then the job's own (a job's value wins)."""
         headers = HTTPHeaders({"Accept": ACCEPT})
-        if options.profile is not None:
-            found = self.profiles.headers(options.profile) if self.profiles is not None else None
-            if found is None:
-                raise FetchError("unknown_profile", f"the fetch profile {options.profile!r} is no longer in "
-                                 "--fetch-profiles; add it back (and send SIGHUP) or retry the job without it")
-            for name, value in found:
+        if profile is not None:
+            for name, value in profile.headers:
                 headers[name] = value
         for name, value in options.headers:
             headers[name] = value
         return headers
+
+    def _bare_headers(self, options: FetchOptions, with_body: bool) -> HTTPHeaders:
+        """What goes to another origin: Accept (the job's, if it set one) and, while the body is sent, its
+        Content-Type; never another job or profile header."""
+        keep = {"accept"} | ({"content-type"} if with_body else set())
+        headers = HTTPHeaders({"Accept": ACCEPT})
+        for name, value in options.headers:
+            if name.lower() in keep:
+                headers[name] = value
+        return headers
+
+
+@dataclass
+class _Hop:
+    """One request's outcome: the final response after any redirects curl followed itself."""
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    redirects: list[dict[str, Any]]
+    timings: dict[str, float]
+
+
+def _body(method: str, body: str | None) -> str | None:
+    """The request body tornado expects: a string for POST (empty if none), nothing otherwise."""
+    return (body or "") if method == "POST" else None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (default ports filled in): what decides whether a redirect leaves the site."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").rstrip("."), port or _DEFAULT_PORTS.get(scheme)
+
+
+def _next_url(current: str, location: str) -> str:
+    """The absolute URL a Location header points at; only http(s), as for submitted URLs."""
+    target = urljoin(current, location.strip())
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError("unsupported_scheme", f"a redirect points at the scheme {scheme!r}, which is not "
+                         "fetched; only http and https are")
+    try:
+        host = urlsplit(target).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise FetchError("invalid_url", f"a redirect points at {target[:200]!r}, which has no host")
+    return target.partition("#")[0]

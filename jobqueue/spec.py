@@ -136,6 +136,8 @@ class SpecLimits:
 
     max_body_size: int = 10 * 1024 * 1024
     profiles: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)  # header names or None
+    # the hosts a profile may be sent to; None when it lists none (any host) or is unknown
+    profile_hosts: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)
 
 
 def merged(top: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:

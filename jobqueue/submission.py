@@ -15,6 +15,7 @@ from typing import Any
 from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import BadRequest, InvalidURL
 from jobqueue.models import TaskIds
+from jobqueue.profiles import host_allowed
 from jobqueue.spec import SPEC_FIELDS, JobSpec, SpecLimits, merged, parse_spec
 from jobqueue.store.base import NewTask
 from jobqueue.urls import normalize_url
@@ -99,6 +100,8 @@ class SubmissionReader:
             except InvalidURL as exc:
                 shown = url if len(url) <= _SHOWN else url[:_SHOWN] + "..."
                 raise BadRequest(exc.code, f"{kind} {number} ({shown!r}): {exc.message}") from exc
+            if spec.fetch.profile is not None:
+                self._check_profile(spec, clean.host, f"{kind} {number}")
             tasks.append(NewTask(self.ids.new(), clean.url, clean.host, spec, batch_id))
             if number % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -119,7 +122,19 @@ class SubmissionReader:
             clean = normalize_url(raw, self.policy)
         except InvalidURL as exc:
             raise BadRequest(exc.code, f"{where}: {exc.message}" if where else exc.message) from exc
+        if spec.fetch.profile is not None:
+            self._check_profile(spec, clean.host, where or "url")
         return NewTask(self.ids.new(), clean.url, clean.host, spec, batch_id)
+
+    def _check_profile(self, spec: JobSpec, host: str, where: str) -> None:
+        """Refuse a profile for a host its `hosts` list leaves out, so its secrets go only where they belong."""
+        name = spec.fetch.profile
+        hosts = self.limits.profile_hosts(name) if name is not None else None
+        if hosts is not None and not host_allowed(hosts, host):
+            shown = ", ".join(hosts[:10]) + (", ..." if len(hosts) > 10 else "")
+            raise BadRequest("profile_not_allowed", f"{where}: the fetch profile {name!r} may only be sent to "
+                             f"{shown}, not to {host}; use a URL on one of those hosts or submit it without the "
+                             "profile")
 
 
 def text_lines(body: bytes) -> list[str]:
