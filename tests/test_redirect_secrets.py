@@ -5,6 +5,7 @@ one site on 127.0.0.1, reached a second time as `localhost` so curl sees another
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
+from jobqueue.models import iso
 from tests.helpers import API, Api
 from tests.target import ConnectionCounter, TargetState, make_target_app
 
@@ -210,12 +212,19 @@ async def test_a_profile_listing_hosts_is_refused_for_any_other_host(papi, site)
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_reloaded_profile_file_moves_its_hosts(papi, site, profiles_file):
+    later = iso(time.time() + 2)
+    code, queued = await submit(papi, {"url": site.url("/echo/q"), "fetch": {"profile": "local"}, "not_before": later})
+    assert code == 201, queued
     profiles_file.write_text(json.dumps({"local": {"headers": {"X-Api-Key": KEY}, "hosts": ["localhost"]}}))
     assert papi.server.profiles.reload() is True  # what SIGHUP calls
     code, body = await submit(papi, {"url": site.url("/echo/x"), "fetch": {"profile": "local"}})
     assert code == 400 and body["error"]["code"] == "profile_not_allowed", body
     result = await result_of(papi, {"url": site.url("/echo/x", "localhost"), "fetch": {"profile": "local"}})
     assert json.loads(result["body"])["headers"]["X-Api-Key"] == KEY
+    # a job queued before the change is not sent with the profile to a host the file no longer lists
+    task = await papi.wait_finished(queued["task"]["id"])
+    assert task["status"] == "failed" and task["error"]["code"] == "profile_not_allowed", task
+    assert site.state.hits["/echo/q"] == 0
 
 
 @pytest.mark.gen_test(timeout=60)
