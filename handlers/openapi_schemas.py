@@ -62,7 +62,8 @@ MAX_BYTES = {"type": ["integer", "null"], "minimum": 1,
              "description": "body cap in bytes, at most the server's --max-body-size (more is refused with 400)"}
 FOLLOW = {"type": "boolean", "description": "false keeps a 3xx response as the result; default true"}
 PROFILE = {"type": ["string", "null"], "description": "name of a server-side fetch profile (--fetch-profiles): "
-           "headers and cookies that never travel in jobs; an unknown name is refused with 400 unknown_profile"}
+           "headers and cookies that never travel in jobs; an unknown name is refused with 400 unknown_profile, "
+           "a host the profile does not list with 400 profile_not_allowed"}
 
 FETCH_OPTIONS = {
     "type": "object", "additionalProperties": False,
