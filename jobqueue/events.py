@@ -244,15 +244,6 @@ class EventHub:
                 found.append((entry[0], _serialised(entry)))
         return [message for _seq, message in sorted(found)]
 
-    def latest_of(self, task_ids: Iterable[str]) -> list[str]:
-        """The latest recorded state of these tasks, whatever a subscription has read (for a new view)."""
-        found = []
-        for task_id in task_ids:
-            entry = self._log.get(task_id)
-            if entry is not None and entry[1] is not None:
-                found.append((entry[0], _serialised(entry)))
-        return [message for _seq, message in sorted(found)]
-
     def frame_after(self, subscription: Subscription, limit: int) -> str | None:
         """Like read_after, joined into one batch frame; clients reading together share the string."""
         messages = self.read_after(subscription, limit)

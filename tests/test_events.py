@@ -199,7 +199,9 @@ async def test_a_view_gets_its_rows_the_newest_tasks_and_counts_only():
     tasks = {(m["task"]["id"], m["task"]["status"]) for m in got if m["type"] == "task"}
     assert tasks == {("t01", "running"), ("t05", "queued"), ("t06", "queued")}
     assert any(m["type"] == "counts" for m in got)
-    assert [m["type"] for m in map(json.loads, hub.latest_of(["t02"]))] == ["task"]
+    sub.show(View(frozenset({"t01", "t02"}), newest=2, after_id="t03"))  # t02 joins the page: its latest state
+    replayed = [json.loads(m) for m in await sub.next_batch()]
+    assert [(m["task"]["id"], m["task"]["status"]) for m in replayed] == [("t02", "running")]
 
 
 @pytest.mark.gen_test
