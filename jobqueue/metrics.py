@@ -41,6 +41,15 @@ class Metrics:
             registry=r, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
         self.loop_lag_max = Gauge("jobqueue_event_loop_lag_max_seconds",
                                   "The longest IOLoop stall in the last minute or so", registry=r)
+        self.webhook_deliveries = Counter(
+            "jobqueue_webhook_attempts_total", "Webhook sending attempts by outcome (delivered, retry, failed)",
+            ["outcome"], registry=r)
+        self.webhook_seconds = Histogram(
+            "jobqueue_webhook_attempt_seconds", "Time of one webhook sending attempt", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.webhook_latency = Histogram(
+            "jobqueue_webhook_delivery_latency_seconds", "From the event to its successful delivery", registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
         self.rate_limited = Counter("jobqueue_requests_rate_limited_total", "Submissions refused with 429",
                                     registry=r)
 

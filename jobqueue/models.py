@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.spec import DEFAULT_FETCH, FetchOptions
+from jobqueue.webhooks.spec import WebhookSpec
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -98,6 +99,7 @@ class Task:
     tags: tuple[str, ...] = ()
     batch_id: str | None = None
     reused_from: str | None = None
+    webhook: WebhookSpec | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
@@ -120,6 +122,7 @@ class Task:
             "batch_id": self.batch_id,
             "schedule_id": None,
             "reused_from": self.reused_from,
+            "webhook": self.webhook.to_json() if self.webhook is not None else None,
         }
 
 

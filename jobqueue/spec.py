@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue.errors import BadRequest
+from jobqueue.webhooks.spec import URLCheck, WebhookSpec, parse_webhook
 
 METHODS = ("GET", "HEAD", "POST")
 FORBIDDEN_HEADERS = frozenset({
@@ -125,6 +126,7 @@ class JobSpec:
     not_before: float | None = None
     max_age: float | None = None
     tags: tuple[str, ...] = ()
+    webhook: WebhookSpec | None = None
 
 
 DEFAULT_SPEC = JobSpec()
@@ -138,6 +140,7 @@ class SpecLimits:
     profiles: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)  # header names or None
     # the hosts a profile may be sent to; None when it lists none (any host) or is unknown
     profile_hosts: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)
+    webhook_url: URLCheck | None = None  # None: no --webhook-secret, so a webhook is refused
 
 
 def merged(top: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,10 +165,9 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
     unknown = sorted(set(raw) - SPEC_FIELDS)
     if unknown:
         raise BadRequest("unknown_field", f"{prefix}{unknown[0]}: not a job field; the fields are "
-                         f"url, {', '.join(sorted(SPEC_FIELDS - {'every', 'webhook'}))}")
-    for later in ("every", "webhook"):
-        if later in raw:
-            raise BadRequest("not_supported", f"{prefix}{later}: not supported by this server version yet")
+                         f"url, {', '.join(sorted(SPEC_FIELDS - {'every'}))}")
+    if "every" in raw:
+        raise BadRequest("not_supported", f"{prefix}every: not supported by this server version yet")
     fetch = _parse_fetch(raw.get("fetch"), limits, f"{prefix}fetch")
     priority = raw.get("priority", 0)
     if not _is_int(priority) or not -10 <= priority <= 10:
@@ -177,8 +179,10 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
         raise BadRequest("invalid_field", f"{prefix}max_age: must be a number of seconds above 0 "
                          f"(at most {MAX_AGE_LIMIT})")
     tags = _parse_tags(raw.get("tags", []), f"{prefix}tags")
+    hook = raw.get("webhook")
+    webhook = parse_webhook(hook, limits.webhook_url, f"{prefix}webhook") if hook is not None else None
     return JobSpec(fetch=fetch, priority=int(priority), not_before=not_before,
-                   max_age=float(max_age) if max_age is not None else None, tags=tags)
+                   max_age=float(max_age) if max_age is not None else None, tags=tags, webhook=webhook)
 
 
 def _parse_fetch(raw: Any, limits: SpecLimits, where: str) -> FetchOptions:

@@ -69,7 +69,7 @@ def test_secrets_and_profile_headers_are_redacted_in_json():
     ({"tags": ["ok", "not ok"]}, "tags: 'not ok' is not a tag"),
     ({"tags": [str(i) for i in range(11)]}, "tags: must be a list of at most 10"),
     ({"every": 60}, "every: not supported"),
-    ({"webhook": {"url": "https://x/"}}, "webhook: not supported"),
+    ({"webhook": {"url": "https://x/"}}, "webhook: this server sends no webhooks; start it with --webhook-secret"),
     ({"prority": 1}, "prority: not a job field"),
 ])
 def test_bad_fields_name_themselves(raw, message):
@@ -77,7 +77,7 @@ def test_bad_fields_name_themselves(raw, message):
         parse(raw, "jobs[3]" if message.startswith("jobs[3]") else "")
     assert message in info.value.message, info.value.message
     assert info.value.code in ("invalid_field", "invalid_header", "unknown_profile", "unknown_field",
-                               "not_supported")
+                               "not_supported", "webhooks_disabled")
 
 
 def test_a_job_overrides_the_top_level_field_by_field_and_fetch_key_by_key():

@@ -9,6 +9,9 @@ from jobqueue.errors import BadCursor, Conflict, NotFound, StoreError
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.models import Batch, Page, Result, Task, TaskError
 from jobqueue.spec import DEFAULT_SPEC, JobSpec
+from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
+from jobqueue.webhooks.outbox import Outbox
+from jobqueue.webhooks.spec import WebhookSpec
 
 __all__ = ["BadCursor", "Capabilities", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound", "Store",
            "StoreError", "TaskFilter"]
@@ -130,7 +133,8 @@ class Store(Protocol):
     async def purge_idempotency(self, before: float) -> int:
         """Delete keys created before `before` (a bounded number per call)."""
 
-    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float) -> Batch:
+    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float,
+                           webhook: WebhookSpec | None = None) -> Batch:
         """Start a batch whose jobs are stored next; it is removed if not sealed within `storing_seconds`."""
 
     async def seal_batch(self, batch_id: str, answer: tuple[IdempotencyKey, StoredAnswer] | None) -> Batch:
@@ -156,3 +160,32 @@ class Store(Protocol):
 
     async def drop_abandoned_batches(self) -> int:
         """Remove batches whose storing process died before sealing them, with their jobs."""
+
+    # Webhooks. With `outbox` set, complete, fail, cancel, cancel_batch and seal_batch store the
+    # deliveries of the change (Outbox.for_task / for_batch) atomically with it.
+    outbox: Outbox | None
+
+    async def relay_outbox(self) -> int:
+        """Turn outbox entries written with state changes into deliveries (a no-op where they are written so)."""
+
+    async def deliveries_due(self) -> bool:
+        """Whether any delivery is due now, without writing."""
+
+    async def claim_deliveries(self, limit: int, lease_seconds: float, exclude_endpoints: list[str]
+                               ) -> list[Delivery]:
+        """Take due deliveries under a fresh lease, counting the attempt, skipping the given endpoints."""
+
+    async def finish_delivery(self, delivery: Delivery, outcome: DeliveryOutcome) -> bool:
+        """Record an attempt's outcome under the delivery's lease; False when the lease was lost."""
+
+    async def release_deliveries(self, deliveries: list[Delivery]) -> None:
+        """Give claimed deliveries back, due now, not counting the attempt."""
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """Read one delivery."""
+
+    async def list_deliveries(self, where: DeliveryFilter, limit: int, cursor: str | None) -> Page:
+        """Deliveries newest first, narrowed by status, task or batch."""
+
+    async def redeliver(self, delivery_id: str) -> Delivery:
+        """Make a delivery pending and due now, keeping its id and body (NotFound)."""

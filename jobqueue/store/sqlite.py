@@ -32,6 +32,7 @@ from jobqueue.store.sqlite_schema import (
     task_from_row,
 )
 from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
+from jobqueue.store.sqlite_webhooks import SQLiteWebhookOps, write_outbox
 
 CLOSED = "the database connection is closed (the server is stopping); try again shortly"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -50,7 +51,7 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteBatchOps):
+class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
@@ -151,6 +152,7 @@ class SQLiteStore(SQLiteBatchOps):
                 created = [new_task(t, now) for t in tasks]
             else:
                 created = [self._insert_one(conn, t, now) for t in tasks]
+                write_outbox(conn, self.outbox, [t for t in created if t.reused_from is not None], now)
             _count_inserted(conn, created)
             if idempotent is not None:
                 keep_answer(conn, idempotent.key, idempotent.render(created), now)
@@ -298,7 +300,9 @@ class SQLiteStore(SQLiteBatchOps):
                     json.dumps(result.redirects), json.dumps(result.timings), result.body,
                 ),
             )
-            return task_from_row(row)
+            task = task_from_row(row)
+            write_outbox(conn, self.outbox, (task,), now)
+            return task
 
         return await self._write(finish)  # type: ignore[return-value]
 
@@ -308,7 +312,7 @@ class SQLiteStore(SQLiteBatchOps):
         return await self._finish_attempt(
             "status = 'queued', available_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?",
             (at, now, http_status, error.code, error.message),
-            lease,
+            lease, now,
         )
 
     async def fail(self, lease: Lease, error: TaskError, http_status: int | None) -> Task | None:
@@ -317,10 +321,11 @@ class SQLiteStore(SQLiteBatchOps):
         return await self._finish_attempt(
             "status = 'failed', finished_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?",
             (now, now, http_status, error.code, error.message),
-            lease,
+            lease, now,
         )
 
-    async def _finish_attempt(self, assignments: str, args: tuple[object, ...], lease: Lease) -> Task | None:
+    async def _finish_attempt(self, assignments: str, args: tuple[object, ...], lease: Lease, now: float
+                              ) -> Task | None:
         sql = (
             f"UPDATE jobs SET lease_token = NULL, {assignments}"
             f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}"
@@ -328,7 +333,11 @@ class SQLiteStore(SQLiteBatchOps):
 
         def update(conn: sqlite3.Connection) -> Task | None:
             row = conn.execute(sql, (*args, lease.task_id, lease.token)).fetchone()
-            return task_from_row(row) if row else None
+            if row is None:
+                return None
+            task = task_from_row(row)
+            write_outbox(conn, self.outbox, (task,), now)
+            return task
 
         return await self._write(update)  # type: ignore[return-value]
 
@@ -344,7 +353,9 @@ class SQLiteStore(SQLiteBatchOps):
                 (now, now, task_id),
             ).fetchone()
             if row is not None:
-                return task_from_row(row)
+                task = task_from_row(row)
+                write_outbox(conn, self.outbox, (task,), now)
+                return task
             current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
             if current is None:
                 raise NotFound(task_id)

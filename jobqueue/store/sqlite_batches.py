@@ -16,26 +16,28 @@ from typing import Any
 
 from jobqueue.errors import NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
-from jobqueue.models import STATUSES, Batch, Page, Task
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, decode_cursor, drop_result, encode_cursor, task_from_row
-
-BATCH_COLUMNS = "seq, id, created_at, total, tags, sealed, finished_at, " + ", ".join(STATUSES)
-
-
-def batch_from_row(row: sqlite3.Row) -> Batch:
-    """Turn a batches row into a Batch."""
-    return Batch(id=row["id"], created_at=row["created_at"], total=row["total"],
-                 counts={s: int(row[s]) for s in STATUSES}, finished_at=row["finished_at"],
-                 tags=tuple(json.loads(row["tags"])) if row["tags"] else (), sealed=bool(row["sealed"]))
+from jobqueue.models import Batch, Page, Task
+from jobqueue.store.sqlite_schema import (
+    BATCH_COLUMNS,
+    JOB_COLUMNS,
+    batch_from_row,
+    decode_cursor,
+    drop_result,
+    encode_cursor,
+    task_from_row,
+)
+from jobqueue.store.sqlite_webhooks import write_batch_outbox, write_outbox
+from jobqueue.webhooks.spec import WebhookSpec
 
 
 def create_batch(conn: sqlite3.Connection, batch_id: str, total: int, tags: Sequence[str], now: float,
-                 storing_until: float) -> Batch:
+                 storing_until: float, webhook: WebhookSpec | None = None) -> Batch:
     """Insert an unsealed batch; its jobs follow in chunks."""
     row = conn.execute(
-        "INSERT INTO batches (id, created_at, total, tags, sealed, storing_until) VALUES (?, ?, ?, ?, 0, ?)"
-        f" RETURNING {BATCH_COLUMNS}",
-        (batch_id, now, total, json.dumps(list(tags)) if tags else None, storing_until)).fetchone()
+        "INSERT INTO batches (id, created_at, total, tags, sealed, storing_until, webhook)"
+        f" VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING {BATCH_COLUMNS}",
+        (batch_id, now, total, json.dumps(list(tags)) if tags else None, storing_until,
+         json.dumps(webhook.to_json()) if webhook is not None else None)).fetchone()
     return batch_from_row(row)
 
 
@@ -155,10 +157,12 @@ class SQLiteBatchOps:
         """Delete keys created before `before`."""
         return await self._write(lambda conn: purge_keys(conn, before))
 
-    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float) -> Batch:
+    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float,
+                           webhook: WebhookSpec | None = None) -> Batch:
         """Insert an unsealed batch."""
         now = self.clock()
-        return await self._write(lambda conn: create_batch(conn, batch_id, total, tags, now, now + storing_seconds))
+        return await self._write(
+            lambda conn: create_batch(conn, batch_id, total, tags, now, now + storing_seconds, webhook))
 
     async def seal_batch(self, batch_id: str, answer: tuple[IdempotencyKey, StoredAnswer] | None) -> Batch:
         """Mark every job of a batch stored, keeping a keyed answer in the same transaction."""
@@ -170,6 +174,7 @@ class SQLiteBatchOps:
                 raise NotFound(batch_id, "batch")
             if answer is not None:
                 keep_answer(conn, answer[0], answer[1], now)
+            write_batch_outbox(conn, self.outbox, batch_id, now)
             return batch
 
         return await self._write(seal)
@@ -216,7 +221,9 @@ class SQLiteBatchOps:
             if not rows and not conn.execute("SELECT 1 FROM batches WHERE id = ? AND sealed = 1",
                                              (batch_id,)).fetchone():
                 raise NotFound(batch_id, "batch")
-            return [task_from_row(r) for r in rows]
+            tasks = [task_from_row(r) for r in rows]
+            write_outbox(conn, self.outbox, tasks, args[1])  # args[1] is the updated_at of the change
+            return tasks
 
         return await self._write(update)
 

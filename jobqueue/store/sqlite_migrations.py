@@ -155,6 +155,37 @@ CREATE INDEX idempotency_by_age ON idempotency(created_at);
 """
 
 
+V3_WEBHOOKS = """
+ALTER TABLE jobs ADD COLUMN webhook TEXT;
+ALTER TABLE batches ADD COLUMN webhook TEXT;
+
+-- The outbox: a row is written in the transaction of the state change it tells of.
+CREATE TABLE webhook_deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    url TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    task_id TEXT,
+    batch_id TEXT,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    next_attempt_at REAL,
+    lease_token TEXT,
+    last_http_status INTEGER,
+    last_error TEXT,
+    delivered_at REAL
+);
+CREATE INDEX deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_by_status ON webhook_deliveries(status, seq);
+CREATE INDEX deliveries_by_task ON webhook_deliveries(task_id, seq) WHERE task_id IS NOT NULL;
+CREATE INDEX deliveries_by_batch ON webhook_deliveries(batch_id, seq) WHERE batch_id IS NOT NULL;
+"""
+
+
 def _reuse_keys_for_old_jobs(conn: sqlite3.Connection) -> None:
     """Jobs of release 0.1 were plain GETs: give the completed ones the key freshness reuse looks up."""
     conn.create_function("jq_reuse_key", 1, DEFAULT_FETCH.reuse_key, deterministic=True)
@@ -165,6 +196,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs, results, counts kept by triggers", V1_RELEASE_0_1),
     Migration(2, "job specs, priority, freshness reuse, batches, idempotency keys", V2_JOB_SPECS,
               _reuse_keys_for_old_jobs),
+    Migration(3, "webhooks: a job's and a batch's webhook, the deliveries outbox", V3_WEBHOOKS),
 )
 LATEST = MIGRATIONS[-1].version
 

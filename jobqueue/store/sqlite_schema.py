@@ -9,14 +9,15 @@ import json
 import sqlite3
 from typing import Any
 
-from jobqueue.models import QUEUED, Result, Task, TaskError
+from jobqueue.models import QUEUED, STATUSES, Batch, Result, Task, TaskError
 from jobqueue.spec import FetchOptions
 from jobqueue.store.base import BadCursor, NewTask
+from jobqueue.webhooks.spec import WebhookSpec
 
 JOB_COLUMNS = (
     "id, url, host, status, attempts, created_at, updated_at, started_at, finished_at, "
     "available_at, lease_token, http_status, error_code, error_message, "
-    "priority, not_before, fetch, tags, batch_id, reused_from"
+    "priority, not_before, fetch, tags, batch_id, reused_from, webhook"
 )
 RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
@@ -24,13 +25,14 @@ RESULT_COLUMNS = (
 )
 INSERT_JOB = (
     "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority, not_before,"
-    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from)"
-    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook)"
+    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _PRIORITIES = ",".join(str(p) for p in range(10, -11, -1))
 # Naming every priority lets SQLite search the due range of each one in turn (highest first) instead
 # of walking the whole index past jobs that are not due yet.
 CLAIMABLE = f"status IN ('queued', 'running') AND priority IN ({_PRIORITIES}) AND available_at <= ?"
+BATCH_COLUMNS = "seq, id, created_at, total, tags, sealed, finished_at, " + ", ".join(STATUSES)
 
 
 def task_from_row(row: sqlite3.Row) -> Task:
@@ -45,7 +47,15 @@ def task_from_row(row: sqlite3.Row) -> Task:
         priority=row["priority"], not_before=row["not_before"],
         tags=tuple(json.loads(row["tags"])) if row["tags"] else (), batch_id=row["batch_id"],
         reused_from=row["reused_from"],
+        webhook=WebhookSpec.from_json(json.loads(row["webhook"])) if row["webhook"] else None,
     )
+
+
+def batch_from_row(row: sqlite3.Row) -> Batch:
+    """Turn a batches row into a Batch."""
+    return Batch(id=row["id"], created_at=row["created_at"], total=row["total"],
+                 counts={s: int(row[s]) for s in STATUSES}, finished_at=row["finished_at"],
+                 tags=tuple(json.loads(row["tags"])) if row["tags"] else (), sealed=bool(row["sealed"]))
 
 
 def result_from_row(row: sqlite3.Row, with_body: bool) -> Result:
@@ -70,7 +80,8 @@ def new_task_row(new: NewTask, now: float, reused: Task | None = None) -> tuple[
             json.dumps(stored, separators=(",", ":")) if stored else None,
             json.dumps(list(spec.tags)) if spec.tags else None, new.batch_id, new.reuse_key,
             now if reused is not None else None, reused.http_status if reused is not None else None,
-            reused.id if reused is not None else None)
+            reused.id if reused is not None else None,
+            json.dumps(spec.webhook.to_json(), separators=(",", ":")) if spec.webhook is not None else None)
 
 
 def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
@@ -83,7 +94,7 @@ def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
         not_before=spec.not_before, tags=spec.tags, batch_id=new.batch_id,
         finished_at=now if reused is not None else None,
         http_status=reused.http_status if reused is not None else None,
-        reused_from=reused.id if reused is not None else None,
+        reused_from=reused.id if reused is not None else None, webhook=spec.webhook,
     )
 
 

@@ -1,0 +1,59 @@
+"""Which deliveries a state change creates: the outbox rows a store writes in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from jobqueue.models import CANCELLED, COMPLETED, FAILED, Batch, Task, iso
+from jobqueue.webhooks.delivery import Delivery
+from jobqueue.webhooks.signing import new_message_id
+from jobqueue.webhooks.spec import WebhookSpec
+
+EVENT_OF_STATUS = {COMPLETED: "task.completed", FAILED: "task.failed", CANCELLED: "task.cancelled"}
+
+
+class Outbox:
+    """Turns finished tasks and batches into deliveries; stores call it inside their write transaction."""
+
+    def __init__(self, global_url: str | None = None, new_id: Callable[[], str] = new_message_id) -> None:
+        self.global_url = global_url
+        self.new_id = new_id
+
+    def may_notify(self, task: Task) -> bool:
+        """Cheap pre-check: could this task's change create any delivery (before reading its batch)?"""
+        return (task.status in EVENT_OF_STATUS
+                and (self.global_url is not None or task.webhook is not None or task.batch_id is not None))
+
+    def for_task(self, task: Task, batch_hook: WebhookSpec | None, now: float) -> list[Delivery]:
+        """The deliveries of a task that just finished: its own webhook, its batch's, and --webhook-url."""
+        event = EVENT_OF_STATUS.get(task.status)
+        if event is None:
+            return []
+        targets = self._targets(event, (task.webhook, batch_hook))
+        if not targets:
+            return []
+        payload = encode({"type": event, "timestamp": iso(now), "data": {"task": task.to_json()}})
+        return [Delivery(id=self.new_id(), event=event, url=url, payload=payload, created_at=now, task_id=task.id,
+                         batch_id=task.batch_id, updated_at=now, next_attempt_at=now) for url in targets]
+
+    def for_batch(self, batch: Batch, batch_hook: WebhookSpec | None, now: float) -> list[Delivery]:
+        """The deliveries of a batch that just finished (every job done, cancelled or failed)."""
+        targets = self._targets("batch.finished", (batch_hook,))
+        if not targets:
+            return []
+        payload = encode({"type": "batch.finished", "timestamp": iso(now), "data": {"batch": batch.to_json()}})
+        return [Delivery(id=self.new_id(), event="batch.finished", url=url, payload=payload, created_at=now,
+                         batch_id=batch.id, updated_at=now, next_attempt_at=now) for url in targets]
+
+    def _targets(self, event: str, hooks: tuple[WebhookSpec | None, ...]) -> list[str]:
+        urls = [hook.url for hook in hooks if hook is not None and hook.wants(event)]
+        if self.global_url is not None:
+            urls.append(self.global_url)
+        return list(dict.fromkeys(urls))
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
