@@ -32,6 +32,8 @@ from jobqueue.service import JobService
 from jobqueue.spec import SpecLimits
 from jobqueue.store import Store, StoreError, store_from_url
 from jobqueue.supervisor import Supervisor
+from jobqueue.webhooks.sender import WebhookSender
+from jobqueue.webhooks.wiring import Webhooks
 from jobqueue.workers import PoolSettings, WorkerPool
 
 log = logging.getLogger("jobqueue")
@@ -51,6 +53,7 @@ class JobQueueServer:
         self.metrics = Metrics()
         self.background = Supervisor()
         self.profiles = FetchProfiles()
+        self.webhooks: WebhookSender | None = None
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
@@ -72,9 +75,11 @@ class JobQueueServer:
             policy = AddressPolicy.build(settings.allow_private_addresses, settings.allow_networks)
         except ValueError as exc:
             raise ConfigError(f"--allow-network: {exc}") from exc
+        hooks = Webhooks.from_settings(settings, policy)
         try:
             if self.store is None:
                 self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
+            self.store.outbox = hooks.outbox
             await self.store.open()
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
@@ -114,7 +119,7 @@ class JobQueueServer:
             max_queued=settings.max_queued, metrics=self.metrics,
             batch_sealed=self.hub.touch_batch,
             limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
-                              profile_hosts=self.profiles.hosts),
+                              profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens))
@@ -134,6 +139,9 @@ class JobQueueServer:
         self.background.start("batch-progress", lambda: batch_progress_loop(store, hub))
         self.background.start("housekeeping", lambda: housekeeping_loop(store))
         self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
+        self.webhooks = hooks.sender(store, policy, self.metrics, settings)
+        if self.webhooks is not None:
+            self.background.start("webhooks", self.webhooks.run)
 
     @property
     def url(self) -> str:
@@ -149,6 +157,8 @@ class JobQueueServer:
         await self.background.stop()
         if self.pool is not None:
             await self.pool.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.http is not None:
             await self.http.close_all_connections()
         if self.store is not None:

@@ -16,6 +16,7 @@ from handlers.health import HealthHandler
 from handlers.operations import MetricsHandler, OpenAPIHandler
 from handlers.results import ResultBodyHandler, ResultHandler, ResultListHandler
 from handlers.tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
+from handlers.webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
 from jobqueue.config import Settings
 from jobqueue.service import JobService
 
@@ -46,6 +47,9 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         (rf"{API}/results/?", ResultListHandler),
         (rf"{API}/results/{_ID}/?", ResultHandler),
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
+        (rf"{API}/webhook_deliveries/?", DeliveryListHandler),
+        (rf"{API}/webhook_deliveries/{_ID}/?", DeliveryHandler),
+        (rf"{API}/webhook_deliveries/{_ID}/redeliver/?", RedeliverHandler),
         (rf"{API}/events", EventsHandler),
         (r"/healthz", HealthHandler),
         (r"/metrics", MetricsHandler),

@@ -19,6 +19,8 @@ from jobqueue.spec import (
     MAX_TAGS,
     METHODS,
 )
+from jobqueue.webhooks.delivery import DELIVERY_STATUSES
+from jobqueue.webhooks.spec import EVENTS
 
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
@@ -84,8 +86,9 @@ FETCH_OPTIONS = {
     },
 }
 
-# The job fields a submission may give at its top level (for every URL) or per job; `every` and
-# `webhook` are refused with 400 not_supported by this version, so they are not offered.
+# The job fields a submission may give at its top level (for every URL) or per job; `every` is refused
+# with 400 not_supported by this version, and `webhook` only works with --webhook-secret (else 400
+# webhooks_disabled), so neither is offered here: docs/API.md describes `webhook`.
 SPEC_PROPERTIES: dict[str, Any] = {
     "fetch": {"anyOf": [ref("FetchOptions"), _NULL]},
     "priority": PRIORITY, "not_before": NOT_BEFORE, "max_age": MAX_AGE, "tags": TAGS,
@@ -123,6 +126,29 @@ _TASK_FETCH = {
     },
 }
 
+WEBHOOK = {"type": ["object", "null"], "required": ["url", "events"],
+           "description": "where the job's events are sent (see the Webhooks section of docs/API.md)",
+           "properties": {"url": {"type": "string"},
+                          "events": {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}}}}
+
+DELIVERY = {
+    "type": "object",
+    "required": ["id", "type", "url", "task_id", "batch_id", "status", "attempts", "last_http_status", "last_error",
+                 "next_attempt_at", "created_at", "updated_at", "delivered_at"],
+    "properties": {
+        "id": {"type": "string", "description": "the webhook-id header of every attempt"},
+        "type": {"type": "string", "enum": list(EVENTS)}, "url": {"type": "string"},
+        "task_id": {"type": ["string", "null"]}, "batch_id": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": list(DELIVERY_STATUSES)},
+        "attempts": {"type": "integer", "minimum": 0},
+        "last_http_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
+        "next_attempt_at": NULLABLE_TIME, "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"}, "delivered_at": NULLABLE_TIME,
+        "body": {"type": "string", "description": "GET /webhook_deliveries/{id} only: the exact JSON sent"},
+    },
+}
+
+
 SCHEMAS: dict[str, Any] = {
     "ErrorBody": {"type": "object", "required": ["code", "message"],
                   "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
@@ -135,7 +161,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "url", "status", "attempts", "created_at", "updated_at", "started_at", "finished_at",
                      "http_status", "error", "fetch", "priority", "not_before", "tags", "batch_id", "schedule_id",
-                     "reused_from"],
+                     "reused_from", "webhook"],
         "properties": {
             "id": {"type": "string"}, "url": {"type": "string"},
             "status": {"type": "string", "enum": list(STATUSES)},
@@ -154,6 +180,7 @@ SCHEMAS: dict[str, Any] = {
                             "always null in this version"},
             "reused_from": {"type": ["string", "null"], "description": "the job whose fresh result this one reused "
                             "(max_age): nothing was fetched"},
+            "webhook": WEBHOOK,
         },
     },
     "Counts": {"type": "object", "required": list(STATUSES),
@@ -194,6 +221,7 @@ SCHEMAS: dict[str, Any] = {
     "FetchOptions": FETCH_OPTIONS,
     "Job": {"type": "object", "required": ["url"], "additionalProperties": False,
             "properties": {"url": URL, **SPEC_PROPERTIES}},
+    "Delivery": DELIVERY,
     "Submission": _submission(MAX_BATCH),
     "BatchSubmission": _submission(MAX_BATCH_URLS),
 }

@@ -16,6 +16,7 @@ from handlers.openapi_schemas import (
     USER_AGENT,
     ref,
 )
+from handlers.openapi_webhooks import webhook_paths
 from jobqueue import __version__
 from jobqueue.models import STATUSES
 from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
@@ -302,7 +303,8 @@ def openapi_document(token_required: bool) -> dict[str, Any]:
         "info": {"title": "jobqueue", "version": __version__,
                  "description": "Submit URLs, alone or as batches, with per-job fetch options; workers fetch and "
                                 "store them; a websocket streams every change."},
-        "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **_operation_paths()},
+        "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **webhook_paths(_COMMON, _LIMIT, _CURSOR),
+                  **_operation_paths()},
         "components": {"schemas": SCHEMAS},
     }
     if token_required:

@@ -11,6 +11,7 @@ from typing import NoReturn
 from jobqueue import __version__
 from jobqueue.fetcher import DEFAULT_USER_AGENT
 from jobqueue.store import backend_for
+from jobqueue.webhooks.signing import SecretError, WebhookSigner
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,16 @@ class Settings:
     max_websockets: int = 1000
     log_format: str = "text"
     log_level: str = "info"
+    webhook_secret: str | None = None
+    webhook_url: str | None = None
+    webhook_retry_delays: str = "5,30,120,600,3600,21600"
+    webhook_concurrency: int = 4
+    webhook_timeout: float = 10.0
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """--webhook-retry-delays as seconds (validated at load)."""
+        return tuple(float(part) for part in self.webhook_retry_delays.split(","))
 
 
 # (flag, type, help); the environment variable is JOBQUEUE_ + the flag in upper case.
@@ -75,6 +86,12 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("max-websockets", int, "open event streams before new ones get 503"),
     ("log-format", str, "text (key=value) or json"),
     ("log-level", str, "debug, info (one line per job state change), warning or error"),
+    ("webhook-secret", str, "whsec_<base64> key that signs webhooks (Standard Webhooks); without it webhooks "
+                            "are off (prefer the JOBQUEUE_WEBHOOK_SECRET variable: flags show in ps)"),
+    ("webhook-url", str, "an endpoint that gets every job and batch event (needs --webhook-secret)"),
+    ("webhook-retry-delays", str, "seconds between webhook attempts, comma-separated; then the delivery fails"),
+    ("webhook-concurrency", int, "webhook requests in flight to one endpoint"),
+    ("webhook-timeout", float, "seconds a webhook receiver has to answer"),
 ]
 
 
@@ -224,7 +241,30 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"--port {settings.port} is not a TCP port (0-65535)")
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError("--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA")
+    _validate_webhooks(settings)
     try:
         backend_for(settings.database)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _validate_webhooks(settings: Settings) -> None:
+    """The webhook options: a well-formed secret, a URL only with it, positive delays and limits."""
+    if settings.webhook_secret is not None:
+        try:
+            WebhookSigner(settings.webhook_secret)
+        except SecretError as exc:
+            raise ConfigError(str(exc)) from None
+    elif settings.webhook_url is not None:
+        raise ConfigError("--webhook-url needs --webhook-secret=whsec_... to sign what it sends")
+    try:
+        delays = settings.retry_delays
+    except ValueError:
+        delays = ()
+    if not delays or any(not 0 < d <= 7 * 24 * 3600 for d in delays) or len(delays) > 20:
+        raise ConfigError("--webhook-retry-delays must be 1-20 comma-separated numbers of seconds, each above 0 "
+                          "and at most a week (like 5,30,120)")
+    if settings.webhook_concurrency < 1:
+        raise ConfigError("--webhook-concurrency must be at least 1")
+    if not 0 < settings.webhook_timeout <= 300:
+        raise ConfigError("--webhook-timeout must be above 0 and at most 300 seconds")

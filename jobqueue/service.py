@@ -18,6 +18,7 @@ from jobqueue.spec import SpecLimits
 from jobqueue.store.base import Store, TaskFilter
 from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
+from jobqueue.webhooks.delivery import DELIVERY_STATUSES, Delivery, DeliveryFilter
 
 log = logging.getLogger("jobqueue.service")
 MAX_BATCH = 1000  # URLs per POST /queue_tasks
@@ -69,6 +70,16 @@ def parse_id(raw: str | None) -> str | None:
         return None
     if not _ID.fullmatch(raw):
         raise BadRequest("invalid_id", "an id is 1-64 characters of A-Z a-z 0-9 _ -")
+    return raw
+
+
+def parse_delivery_status(raw: str | None) -> str | None:
+    """Read `?status=` of the deliveries listing."""
+    if raw is None:
+        return None
+    if raw not in DELIVERY_STATUSES:
+        raise BadRequest("invalid_status", f"status must be one of {', '.join(DELIVERY_STATUSES)} (leave it out "
+                         "for all)")
     return raw
 
 
@@ -136,7 +147,8 @@ class JobService:
         new = submission.tasks
         await self._admit(client, len(new))
         try:
-            started = await self.store.create_batch(batch_id, len(new), submission.tags, STORING_SECONDS)
+            started = await self.store.create_batch(batch_id, len(new), submission.tags, STORING_SECONDS,
+                                                    submission.webhook)
             counts = dict.fromkeys(STATUSES, 0)
             for start in range(0, len(new), BATCH_CHUNK):
                 tasks = await self.store.add(new[start:start + BATCH_CHUNK])
@@ -259,6 +271,21 @@ class JobService:
         while tasks := await self.store.retry_batch(batch_id, BULK_CHUNK):
             self._announce_retried(tasks)
         return await self.batch(batch_id)
+
+    async def deliveries(self, where: DeliveryFilter, limit: int, cursor: str | None) -> Page:
+        """A page of webhook deliveries, newest first."""
+        return await self.store.list_deliveries(where, limit, cursor)
+
+    async def delivery(self, delivery_id: str) -> Delivery:
+        """One webhook delivery (NotFound)."""
+        found = await self.store.get_delivery(delivery_id)
+        if found is None:
+            raise NotFound(delivery_id, "webhook delivery")
+        return found
+
+    async def redeliver(self, delivery_id: str) -> Delivery:
+        """Send a delivery again soon, with the same id and body (NotFound)."""
+        return await self.store.redeliver(delivery_id)
 
     def _announce_retried(self, tasks: list[Task]) -> None:
         for task in tasks:

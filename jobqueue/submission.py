@@ -19,6 +19,7 @@ from jobqueue.profiles import host_allowed
 from jobqueue.spec import SPEC_FIELDS, JobSpec, SpecLimits, merged, parse_spec
 from jobqueue.store.base import NewTask
 from jobqueue.urls import normalize_url
+from jobqueue.webhooks.spec import WebhookSpec
 
 YIELD_EVERY = 2000
 MAX_BATCH_URLS = 100_000
@@ -29,7 +30,7 @@ _JSON_SHAPE = 'send {"url": "..."}, {"urls": [...]} or {"jobs": [{"url": "...", 
 QUERY_FIELDS = {"priority": "priority", "not_before": "not_before", "max_age": "max_age", "tag": "tags",
                 "method": "fetch.method", "user_agent": "fetch.user_agent", "timeout": "fetch.timeout",
                 "max_bytes": "fetch.max_bytes", "follow_redirects": "fetch.follow_redirects",
-                "profile": "fetch.profile"}
+                "profile": "fetch.profile", "webhook": "webhook"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Submission:
     tasks: list[NewTask]
     single: bool
     tags: tuple[str, ...] = ()
+    webhook: WebhookSpec | None = None  # the top level's, which a batch keeps for its batch.finished
 
 
 class SubmissionReader:
@@ -63,7 +65,7 @@ class SubmissionReader:
         shared = parse_spec(top, self.limits)
         kind = given[0]
         if kind == "url":
-            return Submission([self._task(body["url"], shared, "", batch_id)], True, shared.tags)
+            return Submission([self._task(body["url"], shared, "", batch_id)], True, shared.tags, shared.webhook)
         items = body[kind]
         if not isinstance(items, list):
             raise BadRequest("invalid_request", f'"{kind}" must be a JSON array')
@@ -80,7 +82,7 @@ class SubmissionReader:
                 tasks.append(self._task(item["url"], spec, f"{where}.url", batch_id))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
-        return Submission(tasks, False, shared.tags)
+        return Submission(tasks, False, shared.tags, shared.webhook)
 
     async def from_lines(self, lines: Sequence[str], query: Mapping[str, list[str]], max_jobs: int,
                          batch_id: str | None = None, single: bool = False, kind: str = "line") -> Submission:
@@ -108,7 +110,7 @@ class SubmissionReader:
         if not tasks:
             raise BadRequest("invalid_request", f"no URL given; send one URL per {kind} "
                              "(blank lines and lines starting with '#' are skipped)")
-        return Submission(tasks, single and len(tasks) == 1, spec.tags)
+        return Submission(tasks, single and len(tasks) == 1, spec.tags, spec.webhook)
 
     def _check_count(self, count: int, max_jobs: int) -> None:
         if count == 0:

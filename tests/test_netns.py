@@ -41,3 +41,11 @@ def test_non_loopback_targets_are_blocked_in_an_isolated_namespace(tmp_path):
         assert task["error"]["code"] == "blocked", (name, task)
     for literal in ("http://10.0.0.1/", "http://169.254.169.254/"):
         assert report[literal]["http"] == 400 and report[literal]["body"]["error"]["code"] == "blocked"
+    for hook in ("http://10.0.0.1/hook", "http://169.254.169.254/hook"):  # refused at submission
+        answer = report[f"webhook {hook}"]
+        assert answer["http"] == 400 and answer["body"]["error"]["code"] == "blocked", answer
+        assert answer["body"]["error"]["message"].startswith("webhook.url: ")
+    for name in ("webhook_name_to_10", "webhook_name_to_metadata"):  # names resolve to private addresses
+        delivery = report[name]
+        assert delivery["status"] == "failed" and delivery["last_error"].startswith("blocked"), delivery
+        assert delivery["attempts"] == 1, delivery

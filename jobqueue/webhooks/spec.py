@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobqueue.errors import BadRequest
+from jobqueue.addresses import AddressPolicy
+from jobqueue.errors import BadRequest, InvalidURL
+from jobqueue.urls import normalize_url
 
 TASK_EVENTS = ("task.completed", "task.failed", "task.cancelled")
 EVENTS = (*TASK_EVENTS, "batch.finished", "url.changed")
@@ -73,3 +75,15 @@ def parse_webhook(raw: Any, check_url: URLCheck | None, where: str) -> WebhookSp
                              f"{', '.join(EVENTS)}")
         chosen = tuple(dict.fromkeys(events))
     return WebhookSpec(url=url, events=chosen)
+
+
+def url_checker(policy: AddressPolicy) -> URLCheck:
+    """The check webhook URLs get at submission: the rules and the private-address guard of fetched URLs."""
+
+    def check(raw: Any, where: str) -> str:
+        try:
+            return normalize_url(raw, policy).url
+        except InvalidURL as exc:
+            raise BadRequest(exc.code, f"{where}: {exc.message}") from exc
+
+    return check
