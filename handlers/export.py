@@ -1,0 +1,101 @@
+"""`/export`: every job a task-list filter matches, streamed as an attachment in JSON Lines, CSV or WARC."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import urlencode
+
+from tornado.iostream import StreamClosedError
+
+from jobqueue.export import Encoder, encoder_for, walk
+from jobqueue.service import parse_id, parse_status
+from jobqueue.store.base import TaskFilter
+
+from . import tasks
+from .base import ApiError, BaseAPIHandler
+
+log = logging.getLogger("jobqueue.export")
+CHUNK = 64 * 1024  # bytes gathered before each write and flush
+MAX_EXPORTS = 4  # at once per process: each holds a store page and a few bodies, and reads for as long as it runs
+# The filters of GET /queue_tasks, so an export takes exactly the same ones. TASK_FILTERS is the name
+# handlers/tasks.py gives its parsers; until it exports them, the same two parsers it uses today.
+TASK_FILTERS: Mapping[str, Callable[[str | None], str | None]] = getattr(
+    tasks, "TASK_FILTERS", {"status": parse_status, "batch": parse_id})
+
+
+class ExportHandler(BaseAPIHandler):
+    """GET streams the matching jobs page by page, so memory stays flat and a slow reader slows the walk."""
+
+    running = 0  # exports in progress in this process
+
+    async def get(self) -> None:
+        where, encoder, stem = self._read_query()
+        if ExportHandler.running >= MAX_EXPORTS:
+            raise ApiError(429, "too_many_exports", f"{MAX_EXPORTS} exports are already running on this server; "
+                           "try again when one has finished", headers={"Retry-After": "10"})
+        ExportHandler.running += 1
+        try:
+            await self._stream(where, encoder, stem)
+        finally:
+            ExportHandler.running -= 1
+
+    def _read_query(self) -> tuple[TaskFilter, Encoder, str]:
+        """The filter, the format and the file name, all checked before a byte of the answer is sent."""
+        known = {"format", *TASK_FILTERS}
+        unknown = sorted(set(self.request.query_arguments) - known)
+        if unknown:
+            raise ApiError(400, "unknown_parameter", f"/export takes no parameter {unknown[0]!r}; it takes "
+                           f"{', '.join(sorted(known))} (an export has no pages: it always runs to the end)")
+        filters = {name: parse(self.get_query_argument(name, None)) for name, parse in TASK_FILTERS.items()}
+        filters = {name: value for name, value in filters.items() if value is not None}
+        stem = time.strftime("jobqueue-export-%Y%m%dT%H%M%SZ", time.gmtime())
+        encoder = encoder_for(self.get_query_argument("format", None), stem, self.config.user_agent,
+                              urlencode(sorted(filters.items())))
+        return TaskFilter(**filters), encoder, stem
+
+    async def _stream(self, where: TaskFilter, encoder: Encoder, stem: str) -> None:
+        async with contextlib.aclosing(walk(self.service.store, where, encoder.with_body)) as items:
+            # the first page is read before the headers go out: a store that fails at once gets a JSON error
+            first = await anext(items, None)
+            self.set_header("Content-Type", encoder.media_type)
+            self.set_header("Content-Disposition", f'attachment; filename="{stem}.{encoder.extension}"')
+            pending = bytearray(encoder.begin())
+            sent = False
+            try:
+                item = first
+                while item is not None:
+                    pending += encoder.encode(item)
+                    if len(pending) >= CHUNK:
+                        self.write(bytes(pending))
+                        pending.clear()
+                        sent = True
+                        await self.flush()  # waits for the socket: a slow reader slows the walk
+                    item = await anext(items, None)
+                pending += encoder.end()
+            except StreamClosedError:
+                self._cut("client_gone")  # the reader went away: nothing to tell anyone
+                return
+            except Exception:
+                if not sent:
+                    raise  # nothing sent yet: the usual JSON error
+                log.exception("export cut short by an error", extra={"path": self.request.path})
+                self._cut("export_interrupted")
+                return
+        self.finish(bytes(pending))
+
+    def _cut(self, code: str) -> None:
+        """End a response whose headers went out without its end: the client sees an incomplete download.
+
+        With chunked encoding the terminating chunk is what says "complete"; closing the connection before
+        it (rather than finishing) is the only way to tell a reader the export is not whole.
+        """
+        self.error_code = code  # for the access log line
+        connection = self.request.connection
+        if connection is not None:
+            connection.close()  # type: ignore[attr-defined]
+        with contextlib.suppress(StreamClosedError):
+            future = self.finish()
+            future.add_done_callback(lambda f: f.exception())  # a write to the closed stream; expected

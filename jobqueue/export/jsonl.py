@@ -1,0 +1,40 @@
+"""JSON Lines export: one object per job with the task, the result's metadata and the body in base64."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from jobqueue.export.walk import ExportItem
+
+
+class JsonlEncoder:
+    """`{"task": {...}, "result": {...} | null, "body_base64": "..." | null}` and a newline, per job."""
+
+    media_type = "application/x-ndjson"
+    extension = "jsonl"
+    with_body = True
+
+    def begin(self) -> bytes:
+        """Nothing: every line stands alone."""
+        return b""
+
+    def encode(self, item: ExportItem) -> bytes:
+        """One line: the task as GET /queue_tasks/:id shows it, the result without its body, then the body."""
+        result = item.result
+        body = result.body if result is not None else None
+        line: dict[str, Any] = {
+            "task": item.task.to_json(),
+            "result": result.to_json() if result is not None else None,
+            "body_base64": base64.b64encode(body).decode("ascii") if body is not None else None,
+        }
+        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:  # a lone surrogate in stored text: escaped, the line stays valid JSON
+            return json.dumps(line, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+    def end(self) -> bytes:
+        """Nothing: a cut export is told apart by the connection closing without the end of the response."""
+        return b""

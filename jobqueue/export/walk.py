@@ -1,0 +1,69 @@
+"""The one walk every export format shares: the filtered task list, page by page, with each result."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from jobqueue.models import COMPLETED, Result, Task
+from jobqueue.store.base import Store, TaskFilter
+
+PAGE_SIZE = 200  # tasks per store.list call
+# results read at once: with bodies few (each may be as large as --max-body-size), without many
+WINDOW_WITH_BODY = 4
+WINDOW_WITHOUT_BODY = 50
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One job of an export: the task as listed, and its stored result when it completed."""
+
+    task: Task
+    result: Result | None
+
+
+class Encoder(Protocol):
+    """Turns export items into the bytes of one format; the walk is the same for all of them."""
+
+    media_type: str
+    extension: str
+    with_body: bool
+
+    def begin(self) -> bytes:
+        """What the export starts with (a header row, a warcinfo record), possibly nothing."""
+
+    def encode(self, item: ExportItem) -> bytes:
+        """The bytes of one job (possibly nothing: a WARC has no record for a job that fetched nothing)."""
+
+    def end(self) -> bytes:
+        """What closes a complete export, possibly nothing."""
+
+
+async def walk(store: Store, where: TaskFilter, with_body: bool,
+               page_size: int = PAGE_SIZE) -> AsyncIterator[ExportItem]:
+    """Yield every task the filter matches, newest first, each with its result, holding one page at a time.
+
+    The walk follows the store's own cursor, so tasks submitted after it started (newer than its first
+    page) are not part of it, and a task that changes status while it runs is shown as it was read.
+    """
+    window = WINDOW_WITH_BODY if with_body else WINDOW_WITHOUT_BODY
+    cursor: str | None = None
+    while True:
+        page = await store.list(where, page_size, cursor)
+        tasks: list[Task] = page.items
+        for start in range(0, len(tasks), window):
+            group = tasks[start:start + window]
+            results = await asyncio.gather(*(_result(store, t, with_body) for t in group))
+            for task, result in zip(group, results, strict=True):
+                yield ExportItem(task, result)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def _result(store: Store, task: Task, with_body: bool) -> Result | None:
+    if task.status != COMPLETED:
+        return None
+    return await store.get_result(task.id, with_body)
