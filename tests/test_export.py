@@ -21,7 +21,9 @@ from warcio.archiveiterator import ArchiveIterator
 from bench.export_bench import ExportServer, fill
 from handlers.export import ExportHandler
 from jobqueue.errors import StoreError
+from jobqueue.export import walk
 from jobqueue.export.csv_format import COLUMNS, safe_cell
+from jobqueue.store.base import TaskFilter
 from jobqueue.store.sqlite import SQLiteStore
 from tests.helpers import API, Api, wait_for
 
@@ -369,3 +371,18 @@ async def test_exporting_20000_jobs_keeps_the_server_memory_flat(tmp_path):
         server.stop()
     assert lines == n and size > 100_000_000  # base64 bodies: far more than the growth allowed
     assert peak - base < 25, f"the server grew from {base:.1f} MB to {peak:.1f} MB exporting {size / 1e6:.0f} MB"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_walk_reads_every_job_once_with_its_result_on_every_backend(open_store):
+    store = await open_store()
+    await fill(store, 250, 300)
+    seen = [item async for item in walk(store, TaskFilter(status="completed"), with_body=True, page_size=100)]
+    assert len(seen) == len({i.task.id for i in seen}) == 250
+    assert [i.task.id for i in seen] == sorted((i.task.id for i in seen), reverse=True)  # newest first
+    for item in seen:
+        assert item.result is not None and item.result.body is not None
+        assert hashlib.sha256(item.result.body).hexdigest() == item.result.sha256
+    bare = [item async for item in walk(store, TaskFilter(), with_body=False, page_size=100)]
+    assert len(bare) == 250 and all(i.result is not None and i.result.body is None for i in bare)
+    assert [item async for item in walk(store, TaskFilter(status="failed"), with_body=False)] == []
