@@ -23,17 +23,17 @@ class JsonlEncoder:
     def encode(self, item: ExportItem) -> bytes:
         """One line: the task as GET /queue_tasks/:id shows it, the result without its body, then the body."""
         result = item.result
-        body = result.body if result is not None else None
-        line: dict[str, Any] = {
-            "task": item.task.to_json(),
-            "result": result.to_json() if result is not None else None,
-            "body_base64": base64.b64encode(body).decode("ascii") if body is not None else None,
-        }
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        head: dict[str, Any] = {"task": item.task.to_json(), "result": result.to_json() if result is not None else None}
+        text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
         try:
-            return text.encode("utf-8") + b"\n"
+            line = text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate in stored text: escaped, the line stays valid JSON
-            return json.dumps(line, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+            line = json.dumps(head, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        body = result.body if result is not None else None
+        if body is None:
+            return line[:-1] + b',"body_base64":null}\n'
+        # base64 needs no JSON escaping: appended as is, rather than scanned again by the JSON encoder
+        return line[:-1] + b',"body_base64":"' + base64.b64encode(body) + b'"}\n'
 
     def end(self) -> bytes:
         """Nothing: a cut export is told apart by the connection closing without the end of the response."""
