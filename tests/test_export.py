@@ -19,7 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from warcio.archiveiterator import ArchiveIterator
 
 from bench.export_bench import ExportServer, fill
-from handlers.export import ExportHandler
+from handlers.export import MAX_EXPORTS, ExportHandler
 from jobqueue.errors import StoreError
 from jobqueue.export import walk
 from jobqueue.export.csv_format import COLUMNS, safe_cell
@@ -386,3 +386,14 @@ async def test_the_walk_reads_every_job_once_with_its_result_on_every_backend(op
     bare = [item async for item in walk(store, TaskFilter(), with_body=False, page_size=100)]
     assert len(bare) == 250 and all(i.result is not None and i.result.body is None for i in bare)
     assert [item async for item in walk(store, TaskFilter(status="failed"), with_body=False)] == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_exports_beyond_the_limit_wait_their_turn_with_a_429(xapi, monkeypatch):
+    monkeypatch.setattr(ExportHandler, "running", MAX_EXPORTS)  # as if that many were streaming now
+    response = await xapi.raw("GET", f"{API}/export?format=csv")
+    assert response.code == 429 and response.headers["Retry-After"]
+    assert json.loads(response.body)["error"]["code"] == "too_many_exports"
+    monkeypatch.setattr(ExportHandler, "running", MAX_EXPORTS - 1)
+    await export(xapi, "?format=csv")
+    assert ExportHandler.running == MAX_EXPORTS - 1  # the finished export gave its place back
