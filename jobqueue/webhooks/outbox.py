@@ -8,7 +8,7 @@ from typing import Any
 
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, Batch, Task, iso
 from jobqueue.webhooks.delivery import Delivery
-from jobqueue.webhooks.signing import new_message_id
+from jobqueue.webhooks.signing import MessageIds
 from jobqueue.webhooks.spec import WebhookSpec
 
 EVENT_OF_STATUS = {COMPLETED: "task.completed", FAILED: "task.failed", CANCELLED: "task.cancelled"}
@@ -17,9 +17,9 @@ EVENT_OF_STATUS = {COMPLETED: "task.completed", FAILED: "task.failed", CANCELLED
 class Outbox:
     """Turns finished tasks and batches into deliveries; stores call it inside their write transaction."""
 
-    def __init__(self, global_url: str | None = None, new_id: Callable[[], str] = new_message_id) -> None:
+    def __init__(self, global_url: str | None = None, new_id: Callable[[], str] | None = None) -> None:
         self.global_url = global_url
-        self.new_id = new_id
+        self.new_id = new_id or MessageIds()
 
     def may_notify(self, task: Task) -> bool:
         """Cheap pre-check: could this task's change create any delivery (before reading its batch)?"""
