@@ -27,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 from bench.harness import API, WORKERS, Client, Server, pct  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
+from bench.webhook_bench import measure_webhooks  # noqa: E402
 from jobqueue.addresses import AddressPolicy  # noqa: E402
 from jobqueue.fetcher import Fetcher, FetchSettings  # noqa: E402
 from jobqueue.models import TaskIds  # noqa: E402
@@ -333,6 +334,11 @@ async def main(argv: list[str]) -> dict[str, Any]:
         report["end_to_end_100_websockets"] = await measure_end_to_end(target, n, websockets=100)
         report["end_to_end_100_websockets"]["cost_vs_none"] = round(
             1 - report["end_to_end_100_websockets"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
+        print("every job notifying a webhook receiver that takes 1 s...", file=sys.stderr, flush=True)
+        report["end_to_end_slow_webhooks"] = await measure_webhooks(submit_all, wait_completed, target,
+                                                                    min(n, 1000))
+        report["end_to_end_slow_webhooks"]["cost_vs_none"] = round(
+            1 - report["end_to_end_slow_webhooks"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
         print("two processes on one database file...", file=sys.stderr, flush=True)
         report["end_to_end_2_processes"] = await measure_end_to_end(target, n, processes=2)
         print("submission...", file=sys.stderr, flush=True)
