@@ -180,7 +180,7 @@ CREATE TABLE webhook_deliveries (
     delivered_at REAL
 );
 CREATE INDEX deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
-CREATE INDEX deliveries_by_status ON webhook_deliveries(status, seq);
+CREATE INDEX deliveries_failed ON webhook_deliveries(seq) WHERE status = 'failed';
 CREATE INDEX deliveries_by_task ON webhook_deliveries(task_id, seq) WHERE task_id IS NOT NULL;
 CREATE INDEX deliveries_by_batch ON webhook_deliveries(batch_id, seq) WHERE batch_id IS NOT NULL;
 """
