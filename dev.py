@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -17,13 +17,14 @@ STAMP = os.path.join(VENV, ".jobqueue-requirements")
 
 
 def requirements(with_tests: bool) -> list[str]:
-    """The dependencies named in setup.cfg (the one place they are listed)."""
-    config = configparser.ConfigParser()
-    config.read(os.path.join(ROOT, "setup.cfg"))
-    lines = config["options"]["install_requires"].splitlines()
+    """The dependencies named in pyproject.toml (the one place they are listed), MongoDB's included."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    extras = project["optional-dependencies"]
+    lines = project["dependencies"] + extras["mongodb"]
     if with_tests:
-        lines += config["options.extras_require"]["test"].splitlines()
-    return [line.strip() for line in lines if line.strip()]
+        lines += extras["test"]
+    return list(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
 def ensure_venv(with_tests: bool) -> None:

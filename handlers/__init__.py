@@ -8,18 +8,21 @@ import os
 from tornado.log import access_log
 from tornado.web import Application, RequestHandler
 
-from handlers.base import NotFoundHandler
-from handlers.batches import BatchHandler, BatchListHandler, BatchRetryHandler
-from handlers.dashboard import DashboardHandler
-from handlers.events import EventsHandler
-from handlers.health import HealthHandler
-from handlers.operations import MetricsHandler, OpenAPIHandler
-from handlers.results import ResultBodyHandler, ResultHandler, ResultListHandler
-from handlers.tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
-from handlers.webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
 from jobqueue.config import Settings
 from jobqueue.service import JobService
 
+from .base import NotFoundHandler
+from .batches import BatchHandler, BatchListHandler, BatchRetryHandler
+from .dashboard import DashboardHandler
+from .events import EventsHandler
+from .health import HealthHandler
+from .operations import MetricsHandler, OpenAPIHandler
+from .results import ResultBodyHandler, ResultHandler, ResultListHandler
+from .tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
+from .webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
+
+# static/ and templates/ sit next to handlers/: at the top of the checkout, and inside the installed
+# jobqueue package, where pyproject.toml maps them as jobqueue.handlers, jobqueue.static, jobqueue.templates
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ID = r"([A-Za-z0-9_-]{1,64})"
 

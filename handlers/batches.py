@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseAPIHandler
-from handlers.paging import continue_listing
-from handlers.submit import SubmitHandler
 from jobqueue.idempotency import StoredAnswer
 from jobqueue.models import Batch
 from jobqueue.service import MAX_BATCH_URLS
+
+from .base import BaseAPIHandler
+from .paging import continue_listing
+from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
 

@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from handlers.base import ApiError, SharedObjects, send_error
 from jobqueue.events import Subscription, View
 from jobqueue.models import STATUSES
+
+from .base import ApiError, SharedObjects, send_error
 
 log = logging.getLogger("jobqueue.events")
 BATCH_INTERVAL = 0.1

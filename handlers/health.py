@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from handlers.base import BaseAPIHandler
 from jobqueue.store.base import StoreError
+
+from .base import BaseAPIHandler
 
 
 class HealthHandler(BaseAPIHandler):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.openapi_schemas import (
+from jobqueue import __version__
+from jobqueue.models import STATUSES
+from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
+from jobqueue.spec import MAX_TAGS
+
+from .openapi_schemas import (
     ID_PATTERN,
     MAX_AGE,
     METHOD,
@@ -16,11 +21,7 @@ from handlers.openapi_schemas import (
     USER_AGENT,
     ref,
 )
-from handlers.openapi_webhooks import webhook_paths
-from jobqueue import __version__
-from jobqueue.models import STATUSES
-from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
-from jobqueue.spec import MAX_TAGS
+from .openapi_webhooks import webhook_paths
 
 API = "/jobqueue/api/v1.0"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.openapi_schemas import ID_PATTERN, ref
 from jobqueue.webhooks.delivery import DELIVERY_STATUSES
+
+from .openapi_schemas import ID_PATTERN, ref
 
 API = "/jobqueue/api/v1.0"
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from handlers.base import BaseAPIHandler
-from handlers.openapi_spec import openapi_document
 from jobqueue.metrics import CONTENT_TYPE, Metrics
 from jobqueue.store.base import StoreError
+
+from .base import BaseAPIHandler
+from .openapi_spec import openapi_document
 
 
 class MetricsHandler(BaseAPIHandler):

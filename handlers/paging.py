@@ -19,8 +19,9 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from handlers.base import ApiError
 from jobqueue.service import MAX_PAGE, BadRequest, parse_limit
+
+from .base import ApiError
 
 VERSION = "a"  # the next format gets "b"; a cursor of an unknown version is refused with a clear 400
 _SHAPE = re.compile(rf"{VERSION}[A-Za-z0-9_-]{{4,2000}}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from handlers.base import ApiError, BaseAPIHandler
-from handlers.paging import continue_listing
+from .base import ApiError, BaseAPIHandler
+from .paging import continue_listing
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # type/subtype and then only visible ASCII, spaces and tabs: what a target sent is echoed only if it is

@@ -10,9 +10,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers.base import ApiError, BaseAPIHandler
 from jobqueue.idempotency import LOCK_SECONDS, IdempotencyKey, StoredAnswer, check_key, fingerprint
 from jobqueue.submission import QUERY_FIELDS, Submission, text_lines
+
+from .base import ApiError, BaseAPIHandler
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 

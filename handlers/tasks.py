@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from handlers.base import ApiError, BaseAPIHandler
-from handlers.paging import continue_listing
-from handlers.submit import SubmitHandler
 from jobqueue.idempotency import IdempotentAdd, StoredAnswer
 from jobqueue.models import Task
 from jobqueue.service import MAX_BATCH, parse_id, parse_status
 from jobqueue.store.base import TaskFilter
+
+from .base import ApiError, BaseAPIHandler
+from .paging import continue_listing
+from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
 

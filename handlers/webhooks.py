@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseAPIHandler
-from handlers.paging import continue_listing
 from jobqueue.service import parse_delivery_status, parse_id
 from jobqueue.webhooks.delivery import DeliveryFilter
+
+from .base import BaseAPIHandler
+from .paging import continue_listing
 
 
 class DeliveryListHandler(BaseAPIHandler):

@@ -1,0 +1,219 @@
+"""The web assembly: JobQueueServer builds the store, workers, event hub and HTTP server; main() runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from jobqueue.access import RateLimiter, TokenSet
+from jobqueue.addresses import AddressPolicy
+from jobqueue.batch_progress import batch_progress_loop
+from jobqueue.config import ConfigError, Settings, load_settings
+from jobqueue.events import EventHub, counts_loop
+from jobqueue.fetcher import Fetcher, FetchSettings
+from jobqueue.housekeeping import housekeeping_loop
+from jobqueue.logs import announce, safe_url
+from jobqueue.logs import configure as configure_logs
+from jobqueue.metrics import Metrics, TimedStore, watch_loop_lag
+from jobqueue.models import FAILED, QUEUED, Task
+from jobqueue.peer_sync import follow_changes
+from jobqueue.profiles import FetchProfiles, ProfileError
+from jobqueue.retry_policy import RetryPolicy
+from jobqueue.service import JobService
+from jobqueue.spec import SpecLimits
+from jobqueue.store import Store, StoreError, store_from_url
+from jobqueue.supervisor import Supervisor
+from jobqueue.webhooks.sender import WebhookSender
+from jobqueue.webhooks.wiring import Webhooks
+from jobqueue.workers import PoolSettings, WorkerPool
+
+from . import make_app
+
+log = logging.getLogger("jobqueue")
+
+
+class JobQueueServer:
+    """Everything one process runs, built once from Settings and shared through the Application."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store: Store | None = store
+        self.pool: WorkerPool | None = None
+        self.service: JobService | None = None
+        self.http: HTTPServer | None = None
+        self.port: int = settings.port
+        self.hub = EventHub()
+        self.metrics = Metrics()
+        self.background = Supervisor()
+        self.profiles = FetchProfiles()
+        self.webhooks: WebhookSender | None = None
+
+    def publish(self, task: Task) -> None:
+        """Log a task's new state (one line per change) and announce it to the live event hub."""
+        if log.isEnabledFor(logging.INFO):
+            fields = {"task": task.id, "status": task.status, "attempts": task.attempts, "url": safe_url(task.url)}
+            if task.http_status is not None:
+                fields["http_status"] = task.http_status
+            # a running retry still carries the previous attempt's error: only a scheduled retry
+            # (queued again) or a failure is about it
+            if task.error is not None and task.status in (QUEUED, FAILED):
+                fields["error"] = task.error.code
+            log.info("task state", extra=fields)
+        self.hub.publish(task)
+
+    async def start(self) -> None:
+        """Open the database, bind the port, start the workers (ConfigError says what went wrong)."""
+        settings = self.settings
+        try:
+            policy = AddressPolicy.build(settings.allow_private_addresses, settings.allow_networks)
+        except ValueError as exc:
+            raise ConfigError(f"--allow-network: {exc}") from exc
+        hooks = Webhooks.from_settings(settings, policy)
+        try:
+            if self.store is None:
+                self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
+            self.store.outbox = hooks.outbox
+            await self.store.open()
+        except (ValueError, StoreError) as exc:
+            raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
+        self.store = TimedStore(self.store, self.metrics)
+        try:
+            self.profiles = FetchProfiles(settings.fetch_profiles)
+        except ProfileError as exc:
+            await self.store.close()
+            raise ConfigError(str(exc)) from exc
+        fetcher = Fetcher(
+            FetchSettings(
+                connect_timeout=settings.connect_timeout,
+                total_timeout=settings.fetch_timeout,
+                max_body_size=settings.max_body_size,
+                user_agent=settings.user_agent,
+                max_clients=settings.workers,
+            ),
+            policy,
+            self.profiles,
+        )
+        self.pool = WorkerPool(
+            self.store,
+            fetcher,
+            PoolSettings(
+                workers=settings.workers,
+                per_host=settings.per_host,
+                lease_seconds=settings.lease_seconds,
+                shutdown_grace=settings.shutdown_grace,
+            ),
+            RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay),
+            self.publish,
+            self.metrics,
+        )
+        self.service = JobService(
+            self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local,
+            limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+            max_queued=settings.max_queued, metrics=self.metrics,
+            batch_sealed=self.hub.touch_batch,
+            limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
+                              profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url),
+        )
+        app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
+                       tokens=TokenSet(settings.api_tokens))
+        try:
+            sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
+        except OSError as exc:
+            await self.store.close()
+            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
+        self.port = sockets[0].getsockname()[1]
+        largest = max(settings.max_request_size, settings.max_batch_request_size)
+        self.http = HTTPServer(app, max_body_size=largest + 65536)
+        self.http.add_sockets(sockets)
+        self.pool.start()
+        store, hub = self.store, self.hub
+        self.background.start("dashboard-counts", lambda: counts_loop(hub, store))
+        self.background.start("peer-changes", lambda: follow_changes(store, hub))
+        self.background.start("batch-progress", lambda: batch_progress_loop(store, hub))
+        self.background.start("housekeeping", lambda: housekeeping_loop(store))
+        self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
+        self.webhooks = hooks.sender(store, policy, self.metrics, settings)
+        if self.webhooks is not None:
+            self.background.start("webhooks", self.webhooks.run)
+
+    @property
+    def url(self) -> str:
+        """The dashboard's address."""
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}/"
+
+    async def stop(self) -> None:
+        """Stop accepting requests, let fetches finish briefly, give back the rest, close the database."""
+        if self.http is not None:
+            self.http.stop()
+        await self.background.stop()
+        if self.pool is not None:
+            await self.pool.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        if self.http is not None:
+            await self.http.close_all_connections()
+        if self.store is not None:
+            await self.store.close()
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    server = JobQueueServer(settings)
+    await server.start()
+    # Everything built so far lives as long as the process: keep it out of every garbage collection,
+    # and collect the young generation less often, so big submissions do not stall the IOLoop.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.profiles.reload)
+    announce(f"dashboard on {server.url} (database {safe_url(settings.database)}, {settings.workers} workers)",
+             stream=sys.stdout, url=server.url)
+    warnings = exposure_warnings(settings)
+    for warning in warnings:
+        announce(warning, logging.WARNING)
+    if not settings.api_tokens and not warnings:
+        announce(f"no API token, so reachable from this machine only ({settings.host}); "
+                 "set --api-token before listening elsewhere")
+    await stop.wait()
+    log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
+    await server.stop()
+
+
+def exposure_warnings(settings: Settings) -> list[str]:
+    """Say loudly when the service is reachable from other machines without a token."""
+    loopback = settings.host in ("127.0.0.1", "::1", "localhost") or settings.host.startswith("127.")
+    if loopback or settings.api_tokens:
+        return []
+    return [f"listening on {settings.host} WITHOUT an API token: anyone who can reach this port can submit "
+            "jobs and read every stored page. Set --api-token (or JOBQUEUE_API_TOKEN), or bind to 127.0.0.1."]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse options, run, and turn configuration problems into one clear sentence."""
+    try:
+        settings = load_settings(argv)
+        configure_logs(settings.log_format, getattr(logging, settings.log_level.upper()))
+        asyncio.run(run(settings))
+    except ConfigError as exc:
+        print(f"jobqueue: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
