@@ -1,0 +1,203 @@
+"""MongoDB's webhook outbox: a marker written in the finishing update itself, relayed into deliveries.
+
+MongoDB cannot insert a delivery document in the same atomic step as a job's status change without
+a multi-document transaction (which a standalone server lacks), so the finishing update sets an
+`outbox` field (the time of the change) on the job document itself: one document, one atomic write.
+`relay_outbox` then turns marked jobs into delivery documents whose ids are derived from the job and
+that time, so relaying twice (two processes, or a crash between insert and unmarking) inserts each
+delivery once. A batch's `batch.finished` is relayed the same way from batches finished recently.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from jobqueue.errors import NotFound
+from jobqueue.models import FINISHED, Page
+from jobqueue.store.mongodb_schema import after_cursor, batch_from_doc, encode_cursor, task_from_doc
+from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
+from jobqueue.webhooks.outbox import Outbox
+from jobqueue.webhooks.spec import WebhookSpec
+
+RELAY_BATCH = 200
+RECENT_BATCHES = 3600.0  # batch.finished is relayed for batches finished within this many seconds
+
+
+def outbox_mark(outbox: Outbox | None, status: str, now: float) -> dict[str, Any]:
+    """The `$set` fields a finishing update adds so the change is relayed (nothing when webhooks are off)."""
+    return {"outbox": now} if outbox is not None and status in FINISHED else {}
+
+
+def delivery_doc(delivery: Delivery) -> dict[str, Any]:
+    """A Delivery as stored."""
+    return {"_id": delivery.id, "event": delivery.event, "url": delivery.url, "endpoint": endpoint_of(delivery.url),
+            "task_id": delivery.task_id, "batch_id": delivery.batch_id, "payload": delivery.payload,
+            "status": delivery.status, "attempts": delivery.attempts, "created_at": delivery.created_at,
+            "updated_at": delivery.updated_at, "next_attempt_at": delivery.next_attempt_at, "lease_token": None,
+            "last_http_status": None, "last_error": None, "delivered_at": None}
+
+
+def delivery_from_doc(doc: dict[str, Any]) -> Delivery:
+    """A stored delivery document as a Delivery."""
+    return Delivery(
+        id=doc["_id"], event=doc["event"], url=doc["url"], payload=bytes(doc.get("payload") or b""),
+        created_at=doc["created_at"], task_id=doc.get("task_id"), batch_id=doc.get("batch_id"),
+        status=doc["status"], attempts=doc["attempts"], updated_at=doc["updated_at"],
+        next_attempt_at=doc.get("next_attempt_at"), last_http_status=doc.get("last_http_status"),
+        last_error=doc.get("last_error"), delivered_at=doc.get("delivered_at"), lease_token=doc.get("lease_token"),
+    )
+
+
+def _derived_ids(deliveries: list[Delivery], owner: str, at: float) -> list[Delivery]:
+    """Give deliveries ids that every relay of the same change computes alike."""
+    for index, delivery in enumerate(deliveries):
+        delivery.id = f"msg_{owner}_{round(at * 1000)}_{index}"
+    return deliveries
+
+
+class MongoWebhookOps:
+    """The delivery operations of the store interface (mixed into MongoStore)."""
+
+    outbox: Outbox | None = None
+    _relay_ready = False
+
+    clock: Callable[[], float]
+
+    if TYPE_CHECKING:  # provided by MongoStore; absent at run time, so they shadow nothing
+        @property
+        def db(self) -> Any: ...
+
+        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
+
+    async def _ensure_delivery_indexes(self) -> None:
+        if self._relay_ready:
+            return
+        deliveries = self.db.webhook_deliveries
+        await self._call(deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)],
+                                                 name="deliveries_due"))
+        await self._call(deliveries.create_index([("created_at", DESCENDING), ("_id", DESCENDING)],
+                                                 name="deliveries_newest"))
+        await self._call(deliveries.create_index([("task_id", ASCENDING), ("created_at", DESCENDING)],
+                                                 name="deliveries_by_task"))
+        await self._call(deliveries.create_index([("batch_id", ASCENDING), ("created_at", DESCENDING)],
+                                                 name="deliveries_by_batch"))
+        await self._call(self.db.jobs.create_index([("outbox", ASCENDING)], name="jobs_outbox", sparse=True))
+        await self._call(self.db.batches.create_index([("finished_at", ASCENDING)], name="batches_finished"))
+        self._relay_ready = True
+
+    async def relay_outbox(self) -> int:
+        """Turn marked jobs (and recently finished batches) into deliveries; how many deliveries were new."""
+        if self.outbox is None:
+            return 0
+        await self._ensure_delivery_indexes()
+        outbox, created = self.outbox, 0
+        marked = self.db.jobs.find({"outbox": {"$exists": True}}, {"result": 0}).sort("outbox", ASCENDING)
+        hooks: dict[str, WebhookSpec | None] = {}
+        for doc in await self._call(marked.limit(RELAY_BATCH).to_list(RELAY_BATCH)):
+            task, at = task_from_doc(doc), doc["outbox"]
+            if task.batch_id is not None and task.batch_id not in hooks:
+                found = await self._call(self.db.batches.find_one({"_id": task.batch_id}, {"webhook": 1}))
+                hooks[task.batch_id] = WebhookSpec.from_json((found or {}).get("webhook"))
+            hook = hooks.get(task.batch_id) if task.batch_id else None
+            created += await self._insert(_derived_ids(outbox.for_task(task, hook, at), task.id, at))
+            await self._call(self.db.jobs.update_one({"_id": task.id, "outbox": at}, {"$unset": {"outbox": ""}}))
+        recent = self.db.batches.find({"finished_at": {"$gte": self.clock() - RECENT_BATCHES}, "sealed": True,
+                                       "$expr": {"$ne": ["$hooked_at", "$finished_at"]}})
+        for doc in await self._call(recent.limit(RELAY_BATCH).to_list(RELAY_BATCH)):
+            batch, at = batch_from_doc(doc), doc["finished_at"]
+            hook = WebhookSpec.from_json(doc.get("webhook"))
+            created += await self._insert(_derived_ids(outbox.for_batch(batch, hook, at), batch.id, at))
+            await self._call(self.db.batches.update_one({"_id": batch.id, "finished_at": at},
+                                                        {"$set": {"hooked_at": at}}))
+        return created
+
+    async def _insert(self, deliveries: list[Delivery]) -> int:
+        new = 0
+        for delivery in deliveries:
+            try:
+                await self._call(self.db.webhook_deliveries.insert_one(delivery_doc(delivery)),
+                                 allow=(DuplicateKeyError,))
+                new += 1
+            except DuplicateKeyError:
+                pass  # another relay of the same change stored it first
+        return new
+
+    async def deliveries_due(self) -> bool:
+        """Whether any delivery is due now."""
+        await self._ensure_delivery_indexes()
+        found = await self._call(self.db.webhook_deliveries.find_one(
+            {"status": PENDING, "next_attempt_at": {"$lte": self.clock()}}, {"_id": 1}))
+        return found is not None
+
+    async def claim_deliveries(self, limit: int, lease_seconds: float,
+                               exclude_endpoints: list[str]) -> list[Delivery]:
+        """Take due deliveries one atomic update at a time, each under a fresh lease, counting the attempt."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        due: dict[str, Any] = {"status": PENDING, "next_attempt_at": {"$lte": now}}
+        query = {**due, "endpoint": {"$nin": exclude_endpoints}} if exclude_endpoints else due
+        candidates = self.db.webhook_deliveries.find(query, {"_id": 1}).sort("next_attempt_at", ASCENDING)
+        out = []
+        for doc in await self._call(candidates.limit(limit).to_list(limit)):
+            claimed = await self._call(self.db.webhook_deliveries.find_one_and_update(
+                {"_id": doc["_id"], **due},
+                {"$set": {"lease_token": secrets.token_hex(8), "next_attempt_at": now + lease_seconds,
+                          "updated_at": now}, "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER))
+            if claimed is not None:
+                out.append(delivery_from_doc(claimed))
+        return out
+
+    async def finish_delivery(self, delivery: Delivery, outcome: DeliveryOutcome) -> bool:
+        """Record one attempt's outcome under its lease; False when the lease was lost."""
+        now = self.clock()
+        sets: dict[str, Any] = {"status": outcome.status, "lease_token": None, "updated_at": now,
+                                "next_attempt_at": outcome.next_attempt_at, "last_http_status": outcome.http_status,
+                                "last_error": outcome.error}
+        if outcome.status == "delivered":
+            sets["delivered_at"] = now
+        done = await self._call(self.db.webhook_deliveries.update_one(
+            {"_id": delivery.id, "lease_token": delivery.lease_token}, {"$set": sets}))
+        return done.matched_count == 1
+
+    async def release_deliveries(self, deliveries: list[Delivery]) -> None:
+        """Give claimed deliveries back, due now, not counting the attempt."""
+        now = self.clock()
+        for delivery in deliveries:
+            await self._call(self.db.webhook_deliveries.update_one(
+                {"_id": delivery.id, "lease_token": delivery.lease_token, "status": PENDING},
+                {"$set": {"lease_token": None, "next_attempt_at": now, "updated_at": now}, "$inc": {"attempts": -1}}))
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """Read one delivery with its body."""
+        doc = await self._call(self.db.webhook_deliveries.find_one({"_id": delivery_id}))
+        return delivery_from_doc(doc) if doc else None
+
+    async def list_deliveries(self, where: DeliveryFilter, limit: int, cursor: str | None) -> Page:
+        """Deliveries newest first (created_at, then id), narrowed by status, task or batch."""
+        query: dict[str, Any] = {k: v for k, v in (("status", where.status), ("task_id", where.task_id),
+                                                   ("batch_id", where.batch_id)) if v is not None}
+        query.update(after_cursor("created_at", cursor))
+        found = (self.db.webhook_deliveries.find(query, {"payload": 0})
+                 .sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
+        docs = await self._call(found.to_list(limit + 1))
+        more = len(docs) > limit
+        docs = docs[:limit]
+        next_cursor = encode_cursor(docs[-1]["created_at"], docs[-1]["_id"]) if more and docs else None
+        return Page([delivery_from_doc(d) for d in docs], next_cursor)
+
+    async def redeliver(self, delivery_id: str) -> Delivery:
+        """Make a delivery pending and due now, keeping its id and body (NotFound)."""
+        now = self.clock()
+        doc = await self._call(self.db.webhook_deliveries.find_one_and_update(
+            {"_id": delivery_id}, {"$set": {"status": PENDING, "next_attempt_at": now, "updated_at": now,
+                                           "lease_token": None}}, return_document=ReturnDocument.AFTER))
+        if doc is None:
+            raise NotFound(delivery_id, "webhook delivery")
+        return delivery_from_doc(doc)
