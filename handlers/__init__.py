@@ -15,6 +15,7 @@ from .base import NotFoundHandler
 from .batches import BatchHandler, BatchListHandler, BatchRetryHandler
 from .dashboard import DashboardHandler
 from .events import EventsHandler
+from .export import ExportHandler
 from .health import HealthHandler
 from .operations import MetricsHandler, OpenAPIHandler
 from .results import ResultBodyHandler, ResultHandler, ResultListHandler
@@ -50,6 +51,7 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         (rf"{API}/results/?", ResultListHandler),
         (rf"{API}/results/{_ID}/?", ResultHandler),
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
+        (rf"{API}/export/?", ExportHandler),
         (rf"{API}/webhook_deliveries/?", DeliveryListHandler),
         (rf"{API}/webhook_deliveries/{_ID}/?", DeliveryHandler),
         (rf"{API}/webhook_deliveries/{_ID}/redeliver/?", RedeliverHandler),

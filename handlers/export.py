@@ -5,25 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 from tornado.iostream import StreamClosedError
 
 from jobqueue.export import Encoder, encoder_for, walk
-from jobqueue.service import parse_id, parse_status
 from jobqueue.store.base import TaskFilter
 
-from . import tasks
 from .base import ApiError, BaseAPIHandler
+from .tasks import TASK_FILTERS  # the filters of GET /queue_tasks, so an export takes exactly the same ones
 
 log = logging.getLogger("jobqueue.export")
 CHUNK = 64 * 1024  # bytes gathered before each write and flush
 MAX_EXPORTS = 4  # at once per process: each holds a store page and a few bodies, and reads for as long as it runs
-# The filters of GET /queue_tasks, so an export takes exactly the same ones. TASK_FILTERS is the name
-# handlers/tasks.py gives its parsers; until it exports them, the same two parsers it uses today.
-TASK_FILTERS: Mapping[str, Callable[[str | None], str | None]] = getattr(
-    tasks, "TASK_FILTERS", {"status": parse_status, "batch": parse_id})
 
 
 class ExportHandler(BaseAPIHandler):

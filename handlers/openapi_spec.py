@@ -259,6 +259,23 @@ def _result_paths() -> dict[str, Any]:
     }
 
 
+def _export_paths() -> dict[str, Any]:
+    formats = {"application/x-ndjson": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}},
+               "application/warc": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        f"{API}/export": {
+            "get": {"summary": "Every matching job, streamed as a download", "operationId": "export",
+                    "description": "jsonl: {task, result, body_base64} per line; csv: one row per job without "
+                                   "bodies; warc: WARC/1.1, a request and a response record per completed fetch",
+                    "parameters": [_query("format", {"type": "string", "enum": ["jsonl", "csv", "warc"],
+                                                     "default": "jsonl"}), _STATUS, _BATCH],
+                    "responses": {"200": {"description": "the export, as an attachment", "content": formats},
+                                  "400": _error("bad format or filter (before any byte is sent)"),
+                                  "429": _error("too many exports at once (too_many_exports)"), **_COMMON}},
+        },
+    }
+
+
 def _operation_paths() -> dict[str, Any]:
     return {
         f"{API}/events": {
@@ -304,7 +321,8 @@ def openapi_document(token_required: bool) -> dict[str, Any]:
         "info": {"title": "jobqueue", "version": __version__,
                  "description": "Submit URLs, alone or as batches, with per-job fetch options; workers fetch and "
                                 "store them; a websocket streams every change."},
-        "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **webhook_paths(_COMMON, _LIMIT, _CURSOR),
+        "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **_export_paths(),
+                  **webhook_paths(_COMMON, _LIMIT, _CURSOR),
                   **_operation_paths()},
         "components": {"schemas": SCHEMAS},
     }

@@ -12,6 +12,7 @@ from .paging import continue_listing
 from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
+TASK_FILTERS = {"status": parse_status, "batch": parse_id}  # the filters of GET /queue_tasks (and /export)
 
 
 class TaskListHandler(SubmitHandler):
@@ -34,7 +35,7 @@ class TaskListHandler(SubmitHandler):
         await self.once(key, work)
 
     async def get(self) -> None:
-        query = continue_listing(self, "tasks", {"status": parse_status, "batch": parse_id})
+        query = continue_listing(self, "tasks", TASK_FILTERS)
         page, counts = await self.service.list(TaskFilter(**query.filters), query.limit, query.store_cursor)
         self.write_json({"tasks": [t.to_json() for t in page.items], "next": query.next(page.next_cursor),
                          "counts": counts})
