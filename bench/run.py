@@ -25,6 +25,7 @@ from tornado.websocket import websocket_connect
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.export_bench import measure as measure_export  # noqa: E402
 from bench.harness import API, WORKERS, Client, Server, pct  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
@@ -347,6 +348,9 @@ async def main(argv: list[str]) -> dict[str, Any]:
         report["submission"] = await measure_submission(target, args.submit_seconds or (3 if args.quick else 5))
         print("submit -> completed latency...", file=sys.stderr, flush=True)
         report["latency"] = await measure_latency(target, 50 if args.quick else 300)
+        exported = 10_000 if args.quick else 100_000
+        print(f"export of {exported} jobs as JSON Lines and WARC...", file=sys.stderr, flush=True)
+        report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
         print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
         report["big_queue"] = await measure_big_queue(target, queued, 50 if args.quick else 300)
     finally:
