@@ -123,7 +123,7 @@ class JobQueueServer:
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
-                       tokens=TokenSet(settings.api_tokens))
+                       tokens=TokenSet(settings.api_tokens, settings.read_only_tokens))
         try:
             sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
         except OSError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 from tornado import httputil
 from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
-from jobqueue.access import TokenSet, bearer
+from jobqueue.access import FULL, READ, TokenSet, bearer
 from jobqueue.config import Settings
 from jobqueue.errors import CodedError
 from jobqueue.events import EventHub
@@ -82,14 +82,21 @@ class SharedObjects:
         return f"ip:{self.request.remote_ip}"  # type: ignore[attr-defined]
 
     def unauthorized(self) -> ApiError | None:
-        """A 401 to raise when a token is required and the request has no valid one."""
+        """A 401 to raise when a token is required and the request has no valid one, a 403 when a read-only
+        token asks to change something; an accepted request's answer says its access in X-Jobqueue-Access."""
         if not self.tokens.required:
+            self.set_header("X-Jobqueue-Access", FULL)  # type: ignore[attr-defined]
             return None
         request = self.request  # type: ignore[attr-defined]
         offered = bearer(request.headers.get("Authorization"))
         if offered is None and getattr(self, "accepts_query_token", False):
             offered = (request.query_arguments.get("token") or [b""])[-1].decode("utf-8", "replace") or None
-        if self.tokens.accepts(offered):
+        access = self.tokens.access(offered)
+        if access == READ and request.method not in ("GET", "HEAD", "OPTIONS"):
+            return ApiError(403, "forbidden", "this token may only read (it is a --read-only-token); use a full "
+                            "API token to change anything")
+        if access is not None:
+            self.set_header("X-Jobqueue-Access", access)  # type: ignore[attr-defined]
             return None
         message = ("this server needs an API token: send 'Authorization: Bearer TOKEN'" if offered is None
                    else "the API token is not valid")

@@ -8,12 +8,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+FULL = "full"
+READ = "read"
+
 
 class TokenSet:
-    """The accepted API tokens; checks compare in constant time against every one of them."""
+    """The accepted API tokens; checks compare in constant time against every one of them.
 
-    def __init__(self, tokens: Iterable[str]) -> None:
+    Read-only tokens (`--read-only-token`) may read everything and open the websocket, nothing more.
+    """
+
+    def __init__(self, tokens: Iterable[str], read_only: Iterable[str] = ()) -> None:
         self._tokens = [t.encode() for t in tokens]
+        self._read_only = [t.encode() for t in read_only]
 
     @property
     def required(self) -> bool:
@@ -26,11 +33,21 @@ class TokenSet:
             return True
         if not offered:
             return False
+        return self.access(offered) is not None
+
+    def access(self, offered: str | None) -> str | None:
+        """FULL or READ for a known token (FULL for anyone when no token is configured), None otherwise."""
+        if not self._tokens:
+            return FULL
+        if not offered:
+            return None
         candidate = offered.encode()
-        matched = False
+        full = read = False
         for token in self._tokens:
-            matched |= hmac.compare_digest(candidate, token)
-        return matched
+            full |= hmac.compare_digest(candidate, token)
+        for token in self._read_only:
+            read |= hmac.compare_digest(candidate, token)
+        return FULL if full else READ if read else None
 
 
 def bearer(header: str | None) -> str | None:

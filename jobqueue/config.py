@@ -43,6 +43,7 @@ class Settings:
     fetch_profiles: str | None = None
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     api_tokens: tuple[str, ...] = field(default_factory=tuple)
+    read_only_tokens: tuple[str, ...] = field(default_factory=tuple)
     rate_limit: float = 500.0
     rate_burst: int = 5000
     max_queued: int = 1_000_000
@@ -155,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="allow one private network while the guard stays on (repeatable)")
     parser.add_argument("--api-token", action="append", default=None, metavar="TOKEN",
                         help="require this bearer token on the API and the event stream (repeatable)")
+    parser.add_argument("--read-only-token", action="append", default=None, metavar="TOKEN",
+                        help="a token that may only read: GET, /metrics and the websocket (repeatable; needs "
+                             "--api-token)")
     parser.add_argument("--api-token-file", default=None, metavar="PATH",
                         help="read tokens from a file, one per line ('#' starts a comment)")
     parser.add_argument("--allowed-origins", default=None, metavar="ORIGINS",
@@ -198,6 +202,11 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         tokens += read_token_file(token_file)
     if tokens:
         values["api_tokens"] = tuple(t.strip() for t in tokens)
+    readers = list(args.read_only_token or [])
+    if not readers and env.get("JOBQUEUE_READ_ONLY_TOKEN"):
+        readers = [t for t in env["JOBQUEUE_READ_ONLY_TOKEN"].split(",") if t.strip()]
+    if readers:
+        values["read_only_tokens"] = tuple(t.strip() for t in readers)
     settings = Settings(**values)  # type: ignore[arg-type]
     validate(settings)
     return settings
@@ -225,7 +234,12 @@ def validate(settings: Settings) -> None:
     for key in ("connect_timeout", "fetch_timeout", "lease_seconds"):
         if getattr(settings, key) <= 0:
             raise ConfigError(f"--{key.replace('_', '-')} must be greater than 0")
-    for token in settings.api_tokens:
+    if settings.read_only_tokens and not settings.api_tokens:
+        raise ConfigError("--read-only-token needs at least one --api-token: without one every client may do "
+                          "everything anyway")
+    if set(settings.read_only_tokens) & set(settings.api_tokens):
+        raise ConfigError("a token cannot be both an --api-token and a --read-only-token")
+    for token in (*settings.api_tokens, *settings.read_only_tokens):
         if len(token) < 16 or any(c.isspace() for c in token):
             raise ConfigError("an API token must be at least 16 characters with no spaces "
                               "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
