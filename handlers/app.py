@@ -17,9 +17,10 @@ from jobqueue.access import RateLimiter, TokenSet
 from jobqueue.addresses import AddressPolicy
 from jobqueue.batch_progress import batch_progress_loop
 from jobqueue.config import ConfigError, Settings, load_settings
-from jobqueue.events import EventHub, counts_loop
+from jobqueue.events import EventHub, counts_loop, stats_loop
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.housekeeping import housekeeping_loop
+from jobqueue.live_stats import LiveStats
 from jobqueue.logs import announce, safe_url
 from jobqueue.logs import configure as configure_logs
 from jobqueue.metrics import Metrics, TimedStore, watch_loop_lag
@@ -50,7 +51,8 @@ class JobQueueServer:
         self.service: JobService | None = None
         self.http: HTTPServer | None = None
         self.port: int = settings.port
-        self.hub = EventHub()
+        self.stats = LiveStats()
+        self.hub = EventHub(observe=self.stats.record)
         self.metrics = Metrics()
         self.background = Supervisor()
         self.profiles = FetchProfiles()
@@ -140,6 +142,7 @@ class JobQueueServer:
         self.background.start("batch-progress", lambda: batch_progress_loop(store, hub))
         self.background.start("housekeeping", lambda: housekeeping_loop(store))
         self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
+        self.background.start("live-stats", lambda: stats_loop(hub, self.stats))
         self.webhooks = hooks.sender(store, policy, self.metrics, settings)
         if self.webhooks is not None:
             self.background.start("webhooks", self.webhooks.run)

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ log = logging.getLogger("jobqueue.events")
 _RANK = {status: i for i, status in enumerate(STATUSES)}
 RESYNC = json.dumps({"type": "resync", "reason": "this client fell too far behind; reload the task list"})
 _COUNTS_KEY = ""  # no task has an empty id
+_STATS_KEY = "stats"  # task ids are 26 characters
 MAX_BATCH_KEYS = 64  # batch messages a dashboard's view looks through
 
 
@@ -105,8 +106,9 @@ class Subscription:
 class EventHub:
     """A bounded log of the latest state per task, read by any number of subscribers."""
 
-    def __init__(self, max_pending: int = 20000) -> None:
+    def __init__(self, max_pending: int = 20000, observe: Callable[[Task], None] | None = None) -> None:
         self.max_pending = max_pending
+        self.observe = observe  # sees each accepted state once (live statistics)
         self._subscribers: set[Subscription] = set()
         # task id -> [sequence number, message (a Task until first read; None when nobody listened),
         #             (updated_at, rank), status]; a state replaced before anyone read it is never serialised
@@ -146,6 +148,8 @@ class EventHub:
             self._created.append(task.id)
         self._append(task.id, task if self._subscribers else None, key, task.status)
         self.published += 1
+        if self.observe is not None:
+            self.observe(task)
         if task.batch_id is not None and self._subscribers:
             self._touched.add(task.batch_id)
 
@@ -174,6 +178,10 @@ class EventHub:
         """Record the current counts by status, for clients that follow every task."""
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))
         self._append(_COUNTS_KEY, message, (0.0, 0), "")
+
+    def publish_stats(self, stats: dict[str, Any]) -> None:
+        """Record the latest live statistics (one entry, replaced each time) for dashboards."""
+        self._append(_STATS_KEY, json.dumps(stats, separators=(",", ":")), (0.0, 0), "")
 
     def _append(self, key: str, message: str | Task | None, order: tuple[float, int], status: str) -> None:
         self._seq += 1
@@ -281,7 +289,7 @@ class EventHub:
         """Changes to the page's tasks, the newest tasks created since `after_id`, and the counts."""
         picked: dict[str, list[Any]] = {}
         log = self._log
-        for task_id in (*view.task_ids, _COUNTS_KEY, *self._batch_keys):
+        for task_id in (*view.task_ids, _COUNTS_KEY, _STATS_KEY, *self._batch_keys):
             entry = log.get(task_id)
             if entry is not None and entry[0] > after and entry[1] is not None:
                 picked[task_id] = entry
@@ -335,3 +343,11 @@ async def counts_loop(hub: EventHub, store: Store, interval: float = 0.5) -> Non
             continue
         hub.publish_counts(counts)
         seen = published
+
+
+async def stats_loop(hub: EventHub, stats: Any, interval: float = 5.0) -> None:
+    """Send the live statistics to dashboards every few seconds while any is connected."""
+    while True:
+        await asyncio.sleep(interval)
+        if hub.subscribers:
+            hub.publish_stats(stats.snapshot())
