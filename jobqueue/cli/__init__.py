@@ -1,0 +1,129 @@
+"""The `jobqueue` command: `serve` runs the server; submit, status and export talk to one over its API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, NoReturn
+
+from jobqueue import __version__
+from jobqueue.client import DEFAULT_SERVER, AsyncClient, JobQueueError
+
+from . import commands
+from .urlfile import UsageError
+
+Command = Callable[[AsyncClient, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Mistakes on the command line are one sentence and exit status 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the sentence and leave."""
+        print(f"{self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(commands.USAGE)
+
+
+def _priority(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not -10 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{value} is outside -10..10")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: global --server/--token (also accepted after the command), and the commands."""
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--server", default=argparse.SUPPRESS, metavar="URL",
+                            help=f"the server's address (env JOBQUEUE_URL, default {DEFAULT_SERVER})")
+    connection.add_argument("--token", default=argparse.SUPPRESS, metavar="TOKEN",
+                            help="the API token, if the server has one (env JOBQUEUE_API_TOKEN)")
+    parser = _Parser(prog="jobqueue", parents=[connection],
+                     description="Submit URLs to a jobqueue server and follow them, or run one.",
+                     epilog="Exit status: 0 done, 1 some jobs failed (submit --wait), 2 usage or connection error.")
+    parser.add_argument("--version", action="version", version=f"jobqueue {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.add_parser("serve", add_help=False, help="run the server; takes server.py's options (`jobqueue serve --help`)")
+
+    submit = sub.add_parser("submit", parents=[connection], help="submit a file of URLs as a batch",
+                            description="Submit FILE (or standard input for -), one URL per line, as a batch. "
+                                        "Every line is checked first: any bad line and nothing is submitted, "
+                                        "unless --skip-invalid. Prints the batch id.")
+    submit.add_argument("file", metavar="FILE|-")
+    submit.add_argument("--tag", action="append", metavar="TAG", help="tag every job (repeatable)")
+    submit.add_argument("--priority", type=_priority, metavar="N", help="-10..10, higher runs first (default 0)")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the batch to the end: a progress bar on a terminal, lines otherwise")
+    submit.add_argument("--skip-invalid", action="store_true", help="submit the good lines, skipping bad ones")
+
+    status = sub.add_parser("status", parents=[connection], help="counts by status, or one job or batch")
+    status.add_argument("id", nargs="?", metavar="ID", help="a job's or a batch's id")
+    status.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    export = sub.add_parser("export", parents=[connection], help="download jobs as JSON Lines, CSV or WARC")
+    export.add_argument("--format", choices=("jsonl", "csv", "warc"), default="jsonl")
+    export.add_argument("--status", metavar="STATUS", help="only jobs in this status")
+    export.add_argument("--batch", metavar="ID", help="only the jobs of this batch")
+    export.add_argument("--filter", action="append", metavar="NAME=VALUE",
+                        help="any other filter of GET /queue_tasks (repeatable)")
+    export.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="a file, a directory or - for standard output (default: the server's file name)")
+    return parser
+
+
+COMMANDS: dict[str, Command] = {"submit": commands.submit, "status": commands.status, "export": commands.export}
+
+
+def serve(argv: Sequence[str]) -> int:
+    """Run the server, imported only now: the client commands never load the web layer."""
+    try:
+        from jobqueue.handlers.app import main as run_server
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("jobqueue.handlers", "jobqueue.handlers.app"):
+            raise
+        from handlers.app import main as run_server  # a checkout: handlers/ sits beside jobqueue/
+    return run_server(list(argv))
+
+
+def connection(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The server and token: flags beat JOBQUEUE_URL / JOBQUEUE_API_TOKEN (its first token, if it lists several)."""
+    server = getattr(args, "server", None) or environ.get("JOBQUEUE_URL") or DEFAULT_SERVER
+    if "://" not in server:
+        server = f"http://{server}"
+    token = getattr(args, "token", None)
+    if token is None:
+        tokens = [t.strip() for t in environ.get("JOBQUEUE_API_TOKEN", "").split(",") if t.strip()]
+        token = tokens[0] if tokens else None
+    return server, token or None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `jobqueue` command and `python -m jobqueue`; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "serve":
+        return serve(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return commands.USAGE
+    server, token = connection(args, os.environ)
+    try:
+        return asyncio.run(_run(COMMANDS[args.command], server, token, args))
+    except (UsageError, JobQueueError) as exc:
+        print(f"jobqueue: {exc}", file=sys.stderr)
+        return commands.USAGE
+    except KeyboardInterrupt:
+        print("jobqueue: interrupted; what was submitted goes on (`jobqueue status ID` follows it)", file=sys.stderr)
+        return 130
+
+
+async def _run(command: Command, server: str, token: str | None, args: argparse.Namespace) -> int:
+    async with AsyncClient(server, token) as client:
+        return await command(client, args)

@@ -1,0 +1,153 @@
+"""What each client command does, over jobqueue.client.AsyncClient; each returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+from jobqueue.client import APIError, AsyncClient, Batch, Task
+
+from .progress import Tally, progress_for
+from .urlfile import UsageError, describe_bad, read_url_file
+
+OK, SOME_FAILED, USAGE = 0, 1, 2
+
+
+async def submit(client: AsyncClient, args: argparse.Namespace) -> int:
+    """Submit a file of URLs as one batch (several past 100,000 URLs); with --wait, follow it to the end."""
+    urls = read_url_file(args.file)
+    if urls.bad and not args.skip_invalid:
+        raise UsageError(f"{urls.name}: {len(urls.bad)} bad line{'s' if len(urls.bad) != 1 else ''}, nothing "
+                         f"submitted: {describe_bad(urls.bad)}; fix them or pass --skip-invalid to submit the "
+                         f"other {len(urls.urls)}")
+    if urls.bad:
+        note(f"skipping {len(urls.bad)} bad line{'s' if len(urls.bad) != 1 else ''}: {describe_bad(urls.bad)}")
+    if not urls.urls:
+        raise UsageError(f"{urls.name} has no valid URL to submit")
+    spec: dict[str, Any] = {}
+    if args.tag:
+        spec["tags"] = args.tag
+    if args.priority is not None:
+        spec["priority"] = args.priority
+    batches: list[Batch] = []
+    for chunk in urls.chunks():
+        try:
+            batch = await client.submit_batch(chunk.lines, idempotency_key=str(uuid.uuid4()), **spec)
+        except APIError as exc:
+            if exc.status == 400:
+                done = f" (batches {', '.join(b.id for b in batches)} were submitted)" if batches else ""
+                raise UsageError(f"the server refused {urls.name}: {chunk.file_lines(exc.message)}{done}") from exc
+            raise
+        batches.append(batch)
+        print(batch.id, flush=True)
+    total = sum(b.total for b in batches)
+    note(f"submitted {total} URL{'s' if total != 1 else ''} as batch{'es' if len(batches) > 1 else ''} "
+         f"{', '.join(b.id for b in batches)}")
+    if not args.wait:
+        return OK
+    return await follow(client, batches)
+
+
+async def follow(client: AsyncClient, batches: list[Batch]) -> int:
+    """Show progress until every batch is finished; 1 if any job failed or was cancelled."""
+    started = time.monotonic()
+    latest = {b.id: b for b in batches}
+    tally = Tally(sum(b.total for b in batches))
+    with progress_for(tally) as display:
+        def moved(batch: Batch) -> None:
+            latest[batch.id] = batch
+            tally.update(sum(b.done for b in latest.values()), sum(b.failed for b in latest.values()))
+            display.show()
+
+        ticker = asyncio.ensure_future(_tick(display))
+        try:
+            await asyncio.gather(*(client.wait_batch(b.id, on_progress=moved) for b in batches))
+        finally:
+            ticker.cancel()
+    counts = {status: sum(b.counts.get(status, 0) for b in latest.values())
+              for status in ("completed", "failed", "cancelled")}
+    ids = ", ".join(latest)
+    print(f"batch {ids} finished: {tally.total} jobs, {counts['completed']} completed, {counts['failed']} failed, "
+          f"{counts['cancelled']} cancelled in {time.monotonic() - started:.1f}s", flush=True)
+    return SOME_FAILED if counts["failed"] or counts["cancelled"] else OK
+
+
+async def _tick(display: Any) -> None:
+    """Refresh the display once a second, so rate and ETA move while no batch message comes."""
+    while True:
+        await asyncio.sleep(1.0)
+        display.show()
+
+
+async def status(client: AsyncClient, args: argparse.Namespace) -> int:
+    """Counts of the whole queue, or one job or batch."""
+    if args.id is None:
+        counts = await client.counts()
+        if args.json:
+            print(json.dumps({"counts": counts}))
+        else:
+            print("  ".join(f"{name} {value}" for name, value in counts.items()))
+        return OK
+    try:
+        task = await client.get(args.id)
+    except APIError as exc:
+        if exc.status != 404:
+            raise
+    else:
+        print(json.dumps({"task": task.raw}) if args.json else describe_task(task))
+        return OK
+    try:
+        batch = await client.batch(args.id)
+    except APIError as exc:
+        if exc.status == 404:
+            raise UsageError(f"no job or batch has the id {args.id!r} on {client.server}") from exc
+        raise
+    print(json.dumps({"batch": batch.raw}) if args.json else describe_batch(batch))
+    return OK
+
+
+def describe_task(task: Task) -> str:
+    """One job in a line or two."""
+    line = f"job {task.id}: {task.status}"
+    if task.http_status is not None:
+        line += f" (HTTP {task.http_status})"
+    line += f", {task.attempts} attempt{'s' if task.attempts != 1 else ''}, {task.url}"
+    if task.error is not None:
+        line += f"\n  error {task.error.code}: {task.error.message}"
+    return line
+
+
+def describe_batch(batch: Batch) -> str:
+    """One batch in a line."""
+    counts = ", ".join(f"{name} {value}" for name, value in batch.counts.items())
+    state = f"finished {batch.raw.get('finished_at')}" if batch.finished else "not finished"
+    return f"batch {batch.id}: {batch.done}/{batch.total} done ({counts}), {state}"
+
+
+async def export(client: AsyncClient, args: argparse.Namespace) -> int:
+    """Stream GET /export to a file (the server's file name by default, '-' for standard output)."""
+    filters: dict[str, str] = {}
+    for item in args.filter or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--filter {item!r}: write it as NAME=VALUE, e.g. --filter tag=news")
+        filters[name] = value
+    if args.status:
+        filters["status"] = args.status
+    if args.batch:
+        filters["batch"] = args.batch
+    dest: Any = sys.stdout.buffer if args.output == "-" else args.output
+    written = await client.export(dest, args.format, **filters)
+    if written.path is not None:
+        note(f"wrote {written.path} ({written.size} bytes)")
+    return OK
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal, kept off standard output."""
+    print(f"jobqueue: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,259 @@
+"""AsyncClient: the API as coroutines on Tornado's (asyncio) loop, with waits and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from .errors import APIError, JobQueueError, WaitTimeout
+from .http import Transport, api_error
+from .models import Batch, Event, Result, Task
+from .stream import events
+
+DEFAULT_SERVER = "http://127.0.0.1:5000"
+# spec fields a text/plain batch may carry as query parameters (POST /batches?tag=a&priority=2)
+_QUERY_FIELDS = {"tags": "tag", "priority": "priority", "not_before": "not_before", "max_age": "max_age"}
+_FILENAME = re.compile(r'filename="([^"/\\]+)"')
+ProgressCallback = Callable[[Batch], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Export:
+    """Where an export was written and how many bytes it has."""
+
+    path: str | None
+    size: int
+
+
+class AsyncClient:
+    """The jobqueue API for asyncio/Tornado code. `async with AsyncClient(url, token) as jq: ...`."""
+
+    def __init__(self, server: str = DEFAULT_SERVER, token: str | None = None, *, timeout: float = 60.0,
+                 max_wait: float = 120.0) -> None:
+        self.transport = Transport(server, token, timeout, max_wait)
+
+    @property
+    def server(self) -> str:
+        """The server's base address."""
+        return self.transport.server
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.transport.close()
+
+    async def submit(self, url: str, *, idempotency_key: str | None = None, **spec: Any) -> Task:
+        """Add one job; `spec` takes the job spec's fields (fetch={...}, priority=, tags=[...], ...)."""
+        body = await self.transport.call("POST", "queue_tasks", payload={"url": url, **spec},
+                                         headers=_idempotency(idempotency_key))
+        return Task.from_json(body["task"])
+
+    async def submit_many(self, urls: Iterable[str], *, idempotency_key: str | None = None, **spec: Any) -> list[Task]:
+        """Add up to 1,000 jobs in one request."""
+        body = await self.transport.call("POST", "queue_tasks", payload={"urls": list(urls), **spec},
+                                         headers=_idempotency(idempotency_key))
+        return [Task.from_json(t) for t in body["tasks"]]
+
+    async def submit_batch(self, urls: Iterable[str] | str, *, idempotency_key: str | None = None,
+                           **spec: Any) -> Batch:
+        """Add up to 100,000 jobs as one batch: sent as text/plain (one URL per line, spec fields as query
+        parameters) when the spec allows it, else as JSON. A string is taken as the text of such a file."""
+        lines = urls.splitlines() if isinstance(urls, str) else list(urls)
+        headers = _idempotency(idempotency_key)
+        if set(spec) <= set(_QUERY_FIELDS):
+            query = {_QUERY_FIELDS[name]: value for name, value in spec.items()}
+            body = await self.transport.call("POST", "batches", query=query, text="\n".join(lines) + "\n",
+                                             headers=headers)
+        else:
+            kept = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+            body = await self.transport.call("POST", "batches", payload={"urls": kept, **spec}, headers=headers)
+        return Batch.from_json(body["batch"])
+
+    async def get(self, task_id: str) -> Task:
+        """One job as it is now."""
+        return Task.from_json((await self.transport.call("GET", f"queue_tasks/{task_id}"))["task"])
+
+    async def batch(self, batch_id: str) -> Batch:
+        """One batch with its counts."""
+        return Batch.from_json((await self.transport.call("GET", f"batches/{batch_id}"))["batch"])
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs in the whole queue by status."""
+        return dict((await self.transport.call("GET", "queue_tasks", query={"limit": 1}))["counts"])
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a job that has not finished."""
+        return Task.from_json((await self.transport.call("DELETE", f"queue_tasks/{task_id}"))["task"])
+
+    async def result(self, task_id: str) -> Result:
+        """A completed job's result with its body as text; APIError `no_result` while it has none."""
+        return Result.from_json((await self.transport.call("GET", f"results/{task_id}"))["result"])
+
+    async def body(self, task_id: str) -> bytes:
+        """A completed job's body, the bytes as fetched."""
+        response = await self.transport.fetch("GET", f"results/{task_id}/body")
+        if response.code >= 400:
+            raise api_error(self.server, response)
+        return response.body
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> Task:
+        """Poll one job until it is finished (completed, failed or cancelled); WaitTimeout after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.05
+        while True:
+            task = await self.get(task_id)
+            if task.finished:
+                return task
+            if deadline is not None and time.monotonic() + interval > deadline:
+                raise WaitTimeout("timeout", f"job {task_id} is still {task.status} after {timeout:g} s")
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, 1.0)
+
+    async def wait_batch(self, batch_id: str, timeout: float | None = None,
+                         on_progress: ProgressCallback | None = None, poll: float = 5.0) -> Batch:
+        """Follow a batch until it is finished, calling `on_progress` with each newer state.
+
+        Progress comes from the live stream (batch.progress/batch.finished); the batch is also read over
+        REST after every (re)connection and every `poll` seconds, so a stream that is down or refused
+        (too many streams) only makes the updates slower.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        updates: asyncio.Queue[Batch | None] = asyncio.Queue()
+
+        async def follow() -> None:
+            async for event in self.events(view={"task_ids": [], "newest": 0}):
+                if event.type == "resync":
+                    updates.put_nowait(None)
+                elif event.batch is not None and event.batch.id == batch_id:
+                    updates.put_nowait(event.batch)
+
+        batch = await self.batch(batch_id)
+        await _call(on_progress, batch)
+        follower = asyncio.ensure_future(follow())
+        try:
+            while not batch.finished:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout("timeout", f"batch {batch_id} is not finished after {timeout:g} s "
+                                      f"({batch.done}/{batch.total} done)")
+                if follower.done() and not follower.cancelled() and follower.exception() is not None:
+                    raise follower.exception()  # type: ignore[misc]  # the stream refused the token
+                try:
+                    update = await asyncio.wait_for(updates.get(), poll if left is None else min(poll, left))
+                except TimeoutError:
+                    update = None
+                newer = update if update is not None else await self.batch(batch_id)
+                if update is not None and not newer.finished and newer.done < batch.done:
+                    continue  # a stream message older than what REST said: never go backwards
+                if newer.counts != batch.counts or newer.finished_at != batch.finished_at:
+                    batch = newer
+                    await _call(on_progress, batch)
+            return batch
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, JobQueueError):
+                await follower
+
+    def events(self, task_ids: Iterable[str] | None = None, view: Mapping[str, Any] | None = None,
+               max_failures: int | None = None) -> AsyncIterator[Event]:
+        """The live stream: task, counts, batch.progress, batch.finished, url.changed events, and a resync
+        event after every (re)connection; it reconnects by itself (0.5 s doubling up to 15 s)."""
+        return events(self.transport, task_ids, view, max_failures)
+
+    async def export(self, dest: str | os.PathLike[str] | BinaryIO | None = None, format: str = "jsonl",
+                     **filters: str) -> Export:
+        """Stream GET /export to a file (a path, a directory or None for the server's file name in the
+        current directory, or an open binary file); a cut download raises and leaves no partial file."""
+        writer = _ExportWriter(dest)
+        try:
+            response = await self.transport.fetch(
+                "GET", "export", query={"format": format, **filters}, request_timeout=0,
+                header_callback=writer.header, streaming_callback=writer.write)
+        except BaseException:
+            writer.abort()
+            raise
+        if response.code >= 400:
+            writer.abort()
+            raise api_error(self.server, response, writer.error_body)
+        if response.error is not None:
+            writer.abort()
+            raise APIError("incomplete_download", f"the export was cut off after {writer.size} bytes "
+                           f"({response.error}); nothing was kept, try again", response.code)
+        return writer.finish()
+
+
+class _ExportWriter:
+    """Writes an export's body where it is wanted, to a .part file renamed only once complete."""
+
+    def __init__(self, dest: str | os.PathLike[str] | BinaryIO | None) -> None:
+        self.dest = dest
+        self.status = 0
+        self.filename: str | None = None
+        self.size = 0
+        self.error_body = b""
+        self.file: BinaryIO | None = None
+        self.path: str | None = None
+
+    def header(self, line: str) -> None:
+        if line.startswith("HTTP/"):
+            self.status = int(line.split()[1])
+            self.error_body = b""
+        elif line.lower().startswith("content-disposition:"):
+            match = _FILENAME.search(line)
+            self.filename = match.group(1) if match else None
+
+    def write(self, chunk: bytes) -> None:
+        if self.status >= 300 or self.status == 0:
+            self.error_body = (self.error_body + chunk)[:65536]
+            return
+        if self.file is None:
+            self.file = self._open()
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+    def _open(self) -> BinaryIO:
+        if self.dest is not None and not isinstance(self.dest, str | os.PathLike):
+            return self.dest
+        target = os.fspath(self.dest) if self.dest is not None else "."
+        if os.path.isdir(target):
+            target = os.path.join(target, self.filename or "jobqueue-export")
+        self.path = target
+        return open(target + ".part", "wb")
+
+    def abort(self) -> None:
+        if self.path is not None and self.file is not None:
+            self.file.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.path + ".part")
+
+    def finish(self) -> Export:
+        if self.file is None:  # an empty export (an empty CSV still has its header row, but be safe)
+            self.file = self._open()
+        if self.path is None:
+            self.file.flush()
+            return Export(None, self.size)
+        self.file.close()
+        os.replace(self.path + ".part", self.path)
+        return Export(self.path, self.size)
+
+
+def _idempotency(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key else {}
+
+
+async def _call(callback: ProgressCallback | None, batch: Batch) -> None:
+    if callback is not None:
+        outcome = callback(batch)
+        if outcome is not None:
+            await outcome

@@ -1,0 +1,153 @@
+"""Typed views of the API's JSON objects: tasks, batches and results, each keeping its raw JSON too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+FINISHED = ("completed", "failed", "cancelled")
+STATUSES = ("queued", "running", *FINISHED)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time of the API as an aware datetime (None stays None)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """Why a job failed: a stable code word and a sentence."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job: a URL to fetch, its status and, once finished, its outcome."""
+
+    id: str
+    url: str
+    status: str
+    attempts: int = 0
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    http_status: int | None = None
+    error: TaskError | None = None
+    batch_id: str | None = None
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job will not change again unless it is retried."""
+        return self.status in FINISHED
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Task:
+        """Build from the API's task object (unknown fields stay in `raw`)."""
+        error = data.get("error")
+        return cls(
+            id=data["id"], url=data["url"], status=data["status"], attempts=data.get("attempts", 0),
+            created_at=parse_time(data.get("created_at")), started_at=parse_time(data.get("started_at")),
+            finished_at=parse_time(data.get("finished_at")), http_status=data.get("http_status"),
+            error=TaskError(error["code"], error["message"]) if isinstance(error, dict) else None,
+            batch_id=data.get("batch_id"), priority=data.get("priority", 0), tags=tuple(data.get("tags") or ()),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Many jobs submitted together, with counts by status."""
+
+    id: str
+    total: int
+    counts: dict[str, int]
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def done(self) -> int:
+        """Jobs that are finished (completed, failed or cancelled)."""
+        return sum(self.counts.get(status, 0) for status in FINISHED)
+
+    @property
+    def failed(self) -> int:
+        """Jobs that ended without a result."""
+        return self.counts.get("failed", 0)
+
+    @property
+    def finished(self) -> bool:
+        """Whether none of its jobs is queued or running."""
+        return self.finished_at is not None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Batch:
+        """Build from the API's batch object."""
+        return cls(
+            id=data["id"], total=data["total"], counts=dict(data.get("counts") or {}),
+            created_at=parse_time(data.get("created_at")), finished_at=parse_time(data.get("finished_at")),
+            tags=tuple(data.get("tags") or ()), raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a completed job fetched: status, headers and the body decoded to text (None for binary)."""
+
+    id: str
+    url: str
+    final_url: str
+    http_status: int
+    headers: dict[str, str]
+    content_type: str | None = None
+    encoding: str | None = None
+    size: int = 0
+    truncated: bool = False
+    sha256: str | None = None
+    elapsed_ms: float | None = None
+    fetched_at: datetime | None = None
+    body: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        """Build from the API's result object."""
+        return cls(
+            id=data["id"], url=data["url"], final_url=data.get("final_url") or data["url"],
+            http_status=data["http_status"], headers=dict(data.get("headers") or {}),
+            content_type=data.get("content_type"), encoding=data.get("encoding"), size=data.get("size", 0),
+            truncated=bool(data.get("truncated")), sha256=data.get("sha256"), elapsed_ms=data.get("elapsed_ms"),
+            fetched_at=parse_time(data.get("fetched_at")), body=data.get("body"), raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One message of the live stream: `type` is task, counts, batch.progress, batch.finished,
+    url.changed, or resync (re-read what you show over REST: messages may have been missed)."""
+
+    type: str
+    task: Task | None = None
+    batch: Batch | None = None
+    counts: dict[str, int] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        """Build from one websocket message."""
+        task = data.get("task")
+        batch = data.get("batch")
+        return cls(
+            type=str(data.get("type")),
+            task=Task.from_json(task) if isinstance(task, dict) else None,
+            batch=Batch.from_json(batch) if isinstance(batch, dict) else None,
+            counts=data.get("counts") if isinstance(data.get("counts"), dict) else None,
+            raw=data,
+        )
