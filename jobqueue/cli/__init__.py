@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print the sentence and leave."""
-        print(f"{self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        print(f"jobqueue: {message}; see `{self.prog} --help`", file=sys.stderr)
         sys.exit(commands.USAGE)
 
 
