@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 from tornado.iostream import StreamClosedError
 
 from jobqueue.export import Encoder, encoder_for, walk
+from jobqueue.filters import TASK_FILTERS  # those of GET /queue_tasks
 from jobqueue.store.base import TaskFilter
 
 from .base import ApiError, BaseAPIHandler
-from .tasks import TASK_FILTERS  # the filters of GET /queue_tasks, so an export takes exactly the same ones
 
 log = logging.getLogger("jobqueue.export")
 CHUNK = 64 * 1024  # bytes gathered before each write and flush
@@ -48,7 +48,9 @@ class ExportHandler(BaseAPIHandler):
         stem = time.strftime("jobqueue-export-%Y%m%dT%H%M%SZ", time.gmtime())
         encoder = encoder_for(self.get_query_argument("format", None), stem, self.config.user_agent,
                               urlencode(sorted(filters.items())))
-        return TaskFilter(**filters), encoder, stem
+        where = TaskFilter(**filters)
+        self.service.check_filter(where)
+        return where, encoder, stem
 
     async def _stream(self, where: TaskFilter, encoder: Encoder, stem: str) -> None:
         async with contextlib.aclosing(walk(self.service.store, where, encoder.with_body)) as items:

@@ -54,6 +54,18 @@ _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "def
 _STATUS = _query("status", {"type": "string", "enum": list(STATUSES)}, "only tasks in this state; an empty value "
                  "is refused")
 _BATCH = _query("batch", {"type": "string", "pattern": ID_PATTERN}, "only the jobs of this batch")
+_FILTERS = [
+    _STATUS, _BATCH,
+    _query("tag", {"type": "string", "pattern": TAG_PATTERN}, "only jobs with this tag"),
+    _query("host", {"type": "string", "pattern": "^[A-Za-z0-9.:\\[\\]_-]{1,255}$"}, "only jobs for this host name"),
+    _query("http_status", {"type": "string", "pattern": "^[1-5]([0-9]{2}|[xX]{2})$"},
+           "only jobs whose answer had this status (404) or class (4xx)"),
+    _query("error", {"type": "string", "pattern": "^[a-z_]{1,64}$"}, "only jobs whose error has this code"),
+    _query("url", {"type": "string", "minLength": 1, "maxLength": 200},
+           "only jobs whose URL contains this text (any case; control characters are removed)"),
+    _query("since", {"type": "string", "format": "date-time"}, "only jobs created at or after this time"),
+    _query("until", {"type": "string", "format": "date-time"}, "only jobs created at or before this time"),
+]
 _CURSOR = _query("cursor", {"type": "string"}, "the `next` value of the previous page, unchanged; empty means the "
                  "first page. It carries the listing's filters and limit, so `?cursor=` alone continues the same "
                  "query; a filter different from the cursor's is refused with 400 `invalid_cursor`")
@@ -153,7 +165,7 @@ def _task_paths() -> dict[str, Any]:
             },
             "get": {
                 "summary": "List tasks, newest first", "operationId": "listTasks",
-                "parameters": [_STATUS, _BATCH, _LIMIT, _CURSOR],
+                "parameters": [*_FILTERS, _LIMIT, _CURSOR],
                 "responses": {
                     "200": _json({"type": "object", "required": ["tasks", "next", "counts"], "properties": {
                         "tasks": {"type": "array", "items": ref("Task")},
@@ -268,7 +280,7 @@ def _export_paths() -> dict[str, Any]:
                     "description": "jsonl: {task, result, body_base64} per line; csv: one row per job without "
                                    "bodies; warc: WARC/1.1, a request and a response record per completed fetch",
                     "parameters": [_query("format", {"type": "string", "enum": ["jsonl", "csv", "warc"],
-                                                     "default": "jsonl"}), _STATUS, _BATCH],
+                                                     "default": "jsonl"}), *_FILTERS],
                     "responses": {"200": {"description": "the export, as an attachment", "content": formats},
                                   "400": _error("bad format or filter (before any byte is sent)"),
                                   "429": _error("too many exports at once (too_many_exports)"), **_COMMON}},

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from jobqueue.filters import TASK_FILTERS
 from jobqueue.idempotency import IdempotentAdd, StoredAnswer
 from jobqueue.models import Task
-from jobqueue.service import MAX_BATCH, parse_id, parse_status
+from jobqueue.service import MAX_BATCH
 from jobqueue.store.base import TaskFilter
 
 from .base import ApiError, BaseAPIHandler
@@ -12,7 +13,6 @@ from .paging import continue_listing
 from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
-TASK_FILTERS = {"status": parse_status, "batch": parse_id}  # the filters of GET /queue_tasks (and /export)
 
 
 class TaskListHandler(SubmitHandler):

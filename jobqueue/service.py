@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited, StoreError
+from jobqueue.filters import parse_id as parse_id  # re-exported for the web layer
+from jobqueue.filters import parse_status as parse_status
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.metrics import Metrics
 from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
@@ -25,7 +26,6 @@ MAX_BATCH = 1000  # URLs per POST /queue_tasks
 BATCH_CHUNK = 2000  # jobs per commit while a batch is stored
 BULK_CHUNK = 500  # jobs per commit when a batch is cancelled or retried
 STORING_SECONDS = 300.0  # a batch not sealed by then was abandoned by a dead process
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
 
@@ -64,15 +64,6 @@ def parse_limit(raw: str | None) -> int:
     return value
 
 
-def parse_id(raw: str | None) -> str | None:
-    """Read an id given as a filter (`?batch=`): URL-safe, 1-64 characters, or absent."""
-    if raw is None:
-        return None
-    if not _ID.fullmatch(raw):
-        raise BadRequest("invalid_id", "an id is 1-64 characters of A-Z a-z 0-9 _ -")
-    return raw
-
-
 def parse_delivery_status(raw: str | None) -> str | None:
     """Read `?status=` of the deliveries listing."""
     if raw is None:
@@ -80,15 +71,6 @@ def parse_delivery_status(raw: str | None) -> str | None:
     if raw not in DELIVERY_STATUSES:
         raise BadRequest("invalid_status", f"status must be one of {', '.join(DELIVERY_STATUSES)} (leave it out "
                          "for all)")
-    return raw
-
-
-def parse_status(raw: str | None) -> str | None:
-    """Read `?status=`: one of the five statuses, or absent (an empty value is refused, not ignored)."""
-    if raw is None:
-        return None
-    if raw not in STATUSES:
-        raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)} (leave it out for all)")
     return raw
 
 
@@ -215,8 +197,18 @@ class JobService:
 
     async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> tuple[Page, dict[str, int]]:
         """A page of tasks matching a filter, and the counts by status of the whole queue."""
+        self.check_filter(where)
         page = await self.store.list(where, limit, cursor)
         return page, await self.store.counts()
+
+    def check_filter(self, where: TaskFilter) -> None:
+        """Refuse a filter this database cannot apply, rather than silently ignoring it."""
+        can = self.store.capabilities.list_filters
+        missing = [name for name in where.__dataclass_fields__ if getattr(where, name) is not None and name not in can]
+        if missing:
+            what = "full-text search (q)" if missing[0] == "q" else f"the {missing[0]} filter"
+            raise BadRequest("not_supported", f"{what} is not available with the {self.store.name} database of this "
+                             f"server; it can filter by {', '.join(can)}")
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel an unfinished task and stop its fetch if this process runs it."""

@@ -124,7 +124,7 @@ FORGED_CURSORS = [
     ("/queue_tasks", cursor_of(_state(l="5"))),
     ("/queue_tasks", cursor_of(_state(f={"status": "done"}))),
     ("/queue_tasks", cursor_of(_state(f={"status": ""}))),
-    ("/queue_tasks", cursor_of(_state(f={"host": "example.com"}))),  # a filter this listing does not have
+    ("/queue_tasks", cursor_of(_state(f={"colour": "blue"}))),  # a filter this listing does not have
     ("/queue_tasks", cursor_of(_state(f=[]))),
     ("/results", cursor_of(_state())),  # a cursor of another listing
     ("/results", "s1"),

@@ -39,10 +39,24 @@ class NewTask:
 
 @dataclass(frozen=True)
 class TaskFilter:
-    """Which tasks a listing shows; every field narrows it (AND)."""
+    """Which tasks a listing shows; every field narrows it (AND). Values are the canonical text of
+    jobqueue.filters' parsers (what cursors carry); `http_status` is a code or a class like `4xx`."""
 
     status: str | None = None
     batch: str | None = None
+    tag: str | None = None
+    host: str | None = None
+    http_status: str | None = None
+    error: str | None = None
+    url: str | None = None
+    q: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing narrows the listing."""
+        return all(getattr(self, name) is None for name in self.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,8 @@ class Capabilities:
     """What a backend can do beyond the common interface, declared instead of probed."""
 
     change_stream: bool = False
+    # the TaskFilter fields its listings can narrow by; `q` means full-text search of stored pages
+    list_filters: tuple[str, ...] = ("status", "batch")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task, TaskError
 from jobqueue.store.base import Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
 from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
+from jobqueue.store.sqlite_filters import list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_migrations import migrate
 from jobqueue.store.sqlite_schema import (
@@ -55,7 +56,8 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
-    capabilities = Capabilities(change_stream=False)
+    capabilities = Capabilities(change_stream=False, list_filters=(
+        "status", "batch", "tag", "host", "http_status", "error", "url", "since", "until"))
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
                  busy_timeout: float = 5.0, probe_timeout: float = 1.0) -> None:
@@ -188,25 +190,14 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps):
         return task_from_row(row) if row else None  # type: ignore[arg-type]
 
     async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
-        """Newest first by insertion order; the cursor is the last row's sequence number."""
+        """Newest first by insertion order; the cursor is the seq to continue below (sqlite_filters)."""
         before = decode_cursor(cursor)
-        clauses, args = [], []
-        if where.status is not None:
-            clauses.append("status = ?")
-            args.append(where.status)
-        if where.batch is not None:
-            clauses.append("batch_id = ?")
-            args.append(where.batch)
-        if before is not None:
-            clauses.append("seq < ?")
-            args.append(before)
-        clause = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT seq, {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq DESC LIMIT ?"
-        rows = await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall())
-        rows = list(rows)  # type: ignore[call-overload]
+        rows, resume = await self._read(lambda conn: list_rows(conn, where, JOB_COLUMNS, before, limit))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+        if resume is not None and not more:
+            next_cursor = encode_cursor(resume)
         return Page([task_from_row(r) for r in rows], next_cursor)
 
     async def counts(self) -> dict[str, int]:

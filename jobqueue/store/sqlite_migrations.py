@@ -183,6 +183,12 @@ CREATE INDEX deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status 
 CREATE INDEX deliveries_failed ON webhook_deliveries(seq) WHERE status = 'failed';
 CREATE INDEX deliveries_by_task ON webhook_deliveries(task_id, seq) WHERE task_id IS NOT NULL;
 CREATE INDEX deliveries_by_batch ON webhook_deliveries(batch_id, seq) WHERE batch_id IS NOT NULL;
+
+-- Listing filters (sqlite_filters.py): each ordered by seq, so a page is read newest first.
+CREATE INDEX jobs_by_host ON jobs(host, seq);
+CREATE INDEX jobs_by_error ON jobs(error_code, seq) WHERE error_code IS NOT NULL;
+CREATE INDEX jobs_by_http_status ON jobs(http_status, seq) WHERE http_status IS NOT NULL;
+CREATE INDEX jobs_by_created ON jobs(created_at);
 """
 
 
@@ -196,7 +202,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs, results, counts kept by triggers", V1_RELEASE_0_1),
     Migration(2, "job specs, priority, freshness reuse, batches, idempotency keys", V2_JOB_SPECS,
               _reuse_keys_for_old_jobs),
-    Migration(3, "webhooks: a job's and a batch's webhook, the deliveries outbox", V3_WEBHOOKS),
+    Migration(3, "webhooks: a job's and a batch's webhook, the deliveries outbox; listing filter indexes",
+              V3_WEBHOOKS),
 )
 LATEST = MIGRATIONS[-1].version
 

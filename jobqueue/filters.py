@@ -1,0 +1,134 @@
+"""The filters of job listings (`GET /queue_tasks`, `GET /results`, exports, bulk actions): read and checked once.
+
+Each parser takes the raw query value (None when absent) and returns its canonical text, which is what
+paging cursors carry and what TaskFilter holds; the stores turn that text into their queries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from jobqueue.errors import BadRequest
+from jobqueue.models import STATUSES
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]_-]{1,255}")
+_CODE = re.compile(r"[a-z_]{1,64}")
+_HTTP = re.compile(r"[1-5](?:[0-9]{2}|xx)")
+MAX_TEXT = 200
+MAX_WORDS = 10
+
+Parser = Callable[[str | None], str | None]
+
+
+def _given(raw: str | None, name: str) -> str | None:
+    if raw is None:
+        return None
+    if raw == "":
+        raise BadRequest("invalid_filter", f"{name} is empty; leave it out to not filter by it")
+    return raw
+
+
+def _matching(pattern: re.Pattern[str], name: str, what: str) -> Parser:
+    def parse(raw: str | None) -> str | None:
+        value = _given(raw, name)
+        if value is not None and not pattern.fullmatch(value):
+            raise BadRequest("invalid_filter", f"{name} must be {what}")
+        return value
+    return parse
+
+
+def parse_status(raw: str | None) -> str | None:
+    """`?status=`: one of the five statuses."""
+    if raw is None:
+        return None
+    if raw not in STATUSES:
+        raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)} (leave it out for all)")
+    return raw
+
+
+def parse_id(raw: str | None) -> str | None:
+    """An id given as a filter (`?batch=`): URL-safe, 1-64 characters."""
+    if raw is None:
+        return None
+    if not _ID.fullmatch(raw):
+        raise BadRequest("invalid_id", "an id is 1-64 characters of A-Z a-z 0-9 _ -")
+    return raw
+
+
+def parse_host(raw: str | None) -> str | None:
+    """`?host=`: an exact host name as jobs store it (lower case, no port)."""
+    value = _matching(_HOST, "host", "a host name like example.com")(raw)
+    return value.lower().rstrip(".") if value is not None else None
+
+
+def parse_http_status(raw: str | None) -> str | None:
+    """`?http_status=`: a code (`404`) or a class (`4xx`)."""
+    value = _given(raw, "http_status")
+    if value is not None:
+        value = value.lower()
+        if not _HTTP.fullmatch(value):
+            raise BadRequest("invalid_filter", "http_status must be a code from 100 to 599 (404) or a class (4xx)")
+    return value
+
+
+def parse_text(name: str) -> Parser:
+    """A substring (`?url=`) or words (`?q=`): at most 200 characters, no control characters."""
+    def parse(raw: str | None) -> str | None:
+        value = _given(raw, name)
+        if value is None:
+            return None
+        if len(value) > MAX_TEXT or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise BadRequest("invalid_filter", f"{name} must be at most {MAX_TEXT} characters without control "
+                             "characters")
+        if name == "q" and not words(value):
+            raise BadRequest("invalid_filter", "q needs at least one word of letters or digits")
+        return value
+    return parse
+
+
+def parse_time(name: str) -> Parser:
+    """`?since=` / `?until=`: an ISO 8601 time (no zone means UTC), kept as given."""
+    def parse(raw: str | None) -> str | None:
+        value = _given(raw, name)
+        if value is not None:
+            seconds(value, name)
+        return value
+    return parse
+
+
+def seconds(text: str, name: str = "time") -> float:
+    """Unix seconds of an ISO 8601 time (BadRequest names the field)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadRequest("invalid_filter", f"{name}: {text[:50]!r} is not an ISO 8601 time like "
+                         "2026-11-28T03:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def http_range(value: str) -> tuple[int, int]:
+    """The inclusive status range of a parsed http_status filter."""
+    if value.endswith("xx"):
+        low = int(value[0]) * 100
+        return low, low + 99
+    return int(value), int(value)
+
+
+def words(text: str) -> list[str]:
+    """The words of a `q` search: runs of letters and digits, lower case, at most ten."""
+    return [w.lower() for w in re.findall(r"\w+", text)][:MAX_WORDS]
+
+
+TASK_FILTERS: dict[str, Parser] = {
+    "status": parse_status, "batch": parse_id,
+    "tag": _matching(_TAG, "tag", "a tag of A-Z a-z 0-9 _ . : - (at most 64 characters)"),
+    "host": parse_host, "http_status": parse_http_status,
+    "error": _matching(_CODE, "error", "an error code like timeout or http_error"),
+    "url": parse_text("url"), "q": parse_text("q"), "since": parse_time("since"), "until": parse_time("until"),
+}
