@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from jobqueue.client import APIError, AsyncClient, Batch, Client, Unreachable
+from jobqueue.client import APIError, AsyncClient, Batch, Client, JobQueueError, Unreachable
+from jobqueue.errors import StoreError
 from tests.target import UTF8_TEXT
+from tests.test_export import filled_server
 
 REFUSED = "http://127.0.0.1:9/refused"  # nothing listens there: the job fails
 LATER = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))  # stays queued
@@ -177,3 +179,29 @@ async def test_a_stream_that_cannot_connect_is_retried_then_given_up(make_server
 def read(path: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_cut_export_raises_and_leaves_no_file(make_server: Any, tmp_path: Any) -> None:
+    server, api = await filled_server(make_server, tmp_path, 600, 2048)
+    api.close()
+    store = server.service.store
+    real_list, calls = store.list, []
+
+    async def failing_list(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:  # the second page: the download has begun
+            raise StoreError("the database went away")
+        return await real_list(*args)
+
+    store.list = failing_list
+    out = tmp_path / "out"
+    out.mkdir()
+    async with client_for(server) as client:
+        with pytest.raises(JobQueueError) as cut:
+            await client.export(str(out / "all.jsonl"))
+        assert cut.value.code == "incomplete_download" and "cut off after" in str(cut.value)
+        assert os.listdir(out) == []
+        store.list = real_list
+        whole = await client.export(str(out / "all.jsonl"))
+        assert whole.path == str(out / "all.jsonl") and os.listdir(out) == ["all.jsonl"]

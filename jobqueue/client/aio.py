@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .errors import APIError, JobQueueError, WaitTimeout
+from .errors import JobQueueError, Unreachable, WaitTimeout
 from .http import Transport, api_error
 from .models import Batch, Event, Result, Task
 from .stream import events
@@ -180,6 +180,12 @@ class AsyncClient:
             response = await self.transport.fetch(
                 "GET", "export", query={"format": format, **filters}, request_timeout=0,
                 header_callback=writer.header, streaming_callback=writer.write)
+        except Unreachable as exc:
+            writer.abort()
+            if writer.status == 200:  # the download had begun: it was cut, not refused
+                raise JobQueueError("incomplete_download", f"the export was cut off after {writer.size} bytes; "
+                                    "nothing was kept, try again") from exc
+            raise
         except BaseException:
             writer.abort()
             raise
@@ -188,8 +194,8 @@ class AsyncClient:
             raise api_error(self.server, response, writer.error_body)
         if response.error is not None:
             writer.abort()
-            raise APIError("incomplete_download", f"the export was cut off after {writer.size} bytes "
-                           f"({response.error}); nothing was kept, try again", response.code)
+            raise JobQueueError("incomplete_download", f"the export was cut off after {writer.size} bytes "
+                                f"({response.error}); nothing was kept, try again", response.code)
         return writer.finish()
 
 
