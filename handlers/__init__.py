@@ -19,7 +19,7 @@ from .export import ExportHandler
 from .health import HealthHandler
 from .operations import MetricsHandler, OpenAPIHandler
 from .results import ResultBodyHandler, ResultHandler, ResultListHandler
-from .tasks import API, TaskHandler, TaskListHandler, TaskRetryHandler
+from .tasks import API, BulkHandler, TaskHandler, TaskListHandler, TaskRetryHandler
 from .webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
 
 # static/ and templates/ sit next to handlers/: at the top of the checkout, and inside the installed
@@ -43,6 +43,7 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
     routes = [
         (r"/", DashboardHandler),
         (rf"{API}/queue_tasks/?", TaskListHandler),
+        (rf"{API}/queue_tasks/bulk/?", BulkHandler),
         (rf"{API}/queue_tasks/{_ID}/?", TaskHandler),
         (rf"{API}/queue_tasks/{_ID}/retry/?", TaskRetryHandler),
         (rf"{API}/batches/?", BatchListHandler),

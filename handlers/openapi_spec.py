@@ -66,6 +66,14 @@ _FILTERS = [
     _query("since", {"type": "string", "format": "date-time"}, "only jobs created at or after this time"),
     _query("until", {"type": "string", "format": "date-time"}, "only jobs created at or before this time"),
 ]
+_BULK_FILTER = {
+    "description": "the filters of GET /queue_tasks, or {all: true}",
+    "oneOf": [
+        {"type": "object", "required": ["all"], "additionalProperties": False, "properties": {"all": {"const": True}}},
+        {"type": "object", "minProperties": 1, "additionalProperties": False,
+         "properties": {p["name"]: p["schema"] for p in _FILTERS}},
+    ],
+}
 _CURSOR = _query("cursor", {"type": "string"}, "the `next` value of the previous page, unchanged; empty means the "
                  "first page. It carries the listing's filters and limit, so `?cursor=` alone continues the same "
                  "query; a filter different from the cursor's is refused with 400 `invalid_cursor`")
@@ -175,6 +183,18 @@ def _task_paths() -> dict[str, Any]:
                     "400": _error("bad limit, status, batch or cursor"), **_COMMON,
                 },
             },
+        },
+        f"{API}/queue_tasks/bulk": {
+            "post": {"summary": "Cancel, retry or delete every job a filter matches", "operationId": "bulk",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["action", "filter"], "additionalProperties": False,
+                         "properties": {"action": {"enum": ["cancel", "retry", "delete"]},
+                                        "filter": _BULK_FILTER}}}}},
+                     "responses": {"200": _json({"type": "object", "required": ["action", "matched", "changed"],
+                                                 "properties": {"action": {"type": "string"},
+                                                                "matched": {"type": "integer"},
+                                                                "changed": {"type": "integer"}}}, "done"),
+                                   "400": _error("bad action or filter, or an empty filter"), **_COMMON}},
         },
         f"{API}/queue_tasks/{{id}}": {
             "parameters": [_id("task")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jobqueue.bulk import parse_bulk
 from jobqueue.filters import TASK_FILTERS
 from jobqueue.idempotency import IdempotentAdd, StoredAnswer
 from jobqueue.models import Task
@@ -61,3 +62,12 @@ class TaskRetryHandler(BaseAPIHandler):
     async def post(self, task_id: str) -> None:
         task = await self.service.retry(task_id)
         self.write_json({"task": task.to_json()})
+
+
+class BulkHandler(BaseAPIHandler):
+    """POST cancels, retries or deletes every job a filter matches."""
+
+    async def post(self) -> None:
+        request = parse_bulk(self.get_json_body())
+        matched, changed = await self.service.bulk(request)
+        self.write_json({"action": request.action, "matched": matched, "changed": changed})

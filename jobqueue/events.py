@@ -179,6 +179,12 @@ class EventHub:
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))
         self._append(_COUNTS_KEY, message, (0.0, 0), "")
 
+    def publish_deleted(self, task_id: str) -> None:
+        """Record that a job was deleted; no later state of it can follow."""
+        message = json.dumps({"type": "task.deleted", "task_id": task_id}, separators=(",", ":"))
+        self._append(task_id, message, (float("inf"), len(_RANK)), "deleted")
+        self.published += 1
+
     def publish_stats(self, stats: dict[str, Any]) -> None:
         """Record the latest live statistics (one entry, replaced each time) for dashboards."""
         self._append(_STATS_KEY, json.dumps(stats, separators=(",", ":")), (0.0, 0), "")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
+from jobqueue.bulk import BulkRequest, run_bulk
 from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited, StoreError
 from jobqueue.filters import parse_id as parse_id  # re-exported for the web layer
 from jobqueue.filters import parse_status as parse_status
@@ -89,6 +90,7 @@ class JobService:
         metrics: Metrics | None = None,
         limits: SpecLimits | None = None,
         batch_sealed: Callable[[str], None] = lambda _batch_id: None,
+        deleted: Callable[[str], None] = lambda _task_id: None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -99,6 +101,7 @@ class JobService:
         self.max_queued = max_queued
         self.metrics = metrics
         self.ids = TaskIds()
+        self.deleted = deleted  # announces a deleted job to live clients
         self.batch_sealed = batch_sealed  # lets live clients hear of a batch that finished before it was sealed
         self.reader = SubmissionReader(policy, limits or SpecLimits(), self.ids)
         self._queued_seen = (0.0, 0)  # (when, queued count): re-read at most twice a second
@@ -200,6 +203,17 @@ class JobService:
         self.check_filter(where)
         page = await self.store.list(where, limit, cursor)
         return page, await self.store.counts()
+
+    async def bulk(self, request: BulkRequest) -> tuple[int, int]:
+        """Cancel, retry or delete every job a filter matches, a chunk per write; (matched, changed)."""
+        self.check_filter(request.where)
+        if not hasattr(self.store, "cancel_many"):
+            raise BadRequest("not_supported", f"acting on many jobs is not available with the {self.store.name} "
+                             "database of this server yet")
+        matched, changed = await run_bulk(self.store, request, self.publish, self.deleted, self.cancel_local)
+        if request.action == "retry" and changed:
+            self.wake_workers()
+        return matched, changed
 
     def check_filter(self, where: TaskFilter) -> None:
         """Refuse a filter this database cannot apply, rather than silently ignoring it."""

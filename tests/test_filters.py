@@ -104,7 +104,7 @@ async def test_a_walk_stops_at_its_cap_with_a_cursor_that_goes_on(open_store, cl
 
 def test_parsers_refuse_bad_values_with_a_sentence():
     for name, raw in (("http_status", "600"), ("http_status", "4x"), ("host", "a b"), ("tag", "a b"),
-                      ("error", "Timeout!"), ("since", "yesterday"), ("url", "a\x00"), ("q", "!!!"),
+                      ("error", "Timeout!"), ("since", "yesterday"), ("url", "a" * 201), ("q", "!!!"),
                       ("status", "done"), ("host", "")):
         with pytest.raises(BadRequest) as info:
             TASK_FILTERS[name](raw)

@@ -131,6 +131,15 @@ class Store(Protocol):
     async def retry(self, task_id: str) -> Task:
         """Queue a finished task again, dropping its old result (NotFound, Conflict)."""
 
+    async def cancel_many(self, task_ids: list[str]) -> list[Task]:
+        """Cancel those of the jobs still queued or running, in one write; the cancelled ones come back."""
+
+    async def retry_many(self, task_ids: list[str]) -> list[Task]:
+        """Queue those of the jobs that finished again, dropping their results; the queued ones come back."""
+
+    async def delete_many(self, task_ids: list[str]) -> list[str]:
+        """Delete those of the jobs that finished, with their results and unshared bodies; their ids come back."""
+
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
         """Read the stored result of a task, with or without its body."""
 

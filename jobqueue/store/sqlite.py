@@ -16,6 +16,7 @@ from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task, TaskError
 from jobqueue.store.base import Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
 from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
+from jobqueue.store.sqlite_bulk import SQLiteBulkOps
 from jobqueue.store.sqlite_filters import list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_migrations import migrate
@@ -52,7 +53,7 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps):
+class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
