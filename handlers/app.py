@@ -158,6 +158,7 @@ class JobQueueServer:
         """Stop accepting requests, let fetches finish briefly, give back the rest, close the database."""
         if self.http is not None:
             self.http.stop()
+        self.hub.close_streams()
         await self.background.stop()
         if self.pool is not None:
             await self.pool.stop()
@@ -204,10 +205,10 @@ def exposure_warnings(settings: Settings) -> list[str]:
             "jobs and read every stored page. Set --api-token (or JOBQUEUE_API_TOKEN), or bind to 127.0.0.1."]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "server.py") -> int:
     """Entry point: parse options, run, and turn configuration problems into one clear sentence."""
     try:
-        settings = load_settings(argv)
+        settings = load_settings(argv, prog=prog)
         configure_logs(settings.log_format, getattr(logging, settings.log_level.upper()))
         asyncio.run(run(settings))
     except ConfigError as exc:

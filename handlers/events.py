@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from jobqueue.events import Subscription, View
+from jobqueue.events import HubClosed, Subscription, View
 from jobqueue.models import STATUSES
 
 from .base import ApiError, SharedObjects, send_error
@@ -73,6 +73,8 @@ class EventsHandler(SharedObjects, WebSocketHandler):
                     await self.write_message(message)
         except (WebSocketClosedError, asyncio.CancelledError):
             pass
+        except HubClosed:
+            self.close(1001, "the server is stopping")
         except Exception:
             log.exception("event stream to a client failed")
             self.close()

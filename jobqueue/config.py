@@ -121,13 +121,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Turn argparse's message into the one sentence main() prints before exiting with status 2."""
         if message.startswith("unrecognized arguments: "):
-            message = f"not an option of server.py: {message[len('unrecognized arguments: '):]}"
+            message = f"not an option of {self.prog}: {message[len('unrecognized arguments: '):]}"
         elif message.startswith("argument "):
             flag, _, problem = message[len("argument "):].partition(": ")
             if problem.startswith("expected "):  # "expected one argument"
                 raise ConfigError(f"{flag} needs a value")
             raise ConfigError(f"{flag}: {problem}")
-        raise ConfigError(f"{message}; `server.py --help` lists the options")
+        raise ConfigError(f"{message}; `{self.prog} --help` lists the options")
 
 
 def _env_name(flag: str) -> str:
@@ -138,11 +138,11 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of server.py."""
+def build_parser(prog: str = "server.py") -> argparse.ArgumentParser:
+    """The command line of server.py (and of `jobqueue serve`, named `prog` in help and errors)."""
     defaults = Settings()
     parser = _Parser(
-        prog="server.py",
+        prog=prog,
         description="jobqueue: submit URLs over HTTP, workers fetch and store them, a dashboard shows it live.",
         epilog="Every option also reads JOBQUEUE_<OPTION> from the environment; a flag beats the variable.",
     )
@@ -168,10 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+                  prog: str = "server.py") -> Settings:
     """Merge defaults, environment and flags into validated Settings."""
     env = os.environ if environ is None else environ
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     values: dict[str, object] = {}
     for flag, kind, _text in _OPTIONS:
         key = flag.replace("-", "_")

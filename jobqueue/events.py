@@ -43,6 +43,10 @@ class View:
     status: str | None = None
 
 
+class HubClosed(Exception):
+    """The server is stopping: event streams end (clients reconnect to the next process)."""
+
+
 class Subscription:
     """One client's position in the hub's log, and what it follows: all tasks, some ids, or a view."""
 
@@ -68,6 +72,8 @@ class Subscription:
         hub = self.hub
         try:
             while not self.replay and hub.last_seq <= self.cursor:
+                if hub.closed:
+                    raise HubClosed()
                 self._nudge = asyncio.get_running_loop().create_future()
                 hub.wake_at_next_change(self._nudge)
                 await self._nudge
@@ -122,6 +128,7 @@ class EventHub:
         self._batch_keys: OrderedDict[str, None] = OrderedDict()  # log keys of recent batch messages
         self._touched: set[str] = set()  # batches whose jobs changed since the last look
         self.published = 0
+        self.closed = False
 
     @property
     def subscribers(self) -> int:
@@ -178,6 +185,14 @@ class EventHub:
         """Record the current counts by status, for clients that follow every task."""
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))
         self._append(_COUNTS_KEY, message, (0.0, 0), "")
+
+    def close_streams(self) -> None:
+        """End every event stream (the server is stopping): waiting readers raise HubClosed."""
+        self.closed = True
+        sleepers, self._sleepers = self._sleepers, []
+        for sleeper in sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
 
     def publish_deleted(self, task_id: str) -> None:
         """Record that a job was deleted; no later state of it can follow."""

@@ -258,3 +258,13 @@ async def test_websocket_view_narrows_the_stream_and_replays_new_rows(jq, api, t
     replayed = await read_until_completed(other["id"])  # the row new to the view arrives at once
     assert replayed["status"] == "completed"
     conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_stopping_the_server_ends_its_event_streams(make_server):
+    server = await make_server()
+    stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
+    assert json.loads(await stream.read_message())["type"] == "hello"
+    await server.stop()
+    assert await stream.read_message() is None  # closed by the server, not left hanging
+    assert stream.close_code == 1001

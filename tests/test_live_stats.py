@@ -64,3 +64,4 @@ async def test_dashboards_get_stats_messages(jq, api, target):
             break
     assert message["last_minute"]["finished"] == 5 and message["hosts"][0]["host"] == "127.0.0.1"
     stream.close()
+

@@ -88,7 +88,7 @@ def serve(argv: Sequence[str]) -> int:
         if exc.name not in ("jobqueue.handlers", "jobqueue.handlers.app"):
             raise
         from handlers.app import main as run_server  # a checkout: handlers/ sits beside jobqueue/
-    return run_server(list(argv))
+    return run_server(list(argv), prog="jobqueue serve")
 
 
 def connection(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None]:
