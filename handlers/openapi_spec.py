@@ -265,7 +265,7 @@ def _result_paths() -> dict[str, Any]:
     return {
         f"{API}/results": {
             "get": {"summary": "Results of completed tasks, newest first, without bodies",
-                    "operationId": "listResults", "parameters": [_LIMIT, _CURSOR],
+                    "operationId": "listResults", "parameters": [*_FILTERS, _LIMIT, _CURSOR],
                     "responses": {
                         "200": _json({"type": "object", "required": ["results", "next"], "properties": {
                             "results": {"type": "array", "items": ref("Result")},

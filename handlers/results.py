@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from jobqueue.filters import TASK_FILTERS
+from jobqueue.store.base import TaskFilter
+
 from .base import ApiError, BaseAPIHandler
 from .paging import continue_listing
 
@@ -26,11 +29,11 @@ def attachment(name: str) -> str:
 
 
 class ResultListHandler(BaseAPIHandler):
-    """GET a page of results without bodies."""
+    """GET a page of results without bodies, with the filters of GET /queue_tasks."""
 
     async def get(self) -> None:
-        query = continue_listing(self, "results", {})
-        page = await self.service.results(query.limit, query.store_cursor)
+        query = continue_listing(self, "results", TASK_FILTERS)
+        page = await self.service.results(query.limit, query.store_cursor, TaskFilter(**query.filters))
         self.write_json({"results": [r.to_json() for r in page.items], "next": query.next(page.next_cursor)})
 
 

@@ -17,7 +17,7 @@ from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.metrics import Metrics
 from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
 from jobqueue.spec import SpecLimits
-from jobqueue.store.base import Store, TaskFilter
+from jobqueue.store.base import ALL_TASKS, Store, TaskFilter
 from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
 from jobqueue.webhooks.delivery import DELIVERY_STATUSES, Delivery, DeliveryFilter
@@ -249,9 +249,12 @@ class JobService:
         """A result with its raw bytes, for /body."""
         return await self.store.get_result(task_id, with_body=True)
 
-    async def results(self, limit: int, cursor: str | None) -> Page:
-        """A page of results without bodies."""
-        return await self.store.list_results(limit, cursor)
+    async def results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
+        """A page of results without bodies, narrowed by their jobs' fields."""
+        if where.empty:
+            return await self.store.list_results(limit, cursor)
+        self.check_filter(where)
+        return await self.store.list_results(limit, cursor, where)
 
     async def batch(self, batch_id: str) -> Batch:
         """One batch with its counts (NotFound)."""

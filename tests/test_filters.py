@@ -126,6 +126,8 @@ async def test_the_api_filters_pages_and_keeps_the_filter_in_the_cursor(api, tar
     assert [t["id"] for t in rest["tasks"]] == [missing[0]["id"]] and rest["next"] is None
     code, body = await api.call("GET", f"{API}/queue_tasks?host=127.0.0.1&url=/page/&status=completed")
     assert {t["id"] for t in body["tasks"]} == {t["id"] for t in ok}
+    code, body = await api.call("GET", f"{API}/results?http_status=404")
+    assert code == 200 and {r["id"] for r in body["results"]} == {t["id"] for t in missing}
     for query, word in (("http_status=99", "invalid_filter"), ("since=soon", "invalid_filter"),
                         ("q=words", "not_supported")):
         code, body = await api.call("GET", f"{API}/queue_tasks?{query}")

@@ -59,6 +59,9 @@ class TaskFilter:
         return all(getattr(self, name) is None for name in self.__dataclass_fields__)
 
 
+ALL_TASKS = TaskFilter()
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do beyond the common interface, declared instead of probed."""
@@ -143,8 +146,8 @@ class Store(Protocol):
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
         """Read the stored result of a task, with or without its body."""
 
-    async def list_results(self, limit: int, cursor: str | None) -> Page:
-        """List results newest first without bodies."""
+    async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
+        """List results newest first without bodies, narrowed by their jobs' fields (Capabilities.list_filters)."""
 
     async def changed_since(self, since: float, limit: int) -> list[Task]:
         """Tasks whose state changed at or after `since`, oldest change first."""

@@ -14,10 +14,10 @@ from urllib.parse import unquote, urlsplit
 
 from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task, TaskError
-from jobqueue.store.base import Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
+from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
 from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
 from jobqueue.store.sqlite_bulk import SQLiteBulkOps
-from jobqueue.store.sqlite_filters import list_rows
+from jobqueue.store.sqlite_filters import RESULTS, list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_migrations import migrate
 from jobqueue.store.sqlite_schema import (
@@ -391,16 +391,16 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps):
         )
         return result_from_row(row, with_body) if row else None  # type: ignore[arg-type]
 
-    async def list_results(self, limit: int, cursor: str | None) -> Page:
-        """Newest completion first, without bodies."""
+    async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
+        """Newest completion first, without bodies, narrowed by their jobs' fields."""
         before = decode_cursor(cursor)
-        clause = "WHERE seq < ?" if before is not None else ""
-        args = (before,) if before is not None else ()
-        sql = f"SELECT seq, {RESULT_COLUMNS} FROM results {clause} ORDER BY seq DESC LIMIT ?"
-        rows = list(await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall()))  # type: ignore
+        columns = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
+        rows, resume = await self._read(lambda conn: list_rows(conn, where, columns, before, limit, RESULTS))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+        if resume is not None and not more:
+            next_cursor = encode_cursor(resume)
         return Page([result_from_row(r, False) for r in rows], next_cursor)
 
     async def changed_since(self, since: float, limit: int) -> list[Task]:

@@ -64,30 +64,42 @@ def needs_walk(where: TaskFilter) -> bool:
     return where.tag is not None or where.url is not None or where.q is not None or indexed > 1 or a_class
 
 
+RESULTS = ("results JOIN jobs ON jobs.id = results.job_id", "results")
+
+
 def list_rows(conn: sqlite3.Connection, where: TaskFilter, columns: str, before: int | None, limit: int,
-              extra: tuple[list[str], list[Any]] = ([], [])) -> tuple[list[sqlite3.Row], int | None]:
-    """Up to limit+1 rows newest first, and the seq to resume from when a bounded walk stopped early."""
+              source: tuple[str, str] = ("jobs", "jobs")) -> tuple[list[sqlite3.Row], int | None]:
+    """Up to limit+1 rows newest first, and the seq to resume from when a bounded walk stopped early.
+
+    `source` is the FROM clause and the table whose seq orders the listing: jobs, or RESULTS (results
+    newest first, filtered by their jobs' fields).
+    """
+    origin, table = source
     terms, args = clauses(where)
-    terms, args = terms + extra[0], args + extra[1]
     low, high = seq_bounds(conn, where)
+    on_jobs = table == "jobs"
     if high is not None:
-        before = min(before, high + 1) if before is not None else high + 1
+        if on_jobs:
+            before = min(before, high + 1) if before is not None else high + 1
+        else:
+            terms.append("jobs.seq <= ?")
+            args.append(high)
     if low is not None:
         terms.append("jobs.seq >= ?")
         args.append(low)
-    if not needs_walk(where):
+    if not terms or (on_jobs and not needs_walk(where)):
         if before is not None:
-            terms.append("jobs.seq < ?")
+            terms.append(f"{table}.seq < ?")
             args.append(before)
-        sql = (f"SELECT jobs.seq, {columns} FROM jobs {'WHERE ' + ' AND '.join(terms) if terms else ''}"
-               " ORDER BY jobs.seq DESC LIMIT ?")
+        sql = (f"SELECT {table}.seq, {columns} FROM {origin} {'WHERE ' + ' AND '.join(terms) if terms else ''}"
+               f" ORDER BY {table}.seq DESC LIMIT ?")
         return conn.execute(sql, (*args, limit + 1)).fetchall(), None
-    top = before if before is not None else (conn.execute("SELECT MAX(seq) FROM jobs").fetchone()[0] or 0) + 1
-    floor = low or 1
+    top = before if before is not None else (conn.execute(f"SELECT MAX(seq) FROM {table}").fetchone()[0] or 0) + 1
+    floor = low if low is not None and on_jobs else 1
     rows: list[sqlite3.Row] = []
     scanned = 0
-    sql = (f"SELECT jobs.seq, {columns} FROM jobs WHERE jobs.seq < ? AND jobs.seq >= ? AND "
-           f"{' AND '.join(terms)} ORDER BY jobs.seq DESC LIMIT ?")
+    sql = (f"SELECT {table}.seq, {columns} FROM {origin} WHERE {table}.seq < ? AND {table}.seq >= ? AND "
+           f"{' AND '.join(terms)} ORDER BY {table}.seq DESC LIMIT ?")
     while top > floor and len(rows) <= limit:
         if scanned >= SCAN_CAP:
             return rows, top  # a short page: the cursor goes on from here
