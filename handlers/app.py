@@ -32,6 +32,7 @@ from jobqueue.service import JobService
 from jobqueue.spec import SpecLimits
 from jobqueue.store import Store, StoreError, store_from_url
 from jobqueue.supervisor import Supervisor
+from jobqueue.text_index import text_index_loop
 from jobqueue.webhooks.sender import WebhookSender
 from jobqueue.webhooks.wiring import Webhooks
 from jobqueue.workers import PoolSettings, WorkerPool
@@ -143,6 +144,8 @@ class JobQueueServer:
         self.background.start("housekeeping", lambda: housekeeping_loop(store))
         self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
         self.background.start("live-stats", lambda: stats_loop(hub, self.stats))
+        if "q" in store.capabilities.list_filters:
+            self.background.start("text-index", lambda: text_index_loop(store))
         self.webhooks = hooks.sender(store, policy, self.metrics, settings)
         if self.webhooks is not None:
             self.background.start("webhooks", self.webhooks.run)

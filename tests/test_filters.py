@@ -10,7 +10,7 @@ from jobqueue.filters import TASK_FILTERS, http_range
 from jobqueue.models import Result, TaskError, TaskIds
 from jobqueue.spec import JobSpec
 from jobqueue.store.base import Lease, NewTask, TaskFilter
-from tests.helpers import API
+from tests.helpers import API, wait_for
 
 IDS = TaskIds()
 
@@ -129,6 +129,43 @@ async def test_the_api_filters_pages_and_keeps_the_filter_in_the_cursor(api, tar
     code, body = await api.call("GET", f"{API}/results?http_status=404")
     assert code == 200 and {r["id"] for r in body["results"]} == {t["id"] for t in missing}
     for query, word in (("http_status=99", "invalid_filter"), ("since=soon", "invalid_filter"),
-                        ("q=words", "not_supported")):
+                        ("q=%21%21", "invalid_filter")):
         code, body = await api.call("GET", f"{API}/queue_tasks?{query}")
         assert code == 400 and body["error"]["code"] == word, body
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_q_finds_pages_by_their_words_once_indexed(jq, api, target):
+    pages = {"utf8": target.url("/utf8"), "latin": target.url("/latin1-meta"), "plain": target.url("/page/3")}
+    tasks = {name: await api.submit(url) for name, url in pages.items()}
+    for task in tasks.values():
+        await api.wait_finished(task["id"])
+    words = ["CAF%C3%89", "gr%C3%BC%C3%9Fe"]  # the /utf8 page says "Grüße, café": in any case
+
+    async def found():
+        code, listed = await api.call("GET", f"{API}/queue_tasks?q={'%20'.join(words)}")
+        assert code == 200, listed
+        return listed["tasks"] or None
+
+    hits = await wait_for(found, 10, "the page to be indexed")
+    assert tasks["utf8"]["id"] in {t["id"] for t in hits}
+    code, none = await api.call("GET", f"{API}/queue_tasks?q=zzyzx%20qqxjv")
+    assert code == 200 and none["tasks"] == []
+    code, accentless = await api.call("GET", f"{API}/queue_tasks?q=cafe")
+    assert tasks["utf8"]["id"] in {t["id"] for t in accentless["tasks"]}
+    code, mixed = await api.call("GET", f"{API}/results?q={words[0]}&host=nowhere.example")
+    assert code == 200 and mixed["results"] == []
+
+
+def test_page_text_drops_markup_scripts_and_binary_bodies():
+    from jobqueue.text_index import page_text
+
+    def stored(body: bytes, content_type: str) -> Result:
+        return Result(id="x", url="u", final_url="u", http_status=200, headers={}, content_type=content_type,
+                      encoding="utf-8", encoding_source="header", size=len(body), truncated=False, elapsed_ms=1.0,
+                      fetched_at=1.0, sha256="0" * 64, body=body)
+
+    html = b"<html><script>var hidden = 1;</script><style>p{}</style><p>Caf\xc3\xa9 &amp; <b>tea</b></p></html>"
+    assert page_text(stored(html, "text/html")) == "Caf\u00e9 & tea"
+    assert page_text(stored(b"\x89PNG...", "image/png")) is None
+    assert page_text(stored(b'{"a": "word"}', "application/json")) == '{"a": "word"}'

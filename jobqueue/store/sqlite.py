@@ -33,9 +33,12 @@ from jobqueue.store.sqlite_schema import (
     result_from_row,
     task_from_row,
 )
+from jobqueue.store.sqlite_text import SQLiteTextOps, list_by_words
 from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
 from jobqueue.store.sqlite_webhooks import SQLiteWebhookOps, write_outbox
 
+_JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
+_RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
 CLOSED = "the database connection is closed (the server is stopping); try again shortly"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -53,12 +56,12 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps):
+class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
     capabilities = Capabilities(change_stream=False, list_filters=(
-        "status", "batch", "tag", "host", "http_status", "error", "url", "since", "until"))
+        "status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
                  busy_timeout: float = 5.0, probe_timeout: float = 1.0) -> None:
@@ -193,7 +196,11 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps):
     async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
         """Newest first by insertion order; the cursor is the seq to continue below (sqlite_filters)."""
         before = decode_cursor(cursor)
-        rows, resume = await self._read(lambda conn: list_rows(conn, where, JOB_COLUMNS, before, limit))
+        if where.q is not None:
+            rows, resume = await self._read(
+                lambda conn: list_by_words(conn, where, _JOB_COLUMNS_JOINED, before, limit, RESULTS[0]))
+        else:
+            rows, resume = await self._read(lambda conn: list_rows(conn, where, JOB_COLUMNS, before, limit))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
@@ -394,8 +401,11 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps):
     async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
         """Newest completion first, without bodies, narrowed by their jobs' fields."""
         before = decode_cursor(cursor)
-        columns = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
-        rows, resume = await self._read(lambda conn: list_rows(conn, where, columns, before, limit, RESULTS))
+        columns = _RESULT_COLUMNS_JOINED
+        if where.q is not None:
+            rows, resume = await self._read(lambda conn: list_by_words(conn, where, columns, before, limit, RESULTS[0]))
+        else:
+            rows, resume = await self._read(lambda conn: list_rows(conn, where, columns, before, limit, RESULTS))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None

@@ -189,6 +189,12 @@ CREATE INDEX jobs_by_host ON jobs(host, seq);
 CREATE INDEX jobs_by_error ON jobs(error_code, seq) WHERE error_code IS NOT NULL;
 CREATE INDEX jobs_by_http_status ON jobs(http_status, seq) WHERE http_status IS NOT NULL;
 CREATE INDEX jobs_by_created ON jobs(created_at);
+
+-- Full-text search (sqlite_text.py): the words of each stored page, keyed by the result's seq,
+-- filled by a background loop shortly after completion; indexed_seq is how far it got.
+CREATE VIRTUAL TABLE results_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
+CREATE TABLE text_index_state (indexed_seq INTEGER NOT NULL);
+INSERT INTO text_index_state (indexed_seq) VALUES (0);
 """
 
 
@@ -202,8 +208,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs, results, counts kept by triggers", V1_RELEASE_0_1),
     Migration(2, "job specs, priority, freshness reuse, batches, idempotency keys", V2_JOB_SPECS,
               _reuse_keys_for_old_jobs),
-    Migration(3, "webhooks: a job's and a batch's webhook, the deliveries outbox; listing filter indexes",
-              V3_WEBHOOKS),
+    Migration(3, "webhooks (a job's and a batch's, the deliveries outbox), listing filter indexes, "
+              "full-text search", V3_WEBHOOKS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -1,0 +1,88 @@
+"""SQLite's full-text index of page text (FTS5), and listings by `q` that walk it newest first.
+
+The index is contentless (it keeps the words, not the text) and keyed by the result's seq, which is
+never reused; an entry whose result was dropped (a retry, a delete) is skipped when listing, because
+every match is joined back to its result. A `q` listing orders by result seq (newest completion
+first) and looks at no more than SCAN_CAP matches per request, like the other bounded walks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from jobqueue.filters import seconds, words
+from jobqueue.models import Result
+from jobqueue.store.base import TaskFilter
+from jobqueue.store.sqlite_filters import SCAN_CAP, clauses
+
+CHUNK = 500
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query that needs every word (quoted, so no word is read as an operator)."""
+    return " AND ".join(f'"{w}"' for w in words(text))
+
+
+def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, before: int | None, limit: int,
+                  origin: str) -> tuple[list[sqlite3.Row], int | None]:
+    """Rows (`seq` is the result's) of jobs whose page has every word and that match the other filters."""
+    terms, args = clauses(where)
+    for bound, op in ((where.since, ">="), (where.until, "<=")):
+        if bound is not None:
+            terms.append(f"jobs.created_at {op} ?")
+            args.append(seconds(bound))
+    extra = f" AND {' AND '.join(terms)}" if terms else ""
+    match = fts_query(where.q or "")
+    rows: list[sqlite3.Row] = []
+    top = before if before is not None else 1 << 62
+    looked = 0
+    while len(rows) <= limit:
+        hits = [r[0] for r in conn.execute(
+            "SELECT rowid FROM results_fts WHERE results_fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?",
+            (match, top, CHUNK)).fetchall()]
+        if not hits:
+            return rows, None
+        marks = ",".join("?" * len(hits))
+        rows += conn.execute(
+            f"SELECT results.seq AS seq, {columns} FROM {origin} WHERE results.seq IN ({marks}){extra}"
+            " ORDER BY results.seq DESC LIMIT ?", (*hits, *args, limit + 1 - len(rows))).fetchall()
+        looked += len(hits)
+        top = hits[-1]
+        if len(hits) < CHUNK:
+            return rows, None
+        if looked >= SCAN_CAP and len(rows) <= limit:
+            return rows, top
+    return rows, None
+
+
+class SQLiteTextOps:
+    """results_to_index and index_texts of SQLiteStore."""
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    async def get_result(self, task_id: str, with_body: bool) -> Result | None: ...
+
+    async def results_to_index(self, limit: int) -> list[tuple[int, Result]]:
+        """Results stored since the last indexed one, oldest first, with their bodies."""
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            done = conn.execute("SELECT indexed_seq FROM text_index_state").fetchone()
+            return [(r[0], r[1]) for r in conn.execute(
+                "SELECT seq, job_id FROM results WHERE seq > ? ORDER BY seq LIMIT ?",
+                (done[0] if done else 0, limit)).fetchall()]
+
+        out = []
+        for seq, job_id in await self._read(read):
+            result = await self.get_result(job_id, with_body=True)
+            if result is not None:
+                out.append((seq, result))
+        return out
+
+    async def index_texts(self, texts: list[tuple[int, str]], through: int) -> None:
+        """Add pages' text to the index and remember that every result up to `through` was looked at."""
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO results_fts (rowid, text) VALUES (?, ?)", texts)
+            conn.execute("UPDATE text_index_state SET indexed_seq = MAX(indexed_seq, ?)", (through,))
+
+        await self._write(write)

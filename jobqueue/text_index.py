@@ -1,0 +1,57 @@
+"""Full-text search of stored pages: their text, extracted after completion and handed to the store's index.
+
+Completion stays as cheap as before: a background loop picks up results stored since its last round,
+decodes textual bodies (HTML loses its tags, scripts and styles), and gives the store up to 100 KB
+of text per page to index. A page is searchable about a second after its job completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from typing import Any
+
+from jobqueue.errors import StoreError
+from jobqueue.models import Result
+
+log = logging.getLogger("jobqueue.text_index")
+
+MAX_TEXT = 100_000
+BATCH = 50
+TEXTUAL = re.compile(r"^(text/|application/(?:[\w.+-]*\+)?(?:json|xml|javascript)$)")
+_DROP = re.compile(r"<(script|style|noscript)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def page_text(result: Result) -> str | None:
+    """The searchable text of a stored body, or None for binary types and bodies without an encoding."""
+    if result.body is None or result.encoding is None or not TEXTUAL.match(result.content_type or ""):
+        return None
+    text = result.body[: MAX_TEXT * 4].decode(result.encoding, errors="replace")
+    if "html" in (result.content_type or "") or "xml" in (result.content_type or ""):
+        text = html.unescape(_TAG.sub(" ", _DROP.sub(" ", text)))
+    return _SPACE.sub(" ", text).strip()[:MAX_TEXT]
+
+
+async def text_index_loop(store: Any, interval: float = 1.0) -> None:
+    """Forever: index the text of newly stored results, a batch at a time, text extracted off the IOLoop."""
+    while True:
+        try:
+            while await index_round(store):
+                pass
+        except StoreError as exc:
+            log.warning("indexing page text failed, trying again: %s", exc)
+        await asyncio.sleep(interval)
+
+
+async def index_round(store: Any) -> int:
+    """Index one batch of new results; how many were looked at (0 when there was nothing new)."""
+    pending = await store.results_to_index(BATCH)
+    if not pending:
+        return 0
+    texts = await asyncio.to_thread(lambda: [(seq, page_text(result)) for seq, result in pending])
+    await store.index_texts([(seq, text) for seq, text in texts if text], pending[-1][0])
+    return len(pending)
