@@ -27,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 from bench.export_bench import measure as measure_export  # noqa: E402
 from bench.harness import API, WORKERS, Client, Server, pct  # noqa: E402
+from bench.search_bench import measure_search  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
 from jobqueue.addresses import AddressPolicy  # noqa: E402
@@ -351,6 +352,8 @@ async def main(argv: list[str]) -> dict[str, Any]:
         exported = 10_000 if args.quick else 100_000
         print(f"export of {exported} jobs as JSON Lines and WARC...", file=sys.stderr, flush=True)
         report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
+        print(f"host and full-text queries, and a bulk retry, among {queued} jobs...", file=sys.stderr, flush=True)
+        report["search_and_bulk"] = await measure_search(queued, 50 if args.quick else 300)
         print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
         report["big_queue"] = await measure_big_queue(target, queued, 50 if args.quick else 300)
     finally:

@@ -40,6 +40,7 @@ from jobqueue.store.sqlite_webhooks import SQLiteWebhookOps, write_outbox
 _JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
 _RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
 CLOSED = "the database connection is closed (the server is stopping); try again shortly"
+WRITER_CACHE_KIB = 32 * 1024  # pages are allocated as they are used, so a small database stays small
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
@@ -96,6 +97,9 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             raise StoreError(f"cannot create the database {self.path!r}: the folder {directory!r} does not exist")
         try:
             writer_conn = connect(self.path, self.synchronous, self.busy_timeout)
+            # The writer changes rows all over the indexes of a big table (a bulk retry, completions):
+            # with SQLite's default 2 MB of cache it rereads pages from the OS at every statement.
+            writer_conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             migrate(writer_conn)
             return writer_conn, connect(self.path, self.synchronous, self.busy_timeout)
         except sqlite3.Error as exc:
@@ -198,7 +202,7 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         before = decode_cursor(cursor)
         if where.q is not None:
             rows, resume = await self._read(
-                lambda conn: list_by_words(conn, where, _JOB_COLUMNS_JOINED, before, limit, RESULTS[0]))
+                lambda conn: list_by_words(conn, where, _JOB_COLUMNS_JOINED, before, limit))
         else:
             rows, resume = await self._read(lambda conn: list_rows(conn, where, JOB_COLUMNS, before, limit))
         more = len(rows) > limit
@@ -403,7 +407,7 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         before = decode_cursor(cursor)
         columns = _RESULT_COLUMNS_JOINED
         if where.q is not None:
-            rows, resume = await self._read(lambda conn: list_by_words(conn, where, columns, before, limit, RESULTS[0]))
+            rows, resume = await self._read(lambda conn: list_by_words(conn, where, columns, before, limit))
         else:
             rows, resume = await self._read(lambda conn: list_rows(conn, where, columns, before, limit, RESULTS))
         more = len(rows) > limit

@@ -12,6 +12,8 @@ from jobqueue.store.sqlite_webhooks import write_outbox
 from jobqueue.webhooks.outbox import Outbox
 
 _FINISHED = "('completed', 'failed', 'cancelled')"
+# `+status` keeps SQLite from reading every job of those states through their index to find the
+# chunk's 500: the ids' own index is the way in (300 ms a chunk against 2 ms, among a million jobs).
 
 
 class SQLiteBulkOps:
@@ -31,7 +33,7 @@ class SQLiteBulkOps:
             rows = conn.execute(
                 "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?,"
                 " http_status = NULL, error_code = NULL, error_message = NULL"
-                f" WHERE id IN ({marks}) AND status IN ('queued', 'running') RETURNING {JOB_COLUMNS}",
+                f" WHERE id IN ({marks}) AND +status IN ('queued', 'running') RETURNING {JOB_COLUMNS}",
                 (now, now, *task_ids)).fetchall()
             tasks = [task_from_row(r) for r in rows]
             write_outbox(conn, self.outbox, tasks, now)
@@ -49,7 +51,7 @@ class SQLiteBulkOps:
                 "UPDATE jobs SET status = 'queued', attempts = 0, available_at = ?, updated_at = ?,"
                 " started_at = NULL, finished_at = NULL, http_status = NULL, error_code = NULL,"
                 " error_message = NULL, lease_token = NULL, reused_from = NULL"
-                f" WHERE id IN ({marks}) AND status IN {_FINISHED} RETURNING {JOB_COLUMNS}",
+                f" WHERE id IN ({marks}) AND +status IN {_FINISHED} RETURNING {JOB_COLUMNS}",
                 (now, now, *task_ids)).fetchall()
             for row in rows:
                 drop_result(conn, row["id"])
@@ -64,7 +66,7 @@ class SQLiteBulkOps:
 
         def delete(conn: sqlite3.Connection) -> list[str]:
             doomed = [r[0] for r in conn.execute(
-                f"SELECT id FROM jobs WHERE id IN ({marks}) AND status IN {_FINISHED}", task_ids).fetchall()]
+                f"SELECT id FROM jobs WHERE id IN ({marks}) AND +status IN {_FINISHED}", task_ids).fetchall()]
             for task_id in doomed:
                 drop_result(conn, task_id)
             if doomed:

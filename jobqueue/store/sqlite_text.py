@@ -18,6 +18,9 @@ from jobqueue.store.base import TaskFilter
 from jobqueue.store.sqlite_filters import SCAN_CAP, clauses
 
 CHUNK = 500
+# CROSS JOIN keeps this order: the matched results by seq first, then their jobs by id. Left to
+# itself, the planner may start from a filter's index (every job of a host) and go 100 times slower.
+_MATCHED = "results CROSS JOIN jobs ON jobs.id = results.job_id"
 
 
 def fts_query(text: str) -> str:
@@ -25,8 +28,8 @@ def fts_query(text: str) -> str:
     return " AND ".join(f'"{w}"' for w in words(text))
 
 
-def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, before: int | None, limit: int,
-                  origin: str) -> tuple[list[sqlite3.Row], int | None]:
+def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, before: int | None, limit: int
+                  ) -> tuple[list[sqlite3.Row], int | None]:
     """Rows (`seq` is the result's) of jobs whose page has every word and that match the other filters."""
     terms, args = clauses(where)
     for bound, op in ((where.since, ">="), (where.until, "<=")):
@@ -46,7 +49,8 @@ def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, bef
             return rows, None
         marks = ",".join("?" * len(hits))
         rows += conn.execute(
-            f"SELECT results.seq AS seq, {columns} FROM {origin} WHERE results.seq IN ({marks}){extra}"
+            f"SELECT results.seq AS seq, {columns} FROM {_MATCHED}"
+            f" WHERE results.seq IN ({marks}){extra}"
             " ORDER BY results.seq DESC LIMIT ?", (*hits, *args, limit + 1 - len(rows))).fetchall()
         looked += len(hits)
         top = hits[-1]
