@@ -191,3 +191,38 @@ async def test_the_deliveries_api_refuses_bad_input_clearly(make_server):
         assert code == 400 and body["error"]["code"] == word and "webhook" in body["error"]["message"], body
     assert json.loads((await api.raw("GET", "/healthz")).body)["status"] == "ok"
     api.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_deliveries_through_the_mongodb_store_mongomock(tmp_path, target, receiver):
+    """The same path on the MongoDB store (mongomock-motor, an in-memory mock, not a server): the finishing
+    update marks the job and the relay turns the mark into one signed delivery."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    from jobqueue.store.mongodb import MongoStore
+    from server import JobQueueServer
+    from tests.conftest import test_settings
+
+    client = AsyncMongoMockClient()
+    store = MongoStore("mongodb://mock/jobqueue_hooks", client_factory=lambda _url: client)
+    server = JobQueueServer(test_settings(tmp_path, webhook_secret=SECRET, webhook_retry_delays=FAST), store=store)
+    await server.start()
+    api = Api(f"http://127.0.0.1:{server.port}")
+    try:
+        receiver.answer("m", 500)
+        code, body = await api.call("POST", f"{API}/batches", {"urls": [target.url("/utf8")],
+                                                                "webhook": receiver.url("m")})
+        assert code == 201, body
+
+        async def both_delivered():
+            found = await deliveries(api, batch_id=body["batch"]["id"])
+            return found if len(found) == 2 and all(d["status"] == "delivered" for d in found) else None
+
+        found = await wait_for(both_delivered, 20, "task.completed and batch.finished delivered")
+        assert sorted(d["type"] for d in found) == ["batch.finished", "task.completed"]
+        for got in receiver.got("m"):
+            Webhook(SECRET).verify(got.body, got.headers)
+        assert len(receiver.got("m")) == 3  # one retried after the 500, under the same id
+    finally:
+        api.close()
+        await server.stop()

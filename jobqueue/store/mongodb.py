@@ -50,9 +50,10 @@ from jobqueue.store.mongodb_schema import (
     result_from_doc,
     task_from_doc,
 )
+from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 
 
-class MongoStore(MongoBatchOps, MongoBodies):
+class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps):
     """Tasks, results and bodies in MongoDB; claims are atomic find_one_and_update calls."""
 
     name = "mongodb"
@@ -144,6 +145,8 @@ class MongoStore(MongoBatchOps, MongoBodies):
         db = self.db
         sources = await self._fresh_sources(tasks, now)
         docs = [new_job_doc(t, now, sources.get(t.id)) for t in tasks]
+        for doc in docs:
+            doc.update(outbox_mark(self.outbox, doc["status"], now))  # a reused result completes at once
         created = [task_from_doc(d) for d in docs]
         planned = None
         if idempotent is not None:
@@ -251,7 +254,8 @@ class MongoStore(MongoBatchOps, MongoBodies):
         doc = await self._call(self.db.jobs.find_one_and_update(
             {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
             {"$set": {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
-                      "http_status": result.http_status, "error": None, "result": result_doc(result, ref)}},
+                      "http_status": result.http_status, "error": None, "result": result_doc(result, ref),
+                      **outbox_mark(self.outbox, COMPLETED, now)}},
             projection=TASK_FIELDS, return_document=ReturnDocument.AFTER))
         if doc is None:
             await self._drop_body(ref)  # a stale worker: its body must not linger
@@ -262,7 +266,8 @@ class MongoStore(MongoBatchOps, MongoBodies):
     async def _finish_attempt(self, lease: Lease, changes: dict[str, Any], now: float) -> Task | None:
         doc = await self._call(self.db.jobs.find_one_and_update(
             {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-            {"$set": {"lease_token": None, **changes}}, projection=TASK_FIELDS,
+            {"$set": {"lease_token": None, **changes, **outbox_mark(self.outbox, changes["status"], now)}},
+            projection=TASK_FIELDS,
             return_document=ReturnDocument.AFTER))
         if doc is None:
             return None
@@ -292,7 +297,8 @@ class MongoStore(MongoBatchOps, MongoBodies):
         """Cancel a queued or running task."""
         now = self.clock()
         sets = {"status": CANCELLED, "lease_token": None, "finished_at": now, "updated_at": now,
-                "http_status": None, "error": None}  # they told of the last attempt
+                "http_status": None, "error": None,  # they told of the last attempt
+                **outbox_mark(self.outbox, CANCELLED, now)}
         before = await self._call(self.db.jobs.find_one_and_update(
             {"_id": task_id, "status": {"$in": [QUEUED, RUNNING]}}, {"$set": sets},
             projection=TASK_FIELDS, return_document=ReturnDocument.BEFORE))

@@ -43,6 +43,9 @@ from jobqueue.store.mongodb_schema import (
     seal_update,
     task_from_doc,
 )
+from jobqueue.store.mongodb_webhooks import outbox_mark
+from jobqueue.webhooks.outbox import Outbox
+from jobqueue.webhooks.spec import WebhookSpec
 
 PURGE_LIMIT = 5000  # keys deleted per purge call
 DROP_LIMIT = 5000  # jobs of abandoned batches deleted per call
@@ -86,6 +89,7 @@ class MongoBatchOps:
     """Batch and idempotency-key operations over MongoStore's database handle."""
 
     clock: Callable[[], float]
+    outbox: Outbox | None
 
     if TYPE_CHECKING:  # provided by MongoStore and MongoBodies; absent at run time, so they shadow nothing
         @property
@@ -213,10 +217,11 @@ class MongoBatchOps:
         gone = await self._call(self.db.idempotency.delete_many({"_id": {"$in": ids}, "created_at": {"$lt": before}}))
         return int(gone.deleted_count)
 
-    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float) -> Batch:
+    async def create_batch(self, batch_id: str, total: int, tags: tuple[str, ...], storing_seconds: float,
+                           webhook: WebhookSpec | None = None) -> Batch:
         """Insert an unsealed batch; its jobs follow in chunks."""
         now = self.clock()
-        doc = new_batch_doc(batch_id, total, tags, now, now + storing_seconds)
+        doc = new_batch_doc(batch_id, total, tags, now, now + storing_seconds, webhook)
         await self._call(self.db.batches.insert_one(doc))
         return batch_from_doc(doc)
 
@@ -263,7 +268,7 @@ class MongoBatchOps:
         """Cancel up to `limit` unfinished jobs of a sealed batch; [] when none is left (NotFound)."""
         now = self.clock()
         sets = {"status": CANCELLED, "lease_token": None, "finished_at": now, "updated_at": now,
-                "http_status": None, "error": None}
+                "http_status": None, "error": None, **outbox_mark(self.outbox, CANCELLED, now)}
         cancelled = await self._batch_chunk(batch_id, (QUEUED, RUNNING), sets, limit, now)
         if not cancelled:
             await self.recount_batch(batch_id)  # nothing left to run: a quiet moment to repair any drift

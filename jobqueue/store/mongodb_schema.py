@@ -20,6 +20,7 @@ from pymongo.errors import OperationFailure
 from jobqueue.models import COMPLETED, QUEUED, STATUSES, Batch, Result, Task, TaskError
 from jobqueue.spec import FetchOptions
 from jobqueue.store.base import BadCursor, NewTask, StoreError
+from jobqueue.webhooks.spec import WebhookSpec
 
 TASK_FIELDS = {"result": 0}
 CLAIM_ORDER = [("priority", DESCENDING), ("available_at", ASCENDING)]
@@ -36,7 +37,7 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         error=TaskError(error["code"], error["message"]) if error else None, lease_token=doc.get("lease_token"),
         fetch=FetchOptions.from_stored(doc.get("fetch")), priority=doc.get("priority", 0),
         not_before=doc.get("not_before"), tags=tuple(doc.get("tags") or ()), batch_id=doc.get("batch_id"),
-        reused_from=doc.get("reused_from"),
+        reused_from=doc.get("reused_from"), webhook=WebhookSpec.from_json(doc.get("webhook")),
     )
 
 
@@ -56,6 +57,8 @@ def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = Non
         doc["tags"] = list(spec.tags)
     if new.batch_id is not None:
         doc["batch_id"] = new.batch_id
+    if spec.webhook is not None:
+        doc["webhook"] = spec.webhook.to_json()
     if source is not None:
         doc.update(status=COMPLETED, finished_at=now, http_status=source["http_status"], reused_from=source["_id"],
                    result=source["result"])  # the result names the source's body: shared, not copied
@@ -95,10 +98,12 @@ def result_from_doc(task_id: str, doc: Mapping[str, Any], body: bytes | None) ->
     )
 
 
-def new_batch_doc(batch_id: str, total: int, tags: tuple[str, ...], now: float, storing_until: float) -> dict[str, Any]:
+def new_batch_doc(batch_id: str, total: int, tags: tuple[str, ...], now: float, storing_until: float,
+                  webhook: WebhookSpec | None = None) -> dict[str, Any]:
     """An unsealed batch with zero counts; `rev` moves with every count change (see recount_batch)."""
     return {"_id": batch_id, "created_at": now, "total": total, "tags": list(tags), "sealed": False,
-            "storing_until": storing_until, "finished_at": None, "rev": 0, **dict.fromkeys(STATUSES, 0)}
+            "storing_until": storing_until, "finished_at": None, "rev": 0, **dict.fromkeys(STATUSES, 0),
+            "webhook": webhook.to_json() if webhook is not None else None, "hooked_at": None}
 
 
 def batch_from_doc(doc: Mapping[str, Any]) -> Batch:
