@@ -20,12 +20,13 @@ from urllib.parse import urlsplit
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorGridFSBucket
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, STATUSES, Page, Result, Task, TaskError
 from jobqueue.store.base import (
+    ALL_TASKS,
     BadCursor,
     Capabilities,
     ChangesUnavailable,
@@ -38,6 +39,8 @@ from jobqueue.store.base import (
 )
 from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
 from jobqueue.store.mongodb_bodies import MongoBodies
+from jobqueue.store.mongodb_bulk import MongoBulkOps
+from jobqueue.store.mongodb_filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
 from jobqueue.store.mongodb_schema import (
     CLAIM_ORDER,
     TASK_FIELDS,
@@ -53,11 +56,12 @@ from jobqueue.store.mongodb_schema import (
 from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 
 
-class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps):
+class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
     """Tasks, results and bodies in MongoDB; claims are atomic find_one_and_update calls."""
 
     name = "mongodb"
-    capabilities = Capabilities(change_stream=True)  # on a replica set; watch() raises ChangesUnavailable elsewhere
+    # change streams need a replica set: watch() raises ChangesUnavailable elsewhere
+    capabilities = Capabilities(change_stream=True, list_filters=LIST_FILTERS)
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time,
                  client_factory: Callable[[str], Any] | None = None) -> None:
@@ -172,21 +176,23 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps):
         return task_from_doc(doc) if doc else None
 
     async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
-        """Newest first by id (ids sort by creation time), narrowed by status and batch."""
-        query: dict[str, Any] = {}
-        if where.status is not None:
-            query["status"] = where.status
-        if where.batch is not None:
-            query["batch_id"] = where.batch
+        """Newest first by id (ids sort by creation time), narrowed by the filter (mongodb_filters)."""
+        query = mongo_query(where)
         if cursor is not None:
             if not cursor.startswith("i") or len(cursor) < 2:
                 raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
             query["_id"] = {"$lt": cursor[1:]}
         found = self.db.jobs.find(query, TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1)
-        docs = await self._call(found.to_list(limit + 1))
+        docs = await self._filtered(found.max_time_ms(MAX_TIME_MS), limit + 1)
         more = len(docs) > limit
         docs = docs[:limit]
         return Page([task_from_doc(d) for d in docs], f"i{docs[-1]['_id']}" if more and docs else None)
+
+    async def _filtered(self, cursor: Any, length: int) -> list[dict[str, Any]]:
+        try:
+            return await self._call(cursor.to_list(length), allow=(ExecutionTimeout,))
+        except ExecutionTimeout:
+            raise TOO_SLOW from None
 
     async def counts(self) -> dict[str, int]:
         """Count by status on the status index."""
@@ -333,12 +339,15 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps):
         body = await self._load_body(doc["result"]["body_ref"]) if with_body else None
         return result_from_doc(task_id, doc["result"], body)
 
-    async def list_results(self, limit: int, cursor: str | None) -> Page:
-        """Completed tasks' results, newest completion first, without bodies."""
-        query: dict[str, Any] = {"status": COMPLETED, **after_cursor("finished_at", cursor)}
+    async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
+        """Completed tasks' results, newest completion first, without bodies, narrowed by the jobs' fields."""
+        query: dict[str, Any] = {**mongo_query(where), "status": COMPLETED}
+        if where.status not in (None, COMPLETED):
+            return Page([], None)
+        query.update(after_cursor("finished_at", cursor))
         found = (self.db.jobs.find(query, {"result": 1, "finished_at": 1})
                  .sort([("finished_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
-        docs = await self._call(found.to_list(limit + 1))
+        docs = await self._filtered(found.max_time_ms(MAX_TIME_MS), limit + 1)
         more = len(docs) > limit
         docs = docs[:limit]
         items = [result_from_doc(d["_id"], d["result"], None) for d in docs if "result" in d]

@@ -244,6 +244,20 @@ async def _bulk(collection: Any, updates: list[tuple[dict[str, Any], dict[str, A
             await collection.update_one(query, update)
 
 
+async def _v3_webhooks_filters(db: Any) -> None:
+    """The webhook outbox (marked jobs, deliveries, finished batches) and the listing filters' indexes."""
+    jobs, deliveries = db.jobs, db.webhook_deliveries
+    await ensure_index(jobs, [("outbox", ASCENDING)], "outbox", sparse=True)
+    await ensure_index(db.batches, [("finished_at", ASCENDING)], "finished")
+    await ensure_index(deliveries, [("status", ASCENDING), ("next_attempt_at", ASCENDING)], "due")
+    await ensure_index(deliveries, [("created_at", DESCENDING), ("_id", DESCENDING)], "newest")
+    await ensure_index(deliveries, [("task_id", ASCENDING), ("created_at", DESCENDING)], "by_task")
+    await ensure_index(deliveries, [("batch_id", ASCENDING), ("created_at", DESCENDING)], "by_batch")
+    for name, key in (("by_host", "host"), ("by_tag", "tags"), ("by_error", "error.code"),
+                      ("by_http_status", "http_status"), ("by_created", "created_at")):
+        await ensure_index(jobs, [(key, ASCENDING), ("_id", DESCENDING)], name)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -256,6 +270,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs with results, bodies beside them", _v1_release_0_1),
     Migration(2, "job specs, priority claims, freshness reuse, batches, idempotency keys", _v2_job_specs),
+    Migration(3, "webhook outbox and deliveries, listing filter indexes", _v3_webhooks_filters),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -64,7 +64,6 @@ class MongoWebhookOps:
     """The delivery operations of the store interface (mixed into MongoStore)."""
 
     outbox: Outbox | None = None
-    _relay_ready = False
 
     clock: Callable[[], float]
 
@@ -74,27 +73,10 @@ class MongoWebhookOps:
 
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
-    async def _ensure_delivery_indexes(self) -> None:
-        if self._relay_ready:
-            return
-        deliveries = self.db.webhook_deliveries
-        await self._call(deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)],
-                                                 name="deliveries_due"))
-        await self._call(deliveries.create_index([("created_at", DESCENDING), ("_id", DESCENDING)],
-                                                 name="deliveries_newest"))
-        await self._call(deliveries.create_index([("task_id", ASCENDING), ("created_at", DESCENDING)],
-                                                 name="deliveries_by_task"))
-        await self._call(deliveries.create_index([("batch_id", ASCENDING), ("created_at", DESCENDING)],
-                                                 name="deliveries_by_batch"))
-        await self._call(self.db.jobs.create_index([("outbox", ASCENDING)], name="jobs_outbox", sparse=True))
-        await self._call(self.db.batches.create_index([("finished_at", ASCENDING)], name="batches_finished"))
-        self._relay_ready = True
-
     async def relay_outbox(self) -> int:
         """Turn marked jobs (and recently finished batches) into deliveries; how many deliveries were new."""
         if self.outbox is None:
             return 0
-        await self._ensure_delivery_indexes()
         outbox, created = self.outbox, 0
         marked = self.db.jobs.find({"outbox": {"$exists": True}}, {"result": 0}).sort("outbox", ASCENDING)
         hooks: dict[str, WebhookSpec | None] = {}
@@ -129,7 +111,6 @@ class MongoWebhookOps:
 
     async def deliveries_due(self) -> bool:
         """Whether any delivery is due now."""
-        await self._ensure_delivery_indexes()
         found = await self._call(self.db.webhook_deliveries.find_one(
             {"status": PENDING, "next_attempt_at": {"$lte": self.clock()}}, {"_id": 1}))
         return found is not None
