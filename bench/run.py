@@ -349,7 +349,7 @@ async def main(argv: list[str]) -> dict[str, Any]:
         report["submission"] = await measure_submission(target, args.submit_seconds or (3 if args.quick else 5))
         print("submit -> completed latency...", file=sys.stderr, flush=True)
         report["latency"] = await measure_latency(target, 50 if args.quick else 300)
-        exported = 10_000 if args.quick else 100_000
+        exported = min(queued, 10_000 if args.quick else 100_000)
         print(f"export of {exported} jobs as JSON Lines and WARC...", file=sys.stderr, flush=True)
         report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
         print(f"host and full-text queries, and a bulk retry, among {queued} jobs...", file=sys.stderr, flush=True)
