@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { BatchView } from "./batch.js";
+import { DeliveriesView } from "./deliveries.js";
 import { openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
@@ -28,8 +29,17 @@ function pressFilter(status) {
 }
 
 const ROUTE = /^#\/(batch|job)\/([^/]+)$/;
+const deliveries = new DeliveriesView(document.getElementById("deliveries"));
 
 function route() {
+  const onDeliveries = location.hash === "#/deliveries";
+  document.getElementById("jobs-card").hidden = onDeliveries;
+  if (onDeliveries) {
+    batchView.close();
+    deliveries.open();
+    return;
+  }
+  deliveries.close();
   const [, kind, raw] = ROUTE.exec(location.hash) || [];
   let id;
   try { id = raw && decodeURIComponent(raw); } catch { id = null; }

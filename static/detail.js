@@ -1,6 +1,7 @@
 // The job view: the task, its options, its error, the stored response, the page sandboxed and its source.
 
 import { api, rawBody } from "./api.js";
+import { jobDeliveries } from "./deliveries.js";
 import { bytes, el, jobMarks, took } from "./format.js";
 
 const HTML_TYPES = ["text/html", "application/xhtml+xml"];
@@ -115,5 +116,8 @@ export async function openDetail(id, { onChange }) {
       parts.push(headersTable(result.headers), viewer(result));
     }
   }
+  const sent = await jobDeliveries(id);
+  if (mine !== shown) return;
+  if (sent) parts.push(sent);
   body.replaceChildren(buttons, ...parts);
 }
