@@ -20,6 +20,7 @@ const batchView = new BatchView(document.getElementById("batch"), { onCounts: sh
 
 function counts(c) {
   if (!c) return;
+  table.seeTotal(c);
   if (!batchView.id) showCounts(c);
   spark.observe(c);
 }

@@ -1,4 +1,4 @@
-// The live jobs table: one page from the API, kept current by events, redrawn once per frame.
+// The live jobs table: one page from the API, kept current by events, patched in place once per frame.
 
 import { api } from "./api.js";
 import { age, el, jobMarks, took } from "./format.js";
@@ -24,6 +24,9 @@ export class JobsTable {
     this.loading = null;
     this.buffered = [];             // events that arrive while a page loads
     this.dirty = false;
+    this.held = new Map();          // new jobs not inserted while the user works with the table
+    this.newButton = document.getElementById("new-jobs");
+    this.newButton.addEventListener("click", () => this.showHeld());
     this.newer.addEventListener("click", () => this.page(-1));
     this.older.addEventListener("click", () => this.page(+1));
   }
@@ -67,6 +70,10 @@ export class JobsTable {
     this.loading = null;
     if (status !== 200) return null;
     this.rows = new Map(body.tasks.map((t) => [t.id, t]));
+    this.totalAtLoad = STATUSES.reduce((n, s) => n + (body.counts[s] || 0), 0);
+    this.total = this.totalAtLoad;
+    this.held.clear();
+    this.newButton.hidden = true;
     this.next = body.next;
     const buffered = this.buffered;
     this.buffered = [];
@@ -81,7 +88,9 @@ export class JobsTable {
     if (known) {
       if (task.updated_at >= known.updated_at) this.rows.set(task.id, task);
     } else if (this.onFirstPage && this.shows(task) && task.id > this.newestId()) {
-      // ids sort by creation time: a task newer than the newest row belongs at the top
+      // ids sort by creation time: a task newer than the newest row belongs at the top, unless the
+      // user is working with the table: then it waits behind the "N new jobs" button
+      if (this.busy()) { this.hold(task); return; }
       this.rows = new Map([[task.id, task], ...this.rows]);
       if (this.rows.size > this.pageSize) {
         const last = [...this.rows.keys()].pop();
@@ -92,6 +101,39 @@ export class JobsTable {
       return;
     }
     this.schedule();
+  }
+
+  // Focus, a selection, or a scrolled page in the table: new rows would move what the user works with.
+  busy() {
+    const table = this.body.closest("table");
+    const selection = document.getSelection();
+    const selecting = selection && !selection.isCollapsed && table.contains(selection.anchorNode);
+    return table.contains(document.activeElement) || selecting || window.scrollY > table.offsetTop;
+  }
+
+  hold(task) {
+    this.held.set(task.id, task);
+    this.announceHeld();
+  }
+
+  // The live link sends only the newest few of a burst, so with every job listed, the queue's total
+  // (from the counts messages) says how many arrived since the page was read.
+  seeTotal(counts) {
+    this.total = STATUSES.reduce((n, s) => n + (counts[s] || 0), 0);
+    if (this.held.size) this.announceHeld();
+  }
+
+  announceHeld() {
+    const unfiltered = !this.status && !this.batch && this.totalAtLoad != null && this.total != null;
+    const n = unfiltered ? Math.max(this.held.size, this.total - this.totalAtLoad) : this.held.size;
+    this.newButton.textContent = `${n.toLocaleString()} new job${n === 1 ? "" : "s"}`;
+    this.newButton.hidden = false;
+  }
+
+  showHeld() {
+    this.held.clear();
+    this.newButton.hidden = true;
+    return this.reload();
   }
 
   // Whether a task not yet on the page belongs to what the page lists.
@@ -122,16 +164,49 @@ export class JobsTable {
     requestAnimationFrame(() => { this.dirty = false; this.render(); });
   }
 
+  // Patch the page in place: a row is built once per job and then only its changed cells are rewritten,
+  // so focus, a text selection and the scroll position survive live updates and the ticking Age column.
   render() {
     const now = Date.now();
-    const fragment = document.createDocumentFragment();
-    for (const task of this.rows.values()) fragment.append(this.row(task, now));
-    this.body.replaceChildren(fragment);
+    const elements = this.elements || (this.elements = new Map());
+    for (const [id, tr] of elements) {
+      if (!this.rows.has(id)) { tr.remove(); elements.delete(id); }
+    }
+    let previous = null;
+    for (const task of this.rows.values()) {
+      let tr = elements.get(task.id);
+      if (!tr) {
+        tr = this.row(task, now);
+        elements.set(task.id, tr);
+        if (previous) previous.after(tr); else this.body.prepend(tr);
+      } else {
+        this.patch(tr, task, now);
+      }
+      previous = tr;
+    }
     this.empty.hidden = this.rows.size > 0;
     this.newer.disabled = this.onFirstPage;
     this.older.disabled = !this.next;
     this.info.textContent = `page ${this.cursors.length}`;
     this.announceView();
+  }
+
+  // Rewrite only what changed in a job's row; the action button is replaced only when Cancel turns to Retry.
+  patch(tr, task, now) {
+    const ageCell = tr.cells[5];
+    const shown = age(task.created_at, now);
+    if (ageCell.textContent !== shown) ageCell.textContent = shown;
+    if (tr.dataset.updated === task.updated_at) return;
+    const fresh = this.row(task, now);
+    tr.dataset.updated = task.updated_at;
+    tr.dataset.status = task.status;
+    tr.className = fresh.className;
+    for (const i of [0, 2, 3, 4]) {
+      if (tr.cells[i].innerHTML !== fresh.cells[i].innerHTML) tr.cells[i].replaceWith(fresh.cells[i].cloneNode(true));
+    }
+    const button = tr.cells[6].querySelector("button");
+    const wanted = fresh.cells[6].querySelector("button");
+    if (!button || button.textContent !== wanted.textContent) tr.cells[6].replaceWith(fresh.cells[6]);
   }
 
   row(task, now) {
@@ -152,7 +227,8 @@ export class JobsTable {
     const link = el("a", { href: `#/job/${task.id}`, text: task.url,
       onclick: (e) => { e.preventDefault(); this.onOpen(task.id); } });
     const marks = jobMarks(task);
-    return el("tr", { "data-id": task.id, "data-status": task.status, class: bad ? "bad" : null },
+    return el("tr", { "data-id": task.id, "data-status": task.status, "data-updated": task.updated_at,
+      class: bad ? "bad" : null },
       el("td", {}, el("span", { class: `badge ${task.status}`, text: task.status })),
       el("td", { class: marks ? "url marked" : "url", title: task.url }, link, marks),
       el("td", {}, http),
