@@ -2,6 +2,11 @@
 
 const BASE = "/jobqueue/api/v1.0";
 const TOKEN_KEY = "jobqueue.token";
+let access = "full";  // what the server says this browser's token may do: "full" or "read"
+
+export function canChange() {
+  return access !== "read";
+}
 
 export function token() {
   return localStorage.getItem(TOKEN_KEY) || "";
@@ -41,6 +46,7 @@ export async function api(method, path, payload) {
     await askForToken();
     return api(method, path, payload);
   }
+  access = response.headers.get("X-Jobqueue-Access") || access;
   let body = null;
   try { body = await response.json(); } catch { body = null; }
   return { status: response.status, body };

@@ -7,6 +7,7 @@ import { DeliveriesView } from "./deliveries.js";
 import { openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
+import { bulkButtons, filtersFromHash, hashOf, parseSearch, searchText } from "./search.js";
 import { Sparkline } from "./spark.js";
 
 const openJob = (id) => openDetail(id, { onChange: (t) => table.apply(t) });
@@ -41,6 +42,14 @@ function route() {
     return;
   }
   deliveries.close();
+  const searched = filtersFromHash(location.hash);
+  if (searched) {
+    document.getElementById("search-text").value = searchText(searched);
+    if (table.batch) { table.batch = null; batchView.close(); }
+    pressFilter(searched.status || "");
+    table.find(searched).then(counts);
+    return;
+  }
   const [, kind, raw] = ROUTE.exec(location.hash) || [];
   let id;
   try { id = raw && decodeURIComponent(raw); } catch { id = null; }
@@ -113,6 +122,20 @@ document.getElementById("detail").addEventListener("close", () => {
     history.replaceState(null, "", table.batch ? `#/batch/${encodeURIComponent(table.batch)}` : location.pathname);
   }
 });
+document.getElementById("search").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const filters = parseSearch(document.getElementById("search-text").value);
+  const target = hashOf(filters);
+  if (location.hash === target) route(); else location.hash = target;  // the address keeps the search
+});
+table.onError = (message) => {
+  const box = document.getElementById("search-error");
+  box.textContent = message || "";
+  box.hidden = !message;
+};
+const say = (text) => { document.getElementById("bulk-status").textContent = text; };
+const matching = () => ({ ...table.search, ...(table.status ? { status: table.status } : {}),
+  ...(table.batch ? { batch: table.batch } : {}) });
 window.addEventListener("hashchange", route);
 route();
 
@@ -120,4 +143,8 @@ setInterval(() => spark.tick(), 1000);
 setInterval(() => table.schedule(), 5000);  // ages move on
 // A REST call first: if the server needs a token, this is where the page asks for it (a browser
 // cannot see why a websocket was refused), so the live link starts with the token in hand.
-api("GET", "/queue_tasks?limit=1").then(() => link.start());
+// That first answer also says whether the token may change anything: the bulk actions follow it.
+api("GET", "/queue_tasks?limit=1").then(() => {
+  bulkButtons(document.getElementById("bulk"), matching, say, refresh);
+  link.start();
+});

@@ -20,7 +20,7 @@ function summary(batch) {
 }
 
 // Ask before acting, in the page's own dialog; resolves true only for the confirming button.
-function confirmAction(text, yesLabel) {
+export function confirmAction(text, yesLabel) {
   const dialog = document.getElementById("confirm");
   if (dialog.open) return Promise.resolve(false);
   document.getElementById("confirm-text").textContent = text;

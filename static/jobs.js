@@ -17,6 +17,8 @@ export class JobsTable {
     this.viewSent = "";
     this.pageSize = pageSize;
     this.status = "";
+    this.search = {};               // the search bar's filters besides status
+    this.onError = () => {};        // shows why a listing was refused (a bad search)
     this.batch = null;              // a batch id: the table lists only that batch's jobs
     this.cursors = [""];            // cursor of each page visited; the last is the current one
     this.next = null;
@@ -35,6 +37,14 @@ export class JobsTable {
 
   filter(status) {
     this.status = status;
+    this.cursors = [""];
+    return this.reload();
+  }
+
+  // Every filter of the search bar at once (status among them).
+  find({ status = "", ...search }) {
+    this.status = status;
+    this.search = search;
     this.cursors = [""];
     return this.reload();
   }
@@ -62,12 +72,14 @@ export class JobsTable {
     const query = new URLSearchParams({ limit: String(this.pageSize) });
     if (this.status) query.set("status", this.status);
     if (this.batch) query.set("batch", this.batch);
+    for (const [key, value] of Object.entries(this.search)) query.set(key, value);
     if (cursor) query.set("cursor", cursor);
     const load = api("GET", `/queue_tasks?${query}`);
     this.loading = load;
     const { status, body } = await load;
     if (this.loading !== load) return null;
     this.loading = null;
+    this.onError(status === 200 ? null : body?.error?.message || `the server answered ${status}`);
     if (status !== 200) return null;
     this.rows = new Map(body.tasks.map((t) => [t.id, t]));
     this.totalAtLoad = STATUSES.reduce((n, s) => n + (body.counts[s] || 0), 0);
@@ -138,7 +150,8 @@ export class JobsTable {
 
   // Whether a task not yet on the page belongs to what the page lists.
   shows(task) {
-    return (!this.status || this.status === task.status) && (!this.batch || this.batch === task.batch_id);
+    return (!this.status || this.status === task.status) && (!this.batch || this.batch === task.batch_id)
+      && Object.keys(this.search).length === 0;  // other filters are the server's to judge, at the next read
   }
 
   newestId() {
@@ -149,7 +162,8 @@ export class JobsTable {
 
   // What the server needs to send this page: its rows, and on the first page the newer tasks.
   announceView() {
-    const view = { task_ids: [...this.rows.keys()], newest: this.onFirstPage ? this.pageSize : 0,
+    const searching = Object.keys(this.search).length > 0;
+    const view = { task_ids: [...this.rows.keys()], newest: this.onFirstPage && !searching ? this.pageSize : 0,
                    after_id: this.newestId(), status: this.status || null };
     const key = JSON.stringify(view);
     if (key !== this.viewSent) {
