@@ -9,6 +9,7 @@ import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
 import { bulkButtons, filtersFromHash, hashOf, parseSearch, searchText } from "./search.js";
 import { Sparkline } from "./spark.js";
+import { StatsPanel } from "./stats.js";
 
 const openJob = (id) => openDetail(id, { onChange: (t) => table.apply(t) });
 const table = new JobsTable(document.getElementById("jobs"), {
@@ -76,7 +77,9 @@ const link = new LiveLink(document.getElementById("link"), {
   onCounts: counts,
   onResync: refresh,
   onBatch: (batch) => batchView.apply(batch),
+  onStats: (stats) => statsPanel.apply(stats),
 });
+const statsPanel = new StatsPanel(document.getElementById("stats"));
 
 document.getElementById("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();

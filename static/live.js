@@ -3,9 +3,9 @@
 import { eventsUrl } from "./api.js";
 
 export class LiveLink {
-  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {} }) {
+  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {}, onStats = () => {} }) {
     this.indicator = indicator;
-    this.handlers = { onHello, onTask, onCounts, onResync, onBatch };
+    this.handlers = { onHello, onTask, onCounts, onResync, onBatch, onStats };
     this.delay = 500;
     this.socket = null;
   }
@@ -39,6 +39,8 @@ export class LiveLink {
       this.handlers.onCounts(message.counts);
     } else if ((message.type === "batch.progress" || message.type === "batch.finished") && message.batch) {
       this.handlers.onBatch(message.batch);
+    } else if (message.type === "stats") {
+      this.handlers.onStats(message);
     } else if (message.type === "resync") {
       this.handlers.onResync();
     }

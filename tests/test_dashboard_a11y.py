@@ -1,0 +1,36 @@
+"""The whole dashboard against axe-core (WCAG 2.2 A/AA, serious and critical) in light and dark mode, with
+live statistics arriving, and reachable past the table by its skip link."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import call, have_chromium, running_service
+from tests.test_dashboard_browser import TIMEOUT, browser  # noqa: F401 (the fixture)
+from tests.test_dashboard_deliveries import axe_serious
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium (apt-get install chromium)")]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_part_passes_axe_and_the_statistics_speak(browser, tmp_path, scheme):  # noqa: F811
+    with running_service(str(tmp_path), "--max-attempts", "1") as (dashboard, target):
+        call(dashboard, "POST", "/queue_tasks", {"urls": [f"{target}/page/{i}" for i in range(4)]
+                                                 + [f"{target}/status/404", "http://127.0.0.1:9/refused"]})
+        context = browser.new_context(bypass_csp=True, color_scheme=scheme)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(dashboard)
+        expect(page.locator("#stats-summary")).to_contain_text("Last minute:", timeout=TIMEOUT)
+        expect(page.locator("#stats-summary")).to_contain_text("1 failed, 1 HTTP 4xx/5xx")
+        expect(page.locator("#stats-hosts tr")).to_have_count(1)
+        expect(page.locator("#stats-chart-text")).to_contain_text("6 jobs finished in the last hour")
+        assert axe_serious(page, "body") == []
+        page.keyboard.press("Tab")
+        skip = page.get_by_role("link", name="Skip past the jobs table to the statistics")
+        expect(skip).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#stats")).to_be_focused()
+        context.close()
