@@ -78,6 +78,18 @@ const link = new LiveLink(document.getElementById("link"), {
   onResync: refresh,
   onBatch: (batch) => batchView.apply(batch),
   onStats: (stats) => statsPanel.apply(stats),
+  onDeleted: (id) => table.remove(id),
+  onState: (state) => {
+    // Server down: say so above everything, mark what is shown as possibly stale, hold the actions.
+    const down = state === "down";
+    document.getElementById("down-banner").hidden = !down;
+    document.body.classList.toggle("offline", down);
+    for (const b of document.querySelectorAll("main button")) {
+      if (down && !b.disabled) { b.disabled = true; b.dataset.heldByOutage = "1"; }
+      if (!down && b.dataset.heldByOutage) { b.disabled = false; delete b.dataset.heldByOutage; }
+    }
+    if (!down && state === "live") refresh();
+  },
 });
 const statsPanel = new StatsPanel(document.getElementById("stats"));
 
@@ -110,6 +122,12 @@ document.getElementById("submit-form").addEventListener("submit", async (event) 
   }
 });
 document.getElementById("urls").addEventListener("input", (e) => e.target.removeAttribute("aria-invalid"));
+document.getElementById("urls").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    e.preventDefault();
+    document.getElementById("submit-form").requestSubmit();
+  }
+});
 
 document.getElementById("filters").addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-status]");

@@ -148,6 +148,10 @@ export class JobsTable {
     return this.reload();
   }
 
+  remove(id) {
+    if (this.rows.delete(id)) this.schedule();
+  }
+
   // Whether a task not yet on the page belongs to what the page lists.
   shows(task) {
     return (!this.status || this.status === task.status) && (!this.batch || this.batch === task.batch_id)
@@ -225,11 +229,14 @@ export class JobsTable {
 
   row(task, now) {
     const bad = task.http_status >= 400;
-    const http = el("span", {
-      class: `http ${task.http_status ? (bad ? "bad-status" : "good") : ""}`,
-      text: task.http_status ?? "",
-      title: task.error ? `${task.error.code}: ${task.error.message}` : null,
-    });
+    // a failed job says why in its own cell (the code; the message on hover and in the job's view)
+    const http = task.error && task.status !== "queued" && !task.http_status
+      ? el("span", { class: "error-text", text: task.error.code, title: task.error.message })
+      : el("span", {
+        class: `http ${task.http_status ? (bad ? "bad-status" : "good") : ""}`,
+        text: task.http_status ?? "",
+        title: task.error ? `${task.error.code}: ${task.error.message}` : null,
+      });
     const actions = el("td", { class: "actions" });
     if (task.status === "queued" || task.status === "running") {
       actions.append(el("button", { type: "button", text: "Cancel", "aria-label": `Cancel ${task.url}`,

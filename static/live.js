@@ -3,9 +3,10 @@
 import { eventsUrl } from "./api.js";
 
 export class LiveLink {
-  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {}, onStats = () => {} }) {
+  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {}, onStats = () => {},
+    onDeleted = () => {}, onState = () => {} }) {
     this.indicator = indicator;
-    this.handlers = { onHello, onTask, onCounts, onResync, onBatch, onStats };
+    this.handlers = { onHello, onTask, onCounts, onResync, onBatch, onStats, onDeleted, onState };
     this.delay = 500;
     this.socket = null;
   }
@@ -39,6 +40,8 @@ export class LiveLink {
       this.handlers.onCounts(message.counts);
     } else if ((message.type === "batch.progress" || message.type === "batch.finished") && message.batch) {
       this.handlers.onBatch(message.batch);
+    } else if (message.type === "task.deleted") {
+      this.handlers.onDeleted(message.task_id);
     } else if (message.type === "stats") {
       this.handlers.onStats(message);
     } else if (message.type === "resync") {
@@ -62,6 +65,7 @@ export class LiveLink {
   }
 
   setState(state, text) {
+    if (this.indicator.dataset.state !== state) this.handlers.onState(state);
     this.indicator.dataset.state = state;
     this.indicator.textContent = text;
   }

@@ -27,6 +27,8 @@ def test_every_part_passes_axe_and_the_statistics_speak(browser, tmp_path, schem
         expect(page.locator("#stats-summary")).to_contain_text("1 failed, 1 HTTP 4xx/5xx")
         expect(page.locator("#stats-hosts tr")).to_have_count(1)
         expect(page.locator("#stats-chart-text")).to_contain_text("6 jobs finished in the last hour")
+        failed = page.locator("#jobs tbody tr[data-status=failed] .error-text")
+        expect(failed).to_have_text("connection_error")  # a failure says why in its row, not only in a tooltip
         assert axe_serious(page, "body") == []
         page.keyboard.press("Tab")
         skip = page.get_by_role("link", name="Skip past the jobs table to the statistics")

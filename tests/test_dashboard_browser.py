@@ -132,10 +132,13 @@ def test_live_link_shows_a_lost_server_and_reconnects_by_itself(browser, tmp_pat
             expect(page.locator("#link")).to_have_attribute("data-state", "live", timeout=TIMEOUT)
         expect(page.locator("#link")).to_have_attribute("data-state", "down", timeout=TIMEOUT)
         expect(page.locator("#link")).to_contain_text("reconnecting")
+        expect(page.get_by_role("alert").filter(has_text="cannot be reached")).to_be_visible()
+        expect(page.locator("#submit-form button[type=submit]")).to_be_disabled()  # actions wait for the server
         with child(server_args(str(tmp_path), int(port)), SERVER_LINE):
             expect(page.locator("#link")).to_have_attribute("data-state", "live", timeout=TIMEOUT)
+            expect(page.locator("#down-banner")).to_be_hidden()
             page.fill("#urls", f"{target}/utf8")
-            page.click("#submit-form button[type=submit]")
+            page.locator("#urls").press("Control+Enter")  # queues, like the button
             expect(page.locator("#jobs tbody tr .badge").first).to_have_text("completed", timeout=TIMEOUT)
             # phone width: nothing wider than the screen
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
