@@ -48,7 +48,12 @@ function viewer(result) {
     return wrap;
   }
   const frame = el("iframe", { sandbox: "", title: "fetched page (sandboxed)", referrerpolicy: "no-referrer" });
-  frame.srcdoc = result.body;
+  // The page's own styles may apply; its scripts, images, fonts and frames may not load: the preview
+  // fetches nothing, runs nothing, and has an opaque origin (no access to this dashboard).
+  const policy = "default-src 'none'; style-src 'unsafe-inline'";
+  frame.srcdoc = `<meta http-equiv="Content-Security-Policy" content="${policy}">` + result.body;
+  wrap.append(el("p", { class: "muted", text: "Preview: the page's inline styles apply; scripts, images, fonts, "
+    + "frames and network requests are blocked." }));
   const toggle = el("button", { type: "button", "aria-pressed": "false", text: "Show source" });
   toggle.addEventListener("click", () => {
     const showing = toggle.getAttribute("aria-pressed") === "true";
@@ -60,14 +65,53 @@ function viewer(result) {
   return wrap;
 }
 
-async function download(id) {
+const EXTENSIONS = { "text/html": "html", "application/json": "json", "text/plain": "txt", "text/css": "css",
+  "application/xml": "xml", "text/xml": "xml", "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif",
+  "image/webp": "webp", "image/svg+xml": "svg", "application/pdf": "pdf" };
+
+// A file name from the URL's last path segment, else the host; the extension from the content type.
+export function fileName(url, contentType) {
+  let base = "page";
+  try {
+    const parsed = new URL(url);
+    base = decodeURIComponent(parsed.pathname.split("/").filter(Boolean).pop() || parsed.hostname);
+  } catch { /* keep "page" */ }
+  base = base.replace(/[^\w.-]+/g, "_").slice(0, 80) || "page";
+  const ext = EXTENSIONS[contentType];
+  return ext && !base.toLowerCase().endsWith(`.${ext}`) ? `${base}.${ext}` : base;
+}
+
+async function download(id, name) {
   const blob = await rawBody(id);
   const url = URL.createObjectURL(blob);
-  const a = el("a", { href: url, download: `${id}.body` });
+  const a = el("a", { href: url, download: name });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// curl's timings, from the start of the request, as people name them.
+const PHASES = [["namelookup", "DNS"], ["connect", "connect"], ["appconnect", "TLS"], ["starttransfer", "first byte"],
+  ["total", "total"]];
+
+function timings(t) {
+  if (!t) return null;
+  const shown = PHASES.filter(([key]) => t[key] != null && !(key === "appconnect" && !t[key]))
+    .map(([key, label]) => `${label} ${Number(t[key]).toLocaleString()} ms`);
+  return shown.length ? shown.join(" · ") : null;
+}
+
+async function imagePreview(id, url) {
+  const blob = await rawBody(id);
+  const img = el("img", { class: "preview", alt: `the image fetched from ${url}` });
+  img.src = URL.createObjectURL(blob);
+  return el("figure", {}, img);
+}
+
+// A time in the reader's zone, with UTC on hover.
+function local(iso) {
+  return iso ? el("time", { datetime: iso, title: `${iso} (UTC)`, text: new Date(iso).toLocaleString() }) : null;
 }
 
 let shown = 0;  // the newest openDetail call: an older one still loading must not overwrite it
@@ -77,6 +121,7 @@ export async function openDetail(id, { onChange }) {
   const dialog = document.getElementById("detail");
   const body = document.getElementById("detail-body");
   body.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+  document.getElementById("detail-title").textContent = "Job";
   if (!dialog.open) dialog.showModal();
   const { status, body: payload } = await api("GET", `/queue_tasks/${encodeURIComponent(id)}`);
   if (mine !== shown) return;
@@ -85,9 +130,11 @@ export async function openDetail(id, { onChange }) {
     return;
   }
   const task = payload.task;
-  const parts = [facts([["URL", task.url], ["Status", task.status], ["HTTP status", task.http_status],
-    ["Attempts", task.attempts], ["Created", task.created_at], ["Took", took(task)], ["Id", task.id],
-    ["Priority", task.priority ?? 0], ["Not before", task.not_before], ["Tags", jobMarks({ tags: task.tags })],
+  document.getElementById("detail-title").textContent = task.url;
+  const parts = [facts([["Status", task.status], ["HTTP status", task.http_status],
+    ["Attempts", task.attempts], ["Created", local(task.created_at)], ["Started", local(task.started_at)],
+    ["Finished", local(task.finished_at)], ["Took", took(task)], ["Id", task.id],
+    ["Priority", task.priority ?? 0], ["Not before", local(task.not_before)], ["Tags", jobMarks({ tags: task.tags })],
     ["Batch", task.batch_id && el("a", { href: `#/batch/${encodeURIComponent(task.batch_id)}`, text: task.batch_id,
       onclick: () => dialog.close() })],
     ["Reused from", task.reused_from && el("a", { href: `#/job/${encodeURIComponent(task.reused_from)}`,
@@ -109,11 +156,21 @@ export async function openDetail(id, { onChange }) {
     if (mine !== shown) return;
     if (res.status === 200) {
       const result = res.body.result;
-      buttons.append(el("button", { type: "button", text: "Download body", onclick: () => download(id) }));
-      parts.push(facts([["Final URL", result.final_url], ["Redirects", result.redirects.map((r) => `${r.status} ${r.url}`).join(" → ")],
+      const name = fileName(result.final_url, result.content_type);
+      buttons.append(el("button", { type: "button", text: `Download ${name}`, onclick: () => download(id, name) }));
+      const chain = result.redirects.length ? el("ol", { class: "redirects" },
+        ...result.redirects.map((r) => el("li", { text: `${r.status} ${r.url}` })), el("li", { text: result.final_url }))
+        : null;
+      parts.push(facts([["Final URL", result.final_url], ["Redirects", chain],
         ["Type", result.content_type], ["Encoding", result.encoding && `${result.encoding} (${result.encoding_source})`],
-        ["Size", bytes(result.size)], ["Fetched in", `${result.elapsed_ms} ms`], ["SHA-256", result.sha256]]));
-      parts.push(headersTable(result.headers), viewer(result));
+        ["Size", bytes(result.size)], ["Fetched in", `${result.elapsed_ms} ms`], ["Timings", timings(result.timings)],
+        ["SHA-256", result.sha256]]));
+      parts.push(headersTable(result.headers));
+      if ((result.content_type || "").startsWith("image/") && result.content_type !== "image/svg+xml") {
+        parts.push(await imagePreview(id, result.final_url));
+      } else {
+        parts.push(viewer(result));
+      }
     }
   }
   const sent = await jobDeliveries(id);

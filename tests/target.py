@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import os
@@ -17,6 +18,9 @@ from tornado.netutil import bind_sockets
 UTF8_TEXT = "Grüße, café, 日本語 ✓"
 LATIN1_TEXT = "Café crème à la française"
 SJIS_TEXT = "日本語のページです"
+REAL_PNG = base64.b64decode(  # a 1x1 image a browser can decode
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP4"
+    "z8DwHwAFAAIBpfno5AAAAABJRU5ErkJggg==")
 PNG_BYTES = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + os.urandom(64)
 FIVE_MIB = (b"<p>" + b"x" * 1021 + b"</p>\n") * (5 * 1024)
 OVER_CAP = 11 * 1024 * 1024
@@ -115,6 +119,19 @@ class Binary(_Page):
     def get(self) -> None:
         self.set_header("Content-Type", "image/png")
         self.write(PNG_BYTES)
+
+
+class RealPng(_Page):
+    def get(self) -> None:
+        self.set_header("Content-Type", "image/png")
+        self.write(REAL_PNG)
+
+
+class Styled(_Page):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.write("<!doctype html><style>p { color: rgb(1, 2, 3); }</style><p id=x>styled</p>"
+                   "<script>document.getElementById('x').textContent = 'script ran';</script>")
 
 
 class Status(_Page):
@@ -281,6 +298,8 @@ def make_target_app(state: TargetState) -> tornado.web.Application:
             (r"/big", Big),
             (r"/over-cap", OverCap),
             (r"/binary", Binary),
+            (r"/png", RealPng),
+            (r"/styled", Styled),
             (r"/status/(\d+)", Status),
             (r"/flaky/(\w+)", Flaky),
             (r"/retry-after/(\w+)", RetryAfter),
