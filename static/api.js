@@ -12,11 +12,18 @@ export function token() {
   return localStorage.getItem(TOKEN_KEY) || "";
 }
 
-export function askForToken() {
+export function forgetToken() {
+  localStorage.removeItem(TOKEN_KEY);
+}
+
+export function askForToken(refused = false) {
   const dialog = document.getElementById("token-dialog");
   const input = document.getElementById("token");
+  const error = document.getElementById("token-error");
   return new Promise((resolve) => {
     if (dialog.open) { dialog.addEventListener("close", () => resolve(token()), { once: true }); return; }
+    error.hidden = !refused;
+    input.setAttribute("aria-invalid", String(refused));
     input.value = "";
     dialog.addEventListener("close", () => {
       if (input.value) localStorage.setItem(TOKEN_KEY, input.value.trim());
@@ -43,7 +50,9 @@ export async function api(method, path, payload) {
     return { status: 0, body: { error: { code: "network", message: "the server cannot be reached; is it running?" } } };
   }
   if (response.status === 401) {
-    await askForToken();
+    const refused = Boolean(token());  // a token was sent and the server said no
+    if (refused) forgetToken();
+    await askForToken(refused);
     return api(method, path, payload);
   }
   access = response.headers.get("X-Jobqueue-Access") || access;

@@ -1,7 +1,7 @@
 // The dashboard: wires the submit form, the live link, the jobs table, the batch view and the job view
 // together; the URL hash says what is open (#/batch/ID, #/job/ID), so a reload keeps it.
 
-import { api } from "./api.js";
+import { api, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
 import { DeliveriesView } from "./deliveries.js";
 import { openDetail } from "./detail.js";
@@ -10,6 +10,7 @@ import { LiveLink } from "./live.js";
 import { bulkButtons, filtersFromHash, hashOf, parseSearch, searchText } from "./search.js";
 import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
+import { wireSubmitForm } from "./submit.js";
 
 const openJob = (id) => openDetail(id, { onChange: (t) => table.apply(t) });
 const table = new JobsTable(document.getElementById("jobs"), {
@@ -93,41 +94,7 @@ const link = new LiveLink(document.getElementById("link"), {
 });
 const statsPanel = new StatsPanel(document.getElementById("stats"));
 
-document.getElementById("submit-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const input = document.getElementById("urls");
-  const error = document.getElementById("submit-error");
-  const ok = document.getElementById("submit-ok");
-  const urls = input.value.split("\n").map((u) => u.trim()).filter(Boolean);
-  error.hidden = true;
-  ok.hidden = true;
-  if (urls.length === 0) {
-    error.textContent = "Type at least one URL.";
-    error.hidden = false;
-    input.focus();
-    return;
-  }
-  const { status, body } = await api("POST", "/queue_tasks", urls.length === 1 ? { url: urls[0] } : { urls });
-  if (status === 201) {
-    const tasks = body.tasks || [body.task];
-    for (const task of tasks) table.apply(task);
-    ok.textContent = `Queued ${tasks.length} job${tasks.length > 1 ? "s" : ""}.`;
-    ok.hidden = false;
-    input.value = "";
-  } else {
-    error.textContent = body?.error?.message || `the server answered ${status}`;
-    error.hidden = false;
-    input.setAttribute("aria-invalid", "true");
-    input.focus();
-  }
-});
-document.getElementById("urls").addEventListener("input", (e) => e.target.removeAttribute("aria-invalid"));
-document.getElementById("urls").addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    document.getElementById("submit-form").requestSubmit();
-  }
-});
+wireSubmitForm(document.getElementById("submit-form"), (tasks) => { for (const task of tasks) table.apply(task); });
 
 document.getElementById("filters").addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-status]");
@@ -164,8 +131,11 @@ setInterval(() => spark.tick(), 1000);
 setInterval(() => table.schedule(), 5000);  // ages move on
 // A REST call first: if the server needs a token, this is where the page asks for it (a browser
 // cannot see why a websocket was refused), so the live link starts with the token in hand.
+const forget = document.getElementById("forget-token");
+forget.addEventListener("click", () => { forgetToken(); location.reload(); });
 // That first answer also says whether the token may change anything: the bulk actions follow it.
 api("GET", "/queue_tasks?limit=1").then(() => {
+  forget.hidden = !token();
   bulkButtons(document.getElementById("bulk"), matching, say, refresh);
   link.start();
 });
