@@ -3,6 +3,7 @@
 
 import { api, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
+import { BatchesView } from "./batches.js";
 import { DeliveriesView } from "./deliveries.js";
 import { openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
@@ -35,15 +36,18 @@ function pressFilter(status) {
 const ROUTE = /^#\/(batch|job)\/([^/]+)$/;
 const deliveries = new DeliveriesView(document.getElementById("deliveries"));
 
+const batches = new BatchesView(document.getElementById("batches"));
+const PAGES = { "#/deliveries": deliveries, "#/batches": batches };
+
 function route() {
-  const onDeliveries = location.hash === "#/deliveries";
-  document.getElementById("jobs-card").hidden = onDeliveries;
-  if (onDeliveries) {
+  const other = PAGES[location.hash];
+  document.getElementById("jobs-card").hidden = Boolean(other);
+  for (const view of Object.values(PAGES)) if (view !== other) view.close();
+  if (other) {
     batchView.close();
-    deliveries.open();
+    other.open();
     return;
   }
-  deliveries.close();
   const searched = filtersFromHash(location.hash);
   if (searched) {
     document.getElementById("search-text").value = searchText(searched);

@@ -4,6 +4,19 @@ import { api } from "./api.js";
 import { age, el, jobMarks, took } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
+const NARROW = window.matchMedia("(max-width: 640px)");
+
+// On a phone: the host and the end of the path, the middle left out (the whole URL is the cell's title).
+export function middle(url, keep = 14) {
+  let host = url;
+  let rest = "";
+  try {
+    const parsed = new URL(url);
+    host = parsed.host;
+    rest = parsed.pathname + parsed.search;
+  } catch { return url; }
+  return rest.length > keep + 1 ? `${host}/…${rest.slice(-keep)}` : `${host}${rest}`;
+}
 
 export class JobsTable {
   constructor(root, { onOpen, onView = () => {}, pageSize = 50 }) {
@@ -245,7 +258,7 @@ export class JobsTable {
       actions.append(el("button", { type: "button", text: "Retry", "aria-label": `Retry ${task.url}`,
         onclick: (e) => { e.stopPropagation(); api("POST", `/queue_tasks/${task.id}/retry`).then((r) => this.acted(r)); } }));
     }
-    const link = el("a", { href: `#/job/${task.id}`, text: task.url,
+    const link = el("a", { href: `#/job/${task.id}`, text: NARROW.matches ? middle(task.url) : task.url,
       onclick: (e) => { e.preventDefault(); this.onOpen(task.id); } });
     const marks = jobMarks(task);
     return el("tr", { "data-id": task.id, "data-status": task.status, "data-updated": task.updated_at,
