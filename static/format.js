@@ -9,7 +9,8 @@ export function age(iso, now = Date.now()) {
   return `${Math.floor(s / 86400)}d`;
 }
 
-export function took(task) {
+export function took(task, now = Date.now()) {
+  if (task.status === "running" && task.started_at) return `running ${age(task.started_at, now)}`;
   if (!task.started_at || !task.finished_at) return "";
   const ms = Date.parse(task.finished_at) - Date.parse(task.started_at);
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;

@@ -227,6 +227,10 @@ export class JobsTable {
     const ageCell = tr.cells[5];
     const shown = age(task.created_at, now);
     if (ageCell.textContent !== shown) ageCell.textContent = shown;
+    if (task.status === "running") {
+      const running = took(task, now);  // how long it has been fetching, ticking like the age
+      if (tr.cells[4].textContent !== running) tr.cells[4].textContent = running;
+    }
     if (tr.dataset.updated === task.updated_at) return;
     const fresh = this.row(task, now);
     tr.dataset.updated = task.updated_at;
@@ -267,7 +271,7 @@ export class JobsTable {
       el("td", { class: marks ? "url marked" : "url", title: task.url }, link, marks),
       el("td", {}, http),
       el("td", { text: String(task.attempts) }),
-      el("td", { text: took(task) }),
+      el("td", { text: took(task, now) }),
       el("td", { text: age(task.created_at, now) }),
       actions);
   }

@@ -4,6 +4,7 @@ each free of serious axe-core violations, and URLs shortened in the middle at ph
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -40,6 +41,8 @@ def test_views_from_the_header_and_phone_width(browser, tmp_path):  # noqa: F811
                                     ("HTTP 4xx", 1, None), ("HTTP 5xx", 1, "view-http-errors.png")):
             views.get_by_role("link", name=name).click()
             expect(page.locator("#jobs tbody tr")).to_have_count(rows)
+            if name == "Running now":  # how long it has been fetching, ticking
+                expect(page.locator("#jobs tbody tr td").nth(4)).to_have_text(re.compile(r"^running \d+s$"))
             assert axe_serious(page, "main") == [], name
             if picture:
                 shot(page, picture)
