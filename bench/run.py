@@ -25,6 +25,7 @@ from tornado.websocket import websocket_connect
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.dashboard_bench import measure_dashboard  # noqa: E402
 from bench.export_bench import measure as measure_export  # noqa: E402
 from bench.harness import API, WORKERS, Client, Server, pct  # noqa: E402
 from bench.search_bench import measure_search  # noqa: E402
@@ -352,6 +353,9 @@ async def main(argv: list[str]) -> dict[str, Any]:
         exported = min(queued, 10_000 if args.quick else 100_000)
         print(f"export of {exported} jobs as JSON Lines and WARC...", file=sys.stderr, flush=True)
         report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
+        print("the dashboard in chromium while events stream in...", file=sys.stderr, flush=True)
+        report["dashboard_frames"] = await measure_dashboard(submit_all, target, min(queued, 100_000),
+                                                             2000 if args.quick else 10_000)
         print(f"host and full-text queries, and a bulk retry, among {queued} jobs...", file=sys.stderr, flush=True)
         report["search_and_bulk"] = await measure_search(queued, 50 if args.quick else 300)
         print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
