@@ -355,7 +355,7 @@ async def main(argv: list[str]) -> dict[str, Any]:
         report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
         print("the dashboard in chromium while events stream in...", file=sys.stderr, flush=True)
         report["dashboard_frames"] = await measure_dashboard(submit_all, target, min(queued, 100_000),
-                                                             2000 if args.quick else 10_000)
+                                                             min(n, 2000 if args.quick else 10_000))
         print(f"host and full-text queries, and a bulk retry, among {queued} jobs...", file=sys.stderr, flush=True)
         report["search_and_bulk"] = await measure_search(queued, 50 if args.quick else 300)
         print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
