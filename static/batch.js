@@ -1,6 +1,6 @@
 // The batch view: one batch's progress, counts by status and actions, kept live by events and a slow poll.
 
-import { api } from "./api.js";
+import { api, canChange } from "./api.js";
 import { count, el, jobMarks } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
@@ -131,8 +131,8 @@ export class BatchView {
       ["Tags", jobMarks({ tags: batch.tags })]];
     this.facts.replaceChildren(...rows.filter(([, v]) => v).flatMap(([name, value]) =>
       [el("dt", { text: name }), el("dd", {}, value)]));
-    this.cancelButton.hidden = unfinished === 0;
-    this.retryButton.hidden = !c.failed;
+    this.cancelButton.hidden = unfinished === 0 || !canChange();
+    this.retryButton.hidden = !c.failed || !canChange();
     this.retryButton.textContent = `Retry failed (${count(c.failed)})`;
   }
 

@@ -1,7 +1,7 @@
 // The webhook deliveries view (#/deliveries): failed ones first with their last error and next attempt,
 // a Redeliver button each; and the list a job's view shows of its own deliveries.
 
-import { api } from "./api.js";
+import { api, canChange } from "./api.js";
 import { el } from "./format.js";
 
 const ORDER = ["failed", "pending", "delivered"];
@@ -39,7 +39,7 @@ export function deliveryRows(deliveries, { onRedeliver, withJob = true }) {
       el("td", { text: String(d.attempts) }),
       el("td", { class: d.last_error ? "error-text" : "", text: lastAnswer(d) }),
       el("td", {}, d.status === "pending" ? when(d.next_attempt_at) : when(d.delivered_at)),
-      el("td", {}, button));
+      el("td", {}, canChange() ? button : null));
   });
 }
 

@@ -1,6 +1,6 @@
 // The job view: the task, its options, its error, the stored response, the page sandboxed and its source.
 
-import { api, rawBody } from "./api.js";
+import { api, canChange, rawBody } from "./api.js";
 import { jobDeliveries } from "./deliveries.js";
 import { bytes, el, jobMarks, took } from "./format.js";
 
@@ -146,7 +146,9 @@ export async function openDetail(id, { onChange }) {
     const r = await api(method, path);
     if (r.body?.task) { onChange(r.body.task); openDetail(id, { onChange }); }
   };
-  if (task.status === "queued" || task.status === "running") {
+  if (!canChange()) {
+    // a read-only token: it may look, not act
+  } else if (task.status === "queued" || task.status === "running") {
     buttons.append(el("button", { type: "button", text: "Cancel", onclick: () => act("DELETE", `/queue_tasks/${id}`) }));
   } else {
     buttons.append(el("button", { type: "button", text: "Retry", onclick: () => act("POST", `/queue_tasks/${id}/retry`) }));

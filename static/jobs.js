@@ -1,6 +1,6 @@
 // The live jobs table: one page from the API, kept current by events, patched in place once per frame.
 
-import { api } from "./api.js";
+import { api, canChange } from "./api.js";
 import { age, el, jobMarks, took } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
@@ -241,7 +241,7 @@ export class JobsTable {
     }
     const button = tr.cells[6].querySelector("button");
     const wanted = fresh.cells[6].querySelector("button");
-    if (!button || button.textContent !== wanted.textContent) tr.cells[6].replaceWith(fresh.cells[6]);
+    if (button?.textContent !== wanted?.textContent) tr.cells[6].replaceWith(fresh.cells[6]);
   }
 
   row(task, now) {
@@ -255,7 +255,9 @@ export class JobsTable {
         title: task.error ? `${task.error.code}: ${task.error.message}` : null,
       });
     const actions = el("td", { class: "actions" });
-    if (task.status === "queued" || task.status === "running") {
+    if (!canChange()) {
+      // a read-only token: nothing to offer
+    } else if (task.status === "queued" || task.status === "running") {
       actions.append(el("button", { type: "button", text: "Cancel", "aria-label": `Cancel ${task.url}`,
         onclick: (e) => { e.stopPropagation(); api("DELETE", `/queue_tasks/${task.id}`).then((r) => this.acted(r)); } }));
     } else {

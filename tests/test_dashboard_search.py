@@ -3,7 +3,9 @@ explained, retry-all-failed with a confirmation that states the count, and read-
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -64,8 +66,8 @@ def test_search_in_the_address_then_retry_every_failed_match(browser, tmp_path):
         context.close()
 
 
-def test_a_read_only_token_sees_no_bulk_actions(browser, tmp_path):  # noqa: F811
-    with running_service(str(tmp_path), "--api-token", FULL, "--read-only-token", READER) as (dashboard, _target):
+def test_a_read_only_token_sees_no_actions(browser, tmp_path):  # noqa: F811
+    with running_service(str(tmp_path), "--api-token", FULL, "--read-only-token", READER) as (dashboard, target):
         page = browser.new_page()
         page.set_default_timeout(TIMEOUT)
         page.goto(dashboard)
@@ -73,4 +75,15 @@ def test_a_read_only_token_sees_no_bulk_actions(browser, tmp_path):  # noqa: F81
         page.locator("#token").press("Enter")
         expect(page.locator("#link")).to_have_attribute("data-state", "live")
         expect(page.locator("#bulk button")).to_have_count(0)
+        request = urllib.request.Request(f"{dashboard}jobqueue/api/v1.0/queue_tasks", method="POST",
+                                         data=json.dumps({"url": f"{target}/utf8"}).encode(),
+                                         headers={"Authorization": f"Bearer {FULL}",
+                                                  "Content-Type": "application/json"})
+        task_id = json.load(urllib.request.urlopen(request))["task"]["id"]
+        row = page.locator(f'#jobs tbody tr[data-id="{task_id}"]')
+        expect(row.locator(".badge")).to_have_text("completed")
+        expect(row.get_by_role("button")).to_have_count(0)  # no Retry for a token that may only read
+        row.get_by_role("link").click()
+        expect(page.locator("#detail")).to_contain_text("Final URL")
+        expect(page.locator("#detail").get_by_role("button", name="Retry")).to_have_count(0)
         page.close()
