@@ -9,6 +9,7 @@ import { openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
 import { bulkButtons, filtersFromHash, hashOf, parseSearch, searchText } from "./search.js";
+import { groupSummary } from "./groups.js";
 import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
 import { wireSubmitForm } from "./submit.js";
@@ -53,9 +54,15 @@ function route() {
     document.getElementById("search-text").value = searchText(searched);
     if (table.batch) { table.batch = null; batchView.close(); }
     pressFilter(searched.status || "");
-    table.find(searched).then(counts);
+    const wanted = Number(new URLSearchParams(location.hash.split("?")[1] || "").get("page")) || 1;
+    table.find(searched).then(async (c) => {
+      counts(c);
+      for (let page = 1; page < wanted && table.next; page++) await table.page(+1);  // a shared link's page
+      groupSummary(document.getElementById("groups"), searched);
+    });
     return;
   }
+  document.getElementById("groups").hidden = true;
   const [, kind, raw] = ROUTE.exec(location.hash) || [];
   let id;
   try { id = raw && decodeURIComponent(raw); } catch { id = null; }
@@ -120,6 +127,14 @@ document.getElementById("search").addEventListener("submit", (event) => {
   const target = hashOf(filters);
   if (location.hash === target) route(); else location.hash = target;  // the address keeps the search
 });
+// Paging a search writes the page into the address, so back/forward and a shared link find it again.
+table.onPaged = (pageNo) => {
+  const filters = filtersFromHash(location.hash);
+  if (filters) {
+    const query = new URLSearchParams({ ...filters, ...(pageNo > 1 ? { page: String(pageNo) } : {}) });
+    history.pushState(null, "", `#/jobs?${query}`);
+  }
+};
 table.onError = (message) => {
   const box = document.getElementById("search-error");
   box.textContent = message || "";

@@ -42,8 +42,9 @@ export class JobsTable {
     this.held = new Map();          // new jobs not inserted while the user works with the table
     this.newButton = document.getElementById("new-jobs");
     this.newButton.addEventListener("click", () => this.showHeld());
-    this.newer.addEventListener("click", () => this.page(-1));
-    this.older.addEventListener("click", () => this.page(+1));
+    this.onPaged = () => {};        // told the page number after the reader pages
+    this.newer.addEventListener("click", () => this.page(-1).then(() => this.onPaged(this.cursors.length)));
+    this.older.addEventListener("click", () => this.page(+1).then(() => this.onPaged(this.cursors.length)));
   }
 
   get onFirstPage() { return this.cursors.length === 1; }

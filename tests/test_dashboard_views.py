@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -68,3 +69,32 @@ def test_views_from_the_header_and_phone_width(browser, tmp_path):  # noqa: F811
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
         shot(page, "dashboard-phone.png")
         context.close()
+
+
+def test_failed_by_error_code_running_by_host_and_the_page_in_the_address(browser, tmp_path):  # noqa: F811
+    with running_service(str(tmp_path), "--max-attempts", "1") as (dashboard, target):
+        call(dashboard, "POST", "/queue_tasks", {"urls": [f"http://127.0.0.1:9/r{i}" for i in range(3)]
+                                                 + [f"{target}/loop/{i}" for i in range(2)]})
+        call(dashboard, "POST", "/queue_tasks", {"url": f"{target}/slow?delay=20"})
+        deadline = time.monotonic() + 15
+        while call(dashboard, "GET", "/queue_tasks?limit=1")[1]["counts"]["failed"] < 5:
+            assert time.monotonic() < deadline, "the five failures never came"
+            time.sleep(0.05)  # polling a child process's API, bounded by the deadline
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(f"{dashboard}#/jobs?status=failed")
+        groups = page.locator("#groups")
+        expect(groups).to_have_text("By error code (all 5): connection_error 3 · too_many_redirects 2")
+        page.goto(f"{dashboard}#/jobs?status=running")
+        expect(groups).to_contain_text(f"By host (all 1): {target.split('/')[2]} 1 (longest ")
+        call(dashboard, "POST", "/queue_tasks", {"urls": [f"{target}/page/{i}" for i in range(120)]})
+        page.goto(f"{dashboard}#/jobs?host=127.0.0.1")
+        page.get_by_role("button", name="Older →").click()
+        expect(page).to_have_url(re.compile(r"#/jobs\?host=127\.0\.0\.1&page=2$"))
+        second = page.locator("#jobs tbody tr").first.get_attribute("data-id")
+        page.reload()  # the address brings back page 2
+        expect(page.locator("#page-info")).to_have_text("page 2")
+        expect(page.locator("#jobs tbody tr").first).to_have_attribute("data-id", second)
+        page.go_back()
+        expect(page.locator("#page-info")).to_have_text("page 1")
+        page.close()
