@@ -140,6 +140,12 @@ export async function openDetail(id, { onChange }) {
     ["Reused from", task.reused_from && el("a", { href: `#/job/${encodeURIComponent(task.reused_from)}`,
       text: task.reused_from, onclick: (e) => { e.preventDefault(); openDetail(task.reused_from, { onChange }); } })]])];
   if (task.error) parts.push(el("p", { class: "error", role: "alert", text: `${task.error.code}: ${task.error.message}` }));
+  if (task.attempt_log?.length) {
+    parts.push(el("section", { "aria-label": "attempts" }, el("h3", { text: "Attempts" }),
+      el("ol", { class: "attempts" }, ...task.attempt_log.map((a) => el("li", {},
+        `Attempt ${a.attempt ?? "?"}, `, local(a.at), ` — ${a.outcome}`, a.http_status ? `, HTTP ${a.http_status}` : "",
+        a.error ? `, ${a.error.code}: ${a.error.message}` : "")))));
+  }
   if (task.fetch) parts.push(fetchOptions(task.fetch));
   const buttons = el("div", { class: "row" });
   const act = async (method, path) => {

@@ -43,6 +43,7 @@ def test_the_job_view_reads_like_a_report(browser, tmp_path):  # noqa: F811
         expect(created).to_have_attribute("title", f"{page_job['created_at']} (UTC)")
         expect(fact(dialog, "Redirects").locator("li")).to_have_count(3)  # two hops, then the final URL
         expect(fact(dialog, "Timings")).to_contain_text("DNS")
+        expect(dialog.get_by_role("region", name="attempts").locator("li")).to_contain_text(["completed, HTTP 200"])
         expect(fact(dialog, "Timings")).to_contain_text("first byte")
         expect(dialog).to_contain_text("scripts, images, fonts, frames and network requests are blocked")
         frame = dialog.locator("iframe")
