@@ -27,6 +27,10 @@ def test_every_part_passes_axe_and_the_statistics_speak(browser, tmp_path, schem
         expect(page.locator("#stats-summary")).to_contain_text("1 failed, 1 HTTP 4xx/5xx")
         expect(page.locator("#stats-hosts tr")).to_have_count(1)
         expect(page.locator("#stats-chart-text")).to_contain_text("6 jobs finished in the last hour")
+        expect(page.locator("#stats-errors-text")).to_contain_text("Error rate over the hour 33.3 %")
+        expect(page.locator("#stats-errors rect")).not_to_have_count(0)
+        expect(page.locator("#stats-latency-text")).to_contain_text("p95 fetch time per minute: at most")
+        expect(page.locator("#stats-latency rect")).not_to_have_count(0)
         failed = page.locator("#jobs tbody tr[data-status=failed] .error-text")
         expect(failed).to_have_text("connection_error")  # a failure says why in its row, not only in a tooltip
         assert axe_serious(page, "body") == []
