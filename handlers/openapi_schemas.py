@@ -181,6 +181,11 @@ SCHEMAS: dict[str, Any] = {
             "reused_from": {"type": ["string", "null"], "description": "the job whose fresh result this one reused "
                             "(max_age): nothing was fetched"},
             "webhook": WEBHOOK,
+            "attempt_log": {"type": "array", "description": "the newest 10 finished attempts, oldest first",
+                            "items": {"type": "object", "properties": {
+                                "attempt": {"type": ["integer", "null"]}, "at": NULLABLE_TIME,
+                                "outcome": {"enum": ["completed", "retry", "failed"]},
+                                "http_status": {"type": ["integer", "null"]}, "error": ref("TaskError")}}},
         },
     },
     "Counts": {"type": "object", "required": list(STATUSES),

@@ -76,6 +76,16 @@ class TaskError:
         return {"code": self.code, "message": self.message}
 
 
+MAX_LOGGED = 10  # attempts a task's JSON shows (the newest)
+
+
+def _logged(entry: dict[str, Any]) -> dict[str, Any]:
+    """One attempt as the API shows it: its time as ISO, its error as {code, message} or null."""
+    return {"attempt": entry.get("attempt"), "at": iso(entry.get("at")), "outcome": entry.get("outcome"),
+            "http_status": entry.get("http_status"),
+            "error": {"code": entry["error"], "message": entry.get("message") or ""} if entry.get("error") else None}
+
+
 @dataclass
 class Task:
     """One URL to fetch and where it is in its lifecycle."""
@@ -100,6 +110,7 @@ class Task:
     batch_id: str | None = None
     reused_from: str | None = None
     webhook: WebhookSpec | None = None
+    attempt_log: tuple[dict[str, Any], ...] = ()  # one entry per finished attempt, oldest first
 
     def to_json(self) -> dict[str, Any]:
         """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
@@ -123,6 +134,7 @@ class Task:
             "schedule_id": None,
             "reused_from": self.reused_from,
             "webhook": self.webhook.to_json() if self.webhook is not None else None,
+            "attempt_log": [_logged(entry) for entry in self.attempt_log[-MAX_LOGGED:]],
         }
 
 

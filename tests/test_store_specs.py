@@ -221,3 +221,21 @@ async def test_an_abandoned_batch_goes_at_once_with_its_jobs_and_their_results(o
     assert (await store.get_result(outside.id, True)).body == b"kept?"  # a job outside the batch keeps it
     with pytest.raises(NotFound):
         await store.seal_batch("half", None)
+
+
+@pytest.mark.gen_test
+async def test_each_finished_attempt_is_logged_with_its_outcome(open_store, clock):
+    store = await open_store()
+    [new] = await store.add([task()])
+    [first] = await store.claim(1, LEASE, [])
+    await store.reschedule(Lease(first.id, first.lease_token), clock.now, TaskError("timeout", "slow"), None)
+    clock.advance(1)
+    [second] = await store.claim(1, LEASE, [])
+    await store.fail(Lease(second.id, second.lease_token), TaskError("http_error", "503 again"), 503)
+    log = (await store.get(new.id)).to_json()["attempt_log"]
+    assert [(e["attempt"], e["outcome"], e["http_status"]) for e in log] == [(1, "retry", None), (2, "failed", 503)]
+    assert log[0]["error"] == {"code": "timeout", "message": "slow"} and log[1]["at"].endswith("Z")
+    [done] = await store.add([task()])
+    await run_to_completion(store, [done])
+    [entry] = (await store.get(done.id)).to_json()["attempt_log"]
+    assert (entry["attempt"], entry["outcome"], entry["http_status"], entry["error"]) == (1, "completed", 200, None)

@@ -46,6 +46,7 @@ from jobqueue.store.mongodb_schema import (
     TASK_FIELDS,
     after_cursor,
     applied,
+    attempt_entry,
     encode_cursor,
     migrate,
     new_job_doc,
@@ -261,7 +262,8 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
             {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
             {"$set": {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
                       "http_status": result.http_status, "error": None, "result": result_doc(result, ref),
-                      **outbox_mark(self.outbox, COMPLETED, now)}},
+                      **outbox_mark(self.outbox, COMPLETED, now)},
+             "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}},
             projection=TASK_FIELDS, return_document=ReturnDocument.AFTER))
         if doc is None:
             await self._drop_body(ref)  # a stale worker: its body must not linger
@@ -272,7 +274,9 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
     async def _finish_attempt(self, lease: Lease, changes: dict[str, Any], now: float) -> Task | None:
         doc = await self._call(self.db.jobs.find_one_and_update(
             {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-            {"$set": {"lease_token": None, **changes, **outbox_mark(self.outbox, changes["status"], now)}},
+            {"$set": {"lease_token": None, **changes, **outbox_mark(self.outbox, changes["status"], now)},
+             "$push": {"attempt_log": attempt_entry(now, "retry" if changes["status"] == QUEUED else FAILED,
+                                                    changes.get("http_status"), changes.get("error"))}},
             projection=TASK_FIELDS,
             return_document=ReturnDocument.AFTER))
         if doc is None:

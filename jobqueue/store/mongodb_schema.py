@@ -38,7 +38,15 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         fetch=FetchOptions.from_stored(doc.get("fetch")), priority=doc.get("priority", 0),
         not_before=doc.get("not_before"), tags=tuple(doc.get("tags") or ()), batch_id=doc.get("batch_id"),
         reused_from=doc.get("reused_from"), webhook=WebhookSpec.from_json(doc.get("webhook")),
+        attempt_log=tuple({"attempt": i + 1, **entry} for i, entry in enumerate(doc.get("attempt_log") or ())),
     )
+
+
+def attempt_entry(at: float, outcome: str, http_status: int | None, error: Mapping[str, Any] | None
+                  ) -> dict[str, Any]:
+    """One finished attempt, as the finishing update pushes it onto the job's attempt_log."""
+    return {"at": at, "outcome": outcome, "http_status": http_status,
+            "error": error["code"] if error else None, "message": error["message"] if error else None}
 
 
 def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from jobqueue.store.sqlite_schema import (
     CLAIMABLE,
     INSERT_JOB,
     JOB_COLUMNS,
+    LOG_ATTEMPT,
     RESULT_COLUMNS,
     decode_cursor,
     drop_result,
@@ -287,9 +288,10 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         def finish(conn: sqlite3.Connection) -> Task | None:
             row = conn.execute(
                 "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
-                " http_status = ?, error_code = NULL, error_message = NULL"
+                f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
                 f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}",
-                (now, now, result.http_status, lease.task_id, lease.token),
+                (now, now, result.http_status, now, "completed", result.http_status, None, None,
+                 lease.task_id, lease.token),
             ).fetchone()
             if row is None:
                 return None
@@ -313,8 +315,9 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         """Queue again for `at`, keeping the last error visible; only under a live lease."""
         now = self.clock()
         return await self._finish_attempt(
-            "status = 'queued', available_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?",
-            (at, now, http_status, error.code, error.message),
+            "status = 'queued', available_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?,"
+            f" {LOG_ATTEMPT}",
+            (at, now, http_status, error.code, error.message, now, "retry", http_status, error.code, error.message),
             lease, now,
         )
 
@@ -322,8 +325,9 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         """Mark failed for good; only under a live lease."""
         now = self.clock()
         return await self._finish_attempt(
-            "status = 'failed', finished_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?",
-            (now, now, http_status, error.code, error.message),
+            "status = 'failed', finished_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?,"
+            f" {LOG_ATTEMPT}",
+            (now, now, http_status, error.code, error.message, now, "failed", http_status, error.code, error.message),
             lease, now,
         )
 

@@ -157,6 +157,7 @@ CREATE INDEX idempotency_by_age ON idempotency(created_at);
 
 V3_WEBHOOKS = """
 ALTER TABLE jobs ADD COLUMN webhook TEXT;
+ALTER TABLE jobs ADD COLUMN attempt_log TEXT;  -- JSON list: one entry per finished attempt
 ALTER TABLE batches ADD COLUMN webhook TEXT;
 
 -- The outbox: a row is written in the transaction of the state change it tells of.

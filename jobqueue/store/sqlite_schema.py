@@ -17,7 +17,7 @@ from jobqueue.webhooks.spec import WebhookSpec
 JOB_COLUMNS = (
     "id, url, host, status, attempts, created_at, updated_at, started_at, finished_at, "
     "available_at, lease_token, http_status, error_code, error_message, "
-    "priority, not_before, fetch, tags, batch_id, reused_from, webhook"
+    "priority, not_before, fetch, tags, batch_id, reused_from, webhook, attempt_log"
 )
 RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
@@ -31,6 +31,12 @@ INSERT_JOB = (
 _PRIORITIES = ",".join(str(p) for p in range(10, -11, -1))
 # Naming every priority lets SQLite search the due range of each one in turn (highest first) instead
 # of walking the whole index past jobs that are not due yet.
+# Appends one attempt to a job's log in the UPDATE that ends the attempt (parameters: at, outcome,
+# http_status, error code, error message).
+LOG_ATTEMPT = (
+    "attempt_log = json_insert(COALESCE(attempt_log, '[]'), '$[#]', json_object('attempt', attempts, 'at', ?,"
+    " 'outcome', ?, 'http_status', ?, 'error', ?, 'message', ?))"
+)
 CLAIMABLE = f"status IN ('queued', 'running') AND priority IN ({_PRIORITIES}) AND available_at <= ?"
 BATCH_COLUMNS = "seq, id, created_at, total, tags, sealed, finished_at, " + ", ".join(STATUSES)
 
@@ -48,6 +54,7 @@ def task_from_row(row: sqlite3.Row) -> Task:
         tags=tuple(json.loads(row["tags"])) if row["tags"] else (), batch_id=row["batch_id"],
         reused_from=row["reused_from"],
         webhook=WebhookSpec.from_json(json.loads(row["webhook"])) if row["webhook"] else None,
+        attempt_log=tuple(json.loads(row["attempt_log"])) if row["attempt_log"] else (),
     )
 
 
