@@ -28,15 +28,15 @@ INSERT_JOB = (
     " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook)"
     " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_PRIORITIES = ",".join(str(p) for p in range(10, -11, -1))
-# Naming every priority lets SQLite search the due range of each one in turn (highest first) instead
-# of walking the whole index past jobs that are not due yet.
 # Appends one attempt to a job's log in the UPDATE that ends the attempt (parameters: at, outcome,
 # http_status, error code, error message).
 LOG_ATTEMPT = (
     "attempt_log = json_insert(COALESCE(attempt_log, '[]'), '$[#]', json_object('attempt', attempts, 'at', ?,"
     " 'outcome', ?, 'http_status', ?, 'error', ?, 'message', ?))"
 )
+_PRIORITIES = ",".join(str(p) for p in range(10, -11, -1))
+# Naming every priority lets SQLite search the due range of each one in turn (highest first) instead
+# of walking the whole index past jobs that are not due yet.
 CLAIMABLE = f"status IN ('queued', 'running') AND priority IN ({_PRIORITIES}) AND available_at <= ?"
 BATCH_COLUMNS = "seq, id, created_at, total, tags, sealed, finished_at, " + ", ".join(STATUSES)
 
