@@ -110,6 +110,8 @@ class Task:
     batch_id: str | None = None
     reused_from: str | None = None
     webhook: WebhookSpec | None = None
+    schedule_id: str | None = None  # shared by every run of a recurring fetch
+    every: float | None = None  # seconds between the due times of a recurring fetch's runs
     attempt_log: tuple[dict[str, Any], ...] = ()  # one entry per finished attempt, oldest first
 
     def to_json(self) -> dict[str, Any]:
@@ -131,7 +133,8 @@ class Task:
             "not_before": iso(self.not_before),
             "tags": list(self.tags),
             "batch_id": self.batch_id,
-            "schedule_id": None,
+            "schedule_id": self.schedule_id,
+            "every": self.every,
             "reused_from": self.reused_from,
             "webhook": self.webhook.to_json() if self.webhook is not None else None,
             "attempt_log": [_logged(entry) for entry in self.attempt_log[-MAX_LOGGED:]],
@@ -207,3 +210,25 @@ class Batch:
         """Shape the batch as the contract's JSON object."""
         return {"id": self.id, "created_at": iso(self.created_at), "total": self.total, "counts": self.counts,
                 "finished_at": iso(self.finished_at), "tags": list(self.tags)}
+
+
+@dataclass
+class Schedule:
+    """A recurring fetch: the URL, its period, and where its chain of runs stands."""
+
+    id: str
+    url: str
+    every: float
+    created_at: float
+    stopped_at: float | None = None
+    runs: int = 0  # runs finished (completed or failed)
+    last_task_id: str | None = None
+    next_task_id: str | None = None
+    next_run_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Shape the schedule as the JSON object of GET /schedules."""
+        return {"id": self.id, "url": self.url, "every": self.every, "active": self.stopped_at is None,
+                "created_at": iso(self.created_at), "stopped_at": iso(self.stopped_at), "runs": self.runs,
+                "last_task_id": self.last_task_id, "next_task_id": self.next_task_id,
+                "next_run_at": iso(self.next_run_at)}

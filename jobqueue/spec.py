@@ -32,6 +32,7 @@ MAX_POST_BODY = 1024 * 1024
 MAX_TAGS = 10
 MAX_AHEAD = 366 * 24 * 3600  # not_before at most a year ahead
 MAX_AGE_LIMIT = 10 * 365 * 24 * 3600
+MAX_EVERY = 366 * 24 * 3600  # a recurring fetch runs at least once a year
 SPEC_FIELDS = frozenset({"fetch", "priority", "not_before", "max_age", "tags", "every", "webhook"})
 FETCH_FIELDS = frozenset({"method", "headers", "body", "user_agent", "timeout", "max_bytes", "follow_redirects",
                           "profile"})
@@ -127,6 +128,7 @@ class JobSpec:
     max_age: float | None = None
     tags: tuple[str, ...] = ()
     webhook: WebhookSpec | None = None
+    every: float | None = None  # seconds: a recurring fetch
 
 
 DEFAULT_SPEC = JobSpec()
@@ -141,6 +143,7 @@ class SpecLimits:
     # the hosts a profile may be sent to; None when it lists none (any host) or is unknown
     profile_hosts: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)
     webhook_url: URLCheck | None = None  # None: no --webhook-secret, so a webhook is refused
+    min_every: float = 60.0  # --min-every: the shortest period of a recurring fetch
 
 
 def merged(top: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,9 +168,7 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
     unknown = sorted(set(raw) - SPEC_FIELDS)
     if unknown:
         raise BadRequest("unknown_field", f"{prefix}{unknown[0]}: not a job field; the fields are "
-                         f"url, {', '.join(sorted(SPEC_FIELDS - {'every'}))}")
-    if "every" in raw:
-        raise BadRequest("not_supported", f"{prefix}every: not supported by this server version yet")
+                         f"url, {', '.join(sorted(SPEC_FIELDS))}")
     fetch = _parse_fetch(raw.get("fetch"), limits, f"{prefix}fetch")
     priority = raw.get("priority", 0)
     if not _is_int(priority) or not -10 <= priority <= 10:
@@ -181,8 +182,13 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
     tags = _parse_tags(raw.get("tags", []), f"{prefix}tags")
     hook = raw.get("webhook")
     webhook = parse_webhook(hook, limits.webhook_url, f"{prefix}webhook") if hook is not None else None
+    every = raw.get("every")
+    if every is not None and (not _is_number(every) or not limits.min_every <= every <= MAX_EVERY):
+        raise BadRequest("invalid_field", f"{prefix}every: must be a number of seconds from {limits.min_every:g} "
+                         f"(this server's --min-every) to {MAX_EVERY}")
     return JobSpec(fetch=fetch, priority=int(priority), not_before=not_before,
-                   max_age=float(max_age) if max_age is not None else None, tags=tags, webhook=webhook)
+                   max_age=float(max_age) if max_age is not None else None, tags=tags, webhook=webhook,
+                   every=float(every) if every is not None else None)
 
 
 def _parse_fetch(raw: Any, limits: SpecLimits, where: str) -> FetchOptions:

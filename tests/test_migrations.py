@@ -99,3 +99,59 @@ def test_a_failing_step_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     assert current_version(conn) == 1
     assert "priority" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
     assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 11
+
+
+V3_DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "schema-v3.sql")
+
+
+def v3_db(tmp_path) -> str:
+    """A database the schema-3 store wrote (bodies in results rows, shared by body_from; fixtures/make_v3_db.py)."""
+    path = os.path.join(str(tmp_path), "v3.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(open(V3_DUMP).read())
+    conn.close()
+    return path
+
+
+def stored_bodies(path: str) -> dict[str, bytes | None]:
+    """Every result's body as the old schema held it: its own, or its owner's through body_from."""
+    conn = sqlite3.connect(path)
+    if "body_from" not in {r[1] for r in conn.execute("PRAGMA table_info(results)")}:  # release 0.1
+        return dict(conn.execute("SELECT job_id, body FROM results").fetchall())
+    rows = conn.execute("SELECT job_id, COALESCE(body, (SELECT o.body FROM results o WHERE o.job_id ="
+                        " results.body_from)) FROM results").fetchall()
+    conn.close()
+    return dict(rows)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("make", [release_db, v3_db], ids=["release-0.1", "schema-v3"])
+async def test_bodies_move_into_the_content_addressed_store_byte_identical(tmp_path, make):
+    path = make(tmp_path)
+    before = stored_bodies(path)
+    assert len(before) >= 5 and any(b for b in before.values())
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        for job_id, body in before.items():
+            assert (await store.get_result(job_id, with_body=True)).body == body
+        stats = await store.storage_stats()
+        distinct = {hashlib.sha256(b).hexdigest() for b in before.values() if b is not None}
+        assert stats["results"] == len(before) and stats["distinct_bodies"] == len(distinct)
+        assert stats["body_bytes"] == sum(len(b) for b in before.values() if b is not None)
+        assert await store.get(next(iter(before))) is not None  # jobs read (attempt_log added if missing)
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    left = conn.execute("SELECT COUNT(*) FROM results WHERE body IS NOT NULL OR body_from IS NOT NULL").fetchone()
+    assert left == (0,)
+    with_body = sum(1 for b in before.values() if b is not None)
+    assert conn.execute("SELECT SUM(refs) FROM bodies").fetchone()[0] == with_body
+    conn.close()
+
+
+def test_the_v3_fixture_shares_a_body_through_body_from():
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(open(V3_DUMP).read())
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (3,)
+    assert conn.execute("SELECT COUNT(*) FROM results WHERE body_from IS NOT NULL").fetchone()[0] >= 1

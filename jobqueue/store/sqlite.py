@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import sqlite3
@@ -12,14 +11,18 @@ from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
+from jobqueue.history.codec import digest
 from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task, TaskError
 from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
 from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
+from jobqueue.store.sqlite_bodies import BODY_COLUMNS, WITH_BODY, insert_result
 from jobqueue.store.sqlite_bulk import SQLiteBulkOps
 from jobqueue.store.sqlite_filters import RESULTS, list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
+from jobqueue.store.sqlite_history import SQLiteHistoryOps, use_incremental_vacuum
 from jobqueue.store.sqlite_migrations import migrate
+from jobqueue.store.sqlite_schedules import SQLiteScheduleOps, finish_run, start_schedules
 from jobqueue.store.sqlite_schema import (
     CLAIMABLE,
     INSERT_JOB,
@@ -58,7 +61,7 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps):
+class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps, SQLiteHistoryOps, SQLiteScheduleOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
@@ -78,6 +81,7 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         self._reader: ReaderThread | None = None
         self._guard: FileGuard | None = None
         self._probe: WriteProbe | None = None
+        self.url_changed: Callable[[Task, str], None] | None = None  # (the run, the previous run's id)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> SQLiteStore:
@@ -102,6 +106,7 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             # with SQLite's default 2 MB of cache it rereads pages from the OS at every statement.
             writer_conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             migrate(writer_conn)
+            use_incremental_vacuum(writer_conn)
             return writer_conn, connect(self.path, self.synchronous, self.busy_timeout)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {self.path!r}: {exc}") from exc
@@ -165,6 +170,7 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
                 created = [self._insert_one(conn, t, now) for t in tasks]
                 write_outbox(conn, self.outbox, [t for t in created if t.reused_from is not None], now)
             _count_inserted(conn, created)
+            start_schedules(conn, created, now)
             if idempotent is not None:
                 keep_answer(conn, idempotent.key, idempotent.render(created), now)
             return created
@@ -185,9 +191,9 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         conn.execute(INSERT_JOB, new_task_row(new, now, reused))
         if reused is not None:
             conn.execute(
-                f"INSERT INTO results ({RESULT_COLUMNS}, body, body_from) SELECT ?, url, final_url, http_status,"
+                f"INSERT INTO results ({RESULT_COLUMNS}, body_id) SELECT ?, url, final_url, http_status,"
                 " headers, content_type, encoding, encoding_source, size, truncated, elapsed_ms, fetched_at, sha256,"
-                " redirects, timings, NULL, COALESCE(body_from, job_id) FROM results WHERE job_id = ?",
+                " redirects, timings, body_id FROM results WHERE job_id = ?",
                 (new.id, reused.id))
         return new_task(new, now, reused)
 
@@ -282,10 +288,12 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         return await self._write(give_back)  # type: ignore[return-value]
 
     async def complete(self, lease: Lease, result: Result) -> Task | None:
-        """Mark completed and store the result in one transaction, only under a live lease."""
+        """Mark completed and store the result (its body once per sha256) in one transaction, only under a
+        live lease; a recurring job's next run is queued in the same transaction."""
         now = self.clock()
+        sha256 = digest(result.body) if result.body is not None else None
 
-        def finish(conn: sqlite3.Connection) -> Task | None:
+        def finish(conn: sqlite3.Connection) -> tuple[Task, str | None] | None:
             row = conn.execute(
                 "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
                 f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
@@ -295,21 +303,21 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             ).fetchone()
             if row is None:
                 return None
-            conn.execute(
-                f"INSERT OR REPLACE INTO results ({RESULT_COLUMNS}, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    lease.task_id, result.url, result.final_url, result.http_status,
-                    json.dumps(result.headers), result.content_type, result.encoding, result.encoding_source,
-                    result.size, int(result.truncated), result.elapsed_ms, result.fetched_at, result.sha256,
-                    json.dumps(result.redirects), json.dumps(result.timings), result.body,
-                ),
-            )
+            insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
             task = task_from_row(row)
+            changed_from = None
+            if task.schedule_id is not None:
+                changed_from = finish_run(conn, task, sha256, now)[1]
             write_outbox(conn, self.outbox, (task,), now)
-            return task
+            return task, changed_from
 
-        return await self._write(finish)  # type: ignore[return-value]
+        done = await self._write(finish)
+        if done is None:
+            return None
+        task, changed_from = done  # type: ignore[misc]
+        if changed_from is not None and self.url_changed is not None:
+            self.url_changed(task, changed_from)
+        return task
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
         """Queue again for `at`, keeping the last error visible; only under a live lease."""
@@ -343,6 +351,8 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             if row is None:
                 return None
             task = task_from_row(row)
+            if task.schedule_id is not None and task.status == FAILED:
+                finish_run(conn, task, None, now)
             write_outbox(conn, self.outbox, (task,), now)
             return task
 
@@ -361,6 +371,8 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             ).fetchone()
             if row is not None:
                 task = task_from_row(row)
+                if task.schedule_id is not None:
+                    finish_run(conn, task, None, now)  # a cancelled run skips its due time, the schedule goes on
                 write_outbox(conn, self.outbox, (task,), now)
                 return task
             current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
@@ -397,13 +409,10 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         return await self._write(update)  # type: ignore[return-value]
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
-        """Read a result; the body is read only when asked for (from the result that owns it, when shared)."""
-        columns = RESULT_COLUMNS + (
-            ", COALESCE(body, (SELECT o.body FROM results o WHERE o.job_id = results.body_from)) AS body"
-            if with_body else "")
-        row = await self._read(
-            lambda conn: conn.execute(f"SELECT {columns} FROM results WHERE job_id = ?", (task_id,)).fetchone()
-        )
+        """Read a result; the body (shared, compressed) is read only when asked for, by its primary key."""
+        sql = (f"SELECT {_RESULT_COLUMNS_JOINED}, {BODY_COLUMNS} FROM {WITH_BODY} WHERE results.job_id = ?"
+               if with_body else f"SELECT {RESULT_COLUMNS} FROM results WHERE job_id = ?")
+        row = await self._read(lambda conn: conn.execute(sql, (task_id,)).fetchone())
         return result_from_row(row, with_body) if row else None  # type: ignore[arg-type]
 
     async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobqueue.spec import DEFAULT_FETCH
+from jobqueue.store.sqlite_bodies import V4_BODIES, move_bodies_into_store
+from jobqueue.store.sqlite_schedules import V5_SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -205,12 +207,22 @@ def _reuse_keys_for_old_jobs(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE jobs SET reuse_key = jq_reuse_key(url)")
 
 
+def _bodies_and_late_columns(conn: sqlite3.Connection) -> None:
+    """Step 4's data; and `attempt_log`, which a database made while step 3 lacked it does not have yet."""
+    if "attempt_log" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+        conn.execute("ALTER TABLE jobs ADD COLUMN attempt_log TEXT")
+    move_bodies_into_store(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs, results, counts kept by triggers", V1_RELEASE_0_1),
     Migration(2, "job specs, priority, freshness reuse, batches, idempotency keys", V2_JOB_SPECS,
               _reuse_keys_for_old_jobs),
     Migration(3, "webhooks (a job's and a batch's, the deliveries outbox), listing filter indexes, "
               "full-text search", V3_WEBHOOKS),
+    Migration(4, "bodies stored once per sha256 and compressed, storage totals, history and retention indexes",
+              V4_BODIES, _bodies_and_late_columns),
+    Migration(5, "recurring fetches (schedules) and the url.changed outbox", V5_SCHEDULES),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -12,12 +12,13 @@ from typing import Any
 from jobqueue.models import QUEUED, STATUSES, Batch, Result, Task, TaskError
 from jobqueue.spec import FetchOptions
 from jobqueue.store.base import BadCursor, NewTask
+from jobqueue.store.sqlite_bodies import body_of
 from jobqueue.webhooks.spec import WebhookSpec
 
 JOB_COLUMNS = (
     "id, url, host, status, attempts, created_at, updated_at, started_at, finished_at, "
     "available_at, lease_token, http_status, error_code, error_message, "
-    "priority, not_before, fetch, tags, batch_id, reused_from, webhook, attempt_log"
+    "priority, not_before, fetch, tags, batch_id, reused_from, webhook, attempt_log, schedule_id, every"
 )
 RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
@@ -25,8 +26,8 @@ RESULT_COLUMNS = (
 )
 INSERT_JOB = (
     "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority, not_before,"
-    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook)"
-    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook, schedule_id, every, due_at)"
+    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Appends one attempt to a job's log in the UPDATE that ends the attempt (parameters: at, outcome,
 # http_status, error code, error message).
@@ -55,6 +56,7 @@ def task_from_row(row: sqlite3.Row) -> Task:
         reused_from=row["reused_from"],
         webhook=WebhookSpec.from_json(json.loads(row["webhook"])) if row["webhook"] else None,
         attempt_log=tuple(json.loads(row["attempt_log"])) if row["attempt_log"] else (),
+        schedule_id=row["schedule_id"], every=row["every"],
     )
 
 
@@ -66,14 +68,14 @@ def batch_from_row(row: sqlite3.Row) -> Batch:
 
 
 def result_from_row(row: sqlite3.Row, with_body: bool) -> Result:
-    """Turn a results row (RESULT_COLUMNS, and `body` when asked for) into a Result."""
+    """Turn a results row (RESULT_COLUMNS, and sqlite_bodies.BODY_COLUMNS when asked for) into a Result."""
     return Result(
         id=row["job_id"], url=row["url"], final_url=row["final_url"], http_status=row["http_status"],
         headers=json.loads(row["headers"]), content_type=row["content_type"], encoding=row["encoding"],
         encoding_source=row["encoding_source"], size=row["size"], truncated=bool(row["truncated"]),
         elapsed_ms=row["elapsed_ms"], fetched_at=row["fetched_at"], sha256=row["sha256"],
         redirects=json.loads(row["redirects"]), timings=json.loads(row["timings"]),
-        body=row["body"] if with_body else None,
+        body=body_of(row) if with_body else None,
     )
 
 
@@ -88,7 +90,8 @@ def new_task_row(new: NewTask, now: float, reused: Task | None = None) -> tuple[
             json.dumps(list(spec.tags)) if spec.tags else None, new.batch_id, new.reuse_key,
             now if reused is not None else None, reused.http_status if reused is not None else None,
             reused.id if reused is not None else None,
-            json.dumps(spec.webhook.to_json(), separators=(",", ":")) if spec.webhook is not None else None)
+            json.dumps(spec.webhook.to_json(), separators=(",", ":")) if spec.webhook is not None else None,
+            new.id if spec.every is not None else None, spec.every, available if spec.every is not None else None)
 
 
 def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
@@ -102,6 +105,7 @@ def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
         finished_at=now if reused is not None else None,
         http_status=reused.http_status if reused is not None else None,
         reused_from=reused.id if reused is not None else None, webhook=spec.webhook,
+        schedule_id=new.id if spec.every is not None else None, every=spec.every,
     )
 
 
@@ -120,10 +124,5 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 def drop_result(conn: sqlite3.Connection, job_id: str) -> None:
-    """Delete a job's result; if other results share its body, the body moves to one of them first."""
-    heir = conn.execute("SELECT job_id FROM results WHERE body_from = ? LIMIT 1", (job_id,)).fetchone()
-    if heir is not None:
-        conn.execute("UPDATE results SET body = (SELECT body FROM results WHERE job_id = ?), body_from = NULL"
-                     " WHERE job_id = ?", (job_id, heir[0]))
-        conn.execute("UPDATE results SET body_from = ? WHERE body_from = ?", (heir[0], job_id))
+    """Delete a job's result; its body goes with it unless another result has it too (sqlite_bodies' triggers)."""
     conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))

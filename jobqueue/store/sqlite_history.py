@@ -1,0 +1,113 @@
+"""History, storage figures and retention on SQLite: a URL's results, the running totals, deletion in steps.
+
+Retention deletes finished jobs a small batch per transaction (never a long write): their results go
+with them, and a body only with its last result (sqlite_bodies' triggers). The space is given back to
+the file system by `PRAGMA incremental_vacuum` steps: new databases are made with
+`auto_vacuum=INCREMENTAL`; an older file up to VACUUM_AT_OPEN_PAGES is converted (VACUUM) when opened,
+a bigger one keeps its size until the documented offline VACUUM (docs/API-history.md) converts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from jobqueue.history.timeline import HistoryEntry, mark_changes
+from jobqueue.models import Page
+from jobqueue.store.sqlite_bodies import storage_totals
+from jobqueue.store.sqlite_schema import RESULT_COLUMNS, decode_cursor, drop_result, encode_cursor, result_from_row
+from jobqueue.store.sqlite_thread import is_busy
+
+log = logging.getLogger("jobqueue.store")
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+VACUUM_AT_OPEN_PAGES = 2560  # 10 MB of 4 KiB pages: converting a file this small at start takes no time
+_RESULTS = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
+
+
+def use_incremental_vacuum(conn: sqlite3.Connection) -> bool:
+    """Make a small file give back freed pages in steps (auto_vacuum=INCREMENTAL); True when it does."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+        return True
+    if conn.execute("PRAGMA page_count").fetchone()[0] > VACUUM_AT_OPEN_PAGES:
+        log.info("this database file frees no space on its own: see docs/API-history.md for the one-off VACUUM")
+        return False
+    try:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        return False  # another process holds the file: the next start converts it
+    return True
+
+
+class SQLiteHistoryOps:
+    """storage_stats, history, purge_finished and vacuum_step of SQLiteStore."""
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+
+    async def storage_stats(self) -> dict[str, int]:
+        """Results, distinct bodies, their raw bytes and the bytes stored for them (running totals, one row)."""
+        return await self._read(storage_totals)
+
+    async def history(self, url: str, limit: int, cursor: str | None) -> Page:
+        """The results fetched for a URL, newest first, without bodies, each marked changed or not."""
+        before = decode_cursor(cursor)
+
+        def read(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
+                f"SELECT results.seq AS seq, {_RESULTS}, bodies.sha256 AS body_key FROM results"
+                " LEFT JOIN bodies ON bodies.id = results.body_id"
+                " WHERE results.url = ? AND results.seq < ? ORDER BY results.seq DESC LIMIT ?",
+                (url, before if before is not None else 1 << 62, limit + 1)).fetchall()
+
+        rows = await self._read(read)
+        entries: list[HistoryEntry] = mark_changes(
+            [(result_from_row(r, False), r["body_key"] or r["sha256"]) for r in rows], limit)
+        more = len(rows) > limit
+        return Page(entries, encode_cursor(rows[limit - 1]["seq"]) if more else None)
+
+    async def purge_finished(self, finished_before: float, keep_per_url: int, limit: int,
+                             resume: tuple[float, int] | None = None) -> tuple[list[str], tuple[float, int] | None]:
+        """Delete up to `limit` jobs finished before a time (with their results and unshared bodies), sparing
+        the newest `keep_per_url` results of each URL; returns the ids deleted and where to go on (None: done)."""
+        after = resume or (float("-inf"), 0)
+
+        def purge(conn: sqlite3.Connection) -> tuple[list[str], tuple[float, int] | None]:
+            rows = conn.execute(
+                "SELECT jobs.seq AS seq, jobs.id AS id, jobs.finished_at AS finished_at, results.seq AS result_seq,"
+                " results.url AS url FROM jobs INDEXED BY jobs_finished LEFT JOIN results ON results.job_id = jobs.id"
+                " WHERE jobs.finished_at < ? AND (jobs.finished_at, jobs.seq) > (?, ?)"
+                " AND jobs.status IN ('completed', 'failed', 'cancelled')"
+                " ORDER BY jobs.finished_at, jobs.seq LIMIT ?", (finished_before, *after, limit)).fetchall()
+            doomed = [r for r in rows if not (keep_per_url and r["result_seq"] is not None and _among_newest(
+                conn, r["url"], r["result_seq"], keep_per_url))]
+            for row in doomed:
+                drop_result(conn, row["id"])
+            if doomed:
+                conn.execute(f"DELETE FROM jobs WHERE seq IN ({','.join('?' * len(doomed))})",
+                             [r["seq"] for r in doomed])
+            more = (rows[-1]["finished_at"], rows[-1]["seq"]) if len(rows) == limit else None
+            return [r["id"] for r in doomed], more
+
+        return await self._write(purge)
+
+    async def vacuum_step(self, pages: int) -> int:
+        """Give up to `pages` free pages back to the file system (incremental vacuum); the number still free."""
+        def step(conn: sqlite3.Connection) -> int:
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL:
+                return 0
+            conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+        return await self._write(step)
+
+
+def _among_newest(conn: sqlite3.Connection, url: str, result_seq: int, keep: int) -> bool:
+    """Whether a result is one of the `keep` newest of its URL (results_by_url reads at most `keep` rows)."""
+    newer = conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM results WHERE url = ? AND seq > ? LIMIT ?)",
+                         (url, result_seq, keep)).fetchone()[0]
+    return newer < keep
