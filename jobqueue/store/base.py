@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from jobqueue.errors import BadCursor, Conflict, NotFound, StoreError
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
-from jobqueue.models import Batch, Page, Result, Task, TaskError
+from jobqueue.models import Batch, Page, Result, Schedule, Task, TaskError
 from jobqueue.spec import DEFAULT_SPEC, JobSpec
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
@@ -217,3 +218,33 @@ class Store(Protocol):
 
     async def redeliver(self, delivery_id: str) -> Delivery:
         """Make a delivery pending and due now, keeping its id and body (NotFound)."""
+
+    # History, storage, schedules, retention (issue #12). Backends that lack them yet are refused with a
+    # clear 400 by jobqueue/history/service.py. With `url_changed` set, complete() calls it (on the IOLoop,
+    # after the commit) with the run and the previous run's id when a recurring job's body changed.
+    url_changed: Callable[[Task, str], None] | None
+
+    async def storage_stats(self) -> dict[str, int]:
+        """Running totals: results, distinct_bodies, body_bytes (raw, per result), stored_bytes (bodies on disk)."""
+
+    async def history(self, url: str, limit: int, cursor: str | None) -> Page:
+        """A URL's results newest first, without bodies, as jobqueue.history.timeline.HistoryEntry items."""
+
+    async def list_schedules(self, limit: int, cursor: str | None) -> Page:
+        """Schedules of recurring fetches, newest first."""
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """One schedule."""
+
+    async def stop_schedule(self, schedule_id: str) -> tuple[Schedule, list[Task]]:
+        """Stop a schedule, cancelling its queued run (returned); runs already stored stay (NotFound)."""
+
+    async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
+        """url.changed records after `seq`, oldest first: (seq, task id, previous run's id)."""
+
+    async def purge_finished(self, finished_before: float, keep_per_url: int, limit: int,
+                             resume: tuple[float, int] | None = None) -> tuple[list[str], tuple[float, int] | None]:
+        """Delete up to `limit` jobs finished before a time, sparing each URL's newest `keep_per_url` results."""
+
+    async def vacuum_step(self, pages: int) -> int:
+        """Give up to `pages` freed pages back to the file system; the number still free (0 where moot)."""
