@@ -17,7 +17,7 @@ from pymongo.errors import OperationFailure
 
 from jobqueue.spec import DEFAULT_FETCH, JobSpec
 from jobqueue.store.base import NewTask, StoreError, TaskFilter
-from jobqueue.store.mongodb_schema import CLAIM_INDEX, LATEST, MIGRATIONS, current_version, migrate
+from jobqueue.store.mongodb_schema import CLAIM_INDEX, CLAIM_INDEX_NAME, LATEST, MIGRATIONS, current_version, migrate
 from tests.store_backends import FakeClock
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mongodb-release-0.1.json")
@@ -76,8 +76,9 @@ async def test_a_release_0_1_database_opens_and_keeps_every_job_result_and_body_
             assert {k: v for k, v in after.items() if k not in ADDED_FIELDS} == before  # nothing else moved
             assert after["priority"] == 0 and after["reuse_key"] == DEFAULT_FETCH.reuse_key(before["url"])
         assert await raw(client, "bodies") == old_bodies
-        claim = (await db.jobs.index_information())["claim"]
-        assert [(k, int(v)) for k, v in claim["key"]] == CLAIM_INDEX
+        indexes = await db.jobs.index_information()
+        assert [(k, int(v)) for k, v in indexes[CLAIM_INDEX_NAME]["key"]] == CLAIM_INDEX
+        assert "claim" not in indexes  # release 0.1's (status, available_at), replaced
 
         page = await store.list(TaskFilter(), 100, None)
         by_id = {t.id: t for t in page.items}
@@ -143,7 +144,7 @@ async def test_two_processes_opening_a_release_0_1_database_at_once_both_succeed
         db = client.get_database("jobqueue")
         assert await current_version(db) == LATEST
         indexes = await db.jobs.index_information()
-        assert [(k, int(v)) for k, v in indexes["claim"]["key"]] == CLAIM_INDEX
+        assert [(k, int(v)) for k, v in indexes[CLAIM_INDEX_NAME]["key"]] == CLAIM_INDEX
         assert (await stores[1].counts())["completed"] == 6
     finally:
         for store in stores:
@@ -188,11 +189,14 @@ async def test_a_fresh_database_gets_every_index_of_every_step_on_mongomock():
         db = client.get_database("jobqueue")
         assert await current_version(db) == LATEST
         jobs = await db.jobs.index_information()
-        assert {"claim", "by_status", "by_update", "results", "fresh", "by_batch", "batch_status",
+        assert {CLAIM_INDEX_NAME, "by_status", "by_update", "results", "fresh", "by_batch", "batch_status",
                 "body_ref"} <= set(jobs)
-        assert [(k, int(v)) for k, v in jobs["claim"]["key"]] == CLAIM_INDEX
+        assert [(k, int(v)) for k, v in jobs[CLAIM_INDEX_NAME]["key"]] == CLAIM_INDEX
         assert jobs["fresh"]["partialFilterExpression"] == {"status": "completed"}
         assert {"listing", "storing"} <= set(await db.batches.index_information())
         assert "by_age" in await db.idempotency.index_information()
+        assert {"by_created", "by_head"} <= set(await db.bodies.index_information())
+        assert await db.counters.find_one({"_id": "jobs"}, {"_id": 0, "rev": 0, "recounted_at": 0}) == dict.fromkeys(
+            ("queued", "running", "completed", "failed", "cancelled"), 0)
     finally:
         await store.close()

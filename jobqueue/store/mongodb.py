@@ -6,30 +6,37 @@ a stale worker can never add a second one. Bodies live beside it (mongodb_bodies
 the completion that names them, and may be shared by jobs that reused a fresh result.
 
 Documents, indexes and migrations are in mongodb_schema.py; batches and idempotency keys in
-mongodb_batches.py. Every operation that moves a job's status also moves its batch's counts.
+mongodb_batches.py; claims and leases in mongodb_claims.py; the status counters in
+mongodb_counters.py; the change stream's recovery in mongodb_watch.py; client options and error
+messages in mongodb_connect.py. Every operation that moves a job's status also moves the counters
+and its batch's counts. Every motor call that is motor's own (the client, GridFS, `watch`) is here:
+docs/mongodb.md says what a move to PyMongo's AsyncMongoClient changes.
+
+The finishing updates (complete, reschedule and fail through _finish, cancel) are each one
+`find_one_and_update` with one update document, so whatever must be written atomically with a
+job's end (the webhook outbox mark, the attempt log) goes in as more fields of that document.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import pymongo
+from bson.errors import InvalidDocument
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorGridFSBucket
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
-from pymongo.write_concern import WriteConcern
+from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from jobqueue.idempotency import IdempotentAdd
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, STATUSES, Page, Result, Task, TaskError
+from jobqueue.models import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Page, Result, Task, TaskError
 from jobqueue.store.base import (
     ALL_TASKS,
     BadCursor,
     Capabilities,
-    ChangesUnavailable,
     Conflict,
     Lease,
     NewTask,
@@ -40,9 +47,20 @@ from jobqueue.store.base import (
 from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
 from jobqueue.store.mongodb_bodies import MongoBodies
 from jobqueue.store.mongodb_bulk import MongoBulkOps
+from jobqueue.store.mongodb_claims import MongoClaimOps
+from jobqueue.store.mongodb_connect import (
+    AMBIGUOUS,
+    CANNOT_STORE,
+    client_options,
+    database_name,
+    open_error,
+    operation_error,
+    selection_seconds,
+    write_concern,
+)
+from jobqueue.store.mongodb_counters import MAINTENANCE, MongoCounterOps
 from jobqueue.store.mongodb_filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
 from jobqueue.store.mongodb_schema import (
-    CLAIM_ORDER,
     TASK_FIELDS,
     after_cursor,
     applied,
@@ -54,11 +72,14 @@ from jobqueue.store.mongodb_schema import (
     result_from_doc,
     task_from_doc,
 )
+from jobqueue.store.mongodb_watch import follow
 from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 
+AMBIGUOUS_TRIES = 3
 
-class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
-    """Tasks, results and bodies in MongoDB; claims are atomic find_one_and_update calls."""
+
+class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
+    """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"
     # change streams need a replica set: watch() raises ChangesUnavailable elsewhere
@@ -82,31 +103,28 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
         """The server part of the URL, without credentials, for messages."""
         return urlsplit(self.url).hostname or "localhost"
 
+    def _new_client(self) -> Any:
+        """The driver's client for the URL, with the timeouts the URL leaves out (mongodb_connect)."""
+        if self._client_factory is not None:
+            return self._client_factory(self.url)
+        return AsyncIOMotorClient(self.url, **client_options(self.url))
+
     async def open(self) -> None:
         """Connect, check the server answers, and bring the database to the current schema version."""
-        if self._client_factory is not None:
-            self._client = self._client_factory(self.url)
-        else:
-            options = {} if "serverselectiontimeoutms" in self.url.lower() else {"serverSelectionTimeoutMS": 5000}
-            self._client = AsyncIOMotorClient(self.url, tz_aware=False, **options)
-        parsed = urlsplit(self.url)
-        name = parsed.path.lstrip("/") or "jobqueue"
-        concern = WriteConcern(w="majority", j=True) if "w=" not in parsed.query else None
-        db = self._client.get_database(name, write_concern=concern) if concern else self._client[name]
+        self._client = self._new_client()
+        name = database_name(self.url)
+        # the URL's database, as get_default_database reads it (mongomock-motor's get_default_database is not async)
+        db = self._client.get_database(name, write_concern=write_concern(self.url))
+        step = "connecting"
         try:
-            await db.command("ping")
-        except PyMongoError as exc:
-            raise StoreError(
-                f"cannot reach MongoDB at {self.where} ({type(exc).__name__}: {exc}); check that mongod is "
-                "running and the URL is right, e.g. `docker run -d -p 27017:27017 mongo:7 --replSet rs0` "
-                "then `docker exec <id> mongosh --eval 'rs.initiate()'`"
-            ) from exc
-        try:
+            with pymongo.timeout(selection_seconds(self.url)):
+                await db.command("ping")
+            step = "creating indexes or migrating its documents"
             await migrate(db, self.clock(), self.where)
-        except PyMongoError as exc:
-            raise StoreError(f"cannot prepare the MongoDB database {name!r} at {self.where} (creating indexes or "
-                             f"migrating its documents failed: {exc}); the user in the URL needs the readWrite role "
-                             "on it") from exc
+        except (PyMongoError, InvalidDocument) as exc:
+            self._client.close()
+            self._client = None
+            raise open_error(exc, self.where, name, step) from exc
         self._db = db
 
     async def close(self) -> None:
@@ -130,13 +148,13 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
         return AsyncIOMotorGridFSBucket(self.db, bucket_name="bodies_fs")
 
     async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any:
-        """Await a driver call, turning its errors into StoreError (except those in `allow`)."""
+        """Await a driver call, turning its errors into StoreError naming the real cause (except those in `allow`)."""
         try:
             return await operation
         except allow:
             raise
-        except PyMongoError as exc:
-            raise StoreError(f"MongoDB at {self.where} failed: {exc}; try again shortly") from exc
+        except (PyMongoError, *CANNOT_STORE) as exc:
+            raise operation_error(exc, self.where) from exc
 
     async def ping(self) -> None:
         """Raise StoreError when the server does not answer."""
@@ -190,95 +208,62 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
         return Page([task_from_doc(d) for d in docs], f"i{docs[-1]['_id']}" if more and docs else None)
 
     async def _filtered(self, cursor: Any, length: int) -> list[dict[str, Any]]:
+        """A filtered listing's documents within MAX_TIME_MS (the client's timeoutMS would otherwise replace a
+        cursor's own maxTimeMS with its longer one), else 400 filter_too_slow."""
         try:
-            return await self._call(cursor.to_list(length), allow=(ExecutionTimeout,))
+            with pymongo.timeout(MAX_TIME_MS / 1000):
+                return await self._call(cursor.to_list(length), allow=(ExecutionTimeout,))
         except ExecutionTimeout:
             raise TOO_SLOW from None
 
-    async def counts(self) -> dict[str, int]:
-        """Count by status on the status index."""
-        numbers = await asyncio.gather(*(self._call(self.db.jobs.count_documents({"status": s})) for s in STATUSES))
-        return dict(zip(STATUSES, (int(n) for n in numbers), strict=True))
-
-    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
-        """Take due tasks one atomic find_one_and_update at a time: higher priority first, then older due time
-        (the "claim" index: status, priority desc, available_at). Returned in the order claimed."""
-        now = self.clock()
-        token = secrets.token_hex(8)
-        query: dict[str, Any] = {"status": {"$in": [QUEUED, RUNNING]}, "available_at": {"$lte": now}}
-        if exclude_hosts:
-            query["host"] = {"$nin": exclude_hosts}
-        sets = {"status": RUNNING, "lease_token": token, "available_at": now + lease_seconds, "started_at": now,
-                "updated_at": now}
-        claimed, moves = [], Moves()
-        try:
-            for _ in range(limit):
-                before = await self._call(self.db.jobs.find_one_and_update(
-                    query, {"$set": sets, "$inc": {"attempts": 1}}, sort=CLAIM_ORDER, projection=TASK_FIELDS,
-                    return_document=ReturnDocument.BEFORE))
-                if before is None:
-                    break
-                moves.add(before.get("batch_id"), before["status"], RUNNING)  # running again when a lease ran out
-                claimed.append(task_from_doc(applied(before, sets, attempts=1)))
-        finally:
-            await self._move(moves, now)
-        return claimed
-
-    async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
-        """Renew each lease still held; report the lost ones."""
-        until = self.clock() + lease_seconds
-        lost = []
-        for lease in leases:
-            outcome = await self._call(self.db.jobs.update_one(
-                {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-                {"$set": {"available_at": until}}))
-            if outcome.matched_count == 0:
-                lost.append(lease.task_id)
-        return lost
-
-    async def release(self, leases: list[Lease]) -> list[Task]:
-        """Give tasks back as queued without counting the interrupted attempt."""
-        now = self.clock()
-        released, moves = [], Moves()
-        try:
-            for lease in leases:
-                doc = await self._call(self.db.jobs.find_one_and_update(
-                    {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-                    {"$set": {"status": QUEUED, "lease_token": None, "available_at": now, "updated_at": now},
-                     "$inc": {"attempts": -1}},
-                    projection=TASK_FIELDS, return_document=ReturnDocument.AFTER))
-                if doc is not None:
-                    moves.add(doc.get("batch_id"), RUNNING, QUEUED)
-                    released.append(task_from_doc(doc))
-        finally:
-            await self._move(moves, now)
-        return released
-
     async def complete(self, lease: Lease, result: Result) -> Task | None:
-        """Write the body, then in one lease-guarded update mark completed and attach the result."""
+        """Write the body (keyed by task and lease), then in one lease-guarded update mark completed and attach
+        the result. A refused completion (stale lease) drops its body; one that failed leaves it to be
+        overwritten by a repeat or swept."""
         ref = await self._store_body(lease, result.body or b"")
         now = self.clock()
-        doc = await self._call(self.db.jobs.find_one_and_update(
-            {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-            {"$set": {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
-                      "http_status": result.http_status, "error": None, "result": result_doc(result, ref),
-                      **outbox_mark(self.outbox, COMPLETED, now)},
-             "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}},
-            projection=TASK_FIELDS, return_document=ReturnDocument.AFTER))
+        done = {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
+                "http_status": result.http_status, "error": None, "result": result_doc(result, ref)}
+        doc = await self._finish(
+            lease, {"$set": {**done, **outbox_mark(self.outbox, COMPLETED, now)},
+                    "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}},
+            applied={"_id": lease.task_id, "status": COMPLETED, "result.body_ref": ref})
         if doc is None:
-            await self._drop_body(ref)  # a stale worker: its body must not linger
+            await self._release_body(ref, None)  # a stale worker's (or a repeat's, if not applied) must not linger
             return None
         await self._moved(doc, RUNNING, now)
         return task_from_doc(doc)
 
+    async def _finish(self, lease: Lease, update: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any] | None:
+        """The one lease-guarded update that ends an attempt; the job after it, or None for a stale lease.
+
+        After an ambiguous error (the connection dropped, or the write concern failed: the update may have
+        been applied) it looks for the job as `applied` describes it, which only this update can produce,
+        and else repeats the update (still guarded by the lease, so it cannot apply twice).
+        """
+        guard = {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING}
+        for attempt in range(AMBIGUOUS_TRIES):
+            try:
+                return await self._call(self.db.jobs.find_one_and_update(
+                    guard, update, projection=TASK_FIELDS, return_document=ReturnDocument.AFTER), allow=AMBIGUOUS)
+            except AMBIGUOUS as exc:
+                if attempt == AMBIGUOUS_TRIES - 1:
+                    raise operation_error(exc, self.where) from exc
+            try:
+                mine = await self._call(self.db.jobs.find_one(applied, TASK_FIELDS), allow=AMBIGUOUS)
+            except AMBIGUOUS:
+                continue  # still unreachable: repeat the guarded update, which is safe either way
+            if mine is not None:
+                return mine  # it was applied before the connection dropped
+        return None
+
     async def _finish_attempt(self, lease: Lease, changes: dict[str, Any], now: float) -> Task | None:
-        doc = await self._call(self.db.jobs.find_one_and_update(
-            {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-            {"$set": {"lease_token": None, **changes, **outbox_mark(self.outbox, changes["status"], now)},
-             "$push": {"attempt_log": attempt_entry(now, "retry" if changes["status"] == QUEUED else FAILED,
-                                                    changes.get("http_status"), changes.get("error"))}},
-            projection=TASK_FIELDS,
-            return_document=ReturnDocument.AFTER))
+        outcome = "retry" if changes["status"] == QUEUED else FAILED
+        doc = await self._finish(
+            lease, {"$set": {"lease_token": None, **changes, **outbox_mark(self.outbox, changes["status"], now)},
+                    "$push": {"attempt_log": attempt_entry(now, outcome, changes.get("http_status"),
+                                                           changes.get("error"))}},
+            applied={"_id": lease.task_id, "status": changes["status"], "updated_at": now, "lease_token": None})
         if doc is None:
             return None
         await self._moved(doc, RUNNING, now)
@@ -340,7 +325,11 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
         doc = await self._call(self.db.jobs.find_one({"_id": task_id, "status": COMPLETED}, {"result": 1}))
         if doc is None or "result" not in doc:
             return None
-        body = await self._load_body(doc["result"]["body_ref"]) if with_body else None
+        body = None
+        if with_body:
+            body = await self._load_body(doc["result"]["body_ref"])
+            if body is None:
+                return None  # a retry dropped it after we read the result: there is no result now
         return result_from_doc(task_id, doc["result"], body)
 
     async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
@@ -364,37 +353,34 @@ class MongoStore(MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
         return [task_from_doc(d) for d in await self._call(found.limit(limit).to_list(limit))]
 
     async def watch(self, ready: asyncio.Event | None = None) -> AsyncIterator[Task]:
-        """Yield every task change any process commits, from a change stream (replica sets only).
+        """Yield every task change any process commits, from a change stream that recovers (mongodb_watch).
 
-        Raises ChangesUnavailable on a server without change streams (standalone, or a mock);
-        resumes after the last event it saw when the connection drops. `ready` is set once the
-        stream is open, so a caller knows from when on nothing is missed.
+        Raises ChangesUnavailable on a server without change streams (standalone, or a mock) and after
+        repeated failures; `ready` is set once the stream is open, so a caller knows from when on nothing
+        is missed.
         """
-        pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},
-                    {"$project": {"fullDocument.result": 0}}]
-        resume: Any = None
-        failures = 0
-        while True:
-            try:
-                async with self._db.jobs.watch(pipeline, full_document="updateLookup",
-                                               resume_after=resume) as stream:
-                    failures = 0
-                    change = await stream.try_next()  # opens the server-side cursor
-                    if ready is not None:
-                        ready.set()
-                    while True:
-                        if change is not None:
-                            resume = stream.resume_token
-                            doc = change.get("fullDocument")
-                            if doc is not None:
-                                yield task_from_doc(doc)
-                        change = await stream.next()
-            except OperationFailure as exc:
-                if exc.code in (40573, 40324, 136) or "replica set" in str(exc).lower():
-                    raise ChangesUnavailable(f"MongoDB at {self.where} has no change streams: {exc}") from exc
-                failures += 1
-            except (NotImplementedError, AttributeError, TypeError) as exc:
-                raise ChangesUnavailable(f"this MongoDB client has no change streams: {exc}") from exc
-            except PyMongoError:
-                failures += 1
-            await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+        async for task in follow(self._open_stream, self.changed_since, self.clock, self.where, ready):
+            yield task
+
+    async def _open_stream(self, pipeline: list[dict[str, Any]], start_after: Any) -> Any:
+        """motor's change stream on jobs (PyMongo's AsyncMongoClient would need `await` before watch)."""
+        return self.db.jobs.watch(pipeline, full_document="updateLookup", start_after=start_after)
+
+    async def maintain(self) -> None:
+        """One maintenance round, by one process per MAINTAIN_EVERY seconds: recount when due, sweep orphan bodies."""
+        now = self.clock()
+        lease = await self._take_maintenance(now)
+        if lease is None:
+            return
+        if await self._recount_due(now):
+            await self.recount_counters()
+        swept_to = await self.sweep_bodies(float(lease.get("swept_to") or 0.0), now)
+        await self._call(self.db.counters.update_one({"_id": MAINTENANCE}, {"$set": {"swept_to": swept_to}}))
+
+    async def purge_idempotency(self, before: float) -> int:
+        """Delete old keys (a bounded number per call); when none is left, run a maintenance round (housekeeping
+        calls this every minute until it returns 0)."""
+        purged = await super().purge_idempotency(before)
+        if not purged:
+            await self.maintain()
+        return purged

@@ -52,20 +52,28 @@ DROP_LIMIT = 5000  # jobs of abandoned batches deleted per call
 
 
 class Moves:
-    """The count changes one operation made, per batch, applied afterwards with one update per batch."""
+    """The count changes one operation made, in all (the counters document) and per batch, applied afterwards
+    with one update for the counters and one per batch."""
 
     def __init__(self) -> None:
+        self.total: Counter[str] = Counter()
         self.by_batch: dict[str, Counter[str]] = {}
 
-    def add(self, batch_id: str | None, old: str | None, new: str | None) -> None:
-        """Note one job of `batch_id` going from `old` (None: a new job) to `new` (None: deleted)."""
-        if batch_id is None or old == new:
+    def add(self, batch_id: str | None, old: str | None, new: str | None, jobs: int = 1) -> None:
+        """Note `jobs` jobs of `batch_id` going from `old` (None: new jobs) to `new` (None: deleted)."""
+        if old == new:
+            return
+        if old is not None:
+            self.total[old] -= jobs
+        if new is not None:
+            self.total[new] += jobs
+        if batch_id is None:
             return
         counts = self.by_batch.setdefault(batch_id, Counter())
         if old is not None:
-            counts[old] -= 1
+            counts[old] -= jobs
         if new is not None:
-            counts[new] += 1
+            counts[new] += jobs
 
 
 def key_id(key: IdempotencyKey) -> dict[str, str]:
@@ -99,7 +107,11 @@ class MongoBatchOps:
 
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str) -> None: ...
 
+        async def _bump(self, deltas: dict[str, int]) -> None: ...
+
     async def _move(self, moves: Moves, now: float) -> None:
+        """Apply an operation's count changes: the counters document first, then each batch's counts."""
+        await self._bump(moves.total)
         for batch_id, deltas in moves.by_batch.items():
             changed = {s: n for s, n in deltas.items() if n}
             if changed:

@@ -24,7 +24,10 @@ from jobqueue.webhooks.spec import WebhookSpec
 
 TASK_FIELDS = {"result": 0}
 CLAIM_ORDER = [("priority", DESCENDING), ("available_at", ASCENDING)]
-CLAIM_INDEX = [("status", ASCENDING), *CLAIM_ORDER]
+# Equality (status), sort (priority, due time), then the host exclusion, read from the keys: a claim that
+# skips a host holding most due jobs examines index keys, not documents. Hinted by claims (migration 4).
+CLAIM_INDEX_NAME = "due_by_host"
+CLAIM_INDEX = [("status", ASCENDING), *CLAIM_ORDER, ("host", ASCENDING)]
 
 
 def task_from_doc(doc: Mapping[str, Any]) -> Task:
@@ -215,7 +218,8 @@ async def _v2_job_specs(db: Any) -> None:
     jobs = db.jobs
     # mongomock-motor accepts these (partial and sparse ones too) but plans no query with them: a real
     # server is where they matter.
-    await ensure_index(jobs, CLAIM_INDEX, "claim")  # replaces release 0.1's (status, available_at)
+    # replaces release 0.1's (status, available_at); migration 4 replaces this one
+    await ensure_index(jobs, [("status", ASCENDING), *CLAIM_ORDER], "claim")
     # reused_from in the key keeps the lookup off the (many) jobs that reused a result: they are never a source.
     await ensure_index(jobs, [("reuse_key", ASCENDING), ("reused_from", ASCENDING), ("finished_at", DESCENDING)],
                        "fresh", partialFilterExpression={"status": COMPLETED})
@@ -266,6 +270,24 @@ async def _v3_webhooks_filters(db: Any) -> None:
         await ensure_index(jobs, [(key, ASCENDING), ("_id", DESCENDING)], name)
 
 
+async def _v4_scale(db: Any) -> None:
+    """Claims that skip busy hosts on the index, status counters, and bodies the sweep can walk by age."""
+    jobs = db.jobs
+    await ensure_index(jobs, CLAIM_INDEX, CLAIM_INDEX_NAME)
+    if "claim" in await jobs.index_information():
+        try:
+            await jobs.drop_index("claim")  # the new index serves every claim; one fewer to write
+        except OperationFailure as exc:
+            if exc.code != 27:  # IndexNotFound: another opener dropped it first
+                raise
+    await ensure_index(db.bodies, [("created_at", ASCENDING)], "by_created")
+    await ensure_index(db.bodies, [("of", ASCENDING)], "by_head", sparse=True)
+    counted = {s: int(await jobs.count_documents({"status": s})) for s in STATUSES}
+    # $setOnInsert: a process that opened first already counted (and its moves since are in the document)
+    await db.counters.update_one({"_id": "jobs"}, {"$setOnInsert": {**counted, "rev": 0, "recounted_at": 0.0}},
+                                 upsert=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -279,6 +301,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs with results, bodies beside them", _v1_release_0_1),
     Migration(2, "job specs, priority claims, freshness reuse, batches, idempotency keys", _v2_job_specs),
     Migration(3, "webhook outbox and deliveries, listing filter indexes", _v3_webhooks_filters),
+    Migration(4, "claims skip busy hosts on the index, status counters, bodies swept by age", _v4_scale),
 )
 LATEST = MIGRATIONS[-1].version
 
