@@ -55,6 +55,9 @@ class Settings:
     webhook_retry_delays: str = "5,30,120,600,3600,21600"
     webhook_concurrency: int = 4
     webhook_timeout: float = 10.0
+    retention_days: float | None = None  # None: keep everything
+    keep_per_url: int = 0
+    min_every: float = 60.0
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
@@ -93,6 +96,10 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("webhook-retry-delays", str, "seconds between webhook attempts, comma-separated; then the delivery fails"),
     ("webhook-concurrency", int, "webhook requests in flight to one endpoint"),
     ("webhook-timeout", float, "seconds a webhook receiver has to answer"),
+    ("retention-days", float, "delete finished jobs (results, unshared bodies) this many days after they finished "
+                              "(fractions allowed; unset keeps everything)"),
+    ("keep-per-url", int, "with --retention-days, always keep the newest this many results of every URL"),
+    ("min-every", float, "shortest period, in seconds, of a recurring fetch (a job's `every`)"),
 ]
 
 
@@ -257,6 +264,10 @@ def validate(settings: Settings) -> None:
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError("--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA")
     _validate_webhooks(settings)
+    if settings.retention_days is not None and settings.retention_days <= 0:
+        raise ConfigError("--retention-days must be above 0 (leave it out to keep everything)")
+    if settings.keep_per_url < 0 or settings.min_every <= 0:
+        raise ConfigError("--keep-per-url must be 0 or more, and --min-every above 0 seconds")
     try:
         backend_for(settings.database)
     except ValueError as exc:
