@@ -100,7 +100,11 @@ class SQLiteHistoryOps:
         def step(conn: sqlite3.Connection) -> int:
             if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL:
                 return 0
-            conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            # Python's sqlite3 steps a statement without result columns once, and each step of
+            # incremental_vacuum frees one page: so one statement per page
+            for _ in range(min(free, pages)):
+                conn.execute("PRAGMA incremental_vacuum(1)")
             return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
 
         return await self._write(step)
