@@ -45,7 +45,7 @@ from jobqueue.store.base import (
     TaskFilter,
 )
 from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
-from jobqueue.store.mongodb_bodies import MongoBodies
+from jobqueue.store.mongodb_bodies import MongoBodies, body_key
 from jobqueue.store.mongodb_bulk import MongoBulkOps
 from jobqueue.store.mongodb_claims import MongoClaimOps
 from jobqueue.store.mongodb_connect import (
@@ -56,6 +56,7 @@ from jobqueue.store.mongodb_connect import (
     open_error,
     operation_error,
     selection_seconds,
+    storable,
     write_concern,
 )
 from jobqueue.store.mongodb_counters import MAINTENANCE, MongoCounterOps
@@ -218,16 +219,18 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
 
     async def complete(self, lease: Lease, result: Result) -> Task | None:
         """Write the body (keyed by task and lease), then in one lease-guarded update mark completed and attach
-        the result. A refused completion (stale lease) drops its body; one that failed leaves it to be
-        overwritten by a repeat or swept."""
-        ref = await self._store_body(lease, result.body or b"")
+        the result. A result MongoDB cannot store is refused before anything is written; a refused completion
+        (stale lease) drops its body; one that failed leaves it to be overwritten by a repeat or swept."""
+        ref = {"doc": body_key(lease)}
         now = self.clock()
         done = {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
                 "http_status": result.http_status, "error": None, "result": result_doc(result, ref)}
-        doc = await self._finish(
-            lease, {"$set": {**done, **outbox_mark(self.outbox, COMPLETED, now)},
-                    "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}},
-            applied={"_id": lease.task_id, "status": COMPLETED, "result.body_ref": ref})
+        update = {"$set": {**done, **outbox_mark(self.outbox, COMPLETED, now)},
+                  "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}}
+        storable(update, self.where)
+        await self._store_body(lease, result.body or b"")
+        doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
+                                                         "result.body_ref": ref})
         if doc is None:
             await self._release_body(ref, None)  # a stale worker's (or a repeat's, if not applied) must not linger
             return None
@@ -241,6 +244,7 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         been applied) it looks for the job as `applied` describes it, which only this update can produce,
         and else repeats the update (still guarded by the lease, so it cannot apply twice).
         """
+        storable(update, self.where)
         guard = {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING}
         for attempt in range(AMBIGUOUS_TRIES):
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import bson
 from bson.errors import InvalidDocument
 from pymongo.errors import (
     AutoReconnect,
@@ -101,6 +102,15 @@ def open_error(exc: Exception, where: str, name: str, step: str) -> StoreError:
             "URL is right, e.g. `docker run -d -p 27017:27017 mongo:7 --replSet rs0` then "
             "`docker exec <id> mongosh --eval 'rs.initiate()'`")
     return StoreError(f"{failed}: {exc}); the user in the URL needs the readWrite role on it")
+
+
+def storable(document: dict[str, Any], where: str) -> None:
+    """Raise the StoreError of a document BSON cannot hold (an int past 64 bits, a key with a dot...) before any
+    write: the driver would refuse it too, but only after the writes before it (the mock even half-applies it)."""
+    try:
+        bson.encode(document)
+    except CANNOT_STORE as exc:
+        raise operation_error(exc, where) from exc
 
 
 def operation_error(exc: Exception, where: str) -> StoreError:
