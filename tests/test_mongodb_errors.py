@@ -146,3 +146,30 @@ async def test_workers_back_off_while_the_database_fails_and_resume(make_server,
     done = await api.wait_finished(task["id"], timeout=20)
     assert done["status"] == "completed" and failures["left"] == 0
     api.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_absurd_status_line_fails_once_on_mongodb_leaving_no_body(tmp_path, target):
+    """`HTTP/1.1 99999999999999999999999 OK` is a protocol_error, not an integer BSON cannot hold (issue #15)."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    from jobqueue.store.mongodb import MongoStore
+    from server import JobQueueServer
+    from tests.conftest import test_settings
+    from tests.helpers import Api
+
+    client = AsyncMongoMockClient()
+    store = MongoStore("mongodb://mock/jobqueue", client_factory=lambda _url: client)
+    server = JobQueueServer(test_settings(tmp_path, max_attempts=1), store=store)
+    await server.start()
+    api = Api(f"http://127.0.0.1:{server.port}")
+    try:
+        task = await api.submit(target.url("/raw/status-huge"))
+        done = await api.wait_finished(task["id"])
+        assert done["status"] == "failed" and done["error"]["code"] == "protocol_error" and done["attempts"] == 1
+        assert await store.db.bodies.count_documents({}) == 0
+        got, payload = await api.call("GET", "/healthz")
+        assert got == 200 and payload["status"] == "ok"
+    finally:
+        api.close()
+        await server.stop()
