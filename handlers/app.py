@@ -123,7 +123,8 @@ class JobQueueServer:
             max_queued=settings.max_queued, metrics=self.metrics,
             batch_sealed=self.hub.touch_batch, deleted=self.hub.publish_deleted,
             limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
-                              profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url),
+                              profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,
+                              recurring=False),  # GET/DELETE /schedules are not routed yet
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens))

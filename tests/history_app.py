@@ -6,6 +6,7 @@ add_handlers); once it does, the Application's own routes match first and this c
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from handlers.history import history_routes
@@ -16,6 +17,8 @@ ID = r"([A-Za-z0-9_-]{1,64})"
 
 
 def mount(server: Any) -> Any:
-    """Add the routes to a started JobQueueServer; returns it."""
+    """Add the routes to a started JobQueueServer, and accept `every` as a server with them will; returns it."""
     server.http.request_callback.add_handlers(r".*", [*history_routes(API, ID), *schedule_routes(API, ID)])
+    reader = server.service.reader
+    reader.limits = dataclasses.replace(reader.limits, recurring=True)
     return server

@@ -68,7 +68,7 @@ def test_secrets_and_profile_headers_are_redacted_in_json():
     ({"max_age": -1}, "max_age: must be a number of seconds above 0"),
     ({"tags": ["ok", "not ok"]}, "tags: 'not ok' is not a tag"),
     ({"tags": [str(i) for i in range(11)]}, "tags: must be a list of at most 10"),
-    ({"every": 60}, "every: not supported"),
+    ({"every": 59}, "every: must be a number of seconds from 60"),
     ({"webhook": {"url": "https://x/"}}, "webhook: this server sends no webhooks; start it with --webhook-secret"),
     ({"prority": 1}, "prority: not a job field"),
 ])
