@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from jobqueue.errors import BadRequest
 from jobqueue.models import STATUSES
+from jobqueue.spec import iso_seconds
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -103,13 +103,10 @@ def parse_time(name: str) -> Parser:
 def seconds(text: str, name: str = "time") -> float:
     """Unix seconds of an ISO 8601 time (BadRequest names the field)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return iso_seconds(text)
     except ValueError:
         raise BadRequest("invalid_filter", f"{name}: {text[:50]!r} is not an ISO 8601 time like "
                          "2026-11-28T03:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def http_range(value: str) -> tuple[int, int]:

@@ -283,19 +283,24 @@ def _parse_tags(raw: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(raw))
 
 
+def iso_seconds(text: str) -> float:
+    """Unix seconds of an ISO 8601 time, "Z" or no zone meaning UTC (ValueError when it is not one)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
 def _parse_time(raw: Any, where: str, now: float) -> float | None:
     if raw is None:
         return None
     if not isinstance(raw, str):
         raise BadRequest("invalid_field", f"{where}: must be an ISO 8601 time such as 2026-11-28T03:00:00Z")
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        at = iso_seconds(raw)
     except ValueError:
         raise BadRequest("invalid_field", f"{where}: {raw[:64]!r} is not an ISO 8601 time "
                          "(e.g. 2026-11-28T03:00:00Z)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    at = parsed.timestamp()
     if at < 0:
         raise BadRequest("invalid_field", f"{where}: before 1970; give a time from now on (a past time means now)")
     if at > now + MAX_AHEAD:
