@@ -15,6 +15,9 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("jobqueue.supervisor")
 
+STOP_ATTEMPTS = 5
+STOP_ROUND_SECONDS = 2.0
+
 
 class Supervisor:
     """Runs named loops, restarting any that raises, until `stop` cancels them all."""
@@ -62,9 +65,16 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Cancel every loop and wait until they have all ended (idempotent)."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)  # unlike awaiting each, a cancel of the caller itself still propagates
+        running = [task for task in self._tasks.values() if not task.done()]
+        for _ in range(STOP_ATTEMPTS):
+            if not running:
+                break
+            for task in running:
+                task.cancel()  # again on each round: a loop may have swallowed the first cancellation
+            # unlike awaiting each, a cancel of the caller itself still propagates
+            await asyncio.wait(running, timeout=STOP_ROUND_SECONDS)
+            running = [task for task in running if not task.done()]
+        for task in running:
+            log.error("background loop %s did not stop when cancelled; leaving it", task.get_name(),
+                      extra={"loop": task.get_name()})
         self._tasks.clear()

@@ -178,8 +178,9 @@ class WorkerPool:
             await self._pause(self.settings.poll_interval)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can swallow a cancellation
+                await self._wake.wait()
 
     def _dispatch(self, task: Task) -> None:
         assert task.lease_token is not None

@@ -169,3 +169,53 @@ async def test_task_state_lines_carry_an_error_only_when_it_is_about_that_state(
     assert ("queued", 1, "http_error") in states  # the retry, scheduled because of that error
     assert ("running", 2, None) in states  # the retry running: the old error is not its own
     assert states[-1] == ("completed", 2, None)
+
+
+@pytest.mark.gen_test
+async def test_supervisor_stops_a_loop_that_swallowed_the_first_cancellation():
+    swallowed = asyncio.Event()
+
+    async def stubborn_loop() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()  # a library bug (or 3.11's wait_for) ate the cancel; the loop carries on
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor()
+    supervisor.start("stubborn", stubborn_loop)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(supervisor.stop(), 10)
+    assert swallowed.is_set() and supervisor.running == []
+
+
+class _IdleOutbox:
+    """Just enough store for the sender's loop: nothing to relay, nothing due."""
+
+    async def relay_outbox(self) -> None:
+        return None
+
+    async def deliveries_due(self) -> bool:
+        return False
+
+
+@pytest.mark.gen_test
+async def test_webhook_sender_stops_when_cancelled_as_it_is_woken():
+    from jobqueue.addresses import AddressPolicy
+    from jobqueue.metrics import Metrics
+    from jobqueue.webhooks.sender import SenderSettings, WebhookSender
+    from jobqueue.webhooks.signing import WebhookSigner
+
+    signer = WebhookSigner("whsec_" + "a2V5IGZvciB0aGUgdGVzdCwgMzIgYnl0ZXMgbG9uZyE=")
+    sender = WebhookSender(_IdleOutbox(), signer, AddressPolicy(), Metrics(), SenderSettings(poll_interval=30))
+    try:
+        for _ in range(20):  # the race that 3.11's wait_for loses: the wake and the cancel in one turn
+            task = asyncio.get_running_loop().create_task(sender.run())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            sender.wake()
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=5)
+            assert task in done and task.cancelled()
+    finally:
+        sender.fetcher.close()

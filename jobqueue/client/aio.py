@@ -150,7 +150,8 @@ class AsyncClient:
                 if follower.done() and not follower.cancelled() and follower.exception() is not None:
                     raise follower.exception()  # type: ignore[misc]  # the stream refused the token
                 try:
-                    update = await asyncio.wait_for(updates.get(), poll if left is None else min(poll, left))
+                    async with asyncio.timeout(poll if left is None else min(poll, left)):
+                        update = await updates.get()  # not wait_for: on 3.11 it can swallow a cancellation
                 except TimeoutError:
                     update = None
                 newer = update if update is not None else await self.batch(batch_id)

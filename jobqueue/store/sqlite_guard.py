@@ -105,7 +105,8 @@ class WriteProbe:
             pending = self._pending = self._writer.submit(_nothing)
             pending.add_done_callback(_consume)
         try:
-            await asyncio.wait_for(asyncio.shield(pending), self._timeout)
+            async with asyncio.timeout(self._timeout):  # not wait_for: on 3.11 it can swallow a cancellation
+                await asyncio.shield(pending)
         except TimeoutError:
             raise StoreError(
                 f"the database {self._path!r} did not take a write within {self._timeout:g} s: another process "

@@ -78,7 +78,8 @@ class WebhookSender:
             if not started:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    async with asyncio.timeout(self.settings.poll_interval):  # wait_for may swallow a cancel
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
 
