@@ -17,8 +17,10 @@ from .dashboard import DashboardHandler
 from .events import EventsHandler
 from .export import ExportHandler
 from .health import HealthHandler
+from .history import history_routes
 from .operations import MetricsHandler, OpenAPIHandler
 from .results import ResultBodyHandler, ResultHandler, ResultListHandler
+from .schedules import schedule_routes
 from .tasks import API, BulkHandler, TaskHandler, TaskListHandler, TaskRetryHandler
 from .webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
 
@@ -52,6 +54,8 @@ def make_app(service: JobService, config: Settings, **extra: object) -> Applicat
         (rf"{API}/results/?", ResultListHandler),
         (rf"{API}/results/{_ID}/?", ResultHandler),
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
+        *history_routes(API, _ID),
+        *schedule_routes(API, _ID),
         (rf"{API}/export/?", ExportHandler),
         (rf"{API}/webhook_deliveries/?", DeliveryListHandler),
         (rf"{API}/webhook_deliveries/{_ID}/?", DeliveryHandler),

@@ -86,12 +86,14 @@ FETCH_OPTIONS = {
     },
 }
 
-# The job fields a submission may give at its top level (for every URL) or per job; `every` is refused
-# with 400 not_supported by this version, and `webhook` only works with --webhook-secret (else 400
-# webhooks_disabled), so neither is offered here: docs/API.md describes `webhook`.
+# The job fields a submission may give at its top level (for every URL) or per job. `webhook` only works
+# with --webhook-secret (else 400 webhooks_disabled), so it is not offered here: docs/API.md describes it.
+EVERY = {"anyOf": [{"type": "number", "minimum": 60, "maximum": 366 * 86400}, _NULL],
+         "description": "seconds: a recurring fetch, run again this long after each due time (at least the "
+                        "server's --min-every, 60 by default); every run shares schedule_id"}
 SPEC_PROPERTIES: dict[str, Any] = {
     "fetch": {"anyOf": [ref("FetchOptions"), _NULL]},
-    "priority": PRIORITY, "not_before": NOT_BEFORE, "max_age": MAX_AGE, "tags": TAGS,
+    "priority": PRIORITY, "not_before": NOT_BEFORE, "max_age": MAX_AGE, "tags": TAGS, "every": EVERY,
 }
 
 
@@ -176,8 +178,9 @@ SCHEMAS: dict[str, Any] = {
             "not_before": {**NULLABLE_TIME, "description": "the job waits queued until then"},
             "tags": {"type": "array", "items": {"type": "string"}},
             "batch_id": {"type": ["string", "null"], "description": "the batch the job belongs to"},
-            "schedule_id": {"type": ["string", "null"], "description": "the recurring schedule that made the job; "
-                            "always null in this version"},
+            "schedule_id": {"type": ["string", "null"], "description": "the recurring schedule that made the job "
+                            "(GET /schedules/{id})"},
+            "every": {"type": ["number", "null"], "description": "a recurring job's period in seconds"},
             "reused_from": {"type": ["string", "null"], "description": "the job whose fresh result this one reused "
                             "(max_age): nothing was fetched"},
             "webhook": WEBHOOK,

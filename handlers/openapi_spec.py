@@ -9,6 +9,7 @@ from jobqueue.models import STATUSES
 from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
 from jobqueue.spec import MAX_TAGS
 
+from .openapi_history import HISTORY_SCHEMAS, history_paths
 from .openapi_schemas import (
     ID_PATTERN,
     MAX_AGE,
@@ -200,9 +201,16 @@ def _task_paths() -> dict[str, Any]:
             "parameters": [_id("task")],
             "get": {"summary": "One task", "operationId": "getTask",
                     "responses": {"200": task, "404": _error("unknown id"), **_COMMON}},
-            "delete": {"summary": "Cancel a task that has not finished", "operationId": "cancelTask",
-                       "responses": {"200": task, "404": _error("unknown id"),
-                                     "409": _error("already finished"), **_COMMON}},
+            "delete": {"summary": "Cancel a task that has not finished, or with purge=true delete a finished one",
+                       "operationId": "cancelTask",
+                       "parameters": [_query("purge", {"type": "boolean", "default": False},
+                                             "delete a finished job for good, with its result and its body "
+                                             "unless another result has it")],
+                       "responses": {"200": _json({"oneOf": [_one("task"), {
+                           "type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}]},
+                           "the cancelled task, or `{\"deleted\": id}` for a purge"),
+                           "400": _error("purge is not true or false"), "404": _error("unknown id"),
+                           "409": _error("cancel: already finished; purge: still queued or running"), **_COMMON}},
         },
         f"{API}/queue_tasks/{{id}}/retry": {
             "parameters": [_id("task")],
@@ -354,9 +362,9 @@ def openapi_document(token_required: bool) -> dict[str, Any]:
                  "description": "Submit URLs, alone or as batches, with per-job fetch options; workers fetch and "
                                 "store them; a websocket streams every change."},
         "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **_export_paths(),
-                  **webhook_paths(_COMMON, _LIMIT, _CURSOR),
+                  **webhook_paths(_COMMON, _LIMIT, _CURSOR), **history_paths(_COMMON, _LIMIT, _CURSOR),
                   **_operation_paths()},
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": {**SCHEMAS, **HISTORY_SCHEMAS}},
     }
     if token_required:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobqueue.bulk import parse_bulk
 from jobqueue.filters import TASK_FILTERS
+from jobqueue.history.service import HistoryService
 from jobqueue.idempotency import IdempotentAdd, StoredAnswer
 from jobqueue.models import Task
 from jobqueue.service import MAX_BATCH
@@ -43,7 +44,7 @@ class TaskListHandler(SubmitHandler):
 
 
 class TaskHandler(BaseAPIHandler):
-    """GET one task; DELETE cancels it."""
+    """GET one task; DELETE cancels it, or with `?purge=true` deletes a finished one with its result."""
 
     async def get(self, task_id: str) -> None:
         task = await self.service.get(task_id)
@@ -52,8 +53,18 @@ class TaskHandler(BaseAPIHandler):
         self.write_json({"task": task.to_json()})
 
     async def delete(self, task_id: str) -> None:
+        if self._purge():
+            self.write_json({"deleted": await HistoryService(self.service).purge(task_id)})
+            return
         task = await self.service.cancel(task_id)
         self.write_json({"task": task.to_json()})
+
+    def _purge(self) -> bool:
+        """`?purge=true` deletes a finished job for good; anything else but false/absent is a clear 400."""
+        raw = self.get_query_argument("purge", "false").lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise ApiError(400, "invalid_purge", f"purge must be true or false, not {raw!r}")
+        return raw in ("true", "1")
 
 
 class TaskRetryHandler(BaseAPIHandler):

@@ -4,7 +4,7 @@ Retention deletes finished jobs a small batch per transaction (never a long writ
 with them, and a body only with its last result (sqlite_bodies' triggers). The space is given back to
 the file system by `PRAGMA incremental_vacuum` steps: new databases are made with
 `auto_vacuum=INCREMENTAL`; an older file up to VACUUM_AT_OPEN_PAGES is converted (VACUUM) when opened,
-a bigger one keeps its size until the documented offline VACUUM (docs/API-history.md) converts it.
+a bigger one keeps its size until the documented offline VACUUM (docs/API.md, "Retention") converts it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def use_incremental_vacuum(conn: sqlite3.Connection) -> bool:
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
         return True
     if conn.execute("PRAGMA page_count").fetchone()[0] > VACUUM_AT_OPEN_PAGES:
-        log.info("this database file frees no space on its own: see docs/API-history.md for the one-off VACUUM")
+        log.info("this database file frees no space on its own: see Retention in docs/API.md for the one-off VACUUM")
         return False
     try:
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
