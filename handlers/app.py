@@ -19,6 +19,7 @@ from jobqueue.batch_progress import batch_progress_loop
 from jobqueue.config import ConfigError, Settings, load_settings
 from jobqueue.events import EventHub, counts_loop, stats_loop
 from jobqueue.fetcher import Fetcher, FetchSettings
+from jobqueue.history.retention import RetentionPolicy
 from jobqueue.housekeeping import housekeeping_loop
 from jobqueue.live_stats import LiveStats
 from jobqueue.logs import announce, safe_url
@@ -124,7 +125,7 @@ class JobQueueServer:
             batch_sealed=self.hub.touch_batch, deleted=self.hub.publish_deleted,
             limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,
-                              recurring=False),  # GET/DELETE /schedules are not routed yet
+                              min_every=settings.min_every, recurring=hasattr(self.store, "list_schedules")),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens))
@@ -142,7 +143,9 @@ class JobQueueServer:
         self.background.start("dashboard-counts", lambda: counts_loop(hub, store))
         self.background.start("peer-changes", lambda: follow_changes(store, hub))
         self.background.start("batch-progress", lambda: batch_progress_loop(store, hub))
-        self.background.start("housekeeping", lambda: housekeeping_loop(store))
+        retention = RetentionPolicy.from_settings(settings)
+        self.background.start("housekeeping", lambda: housekeeping_loop(store, retention=retention,
+                                                                        deleted=hub.publish_deleted))
         self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
         self.background.start("live-stats", lambda: stats_loop(hub, self.stats))
         if "q" in store.capabilities.list_filters:

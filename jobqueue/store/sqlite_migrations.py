@@ -200,6 +200,12 @@ CREATE TABLE text_index_state (indexed_seq INTEGER NOT NULL);
 INSERT INTO text_index_state (indexed_seq) VALUES (0);
 """
 
+V6_RAW_HEADERS = """
+CREATE INDEX url_changes_task ON url_changes (task_id);
+-- The final response's status line and header lines as received (WARC response records); NULL before.
+ALTER TABLE results ADD COLUMN raw_headers BLOB;
+"""
+
 
 def _reuse_keys_for_old_jobs(conn: sqlite3.Connection) -> None:
     """Jobs of release 0.1 were plain GETs: give the completed ones the key freshness reuse looks up."""
@@ -223,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "bodies stored once per sha256 and compressed, storage totals, history and retention indexes",
               V4_BODIES, _bodies_and_late_columns),
     Migration(5, "recurring fetches (schedules) and the url.changed outbox", V5_SCHEDULES),
+    Migration(6, "url.changed looked up by run for its webhook; raw response header lines for WARC", V6_RAW_HEADERS),
 )
 LATEST = MIGRATIONS[-1].version
 

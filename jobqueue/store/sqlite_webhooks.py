@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jobqueue.errors import NotFound
-from jobqueue.models import Page, Task
+from jobqueue.models import COMPLETED, Page, Task
 from jobqueue.store.sqlite_schema import BATCH_COLUMNS, batch_from_row, decode_cursor, encode_cursor
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
@@ -54,6 +54,11 @@ def write_outbox(conn: sqlite3.Connection, outbox: Outbox | None, tasks: Iterabl
                 batches[task.batch_id] = (found, _hook(found["webhook"]) if found else None)
             hook = batches[task.batch_id][1]
         rows += outbox.for_task(task, hook, now)
+        if task.schedule_id is not None and task.status == COMPLETED:
+            change = conn.execute("SELECT previous_id FROM url_changes WHERE task_id = ? ORDER BY seq DESC LIMIT 1",
+                                  (task.id,)).fetchone()
+            if change is not None:  # written by finish_run earlier in this same transaction
+                rows += outbox.for_url_change(task, change[0], hook, now)
     for found, hook in batches.values():
         if found is not None and found["finished_at"] == now:
             rows += outbox.for_batch(batch_from_row(found), hook, now)

@@ -38,6 +38,17 @@ class Outbox:
         return [Delivery(id=self.new_id(), event=event, url=url, payload=payload, created_at=now, task_id=task.id,
                          batch_id=task.batch_id, updated_at=now, next_attempt_at=now) for url in targets]
 
+    def for_url_change(self, task: Task, previous_id: str, hook: WebhookSpec | None, now: float) -> list[Delivery]:
+        """The deliveries of a recurring run whose body differs from the previous run's (`url.changed`)."""
+        targets = self._targets("url.changed", (task.webhook, hook))
+        if not targets:
+            return []
+        payload = encode({"type": "url.changed", "timestamp": iso(now),
+                          "data": {"task": task.to_json(), "previous_id": previous_id}})
+        return [Delivery(id=self.new_id(), event="url.changed", url=url, payload=payload, created_at=now,
+                         task_id=task.id, batch_id=task.batch_id, updated_at=now, next_attempt_at=now)
+                for url in targets]
+
     def for_batch(self, batch: Batch, batch_hook: WebhookSpec | None, now: float) -> list[Delivery]:
         """The deliveries of a batch that just finished (every job done, cancelled or failed)."""
         targets = self._targets("batch.finished", (batch_hook,))
