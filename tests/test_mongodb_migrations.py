@@ -23,6 +23,7 @@ from tests.store_backends import FakeClock
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mongodb-release-0.1.json")
 WRITTEN_AT = 1_795_838_726.0  # make_release_mongodb.py's clock; its leases ran for 60 s
 ADDED_FIELDS = {"priority", "reuse_key"}  # what migration 2 adds to a release 0.1 job
+MOVED_RESULT_FIELDS = {"body_ref", "body_size"}  # what migration 5 changes in a result: its body's name
 
 
 def mock_client() -> Any:
@@ -73,9 +74,15 @@ async def test_a_release_0_1_database_opens_and_keeps_every_job_result_and_body_
         meta = await db.meta.find_one({"_id": "schema"})
         assert sorted(meta["steps"]) == [str(m.version) for m in MIGRATIONS]
         for before, after in zip(old_jobs, await raw(client, "jobs"), strict=True):
-            assert {k: v for k, v in after.items() if k not in ADDED_FIELDS} == before  # nothing else moved
+            kept = {k: v for k, v in after.items() if k not in ADDED_FIELDS}
+            if "result" in before:
+                assert set(kept["result"]) - set(before["result"]) == {"body_size"}
+                kept["result"] = {k: v for k, v in kept["result"].items() if k not in MOVED_RESULT_FIELDS}
+                before = {**before, "result": {k: v for k, v in before["result"].items() if k != "body_ref"}}
+            assert kept == before  # nothing else moved
             assert after["priority"] == 0 and after["reuse_key"] == DEFAULT_FETCH.reuse_key(before["url"])
-        assert await raw(client, "bodies") == old_bodies
+        by_sha = {hashlib.sha256(b["body"]).hexdigest() for b in old_bodies}
+        assert {b["_id"] for b in await raw(client, "bodies")} == by_sha  # each now stored once, by content
         indexes = await db.jobs.index_information()
         assert [(k, int(v)) for k, v in indexes[CLAIM_INDEX_NAME]["key"]] == CLAIM_INDEX
         assert "claim" not in indexes  # release 0.1's (status, available_at), replaced
@@ -198,5 +205,64 @@ async def test_a_fresh_database_gets_every_index_of_every_step_on_mongomock():
         assert {"by_created", "by_head"} <= set(await db.bodies.index_information())
         assert await db.counters.find_one({"_id": "jobs"}, {"_id": 0, "rev": 0, "recounted_at": 0}) == dict.fromkeys(
             ("queued", "running", "completed", "failed", "cancelled"), 0)
+    finally:
+        await store.close()
+
+
+def legacy_job(job_id: str, url: str, ref: dict[str, Any], size: int) -> dict[str, Any]:
+    """A completed job as schema 4 wrote it, its result naming a body by task and lease (or GridFS)."""
+    result = {"url": url, "final_url": url, "http_status": 200, "headers": {}, "content_type": "text/html",
+              "encoding": "utf-8", "encoding_source": "header", "size": size, "truncated": False, "elapsed_ms": 1.0,
+              "fetched_at": WRITTEN_AT, "sha256": "0" * 64, "redirects": [], "timings": {}, "body_ref": ref}
+    return {"_id": job_id, "url": url, "host": "example.com", "status": "completed", "attempts": 1,
+            "created_at": WRITTEN_AT, "updated_at": WRITTEN_AT, "available_at": WRITTEN_AT, "started_at": WRITTEN_AT,
+            "finished_at": WRITTEN_AT, "lease_token": None, "http_status": 200, "error": None, "priority": 0,
+            "not_before": None, "reuse_key": url, "reused_from": None, "result": result}
+
+
+@pytest.mark.gen_test
+async def test_schema_4_bodies_in_parts_zlib_shared_or_in_gridfs_move_byte_identical_on_mongomock():
+    import zlib
+
+    client = mock_client()
+    db = client.get_database("jobqueue")
+    for step in MIGRATIONS[:4]:
+        await step.run(db)
+    await db.meta.insert_one({"_id": "schema", "version": 4})
+    page = b"".join(b"<p>row %d of a page that compresses</p>\n" % i for i in range(40_000))  # 1.4 MB
+    packed = zlib.compress(page, 6)
+    part = 256 * 1024
+    chunks = [packed[i:i + part] for i in range(0, len(packed), part)]
+    noise = os.urandom(300_000)
+    await db.bodies.insert_many(
+        [{"_id": "a:t1", "task_id": "a", "created_at": WRITTEN_AT, "parts": len(chunks), "z": True,
+          "body": chunks[0]}]
+        + [{"_id": f"a:t1#{i}", "of": "a:t1", "task_id": "a", "created_at": WRITTEN_AT, "body": c}
+           for i, c in enumerate(chunks) if i]
+        + [{"_id": "c:t3", "task_id": "c", "created_at": WRITTEN_AT, "parts": 1, "z": False, "body": page}])
+    await db["bodies_fs.files"].insert_one({"_id": "f1", "length": len(noise), "chunkSize": 255 * 1024})
+    await db["bodies_fs.chunks"].insert_many([{"files_id": "f1", "n": n, "data": noise[i:i + 255 * 1024]}
+                                           for n, i in enumerate(range(0, len(noise), 255 * 1024))])
+    await db.jobs.insert_many([
+        legacy_job("a", "https://example.com/a", {"doc": "a:t1"}, len(page)),
+        {**legacy_job("b", "https://example.com/a", {"doc": "a:t1"}, len(page)), "reused_from": "a"},  # shared
+        legacy_job("c", "https://example.com/c", {"doc": "c:t3"}, len(page)),  # the same page, stored apart
+        legacy_job("g", "https://example.com/g", {"gridfs": "f1"}, len(noise)),
+        legacy_job("lost", "https://example.com/lost", {"doc": "gone:t9"}, 3),  # its body was already lost
+    ])
+    store = store_on(client, FakeClock(WRITTEN_AT + 120))
+    await store.open()
+    try:
+        assert await current_version(db) == LATEST
+        for job_id, body in (("a", page), ("b", page), ("c", page), ("g", noise)):
+            assert (await store.get_result(job_id, with_body=True)).body == body
+        assert await store.get_result("lost", with_body=True) is None  # still no result, not an empty one
+        stats = await store.storage_stats()
+        assert (stats["results"], stats["distinct_bodies"]) == (5, 2)
+        assert stats["body_bytes"] == 3 * len(page) + len(noise) + 3
+        assert stats["stored_bytes"] < len(noise) + len(page) / 20  # the page once, zstd-compressed
+        assert await db.bodies.count_documents({"task_id": {"$in": ["a", "c"]}}) == 0  # the old copies went
+        assert await db["bodies_fs.files"].count_documents({}) == 0 and await db["bodies_fs.chunks"].count_documents({}) == 0
+        assert await migrate(db, WRITTEN_AT, "mock") == []
     finally:
         await store.close()

@@ -9,7 +9,7 @@ Documents, indexes and migrations are in mongodb_schema.py; batches and idempote
 mongodb_batches.py; claims and leases in mongodb_claims.py; the status counters in
 mongodb_counters.py; the change stream's recovery in mongodb_watch.py; client options and error
 messages in mongodb_connect.py. Every operation that moves a job's status also moves the counters
-and its batch's counts. Every motor call that is motor's own (the client, GridFS, `watch`) is here:
+and its batch's counts. Every motor call that is motor's own (the client, `watch`) is here:
 docs/mongodb.md says what a move to PyMongo's AsyncMongoClient changes.
 
 The finishing updates (complete, reschedule and fail through _finish, cancel) are each one
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pymongo
 from bson.errors import InvalidDocument
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorGridFSBucket
+from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
@@ -45,7 +45,7 @@ from jobqueue.store.base import (
     TaskFilter,
 )
 from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
-from jobqueue.store.mongodb_bodies import MongoBodies, body_key
+from jobqueue.store.mongodb_bodies import MongoBodies, body_key, keep_body, packed, sha_ref
 from jobqueue.store.mongodb_bulk import MongoBulkOps
 from jobqueue.store.mongodb_claims import MongoClaimOps
 from jobqueue.store.mongodb_connect import (
@@ -61,6 +61,8 @@ from jobqueue.store.mongodb_connect import (
 )
 from jobqueue.store.mongodb_counters import MAINTENANCE, MongoCounterOps
 from jobqueue.store.mongodb_filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
+from jobqueue.store.mongodb_history import MongoHistoryOps
+from jobqueue.store.mongodb_schedules import MongoScheduleOps
 from jobqueue.store.mongodb_schema import (
     TASK_FIELDS,
     after_cursor,
@@ -79,7 +81,8 @@ from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 AMBIGUOUS_TRIES = 3
 
 
-class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps):
+class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps,
+                 MongoHistoryOps, MongoScheduleOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"
@@ -93,6 +96,7 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         self._client_factory = client_factory
         self._client: Any = None
         self._db: Any = None
+        self.url_changed: Callable[[Task, str], None] | None = None  # (the run, the previous run's id)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> MongoStore:
@@ -143,11 +147,6 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
                              "try again shortly")
         return self._db
 
-    @property
-    def bucket(self) -> Any:
-        """The GridFS bucket of bodies too large for a document (StoreError once closed)."""
-        return AsyncIOMotorGridFSBucket(self.db, bucket_name="bodies_fs")
-
     async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any:
         """Await a driver call, turning its errors into StoreError naming the real cause (except those in `allow`)."""
         try:
@@ -185,6 +184,7 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         for doc in docs:
             moves.add(doc.get("batch_id"), None, doc["status"])
         await self._move(moves, now)
+        await self._start_schedules(docs, now)
         if idempotent is not None:
             answer = idempotent.render(created) if requeued or planned is None else planned
             await self._keep_answer(idempotent.key, answer, now)
@@ -218,24 +218,35 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
             raise TOO_SLOW from None
 
     async def complete(self, lease: Lease, result: Result) -> Task | None:
-        """Write the body (keyed by task and lease), then in one lease-guarded update mark completed and attach
-        the result. A result MongoDB cannot store is refused before anything is written; a refused completion
-        (stale lease) drops its body; one that failed leaves it to be overwritten by a repeat or swept."""
-        ref = {"doc": body_key(lease)}
+        """Store the body once per sha256 (pinned, mongodb_bodies), then in one lease-guarded update mark completed
+        and attach the result naming it; a recurring job's next run is queued right after. A result MongoDB
+        cannot store is refused before anything is written; a refused completion (stale lease) lets go of its
+        body, which goes unless another result has the same one."""
+        body = result.body or b""
         now = self.clock()
+        packed_body = await packed(body)
+        ref = sha_ref(packed_body.sha256)
         done = {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
-                "http_status": result.http_status, "error": None, "result": result_doc(result, ref)}
+                "http_status": result.http_status, "error": None, "result": result_doc(result, ref, len(body))}
         update = {"$set": {**done, **outbox_mark(self.outbox, COMPLETED, now)},
                   "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}}
         storable(update, self.where)
-        await self._store_body(lease, result.body or b"")
-        doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
-                                                         "result.body_ref": ref})
+        await self._call(keep_body(self.db.bodies, packed_body, body_key(lease), lease.task_id, now))
+        try:
+            doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
+                                                             "finished_at": now, "result.body_ref": ref})
+        finally:
+            await self._unpin_body(ref)
         if doc is None:
-            await self._release_body(ref, None)  # a stale worker's (or a repeat's, if not applied) must not linger
+            await self._release_body(ref, None)  # a stale worker's body goes, unless a result has the same one
             return None
         await self._moved(doc, RUNNING, now)
-        return task_from_doc(doc)
+        task = task_from_doc(doc)
+        if doc.get("schedule_id") is not None:
+            changed_from = await self._finish_run(doc, ref["sha"], now)
+            if changed_from is not None and self.url_changed is not None:
+                self.url_changed(task, changed_from)
+        return task
 
     async def _finish(self, lease: Lease, update: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any] | None:
         """The one lease-guarded update that ends an attempt; the job after it, or None for a stale lease.
@@ -271,6 +282,8 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         if doc is None:
             return None
         await self._moved(doc, RUNNING, now)
+        if doc["status"] == FAILED and doc.get("schedule_id") is not None:
+            await self._finish_run(doc, None, now)  # a failed run goes on to the next due time
         return task_from_doc(doc)
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
@@ -293,20 +306,34 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         return Conflict(task, message.format(id=task_id, status=task.status))
 
     async def cancel(self, task_id: str) -> Task:
-        """Cancel a queued or running task."""
+        """Cancel a queued or running task; a cancelled run of a schedule skips its due time, the schedule goes on."""
         now = self.clock()
+        after = await self._cancelled(task_id, [QUEUED, RUNNING], now)
+        if after is None:
+            raise await self._conflict_or_missing(
+                task_id, "task {id} is already {status}; only queued or running tasks can be cancelled")
+        if after.get("schedule_id") is not None:
+            await self._finish_run(after, None, now)
+        return task_from_doc(after)
+
+    async def _cancel_queued(self, task_id: str, now: float) -> Task | None:
+        """Cancel a queued run of a stopped schedule (nothing follows it); None when it is no longer queued."""
+        after = await self._cancelled(task_id, [QUEUED], now)
+        return task_from_doc(after) if after is not None else None
+
+    async def _cancelled(self, task_id: str, statuses: list[str], now: float) -> dict[str, Any] | None:
+        """Cancel a job in one of `statuses`, moving the counts; the job after it, or None when it was in none."""
         sets = {"status": CANCELLED, "lease_token": None, "finished_at": now, "updated_at": now,
                 "http_status": None, "error": None,  # they told of the last attempt
                 **outbox_mark(self.outbox, CANCELLED, now)}
         before = await self._call(self.db.jobs.find_one_and_update(
-            {"_id": task_id, "status": {"$in": [QUEUED, RUNNING]}}, {"$set": sets},
+            {"_id": task_id, "status": {"$in": statuses}}, {"$set": sets},
             projection=TASK_FIELDS, return_document=ReturnDocument.BEFORE))
         if before is None:
-            raise await self._conflict_or_missing(
-                task_id, "task {id} is already {status}; only queued or running tasks can be cancelled")
+            return None
         after = applied(before, sets)
         await self._moved(after, before["status"], now)
-        return task_from_doc(after)
+        return after
 
     async def retry(self, task_id: str) -> Task:
         """Queue a finished task again and drop its old result (its body too, unless another job shares it)."""
@@ -371,7 +398,8 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         return self.db.jobs.watch(pipeline, full_document="updateLookup", start_after=start_after)
 
     async def maintain(self) -> None:
-        """One maintenance round, by one process per MAINTAIN_EVERY seconds: recount when due, sweep orphan bodies."""
+        """One maintenance round, by one process per MAINTAIN_EVERY seconds: recount when due, sweep orphan bodies,
+        repair schedules whose chain a crash broke."""
         now = self.clock()
         lease = await self._take_maintenance(now)
         if lease is None:
@@ -379,6 +407,7 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
         if await self._recount_due(now):
             await self.recount_counters()
         swept_to = await self.sweep_bodies(float(lease.get("swept_to") or 0.0), now)
+        await self.repair_schedules(now)
         await self._call(self.db.counters.update_one({"_id": MAINTENANCE}, {"$set": {"swept_to": swept_to}}))
 
     async def purge_idempotency(self, before: float) -> int:

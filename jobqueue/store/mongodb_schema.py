@@ -10,6 +10,7 @@ may both run a step without harm; `$max` keeps the recorded version from going b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from pymongo.errors import OperationFailure
 from jobqueue.models import COMPLETED, QUEUED, STATUSES, Batch, Result, Task, TaskError
 from jobqueue.spec import FetchOptions
 from jobqueue.store.base import BadCursor, NewTask, StoreError
+from jobqueue.store.mongodb_bodies import content_address_bodies
 from jobqueue.webhooks.spec import WebhookSpec
 
 TASK_FIELDS = {"result": 0}
@@ -42,6 +44,7 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         not_before=doc.get("not_before"), tags=tuple(doc.get("tags") or ()), batch_id=doc.get("batch_id"),
         reused_from=doc.get("reused_from"), webhook=WebhookSpec.from_json(doc.get("webhook")),
         attempt_log=tuple({"attempt": i + 1, **entry} for i, entry in enumerate(doc.get("attempt_log") or ())),
+        schedule_id=doc.get("schedule_id"), every=doc.get("every"),
     )
 
 
@@ -70,6 +73,8 @@ def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = Non
         doc["batch_id"] = new.batch_id
     if spec.webhook is not None:
         doc["webhook"] = spec.webhook.to_json()
+    if spec.every is not None:  # absent otherwise: the unique (schedule_id, due_at) index covers runs only
+        doc.update(schedule_id=new.id, every=spec.every, due_at=doc["available_at"])
     if source is not None:
         doc.update(status=COMPLETED, finished_at=now, http_status=source["http_status"], reused_from=source["_id"],
                    result=source["result"])  # the result names the source's body: shared, not copied
@@ -87,14 +92,16 @@ def applied(before: Mapping[str, Any], sets: Mapping[str, Any], unset: tuple[str
     return after
 
 
-def result_doc(result: Result, body_ref: dict[str, Any]) -> dict[str, Any]:
-    """The result sub-document written into a job by the completion that marks it completed."""
+def result_doc(result: Result, body_ref: dict[str, Any], body_size: int) -> dict[str, Any]:
+    """The result sub-document written into a job by the completion that marks it completed; `body_size` is
+    the stored body's raw length (GET /stats/storage adds them up)."""
     return {
         "url": result.url, "final_url": result.final_url, "http_status": result.http_status,
         "headers": result.headers, "content_type": result.content_type, "encoding": result.encoding,
         "encoding_source": result.encoding_source, "size": result.size, "truncated": result.truncated,
         "elapsed_ms": result.elapsed_ms, "fetched_at": result.fetched_at, "sha256": result.sha256,
         "redirects": result.redirects, "timings": result.timings, "body_ref": body_ref,
+        "body_size": body_size,
     }
 
 
@@ -288,6 +295,23 @@ async def _v4_scale(db: Any) -> None:
                                  upsert=True)
 
 
+async def _v5_history(db: Any) -> None:
+    """Content-addressed bodies (older ones moved byte-identical), URL history, retention, recurring fetches."""
+    jobs = db.jobs
+    await ensure_index(jobs, [("url", ASCENDING), ("finished_at", DESCENDING), ("_id", DESCENDING)], "history",
+                       partialFilterExpression={"status": COMPLETED})
+    await ensure_index(jobs, [("finished_at", ASCENDING), ("_id", ASCENDING)], "by_finish")
+    # One run per due time of a schedule, whatever finishes twice. Sparse: only runs carry schedule_id and
+    # due_at at all (sparse rather than partial, which mongomock ignores when it checks existing documents).
+    await ensure_index(jobs, [("schedule_id", ASCENDING), ("due_at", ASCENDING)], "schedule_due", unique=True,
+                       sparse=True)
+    await ensure_index(jobs, [("schedule_id", ASCENDING), ("status", ASCENDING)], "schedule_status",
+                       partialFilterExpression={"schedule_id": {"$exists": True}})
+    await ensure_index(db.schedules, [("created_at", DESCENDING), ("_id", DESCENDING)], "newest")
+    await ensure_index(db.bodies, [("of", ASCENDING), ("layout", ASCENDING)], "by_layout", sparse=True)
+    await content_address_bodies(db, time.time())
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -302,6 +326,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "job specs, priority claims, freshness reuse, batches, idempotency keys", _v2_job_specs),
     Migration(3, "webhook outbox and deliveries, listing filter indexes", _v3_webhooks_filters),
     Migration(4, "claims skip busy hosts on the index, status counters, bodies swept by age", _v4_scale),
+    Migration(5, "content-addressed zstd bodies, URL history, retention, recurring fetches", _v5_history),
 )
 LATEST = MIGRATIONS[-1].version
 
