@@ -197,12 +197,14 @@ async def test_a_fresh_database_gets_every_index_of_every_step_on_mongomock():
         assert await current_version(db) == LATEST
         jobs = await db.jobs.index_information()
         assert {CLAIM_INDEX_NAME, "by_status", "by_update", "results", "fresh", "by_batch", "batch_status",
-                "body_ref"} <= set(jobs)
+                "body_ref", "history", "by_finish", "schedule_due", "schedule_status"} <= set(jobs)
+        assert jobs["schedule_due"]["unique"] and jobs["history"]["partialFilterExpression"] == {"status": "completed"}
+        assert "newest" in await db.schedules.index_information()
         assert [(k, int(v)) for k, v in jobs[CLAIM_INDEX_NAME]["key"]] == CLAIM_INDEX
         assert jobs["fresh"]["partialFilterExpression"] == {"status": "completed"}
         assert {"listing", "storing"} <= set(await db.batches.index_information())
         assert "by_age" in await db.idempotency.index_information()
-        assert {"by_created", "by_head"} <= set(await db.bodies.index_information())
+        assert {"by_created", "by_head", "by_layout"} <= set(await db.bodies.index_information())
         assert await db.counters.find_one({"_id": "jobs"}, {"_id": 0, "rev": 0, "recounted_at": 0}) == dict.fromkeys(
             ("queued", "running", "completed", "failed", "cancelled"), 0)
     finally:
@@ -262,7 +264,8 @@ async def test_schema_4_bodies_in_parts_zlib_shared_or_in_gridfs_move_byte_ident
         assert stats["body_bytes"] == 3 * len(page) + len(noise) + 3
         assert stats["stored_bytes"] < len(noise) + len(page) / 20  # the page once, zstd-compressed
         assert await db.bodies.count_documents({"task_id": {"$in": ["a", "c"]}}) == 0  # the old copies went
-        assert await db["bodies_fs.files"].count_documents({}) == 0 and await db["bodies_fs.chunks"].count_documents({}) == 0
+        for name in ("bodies_fs.files", "bodies_fs.chunks"):
+            assert await db[name].count_documents({}) == 0
         assert await migrate(db, WRITTEN_AT, "mock") == []
     finally:
         await store.close()
