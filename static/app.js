@@ -5,7 +5,7 @@ import { api, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
 import { BatchesView } from "./batches.js";
 import { DeliveriesView } from "./deliveries.js";
-import { openDetail } from "./detail.js";
+import { noticeTask, openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
 import { bulkButtons, filtersFromHash, hashOf, parseSearch, searchText } from "./search.js";
@@ -14,7 +14,7 @@ import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
 import { wireSubmitForm } from "./submit.js";
 
-const openJob = (id) => openDetail(id, { onChange: (t) => table.apply(t) });
+const openJob = (id, tab) => openDetail(id, { onChange: (t) => table.apply(t), tab });
 const table = new JobsTable(document.getElementById("jobs"), {
   onOpen: openJob,
   onView: (view) => link.sendView(view),
@@ -34,7 +34,7 @@ function pressFilter(status) {
   for (const b of document.querySelectorAll("#filters button")) b.setAttribute("aria-pressed", String(b.dataset.status === status));
 }
 
-const ROUTE = /^#\/(batch|job)\/([^/]+)$/;
+const ROUTE = /^#\/(batch|job)\/([^/]+)(?:\/(history))?$/;
 const deliveries = new DeliveriesView(document.getElementById("deliveries"));
 
 const batches = new BatchesView(document.getElementById("batches"));
@@ -63,11 +63,11 @@ function route() {
     return;
   }
   document.getElementById("groups").hidden = true;
-  const [, kind, raw] = ROUTE.exec(location.hash) || [];
+  const [, kind, raw, tab] = ROUTE.exec(location.hash) || [];
   let id;
   try { id = raw && decodeURIComponent(raw); } catch { id = null; }
   if (kind === "job" && id) {
-    openJob(id);  // over whatever view is open
+    openJob(id, tab);  // over whatever view is open
     return;
   }
   const batch = kind === "batch" && id ? id : null;
@@ -85,7 +85,7 @@ async function refresh() {
 
 const link = new LiveLink(document.getElementById("link"), {
   onHello: refresh,              // subscribed first, then read the list: no event falls in between
-  onTask: (task) => table.apply(task),
+  onTask: (task) => { table.apply(task); noticeTask(task); },
   onCounts: counts,
   onResync: refresh,
   onBatch: (batch) => batchView.apply(batch),

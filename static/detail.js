@@ -1,8 +1,13 @@
-// The job view: the task, its options, its error, the stored response, the page sandboxed and its source.
+// The job view: the task, its options, its error, the stored response, the page sandboxed and its source;
+// and in a second tab the history of its URL (history.js).
 
 import { api, canChange, rawBody } from "./api.js";
 import { jobDeliveries } from "./deliveries.js";
 import { bytes, el, jobMarks, took } from "./format.js";
+import { HistoryView } from "./history.js";
+import { tabSet } from "./tabs.js";
+
+export { noticeTask } from "./history.js";
 
 const HTML_TYPES = ["text/html", "application/xhtml+xml"];
 
@@ -115,8 +120,30 @@ function local(iso) {
 }
 
 let shown = 0;  // the newest openDetail call: an older one still loading must not overwrite it
+const last = { id: null, tab: "details" };  // a job shown again (after Retry, say) keeps its tab
 
-export async function openDetail(id, { onChange }) {
+// A job opened by its address keeps the open tab in it (#/job/ID/history), so a reload shows it again.
+function addressFor(id, tab) {
+  const base = `#/job/${encodeURIComponent(id)}`;
+  if (location.hash !== base && location.hash !== `${base}/history`) return;
+  window.history.replaceState(null, "", tab === "history" ? `${base}/history` : base);
+}
+
+function jobTabs(id, task, details, tab) {
+  const past = new HistoryView(task);
+  const selected = tab || (last.id === id ? last.tab : "details");
+  return tabSet("job", [{ key: "details", name: "Details", panel: details },
+    { key: "history", name: "History", panel: past.root }], {
+    selected,
+    onSelect: (key) => {
+      Object.assign(last, { id, tab: key });
+      addressFor(id, key);
+      if (key === "history") past.load();
+    },
+  });
+}
+
+export async function openDetail(id, { onChange, tab }) {
   const mine = ++shown;
   const dialog = document.getElementById("detail");
   const body = document.getElementById("detail-body");
@@ -184,5 +211,8 @@ export async function openDetail(id, { onChange }) {
   const sent = await jobDeliveries(id);
   if (mine !== shown) return;
   if (sent) parts.push(sent);
-  body.replaceChildren(buttons, ...parts);
+  const { list, panels } = jobTabs(id, task, el("div", { class: "job-details" }, buttons, ...parts), tab);
+  body.replaceChildren(list, ...panels);
+  // opened from a link inside the view itself, whose focus went with the old content: give it a place
+  if (!dialog.contains(document.activeElement)) list.querySelector("[aria-selected=true]").focus();
 }
