@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -16,7 +17,7 @@ from tornado.netutil import bind_sockets
 from jobqueue.access import RateLimiter, TokenSet
 from jobqueue.addresses import AddressPolicy
 from jobqueue.batch_progress import batch_progress_loop
-from jobqueue.config import ConfigError, Settings, load_settings
+from jobqueue.config import ConfigError, Settings, load_settings, process_count
 from jobqueue.events import EventHub, counts_loop, stats_loop
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.history.retention import RetentionPolicy
@@ -27,6 +28,7 @@ from jobqueue.logs import configure as configure_logs
 from jobqueue.metrics import Metrics, TimedStore, watch_loop_lag
 from jobqueue.models import FAILED, QUEUED, Task
 from jobqueue.peer_sync import follow_changes
+from jobqueue.processes import ProcessGroup, ProcessRole
 from jobqueue.profiles import FetchProfiles, ProfileError
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
@@ -46,8 +48,9 @@ log = logging.getLogger("jobqueue")
 class JobQueueServer:
     """Everything one process runs, built once from Settings and shared through the Application."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None, role: ProcessRole | None = None) -> None:
         self.settings = settings
+        self.role = role  # None: the only process; else which of --processes this is
         self.store: Store | None = store
         self.pool: WorkerPool | None = None
         self.service: JobService | None = None
@@ -70,11 +73,14 @@ class JobQueueServer:
             # (queued again) or a failure is about it
             if task.error is not None and task.status in (QUEUED, FAILED):
                 fields["error"] = task.error.code
+            if self.role is not None:
+                fields["proc"] = self.role.index
             log.info("task state", extra=fields)
         self.hub.publish(task)
 
-    async def start(self) -> None:
-        """Open the database, bind the port, start the workers (ConfigError says what went wrong)."""
+    async def start(self, sockets: list[socket.socket] | None = None) -> None:
+        """Open the database, bind the port (or serve `sockets`, bound by the parent of --processes), start the
+        workers (ConfigError says what went wrong)."""
         settings = self.settings
         try:
             policy = AddressPolicy.build(settings.allow_private_addresses, settings.allow_networks)
@@ -128,12 +134,14 @@ class JobQueueServer:
                               min_every=settings.min_every, recurring=hasattr(self.store, "list_schedules")),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
-                       tokens=TokenSet(settings.api_tokens, settings.read_only_tokens))
-        try:
-            sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
-        except OSError as exc:
-            await self.store.close()
-            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
+                       tokens=TokenSet(settings.api_tokens, settings.read_only_tokens),
+                       process=self.role.index if self.role is not None else None)
+        if sockets is None:
+            try:
+                sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
+            except OSError as exc:
+                await self.store.close()
+                raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
         self.port = sockets[0].getsockname()[1]
         largest = max(settings.max_request_size, settings.max_batch_request_size)
         self.http = HTTPServer(app, max_body_size=largest + 65536)
@@ -148,7 +156,8 @@ class JobQueueServer:
                                                                         deleted=hub.publish_deleted))
         self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
         self.background.start("live-stats", lambda: stats_loop(hub, self.stats))
-        if "q" in store.capabilities.list_filters:
+        # one indexer per database: two would read the same new results and index them twice
+        if "q" in store.capabilities.list_filters and (self.role is None or self.role.index == 1):
             self.background.start("text-index", lambda: text_index_loop(store))
         self.webhooks = hooks.sender(store, policy, self.metrics, settings)
         if self.webhooks is not None:
@@ -157,9 +166,7 @@ class JobQueueServer:
     @property
     def url(self) -> str:
         """The dashboard's address."""
-        host = self.settings.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}/"
+        return dashboard_url(self.settings.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting requests, let fetches finish briefly, give back the rest, close the database."""
@@ -177,10 +184,18 @@ class JobQueueServer:
             await self.store.close()
 
 
-async def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    server = JobQueueServer(settings)
-    await server.start()
+def dashboard_url(host: str, port: int) -> str:
+    """The dashboard's address, as the start line prints it."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+async def run(settings: Settings, sockets: list[socket.socket] | None = None, role: ProcessRole | None = None,
+              ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly; one of --processes calls `ready` instead of
+    printing the start line, which its parent prints once."""
+    server = JobQueueServer(settings, role=role)
+    await server.start(sockets)
     # Everything built so far lives as long as the process: keep it out of every garbage collection,
     # and collect the young generation less often, so big submissions do not stall the IOLoop.
     gc.freeze()
@@ -190,17 +205,39 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, server.profiles.reload)
-    announce(f"dashboard on {server.url} (database {safe_url(settings.database)}, {settings.workers} workers)",
-             stream=sys.stdout, url=server.url)
+    if ready is None:
+        announce_start(settings, server.port)
+    else:
+        ready()
+    await stop.wait()
+    log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
+    await server.stop()
+
+
+def announce_start(settings: Settings, port: int, processes: int = 1) -> None:
+    """The start line scripts wait for (on stdout), and the warnings about who can reach the service."""
+    url = dashboard_url(settings.host, port)
+    shape = f"{settings.workers} workers" + (f" in {processes} processes" if processes > 1 else "")
+    announce(f"dashboard on {url} (database {safe_url(settings.database)}, {shape})", stream=sys.stdout, url=url)
     warnings = exposure_warnings(settings)
     for warning in warnings:
         announce(warning, logging.WARNING)
     if not settings.api_tokens and not warnings:
         announce(f"no API token, so reachable from this machine only ({settings.host}); "
                  "set --api-token before listening elsewhere")
-    await stop.wait()
-    log.info("shutting down: finishing running fetches for up to %.0fs", settings.shutdown_grace)
-    await server.stop()
+
+
+def serve_processes(settings: Settings, count: int) -> int:
+    """Run `count` processes on one database and one socket (jobqueue.processes); the service's exit status."""
+    def child(role: ProcessRole, sockets: list[socket.socket], ready: Callable[[], None]) -> int:
+        # limits that protect other machines are the service's totals: each process takes its share
+        own = dataclasses.replace(settings, workers=role.share(settings.workers),
+                                  per_host=role.share(settings.per_host),
+                                  webhook_concurrency=role.share(settings.webhook_concurrency))
+        asyncio.run(run(own, sockets, role, ready))
+        return 0
+
+    return ProcessGroup(settings, count, child).run(lambda port: announce_start(settings, port, count))
 
 
 def exposure_warnings(settings: Settings) -> list[str]:
@@ -217,6 +254,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "server.py") -> int:
     try:
         settings = load_settings(argv, prog=prog)
         configure_logs(settings.log_format, getattr(logging, settings.log_level.upper()))
+        count = process_count(settings)
+        if count > 1:
+            return serve_processes(settings, count)
         asyncio.run(run(settings))
     except ConfigError as exc:
         print(f"jobqueue: {exc}", file=sys.stderr)

@@ -73,6 +73,13 @@ class SharedObjects:
         """The API tokens (possibly none)."""
         return self.application.settings["tokens"]
 
+    def set_default_headers(self) -> None:
+        """Name the process that answered when the service runs several (--processes): /metrics, rate limits and
+        websocket streams are each process's own, so an operator needs to know whose they read."""
+        process = self.application.settings.get("process")
+        if process is not None:
+            self.set_header("X-Jobqueue-Process", str(process))  # type: ignore[attr-defined]
+
     @property
     def client_key(self) -> str:
         """Who is asking, for per-client limits: the token when there is one, else the address."""
@@ -112,6 +119,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
     public = False  # True for endpoints that answer without a token (health checks)
 
     def set_default_headers(self) -> None:
+        super().set_default_headers()
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")

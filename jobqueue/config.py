@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
+from urllib.parse import unquote, urlsplit
 
 from jobqueue import __version__
 from jobqueue.fetcher import DEFAULT_USER_AGENT
@@ -58,6 +59,7 @@ class Settings:
     retention_days: float | None = None  # None: keep everything
     keep_per_url: int = 0
     min_every: float = 60.0
+    processes: int | None = None  # None: one per core when the database allows several (process_count)
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
@@ -100,6 +102,8 @@ _OPTIONS: list[tuple[str, type, str]] = [
                               "(fractions allowed; unset keeps everything)"),
     ("keep-per-url", int, "with --retention-days, always keep the newest this many results of every URL"),
     ("min-every", float, "shortest period, in seconds, of a recurring fetch (a job's `every`)"),
+    ("processes", int, "fetching processes sharing the database and the listening socket; --workers and "
+                       "--per-host are split among them (default: one per core when the database allows several)"),
 ]
 
 
@@ -272,6 +276,42 @@ def validate(settings: Settings) -> None:
         backend_for(settings.database)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    _validate_processes(settings)
+
+
+def shares_database(url: str) -> bool:
+    """Whether several processes can work on this database at once: a SQLite file or MongoDB, not an in-memory
+    SQLite database (each connection to one is a database of its own)."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() != "sqlite" or unquote(parts.path).lstrip("/") not in ("", ":memory:")
+
+
+def process_count(settings: Settings) -> int:
+    """How many fetching processes to run: --processes, else one per usable core, at most one per worker
+    (each process fetches at least one job at a time), and one when the database cannot be shared."""
+    if settings.processes is not None:
+        return settings.processes
+    if not shares_database(settings.database):
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, settings.workers))
+
+
+def _validate_processes(settings: Settings) -> None:
+    count = settings.processes
+    if count is None:
+        return
+    if count < 1:
+        raise ConfigError("--processes must be at least 1")
+    if count > 1 and not shares_database(settings.database):
+        raise ConfigError(f"--processes {count} needs a database several processes can share (a SQLite file or "
+                          "MongoDB); an in-memory SQLite database belongs to one process")
+    if count > settings.workers:
+        raise ConfigError(f"--processes {count} needs at least {count} --workers: the workers are split among "
+                          "the processes and each fetches at least one job at a time")
 
 
 def _validate_webhooks(settings: Settings) -> None:
