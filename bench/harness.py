@@ -61,10 +61,56 @@ class Server:
                     return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time used so far (user + system) by the server and any processes it started: all their threads,
+        and their main (IOLoop) threads only."""
+        assert self.proc is not None
+        tick = os.sysconf("SC_CLK_TCK")
+        total = main = 0.0
+        for pid in _tree(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    whole = handle.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/task/{pid}/stat") as handle:
+                    first = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # it ended meanwhile
+            total += (int(whole[11]) + int(whole[12])) / tick
+            main += (int(first[11]) + int(first[12])) / tick
+        return total, main
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(30)
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def one_process_option() -> list[str]:
+    """`--processes 1` when this server.py has the option (one process per core is then its default)."""
+    global _ONE_PROCESS
+    if _ONE_PROCESS is None:
+        shown = subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), "--help"], capture_output=True,
+                               text=True, cwd=ROOT).stdout
+        _ONE_PROCESS = ["--processes", "1"] if "--processes" in shown else []
+    return _ONE_PROCESS
+
+
+_ONE_PROCESS: list[str] | None = None
 
 
 class Client:

@@ -27,7 +27,8 @@ sys.path.insert(0, ROOT)
 
 from bench.dashboard_bench import measure_dashboard  # noqa: E402
 from bench.export_bench import measure as measure_export  # noqa: E402
-from bench.harness import API, WORKERS, Client, Server, pct  # noqa: E402
+from bench.fetch_bench import measure_bare_loop  # noqa: E402
+from bench.harness import API, WORKERS, Client, Server, one_process_option, pct  # noqa: E402
 from bench.search_bench import measure_search  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
@@ -50,11 +51,12 @@ async def measure_ceiling(target: BenchTarget, n: int) -> dict[str, Any]:
             response = await fetcher.fetch(target.url(i))
             sizes += len(response.body)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     fetcher.close()
-    return {"pages": n, "seconds": round(elapsed, 2), "pages_per_s": round(n / elapsed), "bytes": sizes}
+    return {"pages": n, "seconds": round(elapsed, 2), "pages_per_s": round(n / elapsed), "bytes": sizes,
+            "cpu_ms_per_page": round(cpu / n * 1000, 3)}
 
 
 async def wait_completed(client: Client, n: int, timeout: float = 600) -> None:
@@ -90,8 +92,10 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
                              options: bool = False) -> dict[str, Any]:
     """Fresh server(s) on one database; batch-submit n jobs; time until all are completed; check bodies."""
     with tempfile.TemporaryDirectory() as tmp:
-        others = [Server(os.path.join(tmp, "bench.db")).start() for _ in range(processes - 1)]
-        server = Server(os.path.join(tmp, "bench.db")).start()
+        # separate servers on one file, each a single process, whatever server.py's default process count
+        single = one_process_option()
+        others = [Server(os.path.join(tmp, "bench.db"), *single).start() for _ in range(processes - 1)]
+        server = Server(os.path.join(tmp, "bench.db"), *single).start()
         client = Client(server.base)
         streams = []
         try:
@@ -103,10 +107,10 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
                                                        "after_id": "", "status": None}))
                 streams.append(stream)
                 readers.append(asyncio.ensure_future(_drain(stream)))
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), server.cpu_seconds()
             ids = await submit_all(client, target, n, options)
             await wait_completed(client, n)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_after = time.perf_counter() - started, server.cpu_seconds()
             for i in random.sample(range(n), min(20, n)):
                 stored = await client.raw(f"{API}/results/{ids[i]}/body")
                 if stored != target.page_bytes(i):
@@ -120,7 +124,10 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
             for other in others:
                 other.stop()
     return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed), "websockets": websockets,
-            "processes": processes, "options": options, "rss_mb": round(rss, 1), "bodies_checked": min(20, n)}
+            "processes": processes, "options": options, "rss_mb": round(rss, 1), "bodies_checked": min(20, n),
+            # CPU of the first server only: the IOLoop thread is what saturates first
+            "cpu_ms_per_job": round((cpu_after[0] - cpu_before[0]) / n * 1000, 3),
+            "ioloop_cpu_ms_per_job": round((cpu_after[1] - cpu_before[1]) / n * 1000, 3)}
 
 
 async def measure_big_batch(target: BenchTarget, lines: int) -> dict[str, Any]:
@@ -323,10 +330,15 @@ async def main(argv: list[str]) -> dict[str, Any]:
     try:
         print(f"target: {target.kind}; ceiling with {n} pages...", file=sys.stderr, flush=True)
         report["ceiling"] = await measure_ceiling(target, n)
+        # Tornado's stock CurlAsyncHTTPClient with its defaults: the issue's "bare AsyncHTTPClient loop"; the
+        # ceiling above (the service's own Fetcher and curl driver, nothing else) is the tighter of the two
+        report["ceiling_stock_tornado"] = await measure_bare_loop(target, n)
         print("service end to end...", file=sys.stderr, flush=True)
         report["end_to_end"] = await measure_end_to_end(target, n)
         report["end_to_end"]["ratio_to_ceiling"] = round(
             report["end_to_end"]["jobs_per_s"] / report["ceiling"]["pages_per_s"], 2)
+        report["end_to_end"]["ratio_to_stock_tornado"] = round(
+            report["end_to_end"]["jobs_per_s"] / report["ceiling_stock_tornado"]["pages_per_s"], 2)
         print("every job with headers and a priority...", file=sys.stderr, flush=True)
         report["end_to_end_with_options"] = await measure_end_to_end(target, n, options=True)
         report["end_to_end_with_options"]["cost_vs_plain"] = round(

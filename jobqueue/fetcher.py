@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import pycurl
-from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
-from tornado.httpclient import HTTPRequest
+from tornado.curl_httpclient import CurlError
 from tornado.httputil import HTTPHeaders
 
 from jobqueue import __version__
 from jobqueue.addresses import AddressPolicy
+from jobqueue.curl_driver import JobRequest, LeanCurlClient, Transfer
 from jobqueue.errors import FetchError
 from jobqueue.profiles import FetchProfiles, Profile
 from jobqueue.spec import DEFAULT_FETCH, FetchOptions
@@ -59,6 +57,7 @@ _CURL_CODES = {
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATUS_LINE = re.compile(r"HTTP/\S+[ \t]+([0-9]{3})(?:[ \t]|$)")
+RAW_HEADERS_MAX = 64 * 1024  # FetchResponse.raw_headers keeps at most this much of the header block
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,7 @@ class FetchResponse:
     fetched_at: float
     redirects: list[dict[str, Any]]
     timings: dict[str, float]
+    raw_headers: bytes = b""  # the final response's status line and header lines as received, CRLFs and all
 
     @property
     def sha256(self) -> str:
@@ -93,64 +93,49 @@ class FetchResponse:
         return hashlib.sha256(self.body).hexdigest()
 
 
-@dataclass
-class _Attempt:
-    """State curl's callbacks fill in while one request runs."""
-
-    policy: AddressPolicy
-    max_body_size: int
-    body: bytearray = field(default_factory=bytearray)
-    blocks: list[list[str]] = field(default_factory=list)
-    blocked: str | None = None
-    too_large: bool = False
-
-    def open_socket(self, purpose: int, address: Any) -> Any:
-        ip = address.addr[0]
-        if not self.policy.allows(ip):
-            self.blocked = self.blocked or ip
-            return pycurl.SOCKET_BAD
-        return socket.socket(address.family, address.socktype, address.protocol)
-
-    def write(self, chunk: bytes) -> int | None:
-        if self.blocked is not None:
-            return 0
-        if len(self.body) + len(chunk) > self.max_body_size:
-            self.too_large = True
-            return 0
-        self.body += chunk
-        return None
-
-    def header(self, line: bytes) -> int | None:
-        if self.blocked is not None:
-            return 0  # fail closed: another address of this name was refused
-        text = line.decode("latin-1").rstrip("\r\n")
-        if text.startswith("HTTP/"):
-            self.blocks.append([text])
-        elif text and self.blocks:
-            self.blocks[-1].append(text)
-        return None
+def _blocks(lines: list[bytes]) -> list[list[bytes]]:
+    """Header lines as curl delivered them, one list per response (interim 1xx, redirects, the final one)."""
+    blocks: list[list[bytes]] = []
+    for line in lines:
+        if line.startswith(b"HTTP/"):
+            blocks.append([line])
+        elif blocks:
+            blocks[-1].append(line)
+    return blocks
 
 
-def _status_of(block: list[str]) -> int:
+def _status_of(block: list[bytes]) -> int:
     """The status code of one response's status line; anything but 100-599 is a protocol error."""
-    match = _STATUS_LINE.match(block[0])
+    first = block[0].decode("latin-1").rstrip("\r\n")
+    match = _STATUS_LINE.match(first)
     status = int(match.group(1)) if match else 0
     if not 100 <= status <= 599:
-        raise FetchError("protocol_error", f"the server sent an invalid status line: {block[0][:100]!r}")
+        raise FetchError("protocol_error", f"the server sent an invalid status line: {first[:100]!r}")
     return status
 
 
-def _parse_block(lines: list[str]) -> tuple[int, dict[str, str]]:
-    status = _status_of(lines)
+def _parse_block(block: list[bytes]) -> tuple[int, dict[str, str]]:
+    status = _status_of(block)
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
+    for line in block[1:]:
+        name, sep, value = line.decode("latin-1").partition(":")
         if not sep:
             continue
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     return status, headers
+
+
+def _raw_block(block: list[bytes]) -> bytes:
+    """The response's header block as received, through its blank line (trailers after the body are not part
+    of it), at most RAW_HEADERS_MAX bytes."""
+    end = len(block)
+    for i, line in enumerate(block):
+        if i and not line.strip():
+            end = i + 1
+            break
+    return b"".join(block[:end])[:RAW_HEADERS_MAX]
 
 
 class Fetcher:
@@ -160,7 +145,7 @@ class Fetcher:
         self.settings = settings
         self.policy = policy
         self.profiles = profiles
-        self._client = CurlAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients)
+        self._client = LeanCurlClient(force_instance=True, max_clients=settings.max_clients)
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -187,6 +172,7 @@ class Fetcher:
             fetched_at=fetched_at,
             redirects=hop.redirects,
             timings=hop.timings,
+            raw_headers=hop.raw_headers,
         )
 
     async def _follow(self, url: str, options: FetchOptions, profile: Profile | None, deadline: float) -> _Hop:
@@ -217,7 +203,7 @@ class Fetcher:
             if (hop.status == 303 and method != "HEAD") or (hop.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
 
-    async def _send(self, url: str, method: str, body: str | None, headers: HTTPHeaders, options: FetchOptions,
+    async def _send(self, url: str, method: str, body: str | None, headers: list[bytes], options: FetchOptions,
                     deadline: float, follow: bool) -> _Hop:
         """One request through the shared client and the address guard; curl follows redirects if `follow`."""
         settings = self.settings
@@ -226,40 +212,24 @@ class Fetcher:
             raise FetchError("timeout", f"the fetch took longer than its {options.timeout or settings.total_timeout}"
                              " seconds, redirects included")
         max_bytes = min(options.max_bytes or settings.max_body_size, settings.max_body_size)
-        attempt = _Attempt(self.policy, max_bytes)
-
-        def prepare(curl: pycurl.Curl) -> None:
-            curl.setopt(pycurl.OPENSOCKETFUNCTION, attempt.open_socket)
-            curl.setopt(pycurl.WRITEFUNCTION, attempt.write)
-            curl.setopt(pycurl.HEADERFUNCTION, attempt.header)
-            curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding this libcurl can decode
-            curl.setopt(pycurl.MAXFILESIZE_LARGE, max_bytes)
-
-        request = HTTPRequest(
-            url,
-            method=method,
-            body=body,
-            connect_timeout=min(settings.connect_timeout, remaining),
-            request_timeout=remaining,
-            follow_redirects=follow,
-            max_redirects=settings.max_redirects,
-            user_agent=options.user_agent or settings.user_agent,
-            headers=headers,
-            prepare_curl_callback=prepare,
-            allow_ipv6=True,
-        )
+        transfer = Transfer(self.policy.allows, max_bytes)
+        request = JobRequest(
+            url, method, body.encode() if body is not None else None, headers,
+            options.user_agent or settings.user_agent,
+            connect_timeout=min(settings.connect_timeout, remaining), request_timeout=remaining,
+            follow_redirects=follow, max_redirects=settings.max_redirects, transfer=transfer)
         error: CurlError | None = None
         try:
-            response = await self._client.fetch(request, raise_error=False)
+            response = await self._client.fetch(request)
         except CurlError as exc:
             error = exc
-        if attempt.blocked is not None:
+        if transfer.blocked is not None:
             raise FetchError(
                 "blocked",
-                f"refused to connect to {attempt.blocked}: not a public address "
+                f"refused to connect to {transfer.blocked}: not a public address "
                 "(start the server with --allow-private-addresses to allow it)",
             )
-        if attempt.too_large:
+        if transfer.too_large:
             raise FetchError("too_large", f"the body is larger than the limit of {max_bytes} bytes")
         if error is not None:
             code = _CURL_CODES.get(error.errno, "fetch_error")
@@ -268,7 +238,8 @@ class Fetcher:
             if code == "too_large":
                 raise FetchError(code, f"the body is larger than the limit of {max_bytes} bytes")
             raise FetchError(code, f"{error.message} (curl error {error.errno})")
-        responses = [b for b in attempt.blocks if not 100 <= _status_of(b) <= 199]
+        blocks = _blocks(transfer.lines)
+        responses = [b for b in blocks if not 100 <= _status_of(b) <= 199]
         if not responses:
             raise FetchError("protocol_error", "the server sent no HTTP response")
         redirects = []
@@ -277,10 +248,12 @@ class Fetcher:
             status, headers_seen = _parse_block(block)
             redirects.append({"url": current, "status": status})
             current = urljoin(current, headers_seen.get("location", current))
-        status, final_headers = _parse_block(responses[-1])
+        final = responses[-1]
+        status, final_headers = _parse_block(final)
         return _Hop(url=response.effective_url or current, status=status, headers=final_headers,
-                    body=bytes(attempt.body), redirects=redirects,
-                    timings={k: round(v * 1000, 3) for k, v in (response.time_info or {}).items()})
+                    body=transfer.take_body(), redirects=redirects,
+                    timings={k: round(v * 1000, 3) for k, v in response.time_info.items()},
+                    raw_headers=_raw_block(final))
 
     def _profile(self, options: FetchOptions, url: str) -> Profile | None:
         """The job's profile as the file says now: gone, or no longer listing the job's host, fails the job."""
@@ -297,17 +270,19 @@ class Fetcher:
                              "without the profile")
         return found
 
-    def _headers(self, options: FetchOptions, profile: Profile | None) -> HTTPHeaders:
+    def _headers(self, options: FetchOptions, profile: Profile | None) -> list[bytes]:
         """The request headers: Accept, then the profile's, then the job's own (a job's value wins)."""
+        if profile is None and not options.headers:
+            return _PLAIN_HEADERS
         headers = HTTPHeaders({"Accept": ACCEPT})
         if profile is not None:
             for name, value in profile.headers:
                 headers[name] = value
         for name, value in options.headers:
             headers[name] = value
-        return headers
+        return _encode(headers)
 
-    def _bare_headers(self, options: FetchOptions, with_body: bool) -> HTTPHeaders:
+    def _bare_headers(self, options: FetchOptions, with_body: bool) -> list[bytes]:
         """What goes to another origin: Accept (the job's, if it set one) and, while the body is sent, its
         Content-Type; never another job or profile header."""
         keep = {"accept"} | ({"content-type"} if with_body else set())
@@ -315,7 +290,23 @@ class Fetcher:
         for name, value in options.headers:
             if name.lower() in keep:
                 headers[name] = value
-        return headers
+        return _encode(headers)
+
+
+def _encode(headers: HTTPHeaders) -> list[bytes]:
+    """Header lines as curl sends them, with libcurl's automatic Expect and Pragma turned off as Tornado does;
+    a value with CR or LF is refused (ValueError) rather than split into two headers."""
+    for name, blank in (("Expect", ""), ("Pragma", "")):
+        if name not in headers:
+            headers[name] = blank
+    lines = [f"{name}: {value}".encode("latin-1") for name, value in headers.get_all()]
+    for line in lines:
+        if b"\r" in line or b"\n" in line:
+            raise ValueError(f"illegal characters in a header (CR or LF): {line[:100]!r}")
+    return lines
+
+
+_PLAIN_HEADERS = _encode(HTTPHeaders({"Accept": ACCEPT}))  # a job without headers or profile sends these
 
 
 @dataclass
@@ -328,6 +319,7 @@ class _Hop:
     body: bytes
     redirects: list[dict[str, Any]]
     timings: dict[str, float]
+    raw_headers: bytes = b""
 
 
 def _body(method: str, body: str | None) -> str | None:
