@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
 
 from jobqueue.history.codec import Packed, pack, unpack
 from jobqueue.models import COMPLETED, QUEUED
@@ -77,8 +78,11 @@ async def keep_body(bodies: Any, body: Packed, layout: str, task_id: str, now: f
     if whole:
         head["body"] = chunks[0]
     pin = {"$inc": {"rev": 1, "pending": 1}, "$max": {"pending_until": now + PIN_SECONDS}}
-    doc = await bodies.find_one_and_update({"_id": sha}, {**pin, "$setOnInsert": head}, upsert=True,
-                                           projection={"ready": 1}, return_document=True)
+    try:
+        doc = await bodies.find_one_and_update({"_id": sha}, {**pin, "$setOnInsert": head}, upsert=True,
+                                               projection={"ready": 1}, return_document=True)
+    except DuplicateKeyError:  # two first writers at once (a server retries most of these itself): pin theirs
+        doc = await bodies.find_one_and_update({"_id": sha}, pin, projection={"ready": 1}, return_document=True)
     if doc.get("ready"):
         return sha_ref(sha)
     parts = [{"_id": f"{sha}:{layout}#{i}", "of": sha, "layout": layout, "task_id": task_id, "created_at": now,
