@@ -10,6 +10,7 @@ real call.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -205,7 +206,7 @@ async def test_a_completion_that_did_not_apply_before_the_drop_is_repeated(open_
 
 
 @pytest.mark.gen_test
-async def test_bodies_are_keyed_by_task_and_lease_split_and_compressed(open_store):
+async def test_bodies_are_stored_by_sha256_split_and_compressed(open_store):
     store = await open_store()
     [a, b] = await store.add(tasks(2))
     [ca, cb] = await store.claim(2, LEASE, [])
@@ -215,12 +216,13 @@ async def test_bodies_are_keyed_by_task_and_lease_split_and_compressed(open_stor
     await store.complete(Lease(b.id, cb.lease_token), result(b.id, page))
     assert (await store.get_result(a.id, with_body=True)).body == noise
     assert (await store.get_result(b.id, with_body=True)).body == page
-    head = await store.db.bodies.find_one({"_id": f"{a.id}:{ca.lease_token}"})
-    assert head["parts"] == 3 and not head["z"] and await store.db.bodies.count_documents({"of": head["_id"]}) == 2
-    packed = await store.db.bodies.find_one({"_id": f"{b.id}:{cb.lease_token}"})
-    assert packed["parts"] == 1 and packed["z"] and len(packed["body"]) < len(page) / 20
+    head = await store.db.bodies.find_one({"_id": hashlib.sha256(noise).hexdigest()})
+    assert (head["parts"], head["codec"]) == (3, "identity")
+    assert await store.db.bodies.count_documents({"of": head["_id"]}) == 3
+    packed = await store.db.bodies.find_one({"_id": hashlib.sha256(page).hexdigest()})
+    assert (packed["parts"], packed["codec"]) == (1, "zstd") and len(packed["body"]) < len(page) / 20
     await store.retry(a.id)
-    assert await store.db.bodies.count_documents({"task_id": a.id}) == 0  # head and parts
+    assert await store.db.bodies.count_documents({"$or": [{"_id": head["_id"]}, {"of": head["_id"]}]}) == 0
 
 
 @pytest.mark.gen_test

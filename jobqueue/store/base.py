@@ -242,8 +242,9 @@ class Store(Protocol):
     async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """url.changed records after `seq`, oldest first: (seq, task id, previous run's id)."""
 
-    async def purge_finished(self, finished_before: float, keep_per_url: int, limit: int,
-                             resume: tuple[float, int] | None = None) -> tuple[list[str], tuple[float, int] | None]:
+    async def purge_finished(
+        self, finished_before: float, keep_per_url: int, limit: int, resume: tuple[float, int | str] | None = None,
+    ) -> tuple[list[str], tuple[float, int | str] | None]:
         """Delete up to `limit` jobs finished before a time, sparing each URL's newest `keep_per_url` results."""
 
     async def vacuum_step(self, pages: int) -> int:
