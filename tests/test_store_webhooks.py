@@ -209,3 +209,24 @@ async def test_a_batch_whose_jobs_all_reused_results_finishes_at_its_seal(open_s
     await store.seal_batch("b2", None)
     got = await deliveries(store, batch_id="b2")
     assert sorted(d.event for d in got) == ["batch.finished", "task.completed"]
+
+
+@pytest.mark.gen_test
+async def test_a_recurring_run_whose_body_changed_is_delivered_as_url_changed_once(open_store, clock):
+    from tests.test_schedules import EVERY, URL, finish_next, needs_schedules, new
+
+    store = await webhook_store(open_store)
+    needs_schedules(store)
+    await store.add([new(URL, JobSpec(every=EVERY))])
+    await finish_next(store, b"version 1")
+    clock.advance(EVERY)
+    before = await finish_next(store, b"version 1")
+    assert [d.event for d in await deliveries(store)] == ["task.completed", "task.completed"]
+    clock.advance(EVERY)
+    changed = await finish_next(store, b"version 2")
+    found = [d for d in await deliveries(store) if d.event == "url.changed"]
+    assert [(d.task_id, d.url) for d in found] == [(changed.id, EVERYONE)]
+    body = json.loads((await store.get_delivery(found[0].id)).payload)
+    assert body["data"]["previous_id"] == before.id and body["data"]["task"]["id"] == changed.id
+    await store.relay_outbox()  # relaying again (a second process, a restart) adds nothing
+    assert len([d for d in await deliveries(store) if d.event == "url.changed"]) == 1

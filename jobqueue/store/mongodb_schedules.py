@@ -126,7 +126,8 @@ class MongoScheduleOps:
             {"_id": "url_changes"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER))
         await self._call(self.db.url_changes.insert_one(
             {"_id": int(counter["seq"]), "task_id": run["_id"], "previous_id": previous_id,
-             "schedule_id": run["schedule_id"], "created_at": now}))
+             "schedule_id": run["schedule_id"], "created_at": now,
+             **({"unhooked": True} if getattr(self, "outbox", None) is not None else {})}))
 
     async def _queue_next(self, run: dict[str, Any], now: float) -> Task | None:
         """Insert the run of the next due time (once: the unique index) and point the schedule at it; a run

@@ -312,6 +312,11 @@ async def _v5_history(db: Any) -> None:
     await content_address_bodies(db, time.time())
 
 
+async def _v6_url_changed_hooks(db: Any) -> None:
+    """url.changed records waiting for the webhook relay, found on a sparse index (relayed ones drop out)."""
+    await ensure_index(db.url_changes, [("unhooked", ASCENDING)], "unhooked", sparse=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -327,6 +332,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "webhook outbox and deliveries, listing filter indexes", _v3_webhooks_filters),
     Migration(4, "claims skip busy hosts on the index, status counters, bodies swept by age", _v4_scale),
     Migration(5, "content-addressed zstd bodies, URL history, retention, recurring fetches", _v5_history),
+    Migration(6, "url.changed records relayed to webhooks", _v6_url_changed_hooks),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -5,7 +5,8 @@ a multi-document transaction (which a standalone server lacks), so the finishing
 `outbox` field (the time of the change) on the job document itself: one document, one atomic write.
 `relay_outbox` then turns marked jobs into delivery documents whose ids are derived from the job and
 that time, so relaying twice (two processes, or a crash between insert and unmarking) inserts each
-delivery once. A batch's `batch.finished` is relayed the same way from batches finished recently.
+delivery once. A batch's `batch.finished` is relayed the same way from batches finished recently, and
+`url.changed` from the `url_changes` records not relayed yet.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class MongoWebhookOps:
             hook = hooks.get(task.batch_id) if task.batch_id else None
             created += await self._insert(_derived_ids(outbox.for_task(task, hook, at), task.id, at))
             await self._call(self.db.jobs.update_one({"_id": task.id, "outbox": at}, {"$unset": {"outbox": ""}}))
+        created += await self._relay_url_changes(hooks)
         recent = self.db.batches.find({"finished_at": {"$gte": self.clock() - RECENT_BATCHES}, "sealed": True,
                                        "$expr": {"$ne": ["$hooked_at", "$finished_at"]}})
         for doc in await self._call(recent.limit(RELAY_BATCH).to_list(RELAY_BATCH)):
@@ -96,6 +98,25 @@ class MongoWebhookOps:
             created += await self._insert(_derived_ids(outbox.for_batch(batch, hook, at), batch.id, at))
             await self._call(self.db.batches.update_one({"_id": batch.id, "finished_at": at},
                                                         {"$set": {"hooked_at": at}}))
+        return created
+
+    async def _relay_url_changes(self, hooks: dict[str, WebhookSpec | None]) -> int:
+        """Turn url.changed records not relayed yet into deliveries (ids derived from the record: once each)."""
+        assert self.outbox is not None
+        created = 0
+        pending = self.db.url_changes.find({"unhooked": True}).sort("_id", ASCENDING)
+        for change in await self._call(pending.limit(RELAY_BATCH).to_list(RELAY_BATCH)):
+            doc = await self._call(self.db.jobs.find_one({"_id": change["task_id"]}, {"result": 0}))
+            if doc is not None:
+                task = task_from_doc(doc)
+                if task.batch_id is not None and task.batch_id not in hooks:
+                    found = await self._call(self.db.batches.find_one({"_id": task.batch_id}, {"webhook": 1}))
+                    hooks[task.batch_id] = WebhookSpec.from_json((found or {}).get("webhook"))
+                hook = hooks.get(task.batch_id) if task.batch_id else None
+                at = change["created_at"]
+                created += await self._insert(_derived_ids(
+                    self.outbox.for_url_change(task, change["previous_id"], hook, at), f"{task.id}_changed", at))
+            await self._call(self.db.url_changes.update_one({"_id": change["_id"]}, {"$unset": {"unhooked": ""}}))
         return created
 
     async def _insert(self, deliveries: list[Delivery]) -> int:
