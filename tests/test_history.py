@@ -14,7 +14,6 @@ from tornado.netutil import bind_sockets
 from jobqueue.history import diff as diff_module
 from jobqueue.history.diff import diff_results
 from tests.helpers import API, Api
-from tests.history_app import mount
 from tests.test_storage import fetched, needs, result_for
 
 
@@ -94,7 +93,7 @@ async def _run(api: Api, url: str) -> dict[str, Any]:
 
 @pytest.mark.gen_test
 async def test_history_and_diff_over_http(make_server, site):
-    jq = mount(await make_server())
+    jq = await make_server()
     api = Api(f"http://127.0.0.1:{jq.port}")
     try:
         first = await _run(api, site.url)
@@ -123,7 +122,7 @@ async def test_history_and_diff_over_http(make_server, site):
 
 @pytest.mark.gen_test
 async def test_history_and_diff_refuse_bad_input_with_a_clear_error(make_server, target):
-    jq = mount(await make_server())
+    jq = await make_server()
     api = Api(f"http://127.0.0.1:{jq.port}")
     try:
         done = await _run(api, target.url("/utf8"))

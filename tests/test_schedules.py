@@ -12,7 +12,6 @@ from jobqueue.models import TaskError
 from jobqueue.spec import JobSpec, SpecLimits, parse_spec
 from jobqueue.store.base import Lease
 from tests.helpers import API, Api
-from tests.history_app import mount
 from tests.test_storage import LEASE, new, result_for
 
 EVERY = 60.0
@@ -143,7 +142,7 @@ async def test_stopping_a_schedule_cancels_its_queued_run_and_ends_the_chain(ope
 
 @pytest.mark.gen_test
 async def test_schedules_over_http(make_server, target):
-    jq = mount(await make_server())
+    jq = await make_server()
     api = Api(f"http://127.0.0.1:{jq.port}")
     try:
         code, body = await api.call("POST", f"{API}/queue_tasks", {"url": target.url("/utf8"), "every": 30})

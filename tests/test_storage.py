@@ -15,7 +15,6 @@ from jobqueue.models import Result, TaskIds
 from jobqueue.spec import JobSpec
 from jobqueue.store.base import Lease, NewTask
 from tests.helpers import API, Api
-from tests.history_app import mount
 
 LEASE = 30.0
 IDS = TaskIds()
@@ -108,7 +107,7 @@ async def test_sqlite_keeps_small_bodies_as_they_are_and_totals_match_a_full_cou
 
 @pytest.mark.gen_test
 async def test_stats_storage_answers_the_running_totals(make_server, target):
-    jq = mount(await make_server())
+    jq = await make_server()
     api = Api(f"http://127.0.0.1:{jq.port}")
     try:
         tasks = await api.submit_many([target.url("/big"), target.url("/big?again=1"), target.url("/utf8")])
