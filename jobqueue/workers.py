@@ -34,8 +34,9 @@ class PoolSettings:
     shutdown_grace: float = 5.0
 
 
-def result_from_response(task_id: str, response: FetchResponse) -> Result:
-    """Turn a fetched response into the stored result, recording the charset it decodes with."""
+def result_from_response(task_id: str, response: FetchResponse, hashed_by_store: bool = False) -> Result:
+    """Turn a fetched response into the stored result, recording the charset it decodes with; with
+    `hashed_by_store` its sha256 is left empty for the store to fill in off the IOLoop."""
     content_type = response.headers.get("content-type")
     encoding, source = detect_encoding(response.body, content_type)
     media_type = content_type.split(";", 1)[0].strip().lower() if content_type else None
@@ -52,11 +53,53 @@ def result_from_response(task_id: str, response: FetchResponse) -> Result:
         truncated=False,
         elapsed_ms=response.elapsed_ms,
         fetched_at=response.fetched_at,
-        sha256=response.sha256,
+        sha256="" if hashed_by_store else response.sha256,
         redirects=response.redirects,
         timings=response.timings,
         body=response.body,
     )
+
+
+class CompletionGroups:
+    """Completions finished during one turn of the IOLoop, written as one group when the store can
+    (`complete_many`), so a job costs neither its own write nor its own answer from the writer thread.
+    Each job's future resolves only once its completion is committed, as with `complete`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.grouped = getattr(store, "complete_many", None) is not None
+        self.store_hashes = bool(getattr(store, "fills_result_sha256", False))  # body digest off the IOLoop
+        self._waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]] = []
+        self._writing: set[asyncio.Task[None]] = set()
+
+    def complete(self, lease: Lease, result: Result) -> asyncio.Future[Task | None]:
+        """Queue one completion; it is written with the others of this turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Task | None] = loop.create_future()
+        self._waiting.append((lease, result, future))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        writing = asyncio.ensure_future(self._write(waiting))
+        self._writing.add(writing)
+        writing.add_done_callback(self._writing.discard)
+
+    async def _write(self, waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]]) -> None:
+        outcomes: list[Task | Exception | None]
+        try:
+            outcomes = await self.store.complete_many([(lease, result) for lease, result, _ in waiting])
+        except Exception as exc:
+            outcomes = [exc] * len(waiting)
+        for (_lease, _result, future), outcome in zip(waiting, outcomes, strict=True):
+            if future.done():  # its job was cancelled meanwhile; the completion was still written or refused
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
 
 class WorkerPool:
@@ -87,6 +130,7 @@ class WorkerPool:
         self._leases: dict[str, Lease] = {}
         self._host_running: Counter[str] = Counter()
         self._pending: dict[str, list[Task]] = {}  # claimed, waiting for a slot; highest priority first
+        self._completions = CompletionGroups(store)
 
     def start(self) -> None:
         """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""
@@ -286,8 +330,12 @@ class WorkerPool:
             )
             metrics.retries.labels(f"http_{status}").inc()
             return await self.store.reschedule(lease, time.time() + delay, error, status)
-        result = result_from_response(task.id, response)
-        updated = await self.store.complete(lease, result)
+        completions = self._completions
+        result = result_from_response(task.id, response, hashed_by_store=completions.store_hashes)
+        if completions.grouped:
+            updated = await completions.complete(lease, result)
+        else:
+            updated = await self.store.complete(lease, result)
         if updated is not None:
             metrics.completed.labels(f"{status // 100}xx").inc()
             metrics.response_bytes.observe(result.size)

@@ -65,6 +65,7 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
+    fills_result_sha256 = True  # complete() takes a Result with an empty sha256 and hashes its body itself
     capabilities = Capabilities(change_stream=False, list_filters=(
         "status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
 
@@ -291,30 +292,57 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         """Mark completed and store the result (its body once per sha256) in one transaction, only under a
         live lease; a recurring job's next run is queued in the same transaction."""
         now = self.clock()
+        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now))
+        return self._completed(done)  # type: ignore[arg-type]
+
+    async def complete_many(self, completions: list[tuple[Lease, Result]]) -> list[Task | Exception | None]:
+        """Several completions as one write (one savepoint and one answer from the writer thread instead of one
+        each), each exactly as `complete` writes it and answered only once committed. If any of them fails, the
+        group is undone and each is written alone, so a bad result fails only itself; the answer for each is
+        its task (None: the lease was lost) or its exception. A result whose sha256 is empty gets its body's,
+        computed in the writer thread rather than on the IOLoop."""
+        now = self.clock()
+
+        def complete_all(conn: sqlite3.Connection) -> list[tuple[Task, str | None] | None]:
+            return [self._complete_one(conn, lease, result, now) for lease, result in completions]
+
+        try:
+            group = await self._write(complete_all)
+        except Exception:
+            alone = await asyncio.gather(*(self.complete(lease, result) for lease, result in completions),
+                                         return_exceptions=True)
+            return [_as_outcome(outcome) for outcome in alone]
+        return [self._completed(done) for done in group]  # type: ignore[union-attr]
+
+    def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float
+                      ) -> tuple[Task, str | None] | None:
+        """In the writer thread: the lease-guarded update, the result and its body, the schedule's next run, the
+        outbox. The body's digest is taken here, off the IOLoop (hashlib lets go of the GIL for it)."""
+        row = conn.execute(
+            "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
+            f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
+            f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}",
+            (now, now, result.http_status, now, "completed", result.http_status, None, None,
+             lease.task_id, lease.token),
+        ).fetchone()
+        if row is None:
+            return None
         sha256 = digest(result.body) if result.body is not None else None
+        if not result.sha256 and sha256 is not None:
+            result.sha256 = sha256  # the workers leave it to this thread (see complete_many)
+        insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
+        task = task_from_row(row)
+        changed_from = None
+        if task.schedule_id is not None:
+            changed_from = finish_run(conn, task, sha256, now)[1]
+        write_outbox(conn, self.outbox, (task,), now)
+        return task, changed_from
 
-        def finish(conn: sqlite3.Connection) -> tuple[Task, str | None] | None:
-            row = conn.execute(
-                "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
-                f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
-                f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}",
-                (now, now, result.http_status, now, "completed", result.http_status, None, None,
-                 lease.task_id, lease.token),
-            ).fetchone()
-            if row is None:
-                return None
-            insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
-            task = task_from_row(row)
-            changed_from = None
-            if task.schedule_id is not None:
-                changed_from = finish_run(conn, task, sha256, now)[1]
-            write_outbox(conn, self.outbox, (task,), now)
-            return task, changed_from
-
-        done = await self._write(finish)
+    def _completed(self, done: tuple[Task, str | None] | None) -> Task | None:
+        """After the commit: tell the url_changed hook about a recurring fetch whose body changed."""
         if done is None:
             return None
-        task, changed_from = done  # type: ignore[misc]
+        task, changed_from = done
         if changed_from is not None and self.url_changed is not None:
             self.url_changed(task, changed_from)
         return task
@@ -438,6 +466,13 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             ).fetchall()
         )
         return [task_from_row(r) for r in rows]  # type: ignore[union-attr]
+
+
+def _as_outcome(outcome: Task | BaseException | None) -> Task | Exception | None:
+    """One answer of gather(return_exceptions=True), with a cancellation passed on rather than returned."""
+    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def _count_inserted(conn: sqlite3.Connection, created: list[Task]) -> None:
