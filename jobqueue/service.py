@@ -20,6 +20,7 @@ from jobqueue.spec import SpecLimits
 from jobqueue.store.base import ALL_TASKS, Store, TaskFilter
 from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
+from jobqueue.submit_group import SubmitGroup
 from jobqueue.webhooks.delivery import DELIVERY_STATUSES, Delivery, DeliveryFilter
 
 log = logging.getLogger("jobqueue.service")
@@ -101,6 +102,7 @@ class JobService:
         self.max_queued = max_queued
         self.metrics = metrics
         self.ids = TaskIds()
+        self.group = SubmitGroup(store)  # requests arriving together share one store.add
         self.deleted = deleted  # announces a deleted job to live clients
         self.batch_sealed = batch_sealed  # lets live clients hear of a batch that finished before it was sealed
         self.reader = SubmissionReader(policy, limits or SpecLimits(), self.ids)
@@ -112,7 +114,7 @@ class JobService:
         new = submission.tasks
         await self._admit(client, len(new))
         try:
-            tasks = await self.store.add(new, idempotent)
+            tasks = await (self.group.add(new) if idempotent is None else self.store.add(new, idempotent))
         except Exception:  # the store refused: nothing was queued, so nothing is charged
             self._refund(client, len(new))
             raise
