@@ -201,6 +201,23 @@ async def test_a_killed_parent_takes_its_children_with_it(tmp_path):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_sighup_reaches_every_process(tmp_path):
+    profiles = tmp_path / "profiles.json"
+    profiles.write_text(json.dumps({"site": {"headers": {"X-Api-Key": "k-1"}}}))
+    service = await start(tmp_path, "--processes", "2", "--fetch-profiles", str(profiles))
+    try:
+        profiles.write_text(json.dumps({"other": {"headers": {"X-Api-Key": "k-2"}}}))
+        service.proc.send_signal(signal.SIGHUP)
+
+        async def both_reloaded() -> bool:
+            return service.log().count('msg="fetch profiles reloaded"') == 2
+
+        await wait_for(both_reloaded, 10, "both processes to re-read the profiles")
+    finally:
+        assert await service.stop() == 0
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_child_that_cannot_start_stops_the_service_with_one_sentence(tmp_path):
     log_path = tmp_path / "err.log"
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT, 0o600)
