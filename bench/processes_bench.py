@@ -21,7 +21,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.harness import API, Client, Server  # noqa: E402
-from bench.run import submit_all, wait_completed  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 
 
@@ -68,6 +67,8 @@ def rss_mb(pids: list[int]) -> float:
 
 async def measure_processes(target: BenchTarget, n: int, processes: int) -> dict[str, Any]:
     """One server with `--processes processes` on a fresh database: n jobs submitted, time until all completed."""
+    from bench.run import submit_all, wait_completed  # here: bench/run.py imports this module
+
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(os.path.join(tmp, "bench.db"), "--processes", str(processes)).start()
         assert server.proc is not None
