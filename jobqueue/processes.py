@@ -264,7 +264,7 @@ class ProcessGroup:
         while self.children:
             for pid, status in self._reap():
                 child = self.children.pop(pid)
-                if os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT):
+                if os.waitstatus_to_exitcode(status) not in (0, 130, -signal.SIGTERM, -signal.SIGINT):
                     clean = False
                     log.error("process %d (pid %d) stopped with %s", child.role.index, pid, describe(status),
                               extra={"proc": child.role.index})
