@@ -34,6 +34,8 @@ def log_request(handler: RequestHandler) -> None:
     """One structured line per request: the path without its query, so tokens never reach the log."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):
+        return
     access_log.log(level, "request", extra={
         "method": handler.request.method, "path": handler.request.path, "status": status,
         "ms": round(1000 * handler.request.request_time(), 2), "client": handler.request.remote_ip,

@@ -93,7 +93,7 @@ async def test_bad_fields_are_400s_naming_the_field_and_store_nothing(api, targe
         ({"url": target.url("/a"), "fetch": {"headers": {"Host": "x"}}}, "invalid_header", "fetch.headers.Host"),
         ({"url": target.url("/a"), "not_before": "next tuesday"}, "invalid_field", "not_before"),
         ({"url": target.url("/a"), "not_before": "2099-01-01T00:00:00Z"}, "invalid_field", "more than a year"),
-        ({"url": target.url("/a"), "every": 60}, "not_supported", "every"),
+        ({"url": target.url("/a"), "every": 59}, "invalid_field", "every: must be a number of seconds from 60"),
         ({"url": target.url("/a"), "webhook": {"url": "https://x.example/"}}, "webhooks_disabled", "--webhook-secret"),
         ({"urls": [target.url("/a")], "priorty": 3}, "unknown_field", "priorty"),
         ({"jobs": [{"url": target.url("/a")}, {"url": "ftp://x/"}]}, "unsupported_scheme", "jobs[1].url"),
