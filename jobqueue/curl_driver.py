@@ -13,7 +13,9 @@ look alike, this subclass instead:
   to the caller, once, after the transfer;
 - caps the body with curl's MAXFILESIZE (refused from the Content-Length before a byte is read) plus a
   byte counter on the decoded bytes, which libcurl's cap does not see;
-- runs "call me now" timeouts as one loop callback and keeps a timer that fires no later than asked.
+- runs "call me now" timeouts as one loop callback and keeps a timer that fires no later than asked;
+- builds a small JobResponse (body and headers stay on the Transfer) for each of the transfers curl
+  reports done, all finished in one pass before the queue is refilled once (as Tornado does).
 
 Any other HTTPRequest goes through Tornado's own code on a handle reset first, so this is still an
 AsyncHTTPClient. The address guard is on every connection of a JobRequest: OPENSOCKETFUNCTION is set at
