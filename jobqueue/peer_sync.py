@@ -16,6 +16,10 @@ from jobqueue.store.base import ChangesUnavailable, Store, StoreError
 
 log = logging.getLogger("jobqueue.peer_sync")
 OVERLAP = 2.0  # seconds re-read each time, for commits that land slightly out of clock order
+# A write stamped while another process holds SQLite's lock commits up to busy_timeout (5 s) plus its
+# queue later: every CATCH_UP_EVERY-th look re-reads this much, so such a change still arrives.
+CATCH_UP = 15.0
+CATCH_UP_EVERY = 5
 BATCH = 1000
 
 
@@ -43,15 +47,20 @@ async def poll_changes(store: Store, hub: EventHub, interval: float = 1.0) -> No
     """Forever: republish tasks changed in the last OVERLAP seconds (the hub ignores states it has).
 
     Every look starts OVERLAP seconds before the previous one began, because a change is stamped
-    when it is made but becomes visible only at its commit, a little later.
+    when it is made but becomes visible only at its commit, a little later (and every fifth look
+    CATCH_UP seconds, for a write that waited for another process's lock).
     """
     since = time.time() - OVERLAP
+    looks = 0
     while True:
         await asyncio.sleep(interval)
         started = time.time()
         if hub.subscribers == 0:
             since = started - OVERLAP
             continue
+        looks += 1
+        if looks % CATCH_UP_EVERY == 0:
+            since = min(since, started - CATCH_UP)
         try:
             await _republish(store, hub, since)
         except StoreError as exc:
