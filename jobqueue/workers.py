@@ -34,9 +34,8 @@ class PoolSettings:
     shutdown_grace: float = 5.0
 
 
-def result_from_response(task_id: str, response: FetchResponse, hashed_by_store: bool = False) -> Result:
-    """Turn a fetched response into the stored result, recording the charset it decodes with; with
-    `hashed_by_store` its sha256 is left empty for the store to fill in off the IOLoop."""
+def result_from_response(task_id: str, response: FetchResponse) -> Result:
+    """Turn a fetched response into the stored result, recording the charset it decodes with."""
     content_type = response.headers.get("content-type")
     encoding, source = detect_encoding(response.body, content_type)
     media_type = content_type.split(";", 1)[0].strip().lower() if content_type else None
@@ -53,7 +52,7 @@ def result_from_response(task_id: str, response: FetchResponse, hashed_by_store:
         truncated=False,
         elapsed_ms=response.elapsed_ms,
         fetched_at=response.fetched_at,
-        sha256="" if hashed_by_store else response.sha256,
+        sha256=response.sha256,
         redirects=response.redirects,
         timings=response.timings,
         body=response.body,
@@ -68,7 +67,6 @@ class CompletionGroups:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.grouped = getattr(store, "complete_many", None) is not None
-        self.store_hashes = bool(getattr(store, "fills_result_sha256", False))  # body digest off the IOLoop
         self._waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]] = []
         self._writing: set[asyncio.Task[None]] = set()
 
@@ -90,7 +88,9 @@ class CompletionGroups:
     async def _write(self, waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]]) -> None:
         outcomes: list[Task | Exception | None]
         try:
-            outcomes = await self.store.complete_many([(lease, result) for lease, result, _ in waiting])
+            # result_from_response took each sha256 from the body just fetched: the store need not hash again
+            outcomes = await self.store.complete_many([(lease, result) for lease, result, _ in waiting],
+                                                      digests_checked=True)
         except Exception as exc:
             outcomes = [exc] * len(waiting)
         for (_lease, _result, future), outcome in zip(waiting, outcomes, strict=True):
@@ -331,7 +331,7 @@ class WorkerPool:
             metrics.retries.labels(f"http_{status}").inc()
             return await self.store.reschedule(lease, time.time() + delay, error, status)
         completions = self._completions
-        result = result_from_response(task.id, response, hashed_by_store=completions.store_hashes)
+        result = result_from_response(task.id, response)
         if completions.grouped:
             updated = await completions.complete(lease, result)
         else:

@@ -1,6 +1,6 @@
 """Completions written in groups (SQLiteStore.complete_many and the workers' CompletionGroups) keep what a
 single complete() promises: each answered only once committed, a lost lease refused, one bad result failing
-only itself, the body's digest taken by the store."""
+only itself, the body's digest taken once."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from jobqueue.workers import CompletionGroups
 IDS = TaskIds()
 
 
-def result_for(task_id: str, body: bytes, sha256: str = "") -> Result:
+def result_for(task_id: str, body: bytes, sha256: str = "0" * 64) -> Result:
     return Result(id=task_id, url="https://example.com/", final_url="https://example.com/", http_status=200,
                   headers={"content-type": "text/plain"}, content_type="text/plain", encoding="utf-8",
                   encoding_source="header", size=len(body), truncated=False, elapsed_ms=1.0,
@@ -35,11 +35,12 @@ async def claimed_store(tmp_path, n: int) -> tuple[SQLiteStore, list[Lease]]:
 
 
 def committed_rows(path: str) -> dict[str, tuple[str, str | None]]:
-    """What another connection sees: status and stored sha256 of every job."""
+    """What another connection sees: the status of every job and the key of the body its result points at."""
     conn = sqlite3.connect(path)
     try:
         return {row[0]: (row[1], row[2]) for row in conn.execute(
-            "SELECT jobs.id, jobs.status, results.sha256 FROM jobs LEFT JOIN results ON results.job_id = jobs.id")}
+            "SELECT jobs.id, jobs.status, bodies.sha256 FROM jobs LEFT JOIN results ON results.job_id = jobs.id"
+            " LEFT JOIN bodies ON bodies.id = results.body_id")}
     finally:
         conn.close()
 
@@ -80,22 +81,23 @@ async def test_one_bad_result_fails_alone(tmp_path):
 @pytest.mark.gen_test
 async def test_completions_of_one_turn_share_one_write(tmp_path):
     store, leases = await claimed_store(tmp_path, 5)
-    calls: list[int] = []
+    calls: list[tuple[int, bool]] = []
     original = store.complete_many
 
-    async def counted(completions):
-        calls.append(len(completions))
-        return await original(completions)
+    async def counted(completions, digests_checked=False):
+        calls.append((len(completions), digests_checked))
+        return await original(completions, digests_checked)
 
     store.complete_many = counted  # type: ignore[method-assign]
     try:
         groups = CompletionGroups(store)
-        assert groups.grouped and groups.store_hashes
-        futures = [groups.complete(lease, result_for(lease.task_id, b"same")) for lease in leases]
+        assert groups.grouped
+        digest = hashlib.sha256(b"same").hexdigest()  # as result_from_response takes it
+        futures = [groups.complete(lease, result_for(lease.task_id, b"same", digest)) for lease in leases]
         done = await asyncio.gather(*futures)
         rows = committed_rows(store.path)  # answered only once committed: another connection sees them
     finally:
         await store.close()
-    assert calls == [5]
+    assert calls == [(5, True)]
     assert all(task.status == "completed" for task in done)
     assert {rows[lease.task_id] for lease in leases} == {("completed", hashlib.sha256(b"same").hexdigest())}

@@ -65,7 +65,6 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
-    fills_result_sha256 = True  # complete() takes a Result with an empty sha256 and hashes its body itself
     capabilities = Capabilities(change_stream=False, list_filters=(
         "status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
 
@@ -295,16 +294,18 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         done = await self._write(lambda conn: self._complete_one(conn, lease, result, now))
         return self._completed(done)  # type: ignore[arg-type]
 
-    async def complete_many(self, completions: list[tuple[Lease, Result]]) -> list[Task | Exception | None]:
+    async def complete_many(self, completions: list[tuple[Lease, Result]], digests_checked: bool = False
+                            ) -> list[Task | Exception | None]:
         """Several completions as one write (one savepoint and one answer from the writer thread instead of one
         each), each exactly as `complete` writes it and answered only once committed. If any of them fails, the
         group is undone and each is written alone, so a bad result fails only itself; the answer for each is
-        its task (None: the lease was lost) or its exception. A result whose sha256 is empty gets its body's,
-        computed in the writer thread rather than on the IOLoop."""
+        its task (None: the lease was lost) or its exception. With `digests_checked` the caller vouches that each
+        result's sha256 is its body's digest (the workers take it once, from the response), so the writer thread,
+        which every job waits for, does not hash the bodies again."""
         now = self.clock()
 
         def complete_all(conn: sqlite3.Connection) -> list[tuple[Task, str | None] | None]:
-            return [self._complete_one(conn, lease, result, now) for lease, result in completions]
+            return [self._complete_one(conn, lease, result, now, digests_checked) for lease, result in completions]
 
         try:
             group = await self._write(complete_all)
@@ -314,10 +315,10 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             return [_as_outcome(outcome) for outcome in alone]
         return [self._completed(done) for done in group]  # type: ignore[union-attr]
 
-    def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float
-                      ) -> tuple[Task, str | None] | None:
+    def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float,
+                      digest_checked: bool = False) -> tuple[Task, str | None] | None:
         """In the writer thread: the lease-guarded update, the result and its body, the schedule's next run, the
-        outbox. The body's digest is taken here, off the IOLoop (hashlib lets go of the GIL for it)."""
+        outbox; the body is keyed by its digest, taken here unless the caller vouches for result.sha256."""
         row = conn.execute(
             "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
             f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
@@ -327,9 +328,10 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         ).fetchone()
         if row is None:
             return None
-        sha256 = digest(result.body) if result.body is not None else None
-        if not result.sha256 and sha256 is not None:
-            result.sha256 = sha256  # the workers leave it to this thread (see complete_many)
+        if result.body is None:
+            sha256 = None
+        else:
+            sha256 = result.sha256 if digest_checked else digest(result.body)
         insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
         task = task_from_row(row)
         changed_from = None
