@@ -161,6 +161,8 @@ class Result:
     redirects: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     body: bytes | None = None
+    # the final response's status line and header lines as received (for WARC); None when not kept
+    raw_headers: bytes | None = None
 
     def to_json(self, text: str | None = None, with_body: bool = False) -> dict[str, Any]:
         """Shape the result as the contract's JSON object; `text` is the decoded body."""

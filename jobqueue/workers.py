@@ -56,6 +56,7 @@ def result_from_response(task_id: str, response: FetchResponse) -> Result:
         redirects=response.redirects,
         timings=response.timings,
         body=response.body,
+        raw_headers=response.raw_headers or None,
     )
 
 

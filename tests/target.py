@@ -34,6 +34,11 @@ RAW_REPLIES = {
     "status-099": b"HTTP/1.1 099 Below\r\nContent-Length: 2\r\n\r\nok",
     "binary-junk": b"\x00\x01\x02\xff\xfe junk\r\n\r\n",
     "redirect-to-bad-status": b"HTTP/1.1 302 Found\r\nLocation: /raw/status-2000\r\nContent-Length: 0\r\n\r\n",
+    # a faithful archive keeps these as sent: the reason phrase, the casing, both cookies in order
+    "archival": (b"HTTP/1.1 200 Fine Thanks\r\nX-ODD-case: Kept\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+                 b"Content-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: "
+                 + str(len(gzip.compress(b"archived words\n", mtime=0))).encode() + b"\r\n\r\n"
+                 + gzip.compress(b"archived words\n", mtime=0)),
 }
 
 

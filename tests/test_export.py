@@ -397,3 +397,18 @@ async def test_exports_beyond_the_limit_wait_their_turn_with_a_429(xapi, monkeyp
     monkeypatch.setattr(ExportHandler, "running", MAX_EXPORTS - 1)
     await export(xapi, "?format=csv")
     assert ExportHandler.running == MAX_EXPORTS - 1  # the finished export gave its place back
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_warc_response_headers_are_the_ones_received(xapi, target):
+    _code, body = await xapi.call("POST", f"{API}/queue_tasks", {"url": target.url("/raw/archival")})
+    done = await xapi.wait_finished(body["task"]["id"])
+    assert done["status"] == "completed", done
+    response = await export(xapi, "?format=warc")
+    [(http, payload)] = [(r.http_headers, r.content_stream().read())  # read while the iterator is on it
+                         for r in ArchiveIterator(io.BytesIO(response.body), check_digests="raise")
+                         if r.rec_type == "response"]
+    assert (http.protocol, http.statusline) == ("HTTP/1.1", "200 Fine Thanks")
+    assert http.headers == [("X-ODD-case", "Kept"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
+                            ("Content-Type", "text/plain"), ("Content-Length", str(len(b"archived words\n")))]
+    assert payload == b"archived words\n"  # stored decoded, so no Content-Encoding that would decode it twice

@@ -32,11 +32,13 @@ _GET_AFTER = {301: ("POST",), 302: ("POST",), 303: ("GET", "POST")}  # redirects
 RECONSTRUCTED = (
     "Each completed job has a request and a response record; jobs that did not complete have none. "
     "WARC-Target-URI is the final URL after redirects (the redirect hops are not recorded) and WARC-Date "
-    "is when the fetch finished. The response record's HTTP header block is rebuilt from the stored status "
-    "and headers, not copied from the wire: the status line says HTTP/1.1 with the standard reason phrase, "
-    "header names are lower case, repeated headers are joined with ', ', and Content-Encoding and "
-    "Transfer-Encoding are left out with Content-Length set to the stored length, because the stored "
-    "payload is the decoded body. The request record is rebuilt from the job's method, the final URL and "
+    "is when the fetch finished. The response record's status line and header lines are those received at "
+    "fetch time (their order, case and repeats), except that Content-Encoding and Transfer-Encoding are left "
+    "out and Content-Length is set to the stored length, because the stored payload is the decoded body. For "
+    "a result stored before raw header lines were kept (an older release) the block is rebuilt from the "
+    "stored status and headers instead: the status line says HTTP/1.1 with the standard reason phrase, "
+    "header names are lower case and repeated headers are joined with ', '. The request record is rebuilt "
+    "from the job's method, the final URL and "
     "the headers the job sent (Host, User-Agent, Accept, its own and its fetch profile's); the values of "
     "Authorization, Cookie and fetch-profile headers are replaced by ***. The payload digests are the "
     "sha256 recorded at fetch time."
@@ -87,10 +89,12 @@ class WarcEncoder:
 
     def _response(self, task: Task, result: Result, date: str) -> ArcWarcRecord:
         body = result.body or b""
-        status = result.http_status
-        headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _WIRE_HEADERS]
-        headers.append(("content-length", str(len(body))))
-        http = StatusAndHeaders(f"{status} {_reason(status)}", headers, protocol="HTTP/1.1")
+        http = _received_headers(result.raw_headers, len(body)) if result.raw_headers else None
+        if http is None:
+            status = result.http_status
+            headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _WIRE_HEADERS]
+            headers.append(("content-length", str(len(body))))
+            http = StatusAndHeaders(f"{status} {_reason(status)}", headers, protocol="HTTP/1.1")
         return self._record("response", task, result.final_url, date, http, body, _payload_digest(result))
 
     def _request(self, task: Task, result: Result, date: str, response_id: str) -> ArcWarcRecord:
@@ -151,6 +155,21 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     except ValueError:
         port = None
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _received_headers(raw: bytes, length: int) -> StatusAndHeaders | None:
+    """The header block as received, minus what describes the wire encoding; None if it does not parse."""
+    lines = raw.decode("iso-8859-1").split("\r\n")
+    protocol, _, status = lines[0].partition(" ")
+    if not protocol.startswith("HTTP/") or not status[:3].isdigit():
+        return None
+    headers = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon and name.strip() and name.strip().lower() not in _WIRE_HEADERS:
+            headers.append((name.strip(), value.strip()))
+    headers.append(("Content-Length", str(length)))
+    return StatusAndHeaders(status, headers, protocol=protocol)
 
 
 def _reason(status: int) -> str:

@@ -101,7 +101,7 @@ def result_doc(result: Result, body_ref: dict[str, Any], body_size: int) -> dict
         "encoding_source": result.encoding_source, "size": result.size, "truncated": result.truncated,
         "elapsed_ms": result.elapsed_ms, "fetched_at": result.fetched_at, "sha256": result.sha256,
         "redirects": result.redirects, "timings": result.timings, "body_ref": body_ref,
-        "body_size": body_size,
+        "body_size": body_size, **({"raw_headers": result.raw_headers} if result.raw_headers else {}),
     }
 
 
@@ -113,6 +113,7 @@ def result_from_doc(task_id: str, doc: Mapping[str, Any], body: bytes | None) ->
         encoding_source=doc["encoding_source"], size=doc["size"], truncated=doc["truncated"],
         elapsed_ms=doc["elapsed_ms"], fetched_at=doc["fetched_at"], sha256=doc["sha256"],
         redirects=doc["redirects"], timings=doc["timings"], body=body,
+        raw_headers=bytes(doc["raw_headers"]) if doc.get("raw_headers") is not None else None,
     )
 
 

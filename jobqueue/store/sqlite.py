@@ -191,9 +191,9 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         conn.execute(INSERT_JOB, new_task_row(new, now, reused))
         if reused is not None:
             conn.execute(
-                f"INSERT INTO results ({RESULT_COLUMNS}, body_id) SELECT ?, url, final_url, http_status,"
+                f"INSERT INTO results ({RESULT_COLUMNS}, body_id, raw_headers) SELECT ?, url, final_url, http_status,"
                 " headers, content_type, encoding, encoding_source, size, truncated, elapsed_ms, fetched_at, sha256,"
-                " redirects, timings, body_id FROM results WHERE job_id = ?",
+                " redirects, timings, body_id, raw_headers FROM results WHERE job_id = ?",
                 (new.id, reused.id))
         return new_task(new, now, reused)
 

@@ -55,7 +55,8 @@ END;
 
 # What a result read with its body selects besides RESULT_COLUMNS (`body` is a body of schema 3 or
 # older a row may still hold when written by a tool that predates bodies; it is read as is).
-BODY_COLUMNS = "bodies.codec AS body_codec, bodies.data AS body_data, bodies.size AS body_size, results.body AS body"
+BODY_COLUMNS = ("bodies.codec AS body_codec, bodies.data AS body_data, bodies.size AS body_size, results.body AS body,"
+                " results.raw_headers AS raw_headers")
 WITH_BODY = "results LEFT JOIN bodies ON bodies.id = results.body_id"
 MIGRATION_CHUNK = 500
 
@@ -86,11 +87,11 @@ def insert_result(conn: sqlite3.Connection, columns: str, job_id: str, result: R
     body_id = keep_body(conn, result.body, sha256) if result.body is not None and sha256 else None
     conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))  # never two results per job
     conn.execute(
-        f"INSERT INTO results ({columns}, body_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO results ({columns}, body_id, raw_headers) VALUES ({', '.join('?' * 17)})",
         (job_id, result.url, result.final_url, result.http_status, json.dumps(result.headers),
          result.content_type, result.encoding, result.encoding_source, result.size, int(result.truncated),
          result.elapsed_ms, result.fetched_at, result.sha256, json.dumps(result.redirects),
-         json.dumps(result.timings), body_id))
+         json.dumps(result.timings), body_id, result.raw_headers))
 
 
 def storage_totals(conn: sqlite3.Connection) -> dict[str, int]:

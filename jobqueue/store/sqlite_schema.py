@@ -76,6 +76,7 @@ def result_from_row(row: sqlite3.Row, with_body: bool) -> Result:
         elapsed_ms=row["elapsed_ms"], fetched_at=row["fetched_at"], sha256=row["sha256"],
         redirects=json.loads(row["redirects"]), timings=json.loads(row["timings"]),
         body=body_of(row) if with_body else None,
+        raw_headers=bytes(row["raw_headers"]) if with_body and row["raw_headers"] is not None else None,
     )
 
 
