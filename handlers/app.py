@@ -94,6 +94,7 @@ class JobQueueServer:
             await self.store.open()
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
+        self.store.url_changed = self.hub.publish_url_changed  # on the store itself: the wrapper times calls
         self.store = TimedStore(self.store, self.metrics)
         try:
             self.profiles = FetchProfiles(settings.fetch_profiles)

@@ -181,6 +181,16 @@ class EventHub:
         if len(self._batch_keys) > MAX_BATCH_KEYS:
             self._batch_keys.popitem(last=False)
 
+    def publish_url_changed(self, task: Task, previous_id: str) -> None:
+        """Record that a recurring run's page differs from the previous run's; delivered like batch messages."""
+        key = f"url.changed:{task.id}"
+        message = {"type": "url.changed", "task": task.to_json(), "previous_id": previous_id}
+        self._append(key, json.dumps(message, separators=(",", ":")), (0.0, 0), "")
+        self._batch_keys[key] = None
+        self._batch_keys.move_to_end(key)
+        if len(self._batch_keys) > MAX_BATCH_KEYS:
+            self._batch_keys.popitem(last=False)
+
     def publish_counts(self, counts: dict[str, int]) -> None:
         """Record the current counts by status, for clients that follow every task."""
         message = json.dumps({"type": "counts", "counts": counts}, separators=(",", ":"))

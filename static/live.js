@@ -40,6 +40,8 @@ export class LiveLink {
       this.handlers.onCounts(message.counts);
     } else if ((message.type === "batch.progress" || message.type === "batch.finished") && message.batch) {
       this.handlers.onBatch(message.batch);
+    } else if (message.type === "url.changed" && message.task) {
+      this.handlers.onTask(message.task);  // a recurring run whose page changed: its History tab gains it
     } else if (message.type === "task.deleted") {
       this.handlers.onDeleted(message.task_id);
     } else if (message.type === "stats") {

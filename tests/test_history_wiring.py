@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +12,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
+from tornado.websocket import websocket_connect
 
 from tests.helpers import API, Api, wait_for
 from tests.test_webhooks import FAST, SECRET, receiver  # noqa: F401  (the receiver fixture)
@@ -47,7 +51,9 @@ async def test_a_recurring_page_that_changes_sends_url_changed_with_the_previous
     server = await make_server(webhook_secret=SECRET, webhook_retry_delays=FAST, min_every=0.2,
                                webhook_url=receiver.url("all"))
     api = Api(f"http://127.0.0.1:{server.port}")
+    stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
     try:
+        assert json.loads(await stream.read_message())["type"] == "hello"
         code, body = await api.call("POST", f"{API}/queue_tasks", {"url": site.url, "every": 0.2})
         assert code == 201, body
         schedule_id = body["task"]["schedule_id"]
@@ -69,9 +75,16 @@ async def test_a_recurring_page_that_changes_sends_url_changed_with_the_previous
         assert task["schedule_id"] == schedule_id and task["status"] == "completed"
         code, diff = await api.call("GET", f"{API}/results/{task['id']}/diff?against={change['data']['previous_id']}")
         assert code == 200 and "-first text\n+second text\n" in diff["diff"], diff
+        end = time.monotonic() + 20
+        while True:  # the same change, live on the websocket
+            message = json.loads(await asyncio.wait_for(stream.read_message(), max(end - time.monotonic(), 0.01)))
+            if message["type"] == "url.changed":
+                break
+        assert (message["task"]["id"], message["previous_id"]) == (task["id"], change["data"]["previous_id"])
         code, stopped = await api.call("DELETE", f"{API}/schedules/{schedule_id}")
         assert code == 200 and stopped["schedule"]["active"] is False
     finally:
+        stream.close()
         api.close()
 
 
