@@ -38,7 +38,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
              "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS),
-             "--workers", str(WORKERS), "--log-level", "warning", *self.extra],
+             "--workers", str(WORKERS), "--log-level", "warning",
+             *(() if "--processes" in self.extra else one_process_option()), *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
