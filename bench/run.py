@@ -31,6 +31,7 @@ from bench.fetch_bench import measure_bare_loop  # noqa: E402
 from bench.harness import API, WORKERS, Client, Server, one_process_option, pct  # noqa: E402
 from bench.processes_bench import measure_processes  # noqa: E402
 from bench.search_bench import measure_search  # noqa: E402
+from bench.storage_bench import measure as measure_storage  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
 from jobqueue.addresses import AddressPolicy  # noqa: E402
@@ -359,6 +360,9 @@ async def main(argv: list[str]) -> dict[str, Any]:
             1 - report["end_to_end_slow_webhooks"]["jobs_per_s"] / baseline["jobs_per_s"], 3)
         print("two processes on one database file...", file=sys.stderr, flush=True)
         report["end_to_end_2_processes"] = await measure_end_to_end(target, n, processes=2)
+        print("storage: bodies stored once and compressed, against the release that stored them raw...",
+              file=sys.stderr, flush=True)
+        report["storage"] = await measure_storage(jobs=n, pages=max(10, min(1000, n // 20)))
         print("one server with --processes 1, 2 and 4...", file=sys.stderr, flush=True)
         report["end_to_end_processes"] = [await measure_processes(target, n, count) for count in (1, 2, 4)]
         print("submission...", file=sys.stderr, flush=True)

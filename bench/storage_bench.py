@@ -99,7 +99,8 @@ async def run_once(tree: str, db: str, target_port: int, jobs: int, pages: int) 
     server, line = start_process(
         [sys.executable, os.path.join(tree, "server.py"), "--port", "0", "--database", f"sqlite:///{db}",
          "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS), "--workers", str(WORKERS),
-         "--log-level", "warning", "--max-queued", str(jobs * 2)], tree, r"http://127\.0\.0\.1:\d+/")
+         "--log-level", "warning", "--max-queued", str(jobs * 2),
+         *(["--processes", "1"] if tree == ROOT else [])], tree, r"http://127\.0\.0\.1:\d+/")
     port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))  # type: ignore[union-attr]
     client = Client(f"http://127.0.0.1:{port}")
     try:

@@ -26,6 +26,7 @@ def test_benchmark_runs_and_reports_every_section(tmp_path, target):
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(out.read_text())
     for section in ("ceiling", "end_to_end", "end_to_end_100_websockets", "end_to_end_2_processes", "submission",
+                    "storage", "end_to_end_processes",
                     "latency", "big_queue"):
         assert section in report, section
     assert report["end_to_end"]["bodies_checked"] == 20
