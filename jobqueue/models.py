@@ -6,6 +6,7 @@ import functools
 import os
 import random
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,11 @@ class TaskIds:
     def __init__(self) -> None:
         self._last = 0
         self._random = random.Random(int.from_bytes(os.urandom(16), "big"))
+        _GENERATORS.add(self)
+
+    def reseed(self) -> None:
+        """Draw fresh randomness: a forked child must not repeat its parent's (or a sibling's) ids."""
+        self._random.seed(int.from_bytes(os.urandom(16), "big"))
 
     def new(self, now: float | None = None) -> str:
         """The next id: the time in ms, then 80 random bits; within one ms, the previous id plus one."""
@@ -48,6 +54,17 @@ class TaskIds:
         value <<= 2  # 130 bits: 13 chunks of 10 bits, two characters each
         pairs = _PAIRS
         return "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+_GENERATORS: weakref.WeakSet[TaskIds] = weakref.WeakSet()  # every generator, for the fork hook below
+
+
+def _reseed_after_fork() -> None:
+    for generator in list(_GENERATORS):
+        generator.reseed()
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def iso(ts: float | None) -> str | None:

@@ -271,3 +271,20 @@ def test_the_default_is_one_process_per_core_when_the_database_can_be_shared(mon
 def test_process_counts_that_cannot_work_are_refused(argv, says):
     with pytest.raises(ConfigError, match=says):
         load_settings(argv, environ={})
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids():
+    from jobqueue.models import TaskIds
+
+    ids = TaskIds()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the same moment, so only the random part tells the ids apart
+        os.close(read)
+        os.write(write, ids.new(1_000.0).encode())
+        os._exit(0)
+    os.close(write)
+    theirs = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert theirs and theirs != ids.new(1_000.0)
