@@ -232,8 +232,9 @@ class LeanCurlClient(CurlAsyncHTTPClient):
             setopt(pycurl.URL, request.url)
             setopt(pycurl.HTTPHEADER, request.header_lines)
             setopt(pycurl.USERAGENT, request.user_agent)
-            setopt(pycurl.CONNECTTIMEOUT_MS, int(1000 * request.connect_timeout))
-            setopt(pycurl.TIMEOUT_MS, int(1000 * request.request_timeout))
+            # at least 1 ms: curl reads 0 as "no limit", and a hop late in a redirect chain can have less left
+            setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(1000 * request.connect_timeout)))
+            setopt(pycurl.TIMEOUT_MS, max(1, int(1000 * request.request_timeout)))
             setopt(pycurl.FOLLOWLOCATION, request.follow_redirects)
             setopt(pycurl.MAXREDIRS, request.max_redirects)
             setopt(pycurl.MAXFILESIZE_LARGE, transfer.limit)

@@ -114,6 +114,8 @@ class ProcessGroup:
                 failure = self._supervise()
         finally:  # a bug in this loop still stops the children cleanly rather than killing them with it
             stopped_cleanly = self._stop_all()
+            while signal.sigtimedwait(SIGNALS, 0) is not None:
+                pass  # a second Ctrl-C or SIGTERM during the stop must not kill the parent once unblocked
             signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
             for sock in self.sockets:
                 sock.close()
@@ -137,8 +139,9 @@ class ProcessGroup:
 
     def _child(self, role: ProcessRole, pipe: int) -> int:
         """In the forked child: undo the parent's signal set-up, serve, and say whether it started."""
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload forwarded while starting must not kill it
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
         for other in self.children.values():
@@ -176,8 +179,7 @@ class ProcessGroup:
             for child in self.children.values():
                 if child.error:
                     return 2, child.error
-            for pid, status in self._reap():
-                child = self.children.pop(pid)
+            for child, _pid, status in self._reap():
                 return 2, child.error or f"process {child.role.index} ended while starting ({describe(status)})"
             if time.monotonic() > deadline:
                 return 1, f"the processes were not all serving after {READY_TIMEOUT:.0f} s"
@@ -189,8 +191,7 @@ class ProcessGroup:
             stop = self._step(1.0 if all(c.pipe is None for c in self.children.values()) else 0.05)
             if stop == "stop":
                 return None
-            for pid, status in self._reap():
-                child = self.children.pop(pid)
+            for child, pid, status in self._reap():
                 now = time.monotonic()
                 self.deaths = [t for t in self.deaths if now - t < DEATH_WINDOW] + [now]
                 what = f"process {child.role.index} (pid {pid}) died ({describe(status)})"
@@ -231,8 +232,9 @@ class ProcessGroup:
                 log.error("process %d cannot start: %s", child.role.index, child.error,
                           extra={"proc": child.role.index})
 
-    def _reap(self) -> list[tuple[int, int]]:
-        """The children that have ended since the last look, as (pid, wait status)."""
+    def _reap(self) -> list[tuple[_Child, int, int]]:
+        """The children that have ended since the last look, as (child, pid, wait status), each taken out of
+        `children` here, so none is waited for (or signalled) again whatever the caller does next."""
         ended = []
         while self.children:
             try:
@@ -248,7 +250,7 @@ class ProcessGroup:
                     if child.pipe is not None:
                         os.close(child.pipe)
                         child.pipe = None
-                ended.append((pid, status))
+                ended.append((self.children.pop(pid), pid, status))
         return ended
 
     def _signal_all(self, sig: int) -> None:
@@ -262,8 +264,7 @@ class ProcessGroup:
         deadline = time.monotonic() + self.settings.shutdown_grace + STOP_MARGIN
         clean = True
         while self.children:
-            for pid, status in self._reap():
-                child = self.children.pop(pid)
+            for child, pid, status in self._reap():
                 if os.waitstatus_to_exitcode(status) not in (0, 130, -signal.SIGTERM, -signal.SIGINT):
                     clean = False
                     log.error("process %d (pid %d) stopped with %s", child.role.index, pid, describe(status),

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
@@ -288,3 +289,47 @@ def test_a_forked_child_does_not_repeat_its_parents_ids():
     os.close(read)
     os.waitpid(pid, 0)
     assert theirs and theirs != ids.new(1_000.0)
+
+
+_GROUP_SCRIPT = """
+import dataclasses, os, signal, sys, threading, time
+sys.path.insert(0, {root!r})
+from jobqueue import processes
+from jobqueue.config import load_settings
+settings = dataclasses.replace(load_settings(["--database", "sqlite:///" + {db!r}, "--port", "0", "--workers", "4",
+                                              "--processes", "4"]), shutdown_grace=1.0)
+processes.STOP_MARGIN = 1.0
+scenario = {scenario!r}
+together = time.time() + 1.0
+if scenario == "die-together":
+    step = processes.ProcessGroup._step
+    processes.ProcessGroup._step = lambda self, timeout: (time.sleep(0.3), step(self, timeout))[1]
+
+def child(role, sockets, ready):
+    if scenario == "die-together":  # every child fails at the same instant, as under the OOM killer
+        time.sleep(max(0.0, together - time.time()))
+        return 1
+    time.sleep(1.5)  # still starting when the reload arrives
+    signal.signal(signal.SIGHUP, lambda *_: None)
+    ready()
+    time.sleep(30)
+    return 0
+
+if scenario == "reload-while-starting":
+    def poke():
+        time.sleep(0.7)
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(2.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=poke, daemon=True).start()
+print("exit", processes.ProcessGroup(settings, 4, child).run(lambda port: print("ready", flush=True)), flush=True)
+"""
+
+
+@pytest.mark.parametrize(("scenario", "code", "said"), [("die-together", 2, "ended while starting"),
+                                                        ("reload-while-starting", 0, "ready")])
+def test_the_parent_ends_cleanly_when_children_die_together_or_a_reload_comes_early(tmp_path, scenario, code, said):
+    script = _GROUP_SCRIPT.format(root=ROOT, db=str(tmp_path / "group.db"), scenario=scenario)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=40)
+    assert run.returncode == 0 and f"exit {code}" in run.stdout, (run.stdout, run.stderr[-2000:])
+    assert said in run.stdout + run.stderr

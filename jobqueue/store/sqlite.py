@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import sqlite3
@@ -46,6 +47,8 @@ _RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMN
 CLOSED = "the database connection is closed (the server is stopping); try again shortly"
 WRITER_CACHE_KIB = 32 * 1024  # pages are allocated as they are used, so a small database stays small
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+log = logging.getLogger("jobqueue.store")
 
 
 def sqlite_path_from_url(url: str) -> str:
@@ -346,7 +349,10 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             return None
         task, changed_from = done
         if changed_from is not None and self.url_changed is not None:
-            self.url_changed(task, changed_from)
+            try:
+                self.url_changed(task, changed_from)
+            except Exception:  # committed already: a listener's bug must not report the completion as failed
+                log.exception("the url.changed listener failed for task %s", task.id)
         return task
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
