@@ -5,45 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
-import tornado.web
-from tornado.httpserver import HTTPServer
-from tornado.ioloop import IOLoop
-from tornado.netutil import bind_sockets
 from tornado.websocket import websocket_connect
 
 from tests.helpers import API, Api, wait_for
+from tests.test_history import site  # noqa: F401  (a page whose text the test changes)
 from tests.test_webhooks import FAST, SECRET, receiver  # noqa: F401  (the receiver fixture)
-
-
-class Site:
-    """A page on 127.0.0.1 whose text the test changes between fetches."""
-
-    def __init__(self) -> None:
-        self.body = "first text\n"
-        site = self
-
-        class Page(tornado.web.RequestHandler):
-            def get(self) -> None:
-                self.set_header("Content-Type", "text/plain; charset=utf-8")
-                self.write(site.body)
-
-        sockets = bind_sockets(0, "127.0.0.1")
-        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/page"
-        self.server = HTTPServer(tornado.web.Application([(r"/page", Page)]))
-        self.server.add_sockets(sockets)
-
-
-@pytest.fixture
-def site(io_loop: IOLoop) -> Iterator[Site]:
-    async def start() -> Site:
-        return Site()
-
-    page = io_loop.run_sync(start)
-    yield page
-    page.server.stop()
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -64,7 +32,7 @@ async def test_a_recurring_page_that_changes_sends_url_changed_with_the_previous
 
         before = await wait_for(completed_runs, 20, "two runs of the unchanged page")
         assert before[0]["changed"] is False
-        site.body = "second text\n"
+        site.body = "line one\nline 2\n"
 
         async def changes() -> list | None:
             found = [r.json for r in receiver.got("all") if r.json["type"] == "url.changed"]
@@ -74,7 +42,7 @@ async def test_a_recurring_page_that_changes_sends_url_changed_with_the_previous
         task = change["data"]["task"]
         assert task["schedule_id"] == schedule_id and task["status"] == "completed"
         code, diff = await api.call("GET", f"{API}/results/{task['id']}/diff?against={change['data']['previous_id']}")
-        assert code == 200 and "-first text\n+second text\n" in diff["diff"], diff
+        assert code == 200 and "-line two\n+line 2\n" in diff["diff"], diff
         end = time.monotonic() + 20
         while True:  # the same change, live on the websocket
             message = json.loads(await asyncio.wait_for(stream.read_message(), max(end - time.monotonic(), 0.01)))
@@ -89,7 +57,7 @@ async def test_a_recurring_page_that_changes_sends_url_changed_with_the_previous
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_purge_deletes_a_finished_job_for_good_and_refuses_the_rest_clearly(make_server, site):
+async def test_purge_deletes_a_finished_job_for_good_and_refuses_the_rest_clearly(make_server, site):  # noqa: F811
     server = await make_server()
     api = Api(f"http://127.0.0.1:{server.port}")
     try:
@@ -121,7 +89,7 @@ def _in_a_month() -> str:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_retention_deletes_expired_jobs_keeping_the_newest_per_url(make_server, site):
+async def test_retention_deletes_expired_jobs_keeping_the_newest_per_url(make_server, site):  # noqa: F811
     first = await make_server()
     api = Api(f"http://127.0.0.1:{first.port}")
     try:
