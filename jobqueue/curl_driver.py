@@ -208,10 +208,28 @@ class LeanCurlClient(CurlAsyncHTTPClient):
             else:
                 future_set_result_unless_cancelled(future, response)
 
-        self._requests.append((request, done, self.io_loop.time()))
+        entry = (request, done, self.io_loop.time())
+        self._requests.append(entry)
+        future.add_done_callback(lambda future: self._abandon(entry) if future.cancelled() else None)
         self._process_queue()
         self._set_timeout(0)
         return future
+
+    def _abandon(self, entry: tuple[JobRequest, Callable[[HTTPResponse], None], float]) -> None:
+        """A cancelled JobRequest (its job was cancelled, or the server stops) gives its handle back at once
+        rather than when the transfer ends, which can be a whole timeout later."""
+        if entry in self._requests:
+            self._requests.remove(entry)
+            return
+        for curl in self._curls:
+            if curl.job is not None and curl.job[0] is entry[0]:
+                curl.job = None
+                curl.transfer = None
+                self._multi.remove_handle(curl)  # libcurl closes the connection: it is mid-response
+                self._free_list.append(curl)
+                self._process_queue()
+                self._set_timeout(0)
+                return
 
     def _process_queue(self) -> None:
         while self._free_list and self._requests:

@@ -8,13 +8,14 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from jobqueue.charset import detect_encoding
+from jobqueue.completions import CompletionGroups, result_from_response
 from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
 from jobqueue.metrics import Metrics
-from jobqueue.models import Result, Task, TaskError
+from jobqueue.models import Task, TaskError
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
 from jobqueue.supervisor import Supervisor
@@ -32,75 +33,6 @@ class PoolSettings:
     lease_seconds: float = 60.0
     poll_interval: float = 0.5
     shutdown_grace: float = 5.0
-
-
-def result_from_response(task_id: str, response: FetchResponse) -> Result:
-    """Turn a fetched response into the stored result, recording the charset it decodes with."""
-    content_type = response.headers.get("content-type")
-    encoding, source = detect_encoding(response.body, content_type)
-    media_type = content_type.split(";", 1)[0].strip().lower() if content_type else None
-    return Result(
-        id=task_id,
-        url=response.url,
-        final_url=response.final_url,
-        http_status=response.http_status,
-        headers=response.headers,
-        content_type=media_type,
-        encoding=encoding,
-        encoding_source=source,
-        size=len(response.body),
-        truncated=False,
-        elapsed_ms=response.elapsed_ms,
-        fetched_at=response.fetched_at,
-        sha256=response.sha256,
-        redirects=response.redirects,
-        timings=response.timings,
-        body=response.body,
-        raw_headers=response.raw_headers or None,
-    )
-
-
-class CompletionGroups:
-    """Completions finished during one turn of the IOLoop, written as one group when the store can
-    (`complete_many`), so a job costs neither its own write nor its own answer from the writer thread.
-    Each job's future resolves only once its completion is committed, as with `complete`."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.grouped = getattr(store, "complete_many", None) is not None
-        self._waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]] = []
-        self._writing: set[asyncio.Task[None]] = set()
-
-    def complete(self, lease: Lease, result: Result) -> asyncio.Future[Task | None]:
-        """Queue one completion; it is written with the others of this turn."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Task | None] = loop.create_future()
-        self._waiting.append((lease, result, future))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._flush)
-        return future
-
-    def _flush(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        writing = asyncio.ensure_future(self._write(waiting))
-        self._writing.add(writing)
-        writing.add_done_callback(self._writing.discard)
-
-    async def _write(self, waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]]) -> None:
-        outcomes: list[Task | Exception | None]
-        try:
-            # result_from_response took each sha256 from the body just fetched: the store need not hash again
-            outcomes = await self.store.complete_many([(lease, result) for lease, result, _ in waiting],
-                                                      digests_checked=True)
-        except Exception as exc:
-            outcomes = [exc] * len(waiting)
-        for (_lease, _result, future), outcome in zip(waiting, outcomes, strict=True):
-            if future.done():  # its job was cancelled meanwhile; the completion was still written or refused
-                continue
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
 
 
 class WorkerPool:
@@ -259,7 +191,67 @@ class WorkerPool:
     def _start(self, task: Task) -> None:
         self._host_running[task.host] += 1
         self._fetching.add(task.id)
-        self._running[task.id] = asyncio.ensure_future(self._process(task))
+        running = self._run_soon(task) if task.attempts <= self.retry.max_attempts else None
+        if running is None:
+            running = asyncio.ensure_future(self._process(task))
+        self._running[task.id] = running
+
+    def _run_soon(self, task: Task) -> asyncio.Future[None] | None:
+        """Run a job as callbacks rather than as an asyncio task of its own (most jobs): its fetch, then the
+        write of its outcome (for a completion, a share of its turn's group write). The returned future
+        settles once the job is over; cancelling it drops the step under way. None: the job needs `_process`."""
+        if not self.fetcher.fetches_soon(task.fetch):
+            return None
+        lease = self._leases[task.id]
+        job: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        step: list[asyncio.Future[Any]] = []
+        started = time.perf_counter()
+
+        def fetched(outcome: FetchResponse | Exception) -> None:
+            if job.done():
+                return
+            try:
+                if not isinstance(outcome, FetchResponse | FetchError):
+                    raise outcome
+                write = asyncio.ensure_future(self._record(task, lease, outcome, started))
+            except Exception as exc:
+                self._fetch_done(task)
+                self._settle(task, job, exc)
+                return
+            step[:] = [write]
+            write.add_done_callback(written)
+
+        def written(write: asyncio.Future[Task | None]) -> None:
+            if job.done():
+                return
+            if write.cancelled():
+                job.cancel()
+            else:
+                self._settle(task, job, write.exception() or write.result())
+
+        def ended(_job: asyncio.Future[None]) -> None:
+            if job.cancelled():
+                for future in step:
+                    future.cancel()
+                self._finished(task)
+
+        try:
+            step.append(self.fetcher.fetch_soon(task.url, task.fetch, fetched))
+        except Exception:  # the client is closed, say: `_process` meets it again and reports it
+            return None
+        job.add_done_callback(ended)
+        return job
+
+    def _settle(self, task: Task, job: asyncio.Future[None], outcome: Task | BaseException | None) -> None:
+        """The end of a job run by `_run_soon`, reported as `_process` reports it."""
+        self._finished(task)
+        job.set_result(None)
+        if isinstance(outcome, BaseException):
+            self._log_failure(task, outcome)
+        elif outcome is not None:
+            self.publish(outcome)
+        else:
+            log.info("task %s: lease lost (cancelled or taken over); outcome discarded", task.id)
 
     def _fetch_done(self, task: Task) -> None:
         """The fetch is over: its slot (and its host's) goes to the next job while the outcome is written."""
@@ -285,11 +277,8 @@ class WorkerPool:
             updated = await self._attempt(task, lease)
         except asyncio.CancelledError:
             return
-        except StoreError as exc:
-            log.warning("task %s: could not record the outcome (%s); it will run again", task.id, exc)
-            return
-        except Exception:
-            log.exception("task %s: unexpected error; it will run again after its lease", task.id)
+        except Exception as exc:
+            self._log_failure(task, exc)
             return
         finally:
             self._finished(task)
@@ -298,31 +287,44 @@ class WorkerPool:
         else:
             log.info("task %s: lease lost (cancelled or taken over); outcome discarded", task.id)
 
+    @staticmethod
+    def _log_failure(task: Task, exc: BaseException) -> None:
+        if isinstance(exc, StoreError):
+            log.warning("task %s: could not record the outcome (%s); it will run again", task.id, exc)
+        else:
+            log.error("task %s: unexpected error; it will run again after its lease", task.id, exc_info=exc)
+
     async def _attempt(self, task: Task, lease: Lease) -> Task | None:
         if task.attempts > self.retry.max_attempts:
             error = TaskError("abandoned", f"the process running this task stopped {task.attempts - 1} times")
             self.metrics.failed.labels("abandoned").inc()
             return await self.store.fail(lease, error, None)
-        metrics = self.metrics
         started = time.perf_counter()
         try:
             response = await self.fetcher.fetch(task.url, task.fetch)
         except FetchError as exc:
-            self._fetch_done(task)
-            metrics.fetch_seconds.observe(time.perf_counter() - started)
-            error = TaskError(exc.code, exc.message)
-            if exc.retryable and self.retry.may_retry(task.attempts):
+            return await self._record(task, lease, exc, started)
+        return await self._record(task, lease, response, started)
+
+    def _record(self, task: Task, lease: Lease, outcome: FetchResponse | FetchError,
+                started: float) -> Awaitable[Task | None]:
+        """Free the job's fetch slot and start writing what its fetch brought: a retry later, a failure or the
+        result (a completion joins its turn's group write when the store can)."""
+        self._fetch_done(task)
+        metrics = self.metrics
+        metrics.fetch_seconds.observe(time.perf_counter() - started)
+        if isinstance(outcome, FetchError):
+            error = TaskError(outcome.code, outcome.message)
+            if outcome.retryable and self.retry.may_retry(task.attempts):
                 delay = self.retry.backoff(task.attempts)
                 error.message += f"; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s"
-                metrics.retries.labels(exc.code).inc()
-                return await self.store.reschedule(lease, time.time() + delay, error, None)
-            metrics.failed.labels(exc.code).inc()
-            return await self.store.fail(lease, error, None)
-        self._fetch_done(task)
-        metrics.fetch_seconds.observe(time.perf_counter() - started)
-        status = response.http_status
+                metrics.retries.labels(outcome.code).inc()
+                return self.store.reschedule(lease, time.time() + delay, error, None)
+            metrics.failed.labels(outcome.code).inc()
+            return self.store.fail(lease, error, None)
+        status = outcome.http_status
         if status in RETRYABLE_STATUSES and self.retry.may_retry(task.attempts):
-            delay = self.retry.retry_after(response.headers.get("retry-after"))
+            delay = self.retry.retry_after(outcome.headers.get("retry-after"))
             if delay is None:
                 delay = self.retry.backoff(task.attempts)
             error = TaskError(
@@ -330,17 +332,19 @@ class WorkerPool:
                 f"HTTP {status}; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s",
             )
             metrics.retries.labels(f"http_{status}").inc()
-            return await self.store.reschedule(lease, time.time() + delay, error, status)
+            return self.store.reschedule(lease, time.time() + delay, error, status)
+        result = result_from_response(task.id, outcome)
         completions = self._completions
-        result = result_from_response(task.id, response)
-        if completions.grouped:
-            updated = await completions.complete(lease, result)
-        else:
-            updated = await self.store.complete(lease, result)
-        if updated is not None:
-            metrics.completed.labels(f"{status // 100}xx").inc()
-            metrics.response_bytes.observe(result.size)
-        return updated
+        written = completions.complete(lease, result) if completions.grouped else asyncio.ensure_future(
+            self.store.complete(lease, result))
+
+        def count(written: asyncio.Future[Task | None]) -> None:
+            if not written.cancelled() and written.exception() is None and written.result() is not None:
+                metrics.completed.labels(f"{status // 100}xx").inc()
+                metrics.response_bytes.observe(result.size)
+
+        written.add_done_callback(count)
+        return written
 
     async def _heartbeat_loop(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 0.05)

@@ -11,10 +11,10 @@ import sqlite3
 
 import pytest
 
+from jobqueue.completions import CompletionGroups
 from jobqueue.models import Result, TaskIds
 from jobqueue.store.base import Lease, NewTask
 from jobqueue.store.sqlite import SQLiteStore
-from jobqueue.workers import CompletionGroups
 
 IDS = TaskIds()
 
