@@ -166,3 +166,20 @@ async def test_a_full_disk_shows_in_the_write_probe_until_a_write_succeeds(tmp_p
         await probe.run()
     finally:
         writer.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_write_waiting_for_another_processes_lock_commits_once_it_is_released(tmp_path):
+    db = str(tmp_path / "waits.db")
+    store = SQLiteStore(db, busy_timeout=20.0, probe_timeout=0.3)
+    await store.open()
+    try:
+        async with lock_held_by_another_process(db):
+            waiting = asyncio.ensure_future(store.add([NewTask("a", "https://example.com/a", "example.com")]))
+            with pytest.raises(StoreError, match="lock"):
+                await store.ping()  # the writer is stuck behind the lock: the probe gives up
+            assert not waiting.done()
+        [added] = await waiting  # the writer's own retries took the lock once it was free
+        assert added.id == "a" and (await store.counts())["queued"] == 1
+    finally:
+        await store.close()

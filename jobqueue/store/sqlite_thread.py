@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 _STOP = object()
 MAX_GROUP = 1000
+BEGIN_RETRY_FIRST = 0.0002  # seconds between tries for the write lock, doubling up to BEGIN_RETRY_MAX
+BEGIN_RETRY_MAX = 0.002
 
 
 def connect(path: str, synchronous: str, busy_timeout: float = 5.0) -> sqlite3.Connection:
@@ -57,6 +59,7 @@ class WriterThread:
     def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer",
                  before_commit: Callable[[], None] | None = None) -> None:
         self._conn = conn
+        self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
         self._before_commit = before_commit
         self._last_failure: tuple[float, BaseException] | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -111,7 +114,7 @@ class WriterThread:
         failure: BaseException | None = None
         storage_failure: BaseException | None = None
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             for fn, future, _loop in batch:
                 conn.execute("SAVEPOINT op")
                 try:
@@ -142,6 +145,28 @@ class WriterThread:
             self._last_failure = None
         _deliver(batch, outcomes)
         return failure
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, tried again every 0.2-2 ms while another process holds the write lock, up to the
+        connection's busy timeout. SQLite's own busy handler sleeps 1, 2, 5 ... then 100 ms between tries, so
+        with --processes a lock held for 2 ms could keep a waiting writer, and its POSTs, 100 ms and more."""
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + self._busy_ms / 1000
+            delay = BEGIN_RETRY_FIRST
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    left = deadline - time.monotonic()
+                    if not is_busy(exc) or left <= 0:
+                        raise
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, BEGIN_RETRY_MAX)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
 
     def _roll_back(self) -> None:
         try:
