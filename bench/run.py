@@ -316,6 +316,11 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = ("end_to_end_with_options", "big_batch", "end_to_end_100_websockets", "end_to_end_slow_webhooks",
+            "end_to_end_2_processes", "storage", "end_to_end_processes", "submission", "latency", "export",
+            "dashboard_frames", "search_and_bulk", "big_queue")
+
+
 async def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (~30 s)")
@@ -323,7 +328,16 @@ async def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--queued", type=int, default=None, help="jobs in the big-queue run (default 1000000)")
     parser.add_argument("--json", default=None, help="also write the JSON report to this file")
     parser.add_argument("--submit-seconds", type=float, default=None, help="length of the single-POST run")
+    parser.add_argument("--sections", default=None, help="comma-separated sections to run after the ceiling and "
+                        f"the plain end-to-end run, which always run (default: all of {', '.join(SECTIONS)})")
     args = parser.parse_args(argv)
+    chosen = set(args.sections.split(",")) if args.sections else set(SECTIONS)
+    if chosen - set(SECTIONS):
+        parser.error(f"--sections: unknown {', '.join(sorted(chosen - set(SECTIONS)))}")
+
+    def wanted(section: str) -> bool:
+        return section in chosen
+
     n = args.jobs or (2000 if args.quick else 20000)
     queued = args.queued or (100_000 if args.quick else 1_000_000)
     batch_lines = 10_000 if args.quick else 100_000
@@ -341,44 +355,58 @@ async def main(argv: list[str]) -> dict[str, Any]:
             report["end_to_end"]["jobs_per_s"] / report["ceiling"]["pages_per_s"], 2)
         report["end_to_end"]["ratio_to_stock_tornado"] = round(
             report["end_to_end"]["jobs_per_s"] / report["ceiling_stock_tornado"]["pages_per_s"], 2)
-        print("every job with headers and a priority...", file=sys.stderr, flush=True)
-        report["end_to_end_with_options"] = await measure_end_to_end(target, n, options=True)
-        report["end_to_end_with_options"]["cost_vs_plain"] = round(
-            1 - report["end_to_end_with_options"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
-        print(f"a {batch_lines}-line text/plain batch...", file=sys.stderr, flush=True)
-        report["big_batch"] = await measure_big_batch(target, batch_lines)
-        print("with 100 dashboard websockets...", file=sys.stderr, flush=True)
-        report["end_to_end_100_websockets"] = await measure_end_to_end(target, n, websockets=100)
-        report["end_to_end_100_websockets"]["cost_vs_none"] = round(
-            1 - report["end_to_end_100_websockets"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
-        print("every job notifying a webhook receiver that takes 1 s...", file=sys.stderr, flush=True)
-        hooked = min(n, 4000)  # the same number of jobs without webhooks is the baseline
-        baseline = await measure_end_to_end(target, hooked)
-        report["end_to_end_slow_webhooks"] = await measure_webhooks(submit_all, wait_completed, target, hooked)
-        report["end_to_end_slow_webhooks"]["baseline_jobs_per_s"] = baseline["jobs_per_s"]
-        report["end_to_end_slow_webhooks"]["cost_vs_none"] = round(
-            1 - report["end_to_end_slow_webhooks"]["jobs_per_s"] / baseline["jobs_per_s"], 3)
-        print("two processes on one database file...", file=sys.stderr, flush=True)
-        report["end_to_end_2_processes"] = await measure_end_to_end(target, n, processes=2)
-        print("storage: bodies stored once and compressed, against the release that stored them raw...",
-              file=sys.stderr, flush=True)
-        report["storage"] = await measure_storage(jobs=n, pages=max(10, min(1000, n // 20)))
-        print("one server with --processes 1, 2 and 4...", file=sys.stderr, flush=True)
-        report["end_to_end_processes"] = [await measure_processes(target, n, count) for count in (1, 2, 4)]
-        print("submission...", file=sys.stderr, flush=True)
-        report["submission"] = await measure_submission(target, args.submit_seconds or (3 if args.quick else 5))
-        print("submit -> completed latency...", file=sys.stderr, flush=True)
-        report["latency"] = await measure_latency(target, 50 if args.quick else 300)
-        exported = min(queued, 10_000 if args.quick else 100_000)
-        print(f"export of {exported} jobs as JSON Lines and WARC...", file=sys.stderr, flush=True)
-        report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
-        print("the dashboard in chromium while events stream in...", file=sys.stderr, flush=True)
-        report["dashboard_frames"] = await measure_dashboard(submit_all, target, min(queued, 100_000),
-                                                             min(n, 2000 if args.quick else 10_000))
-        print(f"host and full-text queries, and a bulk retry, among {queued} jobs...", file=sys.stderr, flush=True)
-        report["search_and_bulk"] = await measure_search(queued, 50 if args.quick else 300)
-        print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
-        report["big_queue"] = await measure_big_queue(target, queued, 50 if args.quick else 300)
+        if wanted("end_to_end_with_options"):
+            print("every job with headers and a priority...", file=sys.stderr, flush=True)
+            report["end_to_end_with_options"] = await measure_end_to_end(target, n, options=True)
+            report["end_to_end_with_options"]["cost_vs_plain"] = round(
+                1 - report["end_to_end_with_options"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
+        if wanted("big_batch"):
+            print(f"a {batch_lines}-line text/plain batch...", file=sys.stderr, flush=True)
+            report["big_batch"] = await measure_big_batch(target, batch_lines)
+        if wanted("end_to_end_100_websockets"):
+            print("with 100 dashboard websockets...", file=sys.stderr, flush=True)
+            report["end_to_end_100_websockets"] = await measure_end_to_end(target, n, websockets=100)
+            report["end_to_end_100_websockets"]["cost_vs_none"] = round(
+                1 - report["end_to_end_100_websockets"]["jobs_per_s"] / report["end_to_end"]["jobs_per_s"], 3)
+        if wanted("end_to_end_slow_webhooks"):
+            print("every job notifying a webhook receiver that takes 1 s...", file=sys.stderr, flush=True)
+            hooked = min(n, 4000)  # the same number of jobs without webhooks is the baseline
+            baseline = await measure_end_to_end(target, hooked)
+            report["end_to_end_slow_webhooks"] = await measure_webhooks(submit_all, wait_completed, target, hooked)
+            report["end_to_end_slow_webhooks"]["baseline_jobs_per_s"] = baseline["jobs_per_s"]
+            report["end_to_end_slow_webhooks"]["cost_vs_none"] = round(
+                1 - report["end_to_end_slow_webhooks"]["jobs_per_s"] / baseline["jobs_per_s"], 3)
+        if wanted("end_to_end_2_processes"):
+            print("two processes on one database file...", file=sys.stderr, flush=True)
+            report["end_to_end_2_processes"] = await measure_end_to_end(target, n, processes=2)
+        if wanted("storage"):
+            print("storage: bodies stored once and compressed, against the release that stored them raw...",
+                  file=sys.stderr, flush=True)
+            report["storage"] = await measure_storage(jobs=n, pages=max(10, min(1000, n // 20)))
+        if wanted("end_to_end_processes"):
+            print("one server with --processes 1, 2 and 4...", file=sys.stderr, flush=True)
+            report["end_to_end_processes"] = [await measure_processes(target, n, count) for count in (1, 2, 4)]
+        if wanted("submission"):
+            print("submission...", file=sys.stderr, flush=True)
+            report["submission"] = await measure_submission(target, args.submit_seconds or (3 if args.quick else 5))
+        if wanted("latency"):
+            print("submit -> completed latency...", file=sys.stderr, flush=True)
+            report["latency"] = await measure_latency(target, 50 if args.quick else 300)
+        if wanted("export"):
+            exported = min(queued, 10_000 if args.quick else 100_000)
+            print(f"export of {exported} jobs as JSON Lines and WARC...", file=sys.stderr, flush=True)
+            report["export"] = {row["format"]: row for row in await measure_export(exported, 20480)}
+        if wanted("dashboard_frames"):
+            print("the dashboard in chromium while events stream in...", file=sys.stderr, flush=True)
+            report["dashboard_frames"] = await measure_dashboard(submit_all, target, min(queued, 100_000),
+                                                                 min(n, 2000 if args.quick else 10_000))
+        if wanted("search_and_bulk"):
+            print(f"host and full-text queries, and a bulk retry, among {queued} jobs...", file=sys.stderr,
+                  flush=True)
+            report["search_and_bulk"] = await measure_search(queued, 50 if args.quick else 300)
+        if wanted("big_queue"):
+            print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
+            report["big_queue"] = await measure_big_queue(target, queued, 50 if args.quick else 300)
     finally:
         target.stop()
     return report

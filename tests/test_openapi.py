@@ -205,13 +205,15 @@ values = ["https://example.com/", "example.org/a?b=1", "http://example.net:8080/
 """
 
 
-def _fuzz_script(tmp_path: Any, name: str, server_args: str, header: str) -> str:
-    """Shell lines: start a server on a free port, fuzz it, stop it by its pid; exit status in $status_NAME."""
+def _fuzz_script(tmp_path: Any, name: str, server_args: str, header: str, examples: int = 25) -> str:
+    """Shell lines that start a server on a free port, fuzz it and stop it by its pid, in a background subshell
+    whose output goes to NAME.report and whose exit status is schemathesis's."""
     schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
     out = f"{tmp_path}/{name}"
     return f"""
-{sys.executable} {ROOT}/server.py --port 0 --database sqlite:///{out}.db --log-format json {server_args} \
-  2> {out}.log > {out}.out &
+(
+{sys.executable} {ROOT}/server.py --port 0 --processes 1 --database sqlite:///{out}.db --log-format json \
+  {server_args} 2> {out}.log > {out}.out &
 pid=$!
 for i in $(seq 1 100); do grep -q 'dashboard on' {out}.out 2>/dev/null && break; sleep 0.1; done
 port=$(grep -o 'http://127.0.0.1:[0-9]*/' {out}.out | head -1 | cut -d: -f3 | tr -d /)
@@ -220,10 +222,13 @@ echo "@@ {name}: server $pid on port $port"
 {schemathesis} --config-file {tmp_path}/schemathesis.toml run http://127.0.0.1:$port/openapi.json \
   -H '{header}' \
   --exclude-path /jobqueue/api/v1.0/events --phases examples,coverage,fuzzing,stateful \
-  --max-examples 25 --workers 1 --seed 1
-status_{name}=$?
+  --max-examples {examples} --workers 1 --seed 1
+status=$?
 kill $pid
 wait $pid
+exit $status
+) > {out}.report 2>&1 &
+pid_{name}=$!
 """
 
 
@@ -237,8 +242,11 @@ def test_schemathesis_finds_nothing_with_all_checks(tmp_path):
     """
     (tmp_path / "schemathesis.toml").write_text(SCHEMATHESIS_CONFIG)
     script = "ip link set lo up\n" + _fuzz_script(tmp_path, "open", "", "X-Fuzzing: open") + _fuzz_script(
-        tmp_path, "token", f"--api-token {TOKEN}", f"Authorization: Bearer {TOKEN}") + \
-        'exit $((status_open | status_token))\n'
+        tmp_path, "token", f"--api-token {TOKEN}", f"Authorization: Bearer {TOKEN}") + (
+        # the two runs share the two cores; their reports are shown one after the other
+        "wait $pid_open; status_open=$?\nwait $pid_token; status_token=$?\n"
+        f"cat {tmp_path}/open.report {tmp_path}/token.report\n"
+        "exit $((status_open | status_token))\n")
     run = subprocess.run(["unshare", "-n", "-p", "-f", "--kill-child", "sh", "-c", script], cwd=tmp_path,
                          capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
