@@ -5,30 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
-from jobqueue.history.codec import digest
 from jobqueue.idempotency import IdempotentAdd
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task, TaskError
-from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
+from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task
+from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, NewTask, NotFound, StoreError, TaskFilter
 from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
-from jobqueue.store.sqlite_bodies import BODY_COLUMNS, WITH_BODY, insert_result
+from jobqueue.store.sqlite_bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite_bulk import SQLiteBulkOps
 from jobqueue.store.sqlite_filters import RESULTS, list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_history import SQLiteHistoryOps, use_incremental_vacuum
+from jobqueue.store.sqlite_leases import SQLiteLeaseOps
 from jobqueue.store.sqlite_migrations import migrate
 from jobqueue.store.sqlite_schedules import SQLiteScheduleOps, finish_run, start_schedules
 from jobqueue.store.sqlite_schema import (
-    CLAIMABLE,
     INSERT_JOB,
     JOB_COLUMNS,
-    LOG_ATTEMPT,
     RESULT_COLUMNS,
     decode_cursor,
     drop_result,
@@ -64,7 +61,8 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps, SQLiteHistoryOps, SQLiteScheduleOps):
+class SQLiteStore(SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps, SQLiteHistoryOps,
+                  SQLiteScheduleOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
@@ -228,172 +226,6 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
         found = {r["status"]: r["n"] for r in rows}  # type: ignore[union-attr]
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
-    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
-        """One UPDATE ... RETURNING takes due tasks (higher priority, then older due time, first), including
-        tasks whose lease ran out."""
-        if limit <= 0:
-            return []
-        now = self.clock()
-        token = secrets.token_hex(8)
-        exclude = ""
-        if exclude_hosts:
-            exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})"
-        sql = (
-            "UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
-            " started_at = ?, updated_at = ?"
-            " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
-            f" WHERE {CLAIMABLE}{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
-            f" RETURNING seq, {JOB_COLUMNS}"
-        )
-        args = (token, now + lease_seconds, now, now, now, *exclude_hosts, limit)
-        rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())
-        rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))  # type: ignore[arg-type]
-        return [task_from_row(r) for r in rows]
-
-    async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
-        """Renew leases still held; report the ones another claim or a cancel took away."""
-        if not leases:
-            return []
-        now = self.clock()
-
-        def renew(conn: sqlite3.Connection) -> list[str]:
-            lost = []
-            for lease in leases:
-                cur = conn.execute(
-                    "UPDATE jobs SET available_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'",
-                    (now + lease_seconds, lease.task_id, lease.token),
-                )
-                if cur.rowcount == 0:
-                    lost.append(lease.task_id)
-            return lost
-
-        return await self._write(renew)  # type: ignore[return-value]
-
-    async def release(self, leases: list[Lease]) -> list[Task]:
-        """Hand tasks back as queued, due now, without counting the interrupted attempt."""
-        if not leases:
-            return []
-        now = self.clock()
-
-        def give_back(conn: sqlite3.Connection) -> list[Task]:
-            out = []
-            for lease in leases:
-                row = conn.execute(
-                    "UPDATE jobs SET status = 'queued', lease_token = NULL, available_at = ?, updated_at = ?,"
-                    " attempts = MAX(attempts - 1, 0) WHERE id = ? AND lease_token = ? AND status = 'running'"
-                    f" RETURNING {JOB_COLUMNS}",
-                    (now, now, lease.task_id, lease.token),
-                ).fetchone()
-                if row:
-                    out.append(task_from_row(row))
-            return out
-
-        return await self._write(give_back)  # type: ignore[return-value]
-
-    async def complete(self, lease: Lease, result: Result) -> Task | None:
-        """Mark completed and store the result (its body once per sha256) in one transaction, only under a
-        live lease; a recurring job's next run is queued in the same transaction."""
-        now = self.clock()
-        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now))
-        return self._completed(done)  # type: ignore[arg-type]
-
-    async def complete_many(self, completions: list[tuple[Lease, Result]], digests_checked: bool = False
-                            ) -> list[Task | Exception | None]:
-        """Several completions as one write (one savepoint and one answer from the writer thread instead of one
-        each), each exactly as `complete` writes it and answered only once committed. If any of them fails, the
-        group is undone and each is written alone, so a bad result fails only itself; the answer for each is
-        its task (None: the lease was lost) or its exception. With `digests_checked` the caller vouches that each
-        result's sha256 is its body's digest (the workers take it once, from the response), so the writer thread,
-        which every job waits for, does not hash the bodies again."""
-        now = self.clock()
-
-        def complete_all(conn: sqlite3.Connection) -> list[tuple[Task, str | None] | None]:
-            return [self._complete_one(conn, lease, result, now, digests_checked) for lease, result in completions]
-
-        try:
-            group = await self._write(complete_all)
-        except Exception:
-            alone = await asyncio.gather(*(self.complete(lease, result) for lease, result in completions),
-                                         return_exceptions=True)
-            return [_as_outcome(outcome) for outcome in alone]
-        return [self._completed(done) for done in group]  # type: ignore[union-attr]
-
-    def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float,
-                      digest_checked: bool = False) -> tuple[Task, str | None] | None:
-        """In the writer thread: the lease-guarded update, the result and its body, the schedule's next run, the
-        outbox; the body is keyed by its digest, taken here unless the caller vouches for result.sha256."""
-        row = conn.execute(
-            "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
-            f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
-            f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}",
-            (now, now, result.http_status, now, "completed", result.http_status, None, None,
-             lease.task_id, lease.token),
-        ).fetchone()
-        if row is None:
-            return None
-        if result.body is None:
-            sha256 = None
-        else:
-            sha256 = result.sha256 if digest_checked else digest(result.body)
-        insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
-        task = task_from_row(row)
-        changed_from = None
-        if task.schedule_id is not None:
-            changed_from = finish_run(conn, task, sha256, now)[1]
-        write_outbox(conn, self.outbox, (task,), now)
-        return task, changed_from
-
-    def _completed(self, done: tuple[Task, str | None] | None) -> Task | None:
-        """After the commit: tell the url_changed hook about a recurring fetch whose body changed."""
-        if done is None:
-            return None
-        task, changed_from = done
-        if changed_from is not None and self.url_changed is not None:
-            try:
-                self.url_changed(task, changed_from)
-            except Exception:  # committed already: a listener's bug must not report the completion as failed
-                log.exception("the url.changed listener failed for task %s", task.id)
-        return task
-
-    async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
-        """Queue again for `at`, keeping the last error visible; only under a live lease."""
-        now = self.clock()
-        return await self._finish_attempt(
-            "status = 'queued', available_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?,"
-            f" {LOG_ATTEMPT}",
-            (at, now, http_status, error.code, error.message, now, "retry", http_status, error.code, error.message),
-            lease, now,
-        )
-
-    async def fail(self, lease: Lease, error: TaskError, http_status: int | None) -> Task | None:
-        """Mark failed for good; only under a live lease."""
-        now = self.clock()
-        return await self._finish_attempt(
-            "status = 'failed', finished_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?,"
-            f" {LOG_ATTEMPT}",
-            (now, now, http_status, error.code, error.message, now, "failed", http_status, error.code, error.message),
-            lease, now,
-        )
-
-    async def _finish_attempt(self, assignments: str, args: tuple[object, ...], lease: Lease, now: float
-                              ) -> Task | None:
-        sql = (
-            f"UPDATE jobs SET lease_token = NULL, {assignments}"
-            f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}"
-        )
-
-        def update(conn: sqlite3.Connection) -> Task | None:
-            row = conn.execute(sql, (*args, lease.task_id, lease.token)).fetchone()
-            if row is None:
-                return None
-            task = task_from_row(row)
-            if task.schedule_id is not None and task.status == FAILED:
-                finish_run(conn, task, None, now)
-            write_outbox(conn, self.outbox, (task,), now)
-            return task
-
-        return await self._write(update)  # type: ignore[return-value]
-
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued or running task; a running fetch's late completion is then refused."""
         now = self.clock()
@@ -474,13 +306,6 @@ class SQLiteStore(SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps
             ).fetchall()
         )
         return [task_from_row(r) for r in rows]  # type: ignore[union-attr]
-
-
-def _as_outcome(outcome: Task | BaseException | None) -> Task | Exception | None:
-    """One answer of gather(return_exceptions=True), with a cancellation passed on rather than returned."""
-    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-        raise outcome
-    return outcome
 
 
 def _count_inserted(conn: sqlite3.Connection, created: list[Task]) -> None:
