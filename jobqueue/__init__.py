@@ -1,3 +1,3 @@
 """jobqueue core: store, fetcher and workers, with no web code."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
