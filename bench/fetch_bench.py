@@ -14,6 +14,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,24 +24,42 @@ from tornado.curl_httpclient import CurlAsyncHTTPClient  # noqa: E402
 
 from bench.harness import WORKERS  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
+from jobqueue.addresses import AddressPolicy  # noqa: E402
+from jobqueue.fetcher import Fetcher, FetchSettings  # noqa: E402
 
 
 async def measure_bare_loop(target: BenchTarget, n: int) -> dict[str, Any]:
     """Tornado's own CurlAsyncHTTPClient, `fetch(url)` with its defaults: the ceiling the issue names."""
     client = CurlAsyncHTTPClient(force_instance=True, max_clients=WORKERS)
+    try:
+        return await fetch_loop(client.fetch, target, n)
+    finally:
+        client.close()
+
+
+async def measure_ceiling(target: BenchTarget, n: int) -> dict[str, Any]:
+    """A bare loop over the service's own Fetcher (same curl settings), no queue, no storage."""
+    fetcher = Fetcher(FetchSettings(max_clients=WORKERS), AddressPolicy.build(True))
+    try:
+        return await fetch_loop(fetcher.fetch, target, n)
+    finally:
+        fetcher.close()
+
+
+async def fetch_loop(fetch: Callable[[str], Awaitable[Any]], target: BenchTarget, n: int) -> dict[str, Any]:
+    """Fetch n pages with WORKERS at once through `fetch`: pages a second and CPU a page."""
     queue = list(range(n))
     sizes = 0
 
     async def worker() -> None:
         nonlocal sizes
         while queue:
-            response = await client.fetch(target.url(queue.pop()))
+            response = await fetch(target.url(queue.pop()))
             sizes += len(response.body)
 
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    client.close()
     return {"pages": n, "seconds": round(elapsed, 2), "pages_per_s": round(n / elapsed), "bytes": sizes,
             "cpu_ms_per_page": round(cpu / n * 1000, 3)}
 
@@ -51,7 +70,7 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 async def main(argv: list[str]) -> dict[str, Any]:
-    from bench.run import measure_ceiling, measure_end_to_end
+    from bench.run import measure_end_to_end
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=10000)

@@ -27,38 +27,15 @@ sys.path.insert(0, ROOT)
 
 from bench.dashboard_bench import measure_dashboard  # noqa: E402
 from bench.export_bench import measure as measure_export  # noqa: E402
-from bench.fetch_bench import measure_bare_loop  # noqa: E402
-from bench.harness import API, WORKERS, Client, Server, one_process_option, pct  # noqa: E402
+from bench.fetch_bench import measure_bare_loop, measure_ceiling  # noqa: E402
+from bench.harness import API, Client, Server, one_process_option, pct  # noqa: E402
 from bench.processes_bench import measure_processes  # noqa: E402
 from bench.search_bench import measure_search  # noqa: E402
 from bench.storage_bench import measure as measure_storage  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
-from jobqueue.addresses import AddressPolicy  # noqa: E402
-from jobqueue.fetcher import Fetcher, FetchSettings  # noqa: E402
 from jobqueue.models import TaskIds  # noqa: E402
 from jobqueue.store.sqlite_migrations import migrate  # noqa: E402
-
-
-async def measure_ceiling(target: BenchTarget, n: int) -> dict[str, Any]:
-    """A bare loop over the service's own Fetcher (same curl settings), no queue, no storage."""
-    fetcher = Fetcher(FetchSettings(max_clients=WORKERS), AddressPolicy.build(True))
-    queue = list(range(n))
-    sizes = 0
-
-    async def worker() -> None:
-        nonlocal sizes
-        while queue:
-            i = queue.pop()
-            response = await fetcher.fetch(target.url(i))
-            sizes += len(response.body)
-
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    fetcher.close()
-    return {"pages": n, "seconds": round(elapsed, 2), "pages_per_s": round(n / elapsed), "bytes": sizes,
-            "cpu_ms_per_page": round(cpu / n * 1000, 3)}
 
 
 async def wait_completed(client: Client, n: int, timeout: float = 600) -> None:
