@@ -127,14 +127,7 @@ class ProcessGroup:
         return 0 if stopped_cleanly else 1
 
     def _spawn(self, role: ProcessRole) -> None:
-        read, write = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read)
-            os._exit(self._child(role, write))
-        os.close(write)
+        pid, read = _fork_with_pipe(lambda write: self._child(role, write))
         self.children[pid] = _Child(role, pid, read)
 
     def _child(self, role: ProcessRole, pipe: int) -> int:
@@ -287,25 +280,21 @@ class ProcessGroup:
 
 def prepare_database(settings: Settings) -> None:
     """Open the database once before any child, in a helper process, so migrations run once (ConfigError)."""
-    read, write = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        code = 0
+
+    def open_and_close(write: int) -> int:
         try:
             asyncio.run(_open_and_close(settings))
         except ConfigError as exc:
             os.write(write, str(exc).encode("utf-8", "replace"))
-            code = 2
+            return 2
         except BaseException:
             traceback.print_exc()
-            code = 1
+            return 1
         finally:
             sys.stderr.flush()
-            os._exit(code)
-    os.close(write)
+        return 0
+
+    pid, read = _fork_with_pipe(open_and_close)
     chunks = []
     while chunk := os.read(read, 65536):
         chunks.append(chunk)
@@ -314,6 +303,24 @@ def prepare_database(settings: Settings) -> None:
     if status != 0:
         message = b"".join(chunks).decode("utf-8", "replace")
         raise ConfigError(message or f"opening the database failed ({describe(status)})")
+
+
+def _fork_with_pipe(child: Callable[[int], int]) -> tuple[int, int]:
+    """Fork a process that runs `child(write end of a pipe)` and exits with its status; the parent gets the
+    child's pid and the pipe's read end."""
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        code = 1
+        try:
+            code = child(write)
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read
 
 
 async def _open_and_close(settings: Settings) -> None:
