@@ -59,7 +59,9 @@ class WriterThread:
     def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer",
                  before_commit: Callable[[], None] | None = None) -> None:
         self._conn = conn
-        self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        # the lock is waited for in _begin; once held, nothing in a transaction waits for another process
+        self._busy_timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+        conn.execute("PRAGMA busy_timeout=0")
         self._before_commit = before_commit
         self._last_failure: tuple[float, BaseException] | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -151,22 +153,18 @@ class WriterThread:
         connection's busy timeout. SQLite's own busy handler sleeps 1, 2, 5 ... then 100 ms between tries, so
         with --processes a lock held for 2 ms could keep a waiting writer, and its POSTs, 100 ms and more."""
         conn = self._conn
-        conn.execute("PRAGMA busy_timeout=0")
-        try:
-            deadline = time.monotonic() + self._busy_ms / 1000
-            delay = BEGIN_RETRY_FIRST
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    left = deadline - time.monotonic()
-                    if not is_busy(exc) or left <= 0:
-                        raise
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, BEGIN_RETRY_MAX)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        deadline = time.monotonic() + self._busy_timeout
+        delay = BEGIN_RETRY_FIRST
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if not is_busy(exc) or left <= 0:
+                    raise
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, BEGIN_RETRY_MAX)
 
     def _roll_back(self) -> None:
         try:
