@@ -5,7 +5,9 @@ queued at once. Each write still costs a future, a hand-over to the writer threa
 wake-up of the IOLoop when it is done; a burst of single-URL POSTs paid those once per request. Here the
 requests that reach the store in one IOLoop iteration are stored by one call and answered together, in
 order. If that call fails, each request is tried again alone, so one request's bad job never fails
-another's.
+another's. That retry is safe only where an add stores all its jobs or none (SQLite); on a store that
+cannot promise it (MongoDB inserts without a transaction) a failed shared add could leave some requests'
+jobs stored and their retries refused, so there every request is its own add.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ class SubmitGroup:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.grouping = store.capabilities.atomic_add
         self._waiting: list[tuple[list[NewTask], asyncio.Future[list[Task]]]] = []
         self._storing: set[asyncio.Task[None]] = set()
 
     async def add(self, tasks: list[NewTask]) -> list[Task]:
         """Store `tasks` durably with whatever else arrives in this iteration; the stored tasks, in order."""
+        if not self.grouping:
+            return await self.store.add(tasks)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Task]] = loop.create_future()
         if not self._waiting:

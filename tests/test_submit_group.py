@@ -11,13 +11,15 @@ from jobqueue.models import TaskIds
 from jobqueue.store.base import NewTask
 from jobqueue.store.sqlite import SQLiteStore
 from jobqueue.submit_group import SubmitGroup
+from tests.store_backends import FakeClock, mongomock_factory
 
 
 class CountingStore:
-    """A real SQLite store that counts its add calls, and refuses any add holding a job for `refused_url`."""
+    """A real store that counts its add calls, and refuses any add holding a job for `refused_url`."""
 
-    def __init__(self, store: SQLiteStore, refused_url: str | None = None) -> None:
+    def __init__(self, store: Any, refused_url: str | None = None) -> None:
         self.store = store
+        self.capabilities = store.capabilities
         self.refused_url = refused_url
         self.adds: list[int] = []
 
@@ -65,3 +67,21 @@ async def test_a_refused_request_fails_alone_and_the_others_are_stored(sqlite):
     assert isinstance(answers[1], ValueError)
     assert store.adds == [2, 1, 1]  # the group, then each request again on its own
     assert (await sqlite.counts())["queued"] == 1
+
+
+@pytest.mark.gen_test
+async def test_a_store_whose_add_is_not_atomic_gets_each_request_alone(tmp_path):
+    """On MongoDB (here mongomock-motor, a mock) a shared add that failed half way would leave some requests'
+    jobs stored and their retries refused, so requests are not grouped there."""
+    mongo = mongomock_factory(tmp_path, FakeClock())()
+    await mongo.open()
+    try:
+        ids, store = TaskIds(), CountingStore(mongo)
+        group = SubmitGroup(store)  # type: ignore[arg-type]
+        requests = [jobs(ids, f"https://example.com/{i}/a", f"https://example.com/{i}/b") for i in range(3)]
+        answers = await asyncio.gather(*(group.add(r) for r in requests))
+        assert store.adds == [2, 2, 2]
+        assert [[t.id for t in a] for a in answers] == [[t.id for t in r] for r in requests]
+        assert (await mongo.counts())["queued"] == 6
+    finally:
+        await mongo.close()

@@ -68,6 +68,9 @@ class Capabilities:
     """What a backend can do beyond the common interface, declared instead of probed."""
 
     change_stream: bool = False
+    # add() of many jobs stores all of them or none (one transaction): only then may submissions that arrive
+    # together share one add, since a failed shared add is tried again request by request
+    atomic_add: bool = False
     # the TaskFilter fields its listings can narrow by; `q` means full-text search of stored pages
     list_filters: tuple[str, ...] = ("status", "batch")
 
