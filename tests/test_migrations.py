@@ -146,7 +146,7 @@ async def test_bodies_move_into_the_content_addressed_store_byte_identical(tmp_p
     left = conn.execute("SELECT COUNT(*) FROM results WHERE body IS NOT NULL OR body_from IS NOT NULL").fetchone()
     assert left == (0,)
     with_body = sum(1 for b in before.values() if b is not None)
-    assert conn.execute("SELECT SUM(refs) FROM bodies").fetchone()[0] == with_body
+    assert conn.execute("SELECT SUM(refs) FROM body_refs").fetchone()[0] == with_body
     conn.close()
 
 
@@ -155,3 +155,41 @@ def test_the_v3_fixture_shares_a_body_through_body_from():
     conn.executescript(open(V3_DUMP).read())
     assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (3,)
     assert conn.execute("SELECT COUNT(*) FROM results WHERE body_from IS NOT NULL").fetchone()[0] >= 1
+
+
+V6_DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "schema-v6.sql")
+
+
+def v6_db(tmp_path) -> tuple[str, dict[str, int]]:
+    """A database file the schema-6 store wrote, and each body's reference count as it kept it."""
+    path = os.path.join(str(tmp_path), "v6.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(open(V6_DUMP).read())
+    refs = dict(conn.execute("SELECT sha256, refs FROM bodies").fetchall())
+    conn.close()
+    return path, refs
+
+
+@pytest.mark.gen_test
+async def test_a_schema_6_database_keeps_its_reference_counts_in_body_refs(tmp_path):
+    """Release 0.3's first pass counted a body's results in the body's own row (fixtures/make_v6_db.py)."""
+    path, old_refs = v6_db(tmp_path)
+    assert sorted(old_refs.values()) == [1, 1, 3]
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        moved = await store._read(lambda c: dict(c.execute(
+            "SELECT bodies.sha256, body_refs.refs FROM body_refs JOIN bodies ON bodies.id = body_refs.body_id")
+            .fetchall()))
+        assert moved == old_refs
+        shared = [r.id for r in (await store.list_results(10, None)).items if r.url.startswith("https://a.example/")]
+        for job_id in shared[:2]:
+            await store.retry(job_id)  # drops its result: the shared body stays for the third
+        stats = await store.storage_stats()
+        assert stats["results"] == 3 and stats["distinct_bodies"] == 3
+        assert (await store.get_result(shared[2], with_body=True)).body.startswith(b"<html><body><p>the same")
+        await store.retry(shared[2])  # the last result that had it: the body goes too
+        stats = await store.storage_stats()
+        assert stats["results"] == 2 and stats["distinct_bodies"] == 2
+    finally:
+        await store.close()

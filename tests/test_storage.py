@@ -97,7 +97,8 @@ async def test_sqlite_keeps_small_bodies_as_they_are_and_totals_match_a_full_cou
     conn = sqlite3.connect(os.path.join(str(tmp_path), "contract.db"))
     codecs = dict(conn.execute("SELECT size, codec FROM bodies").fetchall())
     assert codecs == {len(PAGE): "zstd", len(b"<p>short</p>"): "identity"}
-    assert conn.execute("SELECT refs FROM bodies WHERE size = ?", (len(PAGE),)).fetchone()[0] == 2
+    assert conn.execute("SELECT body_refs.refs FROM body_refs JOIN bodies ON bodies.id = body_id WHERE size = ?",
+                        (len(PAGE),)).fetchone()[0] == 2
     scanned = conn.execute("SELECT (SELECT COUNT(*) FROM results), (SELECT COUNT(*) FROM bodies),"
                            " (SELECT SUM(b.size) FROM results r JOIN bodies b ON b.id = r.body_id),"
                            " (SELECT SUM(stored_size) FROM bodies)").fetchone()

@@ -53,6 +53,37 @@ CREATE TRIGGER bodies_delete AFTER DELETE ON bodies BEGIN
 END;
 """
 
+# A body's reference count lives in a narrow row of its own: counting a result in `bodies.refs` rewrote
+# the body's record (its compressed data and overflow pages) and dirtied its pages at every completion.
+# `bodies.refs` is left in place, unused, rather than rewriting a table that holds every body.
+V7_BODY_REFS = """
+CREATE TABLE body_refs (body_id INTEGER PRIMARY KEY, refs INTEGER NOT NULL);
+INSERT INTO body_refs (body_id, refs) SELECT id, refs FROM bodies;
+DROP TRIGGER results_body_insert;
+DROP TRIGGER results_body_delete;
+DROP TRIGGER bodies_insert;
+DROP TRIGGER bodies_delete;
+CREATE TRIGGER results_body_insert AFTER INSERT ON results BEGIN
+    UPDATE body_refs SET refs = refs + 1 WHERE body_id = NEW.body_id;
+    UPDATE storage_totals SET results = results + 1,
+        body_bytes = body_bytes + COALESCE((SELECT size FROM bodies WHERE id = NEW.body_id), LENGTH(NEW.body), 0);
+END;
+CREATE TRIGGER results_body_delete AFTER DELETE ON results BEGIN
+    UPDATE storage_totals SET results = results - 1,
+        body_bytes = body_bytes - COALESCE((SELECT size FROM bodies WHERE id = OLD.body_id), LENGTH(OLD.body), 0);
+    UPDATE body_refs SET refs = refs - 1 WHERE body_id = OLD.body_id;
+    DELETE FROM bodies WHERE id = OLD.body_id AND (SELECT refs FROM body_refs WHERE body_id = OLD.body_id) <= 0;
+END;
+CREATE TRIGGER bodies_insert AFTER INSERT ON bodies BEGIN
+    INSERT INTO body_refs (body_id, refs) VALUES (NEW.id, 0);
+    UPDATE storage_totals SET distinct_bodies = distinct_bodies + 1, stored_bytes = stored_bytes + NEW.stored_size;
+END;
+CREATE TRIGGER bodies_delete AFTER DELETE ON bodies BEGIN
+    DELETE FROM body_refs WHERE body_id = OLD.id;
+    UPDATE storage_totals SET distinct_bodies = distinct_bodies - 1, stored_bytes = stored_bytes - OLD.stored_size;
+END;
+"""
+
 # What a result read with its body selects besides RESULT_COLUMNS (`body` is a body of schema 3 or
 # older a row may still hold when written by a tool that predates bodies; it is read as is).
 BODY_COLUMNS = ("bodies.codec AS body_codec, bodies.data AS body_data, bodies.size AS body_size, results.body AS body,"

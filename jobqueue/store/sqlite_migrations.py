@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobqueue.spec import DEFAULT_FETCH
-from jobqueue.store.sqlite_bodies import V4_BODIES, move_bodies_into_store
+from jobqueue.store.sqlite_bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite_schedules import V5_SCHEDULES
 
 
@@ -230,6 +230,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               V4_BODIES, _bodies_and_late_columns),
     Migration(5, "recurring fetches (schedules) and the url.changed outbox", V5_SCHEDULES),
     Migration(6, "url.changed looked up by run for its webhook; raw response header lines for WARC", V6_RAW_HEADERS),
+    Migration(7, "a body's reference count in a narrow table of its own, so counting does not rewrite the body",
+              V7_BODY_REFS),
 )
 LATEST = MIGRATIONS[-1].version
 
