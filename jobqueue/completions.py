@@ -60,7 +60,14 @@ class CompletionGroups:
         waiting, self._waiting = self._waiting, []
         writing = asyncio.ensure_future(self._write(waiting))
         self._writing.add(writing)
-        writing.add_done_callback(self._writing.discard)
+        writing.add_done_callback(lambda done: self._written(done, waiting))
+
+    def _written(self, writing: asyncio.Task[None],
+                 waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]]) -> None:
+        self._writing.discard(writing)
+        if writing.cancelled():  # the loop is going away: no job may wait on its answer for ever
+            for _lease, _result, future in waiting:
+                future.cancel()
 
     async def _write(self, waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]]) -> None:
         outcomes: list[Task | Exception | None]

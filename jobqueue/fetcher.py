@@ -238,10 +238,11 @@ class Fetcher:
                 return
             try:
                 hop = _hop(request, future.result() if error is None else None, error)
-            except FetchError as exc:
+                response = _response(url, hop, started, fetched_at)
+            except Exception as exc:  # a FetchError, or a bug's: either way the job must hear of it
                 done(exc)
                 return
-            done(_response(url, hop, started, fetched_at))
+            done(response)
 
         future.add_done_callback(finished)
         return future

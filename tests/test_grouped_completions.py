@@ -101,3 +101,26 @@ async def test_completions_of_one_turn_share_one_write(tmp_path):
     assert calls == [(5, True)]
     assert all(task.status == "completed" for task in done)
     assert {rows[lease.task_id] for lease in leases} == {("completed", hashlib.sha256(b"same").hexdigest())}
+
+
+@pytest.mark.gen_test
+async def test_a_group_write_cancelled_with_the_loop_cancels_its_jobs_answers(tmp_path):
+    store, leases = await claimed_store(tmp_path, 2)
+    never = asyncio.Event()
+
+    class StuckStore:
+        """The real store, but its group write waits for ever (as when the loop is torn down mid-write)."""
+
+        async def complete_many(self, completions, digests_checked=False):
+            await never.wait()
+
+    try:
+        groups = CompletionGroups(StuckStore())  # type: ignore[arg-type]
+        answers = [groups.complete(lease, result_for(lease.task_id, b"x")) for lease in leases]
+        await asyncio.sleep(0)  # the turn ends: the group's write starts
+        [writing] = list(groups._writing)
+        writing.cancel()
+        done, pending = await asyncio.wait(answers, timeout=5)
+        assert not pending and all(answer.cancelled() for answer in done)
+    finally:
+        await store.close()

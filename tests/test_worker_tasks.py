@@ -174,3 +174,33 @@ async def _reopened(path: str, task_id: str) -> Task:
         return found
     finally:
         await store.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_bug_while_reading_a_response_frees_the_slot_and_is_logged(tmp_path, target: Target, monkeypatch,
+                                                                           caplog):
+    from jobqueue import fetcher
+
+    real_hop = fetcher._hop
+
+    def breaks_on_one_page(request: Any, response: Any, error: Any) -> Any:
+        if request.url.endswith("/page/broken"):
+            raise RuntimeError("a bug reading this response")
+        return real_hop(request, response, error)
+
+    monkeypatch.setattr(fetcher, "_hop", breaks_on_one_page)
+    jobs = Pool(tmp_path, workers=1, per_host=1)
+    await jobs.start()
+    try:
+        [broken] = await jobs.add([target.url("/page/broken")])
+
+        async def fetched() -> bool:
+            return target.state.hits["/page/broken"] == 1
+
+        await wait_for(fetched, 10.0, "the broken page to be fetched")
+        [after] = await jobs.add([target.url("/page/after")])
+        await jobs.ended([after])  # the one worker was given back
+        assert (await jobs.store.get(broken)).status == "running"  # runs again once its lease ends
+    finally:
+        await jobs.close()
+    assert any("unexpected error" in r.getMessage() and r.exc_info for r in caplog.records)
