@@ -232,12 +232,12 @@ class Fetcher:
         def finished(future: asyncio.Future[HTTPResponse]) -> None:
             if future.cancelled():
                 return
-            error = future.exception()
-            if request is None or not (error is None or isinstance(error, CurlError)):
-                done(error)  # type: ignore[arg-type]
-                return
             try:
-                hop = _hop(request, future.result() if error is None else None, error)
+                error = future.exception()
+                if error is not None and not isinstance(error, CurlError):
+                    raise error  # _request's FetchError, or a bug's
+                assert request is not None
+                hop = _hop(request, None if error is not None else future.result(), error)
                 response = _response(url, hop, started, fetched_at)
             except Exception as exc:  # a FetchError, or a bug's: either way the job must hear of it
                 done(exc)
@@ -329,7 +329,7 @@ class _Hop:
     raw_headers: bytes = b""
 
 
-def _hop(request: JobRequest, response: HTTPResponse | None, error: BaseException | None) -> _Hop:
+def _hop(request: JobRequest, response: HTTPResponse | None, error: CurlError | None) -> _Hop:
     """What one finished request brought back, or the FetchError that says why it failed."""
     transfer = request.transfer
     max_bytes = transfer.limit
@@ -342,8 +342,6 @@ def _hop(request: JobRequest, response: HTTPResponse | None, error: BaseExceptio
     if transfer.too_large:
         raise FetchError("too_large", f"the body is larger than the limit of {max_bytes} bytes")
     if error is not None:
-        if not isinstance(error, CurlError):
-            raise error
         code = _CURL_CODES.get(error.errno, "fetch_error")
         if error.errno == 1 and (error.message or "").startswith("Protocol "):
             code = "unsupported_scheme"  # a redirect to ftp:, file: and the like

@@ -246,12 +246,7 @@ class WorkerPool:
         """The end of a job run by `_run_soon`, reported as `_process` reports it."""
         self._finished(task)
         job.set_result(None)
-        if isinstance(outcome, BaseException):
-            self._log_failure(task, outcome)
-        elif outcome is not None:
-            self.publish(outcome)
-        else:
-            log.info("task %s: lease lost (cancelled or taken over); outcome discarded", task.id)
+        self._report(task, outcome)
 
     def _fetch_done(self, task: Task) -> None:
         """The fetch is over: its slot (and its host's) goes to the next job while the outcome is written."""
@@ -273,26 +268,27 @@ class WorkerPool:
 
     async def _process(self, task: Task) -> None:
         lease = self._leases[task.id]
+        outcome: Task | Exception | None
         try:
-            updated = await self._attempt(task, lease)
+            outcome = await self._attempt(task, lease)
         except asyncio.CancelledError:
             return
         except Exception as exc:
-            self._log_failure(task, exc)
-            return
+            outcome = exc
         finally:
             self._finished(task)
-        if updated is not None:
-            self.publish(updated)
+        self._report(task, outcome)
+
+    def _report(self, task: Task, outcome: Task | BaseException | None) -> None:
+        """A finished job's new state to live clients, or in the log why its outcome was not recorded."""
+        if isinstance(outcome, StoreError):
+            log.warning("task %s: could not record the outcome (%s); it will run again", task.id, outcome)
+        elif isinstance(outcome, BaseException):
+            log.error("task %s: unexpected error; it will run again after its lease", task.id, exc_info=outcome)
+        elif outcome is not None:
+            self.publish(outcome)
         else:
             log.info("task %s: lease lost (cancelled or taken over); outcome discarded", task.id)
-
-    @staticmethod
-    def _log_failure(task: Task, exc: BaseException) -> None:
-        if isinstance(exc, StoreError):
-            log.warning("task %s: could not record the outcome (%s); it will run again", task.id, exc)
-        else:
-            log.error("task %s: unexpected error; it will run again after its lease", task.id, exc_info=exc)
 
     async def _attempt(self, task: Task, lease: Lease) -> Task | None:
         if task.attempts > self.retry.max_attempts:
