@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from jobqueue.models import QUEUED, RUNNING, Task
@@ -54,7 +55,9 @@ class MongoClaimOps:
         candidates = (self.db.jobs.find(due, {"_id": 1}).sort(CLAIM_ORDER).hint(CLAIM_INDEX_NAME).limit(limit)
                       .max_time_ms(CLAIM_MAX_TIME_MS))
         try:
-            ids = [d["_id"] for d in await self._call(candidates.to_list(limit), allow=(ExecutionTimeout,))]
+            # the client's timeoutMS would replace the cursor's maxTimeMS with its own, longer one (CSOT)
+            with pymongo.timeout(CLAIM_MAX_TIME_MS / 1000):
+                ids = [d["_id"] for d in await self._call(candidates.to_list(limit), allow=(ExecutionTimeout,))]
         except ExecutionTimeout:
             return []  # the index did not answer in time: an idle poll, tried again shortly
         if not ids:
