@@ -12,13 +12,17 @@ look alike, this subclass instead:
 - keeps header lines as curl delivers them (a C-level list append, no Python frame) and leaves parsing
   to the caller, once, after the transfer;
 - caps the body with curl's MAXFILESIZE (refused from the Content-Length before a byte is read) plus a
-  byte counter on the decoded bytes, which libcurl's cap does not see;
+  byte counter on the decoded bytes, which libcurl's cap does not see; or, for a Transfer that `cuts`,
+  keeps the body up to the cap and ends the transfer there as a success (webhook answers: only the
+  status line matters);
 - runs "call me now" timeouts as one loop callback and keeps a timer that fires no later than asked;
 - builds a small JobResponse (body and headers stay on the Transfer) for each of the transfers curl
   reports done, all finished in one pass before the queue is refilled once (as Tornado does).
 
-Any other HTTPRequest goes through Tornado's own code on a handle reset first, so this is still an
-AsyncHTTPClient. The address guard is on every connection of a JobRequest: OPENSOCKETFUNCTION is set at
+A Python callback that raises (a bug) is recorded on its Transfer and ends the transfer, so the caller can
+tell it apart from a network error. Any other HTTPRequest goes through Tornado's own code on a handle reset
+first, so this is still an AsyncHTTPClient. The address guard is on every connection of a JobRequest:
+OPENSOCKETFUNCTION is set at
 handle creation (and again after a stock request reset it), with no transfer attached it refuses, and a
 stock request's connection is closed after it (FORBID_REUSE), so no JobRequest reuses an unguarded one.
 Connections are reused between JobRequests, so all those sent through one client carry the same policy
@@ -49,33 +53,69 @@ _TIMINGS = (("namelookup", pycurl.NAMELOOKUP_TIME), ("connect", pycurl.CONNECT_T
 
 
 class Transfer:
-    """What curl fills in for one request: raw header lines, body chunks under a cap, a refused address."""
+    """What curl fills in for one request: raw header lines, body chunks under a cap, refused addresses, and
+    the exception of a callback that failed.
 
-    __slots__ = ("allows", "blocked", "chunks", "limit", "lines", "size", "too_large")
+    The guard's refusals are judged against the header lines: curl connects a hop after the previous hop's
+    headers and before its own, so a refusal made since the last header line (`refused_at` equal to the line
+    count) with no connection made since (`reached_at`, from PREREQFUNCTION) is a hop that reached no allowed
+    address. A refused address curl skipped (a private AAAA beside a public A) before it reached an allowed
+    one is no failure.
+    """
 
-    def __init__(self, allows: Callable[[str], bool], limit: int) -> None:
+    __slots__ = ("allows", "blocked", "chunks", "cut", "cuts", "failure", "limit", "lines", "reached_at",
+                 "refused_at", "size", "too_large")
+
+    def __init__(self, allows: Callable[[str], bool], limit: int, cuts: bool = False) -> None:
         self.allows = allows  # the address policy's check, asked for every socket curl opens
         self.limit = limit
+        self.cuts = cuts  # a body over the limit is kept up to it and the transfer ends there, not failed
         self.size = 0
         self.chunks: list[bytes] = []
         self.lines: list[bytes] = []
-        self.blocked: str | None = None
+        self.blocked: str | None = None  # the first address refused for the latest hop that had a refusal
+        self.refused_at = -1  # len(lines) when the guard last refused a socket
+        self.reached_at = -1  # len(lines) when a connection was last made (or reused) for a request
         self.too_large = False
+        self.cut = False
+        self.failure: BaseException | None = None
 
     def open_socket(self, purpose: int, address: Any) -> Any:
-        """OPENSOCKETFUNCTION: a socket only to an allowed address; the first refused one is kept."""
-        ip = address.addr[0]
-        if not self.allows(ip):
-            self.blocked = self.blocked or ip
+        """OPENSOCKETFUNCTION: a socket only to an allowed address; refusals are noted for `refused`."""
+        try:
+            ip = address.addr[0]
+            at = len(self.lines)
+            if not self.allows(ip):
+                if self.refused_at != at:
+                    self.blocked = ip
+                self.refused_at = at
+                return pycurl.SOCKET_BAD
+            return socket.socket(address.family, address.socktype, address.protocol)
+        except Exception as exc:  # a bug (or no file descriptor left): curl must not connect unchecked
+            self.failure = self.failure or exc
             return pycurl.SOCKET_BAD
-        return socket.socket(address.family, address.socktype, address.protocol)
+
+    def reached(self, *_addresses: Any) -> int:
+        """PREREQFUNCTION: a connection is up (made or reused) and the request is about to be sent."""
+        self.reached_at = len(self.lines)
+        return pycurl.PREREQFUNC_OK
+
+    def refused(self) -> bool:
+        """Whether the last hop reached no address because the guard refused one (what `blocked` means)."""
+        at = len(self.lines)
+        return self.refused_at == at and self.reached_at != at
 
     def write(self, chunk: bytes) -> int | None:
         """WRITEFUNCTION: count decoded bytes against the cap (curl's MAXFILESIZE counts them encoded)."""
         size = self.size + len(chunk)
-        if size > self.limit or self.blocked is not None:
-            self.too_large = self.blocked is None
-            return 0  # curl fails the transfer with a write error
+        if size > self.limit:
+            if self.cuts:
+                self.chunks.append(chunk[:self.limit - self.size])
+                self.size = self.limit
+                self.cut = True
+            else:
+                self.too_large = True
+            return 0  # curl ends the transfer with a write error
         self.size = size
         self.chunks.append(chunk)
         return None
@@ -93,14 +133,14 @@ class JobRequest(HTTPRequest):
     reads. `headers` is rebuilt from the lines only if someone asks.
     """
 
-    def __init__(self, url: str, method: str, body: bytes | None, header_lines: list[bytes], user_agent: str,
+    def __init__(self, url: str, method: str, body: bytes | None, header_lines: list[bytes], user_agent: bytes,
                  connect_timeout: float, request_timeout: float, follow_redirects: bool, max_redirects: int,
                  transfer: Transfer) -> None:
         self.url = url
         self.method = method
         self._body = body
         self.header_lines = header_lines
-        self.user_agent = user_agent
+        self.user_agent = user_agent  # type: ignore[assignment]
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self.follow_redirects = follow_redirects
@@ -190,8 +230,13 @@ class LeanCurlClient(CurlAsyncHTTPClient):
                 return pycurl.SOCKET_BAD  # no request attached: refuse rather than connect unchecked
             return transfer.open_socket(purpose, address)
 
+        def reached(*addresses: Any) -> int:
+            transfer = curl.transfer
+            return transfer.reached() if transfer is not None else pycurl.PREREQFUNC_OK
+
         curl.transfer = None
         curl.setopt(pycurl.OPENSOCKETFUNCTION, open_socket)
+        curl.setopt(pycurl.PREREQFUNCTION, reached)
         curl.lean = True
 
     def fetch(self, request: Any, raise_error: bool = True, **kwargs: Any) -> Future[HTTPResponse]:  # type: ignore[override]
@@ -255,7 +300,7 @@ class LeanCurlClient(CurlAsyncHTTPClient):
             setopt(pycurl.TIMEOUT_MS, max(1, int(1000 * request.request_timeout)))
             setopt(pycurl.FOLLOWLOCATION, request.follow_redirects)
             setopt(pycurl.MAXREDIRS, request.max_redirects)
-            setopt(pycurl.MAXFILESIZE_LARGE, transfer.limit)
+            setopt(pycurl.MAXFILESIZE_LARGE, 0 if transfer.cuts else transfer.limit)  # 0: no limit
             setopt(pycurl.WRITEFUNCTION, transfer.write)
             setopt(pycurl.HEADERFUNCTION, transfer.lines.append)  # raw lines, parsed once afterwards
             if request.method == "GET":
@@ -311,6 +356,8 @@ class LeanCurlClient(CurlAsyncHTTPClient):
         self._multi.remove_handle(curl)
         request, callback, queued, started = job
         getinfo = curl.getinfo
+        if curl_error == pycurl.E_WRITE_ERROR and request.transfer.cut and request.transfer.failure is None:
+            curl_error = None  # the body reached its cap and was cut there on purpose: the answer is complete
         if curl_error:
             error: BaseException | None = CurlError(curl_error, curl_message)
             code, effective_url = 599, None

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from tornado.curl_httpclient import CurlError
 from tornado.httpclient import HTTPResponse
@@ -28,6 +29,8 @@ from jobqueue.profiles import FetchProfiles, Profile
 from jobqueue.spec import DEFAULT_FETCH, FetchOptions
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchError", "FetchResponse", "FetchSettings", "Fetcher"]
+
+log = logging.getLogger("jobqueue.fetcher")
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 DEFAULT_USER_AGENT = f"jobqueue/{__version__} (+https://github.com/jobqueue/jobqueue)"
@@ -61,6 +64,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATUS_LINE = re.compile(r"HTTP/\S+[ \t]+([0-9]{3})(?:[ \t]|$)")
 RAW_HEADERS_MAX = 64 * 1024  # FetchResponse.raw_headers keeps at most this much of the header block
+_URL_KEEP = "".join(chr(c) for c in range(0x21, 0x7F))  # what a followed Location keeps as is (as curl does)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class FetchSettings:
     max_redirects: int = 10
     user_agent: str = DEFAULT_USER_AGENT
     max_clients: int = 32
+    cut_long_bodies: bool = False  # a body over max_body_size is kept cut there (`truncated`), not too_large
 
 
 @dataclass
@@ -89,6 +94,7 @@ class FetchResponse:
     redirects: list[dict[str, Any]]
     timings: dict[str, float]
     raw_headers: bytes = b""  # the final response's status line and header lines as received, CRLFs and all
+    truncated: bool = False  # the body is cut at the cap (only with FetchSettings.cut_long_bodies)
 
     @property
     def sha256(self) -> str:
@@ -142,7 +148,9 @@ def _raw_block(block: list[bytes]) -> bytes:
 
 
 class Fetcher:
-    """One shared curl client; `fetch` never raises anything but FetchError."""
+    """One shared curl client; `fetch` never raises anything but FetchError, and `fetch_soon` hands `done`
+    nothing else: a request that cannot be sent or a bug ends the attempt at once with a true error code
+    (`invalid_url`, `invalid_header`, `invalid_body`, `internal_error`), never by leaving the job hanging."""
 
     def __init__(self, settings: FetchSettings, policy: AddressPolicy, profiles: FetchProfiles | None = None) -> None:
         self.settings = settings
@@ -159,13 +167,16 @@ class Fetcher:
         started = time.monotonic()
         fetched_at = time.time()
         deadline = started + (options.timeout or self.settings.total_timeout)
-        profile = self._profile(options, url)
-        if options.follow_redirects and (options.headers or profile is not None):
-            hop = await self._follow(url, options, profile, deadline)
-        else:
-            hop = await self._send(url, options.method, _body(options.method, options.body),
-                                   self._headers(options, profile), options, deadline, options.follow_redirects)
-        return _response(url, hop, started, fetched_at)
+        try:
+            profile = self._profile(options, url)
+            if options.follow_redirects and (options.headers or profile is not None):
+                hop = await self._follow(url, options, profile, deadline)
+            else:
+                hop = await self._send(url, options.method, _body(options.method, options.body),
+                                       self._headers(options, profile), options, deadline, options.follow_redirects)
+            return _response(url, hop, started, fetched_at)
+        except Exception as exc:
+            raise fetch_error(exc, url) from exc
 
     async def _follow(self, url: str, options: FetchOptions, profile: Profile | None, deadline: float) -> _Hop:
         """Follow redirects here rather than in curl, so a job's and a profile's headers never leave the
@@ -225,7 +236,7 @@ class Fetcher:
                                     started + (options.timeout or self.settings.total_timeout),
                                     options.follow_redirects)
             future = self._client.fetch(request)
-        except FetchError as exc:
+        except Exception as exc:  # a request that cannot be sent, or a bug: the job hears of it as any error
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
 
@@ -235,12 +246,12 @@ class Fetcher:
             try:
                 error = future.exception()
                 if error is not None and not isinstance(error, CurlError):
-                    raise error  # _request's FetchError, or a bug's
+                    raise error  # _request's FetchError, or a bug's (in setopt, say)
                 assert request is not None
                 hop = _hop(request, None if error is not None else future.result(), error)
                 response = _response(url, hop, started, fetched_at)
-            except Exception as exc:  # a FetchError, or a bug's: either way the job must hear of it
-                done(exc)
+            except Exception as exc:  # either way the job must hear of it, as a FetchError
+                done(fetch_error(exc, url))
                 return
             done(response)
 
@@ -255,12 +266,24 @@ class Fetcher:
             raise FetchError("timeout", f"the fetch took longer than its {options.timeout or settings.total_timeout}"
                              " seconds, redirects included")
         max_bytes = min(options.max_bytes or settings.max_body_size, settings.max_body_size)
+        if not url.isascii():  # curl takes ASCII only; percent-encoding it is the submission's work
+            raise FetchError("invalid_url", f"the URL {url[:200]!r} has characters other than ASCII, which cannot "
+                             "be sent; submit it again (URLs are percent-encoded when submitted)")
+        try:
+            encoded = body.encode() if body is not None else None
+        except UnicodeEncodeError as exc:
+            raise FetchError("invalid_body", f"the request body cannot be sent as UTF-8: {exc}") from None
+        user_agent = options.user_agent or settings.user_agent
+        try:
+            agent = user_agent.encode("latin-1")
+        except UnicodeEncodeError:
+            raise FetchError("invalid_header", f"the User-Agent {user_agent[:100]!r} has characters beyond "
+                             "Latin-1, which an HTTP header cannot carry") from None
         return JobRequest(
-            url, method, body.encode() if body is not None else None, headers,
-            options.user_agent or settings.user_agent,
+            url, method, encoded, headers, agent,
             connect_timeout=min(settings.connect_timeout, remaining), request_timeout=remaining,
             follow_redirects=follow, max_redirects=settings.max_redirects,
-            transfer=Transfer(self.policy.allows, max_bytes))
+            transfer=Transfer(self.policy.allows, max_bytes, settings.cut_long_bodies))
 
     def _profile(self, options: FetchOptions, url: str) -> Profile | None:
         """The job's profile as the file says now: gone, or no longer listing the job's host, fails the job."""
@@ -302,14 +325,20 @@ class Fetcher:
 
 def _encode(headers: HTTPHeaders) -> list[bytes]:
     """Header lines as curl sends them, with libcurl's automatic Expect and Pragma turned off as Tornado does;
-    a value with CR or LF is refused (ValueError) rather than split into two headers."""
+    a value with CR or LF, or beyond Latin-1, is refused (`invalid_header`) rather than split or mangled."""
     for name, blank in (("Expect", ""), ("Pragma", "")):
         if name not in headers:
             headers[name] = blank
-    lines = [f"{name}: {value}".encode("latin-1") for name, value in headers.get_all()]
-    for line in lines:
+    lines = []
+    for name, value in headers.get_all():
+        try:
+            line = f"{name}: {value}".encode("latin-1")
+        except UnicodeEncodeError:
+            raise FetchError("invalid_header", f"the header {name[:64]!r} has characters beyond Latin-1, which an "
+                             "HTTP header cannot carry") from None
         if b"\r" in line or b"\n" in line:
-            raise ValueError(f"illegal characters in a header (CR or LF): {line[:100]!r}")
+            raise FetchError("invalid_header", f"illegal characters in a header (CR or LF): {line[:100]!r}")
+        lines.append(line)
     return lines
 
 
@@ -327,13 +356,26 @@ class _Hop:
     redirects: list[dict[str, Any]]
     timings: dict[str, float]
     raw_headers: bytes = b""
+    truncated: bool = False
+
+
+def fetch_error(exc: Exception, url: str) -> FetchError:
+    """The FetchError an attempt ends with: itself, or `internal_error` for anything else (a bug, logged
+    here with its traceback), so no error can leave a job running until its lease runs out."""
+    if isinstance(exc, FetchError):
+        return exc
+    log.error("fetching %s failed unexpectedly", url[:200], exc_info=exc)
+    return FetchError("internal_error", f"the fetch failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]}); "
+                      "this is a bug: the server log has the details")
 
 
 def _hop(request: JobRequest, response: HTTPResponse | None, error: CurlError | None) -> _Hop:
     """What one finished request brought back, or the FetchError that says why it failed."""
     transfer = request.transfer
     max_bytes = transfer.limit
-    if transfer.blocked is not None:
+    if transfer.failure is not None:
+        raise fetch_error(transfer.failure, request.url)  # a callback's bug ended the transfer
+    if error is not None and transfer.refused():
         raise FetchError(
             "blocked",
             f"refused to connect to {transfer.blocked}: not a public address "
@@ -364,14 +406,15 @@ def _hop(request: JobRequest, response: HTTPResponse | None, error: CurlError | 
     return _Hop(url=response.effective_url or current, status=status, headers=final_headers,
                 body=transfer.take_body(), redirects=redirects,
                 timings={k: round(v * 1000, 3) for k, v in response.time_info.items()},
-                raw_headers=_raw_block(final))
+                raw_headers=_raw_block(final), truncated=transfer.cut)
 
 
 def _response(url: str, hop: _Hop, started: float, fetched_at: float) -> FetchResponse:
     """The job's response from its last hop, timed from the job's start."""
     return FetchResponse(url=url, final_url=hop.url, http_status=hop.status, headers=hop.headers, body=hop.body,
                          elapsed_ms=round((time.monotonic() - started) * 1000, 3), fetched_at=fetched_at,
-                         redirects=hop.redirects, timings=hop.timings, raw_headers=hop.raw_headers)
+                         redirects=hop.redirects, timings=hop.timings, raw_headers=hop.raw_headers,
+                         truncated=hop.truncated)
 
 
 def _body(method: str, body: str | None) -> str | None:
@@ -391,8 +434,8 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _next_url(current: str, location: str) -> str:
-    """The absolute URL a Location header points at; only http(s), as for submitted URLs."""
-    target = urljoin(current, location.strip())
+    """The absolute URL a Location header points at; only http(s), as for submitted URLs; sendable (ASCII)."""
+    target = urljoin(current, _sendable(location.strip()))
     scheme = urlsplit(target).scheme.lower()
     if scheme not in ("http", "https"):
         raise FetchError("unsupported_scheme", f"a redirect points at the scheme {scheme!r}, which is not "
@@ -404,3 +447,30 @@ def _next_url(current: str, location: str) -> str:
     if not host:
         raise FetchError("invalid_url", f"a redirect points at {target[:200]!r}, which has no host")
     return target.partition("#")[0]
+
+
+def _sendable(location: str) -> str:
+    """A Location as curl can send it: its raw bytes (header text is read as Latin-1) taken as UTF-8 when they
+    are, the host by IDNA, and space, controls and other non-ASCII bytes percent-encoded, as browsers do."""
+    if location.isascii() and " " not in location:
+        return location
+    charset = "utf-8"
+    try:
+        text = location.encode("latin-1").decode(charset)
+    except UnicodeError:  # not UTF-8: its bytes are encoded one by one, as they came
+        text, charset = location, "latin-1"
+    try:
+        parts = urlsplit(text)
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        host, colon, port = hostport.partition(":")  # a host with non-ASCII letters is no [IPv6] literal
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
+        raise FetchError("invalid_url", f"a redirect points at {location[:200]!r}, which cannot be read: "
+                         f"{exc}") from None
+
+    def encoded(part: str) -> str:
+        return quote(part.encode(charset), safe=_URL_KEEP)
+
+    netloc = f"{encoded(userinfo)}{at}{host}{colon}{encoded(port)}"
+    return urlunsplit((parts.scheme, netloc, encoded(parts.path), encoded(parts.query), encoded(parts.fragment)))

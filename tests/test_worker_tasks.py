@@ -200,7 +200,8 @@ async def test_a_bug_while_reading_a_response_frees_the_slot_and_is_logged(tmp_p
         await wait_for(fetched, 10.0, "the broken page to be fetched")
         [after] = await jobs.add([target.url("/page/after")])
         await jobs.ended([after])  # the one worker was given back
-        assert (await jobs.store.get(broken)).status == "running"  # runs again once its lease ends
+        await jobs.ended([broken], "failed")  # at once, not when its lease ends
+        assert jobs.published[broken].error.code == "internal_error"
     finally:
         await jobs.close()
-    assert any("unexpected error" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert any("failed unexpectedly" in r.getMessage() and r.exc_info for r in caplog.records)
