@@ -67,13 +67,65 @@ async def test_each_finished_run_queues_the_next_on_the_grid_with_the_same_spec(
     assert nxt.available_at == first.available_at + EVERY  # due on the grid, not 60 s after the finish
     assert (await store.counts())["queued"] == 1 and following.runs == 1 and following.last_task_id == first.id
     assert await store.claim(1, LEASE, []) == []  # not due yet
-    clock.advance(EVERY * 3.5)  # the service was down: missed due times are skipped, one run catches up
+    clock.advance(EVERY * 3.5)  # the service was down: the run queued before catches up, alone
     await finish_next(store, fail=True)  # a failed run goes on too
     later = await store.get((await store.get_schedule(first.id)).next_task_id)
-    assert later.available_at == first.available_at + 4 * EVERY - EVERY  # the last missed due time, once
-    [caught_up] = await store.claim(1, LEASE, [])
-    await store.cancel(caught_up.id)  # a cancelled run skips its due time; the schedule goes on
-    assert (await store.get_schedule(first.id)).next_run_at == first.available_at + 4 * EVERY
+    assert later.available_at == first.available_at + 4 * EVERY  # the first due time after the finish
+    assert await store.claim(1, LEASE, []) == []  # the missed due times are skipped, not replayed
+    clock.advance(EVERY)
+    [due] = await store.claim(1, LEASE, [])
+    await store.cancel(due.id)  # a cancelled run skips its due time; the schedule goes on
+    assert (await store.get_schedule(first.id)).next_run_at == first.available_at + 5 * EVERY
+
+
+@pytest.mark.parametrize("ending", ["completed", "failed", "cancelled"])
+@pytest.mark.gen_test
+async def test_after_downtime_one_run_catches_up_and_the_next_is_due_after_it(open_store, clock, ending):
+    """The run queued before the service went down runs once it is back; the one it queues is not due yet,
+    however the run ended and whatever part of a period it finished in."""
+    store = await open_store()
+    needs_schedules(store)
+    [first] = await store.add([new(URL, JobSpec(every=EVERY))])
+    await finish_next(store)
+    stale = await store.get((await store.get_schedule(first.id)).next_task_id)
+    clock.advance(30 * EVERY + 7)  # down for 30 periods and a bit
+    [caught_up] = await store.claim(5, LEASE, [])
+    assert caught_up.id == stale.id
+    clock.advance(EVERY * 0.9)  # a slow run: it finishes near the end of a period
+    lease = Lease(caught_up.id, caught_up.lease_token)
+    if ending == "completed":
+        assert await store.complete(lease, result_for(caught_up.id, URL, b"same"))
+    elif ending == "failed":
+        assert await store.fail(lease, TaskError("http_error", "HTTP 500"), 500)
+    else:
+        await store.cancel(caught_up.id)
+    schedule = await store.get_schedule(first.id)
+    following = await store.get(schedule.next_task_id)
+    assert following.status == "queued" and schedule.next_run_at == following.available_at
+    assert clock() < following.available_at <= clock() + EVERY  # the first due time after the finish
+    assert (following.available_at - first.available_at) % EVERY == 0  # on the grid
+    assert await store.claim(5, LEASE, []) == []  # nothing else catches up
+    assert (await store.counts())["queued"] == 1
+
+
+@pytest.mark.gen_test
+async def test_an_older_run_retried_queues_nothing_the_schedule_goes_on_from_its_current_run(open_store, clock):
+    store = await open_store()
+    needs_schedules(store)
+    [first] = await store.add([new(URL, JobSpec(every=EVERY))])
+    await finish_next(store)
+    clock.advance(EVERY + 1)
+    [current] = await store.claim(1, LEASE, [])  # the second run is running
+    await store.retry(first.id)
+    clock.advance(4)  # the retried first run finishes while the second still runs
+    [again] = await store.claim(1, LEASE, [])
+    assert again.id == first.id
+    assert await store.complete(Lease(again.id, again.lease_token), result_for(again.id, URL, b"same"))
+    assert (await store.counts())["queued"] == 0  # no second chain: the running run queues the next
+    assert await store.complete(Lease(current.id, current.lease_token), result_for(current.id, URL, b"same"))
+    assert (await store.counts())["queued"] == 1
+    schedule = await store.get_schedule(first.id)
+    assert (await store.get(schedule.next_task_id)).available_at == first.available_at + 2 * EVERY
 
 
 @pytest.mark.gen_test

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import typing
 from typing import Any
 
 import pytest
 
 from jobqueue.idempotency import IdempotencyKey
 from jobqueue.models import Result, TaskError, TaskIds
-from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, StoreError, TaskFilter
+from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, Store, StoreError, TaskFilter
+from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 
 LEASE = 30.0
 IDS = TaskIds()
@@ -180,57 +183,103 @@ async def test_cancel_clears_the_previous_attempts_error_and_status(open_store, 
             assert task.status == "cancelled" and task.error is None and task.http_status is None, task
 
 
+def protocol_methods() -> dict[str, Any]:
+    """Every operation of the Store Protocol, read from jobqueue/store/base.py, so a new one cannot be missed."""
+    return {name: member for name, member in vars(Store).items() if inspect.iscoroutinefunction(member)}
+
+
+def protocol_attributes() -> list[str]:
+    """The Protocol's data members (name, capabilities, outbox, ...)."""
+    return [name for name in typing.get_type_hints(Store) if name not in protocol_methods()]
+
+
+# Not called on a closed store, and why; any other operation of the Protocol is.
+NOT_ON_A_CLOSED_STORE = {
+    "open": "opens it again",
+    "close": "closing twice is allowed (servers close on every way out)",
+}
+# May answer their nothing-to-do value (0) instead, as the Protocol documents, where a backend never needs the
+# database for them: relaying an outbox SQLite does not have (or with webhooks off), vacuuming MongoDB.
+MOOT_ON_SOME_BACKENDS = {"relay_outbox": 0, "vacuum_step": 0}
+
+
+def sample_arguments(method: Any, samples: dict[Any, Any]) -> dict[str, Any]:
+    """Arguments for a Protocol operation, by type: a parameter with a default keeps it, an optional one gets None."""
+    hints = typing.get_type_hints(method)
+    arguments = {}
+    for name, parameter in inspect.signature(method).parameters.items():
+        if name == "self" or parameter.default is not inspect.Parameter.empty:
+            continue
+        kind = hints[name]
+        if type(None) in typing.get_args(kind):
+            arguments[name] = None
+        elif kind in samples:
+            arguments[name] = samples[kind]
+        else:
+            raise AssertionError(f"Store.{method.__name__}({name}: {kind}): add a sample {kind} to "
+                                 "test_every_operation_on_a_closed_store_raises_store_error")
+    return arguments
+
+
+def accepts_the_protocols_call(found: Any, member: Any) -> bool:
+    """The implementation takes the Protocol's parameters, in order; any more it has are optional."""
+    theirs, ours = list(inspect.signature(found).parameters.values()), list(inspect.signature(member).parameters)
+    return ([p.name for p in theirs[:len(ours)]] == ours
+            and all(p.default is not inspect.Parameter.empty for p in theirs[len(ours):]))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mongodb"])
+def test_every_backend_implements_every_operation_of_the_protocol(backend):
+    if backend == "sqlite":
+        from jobqueue.store.sqlite import SQLiteStore as implementation
+    else:
+        pytest.importorskip("motor")
+        from jobqueue.store.mongodb import MongoStore as implementation
+    wrong = {}
+    for name, member in protocol_methods().items():
+        found = getattr(implementation, name, None)
+        if not inspect.iscoroutinefunction(found):
+            wrong[name] = "missing (or not async)"
+        elif not accepts_the_protocols_call(found, member):
+            wrong[name] = f"{inspect.signature(found)} does not take the Protocol's {inspect.signature(member)}"
+    assert wrong == {}
+    assert len(protocol_methods()) >= 49
+
+
 @pytest.mark.gen_test
 async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
     """StoreError is what the API turns into 503 database_unavailable; anything else would be a 500."""
     store = await open_store()
+    assert [name for name in protocol_attributes() if not hasattr(store, name)] == []
     [task] = await store.add(new_tasks(1))
     [claimed] = await store.claim(1, LEASE, [])
     lease = Lease(task.id, claimed.lease_token)
     await store.close()
-    err = TaskError("timeout", "slow")
+    delivery = Delivery(id="d", event="task.completed", url="https://example.com/hook", payload=b"{}",
+                        created_at=1.0, task_id=task.id)
     key = IdempotencyKey("ip:1", "k", "f")
-    calls = {
-        "add": lambda: store.add(new_tasks(1)),
-        "get": lambda: store.get(task.id),
-        "list": lambda: store.list(TaskFilter(), 10, None),
-        "counts": lambda: store.counts(),
-        "claim": lambda: store.claim(1, LEASE, []),
-        "extend": lambda: store.extend([lease], LEASE),
-        "release": lambda: store.release([lease]),
-        "complete": lambda: store.complete(lease, result_for(task.id)),
-        "reschedule": lambda: store.reschedule(lease, 0.0, err, None),
-        "fail": lambda: store.fail(lease, err, None),
-        "cancel": lambda: store.cancel(task.id),
-        "retry": lambda: store.retry(task.id),
-        "get_result": lambda: store.get_result(task.id, True),
-        "list_results": lambda: store.list_results(10, None),
-        "changed_since": lambda: store.changed_since(0.0, 10),
-        "ping": lambda: store.ping(),
-        "idempotency_begin": lambda: store.idempotency_begin(key, 10),
-        "idempotency_abort": lambda: store.idempotency_abort(key),
-        "purge_idempotency": lambda: store.purge_idempotency(0.0),
-        "create_batch": lambda: store.create_batch("b", 1, (), 60),
-        "seal_batch": lambda: store.seal_batch("b", None),
-        "get_batch": lambda: store.get_batch("b"),
-        "get_batches": lambda: store.get_batches(["b"]),
-        "list_batches": lambda: store.list_batches(10, None),
-        "cancel_batch": lambda: store.cancel_batch("b", 10),
-        "retry_batch": lambda: store.retry_batch("b", 10),
-        "drop_abandoned_batches": lambda: store.drop_abandoned_batches(),
-        "abandon_batch": lambda: store.abandon_batch("b"),
+    samples = {
+        str: task.id, int: 10, float: 0.0, bool: True, list[str]: [task.id], tuple[str, ...]: (),
+        list[NewTask]: new_tasks(1), TaskFilter: TaskFilter(), Lease: lease, list[Lease]: [lease],
+        Result: result_for(task.id), TaskError: TaskError("timeout", "slow"), IdempotencyKey: key,
+        Delivery: delivery, list[Delivery]: [delivery], DeliveryOutcome: DeliveryOutcome("delivered", 200),
+        DeliveryFilter: DeliveryFilter(),
     }
     wrong = {}
-    for name, call in calls.items():
+    for name, method in protocol_methods().items():
+        if name in NOT_ON_A_CLOSED_STORE:
+            continue
         try:
-            await call()
+            answer = await getattr(store, name)(**sample_arguments(method, samples))
         except StoreError:
             continue
         except Exception as exc:
             wrong[name] = repr(exc)
         else:
-            wrong[name] = "no error"
+            if name not in MOOT_ON_SOME_BACKENDS or answer != MOOT_ON_SOME_BACKENDS[name]:
+                wrong[name] = f"no error ({answer!r})"
     assert wrong == {}
+    assert set(NOT_ON_A_CLOSED_STORE) | set(MOOT_ON_SOME_BACKENDS) <= set(protocol_methods())
 
 
 @pytest.mark.gen_test

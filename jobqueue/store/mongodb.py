@@ -47,6 +47,7 @@ from jobqueue.store.base import (
 from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
 from jobqueue.store.mongodb_bodies import MongoBodies, body_key, keep_body, packed, sha_ref
 from jobqueue.store.mongodb_bulk import MongoBulkOps
+from jobqueue.store.mongodb_cancel import MongoCancelOps
 from jobqueue.store.mongodb_claims import MongoClaimOps
 from jobqueue.store.mongodb_connect import (
     AMBIGUOUS,
@@ -81,8 +82,8 @@ from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 AMBIGUOUS_TRIES = 3
 
 
-class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps, MongoBulkOps,
-                 MongoHistoryOps, MongoScheduleOps):
+class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps,
+                 MongoBulkOps, MongoHistoryOps, MongoScheduleOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"
@@ -304,36 +305,6 @@ class MongoStore(MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, Mon
             return NotFound(task_id)
         task = task_from_doc(doc)
         return Conflict(task, message.format(id=task_id, status=task.status))
-
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel a queued or running task; a cancelled run of a schedule skips its due time, the schedule goes on."""
-        now = self.clock()
-        after = await self._cancelled(task_id, [QUEUED, RUNNING], now)
-        if after is None:
-            raise await self._conflict_or_missing(
-                task_id, "task {id} is already {status}; only queued or running tasks can be cancelled")
-        if after.get("schedule_id") is not None:
-            await self._finish_run(after, None, now)
-        return task_from_doc(after)
-
-    async def _cancel_queued(self, task_id: str, now: float) -> Task | None:
-        """Cancel a queued run of a stopped schedule (nothing follows it); None when it is no longer queued."""
-        after = await self._cancelled(task_id, [QUEUED], now)
-        return task_from_doc(after) if after is not None else None
-
-    async def _cancelled(self, task_id: str, statuses: list[str], now: float) -> dict[str, Any] | None:
-        """Cancel a job in one of `statuses`, moving the counts; the job after it, or None when it was in none."""
-        sets = {"status": CANCELLED, "lease_token": None, "finished_at": now, "updated_at": now,
-                "http_status": None, "error": None,  # they told of the last attempt
-                **outbox_mark(self.outbox, CANCELLED, now)}
-        before = await self._call(self.db.jobs.find_one_and_update(
-            {"_id": task_id, "status": {"$in": statuses}}, {"$set": sets},
-            projection=TASK_FIELDS, return_document=ReturnDocument.BEFORE))
-        if before is None:
-            return None
-        after = applied(before, sets)
-        await self._moved(after, before["status"], now)
-        return after
 
     async def retry(self, task_id: str) -> Task:
         """Queue a finished task again and drop its old result (its body too, unless another job shares it)."""

@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from jobqueue.errors import IdempotencyConflict, NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
-from jobqueue.models import CANCELLED, FAILED, QUEUED, RUNNING, STATUSES, Batch, Page, Task
+from jobqueue.models import FAILED, QUEUED, STATUSES, Batch, Page, Task
 from jobqueue.store.mongodb_schema import (
     TASK_FIELDS,
     after_cursor,
@@ -43,7 +43,6 @@ from jobqueue.store.mongodb_schema import (
     seal_update,
     task_from_doc,
 )
-from jobqueue.store.mongodb_webhooks import outbox_mark
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
 
@@ -276,26 +275,16 @@ class MongoBatchOps:
         next_cursor = encode_cursor(docs[-1]["created_at"], docs[-1]["_id"]) if more and docs else None
         return Page([batch_from_doc(d) for d in docs], next_cursor)
 
-    async def cancel_batch(self, batch_id: str, limit: int) -> list[Task]:
-        """Cancel up to `limit` unfinished jobs of a sealed batch; [] when none is left (NotFound)."""
-        now = self.clock()
-        sets = {"status": CANCELLED, "lease_token": None, "finished_at": now, "updated_at": now,
-                "http_status": None, "error": None, **outbox_mark(self.outbox, CANCELLED, now)}
-        cancelled = await self._batch_chunk(batch_id, (QUEUED, RUNNING), sets, limit, now)
-        if not cancelled:
-            await self.recount_batch(batch_id)  # nothing left to run: a quiet moment to repair any drift
-        return cancelled
-
     async def retry_batch(self, batch_id: str, limit: int) -> list[Task]:
         """Queue up to `limit` failed jobs of a sealed batch again (failed jobs have no result to drop)."""
         now = self.clock()
         sets = {"status": QUEUED, "attempts": 0, "available_at": now, "updated_at": now, "started_at": None,
                 "finished_at": None, "http_status": None, "error": None, "lease_token": None, "reused_from": None}
-        return await self._batch_chunk(batch_id, (FAILED,), sets, limit, now)
+        return [task_from_doc(d) for d in await self._batch_chunk(batch_id, (FAILED,), sets, limit, now)]
 
     async def _batch_chunk(self, batch_id: str, statuses: tuple[str, ...], sets: dict[str, Any], limit: int,
-                           now: float) -> list[Task]:
-        """Find up to `limit` jobs in `statuses`, then move each with its status in the filter."""
+                           now: float) -> list[dict[str, Any]]:
+        """Find up to `limit` jobs in `statuses`, then move each with its status in the filter; the jobs after."""
         batch = await self._call(self.db.batches.find_one({"_id": batch_id, "sealed": True}, {"_id": 1}))
         if batch is None:
             raise NotFound(batch_id, "batch")
@@ -309,7 +298,7 @@ class MongoBatchOps:
                     return_document=ReturnDocument.BEFORE))
                 if before is not None:
                     moves.add(batch_id, before["status"], sets["status"])
-                    out.append(task_from_doc(applied(before, sets)))
+                    out.append(applied(before, sets))
         finally:
             await self._move(moves, now)
         return out

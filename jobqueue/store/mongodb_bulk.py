@@ -17,7 +17,7 @@ FINISHED = [COMPLETED, FAILED, CANCELLED]
 
 
 class MongoBulkOps:
-    """cancel_many, retry_many and delete_many of MongoStore, over its single-job operations."""
+    """retry_many and delete_many of MongoStore, over its single-job operations (cancel_many: mongodb_cancel.py)."""
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
         clock: Callable[[], float]
@@ -28,12 +28,7 @@ class MongoBulkOps:
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str) -> None: ...
-        async def cancel(self, task_id: str) -> Task: ...
         async def retry(self, task_id: str) -> Task: ...
-
-    async def cancel_many(self, task_ids: list[str]) -> list[Task]:
-        """Cancel those of the jobs still queued or running; the cancelled ones come back."""
-        return [task for task in [await self._quietly(self.cancel, i) for i in task_ids] if task is not None]
 
     async def retry_many(self, task_ids: list[str]) -> list[Task]:
         """Queue those of the jobs that finished again, dropping their results; the queued ones come back."""

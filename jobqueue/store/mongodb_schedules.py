@@ -1,15 +1,17 @@
 """Recurring fetches on MongoDB: each finished run queues the next, never twice for one due time.
 
-Every run carries its `due_at` on the schedule's grid (first due time + k * every), and the unique
-"schedule_due" index on (schedule_id, due_at) refuses a second run for a due time: two processes
-finishing the same run (one with a stale lease is refused anyway), a run retried and finishing
-again, or the repair below racing a late finisher all leave one run per due time.
+Every run carries its `due_at` on the schedule's grid (first due time + k * every); the next run is
+due at the first due time after the finish, never one already past (schedule_grid.py). Only the run
+the schedule points at (`next_task_id`) queues a successor, so an older run retried and finishing
+again queues nothing, and the unique "schedule_due" index on (schedule_id, due_at) refuses a second
+run for a due time: two processes finishing the same run (one with a stale lease is refused anyway)
+or the repair below racing a late finisher leave one run per due time.
 
 MongoDB writes one document atomically, so the next run is inserted right after the update that
 finishes the last, not in the same write; a process dying between the two leaves the schedule's
 `next_task_id` naming a finished run. The maintenance round (`repair_schedules`) finds such chains
-(overdue, their next run finished) and queues their next due time, which the unique index makes
-safe whoever else does it meanwhile.
+(overdue, their next run finished) and queues the last due time already past, which runs at once
+(the one run that catches up) and which the unique index makes safe whoever else does it meanwhile.
 
 `schedules` holds one document per schedule: `{_id, url, every, created_at, stopped_at, runs,
 last_task_id, last_sha256, last_finish, next_task_id, next_run_at}`; `last_finish` names the
@@ -20,17 +22,16 @@ from the last completed run's is written to `url_changes` (`_id` = a sequence nu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from jobqueue.errors import NotFound
 from jobqueue.models import COMPLETED, FINISHED, QUEUED, Page, Schedule, Task, TaskIds
 from jobqueue.store.mongodb_batches import Moves
 from jobqueue.store.mongodb_schema import after_cursor, encode_cursor, task_from_doc
+from jobqueue.store.schedule_grid import catch_up_due, next_due
 
 _IDS = TaskIds()
 REPAIR_GRACE = 60.0  # a chain is repaired only this long after its due time: its finisher may still be at it
@@ -63,11 +64,6 @@ def next_run_doc(run: dict[str, Any], new_id: str, due: float, now: float) -> di
     return doc
 
 
-def next_due(due: float, every: float, now: float) -> float:
-    """The due time after `due` on the grid; due times missed while nothing ran are skipped, not replayed."""
-    return due + max(1, math.floor((now - due) / every)) * every
-
-
 class MongoScheduleOps:
     """Starting, following, stopping and listing schedules; url.changed records (mixed into MongoStore)."""
 
@@ -80,7 +76,7 @@ class MongoScheduleOps:
 
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
-        async def _cancel_queued(self, task_id: str, now: float) -> Task | None: ...
+        async def _cancel_queued(self, task_id: str, now: float) -> Task | None: ...  # mongodb_cancel.py
 
     async def _start_schedules(self, docs: list[dict[str, Any]], now: float) -> None:
         """Record the schedules of new recurring jobs (one created completed, reusing a result, is a finished run)."""
@@ -116,8 +112,11 @@ class MongoScheduleOps:
         if completed and before is not None and sha256 is not None and before.get("last_sha256") not in (None, sha256):
             changed_from = before["last_task_id"]
             await self._record_change(run, changed_from, now)
-        if before is None or before.get("stopped_at") is None:
-            await self._queue_next(run, now)
+        if before is None:  # a repeat, or the schedule was created by this finish: read where it stands now
+            before = await self._call(self.db.schedules.find_one({"_id": run["schedule_id"]},
+                                                                 {"stopped_at": 1, "next_task_id": 1}))
+        if before is not None and before.get("stopped_at") is None and before.get("next_task_id") in (None, run["_id"]):
+            await self._queue_next(run, now)  # not when an older run was retried: the next run is queued already
         return changed_from
 
     async def _record_change(self, run: dict[str, Any], previous_id: str, now: float) -> None:
@@ -129,10 +128,12 @@ class MongoScheduleOps:
              "schedule_id": run["schedule_id"], "created_at": now,
              **({"unhooked": True} if getattr(self, "outbox", None) is not None else {})}))
 
-    async def _queue_next(self, run: dict[str, Any], now: float) -> Task | None:
+    async def _queue_next(self, run: dict[str, Any], now: float, catch_up: bool = False) -> Task | None:
         """Insert the run of the next due time (once: the unique index) and point the schedule at it; a run
-        inserted after the schedule was stopped is cancelled at once."""
-        due = next_due(float(run.get("due_at", run["available_at"])), float(run["every"]), now)
+        inserted after the schedule was stopped is cancelled at once. `catch_up` (a repaired chain) queues the
+        last due time already past, to run at once, rather than the first one to come."""
+        due = (catch_up_due if catch_up else next_due)(float(run.get("due_at", run["available_at"])),
+                                                       float(run["every"]), now)
         doc = next_run_doc(run, _IDS.new(now), due, now)
         try:
             await self._call(self.db.jobs.insert_one(doc), allow=(DuplicateKeyError,))
@@ -157,7 +158,7 @@ class MongoScheduleOps:
         repaired = 0
         for schedule in await self._call(overdue.to_list(REPAIR_LIMIT)):
             run = await self._call(self.db.jobs.find_one({"_id": schedule.get("next_task_id")}, {"result": 0}))
-            if run is not None and run["status"] in FINISHED and await self._queue_next(run, now) is not None:
+            if run is not None and run["status"] in FINISHED and await self._queue_next(run, now, True) is not None:
                 repaired += 1
         return repaired
 
@@ -175,24 +176,6 @@ class MongoScheduleOps:
         """One schedule, or None."""
         doc = await self._call(self.db.schedules.find_one({"_id": schedule_id}))
         return schedule_from_doc(doc) if doc else None
-
-    async def stop_schedule(self, schedule_id: str) -> tuple[Schedule, list[Task]]:
-        """Stop a schedule, then cancel its queued run (a running one finishes, and nothing follows it);
-        stopping a stopped schedule changes nothing (NotFound)."""
-        now = self.clock()
-        doc = await self._call(self.db.schedules.find_one_and_update(
-            {"_id": schedule_id},
-            [{"$set": {"stopped_at": {"$ifNull": ["$stopped_at", now]}, "next_task_id": {"$literal": None},
-                       "next_run_at": {"$literal": None}}}], return_document=ReturnDocument.AFTER))
-        if doc is None:
-            raise NotFound(schedule_id, "schedule")
-        queued = self.db.jobs.find({"schedule_id": schedule_id, "status": QUEUED}, {"_id": 1})
-        cancelled = []
-        for run in await self._call(queued.to_list(None)):
-            task = await self._cancel_queued(run["_id"], now)
-            if task is not None:
-                cancelled.append(task)
-        return schedule_from_doc(doc), cancelled
 
     async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """url.changed records after `seq`, oldest first: (seq, task id, previous run's id), for a relay."""

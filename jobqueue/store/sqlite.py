@@ -17,12 +17,13 @@ from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, NewTask, NotF
 from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
 from jobqueue.store.sqlite_bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite_bulk import SQLiteBulkOps
+from jobqueue.store.sqlite_cancel import SQLiteCancelOps
 from jobqueue.store.sqlite_filters import RESULTS, list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_history import SQLiteHistoryOps, use_incremental_vacuum
 from jobqueue.store.sqlite_leases import SQLiteLeaseOps
 from jobqueue.store.sqlite_migrations import migrate
-from jobqueue.store.sqlite_schedules import SQLiteScheduleOps, finish_run, start_schedules
+from jobqueue.store.sqlite_schedules import SQLiteScheduleOps, start_schedules
 from jobqueue.store.sqlite_schema import (
     INSERT_JOB,
     JOB_COLUMNS,
@@ -61,8 +62,8 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps, SQLiteHistoryOps,
-                  SQLiteScheduleOps):
+class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
+                  SQLiteHistoryOps, SQLiteScheduleOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
@@ -230,33 +231,6 @@ class SQLiteStore(SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOp
         rows = await self._read(lambda conn: conn.execute("SELECT status, n FROM counts").fetchall())
         found = {r["status"]: r["n"] for r in rows}  # type: ignore[union-attr]
         return {s: int(found.get(s, 0)) for s in STATUSES}
-
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel a queued or running task; a running fetch's late completion is then refused."""
-        now = self.clock()
-
-        def update(conn: sqlite3.Connection) -> Task:
-            row = conn.execute(
-                "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?,"
-                " http_status = NULL, error_code = NULL, error_message = NULL"  # they told of the last attempt
-                f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {JOB_COLUMNS}",
-                (now, now, task_id),
-            ).fetchone()
-            if row is not None:
-                task = task_from_row(row)
-                if task.schedule_id is not None:
-                    finish_run(conn, task, None, now)  # a cancelled run skips its due time, the schedule goes on
-                write_outbox(conn, self.outbox, (task,), now)
-                return task
-            current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
-            if current is None:
-                raise NotFound(task_id)
-            task = task_from_row(current)
-            raise Conflict(
-                task, f"task {task_id} is already {task.status}; only queued or running tasks can be cancelled"
-            )
-
-        return await self._write(update)  # type: ignore[return-value]
 
     async def retry(self, task_id: str) -> Task:
         """Queue a finished task again from scratch; its old result is dropped."""

@@ -196,13 +196,6 @@ class SQLiteBatchOps:
         rows = rows[:limit]
         return Page([batch_from_row(r) for r in rows], encode_cursor(rows[-1]["seq"]) if more and rows else None)
 
-    async def cancel_batch(self, batch_id: str, limit: int) -> list[Task]:
-        """Cancel up to `limit` unfinished jobs of a batch."""
-        now = self.clock()
-        return await self._batch_chunk(
-            batch_id, "status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?, http_status = NULL,"
-            " error_code = NULL, error_message = NULL", (now, now), "('queued', 'running')", limit)
-
     async def retry_batch(self, batch_id: str, limit: int) -> list[Task]:
         """Queue up to `limit` failed jobs of a batch again (failed jobs have no result to drop)."""
         now = self.clock()

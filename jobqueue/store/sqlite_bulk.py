@@ -1,4 +1,5 @@
-"""SQLite's actions on many jobs at once: one statement per chunk of ids, each chunk its own transaction."""
+"""SQLite's actions on many jobs at once: one statement per chunk of ids, each chunk its own transaction
+(cancel_many is with the other cancels, in sqlite_cancel.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 from jobqueue.models import Task
 from jobqueue.store.sqlite_schema import JOB_COLUMNS, drop_result, task_from_row
-from jobqueue.store.sqlite_webhooks import write_outbox
 from jobqueue.webhooks.outbox import Outbox
 
 _FINISHED = "('completed', 'failed', 'cancelled')"
@@ -17,29 +17,12 @@ _FINISHED = "('completed', 'failed', 'cancelled')"
 
 
 class SQLiteBulkOps:
-    """cancel_many, retry_many and delete_many of SQLiteStore (ids come from a filtered listing)."""
+    """retry_many and delete_many of SQLiteStore (ids come from a filtered listing)."""
 
     clock: Callable[[], float]
     outbox: Outbox | None
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-
-    async def cancel_many(self, task_ids: list[str]) -> list[Task]:
-        """Cancel those of the jobs that are queued or running; the cancelled ones come back."""
-        now = self.clock()
-        marks = ",".join("?" * len(task_ids))
-
-        def update(conn: sqlite3.Connection) -> list[Task]:
-            rows = conn.execute(
-                "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?,"
-                " http_status = NULL, error_code = NULL, error_message = NULL"
-                f" WHERE id IN ({marks}) AND +status IN ('queued', 'running') RETURNING {JOB_COLUMNS}",
-                (now, now, *task_ids)).fetchall()
-            tasks = [task_from_row(r) for r in rows]
-            write_outbox(conn, self.outbox, tasks, now)
-            return tasks
-
-        return await self._write(update) if task_ids else []
 
     async def retry_many(self, task_ids: list[str]) -> list[Task]:
         """Queue those of the jobs that finished again, dropping their results; the queued ones come back."""

@@ -1,24 +1,24 @@
 """Recurring fetches on SQLite: a schedule's next run is written in the transaction that finishes the last.
 
-Every run of a schedule carries its `due_at` on the schedule's grid (first due time + k * every), and
-a unique index on (schedule_id, due_at) makes a due time impossible to insert twice: two processes
-finishing the same run (one of them with a stale lease, refused anyway), a crash between the finish
-and the insert (impossible: one transaction), or a retried run finishing again all leave one run per
-due time. A run whose body's sha256 differs from the previous completed run's is written to the
-`url_changes` table in the same transaction, and reported to the store's `url_changed` hook.
+Every run of a schedule carries its `due_at` on the schedule's grid (first due time + k * every); the
+next run is due at the first due time after the finish, never one already past (schedule_grid.py).
+Only the run the schedule points at (`next_task_id`) queues a successor, and a unique index on
+(schedule_id, due_at) makes a due time impossible to insert twice: two processes finishing the same
+run (one of them with a stale lease, refused anyway), a crash between the finish and the insert
+(impossible: one transaction), or an older run retried and finishing again all leave one chain. A
+run whose body's sha256 differs from the previous completed run's is written to the `url_changes`
+table in the same transaction, and reported to the store's `url_changed` hook.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from jobqueue.errors import NotFound
 from jobqueue.models import Page, Schedule, Task, TaskIds
+from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite_schema import JOB_COLUMNS, decode_cursor, encode_cursor, task_from_row
-from jobqueue.store.sqlite_webhooks import write_outbox
 
 V5_SCHEDULES = """
 ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
@@ -85,8 +85,8 @@ def finish_run(conn: sqlite3.Connection, task: Task, sha256: str | None, now: fl
 
     Returns the new run (if any) and the id of the previous run when the body changed.
     """
-    schedule = conn.execute("SELECT every, stopped_at, last_task_id, last_sha256 FROM schedules WHERE id = ?",
-                            (task.schedule_id,)).fetchone()
+    schedule = conn.execute("SELECT every, stopped_at, last_task_id, last_sha256, next_task_id FROM schedules"
+                            " WHERE id = ?", (task.schedule_id,)).fetchone()
     if schedule is None:
         return [], None
     changed_from = None
@@ -99,14 +99,13 @@ def finish_run(conn: sqlite3.Connection, task: Task, sha256: str | None, now: fl
                      " WHERE id = ?", (task.id, sha256, task.schedule_id))
     else:
         conn.execute("UPDATE schedules SET runs = runs + 1 WHERE id = ?", (task.schedule_id,))
-    if schedule["stopped_at"] is not None:
-        return [], changed_from
+    if schedule["stopped_at"] is not None or schedule["next_task_id"] != task.id:
+        return [], changed_from  # stopped, or an older run retried: the schedule's next run is queued already
     due = conn.execute("SELECT due_at FROM jobs WHERE id = ?", (task.id,)).fetchone()[0]
-    every = schedule["every"]
-    due_next = due + max(1, math.floor((now - due) / every)) * every  # missed due times are skipped, not replayed
+    due_next = next_due(due, schedule["every"], now)
     new_id = _IDS.new(now)
     if conn.execute(_NEXT_RUN, (new_id, now, now, due_next, due_next, task.id)).rowcount == 0:
-        return [], changed_from  # this due time has its run already (a retried run finished again)
+        return [], changed_from  # this due time has its run already
     conn.execute("UPDATE counts SET n = n + 1 WHERE status = 'queued'")
     conn.execute("UPDATE schedules SET next_task_id = ?, next_run_at = ? WHERE id = ?",
                  (new_id, due_next, task.schedule_id))
@@ -115,7 +114,7 @@ def finish_run(conn: sqlite3.Connection, task: Task, sha256: str | None, now: fl
 
 
 class SQLiteScheduleOps:
-    """list_schedules, get_schedule, stop_schedule and url_changes_since of SQLiteStore."""
+    """list_schedules, get_schedule and url_changes_since of SQLiteStore (stop_schedule is in sqlite_cancel.py)."""
 
     clock: Callable[[], float]
     outbox: Any
@@ -141,27 +140,6 @@ class SQLiteScheduleOps:
         row = await self._read(lambda conn: conn.execute(
             f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,)).fetchone())
         return schedule_from_row(row) if row else None
-
-    async def stop_schedule(self, schedule_id: str) -> tuple[Schedule, list[Task]]:
-        """Stop a schedule and cancel its queued run (a running one finishes, and nothing follows it);
-        stopping a stopped schedule changes nothing (NotFound)."""
-        now = self.clock()
-
-        def stop(conn: sqlite3.Connection) -> tuple[Schedule, list[Task]]:
-            row = conn.execute(
-                "UPDATE schedules SET stopped_at = COALESCE(stopped_at, ?), next_task_id = NULL, next_run_at = NULL"
-                f" WHERE id = ? RETURNING {SCHEDULE_COLUMNS}", (now, schedule_id)).fetchone()
-            if row is None:
-                raise NotFound(schedule_id, "schedule")
-            rows = conn.execute(
-                "UPDATE jobs SET status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?"
-                f" WHERE schedule_id = ? AND status = 'queued' RETURNING {JOB_COLUMNS}",
-                (now, now, schedule_id)).fetchall()
-            cancelled = [task_from_row(r) for r in rows]
-            write_outbox(conn, self.outbox, cancelled, now)
-            return schedule_from_row(row), cancelled
-
-        return await self._write(stop)
 
     async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """url.changed records after `seq`, oldest first: (seq, task id, previous run's id), for a relay."""
