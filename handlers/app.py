@@ -128,7 +128,7 @@ class JobQueueServer:
         self.service = JobService(
             self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local,
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
-            max_queued=settings.max_queued, metrics=self.metrics,
+            max_queued=settings.max_queued, max_schedules=settings.max_schedules, metrics=self.metrics,
             batch_sealed=self.hub.touch_batch, deleted=self.hub.publish_deleted,
             limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,

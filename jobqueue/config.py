@@ -59,6 +59,7 @@ class Settings:
     retention_days: float | None = None  # None: keep everything
     keep_per_url: int = 0
     min_every: float = 60.0
+    max_schedules: int = 1000  # 0: no limit
     processes: int | None = None  # None: one per core when the database allows several (process_count)
 
     @property
@@ -102,6 +103,8 @@ _OPTIONS: list[tuple[str, type, str]] = [
                               "(fractions allowed; unset keeps everything)"),
     ("keep-per-url", int, "with --retention-days, always keep the newest this many results of every URL"),
     ("min-every", float, "shortest period, in seconds, of a recurring fetch (a job's `every`)"),
+    ("max-schedules", int, "recurring fetches active at once before submissions with `every` get 409 "
+                           "too_many_schedules (0: no limit)"),
     ("processes", int, "fetching processes sharing the database and the listening socket; --workers and "
                        "--per-host are split among them (default: one per core when the database allows several)"),
 ]
@@ -272,6 +275,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("--retention-days must be above 0 (leave it out to keep everything)")
     if settings.keep_per_url < 0 or settings.min_every <= 0:
         raise ConfigError("--keep-per-url must be 0 or more, and --min-every above 0 seconds")
+    if settings.max_schedules < 0:
+        raise ConfigError("--max-schedules must be 0 (no limit) or more")
     try:
         backend_for(settings.database)
     except ValueError as exc:

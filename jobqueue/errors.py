@@ -126,6 +126,19 @@ class QueueFull(CodedError):
         return {"Retry-After": "5"}
 
 
+class TooManySchedules(CodedError):
+    """The server runs as many recurring fetches as --max-schedules allows; one must stop before another starts."""
+
+    http_status = 409
+    default_code = "too_many_schedules"
+
+    def __init__(self, limit: int, active: int, asked: int) -> None:
+        super().__init__(f"this server runs at most {limit} recurring fetches (--max-schedules) and {active} are "
+                         f"active, so the {asked} this request would start do not fit; stop some with "
+                         "DELETE /schedules/:id (GET /schedules lists them), or ask the operator to raise "
+                         "--max-schedules")
+
+
 class StoreError(CodedError):
     """The database did not answer or refused an operation."""
 

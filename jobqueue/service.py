@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
 from jobqueue.bulk import BulkRequest, run_bulk
-from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited, StoreError
+from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited, StoreError, TooManySchedules
 from jobqueue.filters import parse_id as parse_id  # re-exported for the web layer
 from jobqueue.filters import parse_status as parse_status
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.metrics import Metrics
 from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
 from jobqueue.spec import SpecLimits
-from jobqueue.store.base import ALL_TASKS, Store, TaskFilter
+from jobqueue.store.base import ALL_TASKS, NewTask, Store, TaskFilter
 from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
 from jobqueue.submit_group import SubmitGroup
@@ -92,6 +92,7 @@ class JobService:
         limits: SpecLimits | None = None,
         batch_sealed: Callable[[str], None] = lambda _batch_id: None,
         deleted: Callable[[str], None] = lambda _task_id: None,
+        max_schedules: int = 0,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -100,6 +101,7 @@ class JobService:
         self.cancel_local = cancel_local
         self.limiter = limiter
         self.max_queued = max_queued
+        self.max_schedules = max_schedules  # active recurring fetches at most (0: no limit)
         self.metrics = metrics
         self.ids = TaskIds()
         self.group = SubmitGroup(store)  # requests arriving together share one store.add
@@ -112,6 +114,7 @@ class JobService:
                      idempotent: IdempotentAdd | None = None) -> list[Task]:
         """Store new tasks durably, announce them and wake the workers; only stored URLs spend the rate limit."""
         new = submission.tasks
+        await self._admit_schedules(new)
         await self._admit(client, len(new))
         try:
             tasks = await (self.group.add(new) if idempotent is None else self.store.add(new, idempotent))
@@ -132,6 +135,7 @@ class JobService:
         then seal it; a keyed answer is kept in the sealing commit. Until sealed the batch is invisible,
         and if this process dies first it is removed with its jobs (the request never got its 201)."""
         new = submission.tasks
+        await self._admit_schedules(new)
         await self._admit(client, len(new))
         try:
             started = await self.store.create_batch(batch_id, len(new), submission.tags, STORING_SECONDS,
@@ -173,6 +177,15 @@ class JobService:
                 if self.metrics is not None:
                     self.metrics.rate_limited.inc()
                 raise RateLimited(wait, limiter.rate, limiter.burst)
+
+    async def _admit_schedules(self, new: list[NewTask]) -> None:
+        """Refuse recurring jobs beyond --max-schedules, counting the active schedules every process started."""
+        asked = sum(1 for task in new if task.spec.every is not None)
+        if not asked or not self.max_schedules:
+            return
+        active = await self.store.count_active_schedules(self.max_schedules + 1)
+        if active + asked > self.max_schedules:
+            raise TooManySchedules(self.max_schedules, active, asked)
 
     def _refund(self, client: str, count: int) -> None:
         if self.limiter is not None:

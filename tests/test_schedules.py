@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sqlite3
+import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +15,8 @@ from jobqueue.errors import BadRequest, NotFound
 from jobqueue.models import TaskError
 from jobqueue.spec import JobSpec, SpecLimits, parse_spec
 from jobqueue.store.base import Lease
-from tests.helpers import API, Api
+from tests.helpers import API, Api, wait_for
+from tests.test_durability import start_server
 from tests.test_storage import LEASE, new, result_for
 
 EVERY = 60.0
@@ -219,3 +224,184 @@ async def test_schedules_over_http(make_server, target):
             assert (code, body["error"]["code"]) == (status, error), body
     finally:
         api.close()
+
+
+def later_iso(seconds: float) -> str:
+    return datetime.fromtimestamp(time.time() + seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def schedule_of(api: Api, schedule_id: str) -> dict:
+    code, body = await api.call("GET", f"{API}/schedules/{schedule_id}")
+    assert code == 200, body
+    return body["schedule"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_run_cancelled_by_any_path_but_the_stop_goes_on_over_http(make_server, target):
+    """DELETE /queue_tasks/:id, a bulk cancel and DELETE /batches/:id cancel a run; its schedule goes on with
+    the next due time. A run waiting for its retry (HTTP 503) is cancelled without its last attempt's error."""
+    jq = await make_server(retry_base_delay=600, max_attempts=3)
+    api = Api(f"http://127.0.0.1:{jq.port}")
+    try:
+        async def recurring(path: str, tag: str, **fields) -> dict:
+            payload = {"url": target.url(path), "every": 60, "tags": [tag], **fields}
+            code, body = await api.call("POST", f"{API}/queue_tasks", payload)
+            assert code == 201, body
+            return body["task"]
+
+        async def retry_waiting(task_id: str) -> dict | None:
+            task = await api.task(task_id)
+            return task if task["status"] == "queued" and task["attempts"] == 1 else None
+
+        runs = {}
+        runs["single"] = await recurring("/utf8", "single", not_before=later_iso(3600))
+        runs["bulk"] = await recurring("/utf8", "bulk", not_before=later_iso(3600))
+        runs["bulk_retry_waiting"] = await recurring("/status/503", "bulkwaiting")
+        code, body = await api.call("POST", f"{API}/batches", {"urls": [target.url("/utf8")], "every": 60,
+                                                                "not_before": later_iso(3600)})
+        assert code == 201, body
+        batch_id = body["batch"]["id"]
+        [runs["batch"]] = (await api.call("GET", f"{API}/queue_tasks?batch={batch_id}"))[1]["tasks"]
+        waiting = await wait_for(lambda: retry_waiting(runs["bulk_retry_waiting"]["id"]), 20, "the 503 retry wait")
+        assert waiting["error"]["code"] == "http_error" and waiting["http_status"] == 503
+
+        assert (await api.call("DELETE", f"{API}/queue_tasks/{runs['single']['id']}"))[0] == 200
+        for tag in ("bulk", "bulkwaiting"):
+            code, body = await api.call("POST", f"{API}/queue_tasks/bulk",
+                                        {"action": "cancel", "filter": {"tag": tag, "status": "queued"}})
+            assert code == 200 and body["changed"] == 1, body
+        assert (await api.call("DELETE", f"{API}/batches/{batch_id}"))[0] == 200
+
+        for path, run in runs.items():
+            cancelled = await api.task(run["id"])
+            assert (cancelled["status"], cancelled["error"], cancelled["http_status"]) == ("cancelled", None, None)
+            schedule = await schedule_of(api, run["schedule_id"])
+            assert schedule["active"] and schedule["runs"] == 1, (path, schedule)
+            following = await api.task(schedule["next_task_id"])
+            assert (following["status"], following["schedule_id"]) == ("queued", run["schedule_id"]), path
+    finally:
+        api.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stopping_a_schedule_clears_its_waiting_runs_last_attempt_over_http(make_server, target):
+    jq = await make_server(retry_base_delay=600, max_attempts=3)
+    api = Api(f"http://127.0.0.1:{jq.port}")
+    try:
+        code, body = await api.call("POST", f"{API}/queue_tasks", {"url": target.url("/status/503"), "every": 60})
+        assert code == 201, body
+        run = body["task"]
+
+        async def retry_waiting() -> dict | None:
+            task = await api.task(run["id"])
+            return task if task["status"] == "queued" and task["attempts"] == 1 else None
+
+        assert (await wait_for(retry_waiting, 20, "the 503 retry wait"))["http_status"] == 503
+        code, body = await api.call("DELETE", f"{API}/schedules/{run['schedule_id']}")
+        assert code == 200 and body["schedule"]["active"] is False
+        cancelled = await api.task(run["id"])
+        assert (cancelled["status"], cancelled["error"], cancelled["http_status"]) == ("cancelled", None, None)
+        assert body["schedule"]["runs"] == 1  # counted as a finished run, as any other cancel counts it
+        assert (await api.counts())["queued"] == 0
+    finally:
+        api.close()
+
+
+def runs_of(db: str, schedule_id: str) -> list[sqlite3.Row]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute("SELECT id, status, created_at, started_at, due_at FROM jobs WHERE schedule_id = ?"
+                            " ORDER BY due_at", (schedule_id,)).fetchall()
+
+
+@pytest.mark.slow
+@pytest.mark.gen_test(timeout=120)
+async def test_after_a_kill_and_downtime_one_run_catches_up_and_the_next_waits_for_its_due_time(tmp_path, target):
+    """kill -9, down for several periods, restart on the same file: the run left behind runs at once, alone; the
+    run it queues is due after it finished, never already due (which ran a second catch-up at once)."""
+    db = str(tmp_path / "schedules.db")
+    proc, api = await start_server(db, "--min-every", "1")
+    try:
+        code, body = await api.call("POST", f"{API}/queue_tasks", {"url": target.url("/utf8"), "every": 1})
+        assert code == 201, body
+        schedule_id = body["task"]["schedule_id"]
+
+        async def ran_once() -> bool:
+            return (await schedule_of(api, schedule_id))["runs"] >= 1
+
+        await wait_for(ran_once, 30, "the first run to finish")
+    finally:
+        api.close()
+        proc.kill()
+        await asyncio.wait_for(proc.wait(), 15)
+    stale = max(r["due_at"] for r in runs_of(db, schedule_id))
+    # the downtime itself (not a synchronisation): the service stays down for 3 periods past the stale due time
+    await asyncio.sleep(max(0.0, stale + 3.5 - time.time()))
+    restarted_at = time.time()
+    proc, api = await start_server(db, "--min-every", "1")
+    try:
+        async def ran_on(runs: int) -> bool:
+            return (await schedule_of(api, schedule_id))["runs"] >= runs
+
+        before = (await schedule_of(api, schedule_id))["runs"]
+        await wait_for(lambda: ran_on(before + 2), 30, "the stale run and the one after it to finish")
+    finally:
+        api.close()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 15)
+    runs = runs_of(db, schedule_id)
+    queued_already_due = [dict(r) for r in runs[1:] if r["due_at"] <= r["created_at"]]
+    assert queued_already_due == []
+    caught_up = [r["id"] for r in runs if r["started_at"] and r["started_at"] >= restarted_at
+                 and r["due_at"] < restarted_at]
+    assert len(caught_up) == 1, [dict(r) for r in runs]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_max_schedules_refuses_recurring_jobs_beyond_the_cap_over_http(make_server, target):
+    jq = await make_server(max_schedules=3)
+    api = Api(f"http://127.0.0.1:{jq.port}")
+    page = target.url("/utf8")
+    try:
+        async def post(path: str, payload: dict) -> tuple[int, dict]:
+            return await api.call("POST", f"{API}{path}", payload)
+
+        code, first = await post("/queue_tasks", {"url": page, "every": 60, "not_before": later_iso(3600)})
+        assert code == 201, first
+        code, body = await post("/queue_tasks", {"urls": [page] * 3, "every": 60})
+        assert (code, body["error"]["code"]) == (409, "too_many_schedules"), body
+        message = body["error"]["message"]
+        assert "DELETE /schedules/:id" in message and "--max-schedules" in message and "3" in message
+        code, body = await post("/queue_tasks", {"jobs": [{"url": page}, {"url": page, "every": 60},
+                                                          {"url": page, "every": 60}, {"url": page, "every": 60}]})
+        assert (code, body["error"]["code"]) == (409, "too_many_schedules"), body
+        code, body = await post("/batches", {"urls": [page] * 3, "every": 60})
+        assert (code, body["error"]["code"]) == (409, "too_many_schedules"), body
+        assert (await api.call("GET", f"{API}/batches"))[1]["batches"] == []
+        assert len((await api.call("GET", f"{API}/schedules"))[1]["schedules"]) == 1  # nothing refused was stored
+        assert (await post("/queue_tasks", {"urls": [page] * 2, "every": 60}))[0] == 201  # 3 active: the cap
+        assert (await post("/queue_tasks", {"urls": [page] * 5}))[0] == 201  # one-off jobs are not schedules
+        code, body = await post("/queue_tasks", {"url": page, "every": 60})
+        assert (code, body["error"]["code"]) == (409, "too_many_schedules"), body
+        assert (await api.call("DELETE", f"{API}/schedules/{first['task']['schedule_id']}"))[0] == 200
+        assert (await post("/queue_tasks", {"url": page, "every": 60}))[0] == 201  # a stopped one made room
+    finally:
+        api.close()
+
+
+@pytest.mark.slow
+@pytest.mark.gen_test(timeout=90)
+async def test_max_schedules_counts_every_process_on_the_database(tmp_path, target):
+    db = str(tmp_path / "shared.db")
+    cap = ("--max-schedules", "2", "--processes", "1")
+    (proc_a, api_a), (proc_b, api_b) = await start_server(db, *cap), await start_server(db, *cap)
+    try:
+        code, body = await api_a.call("POST", f"{API}/queue_tasks", {"urls": [target.url("/utf8")] * 2, "every": 60})
+        assert code == 201, body
+        code, body = await api_b.call("POST", f"{API}/queue_tasks", {"url": target.url("/utf8"), "every": 60})
+        assert (code, body["error"]["code"]) == (409, "too_many_schedules"), body
+    finally:
+        for proc, api in ((proc_a, api_a), (proc_b, api_b)):
+            api.close()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 15)

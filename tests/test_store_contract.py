@@ -263,7 +263,7 @@ async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
         list[NewTask]: new_tasks(1), TaskFilter: TaskFilter(), Lease: lease, list[Lease]: [lease],
         Result: result_for(task.id), TaskError: TaskError("timeout", "slow"), IdempotencyKey: key,
         Delivery: delivery, list[Delivery]: [delivery], DeliveryOutcome: DeliveryOutcome("delivered", 200),
-        DeliveryFilter: DeliveryFilter(),
+        DeliveryFilter: DeliveryFilter(), Any: None,
     }
     wrong = {}
     for name, method in protocol_methods().items():

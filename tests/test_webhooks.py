@@ -105,7 +105,7 @@ async def test_410_stops_at_once_and_running_out_of_delays_fails(make_server, ta
     [stopped] = await settled(api, gone[1]["task"]["id"], "failed")
     assert stopped["attempts"] == 1 and stopped["last_http_status"] == 410 and "410" in stopped["last_error"]
     [exhausted] = await settled(api, down[1]["task"]["id"], "failed")
-    assert exhausted["attempts"] == 4 and exhausted["last_error"] == "the receiver answered HTTP 500"
+    assert exhausted["attempts"] == 4 and exhausted["last_error"] == "the receiver answered HTTP 500: ok"
     assert len(receiver.got("gone")) == 1 and len(receiver.got("down")) == 4
     failed = await deliveries(api, status="failed")
     assert {d["id"] for d in failed} == {stopped["id"], exhausted["id"]}

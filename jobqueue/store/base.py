@@ -242,6 +242,9 @@ class Store(Protocol):
     async def stop_schedule(self, schedule_id: str) -> tuple[Schedule, list[Task]]:
         """Stop a schedule, cancelling its queued run (returned); runs already stored stay (NotFound)."""
 
+    async def count_active_schedules(self, limit: int) -> int:
+        """How many schedules are not stopped, counting no further than `limit` (what --max-schedules checks)."""
+
     async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """url.changed records after `seq`, oldest first: (seq, task id, previous run's id)."""
 

@@ -177,6 +177,10 @@ class MongoScheduleOps:
         doc = await self._call(self.db.schedules.find_one({"_id": schedule_id}))
         return schedule_from_doc(doc) if doc else None
 
+    async def count_active_schedules(self, limit: int) -> int:
+        """How many schedules are not stopped, up to `limit`."""
+        return int(await self._call(self.db.schedules.count_documents({"stopped_at": None}, limit=limit)))
+
     async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """url.changed records after `seq`, oldest first: (seq, task id, previous run's id), for a relay."""
         found = self.db.url_changes.find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit)

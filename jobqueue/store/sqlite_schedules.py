@@ -114,7 +114,8 @@ def finish_run(conn: sqlite3.Connection, task: Task, sha256: str | None, now: fl
 
 
 class SQLiteScheduleOps:
-    """list_schedules, get_schedule and url_changes_since of SQLiteStore (stop_schedule is in sqlite_cancel.py)."""
+    """list_schedules, get_schedule, count_active_schedules and url_changes_since of SQLiteStore (stop_schedule is
+    in sqlite_cancel.py)."""
 
     clock: Callable[[], float]
     outbox: Any
@@ -140,6 +141,12 @@ class SQLiteScheduleOps:
         row = await self._read(lambda conn: conn.execute(
             f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,)).fetchone())
         return schedule_from_row(row) if row else None
+
+    async def count_active_schedules(self, limit: int) -> int:
+        """How many schedules are not stopped, up to `limit`."""
+        row = await self._read(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM schedules WHERE stopped_at IS NULL LIMIT ?)", (limit,)).fetchone())
+        return int(row[0])
 
     async def url_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """url.changed records after `seq`, oldest first: (seq, task id, previous run's id), for a relay."""

@@ -3,7 +3,10 @@
 The sender has its own curl client, so webhooks never take fetch workers' connections, and it caps
 the attempts in flight per endpoint, so one slow receiver cannot hold every connection. A delivery is
 claimed under a lease before it is sent; a process that dies mid-send leaves it to be sent again when
-the lease runs out (at least once; receivers drop repeats by `webhook-id`).
+the lease runs out (at least once; receivers drop repeats by `webhook-id`). Every attempt that ends, by
+any error (a bug included), is recorded and retried or given up by the same policy: none is left to
+its lease. An answer is judged by its status line; its body is read up to MAX_ANSWER_BYTES and the
+rest is discarded, so a large 2xx answer is a delivery like any other.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from jobqueue.webhooks.signing import WebhookSigner
 log = logging.getLogger("jobqueue.webhooks")
 
 DEFAULT_RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0)
-FINAL_CODES = frozenset({"blocked", "invalid_url", "unsupported_scheme"})  # another try cannot help
-MAX_ANSWER_BYTES = 256 * 1024
+FINAL_CODES = frozenset({"blocked", "invalid_url", "unsupported_scheme", "invalid_header"})  # another try cannot help
+MAX_ANSWER_BYTES = 64 * 1024  # what is read of a receiver's answer; the rest is cut off unread
+EXCERPT_CHARS = 200  # of a non-2xx answer's body, kept in last_error for the deliveries view
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class WebhookSender:
         self.fetcher = Fetcher(FetchSettings(
             connect_timeout=settings.timeout, total_timeout=settings.timeout, max_body_size=MAX_ANSWER_BYTES,
             max_redirects=0, user_agent=f"jobqueue-webhooks/{__version__}", max_clients=settings.max_in_flight,
+            cut_long_bodies=True,
         ), policy)
         self.in_flight: Counter[str] = Counter()
         self._sending: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
@@ -105,7 +110,7 @@ class WebhookSender:
 
     async def _send(self, delivery: Delivery, endpoint: str) -> None:
         try:
-            outcome = await self.attempt(delivery)
+            outcome = await self._attempt_recorded(delivery)
             self.metrics.webhook_deliveries.labels(
                 "retry" if outcome.status == PENDING else outcome.status).inc()
             if outcome.status == DELIVERED:
@@ -117,12 +122,25 @@ class WebhookSender:
         except StoreError as exc:
             log.warning("webhook %s: could not record the outcome (%s); it is sent again when its lease ends",
                         delivery.id, exc)
+        except Exception:
+            log.exception("webhook %s: could not record the outcome; it is sent again when its lease ends",
+                          delivery.id)
         finally:
             self.in_flight[endpoint] -= 1
             if self.in_flight[endpoint] <= 0:
                 del self.in_flight[endpoint]
             self._sending.pop(delivery.id, None)
             self._wake.set()
+
+    async def _attempt_recorded(self, delivery: Delivery) -> DeliveryOutcome:
+        """`attempt`, with a bug's exception turned into the attempt's outcome (`internal_error`, retried as any
+        failure), so no delivery is left pending to be claimed again and again when its lease ends."""
+        try:
+            return await self.attempt(delivery)
+        except Exception as exc:
+            log.error("webhook %s: the attempt failed unexpectedly", delivery.id, exc_info=exc)
+            return self._again(delivery, None, f"internal_error: the attempt failed unexpectedly "
+                               f"({type(exc).__name__}: {str(exc)[:300]}); the server log has the details")
 
     async def attempt(self, delivery: Delivery) -> DeliveryOutcome:
         """POST the delivery once, signed for this attempt, and judge the answer."""
@@ -144,7 +162,7 @@ class WebhookSender:
             return DeliveryOutcome(DELIVERED, status)
         if status == 410:
             return DeliveryOutcome(FAILED, status, "the receiver answered 410 Gone: no more attempts")
-        return self._again(delivery, status, f"the receiver answered HTTP {status}")
+        return self._again(delivery, status, f"the receiver answered HTTP {status}{_excerpt(answer.body)}")
 
     def _again(self, delivery: Delivery, status: int | None, error: str, final: bool = False) -> DeliveryOutcome:
         """Pending again after the delay for this attempt, or failed once the delays are used up."""
@@ -165,3 +183,11 @@ class WebhookSender:
         except StoreError:
             pass  # their leases run out and they are sent again
         self.fetcher.close()
+
+
+def _excerpt(body: bytes) -> str:
+    """The start of an answer's body, on one line, for last_error ("" when there is none)."""
+    text = " ".join(body[:EXCERPT_CHARS * 4].decode("utf-8", "replace").split())
+    if not text:
+        return ""
+    return f": {text[:EXCERPT_CHARS]}{'…' if len(text) > EXCERPT_CHARS else ''}"
