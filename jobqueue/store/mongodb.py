@@ -20,8 +20,9 @@ job's end (the webhook outbox mark, the attempt log) goes in as more fields of t
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ import pymongo
 from bson.errors import InvalidDocument
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import ExecutionTimeout, PyMongoError
+from pymongo.errors import AutoReconnect, ExecutionTimeout, PyMongoError
 
 from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Page, Result, Task, TaskError
@@ -53,6 +54,8 @@ from jobqueue.store.mongodb_connect import (
     AMBIGUOUS,
     CANNOT_STORE,
     client_options,
+    MIGRATION_SECONDS,
+    RETRY_AFTER_SECONDS,
     database_name,
     open_error,
     operation_error,
@@ -82,6 +85,7 @@ from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 AMBIGUOUS_TRIES = 3
 
 
+log = logging.getLogger("jobqueue.store.mongodb")
 class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps,
                  MongoBulkOps, MongoHistoryOps, MongoScheduleOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
@@ -126,7 +130,8 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             with pymongo.timeout(selection_seconds(self.url)):
                 await db.command("ping")
             step = "creating indexes or migrating its documents"
-            await migrate(db, self.clock(), self.where)
+            with pymongo.timeout(MIGRATION_SECONDS):  # an index build over millions of jobs outlasts timeoutMS
+                await migrate(db, self.clock(), self.where)
         except (PyMongoError, InvalidDocument) as exc:
             self._client.close()
             self._client = None
@@ -145,7 +150,7 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         """The database handle; StoreError (a 503, not a 500) once the store is closed."""
         if self._db is None:
             raise StoreError(f"the connection to MongoDB at {self.where} is closed (the server is stopping); "
-                             "try again shortly")
+                             "try again shortly", retry_after=RETRY_AFTER_SECONDS)
         return self._db
 
     async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any:
@@ -203,20 +208,38 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             if not cursor.startswith("i") or len(cursor) < 2:
                 raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
             query["_id"] = {"$lt": cursor[1:]}
-        found = self.db.jobs.find(query, TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1)
-        docs = await self._filtered(found.max_time_ms(MAX_TIME_MS), limit + 1)
+        docs = await self._filtered(
+            lambda: self.db.jobs.find(query, TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1), limit + 1)
         more = len(docs) > limit
         docs = docs[:limit]
         return Page([task_from_doc(d) for d in docs], f"i{docs[-1]['_id']}" if more and docs else None)
 
-    async def _filtered(self, cursor: Any, length: int) -> list[dict[str, Any]]:
-        """A filtered listing's documents within MAX_TIME_MS (the client's timeoutMS would otherwise replace a
-        cursor's own maxTimeMS with its longer one), else 400 filter_too_slow."""
-        try:
-            with pymongo.timeout(MAX_TIME_MS / 1000):
-                return await self._call(cursor.to_list(length), allow=(ExecutionTimeout,))
-        except ExecutionTimeout:
-            raise TOO_SLOW from None
+    async def _filtered(self, find: Callable[[], Any], length: int) -> list[dict[str, Any]]:
+        """A filtered listing's documents (from the cursor `find` makes) within MAX_TIME_MS, else 400
+        filter_too_slow: the client's timeoutMS would otherwise replace a cursor's own maxTimeMS with its longer one.
+
+        That cap bounds the wait for a server too (CSOT), far below an election: when no server answered within
+        it (the driver's retry found none, and it raises the first try's error then), the listing waits for one
+        as long as opening does (_wait_for_server) and reads again, so a stepdown delays it instead of failing it.
+        """
+        for attempt in range(2):
+            try:
+                with pymongo.timeout(MAX_TIME_MS / 1000):
+                    return await self._call(find().max_time_ms(MAX_TIME_MS).to_list(length),
+                                            allow=(ExecutionTimeout, AutoReconnect))
+            except ExecutionTimeout:
+                raise TOO_SLOW from None
+            except AutoReconnect as exc:  # ServerSelectionTimeoutError, NotPrimaryError, a dropped connection
+                if attempt:
+                    raise operation_error(exc, self.where) from exc
+            await self._wait_for_server()
+        raise AssertionError("unreachable: the second try returns or raises")
+
+    async def _wait_for_server(self) -> None:
+        """Wait for a server as long as the URL's serverSelectionTimeoutMS (else SERVER_SELECTION_MS) allows, which
+        under CSOT only an explicit timeout can say; StoreError when none answers by then."""
+        with pymongo.timeout(selection_seconds(self.url)):
+            await self._call(self.db.command("ping"))
 
     async def complete(self, lease: Lease, result: Result) -> Task | None:
         """Store the body once per sha256 (pinned, mongodb_bodies), then in one lease-guarded update mark completed
@@ -237,14 +260,19 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
                                                              "finished_at": now, "result.body_ref": ref})
         finally:
-            await self._unpin_body(ref)
-        if doc is None:
-            await self._release_body(ref, None)  # a stale worker's body goes, unless a result has the same one
+            await self._after_finish(lease.task_id, self._unpin_body(ref), "letting go of its body's pin",
+                                     "the pin runs out within the hour")
+        if doc is None:  # a stale worker's body goes, unless a result has the same one
+            await self._after_finish(lease.task_id, self._release_body(ref, None), "dropping the body of a lost "
+                                     "lease", "the maintenance round's sweep deletes it")
             return None
-        await self._moved(doc, RUNNING, now)
+        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now), "moving the counts",
+                                 "the maintenance round's recount repairs them")
         task = task_from_doc(doc)
         if doc.get("schedule_id") is not None:
-            changed_from = await self._finish_run(doc, ref["sha"], now)
+            changed_from = await self._after_finish(lease.task_id, self._finish_run(doc, ref["sha"], now),
+                                                    "queueing the schedule's next run",
+                                                    "the maintenance round queues it")
             if changed_from is not None and self.url_changed is not None:
                 self.url_changed(task, changed_from)
         return task
@@ -253,25 +281,44 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         """The one lease-guarded update that ends an attempt; the job after it, or None for a stale lease.
 
         After an ambiguous error (the connection dropped, or the write concern failed: the update may have
+    @staticmethod
+    async def _after_finish(task_id: str, step: Awaitable[Any], what: str, repair: str) -> Any:
+        """Run a step that follows a job's recorded outcome; its failure is logged, not raised: the caller would
+        otherwise report a finished job as "not recorded, it will run again". Each such step has its repair."""
+        try:
+            return await step
+        except StoreError as exc:
+            log.warning("task %s: its outcome is recorded, but %s failed (%s); %s", task_id, what, exc, repair)
+            return None
+
         been applied) it looks for the job as `applied` describes it, which only this update can produce,
         and else repeats the update (still guarded by the lease, so it cannot apply twice).
         """
         storable(update, self.where)
         guard = {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING}
-        for attempt in range(AMBIGUOUS_TRIES):
+        unsure: Exception | None = None  # the last ambiguous error: until `applied` is read, ours may have landed
+        for _ in range(AMBIGUOUS_TRIES):
+            matched_nothing = False
             try:
-                return await self._call(self.db.jobs.find_one_and_update(
+                doc = await self._call(self.db.jobs.find_one_and_update(
                     guard, update, projection=TASK_FIELDS, return_document=ReturnDocument.AFTER), allow=AMBIGUOUS)
             except AMBIGUOUS as exc:
-                if attempt == AMBIGUOUS_TRIES - 1:
-                    raise operation_error(exc, self.where) from exc
+                unsure = exc
+            else:
+                if doc is not None or unsure is None:
+                    return doc
+                matched_nothing = True  # after an ambiguous try: ours landed then, or the lease was lost
             try:
                 mine = await self._call(self.db.jobs.find_one(applied, TASK_FIELDS), allow=AMBIGUOUS)
-            except AMBIGUOUS:
+            except AMBIGUOUS as exc:
+                unsure = exc
                 continue  # still unreachable: repeat the guarded update, which is safe either way
             if mine is not None:
                 return mine  # it was applied before the connection dropped
-        return None
+            if matched_nothing:
+                return None  # not ours, and no longer under our lease
+        assert unsure is not None
+        raise operation_error(unsure, self.where) from unsure
 
     async def _finish_attempt(self, lease: Lease, changes: dict[str, Any], now: float) -> Task | None:
         outcome = "retry" if changes["status"] == QUEUED else FAILED
@@ -282,9 +329,11 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             applied={"_id": lease.task_id, "status": changes["status"], "updated_at": now, "lease_token": None})
         if doc is None:
             return None
-        await self._moved(doc, RUNNING, now)
-        if doc["status"] == FAILED and doc.get("schedule_id") is not None:
-            await self._finish_run(doc, None, now)  # a failed run goes on to the next due time
+        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now), "moving the counts",
+                                 "the maintenance round's recount repairs them")
+        if doc["status"] == FAILED and doc.get("schedule_id") is not None:  # a failed run goes on to the next due time
+            await self._after_finish(lease.task_id, self._finish_run(doc, None, now),
+                                     "queueing the schedule's next run", "the maintenance round queues it")
         return task_from_doc(doc)
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
@@ -340,9 +389,9 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         if where.status not in (None, COMPLETED):
             return Page([], None)
         query.update(after_cursor("finished_at", cursor))
-        found = (self.db.jobs.find(query, {"result": 1, "finished_at": 1})
-                 .sort([("finished_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
-        docs = await self._filtered(found.max_time_ms(MAX_TIME_MS), limit + 1)
+        docs = await self._filtered(lambda: self.db.jobs.find(query, {"result": 1, "finished_at": 1})
+                                    .sort([("finished_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1),
+                                    limit + 1)
         more = len(docs) > limit
         docs = docs[:limit]
         items = [result_from_doc(d["_id"], d["result"], None) for d in docs if "result" in d]
@@ -361,7 +410,7 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         repeated failures; `ready` is set once the stream is open, so a caller knows from when on nothing
         is missed.
         """
-        async for task in follow(self._open_stream, self.changed_since, self.clock, self.where, ready):
+        async for task in follow(self._open_stream, self.changed_from, self.clock, self.where, ready):
             yield task
 
     async def _open_stream(self, pipeline: list[dict[str, Any]], start_after: Any) -> Any:
