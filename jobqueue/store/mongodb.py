@@ -53,9 +53,9 @@ from jobqueue.store.mongodb_claims import MongoClaimOps
 from jobqueue.store.mongodb_connect import (
     AMBIGUOUS,
     CANNOT_STORE,
-    client_options,
     MIGRATION_SECONDS,
     RETRY_AFTER_SECONDS,
+    client_options,
     database_name,
     open_error,
     operation_error,
@@ -83,9 +83,9 @@ from jobqueue.store.mongodb_watch import follow
 from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 
 AMBIGUOUS_TRIES = 3
-
-
 log = logging.getLogger("jobqueue.store.mongodb")
+
+
 class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps,
                  MongoBulkOps, MongoHistoryOps, MongoScheduleOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
@@ -277,10 +277,6 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
                 self.url_changed(task, changed_from)
         return task
 
-    async def _finish(self, lease: Lease, update: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any] | None:
-        """The one lease-guarded update that ends an attempt; the job after it, or None for a stale lease.
-
-        After an ambiguous error (the connection dropped, or the write concern failed: the update may have
     @staticmethod
     async def _after_finish(task_id: str, step: Awaitable[Any], what: str, repair: str) -> Any:
         """Run a step that follows a job's recorded outcome; its failure is logged, not raised: the caller would
@@ -291,6 +287,10 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             log.warning("task %s: its outcome is recorded, but %s failed (%s); %s", task_id, what, exc, repair)
             return None
 
+    async def _finish(self, lease: Lease, update: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any] | None:
+        """The one lease-guarded update that ends an attempt; the job after it, or None for a stale lease.
+
+        After an ambiguous error (the connection dropped, or the write concern failed: the update may have
         been applied) it looks for the job as `applied` describes it, which only this update can produce,
         and else repeats the update (still guarded by the lease, so it cannot apply twice).
         """

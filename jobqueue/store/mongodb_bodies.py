@@ -185,11 +185,15 @@ def _pinned(head: dict[str, Any], now: float) -> bool:
 
 
 async def drop_head(bodies: Any, sha: str, rev: Any) -> bool:
-    """Delete a head (and its parts) if nobody pinned it since its `rev` was read."""
-    gone = await bodies.delete_one({"_id": sha, "rev": rev})
-    if gone.deleted_count:
-        await bodies.delete_many({"of": sha})
-    return bool(gone.deleted_count)
+    """Delete a head if nobody pinned it since its `rev` was read, with the parts of the layout that head named:
+    a completion storing the same body again once the head is gone writes a new head and parts of its own
+    layout, which must stay."""
+    gone = await bodies.find_one_and_delete({"_id": sha, "rev": rev}, projection={"layout": 1})
+    if gone is None:
+        return False
+    if gone.get("layout") is not None:
+        await bodies.delete_many({"of": sha, "layout": gone["layout"]})
+    return True
 
 
 MIGRATION_CHUNK = 200
@@ -301,13 +305,12 @@ class MongoBodies:
         for head in heads:
             if not _pinned(head, now) and not await named(db, sha_ref(head["_id"])):
                 await drop_head(db.bodies, head["_id"], head.get("rev"))
-        layouts = {d["of"]: d for d in docs if "of" in d and "layout" in d}
+        layouts = {(d["of"], d["layout"]) for d in docs if "of" in d and "layout" in d}  # every one, not one per sha
         if layouts:
-            live = db.bodies.find({"_id": {"$in": list(layouts)}, "ready": True}, {"layout": 1})
+            live = db.bodies.find({"_id": {"$in": list({sha for sha, _ in layouts})}, "ready": True}, {"layout": 1})
             used = {(h["_id"], h["layout"]) for h in await live.to_list(None)}
-            for part in layouts.values():
-                if (part["of"], part["layout"]) not in used:  # a writer that lost the race, or died writing
-                    await db.bodies.delete_many({"of": part["of"], "layout": part["layout"]})
+            for sha, layout in layouts - used:  # a writer that lost the race, or died writing
+                await db.bodies.delete_many({"of": sha, "layout": layout})
         legacy = list({d.get("of") or d["_id"] for d in docs if "codec" not in d and "layout" not in d})
         if legacy:
             kept = db.jobs.find({"result.body_ref": {"$in": [{"doc": k} for k in legacy]}}, {"result.body_ref": 1})

@@ -13,8 +13,10 @@ and completions cluster-wide; mongomock and standalone servers have no transacti
 process that dies (or loses the server) between the two writes leaves the counts off by the jobs it
 was moving. `recount_counters` repairs that: one process at a time (the maintenance lease in
 `counters/maintenance`, see MongoStore.maintain) counts each status on the by_status index and
-`$inc`s the difference, but only a difference seen twice in a row, so an `$inc` still on its way from
-another process is not mistaken for drift (and later counted twice).
+`$inc`s the difference, but only a difference seen twice in a row with no count move landing in
+between (the document's `rev`), and only if none has landed since (the `$inc` is guarded by that
+`rev`): so an `$inc` still on its way from another process is not mistaken for drift (and later
+counted twice), as recount_batch does for a batch's counts.
 """
 
 from __future__ import annotations
@@ -67,10 +69,10 @@ class MongoCounterOps:
         return dict(zip(STATUSES, (int(n) for n in numbers), strict=True))
 
     async def recount_counters(self) -> dict[str, int]:
-        """Count every status exactly and repair the counters by the difference seen twice in a row."""
-        seen: dict[str, int] | None = None
+        """Count every status exactly and repair the counters by the difference seen twice in a row, at one `rev`."""
+        seen: tuple[Any, dict[str, int]] | None = None
         counted = zero_counts()
-        for _ in range(3):
+        for _ in range(4):
             doc = await self._call(self.db.counters.find_one({"_id": COUNTERS}))
             counted = await self._exact_counts()
             now = self.clock()
@@ -82,14 +84,16 @@ class MongoCounterOps:
                 except DuplicateKeyError:
                     continue  # another process created it meanwhile: compare with theirs
             diff = {s: counted[s] - int(doc.get(s, 0)) for s in STATUSES}
-            if not any(diff.values()) or diff == seen:
-                repair = {s: n for s, n in diff.items() if n}
-                update: dict[str, Any] = {"$set": {"recounted_at": now}}
-                if repair:
-                    update["$inc"] = {**repair, "rev": 1}
-                await self._call(self.db.counters.update_one({"_id": COUNTERS}, update))
+            if not any(diff.values()):
+                await self._call(self.db.counters.update_one({"_id": COUNTERS}, {"$set": {"recounted_at": now}}))
                 return counted
-            seen = diff
+            if seen == (doc.get("rev"), diff):
+                fixed = await self._call(self.db.counters.update_one(
+                    {"_id": COUNTERS, "rev": doc.get("rev")},
+                    {"$set": {"recounted_at": now}, "$inc": {**{s: n for s, n in diff.items() if n}, "rev": 1}}))
+                if fixed.matched_count:
+                    return counted
+            seen = (doc.get("rev"), diff)
         return counted
 
     async def _take_maintenance(self, now: float) -> dict[str, Any] | None:
