@@ -114,8 +114,15 @@ class Store(Protocol):
     async def counts(self) -> dict[str, int]:
         """Count tasks by status without scanning them."""
 
-    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
-        """Atomically take up to `limit` due tasks, marking them running under a fresh lease."""
+    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
+                    per_host: int | None = None) -> list[Task]:
+        """Atomically take up to `limit` due tasks, marking them running under a fresh lease. With `per_host`, each
+        also takes one of its host's slots, held by its lease and shared by every store on the database, so no
+        host ever has more than `per_host` requests in flight; a host without a free slot is passed over."""
+
+    async def free_slots(self, leases: list[Lease]) -> None:
+        """The requests of these leases are over (their outcome may still be being written): free their hosts'
+        slots. release() frees them too; a slot whose lease runs out frees itself."""
 
     async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
         """Push the leases' expiry forward; return the ids whose lease was lost."""
@@ -205,13 +212,14 @@ class Store(Protocol):
 
     async def claim_deliveries(self, limit: int, lease_seconds: float, exclude_endpoints: list[str]
                                ) -> list[Delivery]:
-        """Take due deliveries under a fresh lease, counting the attempt, skipping the given endpoints."""
+        """Take due deliveries under a fresh lease, counting the attempt, skipping the given endpoints; under
+        `outbox.per_endpoint`, each takes one of its endpoint's slots, as claim() does per host."""
 
     async def finish_delivery(self, delivery: Delivery, outcome: DeliveryOutcome) -> bool:
-        """Record an attempt's outcome under the delivery's lease; False when the lease was lost."""
+        """Record an attempt's outcome under the delivery's lease and free its slot; False when the lease was lost."""
 
     async def release_deliveries(self, deliveries: list[Delivery]) -> None:
-        """Give claimed deliveries back, due now, not counting the attempt."""
+        """Give claimed deliveries back, due now, not counting the attempt, and free their slots."""
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         """Read one delivery."""

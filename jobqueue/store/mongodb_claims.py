@@ -8,6 +8,11 @@ fresh lease token (so a job another process took meanwhile is left alone), read 
 back by that token, and move the counters. A due job is queued or running with a lapsed lease; each
 kind is claimed by its own update, so the counters move exactly (queued -> running, or no move).
 
+Under a per-host limit a claim first reads the slots held (mongodb_slots.py), leaves full hosts out of
+the find, and takes a slot (one upsert) for each candidate before claiming it, so a job is claimed only
+when its request may start at once; the slot of a candidate that another process took meanwhile is
+given back, and a host that fills up is left out of one more find.
+
 If reading them back fails, the jobs just claimed are released at once (queued again, the attempt
 not counted) before the error is reported: none sits `running` until its lease runs out, and none
 is pushed towards `abandoned` by a failover. If that release fails too, their leases run out as
@@ -24,11 +29,13 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from jobqueue.models import QUEUED, RUNNING, Task
+from jobqueue.store import mongodb_slots as slots
 from jobqueue.store.base import Lease, StoreError
 from jobqueue.store.mongodb_batches import Moves
 from jobqueue.store.mongodb_schema import CLAIM_INDEX_NAME, CLAIM_ORDER, TASK_FIELDS, task_from_doc
 
 CLAIM_MAX_TIME_MS = 2000
+MAX_ROUNDS = 8  # reads of due jobs in one claim, each after hosts filled up
 
 
 class MongoClaimOps:
@@ -43,48 +50,80 @@ class MongoClaimOps:
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
 
-    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
-        """Take up to `limit` due tasks under one fresh lease token: higher priority first, then older due time.
-        Returned in that order."""
+    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
+                    per_host: int | None = None) -> list[Task]:
+        """Take up to `limit` due tasks: higher priority first, then older due time; returned in that order. With
+        `per_host`, each first takes one of its host's slots (mongodb_slots.py), hosts with none left are passed
+        over, and a host that fills up is left out of the next read."""
         if limit <= 0:
             return []
         now = self.clock()
-        due: dict[str, Any] = {"status": {"$in": [QUEUED, RUNNING]}, "available_at": {"$lte": now}}
-        if exclude_hosts:
-            due["host"] = {"$nin": exclude_hosts}
-        candidates = (self.db.jobs.find(due, {"_id": 1}).sort(CLAIM_ORDER).hint(CLAIM_INDEX_NAME).limit(limit)
-                      .max_time_ms(CLAIM_MAX_TIME_MS))
-        try:
-            # the client's timeoutMS would replace the cursor's maxTimeMS with its own, longer one (CSOT)
-            with pymongo.timeout(CLAIM_MAX_TIME_MS / 1000):
-                ids = [d["_id"] for d in await self._call(candidates.to_list(limit), allow=(ExecutionTimeout,))]
-        except ExecutionTimeout:
-            return []  # the index did not answer in time: an idle poll, tried again shortly
-        if not ids:
-            return []
+        until = now + lease_seconds
         # one token per old status, so each claimed job tells which it left (a lapsed lease moves no count)
         tokens = {QUEUED: secrets.token_hex(8), RUNNING: secrets.token_hex(8)}
+        rooms = None
+        if per_host is not None:
+            rooms = await slots.Rooms.read(self.db, self._call, slots.HOST, per_host, now)
+        claimed: list[dict[str, Any]] = []
+        order: dict[str, int] = {}  # each round reads on from where the last one's jobs were, so one ranking
+        for _round in range(MAX_ROUNDS):
+            want = limit - len(claimed)
+            skip = sorted({*exclude_hosts, *(rooms.full() if rooms is not None else ())})
+            due: dict[str, Any] = {"status": {"$in": [QUEUED, RUNNING]}, "available_at": {"$lte": now}}
+            if skip:
+                due["host"] = {"$nin": skip}
+            candidates = (self.db.jobs.find(due, {"_id": 1, "status": 1, "host": 1}).sort(CLAIM_ORDER)
+                          .hint(CLAIM_INDEX_NAME).limit(want).max_time_ms(CLAIM_MAX_TIME_MS))
+            try:
+                # the client's timeoutMS would replace the cursor's maxTimeMS with its own, longer one (CSOT)
+                with pymongo.timeout(CLAIM_MAX_TIME_MS / 1000):
+                    found = await self._call(candidates.to_list(want), allow=(ExecutionTimeout,))
+            except ExecutionTimeout:
+                break  # the index did not answer in time: an idle poll, tried again shortly
+            chosen = []
+            for doc in found:
+                order.setdefault(doc["_id"], len(order))
+                if rooms is None or await rooms.take(doc["host"], doc["_id"], tokens[doc["status"]], until):
+                    chosen.append(doc)
+            if chosen:
+                claimed += await self._take(chosen, due, tokens, now, until)
+            if len(found) < want or len(chosen) == len(found) or len(claimed) >= limit:
+                break  # nothing more is due, or nothing was passed over that a next read could replace
+        return [task_from_doc(d) for d in sorted(claimed, key=lambda d: order[d["_id"]])]
+
+    async def _take(self, chosen: list[dict[str, Any]], due: dict[str, Any], tokens: dict[str, str], now: float,
+                    until: float) -> list[dict[str, Any]]:
+        """Claim the chosen jobs that are still due, each kind by one update; read them back; move the counters.
+        The slot of a job another process took meanwhile is given back."""
+        ids = [doc["_id"] for doc in chosen]
         try:
             for old, token in tokens.items():
-                sets = {"status": RUNNING, "lease_token": token, "available_at": now + lease_seconds,
-                        "started_at": now, "updated_at": now}
+                mine = [doc["_id"] for doc in chosen if doc["status"] == old]
+                if not mine:
+                    continue
+                sets = {"status": RUNNING, "lease_token": token, "available_at": until, "started_at": now,
+                        "updated_at": now}
                 await self._call(self.db.jobs.update_many(
-                    {**due, "status": old, "_id": {"$in": ids}}, {"$set": sets, "$inc": {"attempts": 1}}))
+                    {**due, "status": old, "_id": {"$in": mine}}, {"$set": sets, "$inc": {"attempts": 1}}))
             found = self.db.jobs.find({"_id": {"$in": ids}, "lease_token": {"$in": list(tokens.values())}},
                                       TASK_FIELDS)
             docs = await self._call(found.to_list(len(ids)))
         except StoreError:
             await self._give_back(tokens, now)
             raise
+        taken = {doc["_id"] for doc in docs}
+        lost = [Lease(doc["_id"], tokens[doc["status"]]) for doc in chosen if doc["_id"] not in taken]
+        if lost:
+            await slots.free(self.db, self._call, slots.HOST, lost)
         moves = Moves()
         for doc in docs:
             moves.add(doc.get("batch_id"), QUEUED if doc["lease_token"] == tokens[QUEUED] else RUNNING, RUNNING)
         await self._move(moves, now)
-        order = {task_id: i for i, task_id in enumerate(ids)}
-        return [task_from_doc(d) for d in sorted(docs, key=lambda d: order[d["_id"]])]
+        return docs
 
     async def _give_back(self, tokens: dict[str, str], now: float) -> None:
-        """Release every job a failed claim took (its attempt not counted); silent if this fails too."""
+        """Release every job a failed claim took (its attempt not counted), and its slot; silent if this fails
+        too."""
         try:
             for old, token in tokens.items():
                 back = await self._call(self.db.jobs.update_many(
@@ -95,17 +134,24 @@ class MongoClaimOps:
                     moves = Moves()
                     moves.add(None, RUNNING, QUEUED, int(back.modified_count))
                     await self._move(moves, now)
+            await slots.free_tokens(self.db, self._call, slots.HOST, tokens.values())
         except (StoreError, PyMongoError):
             pass  # the leases run out instead; a recount repairs the counters
 
+    async def free_slots(self, leases: list[Lease]) -> None:
+        """The requests of these leases are over: their hosts' slots go to the next claims."""
+        await slots.free(self.db, self._call, slots.HOST, leases)
+
     async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
-        """Renew every lease still held in one update; report the lost ones."""
+        """Renew every lease still held in one update, and the host slots they hold; report the lost ones."""
         if not leases:
             return []
         until = self.clock() + lease_seconds
         held = [{"_id": lease.task_id, "lease_token": lease.token} for lease in leases]
         renewed = await self._call(self.db.jobs.update_many(
             {"$or": held, "status": RUNNING}, {"$set": {"available_at": until}}))
+        # a lost lease's request may still be under way: its slot lives until the worker stops it
+        await slots.renew(self.db, self._call, slots.HOST, leases, until)
         if renewed.matched_count == len(leases):
             return []
         found = self.db.jobs.find({"_id": {"$in": [lease.task_id for lease in leases]}, "status": RUNNING},
@@ -114,10 +160,11 @@ class MongoClaimOps:
         return [lease.task_id for lease in leases if (lease.task_id, lease.token) not in holding]
 
     async def release(self, leases: list[Lease]) -> list[Task]:
-        """Give tasks back as queued without counting the interrupted attempt."""
+        """Give tasks back as queued without counting the interrupted attempt; free their host slots."""
         now = self.clock()
         released, moves = [], Moves()
         try:
+            await slots.free(self.db, self._call, slots.HOST, leases)
             for lease in leases:
                 doc = await self._call(self.db.jobs.find_one_and_update(
                     {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},

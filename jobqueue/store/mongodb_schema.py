@@ -318,6 +318,13 @@ async def _v6_url_changed_hooks(db: Any) -> None:
     await ensure_index(db.url_changes, [("unhooked", ASCENDING)], "unhooked", sparse=True)
 
 
+async def _v8_slots(db: Any) -> None:
+    """Slots of requests in flight per host and per webhook endpoint (mongodb_slots.py): read by scope at each
+    claim, freed and renewed by their holders' lease tokens."""
+    await ensure_index(db.slots, [("scope", ASCENDING)], "by_scope")
+    await ensure_index(db.slots, [("token", ASCENDING)], "by_token")
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -334,6 +341,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "claims skip busy hosts on the index, status counters, bodies swept by age", _v4_scale),
     Migration(5, "content-addressed zstd bodies, URL history, retention, recurring fetches", _v5_history),
     Migration(6, "url.changed records relayed to webhooks", _v6_url_changed_hooks),
+    Migration(8, "slots: requests in flight per host and per webhook endpoint, counted across processes", _v8_slots),
 )
 LATEST = MIGRATIONS[-1].version
 

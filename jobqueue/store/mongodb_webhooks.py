@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from jobqueue.errors import NotFound
+from jobqueue.errors import NotFound, StoreError
 from jobqueue.models import FINISHED, Page
+from jobqueue.store import mongodb_slots as slots
+from jobqueue.store.base import Lease
 from jobqueue.store.mongodb_schema import after_cursor, batch_from_doc, encode_cursor, task_from_doc
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
@@ -138,26 +140,41 @@ class MongoWebhookOps:
 
     async def claim_deliveries(self, limit: int, lease_seconds: float,
                                exclude_endpoints: list[str]) -> list[Delivery]:
-        """Take due deliveries one atomic update at a time, each under a fresh lease, counting the attempt."""
+        """Take due deliveries one atomic update at a time, each under a fresh lease, counting the attempt. Under
+        the outbox's `per_endpoint`, each first takes one of its endpoint's slots (mongodb_slots.py, shared by
+        every process on the database) and endpoints with none left are passed over."""
         if limit <= 0:
             return []
         now = self.clock()
+        until = now + lease_seconds
+        per_endpoint = self.outbox.per_endpoint if self.outbox is not None else None
+        rooms = None
+        if per_endpoint is not None:
+            rooms = await slots.Rooms.read(self.db, self._call, slots.ENDPOINT, per_endpoint, now)
         due: dict[str, Any] = {"status": PENDING, "next_attempt_at": {"$lte": now}}
-        query = {**due, "endpoint": {"$nin": exclude_endpoints}} if exclude_endpoints else due
-        candidates = self.db.webhook_deliveries.find(query, {"_id": 1}).sort("next_attempt_at", ASCENDING)
+        skip = sorted({*exclude_endpoints, *(rooms.full() if rooms is not None else ())})
+        query = {**due, "endpoint": {"$nin": skip}} if skip else due
+        candidates = self.db.webhook_deliveries.find(query, {"_id": 1, "endpoint": 1}).sort("next_attempt_at",
+                                                                                              ASCENDING)
         out = []
         for doc in await self._call(candidates.limit(limit).to_list(limit)):
+            token = secrets.token_hex(8)
+            if rooms is not None and not await rooms.take(doc["endpoint"], doc["_id"], token, until):
+                continue
             claimed = await self._call(self.db.webhook_deliveries.find_one_and_update(
                 {"_id": doc["_id"], **due},
-                {"$set": {"lease_token": secrets.token_hex(8), "next_attempt_at": now + lease_seconds,
-                          "updated_at": now}, "$inc": {"attempts": 1}},
+                {"$set": {"lease_token": token, "next_attempt_at": until, "updated_at": now},
+                 "$inc": {"attempts": 1}},
                 return_document=ReturnDocument.AFTER))
             if claimed is not None:
                 out.append(delivery_from_doc(claimed))
+            elif rooms is not None:  # another process sent it meanwhile
+                await slots.free(self.db, self._call, slots.ENDPOINT, [Lease(doc["_id"], token)])
         return out
 
     async def finish_delivery(self, delivery: Delivery, outcome: DeliveryOutcome) -> bool:
-        """Record one attempt's outcome under its lease; False when the lease was lost."""
+        """Record one attempt's outcome under its lease, then free its endpoint slot; False when the lease was
+        lost."""
         now = self.clock()
         sets: dict[str, Any] = {"status": outcome.status, "lease_token": None, "updated_at": now,
                                 "next_attempt_at": outcome.next_attempt_at, "last_http_status": outcome.http_status,
@@ -166,15 +183,25 @@ class MongoWebhookOps:
             sets["delivered_at"] = now
         done = await self._call(self.db.webhook_deliveries.update_one(
             {"_id": delivery.id, "lease_token": delivery.lease_token}, {"$set": sets}))
+        await self._free_endpoint_slots([delivery])
         return done.matched_count == 1
 
     async def release_deliveries(self, deliveries: list[Delivery]) -> None:
-        """Give claimed deliveries back, due now, not counting the attempt."""
+        """Give claimed deliveries back, due now, not counting the attempt, and their endpoint slots."""
         now = self.clock()
         for delivery in deliveries:
             await self._call(self.db.webhook_deliveries.update_one(
                 {"_id": delivery.id, "lease_token": delivery.lease_token, "status": PENDING},
                 {"$set": {"lease_token": None, "next_attempt_at": now, "updated_at": now}, "$inc": {"attempts": -1}}))
+        await self._free_endpoint_slots(deliveries)
+
+    async def _free_endpoint_slots(self, deliveries: list[Delivery]) -> None:
+        """After the outcome is stored: if freeing fails, the slots end with their leases (no outcome is lost)."""
+        leases = [Lease(d.id, d.lease_token) for d in deliveries if d.lease_token is not None]
+        try:
+            await slots.free(self.db, self._call, slots.ENDPOINT, leases)
+        except StoreError:
+            pass
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         """Read one delivery with its body."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from jobqueue.history.codec import digest
 from jobqueue.models import FAILED, Result, Task, TaskError
+from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite_bodies import insert_result
 from jobqueue.store.sqlite_schedules import finish_run
@@ -31,30 +32,27 @@ class SQLiteLeaseOps:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
 
-    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str]) -> list[Task]:
-        """One UPDATE ... RETURNING takes due tasks (higher priority, then older due time, first), including
-        tasks whose lease ran out."""
+    async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
+                    per_host: int | None = None) -> list[Task]:
+        """Take due tasks (higher priority, then older due time, first), including tasks whose lease ran out, in
+        one write; with `per_host`, each takes one of its host's slots and hosts with none left are passed over."""
         if limit <= 0:
             return []
         now = self.clock()
         token = secrets.token_hex(8)
-        exclude = ""
-        if exclude_hosts:
-            exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})"
-        sql = (
-            "UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
-            " started_at = ?, updated_at = ?"
-            " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
-            f" WHERE {CLAIMABLE}{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
-            f" RETURNING seq, {JOB_COLUMNS}"
-        )
-        args = (token, now + lease_seconds, now, now, now, *exclude_hosts, limit)
-        rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())
+        claim = _Claim(token, now, now + lease_seconds)
+        rows = await self._write(lambda conn: claim.take(conn, limit, exclude_hosts, per_host))
         rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))  # type: ignore[arg-type]
         return [task_from_row(r) for r in rows]
 
+    async def free_slots(self, leases: list[Lease]) -> None:
+        """The requests of these leases are over: their hosts' slots go to the next claims."""
+        if leases:
+            await self._write(lambda conn: slots.free(conn, slots.HOST, leases))
+
     async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
-        """Renew leases still held; report the ones another claim or a cancel took away."""
+        """Renew leases still held, and the host slots they hold; report the ones another claim or a cancel took
+        away."""
         if not leases:
             return []
         now = self.clock()
@@ -68,12 +66,14 @@ class SQLiteLeaseOps:
                 )
                 if cur.rowcount == 0:
                     lost.append(lease.task_id)
+            # a lost lease's request may still be under way: its slot lives until the worker stops it
+            slots.renew(conn, slots.HOST, leases, now + lease_seconds)
             return lost
 
         return await self._write(renew)  # type: ignore[return-value]
 
     async def release(self, leases: list[Lease]) -> list[Task]:
-        """Hand tasks back as queued, due now, without counting the interrupted attempt."""
+        """Hand tasks back as queued, due now, without counting the interrupted attempt; free their host slots."""
         if not leases:
             return []
         now = self.clock()
@@ -89,6 +89,7 @@ class SQLiteLeaseOps:
                 ).fetchone()
                 if row:
                     out.append(task_from_row(row))
+            slots.free(conn, slots.HOST, leases)
             return out
 
         return await self._write(give_back)  # type: ignore[return-value]
@@ -196,6 +197,48 @@ class SQLiteLeaseOps:
             return task
 
         return await self._write(update)  # type: ignore[return-value]
+
+
+_TAKE = ("UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
+         " started_at = ?, updated_at = ?")
+
+
+class _Claim:
+    """One claim's write transaction: the due jobs it takes and, under a per-host limit, their hosts' slots."""
+
+    def __init__(self, token: str, now: float, until: float) -> None:
+        self.token, self.now, self.until = token, now, until
+
+    def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None
+             ) -> list[sqlite3.Row]:
+        """Without a limit one UPDATE takes the first due jobs. With one, the due jobs are read in order, each
+        kept while its host has a slot left; a host that fills up is left out of the next read."""
+        setting = (self.token, self.until, self.now, self.now)
+        if per_host is None:
+            sql = (f"{_TAKE} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
+                   f" WHERE {CLAIMABLE}{_not_in(exclude_hosts)} ORDER BY priority DESC, available_at LIMIT ?)"
+                   f" RETURNING seq, {JOB_COLUMNS}")
+            return conn.execute(sql, (*setting, self.now, *exclude_hosts, limit)).fetchall()
+        rooms = slots.Rooms(conn, slots.HOST, per_host, self.now)
+        taken: list[sqlite3.Row] = []
+        while len(taken) < limit:
+            want = limit - len(taken)
+            skip = sorted(set(exclude_hosts).union(rooms.full()))
+            due = conn.execute(f"SELECT seq, host FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}{_not_in(skip)}"
+                               " ORDER BY priority DESC, available_at LIMIT ?", (self.now, *skip, want)).fetchall()
+            chosen = [seq for seq, host in due if rooms.take(host)]
+            if chosen:
+                rows = conn.execute(f"{_TAKE} WHERE seq IN ({','.join('?' * len(chosen))})"
+                                    f" RETURNING seq, {JOB_COLUMNS}", (*setting, *chosen)).fetchall()
+                slots.hold(conn, slots.HOST, [(row["id"], row["host"]) for row in rows], self.token, self.until)
+                taken += rows
+            if len(due) < want or len(chosen) == len(due):
+                return taken  # nothing more is due, or nothing was passed over that a next read could replace
+        return taken
+
+
+def _not_in(hosts: list[str]) -> str:
+    return f" AND host NOT IN ({','.join('?' * len(hosts))})" if hosts else ""
 
 
 def _as_outcome(outcome: Task | BaseException | None) -> Task | Exception | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.sqlite_bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite_schedules import V5_SCHEDULES
+from jobqueue.store.sqlite_slots import V9_SLOTS
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "url.changed looked up by run for its webhook; raw response header lines for WARC", V6_RAW_HEADERS),
     Migration(7, "a body's reference count in a narrow table of its own, so counting does not rewrite the body",
               V7_BODY_REFS),
+    Migration(9, "slots: requests in flight per host and per webhook endpoint, counted across processes", V9_SLOTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from jobqueue.errors import NotFound
 from jobqueue.models import COMPLETED, Page, Task
+from jobqueue.store import sqlite_slots as slots
+from jobqueue.store.base import Lease
 from jobqueue.store.sqlite_schema import BATCH_COLUMNS, batch_from_row, decode_cursor, encode_cursor
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
@@ -104,22 +106,41 @@ class SQLiteWebhookOps:
 
     async def claim_deliveries(self, limit: int, lease_seconds: float,
                                exclude_endpoints: list[str]) -> list[Delivery]:
-        """Take up to `limit` due deliveries under a fresh lease, counting the attempt; oldest due first."""
+        """Take up to `limit` due deliveries under a fresh lease, counting the attempt; oldest due first. Under the
+        outbox's `per_endpoint`, each takes one of its endpoint's slots (shared by every process on the file)
+        and endpoints with none left are passed over."""
         if limit <= 0:
             return []
         now = self.clock()  # type: ignore[attr-defined]
         token = secrets.token_hex(8)
-        exclude = f" AND endpoint NOT IN ({','.join('?' * len(exclude_endpoints))})" if exclude_endpoints else ""
-        sql = (f"UPDATE webhook_deliveries SET lease_token = ?, attempts = attempts + 1, next_attempt_at = ?,"
-               " updated_at = ? WHERE seq IN (SELECT seq FROM webhook_deliveries INDEXED BY deliveries_due"
-               f" WHERE status = 'pending' AND next_attempt_at <= ?{exclude} ORDER BY next_attempt_at LIMIT ?)"
-               f" RETURNING {DELIVERY_COLUMNS}")
-        args = (token, now + lease_seconds, now, now, *exclude_endpoints, limit)
-        rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())  # type: ignore[attr-defined]
+        per_endpoint = self.outbox.per_endpoint if self.outbox is not None else None
+        until = now + lease_seconds
+
+        def take(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            rooms = slots.Rooms(conn, slots.ENDPOINT, per_endpoint, now) if per_endpoint is not None else None
+            skip = sorted(set(exclude_endpoints).union(rooms.full() if rooms is not None else ()))
+            exclude = f" AND endpoint NOT IN ({','.join('?' * len(skip))})" if skip else ""
+            due = conn.execute("SELECT seq, endpoint FROM webhook_deliveries INDEXED BY deliveries_due"
+                               f" WHERE status = 'pending' AND next_attempt_at <= ?{exclude}"
+                               " ORDER BY next_attempt_at LIMIT ?", (now, *skip, limit)).fetchall()
+            chosen = [seq for seq, endpoint in due if rooms is None or rooms.take(endpoint)]
+            if not chosen:
+                return []
+            rows = conn.execute(
+                "UPDATE webhook_deliveries SET lease_token = ?, attempts = attempts + 1, next_attempt_at = ?,"
+                f" updated_at = ? WHERE seq IN ({','.join('?' * len(chosen))}) RETURNING {DELIVERY_COLUMNS}",
+                (token, until, now, *chosen)).fetchall()
+            if rooms is not None:
+                slots.hold(conn, slots.ENDPOINT, [(row["id"], endpoint_of(row["url"])) for row in rows], token,
+                           until)
+            return rows
+
+        rows = await self._write(take)  # type: ignore[attr-defined]
         return [delivery_from_row(r) for r in rows]
 
     async def finish_delivery(self, delivery: Delivery, outcome: DeliveryOutcome) -> bool:
-        """Record one attempt's outcome under the lease that sent it; False when the lease was lost."""
+        """Record one attempt's outcome under the lease that sent it, freeing its endpoint slot; False when the lease
+        was lost."""
         now = self.clock()  # type: ignore[attr-defined]
         delivered = now if outcome.status == "delivered" else None
         sql = ("UPDATE webhook_deliveries SET status = ?, lease_token = NULL, next_attempt_at = ?, updated_at = ?,"
@@ -127,18 +148,30 @@ class SQLiteWebhookOps:
                " WHERE id = ? AND lease_token = ?")
         args = (outcome.status, outcome.next_attempt_at, now, outcome.http_status, outcome.error, delivered,
                 delivery.id, delivery.lease_token)
-        cur = await self._write(lambda conn: conn.execute(sql, args))  # type: ignore[attr-defined]
-        return cur.rowcount == 1  # type: ignore[attr-defined]
+        leases = [Lease(delivery.id, delivery.lease_token or "")]
+
+        def finish(conn: sqlite3.Connection) -> bool:
+            slots.free(conn, slots.ENDPOINT, leases)
+            return conn.execute(sql, args).rowcount == 1
+
+        return await self._write(finish)  # type: ignore[attr-defined, no-any-return]
 
     async def release_deliveries(self, deliveries: list[Delivery]) -> None:
-        """Give claimed deliveries back, due now, without counting the attempt (shutdown, or over a limit)."""
+        """Give claimed deliveries back, due now, without counting the attempt (shutdown, or over a limit), and
+        their endpoint slots."""
         if not deliveries:
             return
         now = self.clock()  # type: ignore[attr-defined]
         args = [(now, now, d.id, d.lease_token) for d in deliveries]
-        await self._write(lambda conn: conn.executemany(  # type: ignore[attr-defined]
-            "UPDATE webhook_deliveries SET lease_token = NULL, attempts = MAX(attempts - 1, 0), next_attempt_at = ?,"
-            " updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'pending'", args))
+        leases = [Lease(d.id, d.lease_token or "") for d in deliveries]
+
+        def give_back(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE webhook_deliveries SET lease_token = NULL, attempts = MAX(attempts - 1, 0),"
+                " next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'pending'", args)
+            slots.free(conn, slots.ENDPOINT, leases)
+
+        await self._write(give_back)  # type: ignore[attr-defined]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         """Read one delivery with its body."""

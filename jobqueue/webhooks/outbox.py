@@ -15,11 +15,18 @@ EVENT_OF_STATUS = {COMPLETED: "task.completed", FAILED: "task.failed", CANCELLED
 
 
 class Outbox:
-    """Turns finished tasks and batches into deliveries; stores call it inside their write transaction."""
+    """Turns finished tasks and batches into deliveries; stores call it inside their write transaction.
 
-    def __init__(self, global_url: str | None = None, new_id: Callable[[], str] | None = None) -> None:
+    `per_endpoint` (--webhook-concurrency) is how many deliveries to one endpoint may be in flight at once
+    across every process on the database: the store's claim_deliveries takes one of the endpoint's slots
+    for each delivery it hands out (None: no limit in the store).
+    """
+
+    def __init__(self, global_url: str | None = None, new_id: Callable[[], str] | None = None,
+                 per_endpoint: int | None = None) -> None:
         self.global_url = global_url
         self.new_id = new_id or MessageIds()
+        self.per_endpoint = per_endpoint
 
     def may_notify(self, task: Task) -> bool:
         """Cheap pre-check: could this task's change create any delivery (before reading its batch)?"""

@@ -1,0 +1,80 @@
+"""SQLite's slots: how many requests may be in flight at once to one host (or webhook endpoint), counted in
+the database, so the limit holds across every process on the file.
+
+A slot is a row of `slots` (migration 9): the scope (`host` or `endpoint`), the key (the host name, or
+the endpoint), the holder (the job or delivery id) and the holder's lease token and expiry. A claim
+counts the live rows of a key and takes one for each job it starts, in its own write transaction, so
+two processes can never both take the last slot. The holder gives the slot back when its request is
+over (the token guards against a stale holder freeing a newer one), renews it with its lease, and a
+holder that died frees it when its lease runs out.
+
+Per-host policies (a host's own max_concurrency, pauses, a minimum delay between starts) fit here:
+`Rooms` is where a key's limit is decided, and a start time can be kept beside the slots.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+
+from jobqueue.store.base import Lease
+
+HOST = "host"
+ENDPOINT = "endpoint"
+
+V9_SLOTS = """
+-- One row per request in flight to a host (or a webhook endpoint), held under its job's (delivery's)
+-- lease: claims count them, so --per-host and --webhook-concurrency hold across processes.
+CREATE TABLE slots (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    token TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (scope, holder)
+) WITHOUT ROWID;
+CREATE INDEX slots_by_key ON slots(scope, key);
+CREATE INDEX slots_by_expiry ON slots(expires_at);
+"""
+
+
+class Rooms:
+    """Inside a write transaction: how many more requests each key of a scope may start now."""
+
+    def __init__(self, conn: sqlite3.Connection, scope: str, limit: int, now: float) -> None:
+        conn.execute("DELETE FROM slots WHERE expires_at <= ?", (now,))  # their holders died
+        self.scope = scope
+        self.limit = limit
+        self.held: Counter[str] = Counter(dict(conn.execute(
+            "SELECT key, COUNT(*) FROM slots WHERE scope = ? GROUP BY key", (scope,)).fetchall()))
+
+    def full(self) -> list[str]:
+        """The keys with no slot left."""
+        return sorted(key for key, n in self.held.items() if n >= self.limit)
+
+    def take(self, key: str) -> bool:
+        """Count one more request for `key` if it has room (written by `hold`)."""
+        if self.held[key] >= self.limit:
+            return False
+        self.held[key] += 1
+        return True
+
+
+def hold(conn: sqlite3.Connection, scope: str, holders: Iterable[tuple[str, str]], token: str,
+         expires_at: float) -> None:
+    """Write the slots taken for (holder, key) pairs; a holder's own stale slot (its last attempt's) is replaced."""
+    conn.executemany("INSERT OR REPLACE INTO slots (scope, key, holder, token, expires_at) VALUES (?, ?, ?, ?, ?)",
+                     [(scope, key, holder, token, expires_at) for holder, key in holders])
+
+
+def free(conn: sqlite3.Connection, scope: str, leases: Iterable[Lease]) -> None:
+    """Give back the slots these leases hold (a slot another lease of the same holder took is left alone)."""
+    conn.executemany("DELETE FROM slots WHERE scope = ? AND holder = ? AND token = ?",
+                     [(scope, lease.task_id, lease.token) for lease in leases])
+
+
+def renew(conn: sqlite3.Connection, scope: str, leases: Iterable[Lease], expires_at: float) -> None:
+    """Push the expiry of the slots these leases hold, as their leases are renewed."""
+    conn.executemany("UPDATE slots SET expires_at = ? WHERE scope = ? AND holder = ? AND token = ?",
+                     [(expires_at, scope, lease.task_id, lease.token) for lease in leases])
