@@ -231,10 +231,9 @@ def announce_start(settings: Settings, port: int, processes: int = 1) -> None:
 def serve_processes(settings: Settings, count: int) -> int:
     """Run `count` processes on one database and one socket (jobqueue.processes); the service's exit status."""
     def child(role: ProcessRole, sockets: list[socket.socket], ready: Callable[[], None]) -> int:
-        # limits that protect other machines are the service's totals: each process takes its share
-        own = dataclasses.replace(settings, workers=role.share(settings.workers),
-                                  per_host=role.share(settings.per_host),
-                                  webhook_concurrency=role.share(settings.webhook_concurrency))
+        # --workers is the service's total: each process takes its share. --per-host and --webhook-concurrency
+        # are totals too, but the store counts them (its slots), so every process is given the whole limit
+        own = dataclasses.replace(settings, workers=role.share(settings.workers))
         asyncio.run(run(own, sockets, role, ready))
         return 0
 

@@ -105,8 +105,9 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("min-every", float, "shortest period, in seconds, of a recurring fetch (a job's `every`)"),
     ("max-schedules", int, "recurring fetches active at once before submissions with `every` get 409 "
                            "too_many_schedules (0: no limit)"),
-    ("processes", int, "fetching processes sharing the database and the listening socket; --workers and "
-                       "--per-host are split among them (default: one per core when the database allows several)"),
+    ("processes", int, "fetching processes sharing the database and the listening socket; --workers are split "
+                       "among them, --per-host and --webhook-concurrency hold for all of them together (default: "
+                       "one per core when the database allows several)"),
 ]
 
 

@@ -49,7 +49,8 @@ class ProcessRole:
     count: int
 
     def share(self, total: int) -> int:
-        """This process's part of a service-wide total (--workers, --per-host), split evenly, at least 1."""
+        """This process's part of a service-wide total (--workers), split evenly, at least 1. Limits that protect
+        other machines (--per-host, --webhook-concurrency) are not split: the store counts them across processes."""
         return max(1, total // self.count + (1 if self.index <= total % self.count else 0))
 
 

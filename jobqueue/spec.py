@@ -39,6 +39,8 @@ FETCH_FIELDS = frozenset({"method", "headers", "body", "user_agent", "timeout", 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# HTTP sends header values as bytes: ours are encoded as Latin-1, so nothing past U+00FF can be sent
+_BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,11 @@ def _parse_fetch(raw: Any, limits: SpecLimits, where: str) -> FetchOptions:
     if user_agent is not None and (not isinstance(user_agent, str) or not 0 < len(user_agent) <= 1024
                                    or _BAD_VALUE.search(user_agent)):
         raise BadRequest("invalid_field", f"{where}.user_agent: must be 1-1024 characters, no control characters")
+    if user_agent is not None and not user_agent.isascii():
+        shown = next(ch for ch in user_agent if not ch.isascii())
+        raise BadRequest("invalid_field", f"{where}.user_agent: {shown!r} (U+{ord(shown):04X}) cannot be sent: "
+                         "a user agent is ASCII; to send Latin-1 text, set a User-Agent header in "
+                         f"{where}.headers instead")
     timeout = raw.get("timeout")
     if timeout is not None and (not _is_number(timeout) or not 1 <= timeout <= 300):
         raise BadRequest("invalid_field", f"{where}.timeout: must be 1-300 seconds")
@@ -269,6 +276,12 @@ def parse_headers(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
         if _BAD_VALUE.search(value):
             raise BadRequest("invalid_header", f"{where}.{name}: the value contains a line break or a control "
                              "character")
+        beyond = _BEYOND_LATIN1.search(value) if not value.isascii() else None
+        if beyond is not None:
+            shown = beyond.group()
+            raise BadRequest("invalid_header", f"{where}.{name}: {shown!r} (U+{ord(shown):04X}) cannot be sent in a "
+                             "header, whose values are Latin-1 (ISO-8859-1) bytes; percent-encode it or use "
+                             "another encoding the receiver reads (RFC 8187, base64)")
         out.append((name, value))
     return tuple(out)
 

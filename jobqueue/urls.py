@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import NamedTuple
-from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
 
 from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import InvalidURL
+from jobqueue.hostnames import to_ascii
 
 __all__ = ["CleanURL", "InvalidURL", "normalize_url"]
 
@@ -20,6 +22,9 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _HOST_PORT = re.compile(r"^[^/?#:@]+:\d+(?:[/?#]|$)")
 # What a percent-decoded host name may not contain: it would change the URL's structure or hide an address.
 _NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f/\\?#@:\[\]%]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# quote() leaves these alone: every printable ASCII character, so only what is beyond ASCII is encoded
+_ASCII_SAFE = string.ascii_letters + string.digits + string.punctuation
 
 
 class CleanURL(NamedTuple):
@@ -40,6 +45,9 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
         raise InvalidURL("url_too_long", f"the URL has {len(text)} characters; the limit is {MAX_URL_LENGTH}")
     if _UNSAFE.search(text):
         raise InvalidURL("invalid_url", "the URL contains spaces or control characters; percent-encode them")
+    if not text.isascii() and _SURROGATE.search(text):
+        raise InvalidURL("invalid_url", "the URL contains a lone UTF-16 surrogate (such as \\ud800), which is not "
+                         "a character; send the URL as valid Unicode")
     simple = _SIMPLE.fullmatch(text)
     if simple is not None:
         return _simple_url(simple, policy)
@@ -61,9 +69,10 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
     if not host.rstrip("."):
         raise InvalidURL("invalid_url", "the URL has no host name")
     try:
-        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
-    except UnicodeError as exc:
-        raise InvalidURL("invalid_url", f"the host name {host!r} is not valid: {exc}") from exc
+        ascii_host = host.lower() if ":" in host else to_ascii(host.lower())
+    except ValueError as exc:
+        raise InvalidURL("invalid_url", f"the host name {host!r} is not a valid internationalized domain name "
+                         f"(IDNA): {exc}") from None
     if policy.refuses_host(ascii_host):
         raise InvalidURL(
             "blocked",
@@ -75,9 +84,15 @@ def normalize_url(raw: object, policy: AddressPolicy) -> CleanURL:
         netloc = f"{netloc}:{port}"
     if parts.username is not None:
         userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
-        netloc = f"{userinfo}@{netloc}"
-    url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+        netloc = f"{_percent_encode(userinfo)}@{netloc}"
+    url = urlunsplit((scheme, netloc, _percent_encode(parts.path or "/"), _percent_encode(parts.query), ""))
     return CleanURL(url=url, host=ascii_host.rstrip(".") if ":" not in ascii_host else ascii_host)
+
+
+def _percent_encode(text: str) -> str:
+    """What is beyond ASCII as UTF-8 percent-escapes, as browsers send it (`Müller` is `M%C3%BCller`);
+    ASCII, existing escapes included, stays as given."""
+    return text if text.isascii() else quote(text, safe=_ASCII_SAFE)
 
 
 def _decode_host(host: str) -> str:
@@ -100,13 +115,19 @@ def _simple_url(match: re.Match[str], policy: AddressPolicy) -> CleanURL:
     host = host.lower()
     if port is not None and int(port) > 65535:
         raise InvalidURL("invalid_url", f"the URL cannot be parsed: port {port} is out of range 0-65535")
+    if "xn--" in host:
+        try:
+            to_ascii(host)
+        except ValueError as exc:
+            raise InvalidURL("invalid_url", f"the host name {host!r} is not a valid internationalized domain name "
+                             f"(IDNA): {exc}") from None
     if policy.refuses_host(host):
         raise InvalidURL(
             "blocked",
             f"the host {host!r} is a private or local address; start the server with --allow-private-addresses "
             "to fetch from your own network",
         )
-    path = rest or "/"
+    path = _percent_encode(rest or "/")
     if path.startswith("?"):
         path = "/" + path
     netloc = f"{host}:{int(port)}" if port is not None else host

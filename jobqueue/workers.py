@@ -1,13 +1,17 @@
-"""The worker pool: claims due tasks, fetches them with per-host limits, records the outcome."""
+"""The worker pool: claims due tasks for its free fetch slots, fetches them, records the outcome.
+
+A job is claimed only when it can start at once: the claim asks for as many jobs as there are free
+fetch slots, and the store hands out a job only with one of its host's slots (--per-host, counted in
+the database, so the limit holds across processes). Nothing waits in memory, so a job submitted later
+with a higher priority is the next to start, and `running` means fetching (or recording the outcome).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +32,14 @@ class PoolSettings:
     """Concurrency and lease timing of the worker pool."""
 
     workers: int = 32
-    per_host: int = 4
-    prefetch: int = 32  # claimed jobs waiting in memory (at most `workers`), so a free worker never waits
+    per_host: int = 4  # requests in flight per host across every process on the database
     lease_seconds: float = 60.0
     poll_interval: float = 0.5
     shutdown_grace: float = 5.0
 
 
 class WorkerPool:
-    """Runs up to `workers` fetches at once, at most `per_host` per host, under store leases."""
+    """Runs up to `workers` fetches at once, at most `per_host` per host (the store's slots), under store leases."""
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class WorkerPool:
         self.settings = settings
         self.retry = retry
         self.publish = publish
+        self.fetched: Callable[[Task, float], None] | None = None  # told each fetch attempt's time (live statistics)
         self._wake = asyncio.Event()
         self._stopping = False
         self._supervisor = Supervisor()
@@ -61,8 +65,7 @@ class WorkerPool:
         self._running: dict[str, asyncio.Task[None]] = {}  # fetching or writing the outcome
         self._fetching: set[str] = set()  # holding one of the `workers` fetch slots
         self._leases: dict[str, Lease] = {}
-        self._host_running: Counter[str] = Counter()
-        self._pending: dict[str, list[Task]] = {}  # claimed, waiting for a slot; highest priority first
+        self._ended: list[Lease] = []  # fetches that are over: their host slots are freed before the next claim
         self._completions = CompletionGroups(store)
 
     def start(self) -> None:
@@ -79,13 +82,6 @@ class WorkerPool:
         running = self._running.get(task_id)
         if running is not None:
             running.cancel()
-        for host, queue in list(self._pending.items()):
-            for task in list(queue):
-                if task.id == task_id:
-                    queue.remove(task)
-                    self._leases.pop(task_id, None)
-            if not queue:
-                del self._pending[host]
 
     async def stop(self) -> None:
         """Stop claiming, let fetches finish within the grace period, give the rest back (idempotent)."""
@@ -110,86 +106,69 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._leases.clear()
-        self._pending.clear()
-        if leases:
-            try:
-                for task in await self.store.release(leases):
+        ended, self._ended = self._ended, []
+        try:
+            if leases:
+                for task in await self.store.release(leases):  # their host slots too
                     self.publish(task)
-            except StoreError as exc:
-                log.warning("could not release %d tasks (their leases will expire): %s", len(leases), exc)
+            await self.store.free_slots(ended)
+        except StoreError as exc:
+            log.warning("could not release %d tasks (their leases will expire): %s", len(leases), exc)
         self.fetcher.close()
 
-    def _saturated_hosts(self) -> list[str]:
-        """Hosts that already have a full round waiting: claiming more of them would only hoard."""
-        limit = self.settings.per_host
-        return sorted(h for h, q in self._pending.items() if len(q) + self._host_running[h] >= 2 * limit)
+    def _free(self) -> int:
+        """Fetch slots free now. Outcomes still being written hold none, but at most `workers` of them may wait
+        for the database at once, which bounds the bodies held in memory."""
+        workers = self.settings.workers
+        return min(workers - len(self._fetching), 2 * workers - len(self._running))
 
     async def _claim_loop(self) -> None:
         failures = 0
+        settings = self.settings
         while not self._stopping:
             self._wake.clear()
-            writing = len(self._running) - len(self._fetching)
-            # a small buffer keeps priorities honest: a job claimed early cannot be overtaken by a later,
-            # higher-priority one, so it holds at most one round of work
-            prefetch = min(self.settings.prefetch, self.settings.workers)
-            free = self.settings.workers + prefetch - (len(self._leases) - writing)
+            free = self._free()
             claimed: list[Task] = []
-            if free > 0:
-                try:
-                    claimed = await self.store.claim(free, self.settings.lease_seconds, self._saturated_hosts())
-                    failures = 0
-                except StoreError as exc:
-                    failures += 1
-                    delay = min(30.0, 0.5 * 2**failures)
-                    log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
-                    await self._pause(delay)
-                    continue
-                except Exception:  # a bug must not stop the workers for good
-                    log.exception("claiming work failed unexpectedly; trying again in 1s")
-                    await self._pause(1.0)
-                    continue
-                for task in claimed:
-                    self._dispatch(task)
-            if claimed and len(claimed) == free and len(self._fetching) < self.settings.workers:
+            try:
+                if self._ended:
+                    ended, self._ended = self._ended, []
+                    try:
+                        await self.store.free_slots(ended)
+                    except BaseException:
+                        self._ended = ended + self._ended  # freed with the next claim, or by their leases' end
+                        raise
+                if free > 0:
+                    claimed = await self.store.claim(free, settings.lease_seconds, [], settings.per_host)
+                failures = 0
+            except StoreError as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
+                await self._pause(delay)
                 continue
-            await self._pause(self.settings.poll_interval)
+            except Exception:  # a bug must not stop the workers for good
+                log.exception("claiming work failed unexpectedly; trying again in 1s")
+                await self._pause(1.0)
+                continue
+            for task in claimed:
+                self._start(task)
+            if claimed and len(claimed) == free:
+                continue  # every slot was filled: more may be due
+            await self._pause(settings.poll_interval)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can swallow a cancellation
                 await self._wake.wait()
 
-    def _dispatch(self, task: Task) -> None:
+    def _start(self, task: Task) -> None:
+        """Fetch a job just claimed (it holds a fetch slot and a host slot); while stopping, only hold its lease,
+        which stop() gives back."""
         assert task.lease_token is not None
         self._leases[task.id] = Lease(task.id, task.lease_token)
         self.publish(task)
-        waiting = self._pending.setdefault(task.host, [])
-        waiting.insert(bisect.bisect_right(waiting, -task.priority, key=lambda t: -t.priority), task)
-        self._fill()
-
-    def _fill(self) -> None:
-        """Start waiting jobs while fetch slots are free, highest priority first, within each host's limit.
-
-        Outcomes still being written hold no fetch slot, but at most `workers` of them may wait for
-        the database at once, which bounds the bodies held in memory.
-        """
         if self._stopping:
             return
-        workers, per_host = self.settings.workers, self.settings.per_host
-        for host in sorted(self._pending, key=lambda h: -self._pending[h][0].priority):
-            queue = self._pending[host]
-            while queue and self._host_running[host] < per_host and self._has_slot(workers):
-                self._start(queue.pop(0))
-            if not queue:
-                del self._pending[host]
-            if not self._has_slot(workers):
-                return
-
-    def _has_slot(self, workers: int) -> bool:
-        return len(self._fetching) < workers and len(self._running) < 2 * workers
-
-    def _start(self, task: Task) -> None:
-        self._host_running[task.host] += 1
         self._fetching.add(task.id)
         running = self._run_soon(task) if task.attempts <= self.retry.max_attempts else None
         if running is None:
@@ -253,17 +232,15 @@ class WorkerPool:
         if task.id not in self._fetching:
             return
         self._fetching.discard(task.id)
-        self._host_running[task.host] -= 1
-        if self._host_running[task.host] <= 0:
-            del self._host_running[task.host]
-        self._fill()
+        lease = self._leases.get(task.id)
+        if lease is not None:
+            self._ended.append(lease)
         self._wake.set()
 
     def _finished(self, task: Task) -> None:
         self._fetch_done(task)
         self._running.pop(task.id, None)
         self._leases.pop(task.id, None)
-        self._fill()
         self._wake.set()
 
     async def _process(self, task: Task) -> None:
@@ -308,7 +285,10 @@ class WorkerPool:
         result (a completion joins its turn's group write when the store can)."""
         self._fetch_done(task)
         metrics = self.metrics
-        metrics.fetch_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.fetch_seconds.observe(seconds)
+        if self.fetched is not None:
+            self.fetched(task, seconds)
         if isinstance(outcome, FetchError):
             error = TaskError(outcome.code, outcome.message)
             if outcome.retryable and self.retry.may_retry(task.attempts):

@@ -35,7 +35,8 @@ class Webhooks:
                 global_url = check(settings.webhook_url, "--webhook-url")
             except BadRequest as exc:
                 raise ConfigError(exc.message) from None
-        return cls(Outbox(global_url), check, WebhookSigner(settings.webhook_secret))
+        return cls(Outbox(global_url, per_endpoint=settings.webhook_concurrency), check,
+                   WebhookSigner(settings.webhook_secret))
 
     def sender(self, store: Any, policy: AddressPolicy, metrics: Metrics, settings: Settings) -> WebhookSender | None:
         """The sending loop's owner, or None when webhooks are off."""
