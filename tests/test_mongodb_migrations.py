@@ -72,7 +72,7 @@ async def test_a_release_0_1_database_opens_and_keeps_every_job_result_and_body_
         db = client.get_database("jobqueue")
         assert await current_version(db) == LATEST
         meta = await db.meta.find_one({"_id": "schema"})
-        assert sorted(meta["steps"]) == [str(m.version) for m in MIGRATIONS]
+        assert sorted(meta["steps"], key=int) == [str(m.version) for m in MIGRATIONS]
         for before, after in zip(old_jobs, await raw(client, "jobs"), strict=True):
             kept = {k: v for k, v in after.items() if k not in ADDED_FIELDS}
             if "result" in before:
@@ -269,3 +269,23 @@ async def test_schema_4_bodies_in_parts_zlib_shared_or_in_gridfs_move_byte_ident
         assert await migrate(db, WRITTEN_AT, "mock") == []
     finally:
         await store.close()
+
+
+@pytest.mark.gen_test
+async def test_migration_9_gives_the_upkeep_reads_their_indexes_and_drops_the_one_it_replaces_on_mongomock():
+    client = mock_client()
+    await load_release_0_1(client)
+    db = client.get_database("jobqueue")
+    await migrate(db, WRITTEN_AT, "mock")
+    await db.meta.update_one({"_id": "schema"}, {"$set": {"version": 8}})  # opened by the release before it
+    await db.webhook_deliveries.create_index([("status", 1), ("next_attempt_at", 1)], name="due")
+    assert 9 in await migrate(db, WRITTEN_AT, "mock")
+    deliveries = await db.webhook_deliveries.index_information()
+    assert "due" not in deliveries  # served by the new index's prefix
+    assert [(k, int(v)) for k, v in deliveries["due_by_endpoint"]["key"]] == [
+        ("status", 1), ("next_attempt_at", 1), ("endpoint", 1)]  # the claim's $nin read from the keys
+    assert [(k, int(v)) for k, v in deliveries["status_newest"]["key"]] == [
+        ("status", 1), ("created_at", -1), ("_id", -1)]  # list_deliveries by status, and retention
+    assert [(k, int(v)) for k, v in (await db.schedules.index_information())["overdue"]["key"]] == [
+        ("stopped_at", 1), ("next_run_at", 1)]  # repair_schedules
+    assert "by_created" in await db.url_changes.index_information()

@@ -6,10 +6,16 @@ finished jobs on the "by_finish" index a small batch per call and deletes each w
 `find_one_and_delete` (no multi-document write without a transaction); a body goes with the last
 job naming it (mongodb_bodies.release), whether it is one document, parts or an older release's
 GridFS file, which no TTL index would have cleaned.
+
+What the jobs leave behind goes at the same age: a batch once retention has deleted its last job,
+and, when a round has deleted every expired job, finished webhook deliveries (delivered or failed
+for good; pending ones stay whatever their age) and relayed url.changed records created before the
+cutoff, a batch of ids per delete.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +25,8 @@ from jobqueue.history.timeline import HistoryEntry, mark_changes
 from jobqueue.models import COMPLETED, FINISHED, Page
 from jobqueue.store.mongodb_batches import Moves
 from jobqueue.store.mongodb_schema import after_cursor, encode_cursor, result_from_doc
+from jobqueue.webhooks.delivery import DELIVERED
+from jobqueue.webhooks.delivery import FAILED as DELIVERY_FAILED
 
 
 def _body_key(result: dict[str, Any]) -> str | None:
@@ -94,8 +102,38 @@ class MongoHistoryOps:
             moves.add(doc.get("batch_id"), doc["status"], None)
             await self._release_body((doc.get("result") or {}).get("body_ref"), doc["_id"])
         await self._move(moves, now)
+        await self._drop_emptied_batches(list(moves.by_batch), finished_before)
         more = (rows[-1]["finished_at"], rows[-1]["_id"]) if len(rows) == limit else None
+        if more is None:
+            await self._purge_records(finished_before, limit)
         return deleted, more
+
+    async def _drop_emptied_batches(self, batch_ids: list[str], finished_before: float) -> None:
+        """Delete the batches, finished before the cutoff, whose last job retention has just deleted (a job spared
+        by keep_per_url keeps its batch)."""
+        for batch_id in batch_ids:
+            if await self._call(self.db.jobs.find_one({"batch_id": batch_id}, {"_id": 1})) is None:
+                await self._call(self.db.batches.delete_one(
+                    {"_id": batch_id, "sealed": True, "finished_at": {"$lt": finished_before}}))
+
+    async def _purge_records(self, before: float, limit: int) -> int:
+        """Delete finished webhook deliveries and relayed url.changed records created before `before`, `limit` per
+        delete (on the "status_newest" and "by_created" indexes); the number deleted."""
+        purged = 0
+        for collection, query in (
+                (self.db.webhook_deliveries, {"status": {"$in": [DELIVERED, DELIVERY_FAILED]},
+                                              "created_at": {"$lt": before}}),
+                (self.db.url_changes, {"created_at": {"$lt": before}, "unhooked": {"$exists": False}})):
+            while True:
+                ids = [d["_id"] for d in await self._call(collection.find(query, {"_id": 1}).limit(limit)
+                                                          .to_list(limit))]
+                if ids:
+                    gone = await self._call(collection.delete_many({"_id": {"$in": ids}, **query}))
+                    purged += int(gone.deleted_count)
+                if len(ids) < limit:
+                    break
+                await asyncio.sleep(0)  # other writes and requests go between two deletes
+        return purged
 
     async def _among_newest(self, row: dict[str, Any], keep: int) -> bool:
         """Whether a completed job is one of the `keep` newest results of its URL (reads at most `keep` keys)."""
