@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 from tornado.iostream import StreamClosedError
@@ -18,12 +23,20 @@ from .base import ApiError, BaseAPIHandler
 log = logging.getLogger("jobqueue.export")
 CHUNK = 64 * 1024  # bytes gathered before each write and flush
 MAX_EXPORTS = 4  # at once per process: each holds a store page and a few bodies, and reads for as long as it runs
+STALL_SECONDS = 60.0  # an export whose reader takes no byte for this long is cut, and its place freed
+
+
+class Stalled(Exception):
+    """The reader took no byte of the export for `ExportHandler.stall_seconds`."""
 
 
 class ExportHandler(BaseAPIHandler):
-    """GET streams the matching jobs page by page, so memory stays flat and a slow reader slows the walk."""
+    """GET streams the matching jobs page by page, so memory stays flat and a slow reader slows the walk; a
+    reader that stops reading altogether loses its export after `stall_seconds`, so a few stalled sockets
+    (any read-only token can open them) cannot hold every export place for as long as they stay open."""
 
     running = 0  # exports in progress in this process
+    stall_seconds = STALL_SECONDS  # tests shorten it
 
     async def get(self) -> None:
         where, encoder, stem = self._read_query()
@@ -68,11 +81,16 @@ class ExportHandler(BaseAPIHandler):
                         self.write(bytes(pending))
                         pending.clear()
                         sent = True
-                        await self.flush()  # waits for the socket: a slow reader slows the walk
+                        await self._drain()  # waits for the socket: a slow reader slows the walk
                     item = await anext(items, None)
                 pending += encoder.end()
             except StreamClosedError:
                 self._cut("client_gone")  # the reader went away: nothing to tell anyone
+                return
+            except Stalled:
+                log.info("export cut: its reader took nothing for %g s", self.stall_seconds,
+                         extra={"path": self.request.path})
+                self._cut("client_stalled")
                 return
             except Exception:
                 if not sent:
@@ -81,6 +99,23 @@ class ExportHandler(BaseAPIHandler):
                 self._cut("export_interrupted")
                 return
         self.finish(bytes(pending))
+
+    async def _drain(self) -> None:
+        """Flush, as long as the reader takes bytes: Stalled once the socket has taken none for `stall_seconds`
+        (a slow reader is waited for; one that reads nothing is not)."""
+        flushed = self.flush()
+        stream = getattr(self.request.connection, "stream", None)
+        seen = _taken(stream)
+        while True:
+            try:
+                async with asyncio.timeout(self.stall_seconds):
+                    await asyncio.shield(flushed)
+                return
+            except TimeoutError:
+                now = _taken(stream)
+                if now is None or now == seen:
+                    raise Stalled from None
+                seen = now
 
     def _cut(self, code: str) -> None:
         """End a response whose headers went out without its end: the client sees an incomplete download.
@@ -95,3 +130,18 @@ class ExportHandler(BaseAPIHandler):
         with contextlib.suppress(StreamClosedError):
             future = self.finish()
             future.add_done_callback(lambda f: f.exception())  # a write to the closed stream; expected
+
+
+def _taken(stream: Any) -> int | None:
+    """How many bytes of the answer the reader has acknowledged: what the stream handed the socket (Tornado's
+    count) less what the kernel still holds unacknowledged (TIOCOUTQ). The kernel's send buffer alone can
+    hold megabytes, enough to hide a slow reader's progress for minutes. None when Tornado keeps no count."""
+    written = getattr(stream, "_total_write_done_index", None)
+    sock = getattr(stream, "socket", None)
+    if written is None or sock is None:
+        return None
+    try:
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, ValueError):  # not a socket this system can tell about: the stream's own count
+        return written
+    return written - queued
