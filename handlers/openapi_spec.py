@@ -135,7 +135,8 @@ def _submission_errors(max_urls: int) -> dict[str, Any]:
         "400": _error(f"bad input, nothing stored: invalid JSON, form or text, a bad URL, scheme or private "
                       f"address, a bad or unknown field, more than {max_urls} URLs (batch_too_large), a malformed "
                       "Idempotency-Key"),
-        "409": _error("idempotency_key_in_use: a request with this Idempotency-Key is still being processed"),
+        "409": _error("idempotency_key_in_use: a request with this Idempotency-Key is still being processed; "
+                      "too_many_schedules: its recurring jobs (every) would pass --max-schedules active schedules"),
         "413": _error("request body too large"),
         "415": _error("a body in another format: send application/json, text/plain or a form"),
         "422": _error("idempotency_key_reused: this Idempotency-Key came with another body in the last 24 hours"),
