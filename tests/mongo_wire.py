@@ -152,7 +152,7 @@ class WireServer:
         if lowered in ("hello", "ismaster"):
             return {"isWritablePrimary": True, "ismaster": True, "helloOk": True, "maxBsonObjectSize": 16 * 1024 * 1024,
                     "maxMessageSizeBytes": 48_000_000, "maxWriteBatchSize": 100_000,
-                    "localTime": datetime.datetime.now(datetime.timezone.utc), "logicalSessionTimeoutMinutes": 30,
+                    "localTime": datetime.datetime.now(datetime.UTC), "logicalSessionTimeoutMinutes": 30,
                     "connectionId": connection, "minWireVersion": 0, "maxWireVersion": 21, "readOnly": False,
                     "ok": 1.0}
         database = command.get("$db", "test")

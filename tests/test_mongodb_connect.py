@@ -35,7 +35,9 @@ async def test_the_urls_write_concern_and_timeouts_are_kept_and_only_missing_one
     client = MongoStore(url)._new_client()
     try:
         assert client.options.server_selection_timeout == 1.234  # the URL's
-        assert client.options.timeout == 30.0  # added: no operation waits forever
+        # no timeoutMS, under which PyMongo would drop the wtimeout (test_mongodb_wire.py checks the wire);
+        # a bound on every network wait instead: no operation waits forever
+        assert client.options.timeout is None and client.options.pool_options.socket_timeout == 30.0
         db = client.get_database(database_name(url), write_concern=write_concern(url))
         assert db.name == "crawl" and db.write_concern.document == {"w": 2, "wtimeout": 5000, "j": True}
     finally:
@@ -44,9 +46,16 @@ async def test_the_urls_write_concern_and_timeouts_are_kept_and_only_missing_one
     client = MongoStore(plain)._new_client()
     try:
         assert client.options.server_selection_timeout == 20.0  # outlasts an election
+        assert client.options.timeout == 30.0  # added: no operation waits forever
         assert database_name(plain) == "jobqueue" and write_concern(plain).document == {"w": "majority", "j": True}
         assert write_concern(f"{plain}?journal=false&timeoutMS=9000").document == {"w": "majority", "j": False}
         assert write_concern(f"{plain}?w=0").document == {"w": 0}
+    finally:
+        client.close()
+    patient = f"{plain}?serverSelectionTimeoutMS=45000"  # under CSOT an operation waits for a server only as
+    client = MongoStore(patient)._new_client()          # long as its own limit: that limit is made as long
+    try:
+        assert client.options.timeout == 45.0
     finally:
         client.close()
 
