@@ -80,6 +80,18 @@ async def fail_point(store: MongoStore, mode: Any, data: dict[str, Any]) -> None
         pytest.skip(f"needs a MongoDB server started with enableTestCommands=1 ({exc})")
 
 
+async def fired(store: MongoStore) -> int:
+    """Turn the failCommand fail point off; how many times it fired."""
+    answer = await store._client.admin.command("configureFailPoint", "failCommand", mode="off")
+    return int(answer.get("count", -1))
+
+
+async def own_store(stores: Any) -> tuple[MongoStore, str]:
+    """A store whose connections carry an appName of their own, so a fail point hits this store only."""
+    app = f"jqfault{os.urandom(3).hex()}"
+    return await stores(f"appname={app}"), app
+
+
 @pytest.mark.gen_test(timeout=300)
 async def test_claim_plan_is_bounded(stores):
     store = await stores()
@@ -145,14 +157,85 @@ async def test_oplog_bytes_per_completed_20kb_job(stores):
 
 @pytest.mark.gen_test(timeout=120)
 async def test_complete_ambiguous_network_error(stores):
-    store = await stores()
+    store, app = await own_store(stores)
     await add_many(store, 1, "f.test")
     [task] = await store.claim(1, LEASE, [])
-    await fail_point(store, {"times": 1}, {"failCommands": ["findAndModify"], "closeConnection": True})
+    # The completion's findAndModify on jobs, not the body's pin (a findAndModify on bodies, which comes
+    # first), and twice: the driver retries a retryable write once itself, so only a second close reaches
+    # _finish as AutoReconnect and takes it down its recovery path (a check read, then the guarded update again).
+    await fail_point(store, {"times": 2}, {"failCommands": ["findAndModify"], "closeConnection": True,
+                                           "appName": app, "namespace": f"{store.db.name}.jobs"})
     done = await store.complete(Lease(task.id, task.lease_token), result(task.id))
+    assert await fired(store) == 2
     assert done is not None and done.status == "completed"
     assert (await store.get_result(task.id, with_body=True)).body == PAGE
     assert await store.counts() == {"queued": 0, "running": 0, "completed": 1, "failed": 0, "cancelled": 0}
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_complete_applied_with_its_reply_and_check_read_lost(stores):
+    """The server applies the completion and answers a write concern error (ambiguous); the check read that
+    follows fails too (injected in the client): the guarded update then matches nothing, and the store must
+    read `applied` again rather than call the lease lost."""
+    from pymongo.errors import AutoReconnect
+
+    from tests.mongo_faults import Faults
+
+    store, app = await own_store(stores)
+    await add_many(store, 1, "j.test")
+    [task] = await store.claim(1, LEASE, [])
+    await fail_point(store, {"times": 1}, {
+        "failCommands": ["findAndModify"], "appName": app, "namespace": f"{store.db.name}.jobs",
+        "writeConcernError": {"code": 64, "codeName": "WriteConcernFailed", "errmsg": "waiting for replication "
+                              "timed out", "errInfo": {"wtimeout": True}}})
+    lost: list[bool] = []
+
+    async def check_lost(real: Any, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if "result.body_ref" in query and not lost:
+            lost.append(True)
+            raise AutoReconnect("connection closed before the check read (injected)")
+        return await real(query, *args, **kwargs)
+
+    Faults(store).on("jobs", "find_one", check_lost)
+    done = await store.complete(Lease(task.id, task.lease_token), result(task.id))
+    assert await fired(store) == 1 and lost
+    assert done is not None and done.status == "completed"
+    assert await store.counts() == {"queued": 0, "running": 0, "completed": 1, "failed": 0, "cancelled": 0}
+
+
+@pytest.mark.gen_test(timeout=300)
+async def test_delivery_claims_listings_and_schedule_repair_read_bounded_index_ranges(stores):
+    store = await stores()
+    now = store.clock()
+
+    def delivery(i: int, status: str, endpoint: str) -> dict[str, Any]:
+        return {"_id": f"msg_{status}_{endpoint}_{i}", "event": "task.completed", "url": f"https://{endpoint}/h",
+                "endpoint": f"https://{endpoint}", "status": status, "attempts": 0, "created_at": now - i,
+                "updated_at": now, "next_attempt_at": now - 1, "payload": b"{}"}
+
+    for start in range(0, 20_000, 5000):
+        await store.db.webhook_deliveries.insert_many([delivery(i, "pending", "busy.test")
+                                                       for i in range(start, start + 5000)])
+        await store.db.webhook_deliveries.insert_many([delivery(i, "delivered", "ok.test")
+                                                       for i in range(start, start + 5000)])
+        await store.db.schedules.insert_many([{"_id": f"s{i}", "stopped_at": None, "next_run_at": now + 3600,
+                                               "created_at": now} for i in range(start, start + 5000)])
+    await store.db.webhook_deliveries.insert_many([delivery(i, "pending", "free.test") for i in range(10)])
+    await store.db.webhook_deliveries.insert_many([delivery(i, "failed", "ok.test") for i in range(200)])
+    claim = await explain(store, {"find": "webhook_deliveries", "limit": 8, "sort": {"next_attempt_at": 1},
+                                  "filter": {"status": "pending", "next_attempt_at": {"$lte": now},
+                                             "endpoint": {"$nin": ["https://busy.test"]}}, "projection": {"_id": 1}})
+    failed = await explain(store, {"find": "webhook_deliveries", "filter": {"status": "failed"}, "limit": 101,
+                                   "sort": {"created_at": -1, "_id": -1}, "projection": {"payload": 0}})
+    repair = await explain(store, {"find": "schedules", "filter": {"stopped_at": None, "next_run_at": {"$lt": now}},
+                                   "sort": {"next_run_at": 1}, "limit": 200, "projection": {"next_task_id": 1}})
+    print(f"\ndocuments examined: a delivery claim of 8 skipping an endpoint with 20,000 due: "
+          f"{claim['totalDocsExamined']}; 101 failed deliveries among 20,000 delivered: "
+          f"{failed['totalDocsExamined']}; overdue schedules among 20,000 that are not: "
+          f"{repair['totalDocsExamined']}")
+    assert claim["totalDocsExamined"] <= 2 * 8
+    assert failed["totalDocsExamined"] <= 2 * 101
+    assert repair["totalDocsExamined"] <= 10
 
 
 @pytest.mark.gen_test(timeout=120)
