@@ -144,6 +144,19 @@ async def test_database_unavailable_on_mongodb_says_when_to_try_again(mongo_serv
     assert response.code == 503 and response.headers.get("Retry-After") == "5"
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_transient_mongodb_failure_says_when_to_try_again(mongo_server):
+    _server, store, api = await mongo_server()
+
+    async def unreachable(*_args: Any, **_kwargs: Any) -> None:
+        raise AutoReconnect("connection refused (simulated)")
+
+    Faults(store).on("counters", "find_one", unreachable)
+    response = await api.raw("GET", f"{API}/queue_tasks")
+    assert response.code == 503 and b"database_unavailable" in response.body
+    assert response.headers.get("Retry-After") == "5"
+
+
 async def running_outside(store: Any) -> Lease:
     """A job running under a lease this test holds: inserted as another process's claim would leave it."""
     doc = new_job_doc(NewTask(IDS.new(), "https://example.com/big", "example.com", JobSpec()), store.clock())
