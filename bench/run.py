@@ -28,7 +28,7 @@ sys.path.insert(0, ROOT)
 from bench.dashboard_bench import measure_dashboard  # noqa: E402
 from bench.export_bench import measure as measure_export  # noqa: E402
 from bench.fetch_bench import measure_bare_loop, measure_ceiling  # noqa: E402
-from bench.harness import API, Client, Server, one_process_option, pct  # noqa: E402
+from bench.harness import API, WORKERS, Client, Server, one_process_option, pct  # noqa: E402
 from bench.processes_bench import measure_processes  # noqa: E402
 from bench.search_bench import measure_search  # noqa: E402
 from bench.storage_bench import measure as measure_storage  # noqa: E402
@@ -71,8 +71,9 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
                              options: bool = False) -> dict[str, Any]:
     """Fresh server(s) on one database; batch-submit n jobs; time until all are completed; check bodies."""
     with tempfile.TemporaryDirectory() as tmp:
-        # separate servers on one file, each a single process, whatever server.py's default process count
-        single = one_process_option()
+        # separate servers on one file, each a single process, whatever server.py's default process count;
+        # --per-host holds for all of them together (the store counts it), so it is raised to their workers
+        single = [*one_process_option(), "--per-host", str(WORKERS * processes)]
         others = [Server(os.path.join(tmp, "bench.db"), *single).start() for _ in range(processes - 1)]
         server = Server(os.path.join(tmp, "bench.db"), *single).start()
         client = Client(server.base)

@@ -73,6 +73,20 @@ async def test_a_claim_takes_a_slot_per_job_and_passes_over_hosts_that_are_full(
 
 
 @pytest.mark.gen_test
+async def test_jobs_of_free_hosts_behind_a_full_hosts_backlog_are_found_in_priority_order(open_store):
+    """A crawl of one site: thousands of its pages due and its slot taken must not hide other hosts' jobs."""
+    store = await open_store()
+    site = []
+    for _ in range(3):
+        site += await store.add(jobs(1000, "site.test", priority=5))
+    low = await store.add(jobs(2, "low.test"))
+    mid = await store.add(jobs(2, "mid.test", priority=3))
+    assert [t.id for t in await store.claim(2, LEASE, [], per_host=1)] == [site[0].id, mid[0].id]
+    assert [t.id for t in await store.claim(5, LEASE, [], per_host=1)] == [low[0].id]
+    assert await store.claim(5, LEASE, [], per_host=1) == []
+
+
+@pytest.mark.gen_test
 async def test_a_cancelled_job_keeps_its_slot_until_its_request_is_over(open_store):
     store = await open_store()
     first, second = await store.add(jobs(2, "polite.test"))

@@ -14,8 +14,9 @@ from jobqueue.models import FAILED, Result, Task, TaskError
 from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite_bodies import insert_result
+from jobqueue.store.sqlite_claims import Claim
 from jobqueue.store.sqlite_schedules import finish_run
-from jobqueue.store.sqlite_schema import CLAIMABLE, JOB_COLUMNS, LOG_ATTEMPT, RESULT_COLUMNS, task_from_row
+from jobqueue.store.sqlite_schema import JOB_COLUMNS, LOG_ATTEMPT, RESULT_COLUMNS, task_from_row
 from jobqueue.store.sqlite_webhooks import write_outbox
 from jobqueue.webhooks.outbox import Outbox
 
@@ -40,7 +41,7 @@ class SQLiteLeaseOps:
             return []
         now = self.clock()
         token = secrets.token_hex(8)
-        claim = _Claim(token, now, now + lease_seconds)
+        claim = Claim(token, now, now + lease_seconds)
         rows = await self._write(lambda conn: claim.take(conn, limit, exclude_hosts, per_host))
         rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))  # type: ignore[arg-type]
         return [task_from_row(r) for r in rows]
@@ -197,48 +198,6 @@ class SQLiteLeaseOps:
             return task
 
         return await self._write(update)  # type: ignore[return-value]
-
-
-_TAKE = ("UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
-         " started_at = ?, updated_at = ?")
-
-
-class _Claim:
-    """One claim's write transaction: the due jobs it takes and, under a per-host limit, their hosts' slots."""
-
-    def __init__(self, token: str, now: float, until: float) -> None:
-        self.token, self.now, self.until = token, now, until
-
-    def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None
-             ) -> list[sqlite3.Row]:
-        """Without a limit one UPDATE takes the first due jobs. With one, the due jobs are read in order, each
-        kept while its host has a slot left; a host that fills up is left out of the next read."""
-        setting = (self.token, self.until, self.now, self.now)
-        if per_host is None:
-            sql = (f"{_TAKE} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
-                   f" WHERE {CLAIMABLE}{_not_in(exclude_hosts)} ORDER BY priority DESC, available_at LIMIT ?)"
-                   f" RETURNING seq, {JOB_COLUMNS}")
-            return conn.execute(sql, (*setting, self.now, *exclude_hosts, limit)).fetchall()
-        rooms = slots.Rooms(conn, slots.HOST, per_host, self.now)
-        taken: list[sqlite3.Row] = []
-        while len(taken) < limit:
-            want = limit - len(taken)
-            skip = sorted(set(exclude_hosts).union(rooms.full()))
-            due = conn.execute(f"SELECT seq, host FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}{_not_in(skip)}"
-                               " ORDER BY priority DESC, available_at LIMIT ?", (self.now, *skip, want)).fetchall()
-            chosen = [seq for seq, host in due if rooms.take(host)]
-            if chosen:
-                rows = conn.execute(f"{_TAKE} WHERE seq IN ({','.join('?' * len(chosen))})"
-                                    f" RETURNING seq, {JOB_COLUMNS}", (*setting, *chosen)).fetchall()
-                slots.hold(conn, slots.HOST, [(row["id"], row["host"]) for row in rows], self.token, self.until)
-                taken += rows
-            if len(due) < want or len(chosen) == len(due):
-                return taken  # nothing more is due, or nothing was passed over that a next read could replace
-        return taken
-
-
-def _not_in(hosts: list[str]) -> str:
-    return f" AND host NOT IN ({','.join('?' * len(hosts))})" if hosts else ""
 
 
 def _as_outcome(outcome: Task | BaseException | None) -> Task | Exception | None:

@@ -36,6 +36,8 @@ CREATE TABLE slots (
 ) WITHOUT ROWID;
 CREATE INDEX slots_by_key ON slots(scope, key);
 CREATE INDEX slots_by_expiry ON slots(expires_at);
+-- A claim that finds the first due jobs all of full hosts looks for the others host by host (sqlite_claims.py).
+CREATE INDEX jobs_due_by_host ON jobs(host, priority DESC, available_at) WHERE status IN ('queued', 'running');
 """
 
 
@@ -52,6 +54,10 @@ class Rooms:
     def full(self) -> list[str]:
         """The keys with no slot left."""
         return sorted(key for key, n in self.held.items() if n >= self.limit)
+
+    def room(self, key: str) -> int:
+        """How many more requests `key` may start."""
+        return max(0, self.limit - self.held[key])
 
     def take(self, key: str) -> bool:
         """Count one more request for `key` if it has room (written by `hold`)."""

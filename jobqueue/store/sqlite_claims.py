@@ -1,0 +1,94 @@
+"""SQLite's claim: which due jobs one write transaction takes, and under a per-host limit, their hosts' slots.
+
+Without a limit, one UPDATE takes the first due jobs (higher priority, then older due time). With one
+(sqlite_slots.py), the claim first reads a window of the first due jobs and keeps each whose host has a
+slot left. When that window is all of full hosts (a crawl of one site: thousands of its pages due, its
+slots all taken), the jobs beyond it are not read one by one: the hosts that have due jobs are walked
+on the `jobs_due_by_host` index, a seek each, and each host with a free slot offers its first due jobs,
+so a claim costs about the same whether one host has ten due jobs or a million.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from jobqueue.store import sqlite_slots as slots
+from jobqueue.store.sqlite_schema import CLAIMABLE, JOB_COLUMNS
+
+WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way
+WINDOW_MAX = 1024
+HOSTS_MAX = 1000  # hosts looked at beyond the window, in one claim
+_TAKE = ("UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
+         " started_at = ?, updated_at = ?")
+_HEAD = (f"SELECT seq, host FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}"
+         " ORDER BY priority DESC, available_at LIMIT ? OFFSET ?")
+_NEXT_HOST = ("SELECT host FROM jobs INDEXED BY jobs_due_by_host WHERE status IN ('queued', 'running') AND host > ?"
+              " ORDER BY host LIMIT 1")
+_HOST_HEAD = (f"SELECT seq, host, priority, available_at FROM jobs INDEXED BY jobs_due_by_host WHERE host = ?"
+              f" AND {CLAIMABLE} ORDER BY priority DESC, available_at LIMIT ?")
+
+
+class Claim:
+    """One claim's write: the jobs it takes, all under one lease token and expiry."""
+
+    def __init__(self, token: str, now: float, until: float) -> None:
+        self.token, self.now, self.until = token, now, until
+
+    def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None
+             ) -> list[sqlite3.Row]:
+        """Take up to `limit` due jobs (skipping `exclude_hosts`); with `per_host`, only jobs whose host has a slot
+        left, each taking one."""
+        if per_host is None:
+            exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})" if exclude_hosts else ""
+            sql = (f"{_TAKE} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
+                   f" WHERE {CLAIMABLE}{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
+                   f" RETURNING seq, {JOB_COLUMNS}")
+            return conn.execute(sql, (*self._setting(), self.now, *exclude_hosts, limit)).fetchall()
+        rooms = slots.Rooms(conn, slots.HOST, per_host, self.now)
+        skip = set(exclude_hosts)
+        chosen: list[int] = []
+        read = 0
+        # the first `limit` due jobs (usually all taken), then a window past them for hosts that filled up
+        for upto in (limit, min(limit + max(3 * limit, WINDOW_MIN), WINDOW_MAX)):
+            rows = conn.execute(_HEAD, (self.now, upto - read, read)).fetchall()
+            read += len(rows)
+            for seq, host in rows:
+                if len(chosen) < limit and host not in skip and rooms.take(host):
+                    chosen.append(seq)
+            if len(chosen) == limit or read < upto:
+                return self._update(conn, chosen)  # all taken, or every due job was read
+        taken = self._update(conn, chosen)
+        return taken + self._update(conn, self._beyond(conn, rooms, skip, limit - len(taken)))
+
+    def _beyond(self, conn: sqlite3.Connection, rooms: slots.Rooms, skip: set[str], want: int) -> list[int]:
+        """The best `want` due jobs of hosts with a slot left, found host by host on the index."""
+        offered: list[tuple[int, float, int, str]] = []
+        host = ""
+        for _ in range(HOSTS_MAX):
+            row = conn.execute(_NEXT_HOST, (host,)).fetchone()
+            if row is None:
+                break
+            host = row[0]
+            room = rooms.room(host)
+            if room > 0 and host not in skip:
+                offered += [(-priority, available_at, seq, host) for seq, _host, priority, available_at
+                            in conn.execute(_HOST_HEAD, (host, self.now, min(room, want))).fetchall()]
+        chosen = []
+        for _priority, _available_at, seq, host in sorted(offered):
+            if len(chosen) == want:
+                break
+            if rooms.take(host):
+                chosen.append(seq)
+        return chosen
+
+    def _update(self, conn: sqlite3.Connection, seqs: list[int]) -> list[sqlite3.Row]:
+        """Mark the chosen jobs running under this claim's lease, and hold a slot of their host for each."""
+        if not seqs:
+            return []
+        rows = conn.execute(f"{_TAKE} WHERE seq IN ({','.join('?' * len(seqs))}) RETURNING seq, {JOB_COLUMNS}",
+                            (*self._setting(), *seqs)).fetchall()
+        slots.hold(conn, slots.HOST, [(row["id"], row["host"]) for row in rows], self.token, self.until)
+        return rows
+
+    def _setting(self) -> tuple[str, float, float, float]:
+        return self.token, self.until, self.now, self.now
