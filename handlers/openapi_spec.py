@@ -191,7 +191,9 @@ def _task_paths() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
                          "type": "object", "required": ["action", "filter"], "additionalProperties": False,
                          "properties": {"action": {"enum": ["cancel", "retry", "delete"]},
-                                        "filter": _BULK_FILTER}}}}},
+                                        "filter": _BULK_FILTER,
+                                        "dry_run": {"type": "boolean", "description": "true: only count the "
+                                                    "jobs the action would match (changed: 0)"}}}}}},
                      "responses": {"200": _json({"type": "object", "required": ["action", "matched", "changed"],
                                                  "properties": {"action": {"type": "string"},
                                                                 "matched": {"type": "integer"},

@@ -4,7 +4,8 @@ The matching jobs are listed newest first, a chunk per store read, and each chun
 store write, so other requests and the IOLoop go on between chunks however many jobs match. Each
 changed job is announced once, like a single change. Only the jobs in the states an action applies
 to are listed (queued and running ones for cancel, finished ones for retry and delete), so a filter
-that matches a million finished jobs costs nothing to cancel.
+that matches a million finished jobs costs nothing to cancel. A dry run lists the same jobs and changes
+none: its `matched` is what a confirmation ("retry 3 failed jobs?") can promise.
 """
 
 from __future__ import annotations
@@ -31,15 +32,21 @@ class BulkRequest:
 
     action: str
     where: TaskFilter
+    dry_run: bool = False           # count what the action would match, change nothing
 
 
 def parse_bulk(body: Any) -> BulkRequest:
-    """Read `{"action": ..., "filter": {...}}`; an empty filter is refused: everything needs `{"all": true}`."""
-    if not isinstance(body, dict) or set(body) - {"action", "filter"}:
-        raise BadRequest("invalid_request", 'send {"action": "cancel" | "retry" | "delete", "filter": {...}}')
+    """Read `{"action": ..., "filter": {...}, "dry_run": false}`; an empty filter is refused: everything needs
+    `{"all": true}`."""
+    if not isinstance(body, dict) or set(body) - {"action", "filter", "dry_run"}:
+        raise BadRequest("invalid_request", 'send {"action": "cancel" | "retry" | "delete", "filter": {...}}, '
+                         'and "dry_run": true to only count the matching jobs')
     action = body.get("action")
     if not isinstance(action, str) or action not in ACTIONS:
         raise BadRequest("invalid_field", "action must be cancel, retry or delete")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest("invalid_field", "dry_run must be true or false")
     raw = body.get("filter")
     if not isinstance(raw, dict) or not raw:
         raise BadRequest("empty_filter", 'give a filter (the fields of GET /queue_tasks, like {"status": "failed"}); '
@@ -47,7 +54,7 @@ def parse_bulk(body: Any) -> BulkRequest:
     if "all" in raw:
         if raw != {"all": True}:
             raise BadRequest("invalid_field", '"all" must be true and stand alone: {"filter": {"all": true}}')
-        return BulkRequest(action, TaskFilter())
+        return BulkRequest(action, TaskFilter(), dry_run)
     unknown = sorted(set(raw) - set(TASK_FILTERS))
     if unknown:
         raise BadRequest("unknown_field", f"filter.{unknown[0][:64]}: not a filter; the filters are "
@@ -58,12 +65,13 @@ def parse_bulk(body: Any) -> BulkRequest:
             raise BadRequest("invalid_filter", f'filter.{name}: give a string, as in the query of GET /queue_tasks '
                              '(like "404" or "4xx" for http_status)')
         values[name] = TASK_FILTERS[name](value)
-    return BulkRequest(action, TaskFilter(**values))
+    return BulkRequest(action, TaskFilter(**values), dry_run)
 
 
 async def run_bulk(store: Any, request: BulkRequest, publish: Callable[[Task], None],
                    deleted: Callable[[str], None], cancel_local: Callable[[str], None]) -> tuple[int, int]:
-    """Apply the action to every matching job in the states it applies to; (matched, changed)."""
+    """Apply the action to every matching job in the states it applies to; (matched, changed). A dry run counts
+    the same jobs the action would match, by the same listing, and changes none."""
     matched = changed = 0
     where = request.where
     for status in ACTIONS[request.action]:
@@ -75,21 +83,30 @@ async def run_bulk(store: Any, request: BulkRequest, publish: Callable[[Task], N
             page = await store.list(narrowed, CHUNK, cursor)
             ids = [t.id for t in page.items if t.status == status]
             matched += len(ids)
-            if request.action == "cancel":
-                for task in await store.cancel_many(ids):
-                    cancel_local(task.id)
-                    publish(task)
-                    changed += 1
-            elif request.action == "retry":
-                for task in await store.retry_many(ids):
-                    publish(task)
-                    changed += 1
-            else:
-                for task_id in await store.delete_many(ids):
-                    deleted(task_id)
-                    changed += 1
+            if not request.dry_run:
+                changed += await _apply(store, request.action, ids, publish, deleted, cancel_local)
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
             await asyncio.sleep(0)
     return matched, changed
+
+
+async def _apply(store: Any, action: str, ids: list[str], publish: Callable[[Task], None],
+                 deleted: Callable[[str], None], cancel_local: Callable[[str], None]) -> int:
+    """Change one chunk of jobs in one store write, announcing each; how many changed."""
+    if action == "cancel":
+        cancelled = await store.cancel_many(ids)
+        for task in cancelled:
+            cancel_local(task.id)
+            publish(task)
+        return len(cancelled)
+    if action == "retry":
+        queued = await store.retry_many(ids)
+        for task in queued:
+            publish(task)
+        return len(queued)
+    gone = await store.delete_many(ids)
+    for task_id in gone:
+        deleted(task_id)
+    return len(gone)
