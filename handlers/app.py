@@ -32,6 +32,7 @@ from jobqueue.processes import ProcessGroup, ProcessRole
 from jobqueue.profiles import FetchProfiles, ProfileError
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
+from jobqueue.shared_stats import SharedStats
 from jobqueue.spec import SpecLimits
 from jobqueue.store import Store, StoreError, store_from_url
 from jobqueue.supervisor import Supervisor
@@ -56,8 +57,9 @@ class JobQueueServer:
         self.service: JobService | None = None
         self.http: HTTPServer | None = None
         self.port: int = settings.port
-        self.stats = LiveStats()
-        self.hub = EventHub(observe=self.stats.record)
+        self.stats = LiveStats()  # this process's counts, until added to the store's (shared_stats)
+        self.shared_stats: SharedStats | None = None
+        self.hub = EventHub()
         self.metrics = Metrics()
         self.background = Supervisor()
         self.profiles = FetchProfiles()
@@ -76,6 +78,7 @@ class JobQueueServer:
             if self.role is not None:
                 fields["proc"] = self.role.index
             log.info("task state", extra=fields)
+        self.stats.record(task)  # only this process's changes: each process adds its own to the shared figures
         self.hub.publish(task)
 
     async def start(self, sockets: list[socket.socket] | None = None) -> None:
@@ -156,7 +159,10 @@ class JobQueueServer:
         self.background.start("housekeeping", lambda: housekeeping_loop(store, retention=retention,
                                                                         deleted=hub.publish_deleted))
         self.background.start("loop-lag", lambda: watch_loop_lag(self.metrics))
-        self.background.start("live-stats", lambda: stats_loop(hub, self.stats))
+        self.shared_stats = shared = SharedStats(store, self.stats)
+        self.pool.fetched = self.stats.fetched
+        self.background.start("stats-flush", shared.run)
+        self.background.start("live-stats", lambda: stats_loop(hub, shared))
         # one indexer per database: two would read the same new results and index them twice
         if "q" in store.capabilities.list_filters and (self.role is None or self.role.index == 1):
             self.background.start("text-index", lambda: text_index_loop(store))
@@ -181,6 +187,11 @@ class JobQueueServer:
             await self.webhooks.close()
         if self.http is not None:
             await self.http.close_all_connections()
+        if self.shared_stats is not None:
+            try:
+                await self.shared_stats.flush()  # the last counts of this process, so a restart loses none
+            except StoreError:
+                pass  # already logged
         if self.store is not None:
             await self.store.close()
 

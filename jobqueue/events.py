@@ -377,8 +377,11 @@ async def counts_loop(hub: EventHub, store: Store, interval: float = 0.5) -> Non
 
 
 async def stats_loop(hub: EventHub, stats: Any, interval: float = 5.0) -> None:
-    """Send the live statistics to dashboards every few seconds while any is connected."""
+    """Send the service's live statistics (jobqueue/shared_stats.py: read from the store, so every process sends
+    the same) to dashboards every few seconds while any is connected; a failed read sends nothing that turn."""
     while True:
         await asyncio.sleep(interval)
         if hub.subscribers:
-            hub.publish_stats(stats.snapshot())
+            snapshot = await stats.snapshot()
+            if snapshot is not None:
+                hub.publish_stats(snapshot)

@@ -1,6 +1,6 @@
-// Live statistics from the server's `stats` messages: the last minute in words, finished jobs per minute
-// over the hour, its error rate and p95 fetch time as SVG bar charts each with a text summary, and the
-// busiest hosts as a table.
+// Live statistics from the server's `stats` messages (the whole service's, whichever process sends them): the
+// last minute in words, finished jobs per minute over the hour, its error rate and p95 fetch time (of one
+// attempt, not the wait before it) as SVG bar charts each with a text summary, and the busiest hosts as a table.
 
 import { el } from "./format.js";
 
@@ -29,8 +29,9 @@ export class StatsPanel {
   apply(stats) {
     const last = stats.last_minute;
     this.summary.textContent = last.finished
-      ? `Last minute: ${last.finished_per_s.toLocaleString()} jobs/s finished, error rate ${percent(last.error_rate)}` +
-        ` (${last.failed} failed, ${last.http_errors} HTTP 4xx/5xx), fetch time p50 ${ms(last.p50_ms)}, p95 ${ms(last.p95_ms)}.`
+      ? `Last minute: ${last.finished_per_s.toLocaleString()} jobs/s finished by the whole service (every process),` +
+        ` error rate ${percent(last.error_rate)} (${last.failed} failed, ${last.http_errors} HTTP 4xx/5xx),` +
+        ` fetch time of one attempt p50 ${ms(last.p50_ms)}, p95 ${ms(last.p95_ms)}.`
       : "No job finished in the last minute.";
     this.drawChart(stats.per_minute);
     this.hosts.replaceChildren(...stats.hosts.slice(0, 10).map((h) => el("tr", {},

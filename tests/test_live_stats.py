@@ -1,4 +1,4 @@
-"""Live statistics for the dashboard's charts: counted from accepted changes, bounded, sent on the websocket."""
+"""Live statistics for the dashboard: each process counts its own changes and fetches; sent on the websocket."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import json
 import pytest
 from tornado.websocket import websocket_connect
 
-from jobqueue.events import EventHub
-from jobqueue.live_stats import LiveStats
+from jobqueue.live_stats import HOSTS_PER_MINUTE, MINUTE, SECONDS, SERVICE, LiveStats, stats_message, total
 from jobqueue.models import Task
 from tests.helpers import API
 
@@ -24,32 +23,65 @@ def test_figures_per_minute_per_host_and_for_the_last_minute():
     now = [T0]
     stats = LiveStats(clock=lambda: now[0])
     for i in range(90):
-        stats.record(finished(f"a{i}", "a.example", "completed", 200, 0.04, T0 - 30 + i * 0.1))
+        task = finished(f"a{i}", "a.example", "completed", 200, 0.04, T0 - 30 + i * 0.1)
+        stats.record(task)
+        stats.fetched(task, 0.04)
     for i in range(10):
-        stats.record(finished(f"b{i}", "b.example", "completed", 503, 0.4, T0 - 5))
-        stats.record(finished(f"c{i}", "b.example", "failed", None, 2.5, T0 - 5))
+        for task, seconds in ((finished(f"b{i}", "b.example", "completed", 503, 0.4, T0 - 5), 0.4),
+                              (finished(f"c{i}", "b.example", "failed", None, 2.5, T0 - 5), 2.5)):
+            stats.record(task)
+            stats.fetched(task, seconds)
     stats.record(finished("q", "a.example", "queued", None, 0.0, T0))  # not finished: ignored
-    snap = stats.snapshot()
+    slots = stats.take()
+    assert stats.take() == []  # taken once
+    last = total([s for s in slots if s.width == SECONDS])
+    minutes = [s for s in slots if s.width == MINUTE and s.host == SERVICE]
+    hosts = []
+    for name in ("a.example", "b.example"):  # each host's minutes summed, as the store's read does
+        hosts.append(total([s for s in slots if s.host == name]))
+        hosts[-1].host = name
+    snap = stats_message(T0, [last], minutes, [total(minutes)], hosts, len(hosts))
     last = snap["last_minute"]
     assert last["finished"] == 110 and last["failed"] == 10 and last["http_errors"] == 10
-    assert last["error_rate"] == round(20 / 110, 4) and last["finished_per_s"] == round(110 / 60, 2)
-    assert last["p50_ms"] == 50 and last["p95_ms"] == 3000  # bucket bounds of 40 ms and 2.5 s
-    hosts = {h["host"]: h for h in snap["hosts"]}
-    assert hosts["a.example"]["finished"] == 90 and hosts["a.example"]["error_rate"] == 0
-    assert hosts["b.example"]["error_rate"] == 1.0 and snap["hosts"][0]["host"] == "a.example"
-    assert sum(p["finished"] for p in snap["per_minute"]) == 110
-    now[0] = T0 + 3700  # an hour later everything has left the window
-    later = stats.snapshot()
-    assert later["last_minute"]["finished"] == 0 and later["per_minute"] == [] and later["hosts"] == []
+    # at T0 the newest 10 s slot just began: the window is the 5 slots before it, 50 s
+    assert last["error_rate"] == round(20 / 110, 4) and last["finished_per_s"] == round(110 / 50, 2)
+    assert last["p50_ms"] == 50 and last["p95_ms"] == 2500  # a bucket's bound, or the slowest fetch if lower
+    by_host = {h["host"]: h for h in snap["hosts"]}
+    assert by_host["a.example"]["finished"] == 90 and by_host["a.example"]["error_rate"] == 0
+    assert by_host["b.example"]["error_rate"] == 1.0 and snap["hosts"][0]["host"] == "a.example"
+    assert sum(p["finished"] for p in snap["per_minute"]) == 110 == snap["per_hour"][0]["finished"]
 
 
-def test_the_hub_counts_each_state_once_even_when_a_peer_repeats_it():
+def test_counts_the_store_did_not_take_wait_unless_too_old_to_show():
+    now = [T0]
+    stats = LiveStats(clock=lambda: now[0])
+    stats.record(finished("a", "a.example", "completed", 200, 0.1, T0))
+    slots = stats.take()
+    now[0] = T0 + 200  # the 10 s slot left the last minute (and its 2 minutes kept), the minutes did not
+    stats.give_back(slots)
+    assert sorted((s.width, s.host) for s in stats.take()) == [(MINUTE, SERVICE), (MINUTE, "a.example")]
+
+
+def test_hosts_per_minute_are_bounded_but_the_service_counts_every_job():
     stats = LiveStats(clock=lambda: T0)
-    hub = EventHub(observe=stats.record)
+    for i in range(HOSTS_PER_MINUTE + 10):
+        stats.record(finished(f"t{i}", f"h{i}.example", "completed", 200, 0.1, T0 + 1))
+    stats.record(finished("again", "h0.example", "completed", 200, 0.1, T0 + 2))  # a host already counted
+    slots = stats.take()
+    hosts = {s.host: s.finished for s in slots if s.host != SERVICE}
+    assert len(hosts) == HOSTS_PER_MINUTE and hosts["h0.example"] == 2 and stats.dropped == 10
+    assert [s.finished for s in slots if s.host == SERVICE] == [HOSTS_PER_MINUTE + 11] * 2
+    stats.record(finished("next", "new.example", "completed", 200, 0.1, T0 + 61))  # a new minute, a new count
+    assert [s.host for s in stats.take() if s.host != SERVICE] == ["new.example"]
+
+
+def test_only_this_processs_changes_are_counted(jq):
+    """A peer's change reaches the hub (live updates) but is counted by the peer, not here: no double count."""
     task = finished("x", "a.example", "completed", 200, 0.1, T0)
-    hub.publish(task)
-    hub.publish(task)  # the same change seen again through the peer feed
-    assert stats.snapshot()["last_minute"]["finished"] == 1
+    jq.hub.publish(task)  # as the peer feed does
+    assert jq.stats.take() == []
+    jq.publish(task)  # as this process's workers and API do
+    assert sum(s.finished for s in jq.stats.take() if s.width == MINUTE and s.host == SERVICE) == 1
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from jobqueue.errors import BadCursor, Conflict, NotFound, StoreError
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
+from jobqueue.live_stats import StatsSlot
 from jobqueue.models import Batch, Page, Result, Schedule, Task, TaskError
 from jobqueue.spec import DEFAULT_SPEC, JobSpec
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
@@ -263,3 +264,18 @@ class Store(Protocol):
 
     async def vacuum_step(self, pages: int) -> int:
         """Give up to `pages` freed pages back to the file system; the number still free (0 where moot)."""
+
+    # Live statistics every process adds its counts to, so every dashboard shows the service's
+    # (jobqueue/shared_stats.py): slots of `width` seconds from `start`, for the whole service (host "")
+    # or one host.
+    async def add_stats(self, slots: list[StatsSlot]) -> None:
+        """Add each slot's counts to the shared slot of its (width, host, start), made on first use."""
+
+    async def stats_series(self, width: int, since: int, per: int) -> list[StatsSlot]:
+        """The whole service's slots of `width` from `since` on, summed into slots of `per` seconds, oldest first."""
+
+    async def stats_hosts(self, since: int, limit: int) -> tuple[list[StatsSlot], int]:
+        """The `limit` hosts that finished the most jobs from `since` on, with their totals; how many finished any."""
+
+    async def purge_stats(self, width: int, hosts: bool, before: int) -> int:
+        """Delete the slots of `width` (the hosts' or the service's) that start before `before`; how many went."""

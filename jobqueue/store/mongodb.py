@@ -79,6 +79,7 @@ from jobqueue.store.mongodb_schema import (
     result_from_doc,
     task_from_doc,
 )
+from jobqueue.store.mongodb_stats import MongoStatsOps
 from jobqueue.store.mongodb_watch import follow
 from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 
@@ -87,7 +88,7 @@ log = logging.getLogger("jobqueue.store.mongodb")
 
 
 class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps,
-                 MongoBulkOps, MongoHistoryOps, MongoScheduleOps):
+                 MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"

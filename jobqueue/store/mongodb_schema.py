@@ -344,6 +344,12 @@ async def _v9_upkeep_indexes(db: Any) -> None:
     await ensure_index(db.url_changes, [("created_at", ASCENDING)], "by_created")
 
 
+async def _v10_stats(db: Any) -> None:
+    """Live statistics every process adds its counts to (mongodb_stats.py): one document per slot, found by
+    its (width, host, start), unique so that two processes adding to a new slot at once make one document."""
+    await ensure_index(db.stats_slots, [("w", ASCENDING), ("h", ASCENDING), ("s", ASCENDING)], "slot", unique=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -363,6 +369,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "slots: requests in flight per host and per webhook endpoint, counted across processes", _v8_slots),
     Migration(9, "indexes for schedule repair, delivery claims and listings, retention of deliveries",
               _v9_upkeep_indexes),
+    Migration(10, "live statistics every process adds its counts to, so every dashboard shows the service's",
+              _v10_stats),
 )
 LATEST = MIGRATIONS[-1].version
 

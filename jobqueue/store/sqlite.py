@@ -36,6 +36,7 @@ from jobqueue.store.sqlite_schema import (
     result_from_row,
     task_from_row,
 )
+from jobqueue.store.sqlite_stats import SQLiteStatsOps
 from jobqueue.store.sqlite_text import SQLiteTextOps, list_by_words
 from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
 from jobqueue.store.sqlite_webhooks import SQLiteWebhookOps, write_outbox
@@ -63,7 +64,7 @@ def sqlite_path_from_url(url: str) -> str:
 
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
-                  SQLiteHistoryOps, SQLiteScheduleOps):
+                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteStatsOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"

@@ -15,6 +15,7 @@ from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.sqlite_bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite_schedules import V5_SCHEDULES
 from jobqueue.store.sqlite_slots import V9_SLOTS
+from jobqueue.store.sqlite_stats import V10_STATS
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "a body's reference count in a narrow table of its own, so counting does not rewrite the body",
               V7_BODY_REFS),
     Migration(9, "slots: requests in flight per host and per webhook endpoint, counted across processes", V9_SLOTS),
+    Migration(10, "live statistics every process adds its counts to, so every dashboard shows the service's",
+              V10_STATS),
 )
 LATEST = MIGRATIONS[-1].version
 
