@@ -1,6 +1,9 @@
 // The dashboard: wires the submit form, the live link, the jobs table, the batch view and the job view
-// together; the URL hash says what is open (#/batch/ID, #/job/ID), so a reload keeps it.
+// together. The address alone says what is shown (address.js): every change of it goes through route(),
+// which sets the list, the search box, the status chips and the batch view from it; the controls only
+// write the address.
 
+import { addressOf, readAddress } from "./address.js";
 import { api, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
 import { BatchesView } from "./batches.js";
@@ -8,7 +11,8 @@ import { DeliveriesView } from "./deliveries.js";
 import { noticeTask, openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
-import { bulkButtons, filtersFromHash, hashOf, parseSearch, searchText } from "./search.js";
+import { bulkButtons } from "./bulk.js";
+import { parseSearch, searchText } from "./search.js";
 import { groupSummary } from "./groups.js";
 import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
@@ -34,14 +38,46 @@ function pressFilter(status) {
   for (const b of document.querySelectorAll("#filters button")) b.setAttribute("aria-pressed", String(b.dataset.status === status));
 }
 
-const ROUTE = /^#\/(batch|job)\/([^/]+)(?:\/(history))?$/;
 const deliveries = new DeliveriesView(document.getElementById("deliveries"));
-
 const batches = new BatchesView(document.getElementById("batches"));
 const PAGES = { "#/deliveries": deliveries, "#/batches": batches };
+let viewAddress = null;  // the address of the jobs view shown (beneath an open job, too)
+
+// The jobs view exactly as an address says: list, search box, chips, batch view and title.
+function showJobs({ filters, pageNo }) {
+  viewAddress = addressOf(filters, pageNo);
+  const spelled = location.hash || "#/";
+  if (spelled !== viewAddress && readAddress(spelled).kind === "jobs") {
+    history.replaceState(null, "", viewAddress);  // one spelling per view (#/jobs?batch=X is #/batch/X)
+  }
+  document.getElementById("search-text").value = searchText(filters);
+  pressFilter(filters.status || "");
+  document.getElementById("jobs-title").textContent = filters.batch ? "Jobs in this batch" : "Jobs";
+  if (filters.batch) batchView.open(filters.batch);
+  else batchView.close();
+  const groups = document.getElementById("groups");
+  groups.hidden = true;
+  table.show(filters, pageNo).then((c) => {
+    counts(c);
+    if (viewAddress === addressOf(filters, pageNo)) groupSummary(groups, filters);
+  });
+}
 
 function route() {
-  const other = PAGES[location.hash];
+  const where = readAddress(location.hash);
+  if (where.kind === "anchor") {  // a place in the page (#stats): the view stays, and so does its address
+    if (viewAddress) history.replaceState(null, "", viewAddress);
+    else showJobs(readAddress("#/"));
+    return;
+  }
+  if (where.kind === "job") {
+    if (!viewAddress) showJobs(readAddress("#/"));
+    openJob(where.id, where.tab);  // over the jobs view beneath
+    return;
+  }
+  const detail = document.getElementById("detail");
+  if (detail.open) detail.close();
+  const other = where.kind === "page" ? PAGES[where.name] : null;
   document.getElementById("jobs-card").hidden = Boolean(other);
   for (const view of Object.values(PAGES)) if (view !== other) view.close();
   if (other) {
@@ -49,38 +85,11 @@ function route() {
     other.open();
     return;
   }
-  const searched = filtersFromHash(location.hash);
-  if (searched) {
-    document.getElementById("search-text").value = searchText(searched);
-    if (table.batch) { table.batch = null; batchView.close(); }
-    pressFilter(searched.status || "");
-    const wanted = Number(new URLSearchParams(location.hash.split("?")[1] || "").get("page")) || 1;
-    table.find(searched).then(async (c) => {
-      counts(c);
-      for (let page = 1; page < wanted && table.next; page++) await table.page(+1);  // a shared link's page
-      groupSummary(document.getElementById("groups"), searched);
-    });
-    return;
-  }
-  document.getElementById("groups").hidden = true;
-  const [, kind, raw, tab] = ROUTE.exec(location.hash) || [];
-  let id;
-  try { id = raw && decodeURIComponent(raw); } catch { id = null; }
-  if (kind === "job" && id) {
-    openJob(id, tab);  // over whatever view is open
-    return;
-  }
-  const batch = kind === "batch" && id ? id : null;
-  if (batch === table.batch) return;
-  document.getElementById("jobs-title").textContent = batch ? "Jobs in this batch" : "Jobs";
-  pressFilter("");
-  if (batch) batchView.open(batch);
-  else batchView.close();
-  table.showBatch(batch).then(counts);
+  showJobs(where);
 }
 
 async function refresh() {
-  counts(await table.reload());
+  counts(await table.reload({ gentle: true }));  // rows the reader is working with stay where they are
 }
 
 const link = new LiveLink(document.getElementById("link"), {
@@ -107,42 +116,49 @@ const statsPanel = new StatsPanel(document.getElementById("stats"));
 
 wireSubmitForm(document.getElementById("submit-form"), (tasks) => { for (const task of tasks) table.apply(task); });
 
-document.getElementById("filters").addEventListener("click", async (event) => {
+// The filters of the jobs view shown, as its address says.
+function viewFilters() {
+  const where = readAddress(location.hash);
+  return (where.kind === "jobs" ? where : readAddress(viewAddress || "#/")).filters || {};
+}
+
+function go(address) {
+  if (location.hash === address) route(); else location.hash = address;  // the same address reads afresh
+}
+
+document.getElementById("filters").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-status]");
   if (!button) return;
-  pressFilter(button.dataset.status);
-  counts(await table.filter(button.dataset.status));
+  const { status, ...rest } = viewFilters();
+  go(addressOf(button.dataset.status ? { ...rest, status: button.dataset.status } : rest));
 });
 
 document.getElementById("detail-close").addEventListener("click", () => document.getElementById("detail").close());
 document.getElementById("detail").addEventListener("close", () => {
   // a job opened by its address: closing it goes back to the view beneath, not to the job again on reload
-  if (location.hash.startsWith("#/job/")) {
-    history.replaceState(null, "", table.batch ? `#/batch/${encodeURIComponent(table.batch)}` : location.pathname);
-  }
+  if (readAddress(location.hash).kind === "job") history.replaceState(null, "", viewAddress || "#/");
 });
 document.getElementById("search").addEventListener("submit", (event) => {
   event.preventDefault();
-  const filters = parseSearch(document.getElementById("search-text").value);
-  const target = hashOf(filters);
-  if (location.hash === target) route(); else location.hash = target;  // the address keeps the search
+  go(addressOf(parseSearch(document.getElementById("search-text").value)));
 });
-// Paging a search writes the page into the address, so back/forward and a shared link find it again.
-table.onPaged = (pageNo) => {
-  const filters = filtersFromHash(location.hash);
-  if (filters) {
-    const query = new URLSearchParams({ ...filters, ...(pageNo > 1 ? { page: String(pageNo) } : {}) });
-    history.pushState(null, "", `#/jobs?${query}`);
-  }
-};
+// Paging writes the page into the address, so back/forward and a shared link find it again.
+table.onPage = (pageNo) => go(addressOf(viewFilters(), pageNo));
+// A link to a place in the page moves there without changing the address, which keeps saying the view.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest?.('a[href^="#"]:not([href^="#/"])');
+  const place = link && document.getElementById(link.getAttribute("href").slice(1));
+  if (!place || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault();
+  place.scrollIntoView();
+  place.focus({ preventScroll: true });
+});
 table.onError = (message) => {
   const box = document.getElementById("search-error");
   box.textContent = message || "";
   box.hidden = !message;
 };
 const say = (text) => { document.getElementById("bulk-status").textContent = text; };
-const matching = () => ({ ...table.search, ...(table.status ? { status: table.status } : {}),
-  ...(table.batch ? { batch: table.batch } : {}) });
 window.addEventListener("hashchange", route);
 route();
 
@@ -155,6 +171,6 @@ forget.addEventListener("click", () => { forgetToken(); location.reload(); });
 // That first answer also says whether the token may change anything: the bulk actions follow it.
 api("GET", "/queue_tasks?limit=1").then(() => {
   forget.hidden = !token();
-  bulkButtons(document.getElementById("bulk"), matching, say, refresh);
+  bulkButtons(document.getElementById("bulk"), viewFilters, say, refresh);
   link.start();
 });

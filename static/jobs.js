@@ -1,6 +1,10 @@
 // The live jobs table: one page from the API, kept current by events, patched in place once per frame.
+// Rows never move under the reader: while the pointer is over the table (or its "N new jobs" bar), a row
+// has focus, text in it is selected or the page is scrolled past its top, new rows wait behind the bar,
+// and deleted ones stay, greyed, until then.
 
 import { api, canChange } from "./api.js";
+import { sameFilters } from "./address.js";
 import { age, el, jobMarks, took } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
@@ -39,49 +43,66 @@ export class JobsTable {
     this.loading = null;
     this.buffered = [];             // events that arrive while a page loads
     this.dirty = false;
+    this.shown = 0;                 // bumped by every view shown: a slower earlier one stops paging
     this.held = new Map();          // new jobs not inserted while the user works with the table
+    this.gone = new Set();          // jobs deleted meanwhile, still shown (greyed) for the same reason
+    this.liveSince = 0;             // jobs inserted live since the page was read (see announceHeld)
+    this.area = document.getElementById("jobs-area");
+    this.pointed = false;
+    this.area.addEventListener("pointerenter", () => { this.pointed = true; });
+    this.area.addEventListener("pointerleave", () => { this.pointed = false; this.release(); });
+    this.area.addEventListener("focusout", (event) => {
+      if (!this.area.contains(event.relatedTarget)) setTimeout(() => this.release());  // once focus has moved
+    });
     this.newButton = document.getElementById("new-jobs");
-    this.newButton.addEventListener("click", () => this.showHeld());
-    this.onPaged = () => {};        // told the page number after the reader pages
-    this.newer.addEventListener("click", () => this.page(-1).then(() => this.onPaged(this.cursors.length)));
-    this.older.addEventListener("click", () => this.page(+1).then(() => this.onPaged(this.cursors.length)));
+    this.newButton.addEventListener("click", async (event) => {
+      const byKeyboard = event.detail === 0;
+      await this.showHeld();
+      if (!byKeyboard) return;
+      this.render();  // now, not at the next frame: the reader goes on from the newest job
+      this.body.querySelector("a")?.focus();
+    });
+    this.onPage = () => {};         // asked to show another page (the address says which)
+    this.newer.addEventListener("click", () => this.onPage(this.cursors.length - 1));
+    this.older.addEventListener("click", () => this.onPage(this.cursors.length + 1));
   }
 
   get onFirstPage() { return this.cursors.length === 1; }
 
-  filter(status) {
-    this.status = status;
-    this.cursors = [""];
-    return this.reload();
+  get filters() {
+    return { ...(this.batch ? { batch: this.batch } : {}), ...(this.status ? { status: this.status } : {}),
+      ...this.search };
   }
 
-  // Every filter of the search bar at once (status among them).
-  find({ status = "", ...search }) {
-    this.status = status;
-    this.search = search;
-    this.cursors = [""];
-    return this.reload();
+  // Show what an address says: its filters (status and batch among them) and its page. A step to the
+  // next or previous page of the same filters pages from here; anything else starts again from page 1.
+  async show(filters, pageNo) {
+    const mine = ++this.shown;
+    const here = this.cursors.length;
+    if (sameFilters(filters, this.filters)) {
+      if (pageNo === here + 1 && this.next) return this.page(+1);
+      if (pageNo === here - 1) return this.page(-1);
+      if (pageNo === here) return this.reload();
+    }
+    const { status = "", batch = null, ...search } = filters;
+    if (batch !== this.batch) { this.rows = new Map(); this.schedule(); }  // another batch's rows never linger
+    Object.assign(this, { status, batch, search, cursors: [""], next: null });
+    let counts = await this.reload();
+    for (let page = 1; page < pageNo && this.next && mine === this.shown; page++) counts = await this.page(+1) || counts;
+    return counts;
   }
 
-  // List one batch's jobs (null: all jobs), from the first page and every status.
-  showBatch(batchId) {
-    this.batch = batchId;
-    this.status = "";
-    this.cursors = [""];
-    this.rows = new Map();
-    this.next = null;
-    this.schedule();
-    return this.reload();
-  }
-
-  page(direction) {
+  async page(direction) {
+    if (direction > 0 && this.next === "more") await this.reload();  // a placeholder: read the real cursor
     if (direction > 0 && this.next) this.cursors.push(this.next);
     if (direction < 0 && this.cursors.length > 1) this.cursors.pop();
     return this.reload();
   }
 
   // Load the current page; events that arrive meanwhile are applied after it, newest state winning.
-  async reload() {
+  // `gentle`: a read the reader did not ask for (a reconnect, leaving the table); if they are working with
+  // the table when it comes, it changes the rows shown in place and holds the new ones, like events.
+  async reload({ gentle = false } = {}) {
     const cursor = this.cursors[this.cursors.length - 1];
     const query = new URLSearchParams({ limit: String(this.pageSize) });
     if (this.status) query.set("status", this.status);
@@ -95,17 +116,27 @@ export class JobsTable {
     this.loading = null;
     this.onError(status === 200 ? null : body?.error?.message || `the server answered ${status}`);
     if (status !== 200) return null;
+    if (gentle && this.busy()) {
+      for (const task of [...body.tasks, ...this.takeBuffered()]) this.apply(task);
+      return body.counts;
+    }
     this.rows = new Map(body.tasks.map((t) => [t.id, t]));
     this.totalAtLoad = STATUSES.reduce((n, s) => n + (body.counts[s] || 0), 0);
     this.total = this.totalAtLoad;
+    this.liveSince = 0;
     this.held.clear();
-    this.newButton.hidden = true;
+    this.gone.clear();
+    this.hideHeld();
     this.next = body.next;
-    const buffered = this.buffered;
-    this.buffered = [];
-    for (const task of buffered) this.apply(task);
+    for (const task of this.takeBuffered()) this.apply(task);
     this.schedule();
     return body.counts;
+  }
+
+  takeBuffered() {
+    const buffered = this.buffered;
+    this.buffered = [];
+    return buffered;
   }
 
   apply(task) {
@@ -118,6 +149,7 @@ export class JobsTable {
       // user is working with the table: then it waits behind the "N new jobs" button
       if (this.busy()) { this.hold(task); return; }
       this.rows = new Map([[task.id, task], ...this.rows]);
+      this.liveSince += 1;
       if (this.rows.size > this.pageSize) {
         const last = [...this.rows.keys()].pop();
         this.rows.delete(last);
@@ -129,12 +161,19 @@ export class JobsTable {
     this.schedule();
   }
 
-  // Focus, a selection, or a scrolled page in the table: new rows would move what the user works with.
+  // The pointer over the table or its bar, focus in them, a selection, or a scrolled page: new rows would
+  // move what the user works with.
   busy() {
     const table = this.body.closest("table");
     const selection = document.getSelection();
     const selecting = selection && !selection.isCollapsed && table.contains(selection.anchorNode);
-    return table.contains(document.activeElement) || selecting || window.scrollY > table.offsetTop;
+    return this.pointed || this.area.contains(document.activeElement) || selecting
+      || window.scrollY > table.offsetTop;
+  }
+
+  // The user has left the table: what waited comes in.
+  release() {
+    if ((this.held.size || this.gone.size) && !this.busy()) this.showHeld({ gentle: true });
   }
 
   hold(task) {
@@ -150,20 +189,29 @@ export class JobsTable {
   }
 
   announceHeld() {
-    const unfiltered = !this.status && !this.batch && this.totalAtLoad != null && this.total != null;
-    const n = unfiltered ? Math.max(this.held.size, this.total - this.totalAtLoad) : this.held.size;
+    const unfiltered = !this.status && !this.batch && this.totalAtLoad != null && this.total != null
+      && Object.keys(this.search).length === 0;
+    const n = unfiltered ? Math.max(this.held.size, this.total - this.totalAtLoad - this.liveSince) : this.held.size;
     this.newButton.textContent = `${n.toLocaleString()} new job${n === 1 ? "" : "s"}`;
     this.newButton.hidden = false;
   }
 
-  showHeld() {
+  showHeld(options) {
     this.held.clear();
+    this.hideHeld();
+    return this.reload(options);
+  }
+
+  hideHeld() {
     this.newButton.hidden = true;
-    return this.reload();
+    this.newButton.textContent = "";
   }
 
   remove(id) {
-    if (this.rows.delete(id)) this.schedule();
+    if (!this.rows.has(id)) return;
+    if (this.busy()) this.gone.add(id);
+    else this.rows.delete(id);
+    this.schedule();
   }
 
   // Whether a task not yet on the page belongs to what the page lists.
@@ -214,6 +262,11 @@ export class JobsTable {
       } else {
         this.patch(tr, task, now);
       }
+      if (this.gone.has(task.id) && !tr.classList.contains("gone")) {
+        tr.classList.add("gone");
+        tr.cells[0].append(el("span", { class: "sr", text: " (deleted)" }));
+        for (const button of tr.querySelectorAll("button")) button.disabled = true;
+      }
       previous = tr;
     }
     this.empty.hidden = this.rows.size > 0;
@@ -242,7 +295,11 @@ export class JobsTable {
     }
     const button = tr.cells[6].querySelector("button");
     const wanted = fresh.cells[6].querySelector("button");
-    if (button?.textContent !== wanted?.textContent) tr.cells[6].replaceWith(fresh.cells[6]);
+    if (button?.textContent !== wanted?.textContent) {
+      const focused = tr.cells[6].contains(document.activeElement);
+      tr.cells[6].replaceWith(fresh.cells[6]);
+      if (focused) wanted?.focus();  // Cancel turned Retry under the reader's focus: it stays where it was
+    }
   }
 
   row(task, now) {

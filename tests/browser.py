@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,3 +87,35 @@ def running_service(tmp_path: str, *extra: str) -> Iterator[tuple[str, str]]:
     """Yield (dashboard URL, target base URL) for a server and a target running as child processes."""
     with running_target() as target, child(server_args(tmp_path, 0, *extra), SERVER_LINE) as (_s, sm):
         yield sm.group(1).decode(), target
+
+
+@contextmanager
+def jobs_flowing(dashboard: str, make: Callable[[int], dict[str, Any]], every: float = 0.1,
+                 rounds: int = 600) -> Iterator[list[dict[str, Any]]]:
+    """Keep submitting jobs from a thread while a browser test acts, as a busy queue would: `make(n)` gives
+    the n-th POST /queue_tasks body, one every `every` seconds, at most `rounds` of them; yields the jobs
+    made so far (a list that grows), and stops the thread on leaving."""
+    made: list[dict[str, Any]] = []
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def run() -> None:
+        deadline = time.monotonic() + rounds * every + 60
+        for n in range(rounds):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            code, body = call(dashboard, "POST", "/queue_tasks", make(n))
+            if code != 201:
+                failures.append(f"{code} {body}")
+                return
+            made.extend(body["tasks"] if "tasks" in body else [body["task"]])
+            stop.wait(every)  # pacing the submissions, not synchronising with anything
+
+    thread = threading.Thread(target=run, name="jobs-flowing", daemon=True)
+    thread.start()
+    try:
+        yield made
+    finally:
+        stop.set()
+        thread.join(40)
+    assert not failures, f"a submission while jobs flowed was refused: {failures[0]}"

@@ -1,5 +1,6 @@
 """The whole dashboard against axe-core (WCAG 2.2 A/AA, serious and critical) in light and dark mode, with
-live statistics arriving, and reachable past the table by its skip link."""
+live statistics arriving, new jobs waiting behind their bar and a deleted row kept in place, and reachable
+past the table by its skip link."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_part_passes_axe_and_the_statistics_speak(browser, tmp_path, scheme):  # noqa: F811
-    with running_service(str(tmp_path), "--max-attempts", "1") as (dashboard, target):
-        call(dashboard, "POST", "/queue_tasks", {"urls": [f"{target}/page/{i}" for i in range(4)]
+    # one process: a deletion is announced only to the websockets of the process that made it
+    with running_service(str(tmp_path), "--max-attempts", "1", "--processes", "1") as (dashboard, target):
+        _, made = call(dashboard, "POST", "/queue_tasks", {"urls": [f"{target}/page/{i}" for i in range(4)]
                                                  + [f"{target}/status/404", "http://127.0.0.1:9/refused"]})
         context = browser.new_context(bypass_csp=True, color_scheme=scheme)
         page = context.new_page()
@@ -39,4 +41,13 @@ def test_every_part_passes_axe_and_the_statistics_speak(browser, tmp_path, schem
         expect(skip).to_be_focused()
         page.keyboard.press("Enter")
         expect(page.locator("#stats")).to_be_focused()
+        expect(page).to_have_url(f"{dashboard}")  # a place in the page, not a view: the address stays
+
+        # while the pointer is over the table: a new job waits behind its bar, a deleted one stays greyed
+        page.locator("#jobs tbody tr").first.hover()
+        assert call(dashboard, "DELETE", f"/queue_tasks/{made['tasks'][0]['id']}?purge=true")[0] == 200
+        call(dashboard, "POST", "/queue_tasks", {"url": f"{target}/page/late"})
+        expect(page.locator("#new-jobs")).to_have_text("1 new job")
+        expect(page.locator("#jobs tbody tr.gone")).to_have_attribute("data-id", made["tasks"][0]["id"])
+        assert axe_serious(page, "body") == []
         context.close()

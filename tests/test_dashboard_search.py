@@ -59,7 +59,7 @@ def test_search_in_the_address_then_retry_every_failed_match(browser, tmp_path):
         assert axe_serious(page, "main") == []
         page.get_by_role("button", name="Retry failed…").click()
         dialog = page.locator("#confirm")
-        expect(dialog).to_contain_text("Retry 2 failed job(s) matching \"status:failed\"?")
+        expect(dialog).to_contain_text("Retry 2 failed jobs matching \"status:failed\"?")
         dialog.get_by_role("button", name="Retry them").click()
         expect(page.get_by_role("status").filter(has_text="Retry:")).to_have_text(
             "Retry: 2 of 2 matching jobs changed.")

@@ -91,6 +91,7 @@ def test_failed_by_error_code_running_by_host_and_the_page_in_the_address(browse
         page.goto(f"{dashboard}#/jobs?host=127.0.0.1")
         page.get_by_role("button", name="Older →").click()
         expect(page).to_have_url(re.compile(r"#/jobs\?host=127\.0\.0\.1&page=2$"))
+        expect(page.locator("#page-info")).to_have_text("page 2")  # the address first, then its page
         second = page.locator("#jobs tbody tr").first.get_attribute("data-id")
         page.reload()  # the address brings back page 2
         expect(page.locator("#page-info")).to_have_text("page 2")
