@@ -136,3 +136,25 @@ def test_windows_cover_the_last_minute_hour_and_day():
     assert at["last_minute"] == T0 + 3 * HOUR + 70  # 10 s slots: the current one and the 5 before it
     assert at["hour"] == T0 + 2 * HOUR + 180  # the current minute and the 59 before it
     assert at["day"] == T0 - 20 * HOUR  # the current hour and the 23 before it
+
+
+@pytest.mark.gen_test
+async def test_every_stats_operation_on_a_closed_store_raises_store_error(open_store):
+    """StoreError is what the flush and the reads wait out; anything else would stop their loops."""
+    store = await open_store()
+    await store.close()
+    calls = {"add_stats": lambda: store.add_stats([slot(MINUTE, T0)]),
+             "stats_series": lambda: store.stats_series(MINUTE, T0, MINUTE),
+             "stats_hosts": lambda: store.stats_hosts(T0, 20),
+             "purge_stats": lambda: store.purge_stats(MINUTE, True, T0)}
+    wrong = {}
+    for name, call in calls.items():
+        try:
+            await call()
+        except StoreError:
+            continue
+        except Exception as exc:
+            wrong[name] = repr(exc)
+            continue
+        wrong[name] = "no error"
+    assert wrong == {}
