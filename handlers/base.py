@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +19,8 @@ from jobqueue.config import Settings
 from jobqueue.errors import CodedError
 from jobqueue.events import EventHub
 from jobqueue.service import JobService, ascii_int
+
+from .request_text import parse_json_body, query_text
 
 log = logging.getLogger("jobqueue.api")
 
@@ -115,8 +119,12 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
     """Reads bodies within a size limit, answers JSON, and maps every exception to the error shape."""
 
     _body: bytearray
+    _refused_body = False  # True once the body went over the limit and the 413 was sent
     request_size_setting = "max_request_size"  # the Settings field that caps this handler's bodies
     public = False  # True for endpoints that answer without a token (health checks)
+    # The query parameters each method reads (HEAD reads GET's); any other is a 400 `unknown_parameter`, so a
+    # typo (`?priorty=5`) never passes silently. None: the handler checks its query itself (/export).
+    query_parameters: Mapping[str, Collection[str]] | None = {}
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -134,6 +142,21 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         length = ascii_int(self.request.headers.get("Content-Length", ""), max_digits=30)
         if length is not None and length > limit:
             raise ApiError(413, "request_too_large", f"the request body has {length} bytes; the limit is {limit}")
+        if self.request.query_arguments and self.query_parameters is not None:
+            self.check_query(self.query_parameters)
+
+    def check_query(self, accepted_by_method: Mapping[str, Collection[str]]) -> None:
+        """Refuse a query parameter this method does not read (400 `unknown_parameter`, naming the ones it does),
+        and a value that is not UTF-8 (400 `invalid_parameter`): nothing is ignored or silently replaced."""
+        method = "GET" if self.request.method == "HEAD" else self.request.method or ""
+        accepted = accepted_by_method.get(method, ())
+        for name, values in self.request.query_arguments.items():
+            if name not in accepted:
+                if self.request.method not in self.allowed_methods():
+                    return  # the 405 says more than a word about its parameters would
+                raise ApiError(400, "unknown_parameter", _unknown_parameter(method, self.request.path, name, accepted))
+            for value in values:
+                query_text(name, value)
 
     @property
     def request_limit(self) -> int:
@@ -141,22 +164,23 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         return getattr(self.config, self.request_size_setting)
 
     def data_received(self, chunk: bytes) -> None:
+        if self._refused_body:
+            return
         self._body += chunk
         if len(self._body) > self.request_limit:
-            raise ApiError(413, "request_too_large",
-                           f"the request body is over the limit of {self.request_limit} bytes")
+            # A chunked body (no Content-Length) shows its size only here. Raising would make Tornado drop the
+            # connection unanswered; instead the rest is read and dropped, and the method Tornado then calls
+            # answers 413, so the client reads the answer and may use the connection again.
+            self._refused_body = True
+            self._body = bytearray()
+            setattr(self, (self.request.method or "post").lower(), self._refuse_body)
+
+    def _refuse_body(self, *_args: Any, **_kwargs: Any) -> None:
+        raise ApiError(413, "request_too_large", f"the request body is over the limit of {self.request_limit} bytes")
 
     def get_json_body(self) -> Any:
         """The request body parsed as JSON, or a 400 that says what is wrong with it."""
-        if not self._body.strip():
-            raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
-        try:
-            return json.loads(self._body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
-        except RecursionError as exc:
-            raise ApiError(400, "invalid_json", "the request body nests arrays or objects too deeply; "
-                           'send {"url": "..."} or {"urls": [...]}') from exc
+        return parse_json_body(self._body)
 
     def get_form_body(self) -> dict[str, list[str]]:
         """The request body parsed as a form (urlencoded or multipart), or a 400 saying it cannot be."""
@@ -169,7 +193,11 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         except httputil.HTTPInputError as exc:
             raise ApiError(400, "invalid_form", f"the form body cannot be read ({exc}); send url=... as "
                            "application/x-www-form-urlencoded or a well-formed multipart/form-data") from exc
-        return {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in arguments.items()}
+        try:
+            return {k: [v.decode("utf-8") for v in vs] for k, vs in arguments.items()}
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "invalid_form", f"the form body is not UTF-8 text ({exc}); send the form as "
+                           "UTF-8") from exc
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         """Send a JSON document."""
@@ -228,8 +256,22 @@ def send_error(handler: RequestHandler, error: ApiError) -> None:
     handler.set_header("Content-Type", "application/json; charset=utf-8")
     handler.clear_header("Content-Disposition")
     handler.clear_header("Content-Security-Policy")
-    handler.finish(json.dumps({"error": {"code": error.code, "message": error.message}, **error.extra},
-                              ensure_ascii=False))
+    document = {"error": {"code": error.code, "message": error.message}, **error.extra}
+    text = json.dumps(document, ensure_ascii=False)
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate that got this far still makes an answer, escaped
+        body = json.dumps(document).encode("ascii")
+    handler.finish(body)
+
+
+def _unknown_parameter(method: str, path: str, name: str, accepted: Collection[str]) -> str:
+    shown = name.encode("latin-1", "replace").decode("utf-8", "replace")  # Tornado reads names as Latin-1
+    message = f"{method} {path} takes no parameter {shown[:64]!r}"
+    close = difflib.get_close_matches(shown, list(accepted), n=1)
+    if close:
+        message += f" (did you mean {close[0]!r}?)"
+    return message + (f"; it takes {', '.join(sorted(accepted))}" if accepted else "; it takes none")
 
 
 def translate(exc: BaseException) -> ApiError | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from jobqueue.idempotency import StoredAnswer
 from jobqueue.models import Batch
 from jobqueue.service import MAX_BATCH_URLS
+from jobqueue.submission import QUERY_FIELDS
 
 from .base import BaseAPIHandler
-from .paging import continue_listing
+from .paging import PAGING, continue_listing
 from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
@@ -17,6 +18,7 @@ class BatchListHandler(SubmitHandler):
     """POST a batch (JSON or text/plain, every line validated first); GET batches, newest first."""
 
     request_size_setting = "max_batch_request_size"
+    query_parameters = {"GET": PAGING, "POST": tuple(QUERY_FIELDS)}
 
     async def post(self) -> None:
         key = self.idempotency_key()

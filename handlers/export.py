@@ -37,6 +37,7 @@ class ExportHandler(BaseAPIHandler):
 
     running = 0  # exports in progress in this process
     stall_seconds = STALL_SECONDS  # tests shorten it
+    query_parameters = None  # _read_query checks them itself, saying why an export takes no cursor
 
     async def get(self) -> None:
         where, encoder, stem = self._read_query()

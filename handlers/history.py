@@ -6,7 +6,7 @@ from jobqueue.filters import parse_id
 from jobqueue.history.service import HistoryService
 
 from .base import ApiError, BaseAPIHandler
-from .paging import continue_listing
+from .paging import PAGING, continue_listing
 
 
 def _url(raw: str | None) -> str | None:
@@ -16,6 +16,8 @@ def _url(raw: str | None) -> str | None:
 
 class HistoryHandler(BaseAPIHandler):
     """GET the results fetched for one URL, newest first, each marked changed against the one before."""
+
+    query_parameters = {"GET": ("url", *PAGING)}
 
     async def get(self) -> None:
         query = continue_listing(self, "history", {"url": _url})
@@ -29,6 +31,8 @@ class HistoryHandler(BaseAPIHandler):
 
 class DiffHandler(BaseAPIHandler):
     """GET what changed from the result of `?against=` (old) to this one (new)."""
+
+    query_parameters = {"GET": ("against",)}
 
     async def get(self, task_id: str) -> None:
         raw = self.get_query_argument("against", None)

@@ -110,6 +110,8 @@ _SPEC_QUERY = [
                 "--max-body-size"),
     _spec_query("follow_redirects", {"type": "boolean"}, "false keeps a 3xx response as the result"),
     _spec_query("profile", {**PROFILE, "type": "string"}),
+    _spec_query("webhook", {"type": "string", "maxLength": 2048}, "the URL of a webhook that gets every job's "
+                "events (as the `webhook` field's short form; 400 webhooks_disabled without --webhook-secret)"),
 ]
 _FORM = {"type": "object", "anyOf": [{"required": ["url"]}, {"required": ["urls"]}],
          "properties": {"url": {"type": "string", "description": "one URL (or several, one per line)"},
@@ -298,6 +300,11 @@ def _result_paths() -> dict[str, Any]:
                         "200": {"description": "the raw body, sent with Content-Security-Policy: sandbox",
                                 "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                         "404": _error("unknown id"), "409": _error("the task has no result (yet)"), **_COMMON}},
+            "head": {"summary": "The headers GET would send for the body (type, length), without it",
+                     "operationId": "headResultBody",
+                     "responses": {"200": {"description": "the body's headers, no body"},
+                                   **{status: {"description": f"as GET: {status}, without a body"}
+                                      for status in ("401", "404", "409", "503")}}},
         },
     }
 
@@ -332,11 +339,15 @@ def _operation_paths() -> dict[str, Any]:
                                   "503": _error("too many event streams")}},
         },
         "/healthz": {
-            "get": {"summary": "Health of the process and its database", "operationId": "health",
+            "get": {"summary": "Health of the process and its database (read-only, answered within 3 s)",
+                    "operationId": "health",
                     "security": [],
                     "responses": {
                         "200": _json({"type": "object", "required": ["status", "database"], "properties": {
-                            "status": {"const": "ok"}, "database": {"enum": ["sqlite", "mongodb"]}}}, "healthy"),
+                            "status": {"enum": ["ok", "degraded"]}, "database": {"enum": ["sqlite", "mongodb"]},
+                            "warning": ref("ErrorBody")}},
+                            "healthy; `degraded` (with a `warning` such as database_slow) when the database answers "
+                            "but slowly"),
                         "503": _json({"type": "object", "required": ["status", "database"], "properties": {
                             "status": {"const": "unavailable"}, "database": {"type": "string"},
                             "error": ref("ErrorBody")}}, "the database does not answer")}},
@@ -354,6 +365,18 @@ def _operation_paths() -> dict[str, Any]:
     }
 
 
+def _every_operation_may_refuse_its_query(paths: dict[str, Any]) -> None:
+    """Any operation answers 400 to a query parameter it does not read, or one that is not UTF-8."""
+    said = "a query parameter this operation does not read (unknown_parameter), or one that is not UTF-8 text " \
+           "(invalid_parameter)"
+    for path, item in paths.items():
+        if path.endswith("/events"):
+            continue  # the websocket reads its own query
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("400", {"description": said} if method == "head" else _error(said))
+
+
 def openapi_document(token_required: bool) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document; the bearer scheme exists, and applies, only when the server needs a token.
 
@@ -369,6 +392,7 @@ def openapi_document(token_required: bool) -> dict[str, Any]:
                   **_operation_paths()},
         "components": {"schemas": {**SCHEMAS, **HISTORY_SCHEMAS}},
     }
+    _every_operation_may_refuse_its_query(doc["paths"])
     if token_required:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]

@@ -27,6 +27,7 @@ VERSION = "a"  # the next format gets "b"; a cursor of an unknown version is ref
 _SHAPE = re.compile(rf"{VERSION}[A-Za-z0-9_-]{{4,2000}}")
 _STORE_CURSOR = re.compile(r"[\x21-\x7e]{1,400}")  # printable ASCII: the stores' own cursors never hold more
 _RESTART = "start again without a cursor"
+PAGING = ("limit", "cursor")  # the query parameters of every listing, beside its filters
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from jobqueue.filters import TASK_FILTERS
 from jobqueue.store.base import TaskFilter
 
 from .base import ApiError, BaseAPIHandler
-from .paging import continue_listing
+from .paging import PAGING, continue_listing
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # type/subtype and then only visible ASCII, spaces and tabs: what a target sent is echoed only if it is
@@ -30,6 +30,8 @@ def attachment(name: str) -> str:
 
 class ResultListHandler(BaseAPIHandler):
     """GET a page of results without bodies, with the filters of GET /queue_tasks."""
+
+    query_parameters = {"GET": (*PAGING, *TASK_FILTERS)}
 
     async def get(self) -> None:
         query = continue_listing(self, "results", TASK_FILTERS)
@@ -62,7 +64,13 @@ class ResultHandler(_ResultBase):
 
 
 class ResultBodyHandler(_ResultBase):
-    """GET the body exactly as fetched, sandboxed so a browser never runs it as ours."""
+    """GET the body exactly as fetched, sandboxed so a browser never runs it as ours; HEAD the same headers."""
+
+    query_parameters = {"GET": ("download",)}
+
+    async def head(self, task_id: str) -> None:
+        """The headers GET sends (type, length, ETag), without the body: Tornado drops it for HEAD."""
+        await self.get(task_id)
 
     async def get(self, task_id: str) -> None:
         result = await self.service.raw_body(task_id)

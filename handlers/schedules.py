@@ -5,11 +5,13 @@ from __future__ import annotations
 from jobqueue.history.service import HistoryService
 
 from .base import BaseAPIHandler
-from .paging import continue_listing
+from .paging import PAGING, continue_listing
 
 
 class ScheduleListHandler(BaseAPIHandler):
     """GET the schedules, newest first."""
+
+    query_parameters = {"GET": PAGING}
 
     async def get(self) -> None:
         query = continue_listing(self, "schedules", {})

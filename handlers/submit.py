@@ -14,6 +14,7 @@ from jobqueue.idempotency import LOCK_SECONDS, IdempotencyKey, StoredAnswer, che
 from jobqueue.submission import QUERY_FIELDS, Submission, text_lines
 
 from .base import ApiError, BaseAPIHandler
+from .request_text import query_text
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -42,7 +43,7 @@ class SubmitHandler(BaseAPIHandler):
     async def read_submission(self, max_jobs: int, batch_id: str | None = None) -> Submission:
         """The request's jobs, all validated; nothing is stored yet."""
         reader = self.service.reader
-        query = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.request.query_arguments.items()}
+        query = {k: [query_text(k, v) for v in vs] for k, vs in self.request.query_arguments.items()}
         if self._reads_as_json():
             beside = sorted(set(query) & set(QUERY_FIELDS))
             if beside:

@@ -9,9 +9,10 @@ from jobqueue.idempotency import IdempotentAdd, StoredAnswer
 from jobqueue.models import Task
 from jobqueue.service import MAX_BATCH
 from jobqueue.store.base import TaskFilter
+from jobqueue.submission import QUERY_FIELDS
 
 from .base import ApiError, BaseAPIHandler
-from .paging import continue_listing
+from .paging import PAGING, continue_listing
 from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
@@ -19,6 +20,8 @@ API = "/jobqueue/api/v1.0"
 
 class TaskListHandler(SubmitHandler):
     """POST one URL, many URLs or jobs (JSON, plain text or a form); GET a page of tasks with counts."""
+
+    query_parameters = {"GET": (*PAGING, *TASK_FILTERS), "POST": tuple(QUERY_FIELDS)}
 
     async def post(self) -> None:
         key = self.idempotency_key()
@@ -45,6 +48,8 @@ class TaskListHandler(SubmitHandler):
 
 class TaskHandler(BaseAPIHandler):
     """GET one task; DELETE cancels it, or with `?purge=true` deletes a finished one with its result."""
+
+    query_parameters = {"DELETE": ("purge",)}
 
     async def get(self, task_id: str) -> None:
         task = await self.service.get(task_id)

@@ -6,15 +6,18 @@ from jobqueue.service import parse_delivery_status, parse_id
 from jobqueue.webhooks.delivery import DeliveryFilter
 
 from .base import BaseAPIHandler
-from .paging import continue_listing
+from .paging import PAGING, continue_listing
+
+FILTERS = {"status": parse_delivery_status, "task_id": parse_id, "batch_id": parse_id}
 
 
 class DeliveryListHandler(BaseAPIHandler):
     """GET a page of deliveries, newest first, by status, task or batch."""
 
+    query_parameters = {"GET": (*PAGING, *FILTERS)}
+
     async def get(self) -> None:
-        query = continue_listing(self, "webhook_deliveries", {
-            "status": parse_delivery_status, "task_id": parse_id, "batch_id": parse_id})
+        query = continue_listing(self, "webhook_deliveries", FILTERS)
         page = await self.service.deliveries(DeliveryFilter(**query.filters), query.limit, query.store_cursor)
         self.write_json({"deliveries": [d.to_json() for d in page.items], "next": query.next(page.next_cursor)})
 

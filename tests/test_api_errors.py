@@ -55,7 +55,7 @@ BAD_REQUESTS = [
     ("PUT", "/metrics", "x", "text/plain", 405, "method_not_allowed"),
     ("POST", "/openapi.json", "{}", "application/json", 405, "method_not_allowed"),
 ]
-ALLOWED = {"/queue_tasks": "GET, POST", "/results": "GET", "/results/x": "GET", "/results/x/body": "GET",
+ALLOWED = {"/queue_tasks": "GET, POST", "/results": "GET", "/results/x": "GET", "/results/x/body": "GET, HEAD",
            "/queue_tasks/x": "GET, DELETE", "/queue_tasks/x/retry": "POST", "/healthz": "GET", "/metrics": "GET",
            "/openapi.json": "GET"}
 

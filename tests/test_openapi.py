@@ -132,7 +132,7 @@ def test_batches_and_idempotency_are_described():
         assert "Idempotent-Replayed" in post["responses"]["201"]["headers"]
         assert {p["name"] for p in post["parameters"] if p["in"] == "query"} == {
             "priority", "not_before", "max_age", "tag", "method", "user_agent", "timeout", "max_bytes",
-            "follow_redirects", "profile"}
+            "follow_redirects", "profile", "webhook"}
     batch_body = operations["createBatch"]["requestBody"]["content"]["application/json"]["schema"]
     assert batch_body == {"$ref": "#/components/schemas/BatchSubmission"}
     for name in ("getBatch", "cancelBatch", "retryBatch"):
