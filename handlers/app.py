@@ -42,6 +42,7 @@ from jobqueue.webhooks.wiring import Webhooks
 from jobqueue.workers import PoolSettings, WorkerPool
 
 from . import make_app
+from .http_server import ApiHTTPServer
 
 log = logging.getLogger("jobqueue")
 
@@ -148,7 +149,7 @@ class JobQueueServer:
                 raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
         self.port = sockets[0].getsockname()[1]
         largest = max(settings.max_request_size, settings.max_batch_request_size)
-        self.http = HTTPServer(app, max_body_size=largest + 65536)
+        self.http = ApiHTTPServer(app, max_body_size=largest + 65536)
         self.http.add_sockets(sockets)
         self.pool.start()
         store, hub = self.store, self.hub

@@ -143,7 +143,10 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         if length is not None and length > limit:
             raise ApiError(413, "request_too_large", f"the request body has {length} bytes; the limit is {limit}")
         if self.request.query_arguments and self.query_parameters is not None:
-            self.check_query(self.query_parameters)
+            try:
+                self.check_query(self.query_parameters)
+            except (ApiError, CodedError) as exc:
+                self._refuse_after_body(exc)
 
     def check_query(self, accepted_by_method: Mapping[str, Collection[str]]) -> None:
         """Refuse a query parameter this method does not read (400 `unknown_parameter`, naming the ones it does),
@@ -169,14 +172,21 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         self._body += chunk
         if len(self._body) > self.request_limit:
             # A chunked body (no Content-Length) shows its size only here. Raising would make Tornado drop the
-            # connection unanswered; instead the rest is read and dropped, and the method Tornado then calls
-            # answers 413, so the client reads the answer and may use the connection again.
-            self._refused_body = True
-            self._body = bytearray()
-            setattr(self, (self.request.method or "post").lower(), self._refuse_body)
+            # connection unanswered.
+            self._refuse_after_body(ApiError(413, "request_too_large",
+                                             f"the request body is over the limit of {self.request_limit} bytes"))
 
-    def _refuse_body(self, *_args: Any, **_kwargs: Any) -> None:
-        raise ApiError(413, "request_too_large", f"the request body is over the limit of {self.request_limit} bytes")
+    def _refuse_after_body(self, error: Exception) -> None:
+        """Answer `error` once the body is in, dropping the body: the method Tornado calls then raises it. A handler
+        that answers before the body is read (in prepare, or here) makes Tornado close the connection after the
+        answer; this way the client reads it and may send its next request on the same connection."""
+        self._refused_body = True
+        self._body = bytearray()
+
+        def refuse(*_args: Any, **_kwargs: Any) -> None:
+            raise error
+
+        setattr(self, (self.request.method or "GET").lower(), refuse)
 
     def get_json_body(self) -> Any:
         """The request body parsed as JSON, or a 400 that says what is wrong with it."""

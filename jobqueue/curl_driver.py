@@ -107,18 +107,22 @@ class Transfer:
 
     def write(self, chunk: bytes) -> int | None:
         """WRITEFUNCTION: count decoded bytes against the cap (curl's MAXFILESIZE counts them encoded)."""
-        size = self.size + len(chunk)
-        if size > self.limit:
-            if self.cuts:
-                self.chunks.append(chunk[:self.limit - self.size])
-                self.size = self.limit
-                self.cut = True
-            else:
-                self.too_large = True
-            return 0  # curl ends the transfer with a write error
-        self.size = size
-        self.chunks.append(chunk)
-        return None
+        try:
+            size = self.size + len(chunk)
+            if size > self.limit:
+                if self.cuts:
+                    self.chunks.append(chunk[:self.limit - self.size])
+                    self.size = self.limit
+                    self.cut = True
+                else:
+                    self.too_large = True
+                return 0  # curl ends the transfer with a write error
+            self.size = size
+            self.chunks.append(chunk)
+            return None
+        except Exception as exc:  # a bug: the transfer ends and the caller hears of it as internal_error
+            self.failure = self.failure or exc
+            return 0
 
     def take_body(self) -> bytes:
         """The body received, handed over once (the handle may keep this object until its next request)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -109,11 +110,12 @@ class Stream:
 
 
 async def collect(script: Script, changed: dict[float, list[Task]], wanted: int) -> list[str]:
-    async def changed_since(since: float, _limit: int) -> list[Task]:
-        return [t for at, found in changed.items() if at >= since for t in found]
+    async def catch_up(since: float) -> AsyncIterator[Task]:
+        for task in [t for at, found in changed.items() if at >= since for t in found]:
+            yield task
 
     seen: list[str] = []
-    follow = mongodb_watch.follow(script.open, changed_since, lambda: 100.0, "mock", backoff=0.001)
+    follow = mongodb_watch.follow(script.open, catch_up, lambda: 100.0, "mock", backoff=0.001)
     async for task in follow:
         seen.append(task.id)
         if len(seen) == wanted:

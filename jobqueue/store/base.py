@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from jobqueue.errors import BadCursor, Conflict, NotFound, StoreError
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
@@ -15,12 +15,22 @@ from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
 
-__all__ = ["BadCursor", "Capabilities", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound", "Store",
-           "StoreError", "TaskFilter"]
+__all__ = ["BadCursor", "Capabilities", "ChangePage", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound",
+           "Store", "StoreError", "TaskFilter"]
 
 
 class ChangesUnavailable(Exception):
     """The backend cannot stream changes; processes fall back to polling recent changes."""
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """A page of the store's change log: each job's state as of each change, in the order they were made."""
+
+    tasks: list[Task] = field(default_factory=list)
+    position: Any = None  # opaque: where the next changes_after reads on
+    more: bool = False  # the page is full: read on at once
+    lost: bool = False  # changes after the position asked for were pruned before they were read
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,13 @@ class Store(Protocol):
 
     async def changed_since(self, since: float, limit: int) -> list[Task]:
         """Tasks whose state changed at or after `since`, oldest change first."""
+
+    async def changes_after(self, position: Any, limit: int) -> ChangePage:
+        """Up to `limit` job state changes recorded after `position` (None: the newest change), each once, in the
+        order they were made: what lets every process show every process's changes, intermediate states too."""
+
+    async def prune_changes(self, before: float) -> int:
+        """Forget changes recorded before `before` (a bounded number per call); how many went."""
 
     async def idempotency_begin(self, key: IdempotencyKey, lock_seconds: float) -> StoredAnswer | None:
         """Take a key for a request in flight (None), or return the answer to replay (IdempotencyConflict)."""

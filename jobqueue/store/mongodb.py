@@ -49,6 +49,7 @@ from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
 from jobqueue.store.mongodb_bodies import MongoBodies, body_key, keep_body, packed, sha_ref
 from jobqueue.store.mongodb_bulk import MongoBulkOps
 from jobqueue.store.mongodb_cancel import MongoCancelOps
+from jobqueue.store.mongodb_changes import MongoChangeOps, logs_changes
 from jobqueue.store.mongodb_claims import MongoClaimOps
 from jobqueue.store.mongodb_connect import (
     AMBIGUOUS,
@@ -87,8 +88,9 @@ AMBIGUOUS_TRIES = 3
 log = logging.getLogger("jobqueue.store.mongodb")
 
 
+@logs_changes
 class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps,
-                 MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps):
+                 MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"

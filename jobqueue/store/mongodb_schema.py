@@ -318,6 +318,11 @@ async def _v6_url_changed_hooks(db: Any) -> None:
     await ensure_index(db.url_changes, [("unhooked", ASCENDING)], "unhooked", sparse=True)
 
 
+async def _v7_job_changes(db: Any) -> None:
+    """The change log kept where there are no change streams (mongodb_changes.py), read and pruned by time."""
+    await ensure_index(db.job_changes, [("ts", ASCENDING), ("_id", ASCENDING)], "by_time")
+
+
 async def _v8_slots(db: Any) -> None:
     """Slots of requests in flight per host and per webhook endpoint (mongodb_slots.py): read by scope at each
     claim, freed and renewed by their holders' lease tokens."""
@@ -366,6 +371,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "claims skip busy hosts on the index, status counters, bodies swept by age", _v4_scale),
     Migration(5, "content-addressed zstd bodies, URL history, retention, recurring fetches", _v5_history),
     Migration(6, "url.changed records relayed to webhooks", _v6_url_changed_hooks),
+    Migration(7, "the change log of job states, for live updates where there are no change streams",
+              _v7_job_changes),
     Migration(8, "slots: requests in flight per host and per webhook endpoint, counted across processes", _v8_slots),
     Migration(9, "indexes for schedule repair, delivery claims and listings, retention of deliveries",
               _v9_upkeep_indexes),

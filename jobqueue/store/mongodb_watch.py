@@ -7,8 +7,9 @@ loop decides what to do when it ends or fails:
   on while nothing matches), so a reopen resumes where the stream really was;
 - the resume point fell off the oplog (286 ChangeStreamHistoryLost, 280 ChangeStreamFatalError) or
   the stream was invalidated (the collection dropped or renamed: the stream stops being `alive`):
-  open a fresh stream, then catch up from the last change seen (minus OVERLAP) with
-  `changed_since`, so nothing between the two is lost (the hub drops what it already has);
+  open a fresh stream, then catch up from the last change seen (minus OVERLAP) with `catch_up`,
+  which pages by (updated_at, _id), so nothing between the two is lost however many changes share
+  a time (the hub drops what it already has; the gap's intermediate states are not recoverable);
 - any other failure: reopen with backoff, resuming; after MAX_FAILURES in a row, raise
   ChangesUnavailable so the caller (peer_sync.follow_changes) polls instead of retrying silently;
 - a server without change streams (standalone, or a mock) raises ChangesUnavailable at once.
@@ -16,6 +17,10 @@ loop decides what to do when it ends or fails:
 Only inserts, replacements and updates that set `updated_at` pass the stream's `$match`: lease
 renewals (extend sets only `available_at`) and the webhook relay's unmarking are not state changes,
 and each would otherwise cost an `updateLookup` read in every process.
+
+An update's `fullDocument` is looked up when the event is read, so it may show a later state (a job
+that ran 5 ms shows `completed` in the event of its claim): `task_as_of` takes the state from the
+event's own `updatedFields`, so each event yields the state that change made, in the stream's order.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
-from jobqueue.models import Task
+from jobqueue.models import QUEUED, RUNNING, Task
 from jobqueue.store.base import ChangesUnavailable
 from jobqueue.store.mongodb_schema import task_from_doc
 
@@ -35,19 +40,40 @@ log = logging.getLogger("jobqueue.store.mongodb")
 PIPELINE = [
     {"$match": {"$or": [{"operationType": {"$in": ["insert", "replace"]}},
                         {"operationType": "update", "updateDescription.updatedFields.updated_at": {"$exists": True}}]}},
-    {"$project": {"fullDocument.result": 0}},
+    {"$project": {"fullDocument.result": 0, "updateDescription.updatedFields.result": 0}},
 ]
 NO_CHANGE_STREAMS = (40573, 40324, 136)  # not a replica set / unsupported / capped
 HISTORY_LOST = (286, 280)  # ChangeStreamHistoryLost, ChangeStreamFatalError: the token is dead
 MAX_FAILURES = 5
 OVERLAP = 2.0  # seconds re-read when catching up, for changes stamped a little before their commit
-CATCH_UP_PAGE = 1000
+# the fields a state change sets; those an update did not set are the later state's, or cleared
+STATE_FIELDS = ("status", "attempts", "updated_at", "started_at", "finished_at", "http_status", "error",
+                "lease_token", "available_at")
+OUTCOME_FIELDS = ("finished_at", "http_status", "error")
 
 OpenStream = Callable[[list[dict[str, Any]], Any], Awaitable[Any]]
-ChangedSince = Callable[[float, int], Awaitable[list[Task]]]
+CatchUp = Callable[[float], AsyncIterator[Task]]  # every job changed at or after a time, each once
 
 
-async def follow(open_stream: OpenStream, changed_since: ChangedSince, clock: Callable[[], float], where: str,
+def task_as_of(change: dict[str, Any]) -> Task | None:
+    """The job as this change left it (None when it is gone): an insert's document is its own; an update's
+    looked-up document is overlaid with the fields the update set, when the job has changed again since."""
+    doc = change.get("fullDocument")
+    if doc is None:
+        return None
+    updated = (change.get("updateDescription") or {}).get("updatedFields") or {}
+    at = updated.get("updated_at")
+    if change.get("operationType") != "update" or at is None or doc.get("updated_at") == at:
+        return task_from_doc(doc)
+    state = dict(doc)
+    state.update((name, updated[name]) for name in STATE_FIELDS if name in updated)
+    if state["status"] in (QUEUED, RUNNING):  # an unfinished state has no outcome of its own unless it set one
+        state.update((name, None) for name in OUTCOME_FIELDS if name not in updated)
+    state["attempt_log"] = [e for e in doc.get("attempt_log") or () if e.get("at", at) <= at]
+    return task_from_doc(state)
+
+
+async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[], float], where: str,
                  ready: asyncio.Event | None = None, backoff: float = 0.5) -> AsyncIterator[Task]:
     """Yield every task change from a change stream, reopening, resuming and catching up as the module says."""
     resume: Any = None
@@ -62,17 +88,16 @@ async def follow(open_stream: OpenStream, changed_since: ChangedSince, clock: Ca
                 if ready is not None:
                     ready.set()
                 if catch_up_from is not None:
-                    async for task in _catch_up(changed_since, catch_up_from):
+                    async for task in catch_up(catch_up_from):
+                        last_seen = max(last_seen, task.updated_at)
                         yield task
                     catch_up_from = None
                 while True:
                     resume = stream.resume_token or resume
-                    if change is not None:
-                        doc = change.get("fullDocument")
-                        if doc is not None:
-                            task = task_from_doc(doc)
-                            last_seen = max(last_seen, task.updated_at)
-                            yield task
+                    task = task_as_of(change) if change is not None else None
+                    if task is not None:
+                        last_seen = max(last_seen, task.updated_at)
+                        yield task
                     if not stream.alive:
                         break
                     change = await stream.try_next()
@@ -98,14 +123,3 @@ async def follow(open_stream: OpenStream, changed_since: ChangedSince, clock: Ca
         log.warning("the change stream on %s failed (%s); reopening", where, error)
         await asyncio.sleep(min(30.0, backoff * 2**failures))
 
-
-async def _catch_up(changed_since: ChangedSince, since: float) -> AsyncIterator[Task]:
-    """Every task changed at or after `since`, page by page."""
-    at = since
-    while True:
-        changed = await changed_since(at, CATCH_UP_PAGE)
-        for task in changed:
-            yield task
-        if len(changed) < CATCH_UP_PAGE or changed[-1].updated_at == at:
-            return
-        at = changed[-1].updated_at

@@ -18,6 +18,7 @@ from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
 from jobqueue.store.sqlite_bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite_bulk import SQLiteBulkOps
 from jobqueue.store.sqlite_cancel import SQLiteCancelOps
+from jobqueue.store.sqlite_changes import SQLiteChangeOps
 from jobqueue.store.sqlite_filters import RESULTS, list_rows
 from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
 from jobqueue.store.sqlite_history import SQLiteHistoryOps, use_incremental_vacuum
@@ -64,7 +65,7 @@ def sqlite_path_from_url(url: str) -> str:
 
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
-                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteStatsOps):
+                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.sqlite_bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
+from jobqueue.store.sqlite_changes import V8_JOB_CHANGES
 from jobqueue.store.sqlite_schedules import V5_SCHEDULES
 from jobqueue.store.sqlite_slots import V9_SLOTS
 from jobqueue.store.sqlite_stats import V10_STATS
@@ -234,6 +235,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "url.changed looked up by run for its webhook; raw response header lines for WARC", V6_RAW_HEADERS),
     Migration(7, "a body's reference count in a narrow table of its own, so counting does not rewrite the body",
               V7_BODY_REFS),
+    Migration(8, "the change log: every job state change in commit order, for every process's live updates",
+              V8_JOB_CHANGES),
     Migration(9, "slots: requests in flight per host and per webhook endpoint, counted across processes", V9_SLOTS),
     Migration(10, "live statistics every process adds its counts to, so every dashboard shows the service's",
               V10_STATS),

@@ -1,0 +1,218 @@
+"""MongoDB's change log, for servers without change streams (a standalone server, or a mock).
+
+On a replica set every process follows a change stream (mongodb_watch.py), which brings each change
+in order; nothing here is written. Without one, each state change a store method makes is also
+written to `job_changes` (the methods that return the jobs they changed are wrapped by
+`logs_changes`), and `changes_after` reads that log. Its documents are stamped when written, not
+in commit order, so a look re-reads OVERLAP seconds back and skips the ones it has already returned
+(a seen-set), and pages by (ts, _id), so any number of changes stamped at the same instant page
+exactly. Where the server has change streams but the stream failed for good, `changes_after` reads
+the jobs themselves the same way: each job's latest state, none lost, intermediate ones skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.errors import PyMongoError
+
+from jobqueue.models import Task, TaskError
+from jobqueue.store.base import ChangePage, StoreError
+from jobqueue.store.mongodb_schema import TASK_FIELDS, task_from_doc
+
+log = logging.getLogger("jobqueue.store.mongodb")
+OVERLAP = 2.0  # seconds a look re-reads, for documents that became visible after later-stamped ones
+PRUNE_LIMIT = 5000
+PRUNED = "job_changes_pruned"  # counters document: changes logged before `before` may be gone
+# the store methods that return the jobs they changed (stop_schedule: a pair whose second part is the jobs)
+CHANGING = ("add", "claim", "release", "complete", "reschedule", "fail", "cancel", "retry", "cancel_many",
+            "retry_many", "cancel_batch", "retry_batch", "stop_schedule", "_queue_next")
+_SORTED = [("ts", ASCENDING), ("_id", ASCENDING)]
+
+
+@dataclass
+class Window:
+    """Where a follower of the log stands: the next look starts OVERLAP seconds before `since`, never before
+    `start` (what was stamped before the follower started is not its own); `seen` holds what the overlap
+    re-reads; `after` is where a look cut short by its limit goes on."""
+
+    start: float
+    since: float = 0.0
+    seen: dict[Any, float] = field(default_factory=dict)
+    after: tuple[float, Any] | None = None
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.since = max(self.since, self.start)
+
+    @property
+    def floor(self) -> float:
+        """Where the next look starts."""
+        return max(self.since - OVERLAP, self.start)
+
+
+def change_doc(task: Task, now: float) -> dict[str, Any]:
+    """The log document of one state change: the state's own fields (the rest is read from the job)."""
+    error = {"code": task.error.code, "message": task.error.message} if task.error is not None else None
+    return {"ts": now, "task_id": task.id, "status": task.status, "attempts": task.attempts, "at": task.updated_at,
+            "started_at": task.started_at, "finished_at": task.finished_at, "http_status": task.http_status,
+            "error": error}
+
+
+def task_as_logged(job: dict[str, Any], change: dict[str, Any]) -> Task:
+    """The job as the logged change left it."""
+    task = task_from_doc(job)
+    at = change["at"]
+    error = change.get("error")
+    return dataclasses.replace(
+        task, status=change["status"], attempts=change["attempts"], updated_at=at, started_at=change["started_at"],
+        finished_at=change["finished_at"], http_status=change["http_status"], lease_token=None,
+        error=TaskError(error["code"], error["message"]) if error else None,
+        attempt_log=tuple(entry for entry in task.attempt_log if entry.get("at", at) <= at))
+
+
+def _changed_jobs(out: Any) -> list[Task]:
+    if isinstance(out, Task):
+        return [out]
+    if isinstance(out, list | tuple):
+        return [task for part in out for task in _changed_jobs(part)]
+    return []
+
+
+def logs_changes(cls: type) -> type:
+    """Wrap the CHANGING methods of a store class so that, where the log is kept (decided at `open`), the states
+    they return are written to it. A failure to write is logged, not raised: the change itself is made."""
+    for name in CHANGING:
+        method = getattr(cls, name, None)
+        if method is not None:
+            setattr(cls, name, _logged(method))
+    opened = cls.open  # type: ignore[attr-defined]
+
+    @functools.wraps(opened)
+    async def open_and_decide(self: Any) -> None:
+        await opened(self)
+        await self._decide_logging()
+
+    cls.open = open_and_decide  # type: ignore[attr-defined]
+    return cls
+
+
+def _logged(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def logged(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = await method(self, *args, **kwargs)
+        if self.log_changes:
+            await self._log_states(_changed_jobs(out))
+        return out
+
+    return logged
+
+
+class MongoChangeOps:
+    """The change log's reads and writes over MongoStore's database handle."""
+
+    clock: Callable[[], float]
+    log_changes: bool = False  # set at open: whether this server lacks change streams
+
+    @property
+    def db(self) -> Any: ...  # provided by MongoStore
+
+    async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...  # MongoStore's
+
+    async def _decide_logging(self) -> None:
+        """Keep the log only where no change stream can bring the changes: a replica set or mongos has them."""
+        try:
+            hello = await self.db.command("hello")
+        except (PyMongoError, NotImplementedError):  # a mock, or a server too old for `hello`
+            hello = {}
+        self.log_changes = "setName" not in hello and hello.get("msg") != "isdbgrid"
+
+    async def _log_states(self, tasks: list[Task]) -> None:
+        if not tasks:
+            return
+        now = self.clock()
+        try:
+            await self._call(self.db.job_changes.insert_many([change_doc(t, now) for t in tasks], ordered=False))
+        except StoreError as exc:
+            log.warning("%d job state change(s) are stored but could not be logged for other processes' live "
+                        "updates: %s", len(tasks), exc)
+
+    async def changes_after(self, position: Any, limit: int) -> ChangePage:
+        """The changes after `position` (a Window, changed in place; None: from now on), oldest first: from the
+        log where it is kept, else each changed job's latest state."""
+        db = self.db  # a closed store refuses, as every operation does
+        if position is None or limit <= 0:
+            return ChangePage([], position if position is not None else Window(self.clock()))
+        window: Window = position
+        lost = False
+        if self.log_changes:
+            if window.after is None:  # a new look: were changes after the last one pruned meanwhile?
+                pruned = await self._call(db.counters.find_one({"_id": PRUNED}))
+                lost = pruned is not None and pruned["before"] >= window.since
+            docs, more = await self._look(window, db.job_changes, "ts", lambda d: d["_id"], limit)
+            tasks = await self._as_logged(docs)
+        else:
+            docs, more = await self._look(window, db.jobs, "updated_at", lambda d: (d["_id"], d["updated_at"]), limit,
+                                          TASK_FIELDS)
+            tasks = [task_from_doc(d) for d in docs]
+        return ChangePage(tasks, window, more=more, lost=lost)
+
+    async def _look(self, window: Window, collection: Any, stamp: str, key: Callable[[dict[str, Any]], Any],
+                    limit: int, projection: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """One page of a look through `collection` by (stamp, _id): the documents not returned before."""
+        if window.after is None:
+            window.started = self.clock()
+        query: dict[str, Any] = {stamp: {"$gte": window.floor}}
+        if window.after is not None:
+            at, last = window.after
+            query = {"$and": [query, {"$or": [{stamp: {"$gt": at}}, {stamp: at, "_id": {"$gt": last}}]}]}
+        found = collection.find(query, projection).sort([(stamp, ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        docs = await self._call(found.to_list(limit))
+        fresh = [d for d in docs if key(d) not in window.seen]
+        window.seen.update((key(d), d[stamp]) for d in docs)
+        if len(docs) == limit:
+            window.after = (docs[-1][stamp], docs[-1]["_id"])
+            return fresh, True
+        window.after = None
+        window.since = window.started
+        floor = window.floor
+        window.seen = {k: at for k, at in window.seen.items() if at >= floor}
+        return fresh, False
+
+    async def _as_logged(self, changes: list[dict[str, Any]]) -> list[Task]:
+        """The logged changes as tasks, skipping jobs deleted since."""
+        ids = list({c["task_id"] for c in changes})
+        if not ids:
+            return []
+        jobs = {d["_id"]: d for d in await self._call(self.db.jobs.find({"_id": {"$in": ids}}, TASK_FIELDS)
+                                                      .to_list(None))}
+        return [task_as_logged(jobs[c["task_id"]], c) for c in changes if c["task_id"] in jobs]
+
+    async def changed_from(self, since: float, page: int = 1000) -> AsyncIterator[Task]:
+        """Every job changed at or after `since`, each once, paged by (updated_at, _id) (a change stream's
+        catch-up after a gap)."""
+        window = Window(since)
+        while True:
+            docs, more = await self._look(window, self.db.jobs, "updated_at", lambda d: d["_id"], page, TASK_FIELDS)
+            for doc in docs:
+                yield task_from_doc(doc)
+            if not more:
+                return
+
+    async def prune_changes(self, before: float) -> int:
+        """Forget logged changes written before `before`, at most PRUNE_LIMIT per call; followers that had not
+        read them yet learn it from the recorded horizon."""
+        old = self.db.job_changes.find({"ts": {"$lt": before}}, {"_id": 1, "ts": 1}).sort(_SORTED).limit(PRUNE_LIMIT)
+        docs = await self._call(old.to_list(PRUNE_LIMIT))
+        if not docs:
+            return 0
+        await self._call(self.db.counters.update_one({"_id": PRUNED}, {"$max": {"before": docs[-1]["ts"]}},
+                                                     upsert=True))
+        deleted = await self._call(self.db.job_changes.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}))
+        return int(deleted.deleted_count)

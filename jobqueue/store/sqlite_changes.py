@@ -1,0 +1,99 @@
+"""The change log: every job state change in commit order, for processes that share the file to follow.
+
+Triggers on `jobs` (migration 8) append one narrow row per change: the state's own fields (status,
+attempts, times, outcome), the rest being read from the job when the change is. The log's `seq` is
+the rowid: the writer holds the file's one write lock while it inserts, so numbers are handed out in
+commit order and a reader that has seen `seq` N has seen every change up to N. Housekeeping prunes
+rows older than a few minutes, always keeping the newest, so a number is never handed out twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from jobqueue.models import Task, TaskError
+from jobqueue.store.base import ChangePage
+from jobqueue.store.sqlite_schema import JOB_COLUMNS, task_from_row
+
+_STATE = "status, attempts, at, started_at, finished_at, http_status, error_code, error_message"
+_NEW_STATE = ("NEW.status, NEW.attempts, NEW.updated_at, NEW.started_at, NEW.finished_at, NEW.http_status,"
+              " NEW.error_code, NEW.error_message")
+V8_JOB_CHANGES = f"""
+CREATE TABLE job_changes (
+    seq INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    http_status INTEGER,
+    error_code TEXT,
+    error_message TEXT
+);
+CREATE TRIGGER job_changes_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_changes (task_id, {_STATE}) VALUES (NEW.id, {_NEW_STATE});
+END;
+CREATE TRIGGER job_changes_update AFTER UPDATE OF status, attempts, updated_at ON jobs
+WHEN NEW.status IS NOT OLD.status OR NEW.attempts IS NOT OLD.attempts OR NEW.updated_at IS NOT OLD.updated_at BEGIN
+    INSERT INTO job_changes (task_id, {_STATE}) VALUES (NEW.id, {_NEW_STATE});
+END;
+"""
+PRUNE_LIMIT = 5000  # rows looked at per prune call: a short hold of the write lock
+_JOB_COLUMNS = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
+_CHANGE_COLUMNS = ", ".join(f"c.{c} AS c_{c}" for c in _STATE.split(", "))
+_READ = (f"SELECT c.seq AS change_seq, {_CHANGE_COLUMNS}, {_JOB_COLUMNS} FROM job_changes c"
+         " LEFT JOIN jobs ON jobs.id = c.task_id WHERE c.seq > ? ORDER BY c.seq LIMIT ?")
+
+
+def task_as_of_change(row: sqlite3.Row) -> Task:
+    """The job as it was right after the change: its state from the log row, the rest from the job."""
+    task = task_from_row(row)
+    at = row["c_at"]
+    error = TaskError(row["c_error_code"], row["c_error_message"] or "") if row["c_error_code"] else None
+    return dataclasses.replace(
+        task, status=row["c_status"], attempts=row["c_attempts"], updated_at=at, started_at=row["c_started_at"],
+        finished_at=row["c_finished_at"], http_status=row["c_http_status"], error=error, lease_token=None,
+        attempt_log=tuple(entry for entry in task.attempt_log if entry.get("at", at) <= at))
+
+
+def read_changes(conn: sqlite3.Connection, position: int | None, limit: int) -> ChangePage:
+    """The changes after `position` (None: none, just the newest position), skipping jobs deleted since."""
+    newest = conn.execute("SELECT MAX(seq) FROM job_changes").fetchone()[0] or 0
+    if position is None or limit <= 0:
+        return ChangePage([], newest if position is None else position)
+    if newest < position:  # the log restarted (the file was replaced): what happened since is unknown
+        return ChangePage([], newest, lost=True)
+    rows = conn.execute(_READ, (position, limit)).fetchall()
+    if not rows:
+        return ChangePage([], position)
+    tasks = [task_as_of_change(r) for r in rows if r["id"] is not None]
+    return ChangePage(tasks, rows[-1]["change_seq"], more=len(rows) == limit,
+                      lost=rows[0]["change_seq"] > position + 1)
+
+
+def prune(conn: sqlite3.Connection, before: float, limit: int = PRUNE_LIMIT) -> int:
+    """Delete the oldest rows recorded before `before`, looking at no more than `limit`; the newest stays."""
+    return conn.execute(
+        "DELETE FROM job_changes WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM job_changes ORDER BY seq LIMIT ?)"
+        " WHERE at < ? AND seq < (SELECT MAX(seq) FROM job_changes))", (limit, before)).rowcount
+
+
+class SQLiteChangeOps:
+    """changes_after and prune_changes of SQLiteStore."""
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+
+    async def changes_after(self, position: Any, limit: int) -> ChangePage:
+        """Changes after a log number, in commit order (exact paging: numbers, not times, so any number of
+        changes made at the same instant page correctly)."""
+        return await self._read(lambda conn: read_changes(conn, position, limit))  # type: ignore[no-any-return]
+
+    async def prune_changes(self, before: float) -> int:
+        """Forget the oldest changes made before `before`, at most PRUNE_LIMIT per call."""
+        return await self._write(lambda conn: prune(conn, before))  # type: ignore[no-any-return]
