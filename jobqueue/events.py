@@ -1,13 +1,22 @@
-"""The event hub: every task state change is published once and read by every subscriber.
+"""The event hub: every task state change is recorded once and read by every subscriber.
 
-The hub keeps one shared, bounded log holding the latest state of each recently changed task, in
-the order of their last change. Each subscriber only remembers how far it has read, so publishing
-costs the same with one client or a thousand, and never waits for any of them. A client that falls
-behind skips intermediate states but gets each task's newest one, in lifecycle order; one that falls
-further behind than the log reaches is told to resync (re-read the list over REST).
+The hub keeps two bounded views of one sequence of entries, and each subscriber only remembers how
+far it has read, so publishing costs the same with one client or a thousand, never waits for any of
+them, and a client that stops reading costs no memory per message:
 
-Nothing here holds a message per client: a subscription is a position, a filter and, right after a
-dashboard changes its view, the ids of rows new to it (their latest states are read when sent).
+- the recent log holds every entry, the last `max_recent` of them: a client that keeps up (its
+  position is still in it) reads every state of every job, in the order they were recorded;
+- the latest log holds the newest entry of each task (and of each batch, and the counts), in the
+  order of their last change, at most `max_pending` of them: a client that fell behind the recent log
+  skips intermediate states but gets each task's newest one, in lifecycle order; one that fell
+  further behind than this log reaches is told to resync (re-read the list over REST).
+
+Dashboards that send a view, and `?task_id=` streams, read by task in the latest log (a `?task_id=`
+stream also walks back through the task's states still in the recent log).
+
+With a change feed attached (jobqueue/peer_sync.py), this process's own states wait for the feed,
+which records every process's states in the order the store made them: so a job run by another
+process cannot show `running` before the `queued` this process recorded, or the other way round.
 """
 
 from __future__ import annotations
@@ -45,6 +54,23 @@ class View:
 
 class HubClosed(Exception):
     """The server is stopping: event streams end (clients reconnect to the next process)."""
+
+
+class _Entry:
+    """One recorded message: a task's state (`status` set, `prev` its previous state), or the newest batch,
+    counts or stats message of its key (`status` empty). `message` is a Task until first read, then its JSON;
+    None when nobody listened."""
+
+    __slots__ = ("key", "message", "order", "prev", "seq", "status")
+
+    def __init__(self, seq: int, key: str, message: str | Task | None, order: tuple[float, int], status: str,
+                 prev: _Entry | None) -> None:
+        self.seq = seq
+        self.key = key
+        self.message = message
+        self.order = order
+        self.status = status
+        self.prev = prev
 
 
 class Subscription:
@@ -101,7 +127,7 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        """How many changes wait to be read (at most the hub's log size)."""
+        """How many tasks (and other keys) changed after this position (at most the latest log's size)."""
         return self.hub.count_after(self.cursor)
 
     def close(self) -> None:
@@ -110,18 +136,22 @@ class Subscription:
 
 
 class EventHub:
-    """A bounded log of the latest state per task, read by any number of subscribers."""
+    """Bounded logs of recent states and of the latest state per task, read by any number of subscribers."""
 
-    def __init__(self, max_pending: int = 20000, observe: Callable[[Task], None] | None = None) -> None:
+    def __init__(self, max_pending: int = 20000, observe: Callable[[Task], None] | None = None,
+                 max_recent: int | None = None) -> None:
         self.max_pending = max_pending
-        self.observe = observe  # sees each accepted state once (live statistics)
+        self.max_recent = max_recent if max_recent is not None else max_pending
+        self.observe = observe  # sees each accepted state once
+        # set by a change feed: takes this process's own states while anyone listens (see the module's doc)
+        self.hold: Callable[[Task], None] | None = None
         self._subscribers: set[Subscription] = set()
-        # task id -> [sequence number, message (a Task until first read; None when nobody listened),
-        #             (updated_at, rank), status]; a state replaced before anyone read it is never serialised
-        self._log: OrderedDict[str, list[Any]] = OrderedDict()
+        self._log: OrderedDict[str, _Entry] = OrderedDict()  # the latest entry per key, oldest change first
+        self._recent: list[_Entry] = []  # every entry from sequence number _recent_base on
+        self._recent_base = 1
         self._created: deque[str] = deque(maxlen=max_pending)  # ids in the order the hub first saw them
         self._seq = 0
-        self._forgotten = 0  # highest sequence number pushed out of the log
+        self._forgotten = 0  # highest sequence number pushed out of the latest log
         self._sleepers: list[asyncio.Future[None]] = []  # readers waiting for the next change
         self._memo: dict[tuple[int, int], tuple[list[str], int]] = {}
         self._frames: dict[int, tuple[list[str], str]] = {}
@@ -146,10 +176,18 @@ class EventHub:
         self._subscribers.discard(subscription)
 
     def publish(self, task: Task) -> None:
-        """Record a task's new state; a state older than the one last recorded is ignored."""
+        """Record a state this process gave a task; while a change feed is attached and anyone listens, the feed
+        records it instead, in the store's order among every process's states (within milliseconds)."""
+        if self.hold is not None and self._subscribers:
+            self.hold(task)
+            return
+        self.accept(task)
+
+    def accept(self, task: Task) -> None:
+        """Record a task's state; one no newer than the last recorded (a repeat, or a late arrival) is ignored."""
         key = (task.updated_at, _RANK.get(task.status, 0))
         last = self._log.get(task.id)
-        if last is not None and key <= last[2]:
+        if last is not None and key <= last.order:
             return
         if last is None:
             self._created.append(task.id)
@@ -159,6 +197,17 @@ class EventHub:
             self.observe(task)
         if task.batch_id is not None and self._subscribers:
             self._touched.add(task.batch_id)
+
+    def lost_changes(self) -> None:
+        """Some changes will never be recorded (the change feed lost them): every current reader must resync."""
+        self._seq += 1  # a position no current reader has reached, and nothing to read at it
+        self._forgotten = self._seq
+        self._recent_base = self._seq + 1
+        for entry in self._recent:
+            entry.prev = None
+        self._recent = []
+        self._memo.clear()
+        self._wake_readers()
 
     def touch_batch(self, batch_id: str) -> None:
         """Have a batch's counts (and finish) looked at again, e.g. once it is sealed."""
@@ -216,11 +265,25 @@ class EventHub:
 
     def _append(self, key: str, message: str | Task | None, order: tuple[float, int], status: str) -> None:
         self._seq += 1
-        self._log[key] = [self._seq, message, order, status]
+        previous = self._log.get(key)
+        entry = _Entry(self._seq, key, message, order, status,
+                       previous if status and previous is not None and previous.status else None)
+        self._log[key] = entry
         self._log.move_to_end(key)
         if len(self._log) > self.max_pending:
-            _, (seq, _message, _order, _status) = self._log.popitem(last=False)
-            self._forgotten = max(self._forgotten, seq)
+            _, oldest = self._log.popitem(last=False)
+            self._forgotten = max(self._forgotten, oldest.seq)
+        recent = self._recent
+        recent.append(entry)
+        if len(recent) > self.max_recent + self.max_recent // 8:  # trimmed in steps: amortised O(1) per entry
+            cut = len(recent) - self.max_recent
+            for old in recent[:cut]:
+                old.prev = None  # a state out of the recent log keeps no older one alive
+            del recent[:cut]
+            self._recent_base += cut
+        self._wake_readers()
+
+    def _wake_readers(self) -> None:
         if self._sleepers:
             sleepers, self._sleepers = self._sleepers, []
             for sleeper in sleepers:
@@ -237,10 +300,10 @@ class EventHub:
         self._sleepers.append(sleeper)
 
     def count_after(self, cursor: int) -> int:
-        """How many log entries are newer than `cursor`."""
+        """How many keys of the latest log changed after `cursor`."""
         count = 0
-        for seq, _message, _order, _status in reversed(self._log.values()):
-            if seq <= cursor:
+        for entry in reversed(self._log.values()):
+            if entry.seq <= cursor:
                 break
             count += 1
         return count
@@ -250,25 +313,29 @@ class EventHub:
 
         Clients that follow every task and read at the same moment share one computed answer.
         """
-        if subscription.cursor < self._forgotten:
+        cursor = subscription.cursor
+        everything = subscription.view is None and subscription.task_ids is None
+        recent = cursor + 1 >= self._recent_base  # every entry after the position is still in the recent log
+        if cursor < self._forgotten and not (everything and recent):
             subscription.cursor = self._seq
             subscription.replay = set()
             return [RESYNC]
         replayed = self._replay(subscription) if subscription.replay else None
         wanted = subscription.task_ids
         if subscription.view is not None:
-            messages, cursor = self._read_view(subscription.cursor, subscription.view, limit)
+            messages, cursor = self._read_view(cursor, subscription.view, limit)
         elif wanted is not None:
-            messages, cursor = self._read_some(subscription.cursor, wanted, limit)
+            messages, cursor = self._read_some(cursor, wanted, limit)
         else:
             # Readers from the same position share one snapshot, even if changes arrived since it was
             # taken: they read those on their next turn (a task's newer state always comes later).
-            key = (subscription.cursor, limit)
+            key = (cursor, limit)
             cached = self._memo.get(key)
             if cached is None:
                 if len(self._memo) >= 64:
                     self._memo.clear()
-                cached = self._memo[key] = self._read_all(subscription.cursor, limit)
+                cached = self._memo[key] = (self._read_recent(cursor, limit) if recent
+                                            else self._read_all(cursor, limit))
             messages, cursor = cached
         subscription.cursor = cursor
         return replayed + messages if replayed else messages
@@ -279,8 +346,8 @@ class EventHub:
         found = []
         for task_id in ids:
             entry = self._log.get(task_id)
-            if entry is not None and entry[1] is not None and entry[0] <= subscription.cursor:
-                found.append((entry[0], _serialised(entry)))
+            if entry is not None and entry.message is not None and entry.seq <= subscription.cursor:
+                found.append((entry.seq, _serialised(entry)))
         return [message for _seq, message in sorted(found)]
 
     def frame_after(self, subscription: Subscription, limit: int) -> str | None:
@@ -298,43 +365,65 @@ class EventHub:
         self._frames[key] = (messages, frame)
         return frame
 
+    def _read_recent(self, after: int, limit: int) -> tuple[list[str], int]:
+        """Every entry after `after`, in order: each state of each task; of a batch, counts or stats key, only
+        an entry no newer one replaced."""
+        recent, latest = self._recent, self._log
+        out: list[str] = []
+        i = after + 1 - self._recent_base
+        while i < len(recent) and len(out) < limit:
+            entry = recent[i]
+            i += 1
+            if entry.message is None:
+                continue
+            if not entry.status:
+                newest = latest.get(entry.key)
+                if newest is not None and newest is not entry:
+                    continue
+            out.append(_serialised(entry))
+        cursor = recent[i - 1].seq if len(out) == limit else self._seq
+        return out, cursor
+
     def _read_all(self, after: int, limit: int) -> tuple[list[str], int]:
         newer: list[tuple[int, str]] = []
         for entry in reversed(self._log.values()):
-            if entry[0] <= after:
+            if entry.seq <= after:
                 break
-            if entry[1] is not None:
-                newer.append((entry[0], _serialised(entry)))
+            if entry.message is not None:
+                newer.append((entry.seq, _serialised(entry)))
         return self._page(newer, limit)
 
     def _read_some(self, after: int, wanted: frozenset[str], limit: int) -> tuple[list[str], int]:
+        """The wanted tasks' states after `after`: each one still in the recent log, and always the latest."""
         newer = []
         for task_id in wanted:
             entry = self._log.get(task_id)
-            if entry is not None and entry[0] > after and entry[1] is not None:
-                newer.append((entry[0], _serialised(entry)))
+            while entry is not None and entry.seq > after:
+                if entry.message is not None:
+                    newer.append((entry.seq, _serialised(entry)))
+                entry = entry.prev
         newer.sort(reverse=True)
         return self._page(newer, limit)
 
     def _read_view(self, after: int, view: View, limit: int) -> tuple[list[str], int]:
         """Changes to the page's tasks, the newest tasks created since `after_id`, and the counts."""
-        picked: dict[str, list[Any]] = {}
+        picked: dict[str, _Entry] = {}
         log = self._log
         for task_id in (*view.task_ids, _COUNTS_KEY, _STATS_KEY, *self._batch_keys):
             entry = log.get(task_id)
-            if entry is not None and entry[0] > after and entry[1] is not None:
+            if entry is not None and entry.seq > after and entry.message is not None:
                 picked[task_id] = entry
         found = 0
         for task_id in reversed(self._created):
             if found >= view.newest or task_id <= view.after_id:
                 break
             entry = log.get(task_id)
-            if entry is None or (view.status is not None and entry[3] != view.status):
+            if entry is None or (view.status is not None and entry.status != view.status):
                 continue
             found += 1
-            if entry[0] > after and entry[1] is not None:
+            if entry.seq > after and entry.message is not None:
                 picked[task_id] = entry
-        newer = sorted(((entry[0], _serialised(entry)) for entry in picked.values()), reverse=True)
+        newer = sorted(((entry.seq, _serialised(entry)) for entry in picked.values()), reverse=True)
         return self._page(newer, limit)
 
     def _page(self, newest_first: list[tuple[int, str]], limit: int) -> tuple[list[str], int]:
@@ -346,12 +435,13 @@ class EventHub:
         return [message for _seq, message in taken], cursor
 
 
-def _serialised(entry: list[Any]) -> str:
+def _serialised(entry: _Entry) -> str:
     """The entry's message as JSON, made on first read and kept for the other readers."""
-    message = entry[1]
+    message = entry.message
     if isinstance(message, Task):
         message = json.dumps({"type": "task", "task": message.to_json()}, separators=(",", ":"))
-        entry[1] = message
+        entry.message = message
+    assert message is not None
     return message
 
 

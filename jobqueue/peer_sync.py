@@ -1,8 +1,20 @@
-"""See other processes' work on a shared database: a change stream, or a cheap poll of recent changes.
+"""Every process's job changes, in the store's order, for this process's event hub.
 
-Processes sharing one database each publish only their own changes. With MongoDB on a replica set
-a change stream brings every process's changes; on SQLite, or MongoDB without change streams, a
-loop reads what changed recently. Either way the local hub drops states it has already sent.
+Processes sharing one database each make their own changes; every websocket client must see every
+job's states in order, whichever process made them. So the hub is fed from the store's record of
+changes, in the order the store made them:
+
+- the change log (`Store.changes_after`: SQLite's `job_changes`, MongoDB's log where there are no
+  change streams), read by position, so no change is skipped however many share a time, and each
+  intermediate state arrives, not only the latest;
+- on a MongoDB replica set, a change stream, which brings each change in order as it happens.
+
+While anyone listens, this process's own states are held (EventHub.hold) until the feed has passed
+them: else a job this process claims could show `running` before the `queued` another process
+recorded a moment earlier reached this one, and that `queued` would then be dropped as older. With
+the log, a held state waits for one read that starts after it (a few milliseconds); with a stream,
+at most HOLD seconds. A held state is then recorded itself, which the hub ignores as a repeat when
+the feed brought it, so none is lost if the feed misses it or fails.
 """
 
 from __future__ import annotations
@@ -10,74 +22,135 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from jobqueue.events import EventHub
+from jobqueue.models import Task
 from jobqueue.store.base import ChangesUnavailable, Store, StoreError
 
 log = logging.getLogger("jobqueue.peer_sync")
-OVERLAP = 2.0  # seconds re-read each time, for commits that land slightly out of clock order
-# A write stamped while another process holds SQLite's lock commits up to busy_timeout (5 s) plus its
-# queue later: every CATCH_UP_EVERY-th look re-reads this much, so such a change still arrives.
-CATCH_UP = 15.0
-CATCH_UP_EVERY = 5
+INTERVAL = 1.0  # seconds between looks at the log when this process made no change
+MIN_GAP = 0.02  # seconds between two reads of the log, so a burst of own changes costs one read, not one each
+HOLD = 0.5  # seconds an own state waits for the change stream to bring it
 BATCH = 1000
 
 
+class HeldStates:
+    """This process's own states, waiting for the change feed to pass them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, Task]] = []
+        self.arrived = asyncio.Event()
+
+    def add(self, task: Task) -> None:
+        """Hold one state (EventHub.hold)."""
+        self.items.append((time.monotonic(), task))
+        self.arrived.set()
+
+    def take(self, older_than: float | None = None) -> list[Task]:
+        """Stop holding every state (or those held for longer than `older_than` seconds), oldest first."""
+        if older_than is None:
+            items, self.items = self.items, []
+        else:
+            limit = time.monotonic() - older_than
+            items = [item for item in self.items if item[0] <= limit]
+            self.items = self.items[len(items):]  # held in time order: the old ones are a prefix
+        return [task for _at, task in items]
+
+
 async def follow_changes(store: Store, hub: EventHub) -> None:
-    """Feed other processes' changes to the hub: a change stream where the backend has one, else a poll.
+    """Feed every process's changes to the hub: a change stream where the backend has one, else the change log.
 
     Whatever ends the change stream (no change streams on this server, an outage, a bug), live
-    updates go on by polling.
+    updates go on from the log.
     """
     if store.capabilities.change_stream:
         try:
-            async for task in store.watch():  # type: ignore[attr-defined]
-                hub.publish(task)
-            log.warning("the change stream ended; polling recent changes instead")
+            await follow_stream(store, hub)
+            log.warning("the change stream ended; reading the change log instead")
         except ChangesUnavailable as exc:
-            log.info("%s; polling recent changes instead", exc)
+            log.info("%s; reading the change log instead", exc)
         except StoreError as exc:
-            log.warning("the change stream failed (%s); polling recent changes instead", exc)
+            log.warning("the change stream failed (%s); reading the change log instead", exc)
         except Exception:
-            log.exception("the change stream failed unexpectedly; polling recent changes instead")
-    await poll_changes(store, hub)
+            log.exception("the change stream failed unexpectedly; reading the change log instead")
+    await follow_log(store, hub)
 
 
-async def poll_changes(store: Store, hub: EventHub, interval: float = 1.0) -> None:
-    """Forever: republish tasks changed in the last OVERLAP seconds (the hub ignores states it has).
+async def follow_stream(store: Store, hub: EventHub) -> None:
+    """Record each change the stream brings; own states are recorded by it, or after HOLD seconds."""
+    held = HeldStates()
 
-    Every look starts OVERLAP seconds before the previous one began, because a change is stamped
-    when it is made but becomes visible only at its commit, a little later (and every fifth look
-    CATCH_UP seconds, for a write that waited for another process's lock).
-    """
-    since = time.time() - OVERLAP
-    looks = 0
-    while True:
-        await asyncio.sleep(interval)
-        started = time.time()
-        if hub.subscribers == 0:
-            since = started - OVERLAP
-            continue
-        looks += 1
-        if looks % CATCH_UP_EVERY == 0:
-            since = min(since, started - CATCH_UP)
-        try:
-            await _republish(store, hub, since)
+    async def release() -> None:
+        while True:
+            await asyncio.sleep(HOLD / 5)
+            for task in held.take(older_than=HOLD):
+                hub.accept(task)
+
+    hub.hold = held.add
+    releaser = asyncio.ensure_future(release())
+    try:
+        async for task in store.watch():  # type: ignore[attr-defined]
+            hub.accept(task)
+    finally:
+        releaser.cancel()
+        _let_go(hub, held)
+
+
+async def follow_log(store: Store, hub: EventHub, interval: float = INTERVAL) -> None:
+    """Forever: read the change log on from where the last read ended, at once when this process holds a state
+    of its own (at most every MIN_GAP seconds), else every `interval` seconds. While nobody listens, only keep
+    the position at the newest change, which costs next to nothing."""
+    held = HeldStates()
+    hub.hold = held.add
+    position: Any = None
+    try:
+        try:  # from now on: a client may connect as soon as the server listens
+            position = (await store.changes_after(None, 0)).position
         except StoreError as exc:
-            log.warning("reading recent changes failed: %s", exc)
-            continue
-        except Exception:  # a bug must not stop live updates for good
-            log.exception("reading recent changes failed unexpectedly")
-            continue
-        since = started - OVERLAP
+            log.warning("reading the change log failed: %s", exc)
+        while True:
+            try:
+                await asyncio.wait_for(held.arrived.wait(), interval)
+                await asyncio.sleep(MIN_GAP)  # gather the rest of a burst
+            except TimeoutError:
+                pass
+            held.arrived.clear()
+            waiting = held.take()  # the read below starts after each of these was stored: it brings them
+            try:
+                if not hub.subscribers:
+                    position = (await store.changes_after(None, 0)).position
+                else:
+                    position = await _read_on(store, hub, position)
+            except StoreError as exc:
+                log.warning("reading the change log failed: %s", exc)
+            except Exception:  # a bug must not stop live updates for good
+                log.exception("reading the change log failed unexpectedly")
+            for task in waiting:
+                hub.accept(task)  # a repeat of what the log brought, unless the read failed or missed it
+    finally:
+        _let_go(hub, held)
 
 
-async def _republish(store: Store, hub: EventHub, since: float) -> None:
-    at = since
+async def _read_on(store: Store, hub: EventHub, position: Any) -> Any:
+    """Record every change after `position`, page by page; the position reached."""
+    if position is None:
+        position = (await store.changes_after(None, 0)).position
     while True:
-        changed = await store.changed_since(at, BATCH)
-        for task in changed:
-            hub.publish(task)
-        if len(changed) < BATCH or changed[-1].updated_at == at:
-            return
-        at = changed[-1].updated_at
+        page = await store.changes_after(position, BATCH)
+        if page.lost:
+            log.warning("changes other processes made were pruned from the change log before this process read "
+                        "them; live clients are told to reload")
+            hub.lost_changes()
+        for task in page.tasks:
+            hub.accept(task)
+        position = page.position
+        if not page.more:
+            return position
+
+
+def _let_go(hub: EventHub, held: HeldStates) -> None:
+    """The feed stops: own states are recorded directly again, the held ones first."""
+    hub.hold = None
+    for task in held.take():
+        hub.accept(task)

@@ -39,16 +39,32 @@ async def test_hub_delivers_lifecycle_in_order_and_filters():
 
 
 @pytest.mark.gen_test
-async def test_hub_coalesces_to_latest_and_ignores_stale_states():
+async def test_states_recorded_together_each_reach_a_reader_that_keeps_up_and_stale_ones_are_ignored():
     hub = EventHub()
     sub = hub.subscribe()
+    only_a = hub.subscribe(["a"])
     hub.publish(task_state("a", "queued", 1))
     hub.publish(task_state("b", "queued", 1))
     hub.publish(task_state("a", "running", 2))
     hub.publish(task_state("a", "completed", 3))
     hub.publish(task_state("a", "running", 2))  # late duplicate from another path: ignored
     batch = [json.loads(m)["task"] for m in await sub.next_batch()]
-    assert [(t["id"], t["status"]) for t in batch] == [("b", "queued"), ("a", "completed")]
+    assert [(t["id"], t["status"]) for t in batch] == [("a", "queued"), ("b", "queued"), ("a", "running"),
+                                                       ("a", "completed")]
+    assert [json.loads(m)["task"]["status"] for m in await only_a.next_batch()] == list(STEPS)
+
+
+@pytest.mark.gen_test
+async def test_a_reader_behind_the_recent_log_gets_each_tasks_latest_state_in_lifecycle_order():
+    hub = EventHub(max_pending=100, max_recent=8)
+    behind = hub.subscribe()
+    for i, status in enumerate(STEPS):
+        hub.publish(task_state("a", status, 10 + i))
+        for n in range(5):  # other jobs push a's early states out of the recent log
+            hub.publish(task_state(f"other{i}{n}", "queued", 10 + i))
+    batch = [json.loads(m)["task"] for m in await behind.next_batch()]
+    assert [t["status"] for t in batch if t["id"] == "a"] == ["completed"]
+    assert len(batch) == 16  # every task once, at its latest state
 
 
 @pytest.mark.gen_test

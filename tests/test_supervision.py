@@ -17,6 +17,7 @@ from jobqueue.events import EventHub
 from jobqueue.models import Task
 from jobqueue.peer_sync import follow_changes
 from jobqueue.store import Capabilities, store_from_url
+from jobqueue.store.base import ChangePage
 from jobqueue.supervisor import Supervisor
 from server import JobQueueServer
 from tests import conftest
@@ -127,7 +128,7 @@ async def test_dashboard_counts_arrive_after_the_counts_loop_failed_once(tmp_pat
 
 
 class BrokenChangeStream:
-    """A store whose change stream dies of an unexpected error; its recent-changes poll works."""
+    """A store whose change stream dies of an unexpected error; its change log works."""
 
     capabilities = Capabilities(change_stream=True)
 
@@ -138,8 +139,10 @@ class BrokenChangeStream:
         raise RuntimeError("the change stream broke")
         yield self.task  # makes this an async generator
 
-    async def changed_since(self, since: float, limit: int) -> list[Task]:
-        return [self.task] if self.task.updated_at >= since else []
+    async def changes_after(self, position: Any, limit: int) -> ChangePage:
+        if position is None or limit <= 0:
+            return ChangePage([], position or 0)
+        return ChangePage([self.task] if position == 0 else [], 1)
 
 
 @pytest.mark.gen_test
