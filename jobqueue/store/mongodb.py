@@ -266,15 +266,16 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             await self._after_finish(lease.task_id, self._unpin_body(ref), "letting go of its body's pin",
                                      "the pin runs out within the hour")
         if doc is None:  # a stale worker's body goes, unless a result has the same one
-            await self._after_finish(lease.task_id, self._release_body(ref, None), "dropping the body of a lost "
-                                     "lease", "the maintenance round's sweep deletes it")
+            await self._after_finish(lease.task_id, self._release_body(ref, None), "dropping the body stored "
+                                     "under its lost lease", "the maintenance round's sweep deletes it")
             return None
-        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now), "moving the counts",
+        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now),
+                                 "its outcome is recorded, but moving the counts",
                                  "the maintenance round's recount repairs them")
         task = task_from_doc(doc)
         if doc.get("schedule_id") is not None:
             changed_from = await self._after_finish(lease.task_id, self._finish_run(doc, ref["sha"], now),
-                                                    "queueing the schedule's next run",
+                                                    "its outcome is recorded, but queueing the schedule's next run",
                                                     "the maintenance round queues it")
             if changed_from is not None and self.url_changed is not None:
                 self.url_changed(task, changed_from)
@@ -282,12 +283,13 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
 
     @staticmethod
     async def _after_finish(task_id: str, step: Awaitable[Any], what: str, repair: str) -> Any:
-        """Run a step that follows a job's recorded outcome; its failure is logged, not raised: the caller would
-        otherwise report a finished job as "not recorded, it will run again". Each such step has its repair."""
+        """Run a step that follows a finishing update; its failure is logged (`what` failed; `repair` says what
+        mends it), not raised: the caller would otherwise report a finished job as "not recorded, it will run
+        again"."""
         try:
             return await step
         except StoreError as exc:
-            log.warning("task %s: its outcome is recorded, but %s failed (%s); %s", task_id, what, exc, repair)
+            log.warning("task %s: %s failed (%s); %s", task_id, what, exc, repair)
             return None
 
     async def _finish(self, lease: Lease, update: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any] | None:
@@ -332,11 +334,13 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             applied={"_id": lease.task_id, "status": changes["status"], "updated_at": now, "lease_token": None})
         if doc is None:
             return None
-        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now), "moving the counts",
+        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now),
+                                 "its outcome is recorded, but moving the counts",
                                  "the maintenance round's recount repairs them")
         if doc["status"] == FAILED and doc.get("schedule_id") is not None:  # a failed run goes on to the next due time
             await self._after_finish(lease.task_id, self._finish_run(doc, None, now),
-                                     "queueing the schedule's next run", "the maintenance round queues it")
+                                     "its outcome is recorded, but queueing the schedule's next run",
+                                     "the maintenance round queues it")
         return task_from_doc(doc)
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
