@@ -168,7 +168,7 @@ export class JobsTable {
     const selection = document.getSelection();
     const selecting = selection && !selection.isCollapsed && table.contains(selection.anchorNode);
     return this.pointed || this.area.contains(document.activeElement) || selecting
-      || window.scrollY > table.offsetTop;
+      || table.getBoundingClientRect().top < 0;  // its top scrolled out of sight
   }
 
   // The user has left the table: what waited comes in.

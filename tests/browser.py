@@ -15,11 +15,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = os.environ.get("JOBQUEUE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+EXPECT_SECONDS = 15  # playwright's expect waits 5 s by default: short on a loaded 2-core machine
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """Let `expect` assertions wait as long as page operations do, in the test modules that import this
+    fixture (autouse reaches only those)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_SECONDS * 1000)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 def have_chromium() -> bool:

@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import call, have_chromium, jobs_flowing, running_service
+from tests.browser import call, have_chromium, jobs_flowing, patient_expect, running_service  # noqa: F401
 from tests.test_dashboard_browser import TIMEOUT, browser  # noqa: F401 (the fixture)
 from tests.test_dashboard_deliveries import axe_serious
 
