@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -50,14 +51,16 @@ OVERLAP = 2.0  # seconds re-read when catching up, for changes stamped a little 
 STATE_FIELDS = ("status", "attempts", "updated_at", "started_at", "finished_at", "http_status", "error",
                 "lease_token", "available_at")
 OUTCOME_FIELDS = ("finished_at", "http_status", "error")
+KEEP_ATTEMPTS = 10000
 
 OpenStream = Callable[[list[dict[str, Any]], Any], Awaitable[Any]]
 CatchUp = Callable[[float], AsyncIterator[Task]]  # every job changed at or after a time, each once
 
 
-def task_as_of(change: dict[str, Any]) -> Task | None:
+def task_as_of(change: dict[str, Any], attempts: int | None = None) -> Task | None:
     """The job as this change left it (None when it is gone): an insert's document is its own; an update's
-    looked-up document is overlaid with the fields the update set, when the job has changed again since."""
+    looked-up document is overlaid with the fields the update set, when the job has changed again since
+    (`attempts`: the count an earlier event of this job gave, for an update that did not set it)."""
     doc = change.get("fullDocument")
     if doc is None:
         return None
@@ -66,6 +69,8 @@ def task_as_of(change: dict[str, Any]) -> Task | None:
     if change.get("operationType") != "update" or at is None or doc.get("updated_at") == at:
         return task_from_doc(doc)
     state = dict(doc)
+    if attempts is not None:
+        state["attempts"] = attempts
     state.update((name, updated[name]) for name in STATE_FIELDS if name in updated)
     if state["status"] in (QUEUED, RUNNING):  # an unfinished state has no outcome of its own unless it set one
         state.update((name, None) for name in OUTCOME_FIELDS if name not in updated)
@@ -78,6 +83,7 @@ async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[],
     """Yield every task change from a change stream, reopening, resuming and catching up as the module says."""
     resume: Any = None
     catch_up_from: float | None = None
+    attempts: OrderedDict[str, int] = OrderedDict()  # the latest attempt count seen per job, of the last few
     last_seen = clock()
     failures = 0
     while True:
@@ -94,7 +100,7 @@ async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[],
                     catch_up_from = None
                 while True:
                     resume = stream.resume_token or resume
-                    task = task_as_of(change) if change is not None else None
+                    task = _as_of(change, attempts) if change is not None else None
                     if task is not None:
                         last_seen = max(last_seen, task.updated_at)
                         yield task
@@ -123,3 +129,14 @@ async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[],
         log.warning("the change stream on %s failed (%s); reopening", where, error)
         await asyncio.sleep(min(30.0, backoff * 2**failures))
 
+
+def _as_of(change: dict[str, Any], attempts: OrderedDict[str, int]) -> Task | None:
+    """task_as_of, remembering each job's attempt count for its next events (a claim sets it, a finish does not)."""
+    job_id = (change.get("documentKey") or change.get("fullDocument") or {}).get("_id")
+    task = task_as_of(change, attempts.get(job_id) if job_id is not None else None)
+    if task is not None:
+        attempts[task.id] = task.attempts
+        attempts.move_to_end(task.id)
+        if len(attempts) > KEEP_ATTEMPTS:
+            attempts.popitem(last=False)
+    return task
