@@ -24,8 +24,9 @@ class EventsHandler(SharedObjects, WebSocketHandler):
     """Subscribes on open, then sends as fast as the client reads (never faster).
 
     Every write waits until the previous one has left for the socket, so a client that stops reading
-    holds at most one message in the server's write buffer, and while it is stuck the hub's shared
-    log coalesces what it misses to the latest state per task.
+    holds at most one message in the server's write buffer. A client that keeps up gets every state of
+    every job; one that stays stuck falls behind the hub's recent log and then gets each job's latest
+    state, or, further behind, a `resync` (jobqueue/events.py).
     """
 
     subscription: Subscription | None = None
