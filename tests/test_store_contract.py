@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from jobqueue.idempotency import IdempotencyKey
+from jobqueue.live_stats import StatsSlot
 from jobqueue.models import Result, TaskError, TaskIds
 from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, Store, StoreError, TaskFilter
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
@@ -263,7 +264,7 @@ async def test_every_operation_on_a_closed_store_raises_store_error(open_store):
         list[NewTask]: new_tasks(1), TaskFilter: TaskFilter(), Lease: lease, list[Lease]: [lease],
         Result: result_for(task.id), TaskError: TaskError("timeout", "slow"), IdempotencyKey: key,
         Delivery: delivery, list[Delivery]: [delivery], DeliveryOutcome: DeliveryOutcome("delivered", 200),
-        DeliveryFilter: DeliveryFilter(), Any: None,
+        DeliveryFilter: DeliveryFilter(), Any: None, list[StatsSlot]: [StatsSlot(60, 0)],
     }
     wrong = {}
     for name, method in protocol_methods().items():
