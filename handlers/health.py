@@ -1,27 +1,43 @@
-"""`/healthz`: is the process up and can its database be read and written?"""
+"""`/healthz`: is the process up, and does its database answer? Read-only, and answered within DEADLINE."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from jobqueue.store.base import StoreError
 
 from .base import BaseAPIHandler
 
+DEADLINE = 3.0  # seconds: a load balancer's check must not hang on a database that does not answer
+
 
 class HealthHandler(BaseAPIHandler):
-    """200 when the database answers a ping, 503 otherwise; open without a token for load balancers."""
+    """200 `ok` when the database answers, 200 `degraded` (with a `warning`) when it answers slowly, 503
+    `unavailable` when it cannot be used; open without a token for load balancers. Never writes."""
 
     public = True
 
     async def get(self) -> None:
-        service = self.service
+        store = self.service.store
         try:
-            await service.store.ping()
-        except StoreError as exc:
-            if exc.retry_after is not None:
-                self.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
-            self.write_json({"status": "unavailable", "database": service.store.name,
-                             "error": {"code": "database_unavailable", "message": str(exc)}}, 503)
+            async with asyncio.timeout(DEADLINE):
+                slow = await store.ping()
+        except TimeoutError:
+            self._unavailable(StoreError(f"the database did not answer within {DEADLINE:g} s; try again shortly",
+                                         retry_after=DEADLINE))
             return
-        self.write_json({"status": "ok", "database": service.store.name})
+        except StoreError as exc:
+            self._unavailable(exc)
+            return
+        if slow is not None:
+            self.write_json({"status": "degraded", "database": store.name,
+                             "warning": {"code": "database_slow", "message": slow}})
+            return
+        self.write_json({"status": "ok", "database": store.name})
+
+    def _unavailable(self, exc: StoreError) -> None:
+        if exc.retry_after is not None:
+            self.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
+        self.write_json({"status": "unavailable", "database": self.service.store.name,
+                         "error": {"code": "database_unavailable", "message": str(exc)}}, 503)

@@ -106,8 +106,9 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release the connection."""
 
-    async def ping(self) -> None:
-        """Raise StoreError when the database does not answer."""
+    async def ping(self) -> str | None:
+        """Raise StoreError when the database does not answer; without writing, and quickly (it serves /healthz).
+        Returns a sentence when the database answers but is slow, else None."""
 
     async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:
         """Store new tasks durably before returning them; with `idempotent`, keep the answer in the same step.

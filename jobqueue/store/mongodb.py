@@ -165,9 +165,10 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         except (PyMongoError, *CANNOT_STORE) as exc:
             raise operation_error(exc, self.where) from exc
 
-    async def ping(self) -> None:
-        """Raise StoreError when the server does not answer."""
+    async def ping(self) -> str | None:
+        """Raise StoreError when the server does not answer (the `ping` command reads and writes nothing)."""
         await self._call(self.db.command("ping"))
+        return None
 
     async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:
         """Insert tasks (reusing fresh results where asked) with the configured write concern, then their

@@ -20,7 +20,7 @@ from jobqueue.store.sqlite_bulk import SQLiteBulkOps
 from jobqueue.store.sqlite_cancel import SQLiteCancelOps
 from jobqueue.store.sqlite_changes import SQLiteChangeOps
 from jobqueue.store.sqlite_filters import RESULTS, list_rows
-from jobqueue.store.sqlite_guard import FileGuard, WriteProbe, store_error
+from jobqueue.store.sqlite_guard import FileGuard, ReadProbe, WriteProbe, store_error
 from jobqueue.store.sqlite_history import SQLiteHistoryOps, use_incremental_vacuum
 from jobqueue.store.sqlite_leases import SQLiteLeaseOps
 from jobqueue.store.sqlite_migrations import migrate
@@ -80,11 +80,12 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         self.synchronous = synchronous.upper()
         self.clock = clock
         self.busy_timeout = busy_timeout  # how long a write waits for a lock another process holds
-        self.probe_timeout = probe_timeout  # how long ping waits for its write to commit
+        self.probe_timeout = probe_timeout  # how long ping waits for its read, and for a write stuck on a lock
         self._writer: WriterThread | None = None
         self._reader: ReaderThread | None = None
         self._guard: FileGuard | None = None
         self._probe: WriteProbe | None = None
+        self._read_probe: ReadProbe | None = None
         self.url_changed: Callable[[Task, str], None] | None = None  # (the run, the previous run's id)
 
     @classmethod
@@ -99,6 +100,7 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         self._writer = WriterThread(writer_conn, before_commit=guard.check)
         self._reader = ReaderThread(reader_conn)
         self._probe = WriteProbe(self._writer, self.path, self.probe_timeout, self.busy_timeout)
+        self._read_probe = ReadProbe(self.path, guard, self.probe_timeout, self.busy_timeout)
 
     def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -128,6 +130,9 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         if self._reader is not None:
             self._reader.stop()
             self._reader = None
+        if self._read_probe is not None:
+            self._read_probe.close()
+            self._read_probe = None
         self._probe = None
 
     def _refuse_if_unusable(self) -> None:
@@ -153,19 +158,13 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         except sqlite3.Error as exc:
             raise store_error(exc, "read", self.path, self.busy_timeout) from exc
 
-    async def ping(self) -> None:
-        """Prove the path still names the file opened at start, it answers a read, and takes a write in time."""
-        guard = self._guard
-
-        def read(conn: sqlite3.Connection) -> None:
-            if guard is not None:
-                guard.check()
-            conn.execute("SELECT 1").fetchone()
-
-        await self._read(read)
-        if self._probe is None:
+    async def ping(self) -> str | None:
+        """Prove, without writing, that the path still names the file opened at start, it answers a read, and
+        writes neither fail nor wait on another process's lock; each in probe_timeout. A sentence when slow."""
+        if self._read_probe is None or self._probe is None:
             raise StoreError(CLOSED)
-        await self._probe.run()
+        await self._read_probe.run()
+        return await self._probe.run()
 
     async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:
         """Insert tasks in one transaction (reusing fresh results where asked); returns after the commit."""

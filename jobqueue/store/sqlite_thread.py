@@ -64,6 +64,9 @@ class WriterThread:
         conn.execute("PRAGMA busy_timeout=0")
         self._before_commit = before_commit
         self._last_failure: tuple[float, BaseException] | None = None
+        # what health checks read instead of writing (monotonic times; set and cleared by the writer thread)
+        self.batch_started: float | None = None  # the batch under way began
+        self.lock_wait_started: float | None = None  # it began waiting for another process's lock
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -115,6 +118,7 @@ class WriterThread:
         changes = conn.total_changes
         failure: BaseException | None = None
         storage_failure: BaseException | None = None
+        self.batch_started = time.monotonic()
         try:
             self._begin()
             for fn, future, _loop in batch:
@@ -145,6 +149,7 @@ class WriterThread:
             self._last_failure = (time.monotonic(), storage_failure)
         elif failure is None and conn.total_changes != changes:
             self._last_failure = None
+        self.batch_started = None
         _deliver(batch, outcomes)
         return failure
 
@@ -155,16 +160,21 @@ class WriterThread:
         conn = self._conn
         deadline = time.monotonic() + self._busy_timeout
         delay = BEGIN_RETRY_FIRST
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                left = deadline - time.monotonic()
-                if not is_busy(exc) or left <= 0:
-                    raise
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, BEGIN_RETRY_MAX)
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    left = deadline - time.monotonic()
+                    if not is_busy(exc) or left <= 0:
+                        raise
+                if self.lock_wait_started is None:
+                    self.lock_wait_started = time.monotonic()
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, BEGIN_RETRY_MAX)
+        finally:
+            self.lock_wait_started = None
 
     def _roll_back(self) -> None:
         try:
