@@ -16,7 +16,8 @@ import pytest
 
 from jobqueue.models import Result, TaskIds
 from jobqueue.spec import JobSpec
-from jobqueue.store.base import Lease, NewTask
+from jobqueue.store import mongodb_slots, sqlite_slots
+from jobqueue.store.base import Lease, NewTask, StoreError
 from jobqueue.webhooks.delivery import DELIVERED, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
@@ -84,6 +85,30 @@ async def test_jobs_of_free_hosts_behind_a_full_hosts_backlog_are_found_in_prior
     assert [t.id for t in await store.claim(2, LEASE, [], per_host=1)] == [site[0].id, mid[0].id]
     assert [t.id for t in await store.claim(5, LEASE, [], per_host=1)] == [low[0].id]
     assert await store.claim(5, LEASE, [], per_host=1) == []
+
+
+@pytest.mark.gen_test
+async def test_a_claim_that_fails_half_way_gives_back_what_it_took(open_store, monkeypatch):
+    """MongoDB has no transaction: jobs and slots a claim took before a failure are given back at once (on
+    SQLite the claim's transaction is undone), so none sits `running` or holds a slot until its lease ends."""
+    store = await open_store()
+    site = await store.add(jobs(3, "site.test", priority=5))
+    other = await store.add(jobs(1, "other.test"))
+    for rooms in (mongodb_slots.Rooms, sqlite_slots.Rooms):
+        real_take = rooms.take
+
+        def failing_take(self: Any, key: str, *args: Any, real_take: Any = real_take) -> Any:
+            if key == "other.test":
+                raise StoreError("the database went away")
+            return real_take(self, key, *args)
+
+        monkeypatch.setattr(rooms, "take", failing_take)
+    with pytest.raises(StoreError):
+        await store.claim(2, LEASE, [], per_host=1)
+    monkeypatch.undo()
+    again = await store.get(site[0].id)
+    assert (again.status, again.attempts) == ("queued", 0)
+    assert [t.id for t in await store.claim(2, LEASE, [], per_host=1)] == [site[0].id, other[0].id]
 
 
 @pytest.mark.gen_test

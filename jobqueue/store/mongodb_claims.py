@@ -61,64 +61,69 @@ class MongoClaimOps:
         until = now + lease_seconds
         # one token per old status, so each claimed job tells which it left (a lapsed lease moves no count)
         tokens = {QUEUED: secrets.token_hex(8), RUNNING: secrets.token_hex(8)}
-        rooms = None
-        if per_host is not None:
-            rooms = await slots.Rooms.read(self.db, self._call, slots.HOST, per_host, now)
         claimed: list[dict[str, Any]] = []
         order: dict[str, int] = {}  # each round reads on from where the last one's jobs were, so one ranking
-        for _round in range(MAX_ROUNDS):
-            want = limit - len(claimed)
-            skip = sorted({*exclude_hosts, *(rooms.full() if rooms is not None else ())})
-            due: dict[str, Any] = {"status": {"$in": [QUEUED, RUNNING]}, "available_at": {"$lte": now}}
-            if skip:
-                due["host"] = {"$nin": skip}
-            candidates = (self.db.jobs.find(due, {"_id": 1, "status": 1, "host": 1}).sort(CLAIM_ORDER)
-                          .hint(CLAIM_INDEX_NAME).limit(want).max_time_ms(CLAIM_MAX_TIME_MS))
-            try:
-                # the client's timeoutMS would replace the cursor's maxTimeMS with its own, longer one (CSOT)
-                with pymongo.timeout(CLAIM_MAX_TIME_MS / 1000):
-                    found = await self._call(candidates.to_list(want), allow=(ExecutionTimeout,))
-            except ExecutionTimeout:
-                break  # the index did not answer in time: an idle poll, tried again shortly
-            chosen = []
-            for doc in found:
-                order.setdefault(doc["_id"], len(order))
-                if rooms is None or await rooms.take(doc["host"], doc["_id"], tokens[doc["status"]], until):
-                    chosen.append(doc)
-            if chosen:
-                claimed += await self._take(chosen, due, tokens, now, until)
-            if len(found) < want or len(chosen) == len(found) or len(claimed) >= limit:
-                break  # nothing more is due, or nothing was passed over that a next read could replace
-        return [task_from_doc(d) for d in sorted(claimed, key=lambda d: order[d["_id"]])]
-
-    async def _take(self, chosen: list[dict[str, Any]], due: dict[str, Any], tokens: dict[str, str], now: float,
-                    until: float) -> list[dict[str, Any]]:
-        """Claim the chosen jobs that are still due, each kind by one update; read them back; move the counters.
-        The slot of a job another process took meanwhile is given back."""
-        ids = [doc["_id"] for doc in chosen]
         try:
-            for old, token in tokens.items():
-                mine = [doc["_id"] for doc in chosen if doc["status"] == old]
-                if not mine:
-                    continue
-                sets = {"status": RUNNING, "lease_token": token, "available_at": until, "started_at": now,
-                        "updated_at": now}
-                await self._call(self.db.jobs.update_many(
-                    {**due, "status": old, "_id": {"$in": mine}}, {"$set": sets, "$inc": {"attempts": 1}}))
-            found = self.db.jobs.find({"_id": {"$in": ids}, "lease_token": {"$in": list(tokens.values())}},
-                                      TASK_FIELDS)
-            docs = await self._call(found.to_list(len(ids)))
+            rooms = None
+            if per_host is not None:
+                rooms = await slots.Rooms.read(self.db, self._call, slots.HOST, per_host, now)
+            for _round in range(MAX_ROUNDS):
+                want = limit - len(claimed)
+                skip = sorted({*exclude_hosts, *(rooms.full() if rooms is not None else ())})
+                due: dict[str, Any] = {"status": {"$in": [QUEUED, RUNNING]}, "available_at": {"$lte": now}}
+                if skip:
+                    due["host"] = {"$nin": skip}
+                found = await self._candidates(due, want)
+                if found is None:
+                    break  # the index did not answer in time: an idle poll, tried again shortly
+                chosen = []
+                for doc in found:
+                    order.setdefault(doc["_id"], len(order))
+                    if rooms is None or await rooms.take(doc["host"], doc["_id"], tokens[doc["status"]], until):
+                        chosen.append(doc)
+                if chosen:
+                    claimed += await self._take(chosen, due, tokens, now, until)
+                if len(found) < want or len(chosen) == len(found) or len(claimed) >= limit:
+                    break  # nothing more is due, or nothing was passed over that a next read could replace
         except StoreError:
             await self._give_back(tokens, now)
             raise
+        moves = Moves()
+        for doc in claimed:
+            moves.add(doc.get("batch_id"), QUEUED if doc["lease_token"] == tokens[QUEUED] else RUNNING, RUNNING)
+        await self._move(moves, now)
+        return [task_from_doc(d) for d in sorted(claimed, key=lambda d: order[d["_id"]])]
+
+    async def _candidates(self, due: dict[str, Any], want: int) -> list[dict[str, Any]] | None:
+        """The first `want` due jobs' ids, statuses and hosts, on the claim index, time-capped (None: it ran out)."""
+        candidates = (self.db.jobs.find(due, {"_id": 1, "status": 1, "host": 1}).sort(CLAIM_ORDER)
+                      .hint(CLAIM_INDEX_NAME).limit(want).max_time_ms(CLAIM_MAX_TIME_MS))
+        try:
+            # the client's timeoutMS would replace the cursor's maxTimeMS with its own, longer one (CSOT)
+            with pymongo.timeout(CLAIM_MAX_TIME_MS / 1000):
+                return list(await self._call(candidates.to_list(want), allow=(ExecutionTimeout,)))
+        except ExecutionTimeout:
+            return None
+
+    async def _take(self, chosen: list[dict[str, Any]], due: dict[str, Any], tokens: dict[str, str], now: float,
+                    until: float) -> list[dict[str, Any]]:
+        """Claim the chosen jobs that are still due, each kind by one update, and read them back; the slot of a job
+        another process took meanwhile is given back."""
+        ids = [doc["_id"] for doc in chosen]
+        for old, token in tokens.items():
+            mine = [doc["_id"] for doc in chosen if doc["status"] == old]
+            if not mine:
+                continue
+            sets = {"status": RUNNING, "lease_token": token, "available_at": until, "started_at": now,
+                    "updated_at": now}
+            await self._call(self.db.jobs.update_many(
+                {**due, "status": old, "_id": {"$in": mine}}, {"$set": sets, "$inc": {"attempts": 1}}))
+        found = self.db.jobs.find({"_id": {"$in": ids}, "lease_token": {"$in": list(tokens.values())}}, TASK_FIELDS)
+        docs: list[dict[str, Any]] = await self._call(found.to_list(len(ids)))
         taken = {doc["_id"] for doc in docs}
         lost = [Lease(doc["_id"], tokens[doc["status"]]) for doc in chosen if doc["_id"] not in taken]
         if lost:
             await slots.free(self.db, self._call, slots.HOST, lost)
-        moves = Moves()
-        for doc in docs:
-            moves.add(doc.get("batch_id"), QUEUED if doc["lease_token"] == tokens[QUEUED] else RUNNING, RUNNING)
-        await self._move(moves, now)
         return docs
 
     async def _give_back(self, tokens: dict[str, str], now: float) -> None:
