@@ -137,7 +137,7 @@ class JobRequest(HTTPRequest):
     reads. `headers` is rebuilt from the lines only if someone asks.
     """
 
-    def __init__(self, url: str, method: str, body: bytes | None, header_lines: list[bytes], user_agent: bytes,
+    def __init__(self, url: str, method: str, body: bytes | None, header_lines: list[bytes], user_agent: str | bytes,
                  connect_timeout: float, request_timeout: float, follow_redirects: bool, max_redirects: int,
                  transfer: Transfer) -> None:
         self.url = url
