@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from tornado.curl_httpclient import CurlError
 from tornado.httpclient import HTTPResponse
@@ -26,6 +26,7 @@ from jobqueue.addresses import AddressPolicy
 from jobqueue.curl_driver import JobRequest, LeanCurlClient, Transfer
 from jobqueue.errors import FetchError
 from jobqueue.profiles import FetchProfiles, Profile
+from jobqueue.redirect_urls import REDIRECT_STATUSES, next_url, origin
 from jobqueue.spec import DEFAULT_FETCH, FetchOptions
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchError", "FetchResponse", "FetchSettings", "Fetcher"]
@@ -60,11 +61,8 @@ _CURL_CODES = {
     18: "connection_error",  # partial file
     92: "protocol_error",
 }
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATUS_LINE = re.compile(r"HTTP/\S+[ \t]+([0-9]{3})(?:[ \t]|$)")
 RAW_HEADERS_MAX = 64 * 1024  # FetchResponse.raw_headers keeps at most this much of the header block
-_URL_KEEP = "".join(chr(c) for c in range(0x21, 0x7F))  # what a followed Location keeps as is (as curl does)
 
 
 @dataclass(frozen=True)
@@ -183,26 +181,26 @@ class Fetcher:
         origin they were meant for: from the first hop to another scheme, host or port on, only Accept, the
         User-Agent and (with a body still sent) Content-Type go along. Every hop goes through `_send`, so the
         address guard checks each; `timings` are the last hop's."""
-        origin = _origin(url)
+        start = origin(url)
         method, body = options.method, _body(options.method, options.body)
         left = False  # once a hop leaves the origin, no later hop gets the headers back
         redirects: list[dict[str, Any]] = []
         current = url
         while True:
-            left = left or _origin(current) != origin
+            left = left or origin(current) != start
             if profile is not None and (left or not profile.allows(urlsplit(current).hostname or "")):
                 profile = None
             headers = self._bare_headers(options, body is not None) if left else self._headers(options, profile)
             hop = await self._send(current, method, body, headers, options, deadline, follow=False)
             location = hop.headers.get("location")
-            if hop.status not in _REDIRECTS or not location:
+            if hop.status not in REDIRECT_STATUSES or not location:
                 hop.redirects = redirects
                 return hop
             if len(redirects) >= self.settings.max_redirects:
                 raise FetchError("too_many_redirects", f"more than {self.settings.max_redirects} redirects "
                                  f"(the last from {current[:200]})")
             redirects.append({"url": current, "status": hop.status})
-            current = _next_url(current, location)
+            current = next_url(current, location)
             if (hop.status == 303 and method != "HEAD") or (hop.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
 
@@ -420,57 +418,3 @@ def _response(url: str, hop: _Hop, started: float, fetched_at: float) -> FetchRe
 def _body(method: str, body: str | None) -> str | None:
     """The request body tornado expects: a string for POST (empty if none), nothing otherwise."""
     return (body or "") if method == "POST" else None
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port (default ports filled in): what decides whether a redirect leaves the site."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").rstrip("."), port or _DEFAULT_PORTS.get(scheme)
-
-
-def _next_url(current: str, location: str) -> str:
-    """The absolute URL a Location header points at; only http(s), as for submitted URLs; sendable (ASCII)."""
-    target = urljoin(current, _sendable(location.strip()))
-    scheme = urlsplit(target).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise FetchError("unsupported_scheme", f"a redirect points at the scheme {scheme!r}, which is not "
-                         "fetched; only http and https are")
-    try:
-        host = urlsplit(target).hostname
-    except ValueError:
-        host = None
-    if not host:
-        raise FetchError("invalid_url", f"a redirect points at {target[:200]!r}, which has no host")
-    return target.partition("#")[0]
-
-
-def _sendable(location: str) -> str:
-    """A Location as curl can send it: its raw bytes (header text is read as Latin-1) taken as UTF-8 when they
-    are, the host by IDNA, and space, controls and other non-ASCII bytes percent-encoded, as browsers do."""
-    if location.isascii() and " " not in location:
-        return location
-    charset = "utf-8"
-    try:
-        text = location.encode("latin-1").decode(charset)
-    except UnicodeError:  # not UTF-8: its bytes are encoded one by one, as they came
-        text, charset = location, "latin-1"
-    try:
-        parts = urlsplit(text)
-        userinfo, at, hostport = parts.netloc.rpartition("@")
-        host, colon, port = hostport.partition(":")  # a host with non-ASCII letters is no [IPv6] literal
-        if not host.isascii():
-            host = host.encode("idna").decode("ascii")
-    except (ValueError, UnicodeError) as exc:
-        raise FetchError("invalid_url", f"a redirect points at {location[:200]!r}, which cannot be read: "
-                         f"{exc}") from None
-
-    def encoded(part: str) -> str:
-        return quote(part.encode(charset), safe=_URL_KEEP)
-
-    netloc = f"{encoded(userinfo)}{at}{host}{colon}{encoded(port)}"
-    return urlunsplit((parts.scheme, netloc, encoded(parts.path), encoded(parts.query), encoded(parts.fragment)))
