@@ -221,11 +221,11 @@ def _parse_fetch(raw: Any, limits: SpecLimits, where: str) -> FetchOptions:
     if user_agent is not None and (not isinstance(user_agent, str) or not 0 < len(user_agent) <= 1024
                                    or _BAD_VALUE.search(user_agent)):
         raise BadRequest("invalid_field", f"{where}.user_agent: must be 1-1024 characters, no control characters")
-    if user_agent is not None and not user_agent.isascii():
-        shown = next(ch for ch in user_agent if not ch.isascii())
-        raise BadRequest("invalid_field", f"{where}.user_agent: {shown!r} (U+{ord(shown):04X}) cannot be sent: "
-                         "a user agent is ASCII; to send Latin-1 text, set a User-Agent header in "
-                         f"{where}.headers instead")
+    beyond = _BEYOND_LATIN1.search(user_agent) if user_agent is not None and not user_agent.isascii() else None
+    if beyond is not None:
+        shown = beyond.group()
+        raise BadRequest("invalid_field", f"{where}.user_agent: {shown!r} (U+{ord(shown):04X}) cannot be sent in a "
+                         "header, whose values are Latin-1 (ISO-8859-1) bytes")
     timeout = raw.get("timeout")
     if timeout is not None and (not _is_number(timeout) or not 1 <= timeout <= 300):
         raise BadRequest("invalid_field", f"{where}.timeout: must be 1-300 seconds")
