@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from jobqueue.models import Task, TaskError
+from jobqueue.models import Task
 from jobqueue.store.base import ChangePage
 from jobqueue.store.sqlite_schema import JOB_COLUMNS, task_from_row
 
@@ -43,21 +43,24 @@ WHEN NEW.status IS NOT OLD.status OR NEW.attempts IS NOT OLD.attempts OR NEW.upd
 END;
 """
 PRUNE_LIMIT = 5000  # rows looked at per prune call: a short hold of the write lock
-_JOB_COLUMNS = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
-_CHANGE_COLUMNS = ", ".join(f"c.{c} AS c_{c}" for c in _STATE.split(", "))
-_READ = (f"SELECT c.seq AS change_seq, {_CHANGE_COLUMNS}, {_JOB_COLUMNS} FROM job_changes c"
-         " LEFT JOIN jobs ON jobs.id = c.task_id WHERE c.seq > ? ORDER BY c.seq LIMIT ?")
+# The job's columns, its state's taken from the change: each row reads as the job right after that change.
+_AS_OF_CHANGE = {"status": "c.status", "attempts": "c.attempts", "updated_at": "c.at", "started_at": "c.started_at",
+                 "finished_at": "c.finished_at", "http_status": "c.http_status", "error_code": "c.error_code",
+                 "error_message": "c.error_message", "lease_token": "NULL"}
+_COLUMNS = ", ".join(f"{_AS_OF_CHANGE.get(name, f'jobs.{name}')} AS {name}"
+                     for name in (c.strip() for c in JOB_COLUMNS.split(",")))
+_READ = (f"SELECT c.seq AS change_seq, {_COLUMNS} FROM job_changes c LEFT JOIN jobs ON jobs.id = c.task_id"
+         " WHERE c.seq > ? ORDER BY c.seq LIMIT ?")
 
 
 def task_as_of_change(row: sqlite3.Row) -> Task:
-    """The job as it was right after the change: its state from the log row, the rest from the job."""
+    """The job as it was right after the change: its state from the log row, the rest from the job; attempts
+    logged after the change are left out."""
     task = task_from_row(row)
-    at = row["c_at"]
-    error = TaskError(row["c_error_code"], row["c_error_message"] or "") if row["c_error_code"] else None
-    return dataclasses.replace(
-        task, status=row["c_status"], attempts=row["c_attempts"], updated_at=at, started_at=row["c_started_at"],
-        finished_at=row["c_finished_at"], http_status=row["c_http_status"], error=error, lease_token=None,
-        attempt_log=tuple(entry for entry in task.attempt_log if entry.get("at", at) <= at))
+    at = task.updated_at
+    if task.attempt_log and task.attempt_log[-1].get("at", at) > at:
+        task = dataclasses.replace(task, attempt_log=tuple(e for e in task.attempt_log if e.get("at", at) <= at))
+    return task
 
 
 def read_changes(conn: sqlite3.Connection, position: int | None, limit: int) -> ChangePage:
