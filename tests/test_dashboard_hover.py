@@ -33,6 +33,12 @@ def completed(dashboard: str, ids: list[str]) -> dict[str, dict]:
         time.sleep(0.05)  # polling a child process's API, bounded by the deadline
 
 
+def rendered(page) -> None:
+    """Wait for the page's next two frames: a change it had made before the pointer or focus arrived is
+    painted (the table renders once per frame), so what is measured next is what the reader sees."""
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
 def box(locator) -> tuple[float, float, float, float]:
     b = locator.bounding_box()
     assert b is not None
@@ -60,6 +66,7 @@ def test_new_rows_wait_while_the_pointer_is_over_the_table_and_retry_hits_its_jo
             button = row.get_by_role("button", name=re.compile("^Retry "))
             expect(button).to_be_visible()
             button.hover()
+            rendered(page)
             assert page.evaluate("() => scrollY") == 0  # held for the pointer, not for a scrolled page
             shown = rows.count()
             where = box(button)
@@ -87,12 +94,13 @@ def test_new_rows_wait_while_the_pointer_is_over_the_table_and_retry_hits_its_jo
             expect(rows).not_to_have_count(shown)
 
             # keyboard focus on a row holds them the same way, and the bar can be reached and used by keys
-            target_row = rows.nth(3)
-            focused_id = target_row.get_attribute("data-id")
-            target_row.get_by_role("link").focus()
-            held_at = box(target_row)
+            focused = page.locator(f'#jobs tbody tr[data-id="{rows.nth(3).get_attribute("data-id")}"]')
+            focused.get_by_role("link").focus()
+            rendered(page)
+            held_at = box(focused)
             expect(bar).to_have_text(FOUR_OR_MORE)
-            assert box(page.locator(f'#jobs tbody tr[data-id="{focused_id}"]')) == held_at
+            assert box(focused) == held_at
+            expect(focused.get_by_role("link")).to_be_focused()
             page.keyboard.press("Shift+Tab")  # from the first row's link or button back towards the bar
             for _ in range(40):
                 if page.evaluate("() => document.activeElement.id") == "new-jobs":
