@@ -284,3 +284,18 @@ async def test_stopping_the_server_ends_its_event_streams(make_server):
     await server.stop()
     assert await stream.read_message() is None  # closed by the server, not left hanging
     assert stream.close_code == 1001
+
+
+@pytest.mark.gen_test
+async def test_changes_the_feed_lost_make_every_reader_resync_and_later_ones_start_clean():
+    hub = EventHub()
+    caught_up, behind = hub.subscribe(), hub.subscribe()
+    hub.publish(task_state("a", "queued", 1))
+    await caught_up.next_batch()
+    hub.lost_changes()  # the change log was pruned past this process's position: states are missing
+    assert json.loads((await caught_up.next_batch())[0])["type"] == "resync"
+    assert json.loads((await behind.next_batch())[0])["type"] == "resync"
+    fresh = hub.subscribe()
+    hub.publish(task_state("a", "running", 2))
+    for sub in (caught_up, behind, fresh):
+        assert [json.loads(m)["task"]["status"] for m in await sub.next_batch()] == ["running"]
