@@ -18,7 +18,11 @@ import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
 import { wireSubmitForm } from "./submit.js";
 
-const openJob = (id, tab) => openDetail(id, { onChange: (t) => table.apply(t), tab });
+let jobShown = null;  // the job the dialog was opened for
+const openJob = (id, tab) => {
+  jobShown = id;
+  return openDetail(id, { onChange: (t) => table.apply(t), tab });
+};
 const table = new JobsTable(document.getElementById("jobs"), {
   onOpen: openJob,
   onView: (view) => link.sendView(view),
@@ -135,8 +139,10 @@ document.getElementById("filters").addEventListener("click", (event) => {
 
 document.getElementById("detail-close").addEventListener("click", () => document.getElementById("detail").close());
 document.getElementById("detail").addEventListener("close", () => {
-  // a job opened by its address: closing it goes back to the view beneath, not to the job again on reload
-  if (readAddress(location.hash).kind === "job") history.replaceState(null, "", viewAddress || "#/");
+  // a job opened by its address: closing it goes back to the view beneath, not to the job again on reload.
+  // Only that job's address: the close event comes late, maybe after the address moved on to another job.
+  const where = readAddress(location.hash);
+  if (where.kind === "job" && where.id === jobShown) history.replaceState(null, "", viewAddress || "#/");
 });
 document.getElementById("search").addEventListener("submit", (event) => {
   event.preventDefault();
