@@ -129,26 +129,24 @@ class WorkerPool:
             self._wake.clear()
             free = self._free()
             claimed: list[Task] = []
+            ended, self._ended = self._ended, []
             try:
-                if self._ended:
-                    ended, self._ended = self._ended, []
-                    try:
-                        await self.store.free_slots(ended)
-                    except BaseException:
-                        self._ended = ended + self._ended  # freed with the next claim, or by their leases' end
-                        raise
-                if free > 0:
-                    claimed = await self.store.claim(free, settings.lease_seconds, [], settings.per_host)
+                if free > 0 or ended:  # the slots of fetches that ended go to this claim (or the next process's)
+                    claimed = await self.store.claim(max(free, 0), settings.lease_seconds, [], settings.per_host,
+                                                     ended)
                 failures = 0
-            except StoreError as exc:
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
-                log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
+            except BaseException as exc:
+                self._ended = ended + self._ended  # freed by the next claim, or when their leases run out
+                if not isinstance(exc, Exception):
+                    raise
+                if isinstance(exc, StoreError):
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
+                else:  # a bug must not stop the workers for good
+                    delay = 1.0
+                    log.exception("claiming work failed unexpectedly; trying again in 1s")
                 await self._pause(delay)
-                continue
-            except Exception:  # a bug must not stop the workers for good
-                log.exception("claiming work failed unexpectedly; trying again in 1s")
-                await self._pause(1.0)
                 continue
             for task in claimed:
                 self._start(task)

@@ -112,6 +112,17 @@ async def test_a_claim_that_fails_half_way_gives_back_what_it_took(open_store, m
 
 
 @pytest.mark.gen_test
+async def test_a_claim_frees_the_slots_of_requests_that_ended_before_it_takes_any(open_store):
+    store = await open_store()
+    _first, second = await store.add(jobs(2, "polite.test"))
+    [held] = await store.claim(2, LEASE, [], per_host=1)
+    assert [t.id for t in await store.claim(2, LEASE, [], per_host=1, ended=leases([held]))] == [second.id]
+    assert await store.claim(2, LEASE, [], per_host=1, ended=leases([held])) == []  # freed once: not again
+    assert await store.claim(0, LEASE, [], per_host=1, ended=[Lease(second.id, "not its token")]) == []
+    assert await store.claim(2, LEASE, [], per_host=1) == []
+
+
+@pytest.mark.gen_test
 async def test_a_cancelled_job_keeps_its_slot_until_its_request_is_over(open_store):
     store = await open_store()
     first, second = await store.add(jobs(2, "polite.test"))

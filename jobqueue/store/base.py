@@ -127,10 +127,11 @@ class Store(Protocol):
         """Count tasks by status without scanning them."""
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
-                    per_host: int | None = None) -> list[Task]:
+                    per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
         """Atomically take up to `limit` due tasks, marking them running under a fresh lease. With `per_host`, each
         also takes one of its host's slots, held by its lease and shared by every store on the database, so no
-        host ever has more than `per_host` requests in flight; a host without a free slot is passed over."""
+        host ever has more than `per_host` requests in flight; a host without a free slot is passed over. The
+        slots of `ended` (requests that are over) are freed first, as free_slots() does."""
 
     async def free_slots(self, leases: list[Lease]) -> None:
         """The requests of these leases are over (their outcome may still be being written): free their hosts'

@@ -51,10 +51,12 @@ class MongoClaimOps:
         async def _move(self, moves: Moves, now: float) -> None: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
-                    per_host: int | None = None) -> list[Task]:
+                    per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
         """Take up to `limit` due tasks: higher priority first, then older due time; returned in that order. With
         `per_host`, each first takes one of its host's slots (mongodb_slots.py), hosts with none left are passed
-        over, and a host that fills up is left out of the next read."""
+        over, and a host that fills up is left out of the next read. The slots of `ended` are freed first."""
+        if ended:
+            await slots.free(self.db, self._call, slots.HOST, ended)
         if limit <= 0:
             return []
         now = self.clock()

@@ -15,7 +15,7 @@ import sqlite3
 from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.sqlite_schema import CLAIMABLE, JOB_COLUMNS
 
-WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way
+WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way (3 per job wanted)
 WINDOW_MAX = 1024
 HOSTS_MAX = 1000  # hosts looked at beyond the window, in one claim
 _TAKE = ("UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
@@ -49,7 +49,7 @@ class Claim:
         chosen: list[int] = []
         read = 0
         # the first `limit` due jobs (usually all taken), then a window past them for hosts that filled up
-        for upto in (limit, min(limit + max(3 * limit, WINDOW_MIN), WINDOW_MAX)):
+        for upto in (limit, limit + min(max(3 * limit, WINDOW_MIN), WINDOW_MAX)):
             rows = conn.execute(_HEAD, (self.now, upto - read, read)).fetchall()
             read += len(rows)
             for seq, host in rows:

@@ -34,15 +34,22 @@ class SQLiteLeaseOps:
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
-                    per_host: int | None = None) -> list[Task]:
+                    per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
         """Take due tasks (higher priority, then older due time, first), including tasks whose lease ran out, in
-        one write; with `per_host`, each takes one of its host's slots and hosts with none left are passed over."""
-        if limit <= 0:
+        one write; with `per_host`, each takes one of its host's slots and hosts with none left are passed over.
+        The host slots of `ended` are freed first, in the same write."""
+        if limit <= 0 and not ended:
             return []
         now = self.clock()
         token = secrets.token_hex(8)
         claim = Claim(token, now, now + lease_seconds)
-        rows = await self._write(lambda conn: claim.take(conn, limit, exclude_hosts, per_host))
+
+        def take(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            if ended:
+                slots.free(conn, slots.HOST, ended)
+            return claim.take(conn, limit, exclude_hosts, per_host) if limit > 0 else []
+
+        rows = await self._write(take)
         rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))  # type: ignore[arg-type]
         return [task_from_row(r) for r in rows]
 
