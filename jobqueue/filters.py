@@ -1,15 +1,20 @@
 """The filters of job listings (`GET /queue_tasks`, `GET /results`, exports, bulk actions): read and checked once.
 
 Each parser takes the raw query value (None when absent) and returns its canonical text, which is what
-paging cursors carry and what TaskFilter holds; the stores turn that text into their queries.
+paging cursors carry and what TaskFilter holds; the stores turn that text into their queries. Filters
+speak the URL language of submissions: a host name or URL typed beyond ASCII finds the jobs whose URLs
+were stored in their ASCII form (IDNA hosts, UTF-8 percent-escapes; jobqueue/urls.py).
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
+from urllib.parse import quote
 
 from jobqueue.errors import BadRequest
+from jobqueue.hostnames import to_ascii
 from jobqueue.models import STATUSES
 from jobqueue.spec import iso_seconds
 
@@ -20,6 +25,10 @@ _CODE = re.compile(r"[a-z_]{1,64}")
 _HTTP = re.compile(r"[1-5](?:[0-9]{2}|xx)")
 MAX_TEXT = 200
 MAX_WORDS = 10
+# What submissions leave as typed in a URL's path, query and user info: all of printable ASCII (urls.py)
+_ASCII_SAFE = string.ascii_letters + string.digits + string.punctuation
+# A `?url=` substring as [scheme:]//authority and the rest, or as a leading authority-like part and the rest
+_LEADING = re.compile(r"((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?([^/?#]*)(.*)", re.S)
 
 Parser = Callable[[str | None], str | None]
 
@@ -60,9 +69,21 @@ def parse_id(raw: str | None) -> str | None:
 
 
 def parse_host(raw: str | None) -> str | None:
-    """`?host=`: an exact host name as jobs store it (lower case, no port)."""
-    value = _matching(_HOST, "host", "a host name like example.com")(raw)
-    return value.lower().rstrip(".") if value is not None else None
+    """`?host=`: an exact host name as jobs store it (lower case, no port), so a name beyond ASCII is made
+    ASCII as submissions make it (`bücher.de` finds the jobs of `xn--bcher-kva.de`)."""
+    value = _given(raw, "host")
+    if value is None:
+        return None
+    name = value.lower().rstrip(".")
+    if not name.isascii():
+        try:
+            name = to_ascii(name).rstrip(".")
+        except ValueError as exc:
+            raise BadRequest("invalid_filter", f"host {value!r} is not a valid internationalized domain name "
+                             f"(IDNA): {exc}") from None
+    if not _HOST.fullmatch(name):
+        raise BadRequest("invalid_filter", "host must be a host name like example.com")
+    return name
 
 
 def parse_http_status(raw: str | None) -> str | None:
@@ -76,8 +97,8 @@ def parse_http_status(raw: str | None) -> str | None:
 
 
 def parse_text(name: str) -> Parser:
-    """A substring (`?url=`) or words (`?q=`): at most 200 characters (a control character in it simply
-    matches nothing: stored URLs have none)."""
+    """A substring (`?url=`, kept as typed: url_forms says what it matches) or words (`?q=`): at most 200
+    characters (a control character in it simply matches nothing: stored URLs have none)."""
     def parse(raw: str | None) -> str | None:
         value = _given(raw, name)
         if value is None:
@@ -88,6 +109,40 @@ def parse_text(name: str) -> Parser:
             raise BadRequest("invalid_filter", "q needs at least one word of letters or digits")
         return value
     return parse
+
+
+def url_forms(text: str) -> tuple[str, ...]:
+    """What a parsed `?url=` substring looks for, lower case, any of them matching: the text as typed, and,
+    beyond ASCII, the text as submissions store it (`Müller` is `M%C3%BCller` in a path, and a leading host
+    name such as `bücher.de/` is `xn--bcher-kva.de/`), so the typed and the stored spelling find the same jobs."""
+    forms = [text]
+    if not text.isascii():
+        forms.append(_percent(text))
+        with_host = _with_ascii_host(text)
+        if with_host is not None:
+            forms.append(with_host)
+    return tuple(dict.fromkeys(form.lower() for form in forms))
+
+
+def _percent(text: str) -> str:
+    """Beyond ASCII as UTF-8 percent-escapes, ASCII as given: how submissions store a path and a query."""
+    return quote(text, safe=_ASCII_SAFE)
+
+
+def _with_ascii_host(text: str) -> str | None:
+    """The text with its leading host name (after `scheme://`, or at its start) in IDNA's ASCII form and the rest
+    percent-encoded; None when that part is ASCII already or no host name (a host matches by whole labels:
+    punycode of part of a label is not part of the label's punycode)."""
+    prefix, authority, rest = _LEADING.fullmatch(text).groups()  # type: ignore[union-attr]
+    userinfo, at, hostport = authority.rpartition("@")
+    host, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    if host.isascii() or (port and not port.isdigit()):
+        return None
+    try:
+        ascii_host = to_ascii(host.lower())
+    except ValueError:
+        return None
+    return f"{prefix or ''}{_percent(userinfo)}{at}{ascii_host}{colon}{port}{_percent(rest)}"
 
 
 def parse_time(name: str) -> Parser:

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from jobqueue.errors import BadRequest
-from jobqueue.filters import http_range, seconds
+from jobqueue.filters import http_range, seconds, url_forms
 from jobqueue.store.base import TaskFilter
 
 LIST_FILTERS = ("status", "batch", "tag", "host", "http_status", "error", "url", "since", "until")
@@ -39,7 +39,7 @@ def mongo_query(where: TaskFilter) -> dict[str, Any]:
         low, high = http_range(where.http_status)
         query["http_status"] = low if low == high else {"$gte": low, "$lte": high}
     if where.url is not None:
-        query["url"] = {"$regex": re.escape(where.url), "$options": "i"}
+        query["url"] = {"$regex": "|".join(re.escape(form) for form in url_forms(where.url)), "$options": "i"}
     created: dict[str, float] = {}
     if where.since is not None:
         created["$gte"] = seconds(where.since)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from jobqueue.filters import http_range, seconds
+from jobqueue.filters import http_range, seconds, url_forms
 from jobqueue.store.base import TaskFilter
 
 WINDOW = 20_000
@@ -40,8 +40,9 @@ def clauses(where: TaskFilter, table: str = "jobs") -> tuple[list[str], list[Any
         out.append(f"{table}.tags LIKE ? ESCAPE '\\'")
         args.append(f'%"{_escape(where.tag)}"%')
     if where.url is not None:
-        out.append(f"instr(lower({table}.url), ?) > 0")
-        args.append(where.url.lower())
+        forms = url_forms(where.url)
+        out.append("(" + " OR ".join([f"instr(lower({table}.url), ?) > 0"] * len(forms)) + ")")
+        args += forms
     return out, args
 
 
