@@ -2,7 +2,9 @@
 
 The file (`--fetch-profiles=FILE`, JSON or TOML) maps a name to `{"headers": {...}, "cookies": {...},
 "hosts": [...]}`; `hosts` (exact names, or `*.example.com` for its subdomains) limits where a profile may be
-sent, at submission and on every redirect hop. Jobs name a profile; the values are looked up when the job
+sent, at submission and on every redirect hop. Names beyond ASCII are made ASCII as submitted URLs' hosts are
+(jobqueue/hostnames.py), so `bücher.de` and `xn--bcher-kva.de` are one name; an invalid one stops the start
+(or keeps the previous profiles on a reload) with the reason. Jobs name a profile; the values are looked up when the job
 is fetched, so a changed file (re-read on SIGHUP) applies to queued jobs too. Nothing here ever
 shows a value: the API lists header names only.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.errors import BadRequest
+from jobqueue.hostnames import to_ascii
 from jobqueue.spec import parse_headers
 
 log = logging.getLogger("jobqueue.profiles")
@@ -154,7 +157,11 @@ def _hosts(where: str, raw: Any) -> tuple[str, ...]:
                            '(leave it out to allow any host)')
     out = []
     for entry in raw:
-        host = _host(entry)
+        try:
+            host = _host(entry)
+        except ValueError as exc:
+            raise ProfileError(f'{where}: "hosts" entry {entry!r} is not a valid internationalized domain name '
+                               f"(IDNA): {exc}") from None
         if host is None:
             raise ProfileError(f'{where}: "hosts" entry {entry!r} is not a host name, an IP address or '
                                '"*.example.com" (no scheme, port or path)')
@@ -163,7 +170,9 @@ def _hosts(where: str, raw: Any) -> tuple[str, ...]:
 
 
 def _host(entry: Any) -> str | None:
-    """One `hosts` entry the way URLs' hosts are compared (lower case, IDNA, no trailing dot), None if invalid."""
+    """One `hosts` entry the way URLs' hosts are compared (lower case, no trailing dot, a name beyond ASCII in the
+    ASCII form submissions store: `faß.de` is `xn--fa-hia.de`), None if no host name; ValueError says why a name
+    is not a valid internationalized one."""
     if not isinstance(entry, str) or not entry:
         return None
     text = entry.strip().lower().rstrip(".")
@@ -173,9 +182,7 @@ def _host(entry: Any) -> str | None:
         pass
     wildcard = text.startswith("*.")
     name = text[2:] if wildcard else text
-    try:
-        name = name.encode("idna").decode("ascii") if not name.isascii() else name
-    except UnicodeError:
-        return None
+    if not name.isascii() or "xn--" in name:
+        name = to_ascii(name).rstrip(".")
     host = f"*.{name}" if wildcard else name
     return host if _HOST_NAME.fullmatch(host) and len(host) <= 253 else None
