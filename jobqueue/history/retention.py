@@ -1,5 +1,10 @@
 """Retention: finished jobs older than --retention-days go, a small batch per transaction, sparing the newest
---keep-per-url results of every URL; then the freed pages go back to the file system a step at a time."""
+--keep-per-url results of every URL; then the freed pages go back to the file system a step at a time.
+
+What the jobs leave behind goes at the same age, in the store's purge_finished (the same on every store,
+tests/test_store_contract_retention.py): a sealed batch once its last job is deleted, and, in the round's
+last call, webhook deliveries delivered or failed for good and relayed url.changed records made before the
+cutoff (pending deliveries stay whatever their age)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jobqueue.errors import NotFound
@@ -68,6 +68,17 @@ def drop_unfinished_storing(conn: sqlite3.Connection, now: float, limit: int = 5
         if removed >= limit:
             break
     return removed
+
+
+def drop_emptied_batches(conn: sqlite3.Connection, batch_ids: Iterable[str], finished_before: float) -> int:
+    """Delete the sealed batches, finished before a time, whose last job retention has just deleted (a job it
+    spared keeps its batch); how many went."""
+    gone = 0
+    for batch_id in batch_ids:
+        if conn.execute("SELECT 1 FROM jobs WHERE batch_id = ? LIMIT 1", (batch_id,)).fetchone() is None:
+            gone += conn.execute("DELETE FROM batches WHERE id = ? AND sealed = 1 AND finished_at < ?",
+                                 (batch_id, finished_before)).rowcount
+    return gone
 
 
 def get_batches(conn: sqlite3.Connection, batch_ids: Sequence[str]) -> list[Batch]:
