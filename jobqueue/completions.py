@@ -68,6 +68,12 @@ class CompletionGroups:
         if writing.cancelled():  # the loop is going away: no job may wait on its answer for ever
             for _lease, _result, future in waiting:
                 future.cancel()
+            return
+        bug = writing.exception()
+        if bug is not None:  # a bug in handing out the answers: each job left waiting hears of it (internal_error)
+            for _lease, _result, future in waiting:
+                if not future.done():
+                    future.set_exception(bug)
 
     async def _write(self, waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]]) -> None:
         outcomes: list[Task | Exception | None]

@@ -184,27 +184,38 @@ class WorkerPool:
         step: list[asyncio.Future[Any]] = []
         started = time.perf_counter()
 
+        recovering = False  # writing the failure of a bug met on the way (at most once)
+
         def fetched(outcome: FetchResponse | Exception) -> None:
+            nonlocal recovering
             if job.done():
                 return
             try:
                 if not isinstance(outcome, FetchResponse | FetchError):
                     raise outcome
-                write = asyncio.ensure_future(self._record(task, lease, outcome, started))
+                write: asyncio.Future[Any] = asyncio.ensure_future(self._record(task, lease, outcome, started))
             except Exception as exc:
                 self._fetch_done(task)
-                self._settle(task, job, exc)
-                return
+                recovering = True
+                write = asyncio.ensure_future(self._failed_by_bug(task, lease, exc))
             step[:] = [write]
             write.add_done_callback(written)
 
-        def written(write: asyncio.Future[Task | None]) -> None:
+        def written(write: asyncio.Future[Any]) -> None:
+            nonlocal recovering
             if job.done():
                 return
             if write.cancelled():
                 job.cancel()
-            else:
-                self._settle(task, job, write.exception() or write.result())
+                return
+            failure = write.exception()
+            if isinstance(failure, Exception) and not isinstance(failure, StoreError) and not recovering:
+                recovering = True
+                again = asyncio.ensure_future(self._failed_by_bug(task, lease, failure))
+                step[:] = [again]
+                again.add_done_callback(written)
+                return
+            self._settle(task, job, failure or write.result())
 
         def ended(_job: asyncio.Future[None]) -> None:
             if job.cancelled():
@@ -243,23 +254,47 @@ class WorkerPool:
 
     async def _process(self, task: Task) -> None:
         lease = self._leases[task.id]
-        outcome: Task | Exception | None
         try:
-            outcome = await self._attempt(task, lease)
+            outcome = await self._attempt_recorded(task, lease)
         except asyncio.CancelledError:
             return
-        except Exception as exc:
-            outcome = exc
         finally:
             self._finished(task)
         self._report(task, outcome)
 
+    async def _attempt_recorded(self, task: Task, lease: Lease) -> Task | Exception | None:
+        """`_attempt`, with a bug's exception turned into the job's failure (`_failed_by_bug`), and the database
+        being unavailable into the outcome `_report` logs."""
+        try:
+            return await self._attempt(task, lease)
+        except StoreError as exc:
+            return exc
+        except Exception as exc:
+            self._fetch_done(task)  # if the bug came before the fetch was over
+            return await self._failed_by_bug(task, lease, exc)
+
+    async def _failed_by_bug(self, task: Task, lease: Lease, exc: Exception) -> Task | Exception | None:
+        """A bug met by an attempt (building the result of an odd response, deciding or writing its outcome) ends
+        the attempt at once as a failure, `internal_error`, not when its lease runs out. It is not retried: the
+        same response would meet the same bug. Returns the failed job, or why even that was not recorded."""
+        log.error("task %s: the attempt failed unexpectedly; it ends as failed (internal_error)", task.id,
+                  exc_info=exc)
+        self.metrics.failed.labels("internal_error").inc()
+        error = TaskError("internal_error", f"the attempt failed unexpectedly ({type(exc).__name__}: "
+                          f"{str(exc)[:300]}); this is a bug: the server log has the details")
+        try:
+            return await self.store.fail(lease, error, None)
+        except Exception as again:
+            return again
+
     def _report(self, task: Task, outcome: Task | BaseException | None) -> None:
         """A finished job's new state to live clients, or in the log why its outcome was not recorded."""
         if isinstance(outcome, StoreError):
-            log.warning("task %s: could not record the outcome (%s); it will run again", task.id, outcome)
+            log.warning("task %s: could not record the outcome: the database is unavailable (%s); nothing else can "
+                        "be recorded, so it will run again after its lease expires", task.id, outcome)
         elif isinstance(outcome, BaseException):
-            log.error("task %s: unexpected error; it will run again after its lease", task.id, exc_info=outcome)
+            log.error("task %s: not even its failure could be recorded (a bug); it will run again after its lease "
+                      "expires", task.id, exc_info=outcome)
         elif outcome is not None:
             self.publish(outcome)
         else:
