@@ -6,13 +6,16 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 
 import pytest
 
 from jobqueue.models import Result
+from jobqueue.spec import iso_seconds
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite import SQLiteStore
 from jobqueue.store.sqlite_migrations import LATEST, current_version
+from tests.helpers import API, Api
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "schema-v7.sql")
 WRITTEN_AT = 1_700_000_000.0  # the release-0.3 store's clock when it wrote the fixture
@@ -38,18 +41,18 @@ async def test_a_release_0_3_database_keeps_its_jobs_results_and_schedules(tmp_p
         assert current_version(conn) == LATEST
         conn.close()
         counts = await store.counts()
-        assert {k: counts[k] for k in ("queued", "running", "completed", "failed")} == \
-            {"queued": 4, "running": 1, "completed": 3, "failed": 1}
+        assert counts == {"queued": 5, "running": 1, "completed": 3, "failed": 1, "cancelled": 1}  # +1: migration 11
         results = {r.url: r for r in (await store.list_results(10, None)).items}
         assert sorted(results) == ["https://a.example/0", "https://a.example/1", "https://s.example/watched"]
         body = (await store.get_result(results["https://a.example/1"].id, with_body=True)).body
         assert body.startswith(b"<html><body><p>the same page on two addresses")
-        [schedule] = (await store.list_schedules(10, None)).items
-        assert schedule.url == "https://s.example/watched"
+        schedules = {s.url: s for s in (await store.list_schedules(10, None)).items}
+        assert sorted(schedules) == ["https://c.example/stopped", "https://s.example/watched"]
         batch = (await store.list_batches(10, None)).items[0]
         assert batch.total == 2 and batch.tags == ("nightly",)
 
-        # the work goes on: the expired lease, the due schedule run and the queued jobs are all claimed
+        # the work goes on: the expired lease, the due schedule run and the queued jobs are all claimed (the run
+        # migration 11 queued is due in the real clock's future)
         claimed = await store.claim(10, 30.0, [])
         assert sorted(t.url for t in claimed) == ["https://b.example/0", "https://b.example/1",
                                                   "https://d.example/later", "https://r.example/slow",
@@ -65,3 +68,58 @@ async def test_a_release_0_3_database_keeps_its_jobs_results_and_schedules(tmp_p
         assert (await store.counts())["completed"] == 4
     finally:
         await store.close()
+
+
+@pytest.mark.gen_test
+async def test_a_schedule_release_0_3_stopped_silently_gets_its_next_run_on_the_grid(tmp_path):
+    path = v7_db(tmp_path)
+    conn = sqlite3.connect(path)
+    [(schedule_id, first_due, every, cancelled)] = conn.execute(
+        "SELECT s.id, j.due_at, s.every, j.id FROM schedules s JOIN jobs j ON j.id = s.next_task_id"
+        " WHERE j.status = 'cancelled' AND s.stopped_at IS NULL").fetchall()  # what 0.3's cancel_many left
+    assert conn.execute("SELECT COUNT(*) FROM jobs WHERE schedule_id = ? AND status = 'queued'",
+                        (schedule_id,)).fetchone() == (0,)
+    conn.close()
+    before = time.time()
+    store = SQLiteStore(path, clock=lambda: WRITTEN_AT + 7200)
+    await store.open()
+    try:
+        after = time.time()
+        schedule = await store.get_schedule(schedule_id)
+        assert schedule.stopped_at is None and schedule.runs == 1  # the cancelled run counts, as a cancel does now
+        run = await store.get(schedule.next_task_id)
+        assert run.status == "queued" and run.schedule_id == schedule_id and run.url == "https://c.example/stopped"
+        assert run.every == every and run.batch_id is None
+        steps = (run.available_at - first_due) / every  # a run is available at its due time
+        assert steps == int(steps) and before < run.available_at <= after + every  # the grid's next due time
+        assert schedule.next_run_at == run.available_at
+        assert (await store.get(cancelled)).status == "cancelled"
+        others = (await store.get_schedule(next(s.id for s in (await store.list_schedules(10, None)).items
+                                                if s.id != schedule_id)))
+        assert others.runs == 1 and (await store.get(others.next_task_id)).status == "queued"  # untouched
+    finally:
+        await store.close()
+    store = SQLiteStore(path, clock=lambda: WRITTEN_AT + 7200)
+    await store.open()  # opened again: the repair ran once, with the migration
+    try:
+        assert (await store.counts())["queued"] == 5
+    finally:
+        await store.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_server_on_a_release_0_3_file_shows_the_stopped_schedule_running_again(make_server, tmp_path):
+    path = v7_db(tmp_path)
+    server = await make_server(database=f"sqlite:///{path}")
+    await server.pool.stop()  # nothing off this machine is fetched
+    api = Api(f"http://127.0.0.1:{server.port}")
+    try:
+        code, body = await api.call("GET", f"{API}/schedules")
+        assert code == 200, body
+        [stopped] = [s for s in body["schedules"] if s["url"] == "https://c.example/stopped"]
+        assert stopped["active"] and stopped["runs"] == 1 and stopped["next_run_at"] is not None, stopped
+        assert iso_seconds(stopped["next_run_at"]) > time.time()
+        task = await api.task(stopped["next_task_id"])
+        assert task["status"] == "queued" and task["url"] == "https://c.example/stopped", task
+    finally:
+        api.close()

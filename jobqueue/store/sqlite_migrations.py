@@ -8,10 +8,13 @@ an old file keeps every job and result. Steps are never edited once released: a 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jobqueue.models import TaskIds
 from jobqueue.spec import DEFAULT_FETCH
+from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite_bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite_changes import V8_JOB_CHANGES
 from jobqueue.store.sqlite_schedules import V5_SCHEDULES
@@ -223,6 +226,38 @@ def _bodies_and_late_columns(conn: sqlite3.Connection) -> None:
     move_bodies_into_store(conn)
 
 
+# A schedule's next run, copied from its last (the statement of sqlite_schedules.finish_run as of step 11)
+_V11_NEXT_RUN = (
+    "INSERT OR IGNORE INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority,"
+    " fetch, tags, reuse_key, webhook, schedule_id, every, due_at)"
+    " SELECT ?, url, host, 'queued', 0, ?, ?, ?, priority, fetch, tags, reuse_key, webhook, schedule_id, every, ?"
+    " FROM jobs WHERE id = ?"
+)
+
+
+def _resume_silently_stopped_schedules(conn: sqlite3.Connection) -> None:
+    """Release 0.3's bulk cancel and batch cancel ended a schedule's current run without queuing the next, so the
+    schedule, not stopped, never ran again: queue that next run at its grid's first due time from now on, and count
+    the cancelled run, as a cancel does now. An active schedule whose latest run is finished has lost its chain
+    (every finish and cancel queues a later run); one with no run left to copy is left alone."""
+    now = time.time()
+    ids = TaskIds()
+    for schedule_id, every, current in conn.execute(
+            "SELECT id, every, next_task_id FROM schedules WHERE stopped_at IS NULL").fetchall():
+        last = conn.execute("SELECT id, status, due_at FROM jobs WHERE schedule_id = ? ORDER BY due_at DESC LIMIT 1",
+                            (schedule_id,)).fetchone()
+        if last is None or last[1] in ("queued", "running") or last[2] is None:
+            continue
+        due = next_due(last[2], every, now)
+        new_id = ids.new(now)
+        if conn.execute(_V11_NEXT_RUN, (new_id, now, now, due, due, last[0])).rowcount == 0:
+            continue
+        conn.execute("UPDATE counts SET n = n + 1 WHERE status = 'queued'")
+        uncounted = last[1] == "cancelled" and last[0] == current  # cancelled without its schedule hearing of it
+        conn.execute("UPDATE schedules SET next_task_id = ?, next_run_at = ?, runs = runs + ? WHERE id = ?",
+                     (new_id, due, int(uncounted), schedule_id))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1: jobs, results, counts kept by triggers", V1_RELEASE_0_1),
     Migration(2, "job specs, priority, freshness reuse, batches, idempotency keys", V2_JOB_SPECS,
@@ -240,6 +275,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "slots: requests in flight per host and per webhook endpoint, counted across processes", V9_SLOTS),
     Migration(10, "live statistics every process adds its counts to, so every dashboard shows the service's",
               V10_STATS),
+    Migration(11, "schedules a release-0.3 bulk or batch cancel stopped silently get their next run", "",
+              _resume_silently_stopped_schedules),
 )
 LATEST = MIGRATIONS[-1].version
 
