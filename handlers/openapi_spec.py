@@ -58,12 +58,15 @@ _BATCH = _query("batch", {"type": "string", "pattern": ID_PATTERN}, "only the jo
 _FILTERS = [
     _STATUS, _BATCH,
     _query("tag", {"type": "string", "pattern": TAG_PATTERN}, "only jobs with this tag"),
-    _query("host", {"type": "string", "pattern": "^[A-Za-z0-9.:\\[\\]_-]{1,255}$"}, "only jobs for this host name"),
+    _query("host", {"type": "string", "pattern": "^[A-Za-z0-9.:\\[\\]_-]{1,255}$"},
+           "only jobs for this host name, in the ASCII form jobs show (a name typed beyond ASCII is made ASCII by "
+           "IDNA too, as submitted URLs' hosts are)"),
     _query("http_status", {"type": "string", "pattern": "^[1-5]([0-9]{2}|[xX]{2})$"},
            "only jobs whose answer had this status (404) or class (4xx)"),
     _query("error", {"type": "string", "pattern": "^[a-z_]{1,64}$"}, "only jobs whose error has this code"),
     _query("url", {"type": "string", "minLength": 1, "maxLength": 200},
-           "only jobs whose URL contains this text (any case; control characters are removed)"),
+           "only jobs whose URL contains this text (any case; control characters are removed): as typed, or as "
+           "submissions store it (beyond ASCII percent-encoded as UTF-8, a leading host name made ASCII by IDNA)"),
     _query("since", {"type": "string", "format": "date-time"}, "only jobs created at or after this time"),
     _query("until", {"type": "string", "format": "date-time"}, "only jobs created at or before this time"),
 ]
