@@ -189,6 +189,7 @@ class JobQueueServer:
         if self.http is not None:
             await self.http.close_all_connections()
         if self.shared_stats is not None:
+            await self.shared_stats.settle()  # a flush the stopped loops left under way still commits
             try:
                 await self.shared_stats.flush()  # the last counts of this process, so a restart loses none
             except StoreError:

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jobqueue.live_stats import HOUR, KEEP, MINUTE, SECONDS, SHOWN_HOSTS, LiveStats, stats_message, windows
+from jobqueue.live_stats import HOUR, KEEP, MINUTE, SECONDS, SHOWN_HOSTS, LiveStats, StatsSlot, stats_message, windows
 from jobqueue.store.base import Store, StoreError
 
 log = logging.getLogger("jobqueue.stats")
 FLUSH_SECONDS = 2.0
 PURGE_SECONDS = 60.0
+SETTLE_SECONDS = 5.0  # how long a stopping process waits for a flush under way
 
 
 class SharedStats:
@@ -32,18 +33,38 @@ class SharedStats:
         self.live = live
         self.clock = clock
         self._failing = False
+        self._writing: set[asyncio.Future[None]] = set()  # writes under way, kept even when their flush is cancelled
 
     async def flush(self) -> None:
-        """Add the counts gathered since the last flush to the store (kept for the next one if it fails)."""
+        """Add the counts gathered since the last flush to the store (kept for the next one if it fails).
+
+        Cancelled (a loop stopped at shutdown), the write already handed to the store goes on and counts:
+        `settle` waits for it. Giving its counts back instead would add them twice, since the store commits it."""
         slots = self.live.take()
         if not slots:
             return
+        write = asyncio.ensure_future(self._add(slots))
+        self._writing.add(write)
+        write.add_done_callback(self._writing.discard)
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            write.add_done_callback(_report)  # nobody awaits it any more
+            raise
+
+    async def settle(self, timeout: float = SETTLE_SECONDS) -> None:
+        """Wait (at most `timeout`) for writes whose flush was cancelled, so none is under way when the store
+        closes and a last flush adds only what they did not."""
+        if self._writing:
+            await asyncio.wait(set(self._writing), timeout=timeout)
+
+    async def _add(self, slots: list[StatsSlot]) -> None:
         try:
             await self.store.add_stats(slots)
-        except BaseException as exc:
+        except StoreError as exc:
+            # the store took none of them: they wait for the next flush
             self.live.give_back(slots)
-            if isinstance(exc, StoreError):
-                self._warn(f"adding live statistics to the database failed ({exc}); they wait for the next try")
+            self._warn(f"adding live statistics to the database failed ({exc}); they wait for the next try")
             raise
         self._failing = False
 
@@ -92,3 +113,13 @@ class SharedStats:
         if not self._failing:
             log.warning(message)
         self._failing = True
+
+
+def _report(write: asyncio.Future[None]) -> None:
+    """The end of a write whose flush was cancelled: a database error was logged (its counts given back), a bug
+    is logged here, as the flush's caller would have."""
+    if write.cancelled():
+        return
+    exc = write.exception()
+    if exc is not None and not isinstance(exc, StoreError):
+        log.error("adding live statistics to the database failed", exc_info=exc)
