@@ -3,7 +3,8 @@
 `bücher.de` becomes `xn--bcher-kva.de`, a fullwidth `EXAMPLE.com` becomes `example.com` and `faß.de` keeps its ß
 (`xn--fa-hia.de`). Symbols browsers accept (`☃.net`) are accepted too, which the stricter IDNA 2008
 of the `idna` package alone would refuse. A name that cannot be made ASCII raises ValueError with the
-reason, worded for users.
+reason, worded for users. `check_dns_length` refuses what DNS cannot carry (WHATWG's VerifyDnsLength), which
+no fetch could ever resolve.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import unicodedata
 
 import idna
 
-__all__ = ["to_ascii"]
+__all__ = ["check_dns_length", "to_ascii"]
 
 # What a host name may not contain once mapped (WHATWG "forbidden domain code points"), e.g. a fullwidth
 # solidus that maps to "/".
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f#%/:<>?@\[\\\]^|]")
 _JOINERS = ("\u200c", "\u200d")
 _RTL = frozenset(("R", "AL", "AN"))
+MAX_NAME = 253  # octets of a whole name, without the root's trailing dot (RFC 1035: 255 in wire form)
+MAX_LABEL = 63
 
 
 def to_ascii(host: str) -> str:
@@ -42,6 +45,20 @@ def to_ascii(host: str) -> str:
                              "RFC 5893 does not allow")
         out.append(label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii"))
     return ".".join(out)
+
+
+def check_dns_length(host: str) -> None:
+    """Refuse an ASCII host name DNS cannot carry: over 253 octets, a label over 63 or an empty one (`a..b`, a
+    leading dot); a single trailing dot names the root and is fine. ValueError says which."""
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > MAX_NAME:
+        raise ValueError(f"it has {len(name)} characters in its ASCII form; DNS allows at most {MAX_NAME}")
+    for label in name.split("."):
+        if len(label) > MAX_LABEL:
+            raise ValueError(f"its label {label[:20] + '...'!r} has {len(label)} characters in its ASCII form; "
+                             f"DNS allows at most {MAX_LABEL} per label")
+        if not label:
+            raise ValueError("it has an empty label (a dot first, or two dots in a row)")
 
 
 def _unicode_label(label: str) -> str:
