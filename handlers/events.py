@@ -11,10 +11,12 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from jobqueue.errors import CodedError
 from jobqueue.events import HubClosed, Subscription, View
 from jobqueue.models import STATUSES
 
-from .base import ApiError, SharedObjects, send_error
+from .base import ApiError, SharedObjects, _unknown_parameter, send_error, translate
+from .request_text import query_text
 
 log = logging.getLogger("jobqueue.events")
 BATCH_INTERVAL = 0.1
@@ -32,9 +34,12 @@ class EventsHandler(SharedObjects, WebSocketHandler):
     subscription: Subscription | None = None
     _sender: asyncio.Task[None] | None = None
     accepts_query_token = True  # browsers cannot set headers on a websocket
+    # what the stream reads (the dashboard sends ?batch=1 and ?token=, the Python client ?task_id=): any other is a
+    # 400 before the upgrade, as on every route, so ?taks_id= never becomes a stream of every job
+    query_parameters = {"GET": ("task_id", "batch", "token")}
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        refused = self.unauthorized()
+        refused = self.unauthorized() or self.refused_parameter()
         if refused is None and self.hub.subscribers >= self.config.max_websockets:
             refused = ApiError(503, "too_many_streams", "the server has as many event streams open as it allows; "
                                "try again later", headers={"Retry-After": "10"})
@@ -42,6 +47,19 @@ class EventsHandler(SharedObjects, WebSocketHandler):
             send_error(self, refused)
             return
         await super().get(*args, **kwargs)
+
+    def refused_parameter(self) -> ApiError | None:
+        """The 400 for a query parameter the stream does not read (`unknown_parameter`) or one that is not UTF-8."""
+        accepted = self.query_parameters["GET"]
+        for name, values in self.request.query_arguments.items():
+            if name not in accepted:
+                return ApiError(400, "unknown_parameter", _unknown_parameter("GET", self.request.path, name, accepted))
+            try:
+                for value in values:
+                    query_text(name, value)
+            except CodedError as exc:
+                return translate(exc)
+        return None
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.config.allowed_origins

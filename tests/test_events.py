@@ -299,3 +299,34 @@ async def test_changes_the_feed_lost_make_every_reader_resync_and_later_ones_sta
     hub.publish(task_state("a", "running", 2))
     for sub in (caught_up, behind, fresh):
         assert [json.loads(m)["task"]["status"] for m in await sub.next_batch()] == ["running"]
+
+
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+@pytest.mark.gen_test
+async def test_a_parameter_the_stream_does_not_read_is_refused_before_the_upgrade(jq, api):
+    from tornado.httpclient import HTTPClientError
+
+    with pytest.raises(HTTPClientError) as info:  # a typo would have streamed every job instead of one
+        await websocket_connect(f"ws://127.0.0.1:{jq.port}{API}/events?taks_id=abc")
+    assert info.value.code == 400
+    code, body = await api.call("GET", f"{API}/events?taks_id=abc", headers=UPGRADE)
+    assert (code, body["error"]["code"]) == (400, "unknown_parameter")
+    assert "'taks_id' (did you mean 'task_id'?); it takes batch, task_id, token" in body["error"]["message"]
+    code, body = await api.call("GET", f"{API}/events?task_id=%FF", headers=UPGRADE)
+    assert (code, body["error"]["code"]) == (400, "invalid_parameter")
+
+
+@pytest.mark.gen_test
+async def test_the_parameters_the_dashboard_and_the_client_send_are_read(jq, api, target):
+    from jobqueue.client.http import query_string
+
+    task = await api.submit(target.url("/page/p?delay=0.2"))
+    streams = [await connect(jq, "?batch=1&token=anything"),  # static/api.js eventsUrl (a token server ignores)
+               await connect(jq, query_string({"task_id": [task["id"], "other"]}))]  # jobqueue/client/stream.py
+    statuses = await read_task_events(streams[1], task["id"], "completed")
+    assert statuses[-1] == "completed"
+    for stream in streams:
+        stream.close()
