@@ -38,6 +38,7 @@ _RANK = {status: i for i, status in enumerate(STATUSES)}
 RESYNC = json.dumps({"type": "resync", "reason": "this client fell too far behind; reload the task list"})
 _COUNTS_KEY = ""  # no task has an empty id
 _STATS_KEY = "stats"  # task ids are 26 characters
+DELETED = "deleted"  # the status of a deletion's entry
 MAX_BATCH_KEYS = 64  # batch messages a dashboard's view looks through
 
 
@@ -61,16 +62,17 @@ class _Entry:
     counts or stats message of its key (`status` empty). `message` is a Task until first read, then its JSON;
     None when nobody listened."""
 
-    __slots__ = ("key", "message", "order", "prev", "seq", "status")
+    __slots__ = ("in_commit_order", "key", "message", "order", "prev", "seq", "status")
 
     def __init__(self, seq: int, key: str, message: str | Task | None, order: tuple[float, int], status: str,
-                 prev: _Entry | None) -> None:
+                 prev: _Entry | None, in_commit_order: bool = False) -> None:
         self.seq = seq
         self.key = key
         self.message = message
         self.order = order
         self.status = status
         self.prev = prev
+        self.in_commit_order = in_commit_order  # recorded from the store's feed, in its commit order
 
 
 class Subscription:
@@ -138,11 +140,9 @@ class Subscription:
 class EventHub:
     """Bounded logs of recent states and of the latest state per task, read by any number of subscribers."""
 
-    def __init__(self, max_pending: int = 20000, observe: Callable[[Task], None] | None = None,
-                 max_recent: int | None = None) -> None:
+    def __init__(self, max_pending: int = 20000, max_recent: int | None = None) -> None:
         self.max_pending = max_pending
         self.max_recent = max_recent if max_recent is not None else max_pending
-        self.observe = observe  # sees each accepted state once
         # set by a change feed: takes this process's own states while anyone listens (see the module's doc)
         self.hold: Callable[[Task], None] | None = None
         self._subscribers: set[Subscription] = set()
@@ -183,18 +183,30 @@ class EventHub:
             return
         self.accept(task)
 
-    def accept(self, task: Task) -> None:
-        """Record a task's state; one no newer than the last recorded (a repeat, or a late arrival) is ignored."""
+    def accept(self, task: Task, in_commit_order: bool = False) -> None:
+        """Record a task's state; one stamped no later than the last recorded (a repeat, or a late arrival) is
+        ignored, unless both came from the store's feed in the order it committed them: then that order is the
+        truth (a cancel stamped before a claim that committed first is the job's latest state). Nothing of a
+        deleted task is recorded."""
         key = (task.updated_at, _RANK.get(task.status, 0))
         last = self._log.get(task.id)
-        if last is not None and key <= last.order:
-            return
-        if last is None:
+        if last is not None:
+            if last.status == DELETED:
+                return
+            if key <= last.order:
+                if not in_commit_order:
+                    return
+                if key == last.order:  # a state recorded directly, now seen in its place in the store's order
+                    last.in_commit_order = True
+                    return
+                if not last.in_commit_order:  # where the store put the last one is unknown: trust the stamps
+                    return
+            elif not in_commit_order and last.in_commit_order and _among_states(last, key):
+                return  # the feed brought it already, and a state committed after it, stamped earlier
+        else:
             self._created.append(task.id)
-        self._append(task.id, task if self._subscribers else None, key, task.status)
+        self._append(task.id, task if self._subscribers else None, key, task.status, in_commit_order)
         self.published += 1
-        if self.observe is not None:
-            self.observe(task)
         if task.batch_id is not None and self._subscribers:
             self._touched.add(task.batch_id)
 
@@ -254,20 +266,25 @@ class EventHub:
                 sleeper.set_result(None)
 
     def publish_deleted(self, task_id: str) -> None:
-        """Record that a job was deleted; no later state of it can follow."""
+        """Record that a job was deleted (once: the process that deleted it records it, then its change feed
+        brings it); no later state of it is recorded."""
+        last = self._log.get(task_id)
+        if last is not None and last.status == DELETED:
+            return
         message = json.dumps({"type": "task.deleted", "task_id": task_id}, separators=(",", ":"))
-        self._append(task_id, message, (float("inf"), len(_RANK)), "deleted")
+        self._append(task_id, message, (float("inf"), len(_RANK)), DELETED)
         self.published += 1
 
     def publish_stats(self, stats: dict[str, Any]) -> None:
         """Record the latest live statistics (one entry, replaced each time) for dashboards."""
         self._append(_STATS_KEY, json.dumps(stats, separators=(",", ":")), (0.0, 0), "")
 
-    def _append(self, key: str, message: str | Task | None, order: tuple[float, int], status: str) -> None:
+    def _append(self, key: str, message: str | Task | None, order: tuple[float, int], status: str,
+                in_commit_order: bool = False) -> None:
         self._seq += 1
         previous = self._log.get(key)
         entry = _Entry(self._seq, key, message, order, status,
-                       previous if status and previous is not None and previous.status else None)
+                       previous if status and previous is not None and previous.status else None, in_commit_order)
         self._log[key] = entry
         self._log.move_to_end(key)
         if len(self._log) > self.max_pending:
@@ -433,6 +450,16 @@ class EventHub:
         taken = newest_first[:limit]
         cursor = taken[-1][0] if len(newest_first) > limit else self._seq
         return [message for _seq, message in taken], cursor
+
+
+def _among_states(entry: _Entry, order: tuple[float, int]) -> bool:
+    """Whether a state of this order is among the task's states still in the recent log (newest first)."""
+    walked: _Entry | None = entry
+    while walked is not None:
+        if walked.order == order:
+            return True
+        walked = walked.prev
+    return False
 
 
 def _serialised(entry: _Entry) -> str:

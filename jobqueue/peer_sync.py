@@ -9,12 +9,16 @@ changes, in the order the store made them:
   intermediate state arrives, not only the latest;
 - on a MongoDB replica set, a change stream, which brings each change in order as it happens.
 
+Both bring deletions too (EventHub.publish_deleted), so a job deleted by one process (a purge, a
+bulk delete, retention) leaves every process's dashboards.
+
 While anyone listens, this process's own states are held (EventHub.hold) until the feed has passed
 them: else a job this process claims could show `running` before the `queued` another process
 recorded a moment earlier reached this one, and that `queued` would then be dropped as older. With
 the log, a held state waits for one read that starts after it (a few milliseconds); with a stream,
-at most HOLD seconds. A held state is then recorded itself, which the hub ignores as a repeat when
-the feed brought it, so none is lost if the feed misses it or fails.
+at most HOLD seconds. Where the log is in commit order (SQLite), a read that succeeded brought every
+held state in its place, so the held ones are let go; elsewhere, or when the read failed, a held
+state is recorded itself, which the hub ignores as a repeat when the feed brought it, so none is lost.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 from jobqueue.events import EventHub
 from jobqueue.models import Task
-from jobqueue.store.base import ChangesUnavailable, Store, StoreError
+from jobqueue.store.base import ChangesUnavailable, JobDeleted, Store, StoreError
 
 log = logging.getLogger("jobqueue.peer_sync")
 INTERVAL = 1.0  # seconds between looks at the log when this process made no change
@@ -90,8 +94,11 @@ async def follow_stream(store: Store, hub: EventHub) -> None:
     hub.hold = held.add
     releaser = asyncio.ensure_future(release())
     try:
-        async for task in store.watch():  # type: ignore[attr-defined]
-            hub.accept(task)
+        async for change in store.watch():  # type: ignore[attr-defined]
+            if isinstance(change, JobDeleted):
+                hub.publish_deleted(change.task_id)
+            else:
+                hub.accept(change)
     finally:
         releaser.cancel()
         _let_go(hub, held)
@@ -117,23 +124,28 @@ async def follow_log(store: Store, hub: EventHub, interval: float = INTERVAL) ->
                 pass
             held.arrived.clear()
             waiting = held.take()  # the read below starts after each of these was stored: it brings them
+            complete = False
             try:
                 if not hub.subscribers:
                     position = (await store.changes_after(None, 0)).position
                 else:
-                    position = await _read_on(store, hub, position)
+                    position, complete = await _read_on(store, hub, position)
             except StoreError as exc:
                 log.warning("reading the change log failed: %s", exc)
             except Exception:  # a bug must not stop live updates for good
                 log.exception("reading the change log failed unexpectedly")
-            for task in waiting:
-                hub.accept(task)  # a repeat of what the log brought, unless the read failed or missed it
+            if not complete:
+                for task in waiting:
+                    hub.accept(task)  # a repeat of what the log brought, unless the read failed or missed it
     finally:
         _let_go(hub, held)
 
 
-async def _read_on(store: Store, hub: EventHub, position: Any) -> Any:
-    """Record every change after `position`, page by page; the position reached."""
+async def _read_on(store: Store, hub: EventHub, position: Any) -> tuple[Any, bool]:
+    """Record every change after `position`, page by page: the position reached, and whether the log is complete
+    and in commit order (then it brought every state stored before the read, with nothing missing or out of order,
+    and held states are repeats)."""
+    complete = position is not None  # else what was stored before the read is not read
     if position is None:
         position = (await store.changes_after(None, 0)).position
     while True:
@@ -143,10 +155,13 @@ async def _read_on(store: Store, hub: EventHub, position: Any) -> Any:
                         "them; live clients are told to reload")
             hub.lost_changes()
         for task in page.tasks:
-            hub.accept(task)
+            hub.accept(task, in_commit_order=page.commit_order)
+        for task_id in page.deleted:
+            hub.publish_deleted(task_id)
+        complete = complete and page.commit_order
         position = page.position
         if not page.more:
-            return position
+            return position, complete
 
 
 def _let_go(hub: EventHub, held: HeldStates) -> None:

@@ -330,3 +330,64 @@ async def test_the_parameters_the_dashboard_and_the_client_send_are_read(jq, api
     assert statuses[-1] == "completed"
     for stream in streams:
         stream.close()
+
+
+@pytest.mark.gen_test
+async def test_from_a_log_in_commit_order_a_state_stamped_earlier_but_committed_later_is_the_latest():
+    hub = EventHub()
+    reader = hub.subscribe()
+    hub.accept(task_state("a", "queued", 1), in_commit_order=True)
+    hub.accept(task_state("a", "running", 3), in_commit_order=True)  # a claim stamped at 3 commits first...
+    hub.accept(task_state("a", "cancelled", 2), in_commit_order=True)  # ...then a cancel stamped at 2
+    hub.accept(task_state("a", "running", 3))  # the claim's own process recording it again: a repeat
+    hub.accept(task_state("b", "running", 3))  # recorded directly (a feed that failed): where is unknown...
+    hub.accept(task_state("b", "queued", 2), in_commit_order=True)  # ...so stamps decide, as before
+    hub.publish_deleted("a")
+    hub.accept(task_state("a", "completed", 9), in_commit_order=True)  # nothing of a deleted job
+    hub.publish_deleted("a")  # the deleting process's own feed bringing it again: once is enough
+    got = [json.loads(m) for m in await reader.next_batch()]
+    assert [(m["task"]["id"], m["task"]["status"]) if m["type"] == "task" else (m["task_id"], m["type"])
+            for m in got] == [("a", "queued"), ("a", "running"), ("a", "cancelled"), ("b", "running"),
+                              ("a", "task.deleted")]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_cancel_racing_a_claim_in_another_process_shows_as_the_jobs_state(tmp_path):
+    """SQLite: a cancel stamped before a claim that committed first ends the job cancelled; every process's
+    clients must end on `cancelled` too, not on the claim's `running`."""
+    from jobqueue import peer_sync
+    from jobqueue.store.sqlite import SQLiteStore
+    from tests.store_backends import FakeClock
+    from tests.test_store_contract import LEASE, new_tasks
+
+    clock = FakeClock()
+    path = str(tmp_path / "shared.db")
+    claimer, canceller, mine = (SQLiteStore(path, synchronous="NORMAL", clock=clock) for _ in range(3))
+    for store in (claimer, canceller, mine):
+        await store.open()
+    hub = EventHub()
+    reader = hub.subscribe()
+    follower = asyncio.ensure_future(peer_sync.follow_log(mine, hub, interval=0.02))
+    try:
+        await asyncio.sleep(0.1)  # the follower has taken its position
+        [task] = await claimer.add(new_tasks(1))
+        clock.advance(2)
+        [claimed] = await claimer.claim(1, LEASE, [])  # stamped at +2, committed first
+        clock.advance(-1)
+        cancelled = await canceller.cancel(task.id)  # stamped at +1 (taken before the claim committed)
+        assert (await mine.get(task.id)).status == "cancelled"
+        statuses: list[str] = []
+        end = time.monotonic() + 10
+        while statuses[-1:] != ["cancelled"]:
+            try:
+                got = await asyncio.wait_for(reader.next_batch(), max(end - time.monotonic(), 0.01))
+            except TimeoutError:
+                raise AssertionError(f"the reader saw {statuses}: the job's state is cancelled") from None
+            statuses += [json.loads(m)["task"]["status"] for m in got]
+        assert statuses == ["queued", "running", "cancelled"]
+        assert cancelled.updated_at < claimed.updated_at
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        for store in (claimer, canceller, mine):
+            await store.close()

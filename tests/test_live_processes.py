@@ -44,6 +44,7 @@ class Reader:
     def __init__(self, conn: WebSocketClientConnection) -> None:
         self.conn = conn
         self.statuses: dict[str, list[str]] = {}
+        self.deleted: set[str] = set()
         self.resyncs = 0
         self.task = asyncio.ensure_future(self._read())
 
@@ -55,6 +56,8 @@ class Reader:
             event = json.loads(raw)
             if event["type"] == "task":
                 self.statuses.setdefault(event["task"]["id"], []).append(event["task"]["status"])
+            elif event["type"] == "task.deleted":
+                self.deleted.add(event["task_id"])
             elif event["type"] == "resync":
                 self.resyncs += 1
 
@@ -72,6 +75,17 @@ class Reader:
                 missing = [i for i in ids if not self.finished(i)]
                 raise AssertionError(f"{who} never got the final state of {len(missing)} of {len(ids)} jobs "
                                      f"(resyncs: {self.resyncs}); e.g. {self.statuses.get(missing[0])}")
+            await asyncio.sleep(0.05)
+
+    async def until_deleted(self, ids: set[str], timeout: float, who: str) -> None:
+        end = time.monotonic() + timeout
+        while not ids <= self.deleted:
+            if self.task.done():
+                self.task.result()
+                raise AssertionError(f"{who}'s stream ended")
+            if time.monotonic() > end:
+                raise AssertionError(f"{who} was never told of the deletion of {len(ids - self.deleted)} of "
+                                     f"{len(ids)} jobs (resyncs: {self.resyncs})")
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
@@ -163,6 +177,42 @@ async def test_stalled_clients_and_one_big_post_cost_no_reader_a_state(tmp_path,
     finally:
         for sock in stalled:
             sock.close()
+        for reader in readers.values():
+            reader.close()
+        await stopped(service)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_client_of_each_process_sees_a_deletion_whichever_process_made_it(tmp_path, target):
+    service = await start(tmp_path, "--processes", "2")
+    readers: dict[int, Reader] = {}
+    try:
+        readers = {index: Reader(conn) for index, conn in (await one_stream_per_process(service)).items()}
+        one_by_one = [t["id"] for t in await service.api.submit_many([target.url(f"/page/del{i}") for i in range(40)])]
+        code, body = await service.api.call("POST", f"{API}/queue_tasks", {
+            "urls": [target.url(f"/page/bulk{i}") for i in range(30)], "tags": ["bulk"]})
+        assert code == 201, body
+        in_bulk = [t["id"] for t in body["tasks"]]
+        for index, reader in readers.items():
+            await reader.until_finished(one_by_one + in_bulk, 30, f"the client of process {index}")
+        # each purge is a new connection, which either process may take: go on until both have purged some
+        purged_by: dict[int, list[str]] = {1: [], 2: []}
+        for task_id in one_by_one:
+            response = await service.api.raw("DELETE", f"{API}/queue_tasks/{task_id}?purge=true")
+            assert response.code == 200, response.body
+            purged_by[int(response.headers["X-Jobqueue-Process"])].append(task_id)
+            if min(len(ids) for ids in purged_by.values()) >= 3:
+                break
+        assert all(purged_by.values()), f"one process answered every purge: {purged_by}"
+        code, body = await service.api.call("POST", f"{API}/queue_tasks/bulk",
+                                            {"action": "delete", "filter": {"tag": "bulk"}})
+        assert (code, body["changed"]) == (200, len(in_bulk)), body
+        gone = {*purged_by[1], *purged_by[2], *in_bulk}
+        for index, reader in readers.items():
+            await reader.until_deleted(gone, 15, f"the client of process {index}")
+            assert reader.resyncs == 0
+            assert not reader.deleted - gone, "a job that was not deleted was announced as deleted"
+    finally:
         for reader in readers.values():
             reader.close()
         await stopped(service)

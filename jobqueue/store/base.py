@@ -15,8 +15,8 @@ from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
 
-__all__ = ["BadCursor", "Capabilities", "ChangePage", "ChangesUnavailable", "Conflict", "Lease", "NewTask", "NotFound",
-           "Store", "StoreError", "TaskFilter"]
+__all__ = ["BadCursor", "Capabilities", "ChangePage", "ChangesUnavailable", "Conflict", "JobDeleted", "Lease",
+           "NewTask", "NotFound", "Store", "StoreError", "TaskFilter"]
 
 
 class ChangesUnavailable(Exception):
@@ -31,6 +31,15 @@ class ChangePage:
     position: Any = None  # opaque: where the next changes_after reads on
     more: bool = False  # the page is full: read on at once
     lost: bool = False  # changes after the position asked for were pruned before they were read
+    deleted: list[str] = field(default_factory=list)  # jobs deleted after the position: no state of them follows
+    commit_order: bool = False  # the tasks are in the order they were committed, not only stamped
+
+
+@dataclass(frozen=True)
+class JobDeleted:
+    """A change stream's word that a job was deleted: no state of it follows."""
+
+    task_id: str
 
 
 @dataclass(frozen=True)

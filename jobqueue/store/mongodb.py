@@ -81,7 +81,7 @@ from jobqueue.store.mongodb_schema import (
     task_from_doc,
 )
 from jobqueue.store.mongodb_stats import MongoStatsOps
-from jobqueue.store.mongodb_watch import follow
+from jobqueue.store.mongodb_watch import Change, follow
 from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
 
 AMBIGUOUS_TRIES = 3
@@ -411,8 +411,9 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         found = self.db.jobs.find({"updated_at": {"$gte": since}}, TASK_FIELDS).sort("updated_at", ASCENDING)
         return [task_from_doc(d) for d in await self._call(found.limit(limit).to_list(limit))]
 
-    async def watch(self, ready: asyncio.Event | None = None) -> AsyncIterator[Task]:
-        """Yield every task change any process commits, from a change stream that recovers (mongodb_watch).
+    async def watch(self, ready: asyncio.Event | None = None) -> AsyncIterator[Change]:
+        """Yield every task change (a Task) and deletion (JobDeleted) any process commits, from a change stream that
+        recovers (mongodb_watch).
 
         Raises ChangesUnavailable on a server without change streams (standalone, or a mock) and after
         repeated failures; `ready` is set once the stream is open, so a caller knows from when on nothing

@@ -6,8 +6,10 @@ written to `job_changes` (the methods that return the jobs they changed are wrap
 `logs_changes`), and `changes_after` reads that log. Its documents are stamped when written, not
 in commit order, so a look re-reads OVERLAP seconds back and skips the ones it has already returned
 (a seen-set), and pages by (ts, _id), so any number of changes stamped at the same instant page
-exactly. Where the server has change streams but the stream failed for good, `changes_after` reads
-the jobs themselves the same way: each job's latest state, none lost, intermediate ones skipped.
+exactly. The jobs a store method deletes are logged the same way (status `deleted`), so every
+process's dashboards drop them. Where the server has change streams but the stream failed for good,
+`changes_after` reads the jobs themselves the same way: each job's latest state, none lost,
+intermediate ones skipped, and no deletions (a deleted job is simply not there to be read).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ PRUNED = "job_changes_pruned"  # counters document: changes logged before `befor
 # the store methods that return the jobs they changed (stop_schedule: a pair whose second part is the jobs)
 CHANGING = ("add", "claim", "release", "complete", "reschedule", "fail", "cancel", "retry", "cancel_many",
             "retry_many", "cancel_batch", "retry_batch", "stop_schedule", "_queue_next")
+# the store methods that delete jobs, and where their answer holds the deleted ids
+DELETING: dict[str, Callable[[Any], list[str]]] = {"delete_many": lambda ids: ids,
+                                                    "purge_finished": lambda answer: answer[0]}
+DELETED = "deleted"  # the status of a deletion's log document
 _SORTED = [("ts", ASCENDING), ("_id", ASCENDING)]
 
 
@@ -77,6 +83,11 @@ def task_as_logged(job: dict[str, Any], change: dict[str, Any]) -> Task:
         attempt_log=tuple(entry for entry in task.attempt_log if entry.get("at", at) <= at))
 
 
+def deletion_doc(task_id: str, now: float) -> dict[str, Any]:
+    """The log document of a deleted job."""
+    return {"ts": now, "task_id": task_id, "status": DELETED}
+
+
 def _changed_jobs(out: Any) -> list[Task]:
     if isinstance(out, Task):
         return [out]
@@ -86,12 +97,17 @@ def _changed_jobs(out: Any) -> list[Task]:
 
 
 def logs_changes(cls: type) -> type:
-    """Wrap the CHANGING methods of a store class so that, where the log is kept (decided at `open`), the states
-    they return are written to it. A failure to write is logged, not raised: the change itself is made."""
+    """Wrap the CHANGING and DELETING methods of a store class so that, where the log is kept (decided at `open`),
+    the states they return, and the jobs they deleted, are written to it. A failure to write is logged, not raised:
+    the change itself is made."""
     for name in CHANGING:
         method = getattr(cls, name, None)
         if method is not None:
             setattr(cls, name, _logged(method))
+    for name, deleted in DELETING.items():
+        method = getattr(cls, name, None)
+        if method is not None:
+            setattr(cls, name, _logged_deletions(method, deleted))
     opened = cls.open  # type: ignore[attr-defined]
 
     @functools.wraps(opened)
@@ -109,6 +125,18 @@ def _logged(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
         out = await method(self, *args, **kwargs)
         if self.log_changes:
             await self._log_states(_changed_jobs(out))
+        return out
+
+    return logged
+
+
+def _logged_deletions(method: Callable[..., Awaitable[Any]],
+                      deleted: Callable[[Any], list[str]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def logged(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = await method(self, *args, **kwargs)
+        if self.log_changes:
+            await self._log_deletions(deleted(out))
         return out
 
     return logged
@@ -143,6 +171,16 @@ class MongoChangeOps:
             log.warning("%d job state change(s) are stored but could not be logged for other processes' live "
                         "updates: %s", len(tasks), exc)
 
+    async def _log_deletions(self, task_ids: list[str]) -> None:
+        if not task_ids:
+            return
+        now = self.clock()
+        try:
+            await self._call(self.db.job_changes.insert_many([deletion_doc(i, now) for i in task_ids], ordered=False))
+        except StoreError as exc:
+            log.warning("%d job(s) are deleted but their deletion could not be logged for other processes' live "
+                        "updates: %s", len(task_ids), exc)
+
     async def changes_after(self, position: Any, limit: int) -> ChangePage:
         """The changes after `position` (a Window, changed in place; None: from now on), oldest first: from the
         log where it is kept, else each changed job's latest state."""
@@ -151,17 +189,19 @@ class MongoChangeOps:
             return ChangePage([], position if position is not None else Window(self.clock()))
         window: Window = position
         lost = False
+        deleted: list[str] = []
         if self.log_changes:
             if window.after is None:  # a new look: were changes after the last one pruned meanwhile?
                 pruned = await self._call(db.counters.find_one({"_id": PRUNED}))
                 lost = pruned is not None and pruned["before"] >= window.since
             docs, more = await self._look(window, db.job_changes, "ts", lambda d: d["_id"], limit)
-            tasks = await self._as_logged(docs)
+            deleted = [d["task_id"] for d in docs if d["status"] == DELETED]
+            tasks = await self._as_logged([d for d in docs if d["status"] != DELETED])
         else:
             docs, more = await self._look(window, db.jobs, "updated_at", lambda d: (d["_id"], d["updated_at"]), limit,
                                           TASK_FIELDS)
             tasks = [task_from_doc(d) for d in docs]
-        return ChangePage(tasks, window, more=more, lost=lost)
+        return ChangePage(tasks, window, more=more, lost=lost, deleted=deleted)
 
     async def _look(self, window: Window, collection: Any, stamp: str, key: Callable[[dict[str, Any]], Any],
                     limit: int, projection: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], bool]:

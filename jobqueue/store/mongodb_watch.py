@@ -9,12 +9,13 @@ loop decides what to do when it ends or fails:
   the stream was invalidated (the collection dropped or renamed: the stream stops being `alive`):
   open a fresh stream, then catch up from the last change seen (minus OVERLAP) with `catch_up`,
   which pages by (updated_at, _id), so nothing between the two is lost however many changes share
-  a time (the hub drops what it already has; the gap's intermediate states are not recoverable);
+  a time (the hub drops what it already has; the gap's intermediate states and deletions are not
+  recoverable);
 - any other failure: reopen with backoff, resuming; after MAX_FAILURES in a row, raise
   ChangesUnavailable so the caller (peer_sync.follow_changes) polls instead of retrying silently;
 - a server without change streams (standalone, or a mock) raises ChangesUnavailable at once.
 
-Only inserts, replacements and updates that set `updated_at` pass the stream's `$match`: lease
+Only inserts, replacements, deletions and updates that set `updated_at` pass the stream's `$match`: lease
 renewals (extend sets only `available_at`) and the webhook relay's unmarking are not state changes,
 and each would otherwise cost an `updateLookup` read in every process.
 
@@ -34,12 +35,12 @@ from typing import Any
 from pymongo.errors import OperationFailure, PyMongoError
 
 from jobqueue.models import QUEUED, RUNNING, Task
-from jobqueue.store.base import ChangesUnavailable
+from jobqueue.store.base import ChangesUnavailable, JobDeleted
 from jobqueue.store.mongodb_schema import task_from_doc
 
 log = logging.getLogger("jobqueue.store.mongodb")
 PIPELINE = [
-    {"$match": {"$or": [{"operationType": {"$in": ["insert", "replace"]}},
+    {"$match": {"$or": [{"operationType": {"$in": ["insert", "replace", "delete"]}},
                         {"operationType": "update", "updateDescription.updatedFields.updated_at": {"$exists": True}}]}},
     {"$project": {"fullDocument.result": 0, "updateDescription.updatedFields.result": 0}},
 ]
@@ -55,6 +56,7 @@ KEEP_ATTEMPTS = 10000
 
 OpenStream = Callable[[list[dict[str, Any]], Any], Awaitable[Any]]
 CatchUp = Callable[[float], AsyncIterator[Task]]  # every job changed at or after a time, each once
+Change = Task | JobDeleted
 
 
 def task_as_of(change: dict[str, Any], attempts: int | None = None) -> Task | None:
@@ -79,8 +81,9 @@ def task_as_of(change: dict[str, Any], attempts: int | None = None) -> Task | No
 
 
 async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[], float], where: str,
-                 ready: asyncio.Event | None = None, backoff: float = 0.5) -> AsyncIterator[Task]:
-    """Yield every task change from a change stream, reopening, resuming and catching up as the module says."""
+                 ready: asyncio.Event | None = None, backoff: float = 0.5) -> AsyncIterator[Change]:
+    """Yield every task change (and deletion) from a change stream, reopening, resuming and catching up as the
+    module says."""
     resume: Any = None
     catch_up_from: float | None = None
     attempts: OrderedDict[str, int] = OrderedDict()  # the latest attempt count seen per job, of the last few
@@ -100,6 +103,11 @@ async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[],
                     catch_up_from = None
                 while True:
                     resume = stream.resume_token or resume
+                    if change is not None and change.get("operationType") == "delete":
+                        gone = change["documentKey"]["_id"]
+                        attempts.pop(gone, None)
+                        yield JobDeleted(gone)
+                        change = None
                     task = _as_of(change, attempts) if change is not None else None
                     if task is not None:
                         last_seen = max(last_seen, task.updated_at)

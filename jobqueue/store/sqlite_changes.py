@@ -1,7 +1,8 @@
 """The change log: every job state change in commit order, for processes that share the file to follow.
 
 Triggers on `jobs` (migration 8) append one narrow row per change: the state's own fields (status,
-attempts, times, outcome), the rest being read from the job when the change is. The log's `seq` is
+attempts, times, outcome), the rest being read from the job when the change is; and one per deleted
+job (status `deleted`, stamped when deleted), so every process can drop it from view. The log's `seq` is
 the rowid: the writer holds the file's one write lock while it inserts, so numbers are handed out in
 commit order and a reader that has seen `seq` N has seen every change up to N. Housekeeping prunes
 rows older than a few minutes, always keeping the newest, so a number is never handed out twice.
@@ -21,6 +22,9 @@ from jobqueue.store.sqlite_schema import JOB_COLUMNS, task_from_row
 _STATE = "status, attempts, at, started_at, finished_at, http_status, error_code, error_message"
 _NEW_STATE = ("NEW.status, NEW.attempts, NEW.updated_at, NEW.started_at, NEW.finished_at, NEW.http_status,"
               " NEW.error_code, NEW.error_message")
+DELETED = "deleted"  # the status of a deletion's row: no job has it
+# a deletion is stamped with the time it is made (a job's own time may be weeks old, and pruning goes by `at`)
+_NOW = "(julianday('now') - 2440587.5) * 86400.0"
 V8_JOB_CHANGES = f"""
 CREATE TABLE job_changes (
     seq INTEGER PRIMARY KEY,
@@ -41,6 +45,9 @@ CREATE TRIGGER job_changes_update AFTER UPDATE OF status, attempts, updated_at O
 WHEN NEW.status IS NOT OLD.status OR NEW.attempts IS NOT OLD.attempts OR NEW.updated_at IS NOT OLD.updated_at BEGIN
     INSERT INTO job_changes (task_id, {_STATE}) VALUES (NEW.id, {_NEW_STATE});
 END;
+CREATE TRIGGER job_changes_delete AFTER DELETE ON jobs BEGIN
+    INSERT INTO job_changes (task_id, status, attempts, at) VALUES (OLD.id, '{DELETED}', OLD.attempts, {_NOW});
+END;
 """
 PRUNE_LIMIT = 5000  # rows looked at per prune call: a short hold of the write lock
 # The job's columns, its state's taken from the change: each row reads as the job right after that change.
@@ -49,7 +56,8 @@ _AS_OF_CHANGE = {"status": "c.status", "attempts": "c.attempts", "updated_at": "
                  "error_message": "c.error_message", "lease_token": "NULL"}
 _COLUMNS = ", ".join(f"{_AS_OF_CHANGE.get(name, f'jobs.{name}')} AS {name}"
                      for name in (c.strip() for c in JOB_COLUMNS.split(",")))
-_READ = (f"SELECT c.seq AS change_seq, {_COLUMNS} FROM job_changes c LEFT JOIN jobs ON jobs.id = c.task_id"
+_READ = (f"SELECT c.seq AS change_seq, c.task_id AS change_of, {_COLUMNS} FROM job_changes c"
+         " LEFT JOIN jobs ON jobs.id = c.task_id"
          " WHERE c.seq > ? ORDER BY c.seq LIMIT ?")
 
 
@@ -64,7 +72,8 @@ def task_as_of_change(row: sqlite3.Row) -> Task:
 
 
 def read_changes(conn: sqlite3.Connection, position: int | None, limit: int) -> ChangePage:
-    """The changes after `position` (None: none, just the newest position), skipping jobs deleted since."""
+    """The changes after `position` (None: none, just the newest position), in commit order: each state, skipping
+    jobs deleted since, and each deletion."""
     newest = conn.execute("SELECT MAX(seq) FROM job_changes").fetchone()[0] or 0
     if position is None or limit <= 0:
         return ChangePage([], newest if position is None else position)
@@ -74,8 +83,9 @@ def read_changes(conn: sqlite3.Connection, position: int | None, limit: int) -> 
     if not rows:
         return ChangePage([], position)
     tasks = [task_as_of_change(r) for r in rows if r["id"] is not None]
+    deleted = [r["change_of"] for r in rows if r["status"] == DELETED]
     return ChangePage(tasks, rows[-1]["change_seq"], more=len(rows) == limit,
-                      lost=rows[0]["change_seq"] > position + 1)
+                      lost=rows[0]["change_seq"] > position + 1, deleted=deleted, commit_order=True)
 
 
 def prune(conn: sqlite3.Connection, before: float, limit: int = PRUNE_LIMIT) -> int:
