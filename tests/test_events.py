@@ -81,7 +81,7 @@ async def test_never_reading_subscriber_stays_bounded_and_is_told_to_resync():
         seen_by_live += [json.loads(m)["task"]["status"] for m in hub.read_after(live, 500)]
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert stuck.pending <= 100 and len(hub._log) <= 100
+    assert stuck.pending <= 100 and len(hub.log.latest) <= 100
     assert grown < 2 * 1024 * 1024
     assert json.loads((await stuck.next_batch())[0])["type"] == "resync"
     assert seen_by_live and seen_by_live[-1] == STEPS[(19505) % 3]  # t5's last state: i = 19505
@@ -204,7 +204,7 @@ async def test_a_view_gets_its_rows_the_newest_tasks_and_counts_only():
     sub = hub.subscribe()
     for task_id in ("t01", "t02", "t03"):
         hub.publish(task_state(task_id, "queued", 1))
-    sub.cursor = hub._seq  # the page has read t01..t03 over REST
+    sub.cursor = hub.last_seq  # the page has read t01..t03 over REST
     sub.view = View(frozenset({"t01"}), newest=2, after_id="t03")
     hub.publish(task_state("t01", "running", 2))   # on the page
     hub.publish(task_state("t02", "running", 2))   # not on the page, not new
