@@ -17,8 +17,7 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_part_passes_axe_and_the_statistics_speak(browser, tmp_path, scheme):  # noqa: F811
-    # one process: a deletion is announced only to the websockets of the process that made it
-    with running_service(str(tmp_path), "--max-attempts", "1", "--processes", "1") as (dashboard, target):
+    with running_service(str(tmp_path), "--max-attempts", "1") as (dashboard, target):
         _, made = call(dashboard, "POST", "/queue_tasks", {"urls": [f"{target}/page/{i}" for i in range(4)]
                                                  + [f"{target}/status/404", "http://127.0.0.1:9/refused"]})
         context = browser.new_context(bypass_csp=True, color_scheme=scheme)
