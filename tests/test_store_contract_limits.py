@@ -135,6 +135,25 @@ async def test_a_cancelled_job_keeps_its_slot_until_its_request_is_over(open_sto
 
 
 @pytest.mark.gen_test
+async def test_a_job_cancelled_and_retried_mid_fetch_leaves_its_first_request_its_slot(open_store):
+    """A worker is still fetching a job when a user cancels and retries it through another process, which claims it
+    again: the new attempt takes a slot of its own, and the first request keeps its slot until its worker stops it,
+    so the host never has more requests in flight than its limit."""
+    first, second = await open_store(), await open_store()
+    [job] = await first.add(jobs(1, "polite.test", priority=5))
+    others = await first.add(jobs(2, "polite.test"))
+    [fetching] = await first.claim(1, LEASE, [], per_host=2)
+    await second.cancel(job.id)
+    await second.retry(job.id)
+    assert [t.id for t in await second.claim(2, LEASE, [], per_host=2)] == [job.id]
+    assert await second.claim(2, LEASE, [], per_host=2) == []  # the first request and the retry's: 2 of 2
+    assert await first.extend(leases([fetching]), LEASE) == [job.id]  # its worker learns it lost the job,
+    await first.free_slots(leases([fetching]))  # stops the request, and gives back that request's slot only
+    assert [t.id for t in await second.claim(2, LEASE, [], per_host=2)] == [others[0].id]
+    assert await second.claim(2, LEASE, [], per_host=2) == []
+
+
+@pytest.mark.gen_test
 async def test_a_slot_frees_itself_when_its_lease_runs_out_and_is_renewed_with_it(open_store, clock):
     store = await open_store()
     [first] = await store.add(jobs(1, "polite.test"))

@@ -4,9 +4,12 @@ the database, so the limit holds across every process on the file.
 A slot is a row of `slots` (migration 9): the scope (`host` or `endpoint`), the key (the host name, or
 the endpoint), the holder (the job or delivery id) and the holder's lease token and expiry. A claim
 counts the live rows of a key and takes one for each job it starts, in its own write transaction, so
-two processes can never both take the last slot. The holder gives the slot back when its request is
-over (the token guards against a stale holder freeing a newer one), renews it with its lease, and a
-holder that died frees it when its lease runs out.
+two processes can never both take the last slot. A row is one request, keyed by its holder and lease
+token: a job cancelled and retried while its first request still runs (its worker learns of the cancel
+at its next heartbeat, in another process) holds two rows, one per request, as MongoDB's numbered slot
+documents do. The holder gives its slot back when its request is over (the token guards against a
+stale holder freeing a newer one), renews it with its lease, and a holder that died frees it when its
+lease runs out.
 
 Per-host policies (a host's own max_concurrency, pauses, a minimum delay between starts) fit here:
 `Rooms` is where a key's limit is decided, and a start time can be kept beside the slots.
@@ -32,7 +35,7 @@ CREATE TABLE slots (
     holder TEXT NOT NULL,
     token TEXT NOT NULL,
     expires_at REAL NOT NULL,
-    PRIMARY KEY (scope, holder)
+    PRIMARY KEY (scope, holder, token)
 ) WITHOUT ROWID;
 CREATE INDEX slots_by_key ON slots(scope, key);
 CREATE INDEX slots_by_expiry ON slots(expires_at);
@@ -69,8 +72,9 @@ class Rooms:
 
 def hold(conn: sqlite3.Connection, scope: str, holders: Iterable[tuple[str, str]], token: str,
          expires_at: float) -> None:
-    """Write the slots taken for (holder, key) pairs; a holder's own stale slot (its last attempt's) is replaced."""
-    conn.executemany("INSERT OR REPLACE INTO slots (scope, key, holder, token, expires_at) VALUES (?, ?, ?, ?, ?)",
+    """Write the slots taken for (holder, key) pairs under the claim's token; a slot the holder's earlier request
+    holds stays until that request ends (or its lease runs out)."""
+    conn.executemany("INSERT INTO slots (scope, key, holder, token, expires_at) VALUES (?, ?, ?, ?, ?)",
                      [(scope, key, holder, token, expires_at) for holder, key in holders])
 
 
