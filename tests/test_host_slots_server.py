@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import tornado.web
@@ -70,6 +71,36 @@ async def submit(api: Api, payload: dict[str, object]) -> list[dict[str, object]
     code, body = await api.call("POST", f"{API}/queue_tasks", payload)
     assert code == 201, body
     return body["tasks"] if "tasks" in body else [body["task"]]
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_due_job_is_fetched_behind_a_full_hosts_backlog_and_many_hosts_with_nothing_due(make_server):
+    crawl, other = HeldSite("127.0.0.1"), HeldSite("127.0.0.2")
+    server = await make_server(workers=2, per_host=1)
+    api = Api(f"http://127.0.0.1:{server.port}")
+    try:
+        await submit(api, {"urls": [crawl.url(f"/hold/crawl{i}") for i in range(100)], "priority": 5})
+
+        async def crawling() -> bool:
+            return bool(crawl.arrived)
+
+        await wait_for(crawling, 20, "the crawl to take its host's one slot")
+        # 1,200 hosts, sorted before 127.0.0.2, whose jobs wait for later (as a schedule's next run or a backoff)
+        later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for first in (0, 600):
+            await submit(api, {"urls": [f"http://1-{i:04d}.invalid/" for i in range(first, first + 600)],
+                               "not_before": later})
+        await submit(api, {"url": other.url("/page/victim")})
+
+        async def fetched() -> bool:
+            return other.arrived == ["/page/victim"]
+
+        await wait_for(fetched, 30, "the other host's job to be fetched while the crawl holds its slot")
+        assert len(crawl.arrived) == 1
+    finally:
+        api.close()
+        crawl.stop()
+        other.stop()
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -154,6 +154,25 @@ async def test_a_job_cancelled_and_retried_mid_fetch_leaves_its_first_request_it
 
 
 @pytest.mark.gen_test
+async def test_a_due_job_is_found_behind_a_full_hosts_backlog_and_many_hosts_with_nothing_due(open_store, clock):
+    """Hosts whose jobs all wait for later (a recurring fetch's next run, a retry's backoff, not_before) do not use
+    up what a claim looks at past a full host's backlog: a due job of a host with a free slot is claimed within a
+    few claims, however many such hosts sort before it."""
+    store = await open_store()
+    later = JobSpec(not_before=clock() + 3600)
+    await store.add([NewTask(IDS.new(), f"https://h{i:04d}.test/", f"h{i:04d}.test", later) for i in range(1200)])
+    await store.add(jobs(3000, "aaa-big.test", priority=5))
+    [_big] = await store.claim(1, LEASE, [], per_host=1)
+    [victim] = await store.add(jobs(1, "zzz-victim.test"))
+    claimed: list[Any] = []
+    for _ in range(3):
+        claimed = await store.claim(4, LEASE, [], per_host=1)
+        if claimed:
+            break
+    assert [t.id for t in claimed] == [victim.id]
+
+
+@pytest.mark.gen_test
 async def test_a_slot_frees_itself_when_its_lease_runs_out_and_is_renewed_with_it(open_store, clock):
     store = await open_store()
     [first] = await store.add(jobs(1, "polite.test"))

@@ -3,36 +3,35 @@
 Without a limit, one UPDATE takes the first due jobs (higher priority, then older due time). With one
 (sqlite_slots.py), the claim first reads a window of the first due jobs and keeps each whose host has a
 slot left. When that window is all of full hosts (a crawl of one site: thousands of its pages due, its
-slots all taken), the jobs beyond it are not read one by one: the hosts that have due jobs are walked
-on the `jobs_due_by_host` index, a seek each, and each host with a free slot offers its first due jobs,
-so a claim costs about the same whether one host has ten due jobs or a million.
+slots all taken), the jobs beyond it are not read one by one: the due jobs of the other hosts are read on
+the `jobs_due_by_host` index, stepping over the full hosts, a bounded part of it per claim, each claim
+going on from where the store's last one stopped (sqlite_host_scan.py), and the best of them are taken.
+So a claim costs about the same whether one host has ten due jobs or a million, and however many hosts
+have jobs waiting for later, every host with a free slot and a due job is reached within a few claims.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 
+from jobqueue.store import sqlite_host_scan as scan
 from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.sqlite_schema import CLAIMABLE, JOB_COLUMNS
 
 WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way (3 per job wanted)
 WINDOW_MAX = 1024
-HOSTS_MAX = 1000  # hosts looked at beyond the window, in one claim
 _TAKE = ("UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
          " started_at = ?, updated_at = ?")
 _HEAD = (f"SELECT seq, host FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}"
          " ORDER BY priority DESC, available_at LIMIT ? OFFSET ?")
-_NEXT_HOST = ("SELECT host FROM jobs INDEXED BY jobs_due_by_host WHERE status IN ('queued', 'running') AND host > ?"
-              " ORDER BY host LIMIT 1")
-_HOST_HEAD = (f"SELECT seq, host, priority, available_at FROM jobs INDEXED BY jobs_due_by_host WHERE host = ?"
-              f" AND {CLAIMABLE} ORDER BY priority DESC, available_at LIMIT ?")
 
 
 class Claim:
     """One claim's write: the jobs it takes, all under one lease token and expiry."""
 
-    def __init__(self, token: str, now: float, until: float) -> None:
-        self.token, self.now, self.until = token, now, until
+    def __init__(self, token: str, now: float, until: float, cursor: scan.Cursor) -> None:
+        self.token, self.now, self.until, self.cursor = token, now, until, cursor
 
     def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None
              ) -> list[sqlite3.Row]:
@@ -61,20 +60,14 @@ class Claim:
         return taken + self._update(conn, self._beyond(conn, rooms, skip, limit - len(taken)))
 
     def _beyond(self, conn: sqlite3.Connection, rooms: slots.Rooms, skip: set[str], want: int) -> list[int]:
-        """The best `want` due jobs of hosts with a slot left, found host by host on the index."""
-        offered: list[tuple[int, float, int, str]] = []
-        host = ""
-        for _ in range(HOSTS_MAX):
-            row = conn.execute(_NEXT_HOST, (host,)).fetchone()
-            if row is None:
-                break
-            host = row[0]
-            room = rooms.room(host)
-            if room > 0 and host not in skip:
-                offered += [(-priority, available_at, seq, host) for seq, _host, priority, available_at
-                            in conn.execute(_HOST_HEAD, (host, self.now, min(room, want))).fetchall()]
+        """The best `want` due jobs of hosts with a slot left among those this claim's read of the index finds."""
+        def enough(due: list[scan.Due]) -> bool:
+            found = Counter(host for _seq, host, _priority, _at in due)
+            return sum(min(rooms.room(host), n) for host, n in found.items()) >= want
+
+        due = scan.due_jobs(conn, self.cursor, [*rooms.full(), *skip], self.now, enough)
         chosen = []
-        for _priority, _available_at, seq, host in sorted(offered):
+        for _priority, _at, seq, host in sorted((-priority, at, seq, host) for seq, host, priority, at in due):
             if len(chosen) == want:
                 break
             if rooms.take(host):

@@ -11,6 +11,7 @@ from typing import Any
 
 from jobqueue.history.codec import digest
 from jobqueue.models import FAILED, Result, Task, TaskError
+from jobqueue.store import sqlite_host_scan
 from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite_bodies import insert_result
@@ -30,6 +31,7 @@ class SQLiteLeaseOps:
     clock: Callable[[], float]
     outbox: Outbox | None
     url_changed: Callable[[Task, str], None] | None
+    _host_cursor: sqlite_host_scan.Cursor | None = None  # where this store's last claim stopped reading past full hosts
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
 
@@ -42,7 +44,9 @@ class SQLiteLeaseOps:
             return []
         now = self.clock()
         token = secrets.token_hex(8)
-        claim = Claim(token, now, now + lease_seconds)
+        if self._host_cursor is None:
+            self._host_cursor = sqlite_host_scan.Cursor()
+        claim = Claim(token, now, now + lease_seconds, self._host_cursor)
 
         def take(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             if ended:
