@@ -5,10 +5,9 @@ start, so every due job of a host with a free slot is claimed within a bounded n
 
 from __future__ import annotations
 
-from typing import Any
-
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -105,7 +104,8 @@ async def test_claims_in_a_row_take_every_host_with_room_up_to_its_limit(tmp_pat
                 assert task.available_at <= clock() + LEASE and (task.not_before or 0) < later
                 held[task.host] += 1
         assert all(n <= 2 for n in held.values()), held
-        expected = {host: min(n, 2) for host, n in due.items() if n} | {f"{n}-crawl.test": 2 for n in ("c1", "m5", "x9")}
+        expected = {host: min(n, 2) for host, n in due.items() if n}
+        expected |= {f"{name}-crawl.test": 2 for name in ("c1", "m5", "x9")}
         assert dict(held) == expected
     finally:
         await store.close()
