@@ -5,7 +5,7 @@ attempts, times, outcome), the rest being read from the job when the change is; 
 job (status `deleted`, stamped when deleted), so every process can drop it from view. The log's `seq` is
 the rowid: the writer holds the file's one write lock while it inserts, so numbers are handed out in
 commit order and a reader that has seen `seq` N has seen every change up to N. Housekeeping prunes
-rows older than a few minutes, always keeping the newest, so a number is never handed out twice.
+the oldest run of rows older than a few minutes, always keeping the newest, so a number is never handed out twice.
 """
 
 from __future__ import annotations
@@ -89,10 +89,15 @@ def read_changes(conn: sqlite3.Connection, position: int | None, limit: int) -> 
 
 
 def prune(conn: sqlite3.Connection, before: float, limit: int = PRUNE_LIMIT) -> int:
-    """Delete the oldest rows recorded before `before`, looking at no more than `limit`; the newest stays."""
+    """Delete the oldest run of rows recorded before `before`, looking at no more than `limit`; the newest stays.
+
+    Only a run from the start of the log, by number: a row's `at` is taken before the write lock, so it does not
+    always rise with `seq`, and a younger row ahead of an older one must not leave a hole in what a follower has
+    not read yet (a follower notices pruning only where its next page starts)."""
     return conn.execute(
-        "DELETE FROM job_changes WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM job_changes ORDER BY seq LIMIT ?)"
-        " WHERE at < ? AND seq < (SELECT MAX(seq) FROM job_changes))", (limit, before)).rowcount
+        "DELETE FROM job_changes WHERE seq < COALESCE((SELECT MIN(seq) FROM (SELECT seq, at FROM job_changes"
+        " ORDER BY seq LIMIT ?) WHERE at >= ?), (SELECT MAX(seq) FROM (SELECT seq FROM job_changes ORDER BY seq"
+        " LIMIT ?)) + 1) AND seq < (SELECT MAX(seq) FROM job_changes)", (limit, before, limit)).rowcount
 
 
 class SQLiteChangeOps:
