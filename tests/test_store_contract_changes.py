@@ -3,9 +3,11 @@ every process's job states, each once and in order, whatever their number and ho
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from jobqueue.models import TaskError
 from jobqueue.store.base import ChangePage, Lease
@@ -99,3 +101,137 @@ async def test_pruned_changes_are_gone_and_a_follower_that_missed_them_is_told(o
     while await store.prune_changes(clock()):
         pass
     assert (await follower.changes_after(position, PAGE)).tasks == []
+
+
+@pytest.mark.gen_test
+async def test_a_writer_whose_clock_is_behind_the_followers_is_followed(open_store, clock):
+    writer, follower = await open_store(), await open_store()
+    writer.clock = lambda: clock() - 3  # another host, 3 s behind (or a log write that took 3 s)
+    _, position, _ = await read_all(follower, None)
+    clock.advance(1)
+    _, position, _ = await read_all(follower, position)  # an idle look
+    added = await writer.add(new_tasks(3))
+    seen, lost = [], False
+    for _ in range(3):
+        clock.advance(0.5)
+        tasks, position, pages = await read_all(follower, position)
+        seen += tasks
+        lost = lost or any(p.lost for p in pages)
+    assert [t.id for t in seen] == [t.id for t in added] and not lost
+
+
+@pytest.mark.gen_test
+async def test_a_change_in_the_middle_of_the_unread_log_is_not_pruned_alone(open_store, clock):
+    store, behind = await open_store(), await open_store()
+    _, stalled, _ = await read_all(behind, None)
+    start = clock()
+    clock.advance(10)
+    first = await store.add(new_tasks(1))
+    clock.now = start  # a change stamped before the one committed ahead of it (its time taken before the lock)
+    middle = await store.add(new_tasks(1))
+    clock.now = start + 10
+    last = await store.add(new_tasks(1))
+    while await store.prune_changes(start + 5):
+        pass
+
+    seen, _, pages = await read_all(behind, stalled)  # every change it had not read, or told it lost some
+    assert [t.id for t in seen] == [t.id for t in first + middle + last] or pages[0].lost
+
+
+def _mongodb_only(store: Any) -> None:
+    if not hasattr(store, "log_changes"):
+        pytest.skip("SQLite's log is written by triggers in the transaction that makes the change")
+
+
+@pytest.mark.gen_test
+async def test_a_change_log_write_that_fails_makes_followers_resync(open_store, clock, monkeypatch):
+    writer, follower = await open_store(), await open_store()
+    _mongodb_only(writer)
+    _, position, _ = await read_all(follower, None)
+    collection = type(writer.db.job_changes)
+    insert_many = collection.insert_many
+
+    async def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "job_changes":
+            raise AutoReconnect("connection closed")
+        return await insert_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "insert_many", failing)
+    await writer.add(new_tasks(2))  # stored, but not logged
+    monkeypatch.setattr(collection, "insert_many", insert_many)
+    clock.advance(1)
+    later = await writer.add(new_tasks(1))
+    seen, lost = [], False
+    for _ in range(2):
+        clock.advance(0.5)
+        tasks, position, pages = await read_all(follower, position)
+        seen += tasks
+        lost = lost or any(p.lost for p in pages)
+    assert lost and [t.id for t in seen] == [t.id for t in later]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_slow_change_log_write_is_read_late_or_reported_lost(open_store, clock, monkeypatch):
+    slow, quick, follower = await open_store(), await open_store(), await open_store()
+    _mongodb_only(slow)
+    _, position, _ = await read_all(follower, None)
+    collection = type(slow.db.job_changes)
+    insert_many = collection.insert_many
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def held_back(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "job_changes" and not release.is_set():
+            held.set()
+            await release.wait()
+        return await insert_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "insert_many", held_back)
+    adding = asyncio.ensure_future(slow.add(new_tasks(1)))
+    await asyncio.wait_for(held.wait(), 10)
+    monkeypatch.setattr(collection, "insert_many", insert_many)
+    quick_added = await quick.add(new_tasks(1))
+    seen, lost = [], False
+    for _ in range(3):
+        tasks, position, pages = await read_all(follower, position)
+        seen += tasks
+        lost = lost or any(p.lost for p in pages)
+        clock.advance(1.5)  # the slow write takes 4.5 s
+    release.set()
+    slow_added = await asyncio.wait_for(adding, 10)
+    tasks, position, pages = await read_all(follower, position)
+    seen += tasks
+    lost = lost or any(p.lost for p in pages)
+    assert sorted(t.id for t in seen) == sorted(t.id for t in slow_added + quick_added) and not lost
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_change_log_write_that_never_lands_is_given_up_and_reported_lost(open_store, clock, monkeypatch):
+    stuck, quick, follower = await open_store(), await open_store(), await open_store()
+    _mongodb_only(stuck)
+    _, position, _ = await read_all(follower, None)
+    collection = type(stuck.db.job_changes)
+    insert_many = collection.insert_many
+    held, never = asyncio.Event(), asyncio.Event()
+
+    async def stalled(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "job_changes":
+            held.set()
+            await never.wait()  # a writer that died after numbering its change
+        return await insert_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "insert_many", stalled)
+    adding = asyncio.ensure_future(stuck.add(new_tasks(1)))
+    try:
+        await asyncio.wait_for(held.wait(), 10)
+        monkeypatch.setattr(collection, "insert_many", insert_many)
+        quick_added = await quick.add(new_tasks(1))
+        seen, position, pages = await read_all(follower, position)
+        assert [t.id for t in seen] == [t.id for t in quick_added] and not any(p.lost for p in pages)
+        clock.advance(60)
+        later = await quick.add(new_tasks(1))
+        seen, position, pages = await read_all(follower, position)
+        assert any(p.lost for p in pages) and [t.id for t in seen] == [t.id for t in later]
+        seen, position, pages = await read_all(follower, position)
+        assert seen == [] and not any(p.lost for p in pages)  # told once
+    finally:
+        adding.cancel()

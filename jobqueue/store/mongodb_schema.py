@@ -319,8 +319,9 @@ async def _v6_url_changed_hooks(db: Any) -> None:
 
 
 async def _v7_job_changes(db: Any) -> None:
-    """The change log kept where there are no change streams (mongodb_changes.py), read and pruned by time."""
-    await ensure_index(db.job_changes, [("ts", ASCENDING), ("_id", ASCENDING)], "by_time")
+    """The change log kept where there are no change streams (mongodb_changes.py), read and pruned by the numbers
+    its writers reserve from the server's counter."""
+    await ensure_index(db.job_changes, [("seq", ASCENDING)], "by_seq", unique=True)
 
 
 async def _v8_slots(db: Any) -> None:
