@@ -1,5 +1,13 @@
 #!/usr/bin/env python3
-"""Bootstrap and run jobqueue with nothing but Python: `python3 dev.py serve`, `test` or `bench`."""
+"""Bootstrap and run jobqueue with nothing but Python.
+
+  python3 dev.py serve [options]    the service (options: `serve --help`)
+  python3 dev.py test [args]        ruff and the whole test suite, as CI runs it (args go to pytest)
+  python3 dev.py test --fast [args] the quick inner loop: skips the tests marked slow (browser,
+                                    multi-process and network-namespace ones); CI runs everything
+  python3 dev.py bench [args]       the benchmark
+  python3 dev.py requirements       the dependencies, one a line (`--test` adds the test ones)
+"""
 
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ def ensure_venv(with_tests: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch `serve` (the service), `test` (the suite and ruff), `bench` (the benchmark) or `requirements`."""
+    """Dispatch `serve`, `test` (ruff and the suite; `--fast` skips the slow tests), `bench` or `requirements`."""
     command = argv[0] if argv else "help"
     rest = argv[1:]
     if command == "serve":
@@ -59,6 +67,8 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "test":
         ensure_venv(with_tests=True)
+        if "--fast" in rest:  # tests/conftest.py marks the slow ones
+            rest = ["-m", "not slow", *(arg for arg in rest if arg != "--fast")]
         lint = subprocess.run([PYTHON, "-m", "ruff", "check", ROOT], cwd=ROOT)
         tests = subprocess.run([PYTHON, "-m", "pytest", *rest], cwd=ROOT)
         return tests.returncode or lint.returncode

@@ -83,6 +83,43 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
         item.failed_call = True
 
 
+# Whole files whose tests start server processes, kill them, or build packages: seconds each.
+_SLOW_FILES = {"test_durability.py", "test_limits_across_processes.py", "test_live_processes.py", "test_netns.py",
+               "test_packaging.py", "test_processes.py", "test_stats_processes.py", "test_two_processes.py",
+               "test_webhook_durability.py"}
+# Helpers that start a real service in a subprocess or drive chromium; a test naming one is slow.
+_SLOW_HELPER_MODULES = {"tests.browser", "tests.test_processes", "tests.test_durability"}
+
+
+def _names_used(code: Any) -> set[str]:
+    """Global names a test's code (nested functions included) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_used(const)
+    return names
+
+
+def _is_slow(item: Any) -> bool:
+    if item.get_closest_marker("browser") or item.get_closest_marker("netns"):
+        return True
+    if item.path.name in _SLOW_FILES or item.path.name.startswith("test_dashboard_"):
+        return True
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    module = vars(item.module)
+    return any(getattr(module.get(name), "__module__", None) in _SLOW_HELPER_MODULES
+               for name in _names_used(function.__code__))
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Mark browser, network-namespace and multi-process tests `slow`, so `dev.py test --fast` can skip them."""
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     """The store's clock, moved by hand."""
