@@ -28,7 +28,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
     Every write waits until the previous one has left for the socket, so a client that stops reading
     holds at most one message in the server's write buffer. A client that keeps up gets every state of
     every job; one that stays stuck falls behind the hub's recent log and then gets each job's latest
-    state, or, further behind, a `resync` (jobqueue/events.py).
+    state, or, further behind, a `resync` (jobqueue/event_reads.py).
     """
 
     subscription: Subscription | None = None
