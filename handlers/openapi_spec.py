@@ -334,10 +334,20 @@ def _operation_paths() -> dict[str, Any]:
         f"{API}/events": {
             "get": {"summary": "Websocket of task state changes (upgrade required)", "operationId": "events",
                     "description": "Messages: {type: task, task}, {type: hello}, {type: counts, counts}, "
-                                   "{type: resync}. `?task_id=` (repeatable) filters; `?token=` authenticates.",
+                                   "{type: resync}. `?task_id=` (repeatable) filters; `?batch=` sends frames of "
+                                   "{type: batch, messages}; `?token=` authenticates.",
                     "parameters": [{"name": "task_id", "in": "query", "required": False,
-                                    "schema": {"type": "array", "items": {"type": "string"}}, "explode": True}],
+                                    "schema": {"type": "array", "items": {"type": "string"}}, "explode": True},
+                                   {"name": "batch", "in": "query", "required": False, "schema": {"type": "string"},
+                                    "description": "present (any value, e.g. 1): messages come packed as "
+                                                   "{type: batch, messages: [...]} frames at most 0.1 s apart"},
+                                   {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+                                    "description": "the API token, for clients that cannot set Authorization "
+                                                   "(browsers)"}],
                     "responses": {"101": {"description": "switching to the websocket protocol"},
+                                  "400": _error("before the upgrade: a query parameter the stream does not read "
+                                                "(unknown_parameter), or one that is not UTF-8 text "
+                                                "(invalid_parameter)"),
                                   "401": _error("missing or wrong API token"),
                                   "503": _error("too many event streams")}},
         },

@@ -169,7 +169,8 @@ class AsyncClient:
     def events(self, task_ids: Iterable[str] | None = None, view: Mapping[str, Any] | None = None,
                max_failures: int | None = None) -> AsyncIterator[Event]:
         """The live stream: task, counts, batch.progress, batch.finished, url.changed events, and a resync
-        event after every (re)connection; it reconnects by itself (0.5 s doubling up to 15 s)."""
+        event after every (re)connection; it reconnects by itself (0.5 s doubling up to 15 s), and raises
+        APIError on a refusal retrying cannot change (a wrong token, a parameter the server does not read)."""
         return events(self.transport, task_ids, view, max_failures)
 
     async def export(self, dest: str | os.PathLike[str] | BinaryIO | None = None, format: str = "jsonl",

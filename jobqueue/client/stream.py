@@ -11,8 +11,8 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from .errors import APIError
-from .http import API, Transport, query_string
+from .errors import APIError, JobQueueError
+from .http import API, Query, Transport, api_error, query_string, retry_after
 from .models import Event
 
 FIRST_DELAY = 0.5
@@ -20,16 +20,19 @@ MAX_DELAY = 15.0
 
 
 async def events(transport: Transport, task_ids: Iterable[str] | None = None,
-                 view: Mapping[str, Any] | None = None, max_failures: int | None = None) -> AsyncIterator[Event]:
+                 view: Mapping[str, Any] | None = None, max_failures: int | None = None, *,
+                 query: Query | None = None) -> AsyncIterator[Event]:
     """Yield every event; after each (re)connection first a `resync` event, since messages may have been
     missed while down (re-read what you show over REST then, as the dashboard does on `hello`).
 
     `view` is sent after each connection (`{"task_ids": [...], "newest": 0}` asks for counts and batch
-    messages only). A 401/403 ends the stream with APIError; other failures reconnect after 0.5 s,
-    doubling up to 15 s, forever unless `max_failures` connections in a row fail.
+    messages only); `query` adds query parameters as they are. An answer retrying cannot change (a 4xx other
+    than 429: a wrong token, a parameter the server refuses) ends the stream with the server's APIError; a
+    connection that fails, a 429 or a 5xx reconnects after 0.5 s (or the server's Retry-After), doubling up
+    to 15 s, forever unless `max_failures` connections in a row fail.
     """
     ids = list(task_ids or [])
-    url = transport.server.replace("http", "ws", 1) + f"{API}/events" + query_string({"task_id": ids})
+    url = transport.server.replace("http", "ws", 1) + f"{API}/events" + query_string({**(query or {}), "task_id": ids})
     delay = FIRST_DELAY
     failures = 0
     while True:
@@ -50,10 +53,11 @@ async def events(transport: Transport, task_ids: Iterable[str] | None = None,
                     else:
                         yield Event.from_json(data)
         except HTTPClientError as exc:
-            if exc.code in (401, 403):
-                raise APIError("unauthorized" if exc.code == 401 else "forbidden",
-                               f"the event stream refused the token (HTTP {exc.code}); pass the server's token "
-                               "with --token or JOBQUEUE_API_TOKEN", exc.code) from exc
+            if exc.response is not None and 400 <= exc.code < 500 and exc.code != 429:
+                raise _refusal(transport.server, exc) from exc
+            wait = retry_after(exc.response) if exc.response is not None else None
+            if wait is not None:
+                delay = max(delay, min(wait, MAX_DELAY))
         except (OSError, StreamClosedError):
             pass
         finally:
@@ -64,6 +68,17 @@ async def events(transport: Transport, task_ids: Iterable[str] | None = None,
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, MAX_DELAY)
+
+
+def _refusal(server: str, exc: HTTPClientError) -> JobQueueError:
+    """Why the server will not open the stream, with its own code and message when it gave them."""
+    assert exc.response is not None
+    error = api_error(server, exc.response)
+    if isinstance(error, APIError) or exc.code not in (401, 403):
+        return error
+    return APIError("unauthorized" if exc.code == 401 else "forbidden",
+                    f"the event stream refused the token (HTTP {exc.code}); pass the server's token "
+                    "with --token or JOBQUEUE_API_TOKEN", exc.code)
 
 
 def _messages(message: str | bytes) -> list[dict[str, Any]]:
