@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from handlers.http_server import READ_HEADER_BYTES
 from tests.helpers import API
 
 
@@ -80,20 +81,64 @@ async def test_a_chunked_body_over_the_limit_gets_a_json_413_and_the_connection_
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_request_target_or_headers_over_64_kib_get_json_414_and_431(jq):
+    """A head a little over a limit (within the 72 KiB read) is answered on a connection that stays usable."""
     conn = await Connection.open(jq.port)
-    await conn.send(request("GET", f"{API}/queue_tasks?url=" + "a" * 100_000))
+    await conn.send(request("GET", f"{API}/queue_tasks?url=" + "a" * 66_000))
     status, headers, body = await conn.answer()
     assert status == 414 and error_of(headers, body)["code"] == "uri_too_long"
     assert "65536" in error_of(headers, body)["message"]
     await still_serves(conn)
-    await conn.send(request("GET", f"{API}/queue_tasks", "X-Padding: " + "p" * 70_000))
+    await conn.send(request("GET", f"{API}/queue_tasks", "X-Padding: " + "p" * 66_000))
     status, headers, body = await conn.answer()
     assert status == 431 and error_of(headers, body)["code"] == "headers_too_large"
     await still_serves(conn)
-    await conn.send(request("HEAD", f"{API}/queue_tasks?url=" + "a" * 100_000))
+    await conn.send(request("HEAD", f"{API}/queue_tasks?url=" + "a" * 66_000))
     status, headers, _ = await conn.answer(head_only=True)
     assert status == 414
     await still_serves(conn)  # the HEAD answer had no body, or this would read it as the next answer
+    conn.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_request_head_over_the_read_limit_is_answered_and_its_connection_closed(jq):
+    """Past READ_HEADER_BYTES the server reads no further: a JSON 414 or 431, then the connection closes."""
+    cases = (("GET", f"{API}/queue_tasks?url=" + "a" * 200_000, (), 414, "uri_too_long"),
+             ("GET", f"{API}/queue_tasks", ("X-Padding: " + "p" * 200_000,), 431, "headers_too_large"),
+             ("GET", f"{API}/queue_tasks", tuple(f"X-Pad-{i}: " + "p" * 1000 for i in range(200)), 431,
+              "headers_too_large"),
+             ("POST", f"{API}/queue_tasks?" + "b" * 60_000, ("X-Padding: " + "p" * 15_000,), 431,
+              "headers_too_large"))
+    for method, path, extra, code, name in cases:
+        conn = await Connection.open(jq.port)
+        await conn.send(request(method, path, *extra))
+        status, headers, body = await conn.answer()
+        assert (status, error_of(headers, body)["code"]) == (code, name), body
+        assert headers["connection"] == "close" and await conn.closed()
+        conn.close()
+    conn = await Connection.open(jq.port)
+    await conn.send(request("HEAD", f"{API}/queue_tasks?url=" + "a" * 200_000))
+    status, headers, _ = await conn.answer(head_only=True)
+    assert status == 414 and headers["content-type"].startswith("application/json")
+    assert await conn.closed()  # and nothing after the head: a HEAD answer has no body
+    conn.close()
+    conn = await Connection.open(jq.port)
+    await still_serves(conn)
+    conn.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unfinished_head_is_answered_once_the_read_limit_is_reached(jq):
+    """A head that never ends is not read on (the server held up to 1 MiB of it per connection): once past the
+    read limit, the 431 comes though the client is still sending and never ends its head."""
+    conn = await Connection.open(jq.port)
+    await conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    line = "X-Pad: " + "a" * 990 + "\r\n"
+    for _ in range(200):  # 200 KB, well under the 1 MiB the server read before, but over 72 KiB
+        await conn.send(line)
+    status, headers, body = await conn.answer()
+    assert status == 431 and error_of(headers, body)["code"] == "headers_too_large"
+    assert str(READ_HEADER_BYTES) in error_of(headers, body)["message"]
+    assert await conn.closed()
     conn.close()
 
 
@@ -130,4 +175,30 @@ async def test_head_of_a_result_body_sends_get_s_headers_without_the_body(jq, ap
         status, headers, _ = await conn.answer(head_only=True)
         assert status == code and headers["content-type"].startswith("application/json")
     await still_serves(conn)  # no HEAD answer carried a body
+    conn.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_body_for_a_handler_that_reads_none_is_refused_before_it_is_read(jq):
+    """The dashboard, static files and the websocket keep a body whole (before any token check): over 64 KiB,
+    a 413 comes at once, without waiting for the body, and the connection closes."""
+    for path in ("/", "/static/app.js", f"{API}/events"):
+        conn = await Connection.open(jq.port)
+        await conn.send(request("POST", path, length=50_000_000))  # and no body: the answer does not wait for it
+        status, headers, body = await conn.answer()
+        assert status == 413 and error_of(headers, body)["code"] == "request_too_large", (path, body)
+        assert headers["connection"] == "close" and await conn.closed()
+        conn.close()
+    conn = await Connection.open(jq.port)
+    await conn.send(request("PUT", "/", "Transfer-Encoding: chunked"), b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+                    + b"10\r\n" + b"x" * 16 + b"\r\n")  # 64 KiB and 16 bytes, and no end
+    status, headers, body = await conn.answer()
+    assert status == 413 and error_of(headers, body)["code"] == "request_too_large"
+    assert await conn.closed()
+    conn.close()
+    conn = await Connection.open(jq.port)
+    await conn.send(request("GET", "/", length=5), b"hello")  # a small one is read, and ignored, as before
+    status, headers, body = await conn.answer()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    await still_serves(conn)
     conn.close()
