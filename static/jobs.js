@@ -114,7 +114,8 @@ export class JobsTable {
     const { status, body } = await load;
     if (this.loading !== load) return null;
     this.loading = null;
-    this.onError(status === 200 ? null : body?.error?.message || `the server answered ${status}`);
+    // an unreachable server (status 0) is the outage banner's to say, not a refused search's
+    this.onError(status === 200 || status === 0 ? null : body?.error?.message || `the server answered ${status}`);
     if (status !== 200) return null;
     if (gentle && this.busy()) {
       for (const task of [...body.tasks, ...this.takeBuffered()]) this.apply(task);
