@@ -136,7 +136,7 @@ class JobQueueServer:
             batch_sealed=self.hub.touch_batch, deleted=self.hub.publish_deleted,
             limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,
-                              min_every=settings.min_every, recurring=hasattr(self.store, "list_schedules")),
+                              min_every=settings.min_every),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens),

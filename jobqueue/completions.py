@@ -38,12 +38,13 @@ def result_from_response(task_id: str, response: FetchResponse) -> Result:
 
 class CompletionGroups:
     """Completions finished during one turn of the IOLoop, written as one group when the store can
-    (`complete_many`), so a job costs neither its own write nor its own answer from the writer thread.
+    (`Capabilities.grouped_complete`: `complete_many`), so a job costs neither its own write nor its own answer
+    from the writer thread.
     Each job's future resolves only once its completion is committed, as with `complete`."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.grouped = getattr(store, "complete_many", None) is not None
+        self.grouped = store.capabilities.grouped_complete
         self._waiting: list[tuple[Lease, Result, asyncio.Future[Task | None]]] = []
         self._writing: set[asyncio.Task[None]] = set()
 

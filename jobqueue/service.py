@@ -222,9 +222,6 @@ class JobService:
     async def bulk(self, request: BulkRequest) -> tuple[int, int]:
         """Cancel, retry or delete every job a filter matches, a chunk per write; (matched, changed)."""
         self.check_filter(request.where)
-        if not hasattr(self.store, "cancel_many"):
-            raise BadRequest("not_supported", f"acting on many jobs is not available with the {self.store.name} "
-                             "database of this server yet")
         matched, changed = await run_bulk(self.store, request, self.publish, self.deleted, self.cancel_local)
         if request.action == "retry" and changed:
             self.wake_workers()

@@ -146,7 +146,6 @@ class SpecLimits:
     profile_hosts: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)
     webhook_url: URLCheck | None = None  # None: no --webhook-secret, so a webhook is refused
     min_every: float = 60.0  # --min-every: the shortest period of a recurring fetch
-    recurring: bool = True  # False until the server can list and stop schedules (then `every` is refused)
 
 
 def merged(top: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,9 +185,6 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
     hook = raw.get("webhook")
     webhook = parse_webhook(hook, limits.webhook_url, f"{prefix}webhook") if hook is not None else None
     every = raw.get("every")
-    if every is not None and not limits.recurring:
-        raise BadRequest("not_supported", f"{prefix}every: recurring fetches are not available on this server yet "
-                         "(there is no way to list or stop them over the API)")
     if every is not None and (not _is_number(every) or not limits.min_every <= every <= MAX_EVERY):
         raise BadRequest("invalid_field", f"{prefix}every: must be a number of seconds from {limits.min_every:g} "
                          f"(this server's --min-every) to {MAX_EVERY}")

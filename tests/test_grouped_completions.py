@@ -13,7 +13,7 @@ import pytest
 
 from jobqueue.completions import CompletionGroups
 from jobqueue.models import Result, TaskIds
-from jobqueue.store.base import Lease, NewTask
+from jobqueue.store.base import Capabilities, Lease, NewTask
 from jobqueue.store.sqlite import SQLiteStore
 
 IDS = TaskIds()
@@ -110,6 +110,8 @@ async def test_a_group_write_cancelled_with_the_loop_cancels_its_jobs_answers(tm
 
     class StuckStore:
         """The real store, but its group write waits for ever (as when the loop is torn down mid-write)."""
+
+        capabilities = Capabilities(grouped_complete=True)
 
         async def complete_many(self, completions, digests_checked=False):
             await never.wait()

@@ -14,7 +14,7 @@ from tornado.netutil import bind_sockets
 from jobqueue.history import diff as diff_module
 from jobqueue.history.diff import diff_results
 from tests.helpers import API, Api
-from tests.test_storage import fetched, needs, result_for
+from tests.test_storage import fetched, result_for
 
 
 class ChangingSite:
@@ -51,7 +51,6 @@ def site(io_loop: IOLoop) -> Iterator[ChangingSite]:
 @pytest.mark.gen_test
 async def test_history_lists_a_urls_results_newest_first_marked_changed_and_pages(open_store):
     store = await open_store()
-    needs(store, "history")
     url = "https://example.com/watched"
     ids = [await fetched(store, url, body) for body in (b"A", b"A", b"B", b"A")]
     await fetched(store, "https://example.com/other", b"C")

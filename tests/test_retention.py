@@ -15,13 +15,7 @@ from jobqueue.history.service import HistoryService
 from jobqueue.housekeeping import housekeep
 from jobqueue.models import TaskError
 from jobqueue.store.base import Lease
-from tests.test_storage import LEASE, PAGE, fetched, needs, new, result_for
-
-
-def needs_retention(store) -> None:
-    if not hasattr(store, "purge_finished"):
-        pytest.skip(f"the {store.name} store has no retention (purge_finished) yet: "
-                    "jobqueue/store/mongodb_history.py is not mixed into MongoStore")
+from tests.test_storage import LEASE, PAGE, fetched, new, result_for
 
 
 async def failed_job(store) -> str:
@@ -34,7 +28,6 @@ async def failed_job(store) -> str:
 @pytest.mark.gen_test
 async def test_expired_jobs_go_in_batches_keeping_each_urls_newest_and_shared_bodies(open_store, clock):
     store = await open_store()
-    needs_retention(store)
     a = [await fetched(store, "https://example.com/a", PAGE) for _ in range(5)]
     b = [await fetched(store, "https://example.com/b", b"b%d" % i) for i in range(2)]
     broken = await failed_job(store)
@@ -60,8 +53,6 @@ async def test_expired_jobs_go_in_batches_keeping_each_urls_newest_and_shared_bo
 @pytest.mark.gen_test
 async def test_without_keep_per_url_every_expired_job_goes_with_its_bodies(open_store, clock):
     store = await open_store()
-    needs_retention(store)
-    needs(store, "storage_stats")
     for i in range(3):
         await fetched(store, f"https://example.com/{i}", PAGE + b"%d" % i)
     clock.advance(0.5 * DAY + 1)

@@ -23,12 +23,6 @@ EVERY = 60.0
 URL = "https://example.com/watched"
 
 
-def needs_schedules(store) -> None:
-    if not hasattr(store, "list_schedules"):
-        pytest.skip(f"the {store.name} store has no recurring fetches (list_schedules) yet: "
-                    "jobqueue/store/mongodb_history.py is not mixed into MongoStore")
-
-
 async def finish_next(store, body: bytes | None = b"same", fail: bool = False):
     """Claim the one due run and complete (or fail) it; the run as claimed."""
     [run] = await store.claim(1, LEASE, [])
@@ -60,7 +54,6 @@ def test_every_is_checked_against_min_every():
 @pytest.mark.gen_test
 async def test_each_finished_run_queues_the_next_on_the_grid_with_the_same_spec(open_store, clock):
     store = await open_store()
-    needs_schedules(store)
     [first] = await store.add([new(URL, JobSpec(every=EVERY, priority=3, tags=("watch",)))])
     assert first.schedule_id == first.id and first.to_json()["every"] == EVERY
     clock.advance(5)
@@ -89,7 +82,6 @@ async def test_after_downtime_one_run_catches_up_and_the_next_is_due_after_it(op
     """The run queued before the service went down runs once it is back; the one it queues is not due yet,
     however the run ended and whatever part of a period it finished in."""
     store = await open_store()
-    needs_schedules(store)
     [first] = await store.add([new(URL, JobSpec(every=EVERY))])
     await finish_next(store)
     stale = await store.get((await store.get_schedule(first.id)).next_task_id)
@@ -116,7 +108,6 @@ async def test_after_downtime_one_run_catches_up_and_the_next_is_due_after_it(op
 @pytest.mark.gen_test
 async def test_an_older_run_retried_queues_nothing_the_schedule_goes_on_from_its_current_run(open_store, clock):
     store = await open_store()
-    needs_schedules(store)
     [first] = await store.add([new(URL, JobSpec(every=EVERY))])
     await finish_next(store)
     clock.advance(EVERY + 1)
@@ -136,7 +127,6 @@ async def test_an_older_run_retried_queues_nothing_the_schedule_goes_on_from_its
 @pytest.mark.gen_test
 async def test_a_changed_body_is_recorded_and_reported_with_the_previous_run(open_store, clock):
     store = await open_store()
-    needs_schedules(store)
     heard = []
     store.url_changed = lambda task, previous: heard.append((task.id, previous))
     await store.add([new(URL, JobSpec(every=EVERY))])
@@ -153,7 +143,6 @@ async def test_a_changed_body_is_recorded_and_reported_with_the_previous_run(ope
 @pytest.mark.gen_test
 async def test_two_processes_and_a_crash_never_run_one_due_time_twice(open_store, clock, tmp_path):
     store = await open_store()
-    needs_schedules(store)
     if store.name != "sqlite":
         pytest.skip("counts runs in the SQLite file")
     other = await open_store()  # a second process on the same file
@@ -177,7 +166,6 @@ async def test_two_processes_and_a_crash_never_run_one_due_time_twice(open_store
 @pytest.mark.gen_test
 async def test_stopping_a_schedule_cancels_its_queued_run_and_ends_the_chain(open_store, clock):
     store = await open_store()
-    needs_schedules(store)
     [first] = await store.add([new(URL, JobSpec(every=EVERY))])
     [running] = await store.claim(1, LEASE, [])
     schedule, cancelled = await store.stop_schedule(first.id)

@@ -1,7 +1,6 @@
 """Bodies stored once per sha256 and compressed, their figures kept as running totals, GET /stats/storage.
 
-The store cases run on every backend in the contract style; a backend without the feature yet is
-skipped with the reason.
+The store cases run on every backend in the contract style.
 """
 
 from __future__ import annotations
@@ -20,14 +19,6 @@ LEASE = 30.0
 IDS = TaskIds()
 PAGE = b"<html><body>" + b"".join(b"<p>paragraph %d of a long page</p>\n" % i for i in range(600)) + b"</body></html>"
 OTHER = PAGE.replace(b"paragraph 7 ", b"paragraph seven ")
-MISSING = {"storage_stats": "storage figures (storage_stats)", "history": "URL history (history)"}
-
-
-def needs(store, method: str) -> None:
-    """Skip on a backend that does not have the feature yet, saying which."""
-    if not hasattr(store, method):
-        pytest.skip(f"the {store.name} store has no {MISSING.get(method, method)} yet: "
-                    "jobqueue/store/mongodb_history.py is not mixed into MongoStore")
 
 
 def new(url: str = "https://example.com/", spec: JobSpec | None = None) -> NewTask:
@@ -53,7 +44,6 @@ async def fetched(store, url: str, body: bytes, **headers) -> str:
 @pytest.mark.gen_test
 async def test_a_body_is_stored_once_compressed_and_reads_back_byte_identical(open_store):
     store = await open_store()
-    needs(store, "storage_stats")
     ids = [await fetched(store, f"https://example.com/{i}", PAGE) for i in range(3)]
     other = await fetched(store, "https://example.com/other", OTHER)
     tiny = await fetched(store, "https://example.com/tiny", b"ok")
@@ -70,7 +60,6 @@ async def test_a_body_is_stored_once_compressed_and_reads_back_byte_identical(op
 @pytest.mark.gen_test
 async def test_a_body_goes_only_with_its_last_result(open_store):
     store = await open_store()
-    needs(store, "storage_stats")
     first = await fetched(store, "https://example.com/a", PAGE)
     second = await fetched(store, "https://example.com/b", PAGE)
     [reused] = await store.add([new("https://example.com/a", JobSpec(max_age=3600))])

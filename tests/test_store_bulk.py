@@ -34,8 +34,6 @@ async def three_states(store):
 @pytest.mark.gen_test
 async def test_each_action_changes_only_the_jobs_in_its_states(open_store):
     store = await open_store()
-    if not hasattr(store, "cancel_many"):
-        pytest.skip(f"{store.name}: acting on many jobs is not implemented on this backend yet")
     done, bad, waiting = await three_states(store)
     ids = [done.id, bad.id, waiting.id, "no-such-job"]
     cancelled = await store.cancel_many(ids)
@@ -53,8 +51,6 @@ async def test_each_action_changes_only_the_jobs_in_its_states(open_store):
 @pytest.mark.gen_test
 async def test_delete_removes_the_result_but_keeps_a_body_another_job_reuses(open_store):
     store = await open_store()
-    if not hasattr(store, "delete_many"):
-        pytest.skip(f"{store.name}: acting on many jobs is not implemented on this backend yet")
     [first] = await store.add([new()])
     [a] = await store.claim(1, 30, [])
     await store.complete(Lease(a.id, a.lease_token), result(a.id))

@@ -213,10 +213,9 @@ async def test_a_batch_whose_jobs_all_reused_results_finishes_at_its_seal(open_s
 
 @pytest.mark.gen_test
 async def test_a_recurring_run_whose_body_changed_is_delivered_as_url_changed_once(open_store, clock):
-    from tests.test_schedules import EVERY, URL, finish_next, needs_schedules, new
+    from tests.test_schedules import EVERY, URL, finish_next, new
 
     store = await webhook_store(open_store)
-    needs_schedules(store)
     await store.add([new(URL, JobSpec(every=EVERY))])
     await finish_next(store, b"version 1")
     clock.advance(EVERY)

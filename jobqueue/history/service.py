@@ -6,36 +6,26 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from jobqueue.errors import BadRequest, Conflict, NotFound
+from jobqueue.errors import Conflict, NotFound
 from jobqueue.history.diff import diff_results
 from jobqueue.models import FINISHED, Page, Result, Schedule
 from jobqueue.service import JobService
 from jobqueue.urls import normalize_url
 
-NEEDS = {"storage_stats": "storage figures", "history": "URL history", "list_schedules": "recurring fetches",
-         "purge": "purging jobs"}
-
 
 class HistoryService:
-    """History, storage and schedules over the job service's store (refused clearly where a store lacks them)."""
+    """History, storage and schedules over the job service's store."""
 
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
         self.store: Any = jobs.store
 
-    def _need(self, method: str) -> None:
-        if not hasattr(self.store, method):
-            raise BadRequest("not_supported", f"{NEEDS[method]} are not available with the {self.store.name} "
-                             "database of this server yet")
-
     async def storage(self) -> dict[str, int]:
         """GET /stats/storage."""
-        self._need("storage_stats")
         return await self.store.storage_stats()
 
     async def history(self, raw_url: str, limit: int, cursor: str | None) -> Page:
         """A URL's results, newest first, normalised as a submission would be."""
-        self._need("history")
         return await self.store.history(history_url(raw_url, self.jobs), limit, cursor)
 
     async def diff(self, task_id: str, against: str) -> dict[str, Any]:
@@ -56,12 +46,10 @@ class HistoryService:
 
     async def schedules(self, limit: int, cursor: str | None) -> Page:
         """A page of schedules, newest first."""
-        self._need("list_schedules")
         return await self.store.list_schedules(limit, cursor)
 
     async def schedule(self, schedule_id: str) -> Schedule:
         """One schedule (NotFound)."""
-        self._need("list_schedules")
         found = await self.store.get_schedule(schedule_id)
         if found is None:
             raise NotFound(schedule_id, "schedule")
@@ -69,7 +57,6 @@ class HistoryService:
 
     async def stop_schedule(self, schedule_id: str) -> Schedule:
         """Stop a recurring fetch; its queued run is cancelled (and announced), stored runs stay."""
-        self._need("list_schedules")
         schedule, cancelled = await self.store.stop_schedule(schedule_id)
         for task in cancelled:
             self.jobs.publish(task)
@@ -77,8 +64,6 @@ class HistoryService:
 
     async def purge(self, task_id: str) -> str:
         """Delete one finished job with its result and (unshared) body (NotFound, Conflict)."""
-        if not hasattr(self.store, "delete_many"):
-            raise BadRequest("not_supported", f"purging jobs is not available with the {self.store.name} database")
         deleted = await self.store.delete_many([task_id])
         if not deleted:
             task = await self.store.get(task_id)

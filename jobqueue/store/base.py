@@ -93,6 +93,8 @@ class Capabilities:
     atomic_add: bool = False
     # the TaskFilter fields its listings can narrow by; `q` means full-text search of stored pages
     list_filters: tuple[str, ...] = ("status", "batch")
+    # complete_many() writes the completions of one IOLoop turn together (CompletionGroups)
+    grouped_complete: bool = False
 
 
 @dataclass(frozen=True)

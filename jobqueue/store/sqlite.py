@@ -69,7 +69,7 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
-    capabilities = Capabilities(change_stream=False, atomic_add=True, list_filters=(
+    capabilities = Capabilities(change_stream=False, atomic_add=True, grouped_complete=True, list_filters=(
         "status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
