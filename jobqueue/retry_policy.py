@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import email.utils
-import random
 import time
 from dataclasses import dataclass
+
+from jobqueue.backoff import delay as backoff_delay
 
 # Scrapy's list plus 429: statuses that say "try later", not "never".
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 522, 524})
@@ -26,8 +27,7 @@ class RetryPolicy:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failure: base * 2^(n-1), jittered by ±50%."""
-        delay = min(self.max_delay, self.base_delay * (2 ** max(attempts - 1, 0)))
-        return delay * random.uniform(0.5, 1.5)
+        return backoff_delay(max(attempts - 1, 0), self.base_delay, self.max_delay, jitter=0.5)
 
     def retry_after(self, header: str | None, now: float | None = None) -> float | None:
         """Seconds a Retry-After header asks for (delta or HTTP date), capped; None if absent or bad."""

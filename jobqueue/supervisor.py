@@ -13,6 +13,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from jobqueue.backoff import delay as backoff_delay
+
 log = logging.getLogger("jobqueue.supervisor")
 
 STOP_ATTEMPTS = 5
@@ -40,7 +42,7 @@ class Supervisor:
 
     async def _guard(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
-        delay = self.backoff
+        failures = 0  # in a row, each restarted soon after it began
         while True:
             began = loop.time()
             try:
@@ -50,11 +52,12 @@ class Supervisor:
                 raise
             except Exception:
                 if loop.time() - began >= self.healthy_after:
-                    delay = self.backoff
+                    failures = 0
+                delay = backoff_delay(failures, self.backoff, self.max_backoff)
                 log.exception("background loop %s failed; restarting it in %.1fs", name, delay,
                               extra={"loop": name})
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_backoff)
+            failures += 1
             self.restarts[name] += 1
             log.info("background loop %s restarted", name, extra={"loop": name})
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobqueue.backoff import delay as backoff_delay
 from jobqueue.completions import CompletionGroups, result_from_response
 from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
 from jobqueue.metrics import Metrics
@@ -141,7 +142,7 @@ class WorkerPool:
                     raise
                 if isinstance(exc, StoreError):
                     failures += 1
-                    delay = min(30.0, 0.5 * 2**failures)
+                    delay = backoff_delay(failures, 0.5, 30.0)
                     log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
                 else:  # a bug must not stop the workers for good
                     delay = 1.0

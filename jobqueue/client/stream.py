@@ -11,6 +11,8 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from jobqueue.backoff import delay as backoff_delay
+
 from .errors import APIError, JobQueueError
 from .http import API, Query, Transport, api_error, query_string, retry_after
 from .models import Event
@@ -33,7 +35,7 @@ async def events(transport: Transport, task_ids: Iterable[str] | None = None,
     """
     ids = list(task_ids or [])
     url = transport.server.replace("http", "ws", 1) + f"{API}/events" + query_string({**(query or {}), "task_id": ids})
-    delay = FIRST_DELAY
+    base, waits = FIRST_DELAY, 0  # the next wait is backoff_delay(waits, base, MAX_DELAY); Retry-After raises base
     failures = 0
     while True:
         socket: WebSocketClientConnection | None = None
@@ -46,7 +48,7 @@ async def events(transport: Transport, task_ids: Iterable[str] | None = None,
                     break
                 for data in _messages(message):
                     if data.get("type") == "hello":
-                        delay, failures = FIRST_DELAY, 0
+                        base, waits, failures = FIRST_DELAY, 0, 0
                         if view is not None:
                             await socket.write_message(json.dumps({"type": "view", **view}))
                         yield Event("resync", raw=data)
@@ -57,7 +59,7 @@ async def events(transport: Transport, task_ids: Iterable[str] | None = None,
                 raise _refusal(transport.server, exc) from exc
             wait = retry_after(exc.response) if exc.response is not None else None
             if wait is not None:
-                delay = max(delay, min(wait, MAX_DELAY))
+                base, waits = max(backoff_delay(waits, base, MAX_DELAY), min(wait, MAX_DELAY)), 0
         except (OSError, StreamClosedError):
             pass
         finally:
@@ -66,8 +68,8 @@ async def events(transport: Transport, task_ids: Iterable[str] | None = None,
         failures += 1
         if max_failures is not None and failures >= max_failures:
             return
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, MAX_DELAY)
+        await asyncio.sleep(backoff_delay(waits, base, MAX_DELAY))
+        waits += 1
 
 
 def _refusal(server: str, exc: HTTPClientError) -> JobQueueError:

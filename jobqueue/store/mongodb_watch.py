@@ -34,6 +34,7 @@ from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
+from jobqueue.backoff import delay as backoff_delay
 from jobqueue.models import QUEUED, RUNNING, Task
 from jobqueue.store.base import ChangesUnavailable, JobDeleted
 from jobqueue.store.mongodb_schema import task_from_doc
@@ -135,7 +136,7 @@ async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[],
             raise ChangesUnavailable(f"the change stream on MongoDB at {where} failed {failures} times in a row "
                                      f"(last: {error})") from error
         log.warning("the change stream on %s failed (%s); reopening", where, error)
-        await asyncio.sleep(min(30.0, backoff * 2**failures))
+        await asyncio.sleep(backoff_delay(failures, backoff, 30.0))
 
 
 def _as_of(change: dict[str, Any], attempts: OrderedDict[str, int]) -> Task | None:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from jobqueue.backoff import delay as backoff_delay
+
 T = TypeVar("T")
 _STOP = object()
 MAX_GROUP = 1000
@@ -159,7 +161,7 @@ class WriterThread:
         with --processes a lock held for 2 ms could keep a waiting writer, and its POSTs, 100 ms and more."""
         conn = self._conn
         deadline = time.monotonic() + self._busy_timeout
-        delay = BEGIN_RETRY_FIRST
+        waits = 0
         try:
             while True:
                 try:
@@ -171,8 +173,8 @@ class WriterThread:
                         raise
                 if self.lock_wait_started is None:
                     self.lock_wait_started = time.monotonic()
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, BEGIN_RETRY_MAX)
+                time.sleep(min(backoff_delay(waits, BEGIN_RETRY_FIRST, BEGIN_RETRY_MAX), left))
+                waits += 1
         finally:
             self.lock_wait_started = None
 
