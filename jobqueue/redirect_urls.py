@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from jobqueue.errors import FetchError
+from jobqueue.hostnames import to_ascii
 
 __all__ = ["DEFAULT_PORTS", "REDIRECT_STATUSES", "next_url", "origin"]
 
@@ -56,7 +57,7 @@ def _sendable(location: str) -> str:
         userinfo, at, hostport = parts.netloc.rpartition("@")
         host, colon, port = hostport.partition(":")  # a host with non-ASCII letters is no [IPv6] literal
         if not host.isascii():
-            host = host.encode("idna").decode("ascii")
+            host = to_ascii(host.lower())  # as submitted URLs are made ASCII (UTS #46), not IDNA 2003
     except (ValueError, UnicodeError) as exc:
         raise FetchError("invalid_url", f"a redirect points at {location[:200]!r}, which cannot be read: "
                          f"{exc}") from None

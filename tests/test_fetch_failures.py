@@ -121,3 +121,12 @@ async def test_the_fetcher_turns_every_unsendable_request_into_a_fetch_error(tar
         assert done.http_status == 200
     finally:
         fetcher.close()
+
+
+def test_a_redirect_host_beyond_ascii_is_made_ascii_as_a_submitted_one_is():
+    """A Location names `faß.example` (UTF-8 bytes, read as Latin-1 header text): the hop goes to the host a
+    submission of that URL stores (UTS #46, non-transitional), not IDNA 2003's `fass.example`."""
+    from jobqueue.redirect_urls import next_url
+
+    location = "http://faß.example/x".encode().decode("latin-1")
+    assert next_url("http://a.example/", location) == "http://xn--fa-hia.example/x"
