@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 
 
 class FakeClock:
@@ -35,7 +35,7 @@ def mongomock_factory(tmp_path: Any, clock: FakeClock) -> Any:
     """MongoDB through mongomock-motor: an in-memory mock, not a server (no change streams, no transactions)."""
     from mongomock_motor import AsyncMongoMockClient
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
 
     client = AsyncMongoMockClient()
     return lambda: MongoStore("mongodb://mock/jobqueue_contract", clock=clock, client_factory=lambda _url: client)
@@ -45,7 +45,7 @@ def real_mongodb_factory(tmp_path: Any, clock: FakeClock) -> Any:
     """A real MongoDB server named by JOBQUEUE_TEST_MONGODB_URL; each test gets a fresh database."""
     from urllib.parse import urlsplit, urlunsplit
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
 
     parts = urlsplit(os.environ["JOBQUEUE_TEST_MONGODB_URL"])
     name = f"jobqueue_test_{os.urandom(4).hex()}"

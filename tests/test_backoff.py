@@ -15,7 +15,7 @@ from jobqueue.backoff import delay
 from jobqueue.client import stream
 from jobqueue.client.http import Transport
 from jobqueue.retry_policy import RetryPolicy
-from jobqueue.store.sqlite_thread import BEGIN_RETRY_FIRST, BEGIN_RETRY_MAX
+from jobqueue.store.sqlite.thread import BEGIN_RETRY_FIRST, BEGIN_RETRY_MAX
 
 FAILURES = range(11)
 

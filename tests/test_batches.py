@@ -175,7 +175,7 @@ class FailingThirdAdd:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_that_fails_while_stored_leaves_nothing_behind(tmp_path, target):
-    from jobqueue.store.sqlite import SQLiteStore
+    from jobqueue.store.sqlite.store import SQLiteStore
     from server import JobQueueServer
     from tests.conftest import test_settings
 

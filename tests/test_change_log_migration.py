@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 from tests.test_migration_release_0_3 import WRITTEN_AT, v7_db
 
 

@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 import pytest
 
 from jobqueue.store.base import NewTask, StoreError
-from jobqueue.store.sqlite import SQLiteStore
-from jobqueue.store.sqlite_guard import WriteProbe
-from jobqueue.store.sqlite_thread import WriterThread, connect
+from jobqueue.store.sqlite.guard import WriteProbe
+from jobqueue.store.sqlite.store import SQLiteStore
+from jobqueue.store.sqlite.thread import WriterThread, connect
 from tests.helpers import API, wait_for
 
 SUFFIXES = ("", "-wal", "-shm")

@@ -356,7 +356,7 @@ async def test_a_cancel_racing_a_claim_in_another_process_shows_as_the_jobs_stat
     """SQLite: a cancel stamped before a claim that committed first ends the job cancelled; every process's
     clients must end on `cancelled` too, not on the claim's `running`."""
     from jobqueue import peer_sync
-    from jobqueue.store.sqlite import SQLiteStore
+    from jobqueue.store.sqlite.store import SQLiteStore
     from tests.store_backends import FakeClock
     from tests.test_store_contract import LEASE, new_tasks
 

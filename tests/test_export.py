@@ -24,7 +24,7 @@ from jobqueue.errors import StoreError
 from jobqueue.export import walk
 from jobqueue.export.csv_format import COLUMNS, safe_cell
 from jobqueue.store.base import TaskFilter
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 from tests.helpers import API, Api, wait_for
 
 SECRET = "Bearer s3cret-token-never-exported"

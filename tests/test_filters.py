@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import jobqueue.store.sqlite_filters as sqlite_filters
+import jobqueue.store.sqlite.filters as sqlite_filters
 from jobqueue.errors import BadRequest
 from jobqueue.filters import TASK_FILTERS, http_range
 from jobqueue.models import Result, TaskError, TaskIds

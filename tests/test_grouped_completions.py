@@ -14,7 +14,7 @@ import pytest
 from jobqueue.completions import CompletionGroups
 from jobqueue.models import Result, TaskIds
 from jobqueue.store.base import Capabilities, Lease, NewTask
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 
 IDS = TaskIds()
 

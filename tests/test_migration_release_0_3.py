@@ -13,8 +13,8 @@ import pytest
 from jobqueue.models import Result
 from jobqueue.spec import iso_seconds
 from jobqueue.store.base import Lease
-from jobqueue.store.sqlite import SQLiteStore
-from jobqueue.store.sqlite_migrations import LATEST, current_version
+from jobqueue.store.sqlite.migrations import LATEST, current_version
+from jobqueue.store.sqlite.store import SQLiteStore
 from tests.helpers import API, Api
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "schema-v7.sql")

@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from jobqueue.store import mongodb_schema, sqlite_migrations
+from jobqueue.store.mongodb import schema as mongodb_schema
+from jobqueue.store.sqlite import migrations as sqlite_migrations
 
 
 @pytest.mark.parametrize("module", [sqlite_migrations, mongodb_schema], ids=["sqlite", "mongodb"])

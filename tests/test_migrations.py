@@ -10,8 +10,8 @@ import sqlite3
 import pytest
 
 from jobqueue.store.base import TaskFilter
-from jobqueue.store.sqlite import SQLiteStore
-from jobqueue.store.sqlite_migrations import LATEST, MIGRATIONS, current_version, migrate
+from jobqueue.store.sqlite.migrations import LATEST, MIGRATIONS, current_version, migrate
+from jobqueue.store.sqlite.store import SQLiteStore
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "release-0.1.sql")
 
@@ -87,7 +87,7 @@ def test_migrating_twice_changes_nothing_and_a_newer_database_is_refused(tmp_pat
 
 
 def test_a_failing_step_leaves_the_database_as_it_was(tmp_path, monkeypatch):
-    from jobqueue.store import sqlite_migrations
+    from jobqueue.store.sqlite import migrations as sqlite_migrations
 
     path = release_db(tmp_path)
     broken = (*MIGRATIONS[:-1], sqlite_migrations.Migration(MIGRATIONS[-1].version, "broken",

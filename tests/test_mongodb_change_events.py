@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from jobqueue.store import mongodb_watch
-from jobqueue.store.mongodb_watch import task_as_of
+from jobqueue.store.mongodb import watch as mongodb_watch
+from jobqueue.store.mongodb.watch import task_as_of
 
 AT = 1_800_000_000.0
 DONE = {"_id": "job", "url": "https://example.com/", "host": "example.com", "status": "completed", "attempts": 2,

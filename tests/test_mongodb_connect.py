@@ -17,10 +17,10 @@ import pytest
 from pymongo.errors import AutoReconnect, OperationFailure
 
 from jobqueue.models import Task
-from jobqueue.store import mongodb_watch
 from jobqueue.store.base import ChangesUnavailable
-from jobqueue.store.mongodb import MongoStore
-from jobqueue.store.mongodb_connect import database_name, write_concern
+from jobqueue.store.mongodb import watch as mongodb_watch
+from jobqueue.store.mongodb.connect import database_name, write_concern
+from jobqueue.store.mongodb.store import MongoStore
 
 
 def closed_port() -> int:
@@ -126,7 +126,7 @@ async def collect(script: Script, changed: dict[float, list[Task]], wanted: int)
 
 @pytest.mark.gen_test
 async def test_the_stream_keeps_its_token_without_events_and_catches_up_after_lost_history_or_invalidation():
-    from jobqueue.store.mongodb_schema import task_from_doc
+    from jobqueue.store.mongodb.schema import task_from_doc
 
     early, late = task_from_doc(doc("gap1", 150.0)), task_from_doc(doc("gap2", 165.0))  # changed while closed
     script = Script([doc("a", 150.0), None, None, AutoReconnect("primary stepped down")],

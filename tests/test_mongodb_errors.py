@@ -51,7 +51,7 @@ async def test_whole_service_on_mongodb_through_mongomock_motor(tmp_path, target
     """The service end to end on the MongoDB backend, with mongomock-motor standing in for a server."""
     from mongomock_motor import AsyncMongoMockClient
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
     from server import JobQueueServer
     from tests.conftest import test_settings
     from tests.helpers import Api
@@ -88,7 +88,7 @@ async def test_two_processes_on_mongodb_without_change_streams_fall_back_to_poll
     from mongomock_motor import AsyncMongoMockClient
     from tornado.websocket import websocket_connect
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
     from server import JobQueueServer
     from tests.conftest import test_settings
     from tests.helpers import Api
@@ -153,7 +153,7 @@ async def test_an_absurd_status_line_fails_once_on_mongodb_leaving_no_body(tmp_p
     """`HTTP/1.1 99999999999999999999999 OK` is a protocol_error, not an integer BSON cannot hold (issue #15)."""
     from mongomock_motor import AsyncMongoMockClient
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
     from server import JobQueueServer
     from tests.conftest import test_settings
     from tests.helpers import Api

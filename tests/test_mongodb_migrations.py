@@ -17,7 +17,7 @@ from pymongo.errors import OperationFailure
 
 from jobqueue.spec import DEFAULT_FETCH, JobSpec
 from jobqueue.store.base import NewTask, StoreError, TaskFilter
-from jobqueue.store.mongodb_schema import CLAIM_INDEX, CLAIM_INDEX_NAME, LATEST, MIGRATIONS, current_version, migrate
+from jobqueue.store.mongodb.schema import CLAIM_INDEX, CLAIM_INDEX_NAME, LATEST, MIGRATIONS, current_version, migrate
 from tests.store_backends import FakeClock
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mongodb-release-0.1.json")
@@ -50,7 +50,7 @@ async def load_release_0_1(client: Any) -> dict[str, Any]:
 
 
 def store_on(client: Any, clock: FakeClock) -> Any:
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
 
     return MongoStore("mongodb://mock/jobqueue", clock=clock, client_factory=lambda _url: client)
 
@@ -160,7 +160,7 @@ async def test_two_processes_opening_a_release_0_1_database_at_once_both_succeed
 
 @pytest.mark.gen_test
 async def test_a_failing_step_is_a_clear_error_and_runs_again_at_the_next_open_on_mongomock(monkeypatch):
-    from jobqueue.store import mongodb_schema
+    from jobqueue.store.mongodb import schema as mongodb_schema
 
     client = mock_client()
     await load_release_0_1(client)

@@ -19,8 +19,8 @@ import pytest
 
 from jobqueue.models import Result, TaskIds
 from jobqueue.store.base import ChangesUnavailable, Lease, NewTask, StoreError
-from jobqueue.store.mongodb import MongoStore
-from jobqueue.store.mongodb_schema import CLAIM_INDEX_NAME, CLAIM_ORDER
+from jobqueue.store.mongodb.schema import CLAIM_INDEX_NAME, CLAIM_ORDER
+from jobqueue.store.mongodb.store import MongoStore
 from tests.helpers import wait_for
 
 URL = os.environ.get("JOBQUEUE_TEST_MONGODB_URL", "")
@@ -130,7 +130,7 @@ async def test_list_results_deep_page_bounded(stores):
     for _ in range(20):  # 2,000 results deep
         page = await store.list_results(100, cursor)
         cursor = page.next_cursor
-    from jobqueue.store.mongodb_schema import after_cursor
+    from jobqueue.store.mongodb.schema import after_cursor
 
     query = {"status": "completed", **after_cursor("finished_at", cursor)}
     stats = await explain(store, {"find": "jobs", "filter": query, "projection": {"result": 1, "finished_at": 1},

@@ -16,8 +16,8 @@ from pymongo.errors import AutoReconnect
 from jobqueue.models import Result, TaskIds
 from jobqueue.spec import JobSpec
 from jobqueue.store.base import Lease, NewTask, StoreError
-from jobqueue.store.mongodb_bodies import PART_SIZE, SWEEP_GRACE
-from jobqueue.store.mongodb_schema import new_job_doc
+from jobqueue.store.mongodb.bodies import PART_SIZE, SWEEP_GRACE
+from jobqueue.store.mongodb.schema import new_job_doc
 from tests.mongo_faults import Faults
 from tests.store_backends import BACKENDS
 

@@ -86,7 +86,7 @@ async def test_retention_takes_emptied_batches_finished_deliveries_and_relayed_c
 async def test_the_service_on_mongodb_purges_them_in_its_housekeeping_round(tmp_path):
     from mongomock_motor import AsyncMongoMockClient
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
     from server import JobQueueServer
     from tests.conftest import test_settings
 

@@ -19,8 +19,8 @@ from pymongo.errors import AutoReconnect, OperationFailure
 
 from jobqueue.models import Result, TaskError, TaskIds
 from jobqueue.store.base import Lease, NewTask, StoreError
-from jobqueue.store.mongodb_bodies import PART_SIZE, SWEEP_GRACE
-from jobqueue.store.mongodb_counters import MAINTAIN_EVERY
+from jobqueue.store.mongodb.bodies import PART_SIZE, SWEEP_GRACE
+from jobqueue.store.mongodb.counters import MAINTAIN_EVERY
 from tests.store_backends import BACKENDS
 
 pytestmark = pytest.mark.parametrize("open_store", [p for p in BACKENDS if p.values[0] != "sqlite"], indirect=True)
@@ -273,7 +273,7 @@ async def test_values_mongodb_cannot_store_are_a_clear_error_that_leaves_the_job
 
 @pytest.mark.gen_test
 async def test_open_names_the_real_cause_of_a_failed_migration(open_store, monkeypatch):
-    from jobqueue.store import mongodb_schema
+    from jobqueue.store.mongodb import schema as mongodb_schema
 
     store = await open_store()
     for code, words in ((85, "conflicts with one jobqueue needs"), (13, "refused the credentials or rights")):

@@ -17,8 +17,8 @@ from pymongo.errors import AutoReconnect
 from jobqueue.models import Result, TaskIds
 from jobqueue.spec import JobSpec
 from jobqueue.store.base import Lease, NewTask, StoreError
-from jobqueue.store.mongodb_bodies import PART_SIZE
-from jobqueue.store.mongodb_schema import new_job_doc
+from jobqueue.store.mongodb.bodies import PART_SIZE
+from jobqueue.store.mongodb.schema import new_job_doc
 from tests.helpers import API, Api, wait_for
 from tests.mongo_faults import Faults
 
@@ -31,7 +31,7 @@ def mongo_server(io_loop, tmp_path):
     """Start the service on a fresh mongomock database; yields (server, the MongoStore, an API client)."""
     from mongomock_motor import AsyncMongoMockClient
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
     from server import JobQueueServer
     from tests.conftest import test_settings
 

@@ -170,7 +170,7 @@ async def test_sealing_repairs_counts_a_dead_process_left_behind(open_store, clo
 
 @pytest.mark.gen_test
 async def test_a_batch_being_dropped_cannot_be_sealed(open_store, clock, monkeypatch):
-    from jobqueue.store import mongodb_batches
+    from jobqueue.store.mongodb import batches as mongodb_batches
 
     monkeypatch.setattr(mongodb_batches, "DROP_LIMIT", 2)
     store = await open_store()
@@ -205,7 +205,7 @@ def page_result(task_id: str, body: bytes, url: str = URL) -> Result:
 async def test_equal_bodies_in_parts_are_stored_once_and_go_with_the_last_result(open_store):
     import os
 
-    from jobqueue.store.mongodb_bodies import PART_SIZE
+    from jobqueue.store.mongodb.bodies import PART_SIZE
 
     store = await open_store()
     noise = os.urandom(PART_SIZE * 2 + 10)  # incompressible: three parts
@@ -256,8 +256,8 @@ async def test_a_refused_completion_with_the_same_body_leaves_the_shared_one(ope
 
 @pytest.mark.gen_test
 async def test_the_pin_of_a_completion_that_died_runs_out_and_the_sweep_takes_the_body(open_store, clock):
-    from jobqueue.store.mongodb_bodies import PIN_SECONDS
-    from jobqueue.store.mongodb_counters import MAINTAIN_EVERY
+    from jobqueue.store.mongodb.bodies import PIN_SECONDS
+    from jobqueue.store.mongodb.counters import MAINTAIN_EVERY
 
     store = await open_store()
     [new] = await store.add([task()])
@@ -292,8 +292,8 @@ async def test_a_due_time_runs_once_across_processes_a_stale_lease_and_a_retried
 
 @pytest.mark.gen_test
 async def test_a_chain_broken_by_a_crash_after_the_finish_is_repaired_once(open_store, clock):
-    from jobqueue.store.mongodb_counters import MAINTAIN_EVERY
-    from jobqueue.store.mongodb_schedules import REPAIR_GRACE
+    from jobqueue.store.mongodb.counters import MAINTAIN_EVERY
+    from jobqueue.store.mongodb.schedules import REPAIR_GRACE
 
     store = await open_store()
     [first] = await store.add([task(JobSpec(every=60))])

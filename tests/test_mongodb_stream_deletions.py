@@ -11,8 +11,8 @@ import pytest
 
 from jobqueue import peer_sync
 from jobqueue.events import EventHub
-from jobqueue.store import mongodb_watch
 from jobqueue.store.base import JobDeleted
+from jobqueue.store.mongodb import watch as mongodb_watch
 from tests.test_mongodb_change_events import AT, DONE, Stream, update
 
 EVENTS = [{"operationType": "insert", "fullDocument": {**DONE, "status": "queued", "attempts": 0, "updated_at": AT,

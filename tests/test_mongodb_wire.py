@@ -12,10 +12,10 @@ import pytest
 
 from jobqueue.models import TaskIds
 from jobqueue.store.base import NewTask, StoreError
-from jobqueue.store.mongodb import MongoStore
-from jobqueue.store.mongodb_claims import CLAIM_MAX_TIME_MS
-from jobqueue.store.mongodb_connect import OPERATION_TIMEOUT_MS
-from jobqueue.store.mongodb_filters import MAX_TIME_MS
+from jobqueue.store.mongodb.claims import CLAIM_MAX_TIME_MS
+from jobqueue.store.mongodb.connect import OPERATION_TIMEOUT_MS
+from jobqueue.store.mongodb.filters import MAX_TIME_MS
+from jobqueue.store.mongodb.store import MongoStore
 from tests.helpers import API, Api, wait_for
 from tests.mongo_wire import WireServer
 

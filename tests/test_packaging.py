@@ -98,7 +98,7 @@ def check_wheel(wheel: str) -> None:
     assert {name.split("/")[0] for name in names} == {"jobqueue", info}  # no tests, bench or handlers at the top
     for wanted in ("jobqueue/handlers/app.py", "jobqueue/static/app.js", "jobqueue/static/style.css",
                    "jobqueue/templates/index.html", "jobqueue/cli/__init__.py", "jobqueue/client/aio.py",
-                   "jobqueue/__main__.py", "jobqueue/store/sqlite.py"):
+                   "jobqueue/__main__.py", "jobqueue/store/sqlite/store.py"):
         assert wanted in names
     assert re.search(r"^jobqueue = jobqueue\.cli:main$", entry_points, re.MULTILINE)
     assert "Requires-Dist: tornado<7,>=6.4" in metadata

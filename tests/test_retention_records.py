@@ -13,7 +13,7 @@ import pytest
 
 from jobqueue.history.retention import DAY
 from jobqueue.spec import JobSpec
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 from jobqueue.webhooks.delivery import DELIVERED, FAILED, PENDING
 from jobqueue.webhooks.outbox import Outbox
 from tests.helpers import API, Api, wait_for

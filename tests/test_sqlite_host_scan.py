@@ -1,4 +1,4 @@
-"""SQLite's read past full hosts' backlogs (jobqueue/store/sqlite_host_scan.py), with its per-claim bounds made
+"""SQLite's read past full hosts' backlogs (jobqueue/store/sqlite/host_scan.py), with its per-claim bounds made
 tiny, so that what holds for a few hosts here holds for many thousands: each claim reads on from where the last
 one stopped, steps over full hosts, goes on after a group of jobs none of which is due, and comes round to the
 start, so every due job of a host with a free slot is claimed within a bounded number of claims."""
@@ -13,9 +13,9 @@ import pytest
 
 from jobqueue.models import TaskIds
 from jobqueue.spec import JobSpec
-from jobqueue.store import sqlite_host_scan
 from jobqueue.store.base import NewTask
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite import host_scan as sqlite_host_scan
+from jobqueue.store.sqlite.store import SQLiteStore
 from tests.store_backends import FakeClock
 
 LEASE = 30.0

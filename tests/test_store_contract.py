@@ -232,10 +232,10 @@ def accepts_the_protocols_call(found: Any, member: Any) -> bool:
 @pytest.mark.parametrize("backend", ["sqlite", "mongodb"])
 def test_every_backend_implements_every_operation_of_the_protocol(backend):
     if backend == "sqlite":
-        from jobqueue.store.sqlite import SQLiteStore as implementation
+        from jobqueue.store.sqlite.store import SQLiteStore as implementation
     else:
         pytest.importorskip("motor")
-        from jobqueue.store.mongodb import MongoStore as implementation
+        from jobqueue.store.mongodb.store import MongoStore as implementation
     wrong = {}
     for name, member in protocol_methods().items():
         found = getattr(implementation, name, None)

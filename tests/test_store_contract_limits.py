@@ -16,8 +16,9 @@ import pytest
 
 from jobqueue.models import Result, TaskIds
 from jobqueue.spec import JobSpec
-from jobqueue.store import mongodb_slots, sqlite_slots
 from jobqueue.store.base import Lease, NewTask, StoreError
+from jobqueue.store.mongodb import slots as mongodb_slots
+from jobqueue.store.sqlite import slots as sqlite_slots
 from jobqueue.webhooks.delivery import DELIVERED, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec

@@ -10,7 +10,7 @@ from jobqueue.live_stats import BOUNDS_MS, BUCKETS, HOUR, MINUTE, SECONDS, SERVI
 from jobqueue.models import Task
 from jobqueue.shared_stats import SharedStats
 from jobqueue.store.base import StoreError
-from jobqueue.store.sqlite_stats import BUCKET_COLUMNS
+from jobqueue.store.sqlite.stats import BUCKET_COLUMNS
 
 T0 = 1_800_000_000  # a multiple of an hour, so slots line up with it
 

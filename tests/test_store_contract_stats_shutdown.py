@@ -14,7 +14,7 @@ from jobqueue.live_stats import MINUTE, LiveStats, StatsSlot
 from jobqueue.models import Task
 from jobqueue.shared_stats import SharedStats
 from jobqueue.store.base import StoreError
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 
 T0 = 1_800_000_000
 

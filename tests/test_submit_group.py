@@ -9,7 +9,7 @@ import pytest
 
 from jobqueue.models import TaskIds
 from jobqueue.store.base import NewTask
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 from jobqueue.submit_group import SubmitGroup
 from tests.store_backends import FakeClock, mongomock_factory
 

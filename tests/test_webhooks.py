@@ -199,7 +199,7 @@ async def test_deliveries_through_the_mongodb_store_mongomock(tmp_path, target, 
     update marks the job and the relay turns the mark into one signed delivery."""
     from mongomock_motor import AsyncMongoMockClient
 
-    from jobqueue.store.mongodb import MongoStore
+    from jobqueue.store.mongodb.store import MongoStore
     from server import JobQueueServer
     from tests.conftest import test_settings
 

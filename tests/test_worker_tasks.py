@@ -19,7 +19,7 @@ from jobqueue.profiles import FetchProfiles
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.spec import FetchOptions, JobSpec
 from jobqueue.store.base import NewTask
-from jobqueue.store.sqlite import SQLiteStore
+from jobqueue.store.sqlite.store import SQLiteStore
 from jobqueue.workers import PoolSettings, WorkerPool
 from tests.helpers import wait_for
 from tests.target import Target

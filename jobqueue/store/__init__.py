@@ -25,10 +25,11 @@ class Backend:
     options: tuple[tuple[str, str], ...] = ()  # server option -> keyword of the backend's from_url
 
 
+_MONGODB = Backend("jobqueue.store.mongodb.store", "MongoStore", "motor", "pip install 'jobqueue[mongodb]' (motor)")
 BACKENDS: dict[str, Backend] = {
-    "sqlite": Backend("jobqueue.store.sqlite", "SQLiteStore", options=(("sqlite_synchronous", "synchronous"),)),
-    "mongodb": Backend("jobqueue.store.mongodb", "MongoStore", "motor", "pip install 'jobqueue[mongodb]' (motor)"),
-    "mongodb+srv": Backend("jobqueue.store.mongodb", "MongoStore", "motor", "pip install 'jobqueue[mongodb]' (motor)"),
+    "sqlite": Backend("jobqueue.store.sqlite.store", "SQLiteStore", options=(("sqlite_synchronous", "synchronous"),)),
+    "mongodb": _MONGODB,
+    "mongodb+srv": _MONGODB,
 }
 _USE = "use sqlite:///path.db (embedded) or mongodb://host:27017/dbname"
 

@@ -15,7 +15,7 @@ from typing import Any
 from jobqueue.filters import seconds, words
 from jobqueue.models import Result
 from jobqueue.store.base import TaskFilter
-from jobqueue.store.sqlite_filters import SCAN_CAP, clauses
+from jobqueue.store.sqlite.filters import SCAN_CAP, clauses
 
 CHUNK = 500
 # CROSS JOIN keeps this order: the matched results by seq first, then their jobs by id. Left to

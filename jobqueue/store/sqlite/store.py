@@ -14,18 +14,18 @@ from urllib.parse import unquote, urlsplit
 from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task
 from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, NewTask, NotFound, StoreError, TaskFilter
-from jobqueue.store.sqlite_batches import SQLiteBatchOps, keep_answer
-from jobqueue.store.sqlite_bodies import BODY_COLUMNS, WITH_BODY
-from jobqueue.store.sqlite_bulk import SQLiteBulkOps
-from jobqueue.store.sqlite_cancel import SQLiteCancelOps
-from jobqueue.store.sqlite_changes import SQLiteChangeOps
-from jobqueue.store.sqlite_filters import RESULTS, list_rows
-from jobqueue.store.sqlite_guard import FileGuard, ReadProbe, WriteProbe, store_error
-from jobqueue.store.sqlite_history import SQLiteHistoryOps, use_incremental_vacuum
-from jobqueue.store.sqlite_leases import SQLiteLeaseOps
-from jobqueue.store.sqlite_migrations import migrate
-from jobqueue.store.sqlite_schedules import SQLiteScheduleOps, start_schedules
-from jobqueue.store.sqlite_schema import (
+from jobqueue.store.sqlite.batches import SQLiteBatchOps, keep_answer
+from jobqueue.store.sqlite.bodies import BODY_COLUMNS, WITH_BODY
+from jobqueue.store.sqlite.bulk import SQLiteBulkOps
+from jobqueue.store.sqlite.cancel import SQLiteCancelOps
+from jobqueue.store.sqlite.changes import SQLiteChangeOps
+from jobqueue.store.sqlite.filters import RESULTS, list_rows
+from jobqueue.store.sqlite.guard import FileGuard, ReadProbe, WriteProbe, store_error
+from jobqueue.store.sqlite.history import SQLiteHistoryOps, use_incremental_vacuum
+from jobqueue.store.sqlite.leases import SQLiteLeaseOps
+from jobqueue.store.sqlite.migrations import migrate
+from jobqueue.store.sqlite.schedules import SQLiteScheduleOps, start_schedules
+from jobqueue.store.sqlite.schema import (
     INSERT_JOB,
     JOB_COLUMNS,
     RESULT_COLUMNS,
@@ -37,10 +37,10 @@ from jobqueue.store.sqlite_schema import (
     result_from_row,
     task_from_row,
 )
-from jobqueue.store.sqlite_stats import SQLiteStatsOps
-from jobqueue.store.sqlite_text import SQLiteTextOps, list_by_words
-from jobqueue.store.sqlite_thread import ReaderThread, WriterThread, connect
-from jobqueue.store.sqlite_webhooks import SQLiteWebhookOps, write_outbox
+from jobqueue.store.sqlite.stats import SQLiteStatsOps
+from jobqueue.store.sqlite.text import SQLiteTextOps, list_by_words
+from jobqueue.store.sqlite.thread import ReaderThread, WriterThread, connect
+from jobqueue.store.sqlite.webhooks import SQLiteWebhookOps, write_outbox
 
 _JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
 _RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))

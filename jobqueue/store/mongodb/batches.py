@@ -31,7 +31,7 @@ from pymongo.errors import DuplicateKeyError
 from jobqueue.errors import IdempotencyConflict, NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
 from jobqueue.models import FAILED, QUEUED, STATUSES, Batch, Page, Task
-from jobqueue.store.mongodb_schema import (
+from jobqueue.store.mongodb.schema import (
     TASK_FIELDS,
     after_cursor,
     applied,

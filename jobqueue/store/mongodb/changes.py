@@ -31,9 +31,9 @@ from pymongo.errors import PyMongoError
 
 from jobqueue.models import Task, TaskError
 from jobqueue.store.base import ChangePage, StoreError
-from jobqueue.store.mongodb_schema import TASK_FIELDS, task_from_doc
+from jobqueue.store.mongodb.schema import TASK_FIELDS, task_from_doc
 
-log = logging.getLogger("jobqueue.store.mongodb")
+log = logging.getLogger("jobqueue.store.mongodb.store")
 OVERLAP = 2.0  # seconds a look through the jobs re-reads, for documents that became visible after later-stamped ones
 GAP_WAIT = 10.0  # seconds a follower waits for a reserved log number before telling its clients it is lost
 PRUNE_LIMIT = 5000

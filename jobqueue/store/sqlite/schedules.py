@@ -18,7 +18,7 @@ from typing import Any
 
 from jobqueue.models import Page, Schedule, Task, TaskIds
 from jobqueue.store.schedule_grid import next_due
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, decode_cursor, encode_cursor, task_from_row
+from jobqueue.store.sqlite.schema import JOB_COLUMNS, decode_cursor, encode_cursor, task_from_row
 
 V5_SCHEDULES = """
 ALTER TABLE jobs ADD COLUMN schedule_id TEXT;

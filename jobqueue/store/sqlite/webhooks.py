@@ -15,9 +15,9 @@ from typing import Any
 
 from jobqueue.errors import NotFound
 from jobqueue.models import COMPLETED, Page, Task
-from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.base import Lease
-from jobqueue.store.sqlite_schema import BATCH_COLUMNS, batch_from_row, decode_cursor, encode_cursor
+from jobqueue.store.sqlite import slots
+from jobqueue.store.sqlite.schema import BATCH_COLUMNS, batch_from_row, decode_cursor, encode_cursor
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobqueue.models import Task
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, drop_result, task_from_row
+from jobqueue.store.sqlite.schema import JOB_COLUMNS, drop_result, task_from_row
 from jobqueue.webhooks.outbox import Outbox
 
 _FINISHED = "('completed', 'failed', 'cancelled')"

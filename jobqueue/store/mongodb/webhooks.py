@@ -20,9 +20,9 @@ from pymongo.errors import DuplicateKeyError
 
 from jobqueue.errors import NotFound, StoreError
 from jobqueue.models import FINISHED, Page
-from jobqueue.store import mongodb_slots as slots
 from jobqueue.store.base import Lease
-from jobqueue.store.mongodb_schema import after_cursor, batch_from_doc, encode_cursor, task_from_doc
+from jobqueue.store.mongodb import slots
+from jobqueue.store.mongodb.schema import after_cursor, batch_from_doc, encode_cursor, task_from_doc
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec

@@ -16,9 +16,9 @@ from pymongo import ReturnDocument
 
 from jobqueue.errors import NotFound
 from jobqueue.models import CANCELLED, QUEUED, RUNNING, Schedule, Task
-from jobqueue.store.mongodb_schedules import schedule_from_doc
-from jobqueue.store.mongodb_schema import TASK_FIELDS, applied, task_from_doc
-from jobqueue.store.mongodb_webhooks import outbox_mark
+from jobqueue.store.mongodb.schedules import schedule_from_doc
+from jobqueue.store.mongodb.schema import TASK_FIELDS, applied, task_from_doc
+from jobqueue.store.mongodb.webhooks import outbox_mark
 from jobqueue.webhooks.outbox import Outbox
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import Any
 
 from jobqueue.models import Task
 from jobqueue.store.base import ChangePage
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, task_from_row
+from jobqueue.store.sqlite.schema import JOB_COLUMNS, task_from_row
 
 _STATE = "status, attempts, at, started_at, finished_at, http_status, error_code, error_message"
 _NEW_STATE = ("NEW.status, NEW.attempts, NEW.updated_at, NEW.started_at, NEW.finished_at, NEW.http_status,"

@@ -45,13 +45,13 @@ from jobqueue.store.base import (
     StoreError,
     TaskFilter,
 )
-from jobqueue.store.mongodb_batches import MongoBatchOps, Moves, answer_doc
-from jobqueue.store.mongodb_bodies import MongoBodies, body_key, keep_body, packed, sha_ref
-from jobqueue.store.mongodb_bulk import MongoBulkOps
-from jobqueue.store.mongodb_cancel import MongoCancelOps
-from jobqueue.store.mongodb_changes import MongoChangeOps, logs_changes
-from jobqueue.store.mongodb_claims import MongoClaimOps
-from jobqueue.store.mongodb_connect import (
+from jobqueue.store.mongodb.batches import MongoBatchOps, Moves, answer_doc
+from jobqueue.store.mongodb.bodies import MongoBodies, body_key, keep_body, packed, sha_ref
+from jobqueue.store.mongodb.bulk import MongoBulkOps
+from jobqueue.store.mongodb.cancel import MongoCancelOps
+from jobqueue.store.mongodb.changes import MongoChangeOps, logs_changes
+from jobqueue.store.mongodb.claims import MongoClaimOps
+from jobqueue.store.mongodb.connect import (
     AMBIGUOUS,
     CANNOT_STORE,
     MIGRATION_SECONDS,
@@ -64,11 +64,11 @@ from jobqueue.store.mongodb_connect import (
     storable,
     write_concern,
 )
-from jobqueue.store.mongodb_counters import MAINTENANCE, MongoCounterOps
-from jobqueue.store.mongodb_filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
-from jobqueue.store.mongodb_history import MongoHistoryOps
-from jobqueue.store.mongodb_schedules import MongoScheduleOps
-from jobqueue.store.mongodb_schema import (
+from jobqueue.store.mongodb.counters import MAINTENANCE, MongoCounterOps
+from jobqueue.store.mongodb.filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
+from jobqueue.store.mongodb.history import MongoHistoryOps
+from jobqueue.store.mongodb.schedules import MongoScheduleOps
+from jobqueue.store.mongodb.schema import (
     TASK_FIELDS,
     after_cursor,
     applied,
@@ -80,12 +80,12 @@ from jobqueue.store.mongodb_schema import (
     result_from_doc,
     task_from_doc,
 )
-from jobqueue.store.mongodb_stats import MongoStatsOps
-from jobqueue.store.mongodb_watch import Change, follow
-from jobqueue.store.mongodb_webhooks import MongoWebhookOps, outbox_mark
+from jobqueue.store.mongodb.stats import MongoStatsOps
+from jobqueue.store.mongodb.watch import Change, follow
+from jobqueue.store.mongodb.webhooks import MongoWebhookOps, outbox_mark
 
 AMBIGUOUS_TRIES = 3
-log = logging.getLogger("jobqueue.store.mongodb")
+log = logging.getLogger("jobqueue.store.mongodb.store")
 
 
 @logs_changes

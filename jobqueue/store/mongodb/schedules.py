@@ -29,8 +29,8 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from jobqueue.models import COMPLETED, FINISHED, QUEUED, Page, Schedule, Task, TaskIds
-from jobqueue.store.mongodb_batches import Moves
-from jobqueue.store.mongodb_schema import after_cursor, encode_cursor, task_from_doc
+from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.schema import after_cursor, encode_cursor, task_from_doc
 from jobqueue.store.schedule_grid import catch_up_due, next_due
 
 _IDS = TaskIds()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from jobqueue.models import TaskIds
 from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.schedule_grid import next_due
-from jobqueue.store.sqlite_bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
-from jobqueue.store.sqlite_changes import V8_JOB_CHANGES
-from jobqueue.store.sqlite_schedules import V5_SCHEDULES
-from jobqueue.store.sqlite_slots import V9_SLOTS
-from jobqueue.store.sqlite_stats import V10_STATS
+from jobqueue.store.sqlite.bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
+from jobqueue.store.sqlite.changes import V8_JOB_CHANGES
+from jobqueue.store.sqlite.schedules import V5_SCHEDULES
+from jobqueue.store.sqlite.slots import V9_SLOTS
+from jobqueue.store.sqlite.stats import V10_STATS
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,10 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from jobqueue.models import QUEUED, RUNNING, Task
-from jobqueue.store import mongodb_slots as slots
 from jobqueue.store.base import Lease, StoreError
-from jobqueue.store.mongodb_batches import Moves
-from jobqueue.store.mongodb_schema import CLAIM_INDEX_NAME, CLAIM_ORDER, TASK_FIELDS, task_from_doc
+from jobqueue.store.mongodb import slots
+from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.schema import CLAIM_INDEX_NAME, CLAIM_ORDER, TASK_FIELDS, task_from_doc
 
 CLAIM_MAX_TIME_MS = 2000
 MAX_ROUNDS = 8  # reads of due jobs in one claim, each after hosts filled up

@@ -16,9 +16,9 @@ from typing import Any
 
 from jobqueue.errors import Conflict, NotFound
 from jobqueue.models import Schedule, Task
-from jobqueue.store.sqlite_schedules import SCHEDULE_COLUMNS, finish_run, schedule_from_row
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, task_from_row
-from jobqueue.store.sqlite_webhooks import write_outbox
+from jobqueue.store.sqlite.schedules import SCHEDULE_COLUMNS, finish_run, schedule_from_row
+from jobqueue.store.sqlite.schema import JOB_COLUMNS, task_from_row
+from jobqueue.store.sqlite.webhooks import write_outbox
 from jobqueue.webhooks.outbox import Outbox
 
 UNFINISHED = "('queued', 'running')"

@@ -15,9 +15,9 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 
-from jobqueue.store import sqlite_host_scan as scan
-from jobqueue.store import sqlite_slots as slots
-from jobqueue.store.sqlite_schema import CLAIMABLE, JOB_COLUMNS
+from jobqueue.store.sqlite import host_scan as scan
+from jobqueue.store.sqlite import slots
+from jobqueue.store.sqlite.schema import CLAIMABLE, JOB_COLUMNS
 
 WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way (3 per job wanted)
 WINDOW_MAX = 1024

@@ -21,7 +21,7 @@ from pymongo.errors import OperationFailure
 from jobqueue.models import COMPLETED, QUEUED, STATUSES, Batch, Result, Task, TaskError
 from jobqueue.spec import FetchOptions
 from jobqueue.store.base import BadCursor, NewTask, StoreError
-from jobqueue.store.mongodb_bodies import content_address_bodies
+from jobqueue.store.mongodb.bodies import content_address_bodies
 from jobqueue.webhooks.spec import WebhookSpec
 
 TASK_FIELDS = {"result": 0}

@@ -17,7 +17,7 @@ from typing import Any
 from jobqueue.errors import NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
 from jobqueue.models import Batch, Page, Task
-from jobqueue.store.sqlite_schema import (
+from jobqueue.store.sqlite.schema import (
     BATCH_COLUMNS,
     JOB_COLUMNS,
     batch_from_row,
@@ -26,7 +26,7 @@ from jobqueue.store.sqlite_schema import (
     encode_cursor,
     task_from_row,
 )
-from jobqueue.store.sqlite_webhooks import write_batch_outbox, write_outbox
+from jobqueue.store.sqlite.webhooks import write_batch_outbox, write_outbox
 from jobqueue.webhooks.spec import WebhookSpec
 
 

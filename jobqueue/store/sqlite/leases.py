@@ -11,14 +11,14 @@ from typing import Any
 
 from jobqueue.history.codec import digest
 from jobqueue.models import FAILED, Result, Task, TaskError
-from jobqueue.store import sqlite_host_scan
-from jobqueue.store import sqlite_slots as slots
 from jobqueue.store.base import Lease
-from jobqueue.store.sqlite_bodies import insert_result
-from jobqueue.store.sqlite_claims import Claim
-from jobqueue.store.sqlite_schedules import finish_run
-from jobqueue.store.sqlite_schema import JOB_COLUMNS, LOG_ATTEMPT, RESULT_COLUMNS, task_from_row
-from jobqueue.store.sqlite_webhooks import write_outbox
+from jobqueue.store.sqlite import host_scan as sqlite_host_scan
+from jobqueue.store.sqlite import slots
+from jobqueue.store.sqlite.bodies import insert_result
+from jobqueue.store.sqlite.claims import Claim
+from jobqueue.store.sqlite.schedules import finish_run
+from jobqueue.store.sqlite.schema import JOB_COLUMNS, LOG_ATTEMPT, RESULT_COLUMNS, task_from_row
+from jobqueue.store.sqlite.webhooks import write_outbox
 from jobqueue.webhooks.outbox import Outbox
 
 log = logging.getLogger("jobqueue.store")

@@ -37,9 +37,9 @@ from pymongo.errors import OperationFailure, PyMongoError
 from jobqueue.backoff import delay as backoff_delay
 from jobqueue.models import QUEUED, RUNNING, Task
 from jobqueue.store.base import ChangesUnavailable, JobDeleted
-from jobqueue.store.mongodb_schema import task_from_doc
+from jobqueue.store.mongodb.schema import task_from_doc
 
-log = logging.getLogger("jobqueue.store.mongodb")
+log = logging.getLogger("jobqueue.store.mongodb.store")
 PIPELINE = [
     {"$match": {"$or": [{"operationType": {"$in": ["insert", "replace", "delete"]}},
                         {"operationType": "update", "updateDescription.updatedFields.updated_at": {"$exists": True}}]}},

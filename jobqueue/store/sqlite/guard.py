@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from jobqueue.store.base import StoreError
-from jobqueue.store.sqlite_thread import WriterThread, is_busy
+from jobqueue.store.sqlite.thread import WriterThread, is_busy
 
 log = logging.getLogger("jobqueue.store")
 

@@ -12,7 +12,7 @@ from typing import Any
 from jobqueue.models import QUEUED, STATUSES, Batch, Result, Task, TaskError
 from jobqueue.spec import FetchOptions
 from jobqueue.store.base import BadCursor, NewTask
-from jobqueue.store.sqlite_bodies import body_of
+from jobqueue.store.sqlite.bodies import body_of
 from jobqueue.webhooks.spec import WebhookSpec
 
 JOB_COLUMNS = (

@@ -20,10 +20,10 @@ from typing import Any
 
 from jobqueue.history.timeline import HistoryEntry, mark_changes
 from jobqueue.models import Page
-from jobqueue.store.sqlite_batches import drop_emptied_batches
-from jobqueue.store.sqlite_bodies import storage_totals
-from jobqueue.store.sqlite_schema import RESULT_COLUMNS, decode_cursor, drop_result, encode_cursor, result_from_row
-from jobqueue.store.sqlite_thread import is_busy
+from jobqueue.store.sqlite.batches import drop_emptied_batches
+from jobqueue.store.sqlite.bodies import storage_totals
+from jobqueue.store.sqlite.schema import RESULT_COLUMNS, decode_cursor, drop_result, encode_cursor, result_from_row
+from jobqueue.store.sqlite.thread import is_busy
 from jobqueue.webhooks.delivery import DELIVERED
 from jobqueue.webhooks.delivery import FAILED as DELIVERY_FAILED
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobqueue.errors import Conflict, NotFound
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, Task
-from jobqueue.store.mongodb_batches import Moves
+from jobqueue.store.mongodb.batches import Moves
 
 if TYPE_CHECKING:
     from collections.abc import Callable

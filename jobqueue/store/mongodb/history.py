@@ -23,8 +23,8 @@ from pymongo import ASCENDING, DESCENDING
 
 from jobqueue.history.timeline import HistoryEntry, mark_changes
 from jobqueue.models import COMPLETED, FINISHED, Page
-from jobqueue.store.mongodb_batches import Moves
-from jobqueue.store.mongodb_schema import after_cursor, encode_cursor, result_from_doc
+from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.schema import after_cursor, encode_cursor, result_from_doc
 from jobqueue.webhooks.delivery import DELIVERED
 from jobqueue.webhooks.delivery import FAILED as DELIVERY_FAILED
 

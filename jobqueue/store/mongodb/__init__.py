@@ -1,0 +1,1 @@
+"""The scale-out backend: MongoDB through motor (the only package that imports it)."""
