@@ -120,7 +120,7 @@ async def export(server: Server, fmt: str, n: int) -> dict[str, Any]:
 
 async def measure(n: int, body_bytes: int) -> list[dict[str, Any]]:
     """Fill a fresh database with n jobs, then time a JSONL and a WARC export of all of them."""
-    from jobqueue.store.sqlite import SQLiteStore
+    from jobqueue.store.sqlite.store import SQLiteStore
 
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "export.db")

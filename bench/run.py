@@ -35,7 +35,7 @@ from bench.storage_bench import measure as measure_storage  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
 from jobqueue.models import TaskIds  # noqa: E402
-from jobqueue.store.sqlite_migrations import migrate  # noqa: E402
+from jobqueue.store.sqlite.migrations import migrate  # noqa: E402
 
 
 async def wait_completed(client: Client, n: int, timeout: float = 600) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.harness import API, Client, Server, pct
 from jobqueue.models import TaskIds
-from jobqueue.store.sqlite_migrations import migrate
+from jobqueue.store.sqlite.migrations import migrate
 
 HOSTS = 100
 
