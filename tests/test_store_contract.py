@@ -12,7 +12,7 @@ import pytest
 from jobqueue.idempotency import IdempotencyKey
 from jobqueue.live_stats import StatsSlot
 from jobqueue.models import Result, TaskError, TaskIds
-from jobqueue.store.base import BadCursor, Conflict, Lease, NewTask, NotFound, Store, StoreError, TaskFilter
+from jobqueue.store.base import ROLES, BadCursor, Conflict, Lease, NewTask, NotFound, Store, StoreError, TaskFilter
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 
 LEASE = 30.0
@@ -185,8 +185,10 @@ async def test_cancel_clears_the_previous_attempts_error_and_status(open_store, 
 
 
 def protocol_methods() -> dict[str, Any]:
-    """Every operation of the Store Protocol, read from jobqueue/store/base.py, so a new one cannot be missed."""
-    return {name: member for name, member in vars(Store).items() if inspect.iscoroutinefunction(member)}
+    """Every operation of the Store Protocol, read from its roles (jobqueue/store/roles.py), so a new one cannot be
+    missed."""
+    return {name: member for role in ROLES for name, member in vars(role).items()
+            if inspect.iscoroutinefunction(member)}
 
 
 def protocol_attributes() -> list[str]:
