@@ -6,6 +6,7 @@
   python3 dev.py test --fast [args] the quick inner loop: skips the tests marked slow (browser,
                                     multi-process and network-namespace ones); CI runs everything
   python3 dev.py bench [args]       the benchmark
+  python3 dev.py docs               rewrite the generated parts of docs/ (the options table) from the code
   python3 dev.py requirements       the dependencies, one a line (`--test` adds the test ones)
 """
 
@@ -53,7 +54,8 @@ def ensure_venv(with_tests: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch `serve`, `test` (ruff and the suite; `--fast` skips the slow tests), `bench` or `requirements`."""
+    """Dispatch `serve`, `test` (ruff and the suite; `--fast` skips the slow tests), `bench`, `docs` or
+    `requirements`."""
     command = argv[0] if argv else "help"
     rest = argv[1:]
     if command == "serve":
@@ -62,6 +64,9 @@ def main(argv: list[str]) -> int:
     if command == "bench":
         ensure_venv(with_tests=False)
         return subprocess.run([PYTHON, os.path.join(ROOT, "bench", "run.py"), *rest], cwd=ROOT).returncode
+    if command == "docs":  # jobqueue/generated_docs.py lists the parts; tests/test_generated_docs.py checks them
+        ensure_venv(with_tests=False)
+        return subprocess.run([PYTHON, "-m", "jobqueue.generated_docs", ROOT], cwd=ROOT).returncode
     if command == "requirements":
         print("\n".join(requirements(with_tests="--test" in rest)))
         return 0

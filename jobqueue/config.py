@@ -1,229 +1,183 @@
-"""Server settings from command-line flags and JOBQUEUE_* environment variables (a flag wins)."""
+"""Server settings from command-line flags and JOBQUEUE_* variables (a flag wins), each option declared once.
+
+Every option is a field of Settings declared with `option(...)`: default, type (the annotation), help, docs
+section, checks and how it holds across --processes. The command line, the variables, validation and the
+tables of docs/configuration.md (`python3 dev.py docs`) are derived from these fields (jobqueue/options.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import NoReturn
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from jobqueue import __version__
+from jobqueue import options
 from jobqueue.fetcher import DEFAULT_USER_AGENT
+from jobqueue.options import OWN, SHARED, SPLIT, ConfigError, above_zero, accepted_by, at_least, each, option, rule
 from jobqueue.store import backend_for
 from jobqueue.webhooks.signing import SecretError, WebhookSigner
 
+__all__ = ["ConfigError", "Settings", "build_parser", "load_settings", "process_count", "validate"]
 
-class ConfigError(ValueError):
-    """A setting that cannot work; the message says which and what to do."""
+SERVING, ACCESS, FETCHING, SCHEDULES, STORAGE, WEBHOOKS, LOGGING = (
+    "Serving", "Access", "Fetching", "Recurring fetches", "Storage", "Webhooks", "Logging")
+
+_RATE = "--rate-limit must be 0 (off) or more, and --rate-burst at least 1"
+_CAPACITY = "--max-queued and --max-websockets must be at least 1"
+_KEEP = "--keep-per-url must be 0 or more, and --min-every above 0 seconds"
+_TOKEN = ("an API token must be at least 16 characters with no spaces "
+          "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+_TOKEN_SHAPE = rule(lambda token: len(token) >= 16 and not any(c.isspace() for c in token), _TOKEN)
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
+
+
+def _delays_fit(text: str) -> bool:
+    try:
+        delays = _delays(text)
+    except ValueError:
+        return False
+    return 0 < len(delays) <= 20 and all(0 < d <= 7 * 24 * 3600 for d in delays)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything main() needs to build the service."""
+    """Everything main() needs to build the service; each field is an option of server.py."""
 
-    host: str = "127.0.0.1"
-    port: int = 5000
-    database: str = "sqlite:///jobqueue.db"
-    workers: int = 32
-    per_host: int = 4
-    max_attempts: int = 3
-    retry_base_delay: float = 1.0
-    allow_private_addresses: bool = False
-    allow_networks: tuple[str, ...] = field(default_factory=tuple)
-    connect_timeout: float = 10.0
-    fetch_timeout: float = 30.0
-    max_body_size: int = 10 * 1024 * 1024
-    user_agent: str = DEFAULT_USER_AGENT
-    lease_seconds: float = 60.0
-    sqlite_synchronous: str = "FULL"
-    shutdown_grace: float = 5.0
-    max_request_size: int = 4 * 1024 * 1024
-    max_batch_request_size: int = 64 * 1024 * 1024
-    fetch_profiles: str | None = None
-    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
-    api_tokens: tuple[str, ...] = field(default_factory=tuple)
-    read_only_tokens: tuple[str, ...] = field(default_factory=tuple)
-    rate_limit: float = 500.0
-    rate_burst: int = 5000
-    max_queued: int = 1_000_000
-    max_websockets: int = 1000
-    log_format: str = "text"
-    log_level: str = "info"
-    webhook_secret: str | None = None
-    webhook_url: str | None = None
-    webhook_retry_delays: str = "5,30,120,600,3600,21600"
-    webhook_concurrency: int = 4
-    webhook_timeout: float = 10.0
-    retention_days: float | None = None  # None: keep everything
-    keep_per_url: int = 0
-    min_every: float = 60.0
-    max_schedules: int = 1000  # 0: no limit
-    processes: int | None = None  # None: one per core when the database allows several (process_count)
+    host: str = option("127.0.0.1", "address to listen on", SERVING)
+    port: int = option(5000, "port to listen on (`0` picks a free one)", SERVING,
+                       rule(lambda port: 0 <= port <= 65535, "--port {value} is not a TCP port (0-65535)"))
+    processes: int | None = option(
+        None, "fetching processes over one database and one listening socket (a SQLite file or MongoDB; an "
+              "in-memory SQLite database gets 1, and refuses more); `--workers` is split among them (so it must be "
+              "at least the count); `--per-host` and `--webhook-concurrency` hold for all of them together; `1` "
+              "runs no parent (docs/API.md, \"Running it\")", SERVING, at_least(1),
+        shown_default="one per usable core, at most `--workers`")
+    shutdown_grace: float = option(5.0, "seconds running fetches get to finish on SIGINT/SIGTERM", SERVING)
+    max_request_size: int = option(4 * 1024 * 1024, "largest API request body, in bytes (413 above)", SERVING,
+                                   at_least(1))
+    max_batch_request_size: int = option(64 * 1024 * 1024, "largest `POST /batches` body, in bytes (100,000 URLs "
+                                                           "fit in the default)", SERVING, at_least(1))
+    max_websockets: int = option(1000, "open event streams before new ones get 503", SERVING,
+                                 rule(lambda n: n >= 1, _CAPACITY), processes=OWN)
+    allowed_origins: tuple[str, ...] = option(
+        (), "comma-separated origins besides the dashboard's own that may open the websocket (`*` for any)",
+        SERVING, metavar="ORIGINS", item=lambda origin: origin.rstrip("/"))
+    rate_limit: float = option(500.0, "URLs one client may submit per second, sustained (`0` turns the limit off)",
+                               SERVING, rule(lambda rate: rate >= 0, _RATE), processes=OWN)
+    rate_burst: int = option(5000, "URLs one client may submit at once before the rate limit applies", SERVING,
+                             rule(lambda burst: burst >= 1, _RATE), processes=OWN)
+    max_queued: int = option(1_000_000, "queued jobs in total before submissions get 503 `queue_full`", SERVING,
+                             rule(lambda n: n >= 1, _CAPACITY), processes=SHARED)
+
+    api_tokens: tuple[str, ...] = option(
+        (), "require this bearer token on the API and the event stream, at least 16 characters without spaces "
+            "(repeatable; the variable takes a comma-separated list)", ACCESS, each(_TOKEN_SHAPE),
+        flag="api-token", metavar="TOKEN", repeatable=True)
+    api_token_file: str | None = option(None, "read more `--api-token`s from a file, one per line (`#` starts a "
+                                              "comment)", ACCESS, metavar="PATH")
+    read_only_tokens: tuple[str, ...] = option(
+        (), "a token that may only read: GET, `/metrics` and the websocket (repeatable, the variable "
+            "comma-separated; needs `--api-token`)", ACCESS, each(_TOKEN_SHAPE),
+        flag="read-only-token", metavar="TOKEN", repeatable=True)
+
+    workers: int = option(32, "concurrent fetches of the whole service", FETCHING, at_least(1), processes=SPLIT)
+    per_host: int = option(4, "concurrent fetches to one host (`1` never gives two)", FETCHING, at_least(1),
+                           processes=SHARED)
+    max_attempts: int = option(3, "fetch attempts before a job fails", FETCHING, at_least(1))
+    retry_base_delay: float = option(1.0, "seconds before the first retry; doubles each time (max 60 s), each wait "
+                                          "shortened or lengthened by up to 50 % at random", FETCHING)
+    connect_timeout: float = option(10.0, "seconds to connect", FETCHING, above_zero())
+    fetch_timeout: float = option(30.0, "seconds for a whole fetch", FETCHING, above_zero())
+    max_body_size: int = option(10 * 1024 * 1024, "largest body kept, in bytes; larger ones fail with `too_large`",
+                                FETCHING, at_least(1))
+    user_agent: str = option(DEFAULT_USER_AGENT, "User-Agent header sent with every fetch", FETCHING)
+    allow_private_addresses: bool = option(False, "let the fetcher reach loopback, private and link-local addresses "
+                                                  "(the variable: `1`, `true`, `yes` or `on`)", FETCHING)
+    allow_networks: tuple[str, ...] = option(
+        (), "allow one private network while the guard stays on (repeatable; the variable takes a "
+            "comma-separated list)", FETCHING, flag="allow-network", metavar="CIDR", repeatable=True)
+    fetch_profiles: str | None = option(None, "JSON or TOML file of named header/cookie sets jobs may name "
+                                              "(re-read on SIGHUP)", FETCHING, metavar="PATH")
+    lease_seconds: float = option(60.0, "how long a claimed job stays with its process without a heartbeat",
+                                  FETCHING, above_zero())
+
+    min_every: float = option(60.0, "shortest period, in seconds, of a recurring fetch (a job's `every`)",
+                              SCHEDULES, rule(lambda seconds: seconds > 0, _KEEP))
+    max_schedules: int = option(1000, "recurring fetches active at once; a submission whose jobs with `every` "
+                                      "would pass it gets 409 `too_many_schedules`, and nothing of it is stored "
+                                      "(`0`: no limit)", SCHEDULES,
+                                rule(lambda n: n >= 0, "--max-schedules must be 0 (no limit) or more"),
+                                processes=SHARED)
+
+    database: str = option("sqlite:///jobqueue.db", "`sqlite:///relative.db`, `sqlite:////absolute.db` "
+                                                    "(embedded), or `mongodb://host:27017/dbname`", STORAGE,
+                           accepted_by(backend_for, ValueError))
+    sqlite_synchronous: str = option(
+        "FULL", "`FULL` survives power loss; `NORMAL` survives process crashes only (`OFF` and `EXTRA`, "
+                "SQLite's other levels, are accepted too)", STORAGE,
+        rule(lambda level: level.upper() in ("OFF", "NORMAL", "FULL", "EXTRA"),
+             "--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA"))
+    retention_days: float | None = option(
+        None, "delete finished jobs (with their results, and bodies no other result has) this many days after "
+              "they finished; fractions allowed", STORAGE,
+        rule(lambda days: days > 0, "--retention-days must be above 0 (leave it out to keep everything)"),
+        shown_default="keep everything")
+    keep_per_url: int = option(0, "with `--retention-days`, always keep the newest this many results of every URL",
+                               STORAGE, rule(lambda n: n >= 0, _KEEP))
+
+    webhook_secret: str | None = option(
+        None, "`whsec_<base64>` key that signs webhooks (Standard Webhooks); without it a spec with a `webhook` "
+              "is refused (prefer the variable: flags show in `ps`)", WEBHOOKS,
+        accepted_by(WebhookSigner, SecretError))
+    webhook_url: str | None = option(None, "an endpoint that gets every job and batch event (needs "
+                                           "`--webhook-secret`)", WEBHOOKS)
+    webhook_retry_delays: str = option(
+        "5,30,120,600,3600,21600", "seconds between webhook attempts, comma-separated (±20 % jitter), 1-20 of "
+                                   "them, each at most a week; then the delivery fails", WEBHOOKS,
+        rule(_delays_fit, "--webhook-retry-delays must be 1-20 comma-separated numbers of seconds, each above 0 "
+                          "and at most a week (like 5,30,120)"))
+    webhook_concurrency: int = option(4, "webhook requests in flight to one endpoint", WEBHOOKS, at_least(1),
+                                      processes=SHARED)
+    webhook_timeout: float = option(10.0, "seconds a webhook receiver has to answer (at most 300)", WEBHOOKS,
+                                    rule(lambda seconds: 0 < seconds <= 300,
+                                         "--webhook-timeout must be above 0 and at most 300 seconds"))
+
+    log_format: str = option("text", "`text` (key=value) or `json` (start-up lines too)", LOGGING,
+                             rule(lambda fmt: fmt in ("text", "json"), "--log-format must be text or json"))
+    log_level: str = option("info", "`debug`, `info` (one line per job state change), `warning` or `error`",
+                            LOGGING, rule(lambda level: level.lower() in ("debug", "info", "warning", "error"),
+                                          "--log-level must be debug, info, warning or error"))
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
         """--webhook-retry-delays as seconds (validated at load)."""
-        return tuple(float(part) for part in self.webhook_retry_delays.split(","))
+        return _delays(self.webhook_retry_delays)
 
 
-# (flag, type, help); the environment variable is JOBQUEUE_ + the flag in upper case.
-_OPTIONS: list[tuple[str, type, str]] = [
-    ("host", str, "address to listen on"),
-    ("port", int, "port to listen on"),
-    ("database", str, "sqlite:///path.db (embedded, default) or mongodb://host:27017/dbname"),
-    ("workers", int, "concurrent fetches"),
-    ("per-host", int, "concurrent fetches to one host"),
-    ("max-attempts", int, "fetch attempts before a task fails"),
-    ("retry-base-delay", float, "seconds before the first retry; doubles each time"),
-    ("connect-timeout", float, "seconds to connect"),
-    ("fetch-timeout", float, "seconds for a whole fetch"),
-    ("max-body-size", int, "largest body kept, in bytes; larger ones fail with too_large"),
-    ("user-agent", str, "User-Agent header sent with every fetch"),
-    ("lease-seconds", float, "how long a claimed task stays with its process without a heartbeat"),
-    ("sqlite-synchronous", str, "SQLite synchronous pragma: FULL (survives power loss) or NORMAL"),
-    ("shutdown-grace", float, "seconds running fetches get to finish on SIGINT/SIGTERM"),
-    ("max-request-size", int, "largest API request body, in bytes"),
-    ("max-batch-request-size", int, "largest POST /batches body, in bytes (100,000 URLs fit in the default)"),
-    ("fetch-profiles", str, "JSON or TOML file of named header/cookie sets jobs may use (re-read on SIGHUP)"),
-    ("rate-limit", float, "URLs one client may submit per second, sustained (0 turns the limit off)"),
-    ("rate-burst", int, "URLs one client may submit at once before the rate limit applies"),
-    ("max-queued", int, "queued jobs in total before submissions get 503 queue_full"),
-    ("max-websockets", int, "open event streams before new ones get 503"),
-    ("log-format", str, "text (key=value) or json"),
-    ("log-level", str, "debug, info (one line per job state change), warning or error"),
-    ("webhook-secret", str, "whsec_<base64> key that signs webhooks (Standard Webhooks); without it webhooks "
-                            "are off (prefer the JOBQUEUE_WEBHOOK_SECRET variable: flags show in ps)"),
-    ("webhook-url", str, "an endpoint that gets every job and batch event (needs --webhook-secret)"),
-    ("webhook-retry-delays", str, "seconds between webhook attempts, comma-separated; then the delivery fails"),
-    ("webhook-concurrency", int, "webhook requests in flight to one endpoint"),
-    ("webhook-timeout", float, "seconds a webhook receiver has to answer"),
-    ("retention-days", float, "delete finished jobs (results, unshared bodies) this many days after they finished "
-                              "(fractions allowed; unset keeps everything)"),
-    ("keep-per-url", int, "with --retention-days, always keep the newest this many results of every URL"),
-    ("min-every", float, "shortest period, in seconds, of a recurring fetch (a job's `every`)"),
-    ("max-schedules", int, "recurring fetches active at once before submissions with `every` get 409 "
-                           "too_many_schedules (0: no limit)"),
-    ("processes", int, "fetching processes sharing the database and the listening socket; --workers are split "
-                       "among them, --per-host and --webhook-concurrency hold for all of them together (default: "
-                       "one per core when the database allows several)"),
-]
-
-
-def _whole_number(text: str) -> int:
-    """argparse type for counts, sizes and ports: the error reads as a sentence, not a Python type name."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-def _number(text: str) -> float:
-    """argparse type for seconds and rates."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-
-
-_FLAG_TYPES = {int: _whole_number, float: _number}
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose mistakes become one-sentence ConfigErrors instead of a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        """Turn argparse's message into the one sentence main() prints before exiting with status 2."""
-        if message.startswith("unrecognized arguments: "):
-            message = f"not an option of {self.prog}: {message[len('unrecognized arguments: '):]}"
-        elif message.startswith("argument "):
-            flag, _, problem = message[len("argument "):].partition(": ")
-            if problem.startswith("expected "):  # "expected one argument"
-                raise ConfigError(f"{flag} needs a value")
-            raise ConfigError(f"{flag}: {problem}")
-        raise ConfigError(f"{message}; `{self.prog} --help` lists the options")
-
-
-def _env_name(flag: str) -> str:
-    return "JOBQUEUE_" + flag.upper().replace("-", "_")
-
-
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+OPTIONS = options.declared(Settings)
 
 
 def build_parser(prog: str = "server.py") -> argparse.ArgumentParser:
     """The command line of server.py (and of `jobqueue serve`, named `prog` in help and errors)."""
-    defaults = Settings()
-    parser = _Parser(
-        prog=prog,
+    return options.build_parser(
+        OPTIONS, prog,
         description="jobqueue: submit URLs over HTTP, workers fetch and store them, a dashboard shows it live.",
-        epilog="Every option also reads JOBQUEUE_<OPTION> from the environment; a flag beats the variable.",
-    )
-    for flag, kind, text in _OPTIONS:
-        default = getattr(defaults, flag.replace("-", "_"))
-        parser.add_argument(f"--{flag}", type=_FLAG_TYPES.get(kind, kind), default=None,
-                            help=f"{text} (default: {default})")
-    parser.add_argument("--allow-private-addresses", action="store_true", default=None,
-                        help="let the fetcher reach loopback, private and link-local addresses")
-    parser.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
-                        help="allow one private network while the guard stays on (repeatable)")
-    parser.add_argument("--api-token", action="append", default=None, metavar="TOKEN",
-                        help="require this bearer token on the API and the event stream (repeatable)")
-    parser.add_argument("--read-only-token", action="append", default=None, metavar="TOKEN",
-                        help="a token that may only read: GET, /metrics and the websocket (repeatable; needs "
-                             "--api-token)")
-    parser.add_argument("--api-token-file", default=None, metavar="PATH",
-                        help="read tokens from a file, one per line ('#' starts a comment)")
-    parser.add_argument("--allowed-origins", default=None, metavar="ORIGINS",
-                        help="comma-separated origins that may open the websocket besides the "
-                             "dashboard's own ('*' for any)")
-    parser.add_argument("--version", action="version", version=f"jobqueue {__version__}")
-    return parser
+        epilog="Every option also reads JOBQUEUE_<OPTION> from the environment; a flag beats the variable.")
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
                   prog: str = "server.py") -> Settings:
     """Merge defaults, environment and flags into validated Settings."""
     env = os.environ if environ is None else environ
-    args = build_parser(prog).parse_args(argv)
-    values: dict[str, object] = {}
-    for flag, kind, _text in _OPTIONS:
-        key = flag.replace("-", "_")
-        value = getattr(args, key)
-        if value is None and _env_name(flag) in env:
-            raw = env[_env_name(flag)]
-            try:
-                value = kind(raw)
-            except ValueError as exc:
-                raise ConfigError(f"{_env_name(flag)}={raw!r} is not a valid {kind.__name__}") from exc
-        if value is not None:
-            values[key] = value
-    if args.allow_private_addresses or _truthy(env.get("JOBQUEUE_ALLOW_PRIVATE_ADDRESSES", "")):
-        values["allow_private_addresses"] = True
-    networks = args.allow_network
-    if networks is None and env.get("JOBQUEUE_ALLOW_NETWORK"):
-        networks = [n for n in env["JOBQUEUE_ALLOW_NETWORK"].split(",") if n.strip()]
-    if networks:
-        values["allow_networks"] = tuple(n.strip() for n in networks)
-    origins = args.allowed_origins if args.allowed_origins is not None else env.get("JOBQUEUE_ALLOWED_ORIGINS")
-    if origins:
-        values["allowed_origins"] = tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
-    tokens = list(args.api_token or [])
-    if not tokens and env.get("JOBQUEUE_API_TOKEN"):
-        tokens = [t for t in env["JOBQUEUE_API_TOKEN"].split(",") if t.strip()]
-    token_file = args.api_token_file or env.get("JOBQUEUE_API_TOKEN_FILE")
-    if token_file:
-        tokens += read_token_file(token_file)
-    if tokens:
-        values["api_tokens"] = tuple(t.strip() for t in tokens)
-    readers = list(args.read_only_token or [])
-    if not readers and env.get("JOBQUEUE_READ_ONLY_TOKEN"):
-        readers = [t for t in env["JOBQUEUE_READ_ONLY_TOKEN"].split(",") if t.strip()]
-    if readers:
-        values["read_only_tokens"] = tuple(t.strip() for t in readers)
-    settings = Settings(**values)  # type: ignore[arg-type]
+    values = options.read_values(OPTIONS, build_parser(prog).parse_args(argv), env)
+    if values.get("api_token_file"):
+        values["api_tokens"] = (*values.get("api_tokens", ()), *read_token_file(values["api_token_file"]))
+    settings = Settings(**values)
     validate(settings)
     return settings
 
@@ -242,47 +196,23 @@ def read_token_file(path: str) -> list[str]:
 
 
 def validate(settings: Settings) -> None:
-    """Refuse settings that cannot work, with one sentence saying why."""
-    positive = ("workers", "per_host", "max_attempts", "max_body_size", "max_request_size", "max_batch_request_size")
-    for key in positive:
-        if getattr(settings, key) < 1:
-            raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")
-    for key in ("connect_timeout", "fetch_timeout", "lease_seconds"):
-        if getattr(settings, key) <= 0:
-            raise ConfigError(f"--{key.replace('_', '-')} must be greater than 0")
+    """Refuse settings that cannot work, with one sentence saying why: each option's own checks, then the
+    rules that involve several."""
+    options.check(OPTIONS, settings)
     if settings.read_only_tokens and not settings.api_tokens:
         raise ConfigError("--read-only-token needs at least one --api-token: without one every client may do "
                           "everything anyway")
     if set(settings.read_only_tokens) & set(settings.api_tokens):
         raise ConfigError("a token cannot be both an --api-token and a --read-only-token")
-    for token in (*settings.api_tokens, *settings.read_only_tokens):
-        if len(token) < 16 or any(c.isspace() for c in token):
-            raise ConfigError("an API token must be at least 16 characters with no spaces "
-                              "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
-    if settings.rate_limit < 0 or settings.rate_burst < 1:
-        raise ConfigError("--rate-limit must be 0 (off) or more, and --rate-burst at least 1")
-    if settings.max_queued < 1 or settings.max_websockets < 1:
-        raise ConfigError("--max-queued and --max-websockets must be at least 1")
-    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
-        raise ConfigError("--log-level must be debug, info, warning or error")
-    if settings.log_format not in ("text", "json"):
-        raise ConfigError("--log-format must be text or json")
-    if not 0 <= settings.port <= 65535:
-        raise ConfigError(f"--port {settings.port} is not a TCP port (0-65535)")
-    if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-        raise ConfigError("--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA")
-    _validate_webhooks(settings)
-    if settings.retention_days is not None and settings.retention_days <= 0:
-        raise ConfigError("--retention-days must be above 0 (leave it out to keep everything)")
-    if settings.keep_per_url < 0 or settings.min_every <= 0:
-        raise ConfigError("--keep-per-url must be 0 or more, and --min-every above 0 seconds")
-    if settings.max_schedules < 0:
-        raise ConfigError("--max-schedules must be 0 (no limit) or more")
-    try:
-        backend_for(settings.database)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    _validate_processes(settings)
+    if settings.webhook_url is not None and settings.webhook_secret is None:
+        raise ConfigError("--webhook-url needs --webhook-secret=whsec_... to sign what it sends")
+    count = settings.processes
+    if count is not None and count > 1 and not shares_database(settings.database):
+        raise ConfigError(f"--processes {count} needs a database several processes can share (a SQLite file or "
+                          "MongoDB); an in-memory SQLite database belongs to one process")
+    if count is not None and count > settings.workers:
+        raise ConfigError(f"--processes {count} needs at least {count} --workers: the workers are split among "
+                          "the processes and each fetches at least one job at a time")
 
 
 def shares_database(url: str) -> bool:
@@ -306,37 +236,6 @@ def process_count(settings: Settings) -> int:
     return max(1, min(cores, settings.workers))
 
 
-def _validate_processes(settings: Settings) -> None:
-    count = settings.processes
-    if count is None:
-        return
-    if count < 1:
-        raise ConfigError("--processes must be at least 1")
-    if count > 1 and not shares_database(settings.database):
-        raise ConfigError(f"--processes {count} needs a database several processes can share (a SQLite file or "
-                          "MongoDB); an in-memory SQLite database belongs to one process")
-    if count > settings.workers:
-        raise ConfigError(f"--processes {count} needs at least {count} --workers: the workers are split among "
-                          "the processes and each fetches at least one job at a time")
-
-
-def _validate_webhooks(settings: Settings) -> None:
-    """The webhook options: a well-formed secret, a URL only with it, positive delays and limits."""
-    if settings.webhook_secret is not None:
-        try:
-            WebhookSigner(settings.webhook_secret)
-        except SecretError as exc:
-            raise ConfigError(str(exc)) from None
-    elif settings.webhook_url is not None:
-        raise ConfigError("--webhook-url needs --webhook-secret=whsec_... to sign what it sends")
-    try:
-        delays = settings.retry_delays
-    except ValueError:
-        delays = ()
-    if not delays or any(not 0 < d <= 7 * 24 * 3600 for d in delays) or len(delays) > 20:
-        raise ConfigError("--webhook-retry-delays must be 1-20 comma-separated numbers of seconds, each above 0 "
-                          "and at most a week (like 5,30,120)")
-    if settings.webhook_concurrency < 1:
-        raise ConfigError("--webhook-concurrency must be at least 1")
-    if not 0 < settings.webhook_timeout <= 300:
-        raise ConfigError("--webhook-timeout must be above 0 and at most 300 seconds")
+def options_markdown() -> str:
+    """The tables of docs/configuration.md's generated part: every option, its default, variable and meaning."""
+    return options.markdown_tables(OPTIONS)
