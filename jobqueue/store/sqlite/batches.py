@@ -19,14 +19,14 @@ from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, 
 from jobqueue.models import Batch, Page, Task
 from jobqueue.store.sqlite.schema import (
     BATCH_COLUMNS,
-    JOB_COLUMNS,
     batch_from_row,
     decode_cursor,
     drop_result,
     encode_cursor,
-    task_from_row,
 )
-from jobqueue.store.sqlite.webhooks import write_batch_outbox, write_outbox
+from jobqueue.store.sqlite.transitions import move_batch_chunk
+from jobqueue.store.sqlite.webhooks import write_batch_outbox
+from jobqueue.store.transitions import RETRY_FAILED, Given
 from jobqueue.webhooks.spec import WebhookSpec
 
 
@@ -210,26 +210,8 @@ class SQLiteBatchOps:
     async def retry_batch(self, batch_id: str, limit: int) -> list[Task]:
         """Queue up to `limit` failed jobs of a batch again (failed jobs have no result to drop)."""
         now = self.clock()
-        return await self._batch_chunk(
-            batch_id, "status = 'queued', attempts = 0, available_at = ?, updated_at = ?, started_at = NULL,"
-            " finished_at = NULL, http_status = NULL, error_code = NULL, error_message = NULL, lease_token = NULL",
-            (now, now), "('failed')", limit)
-
-    async def _batch_chunk(self, batch_id: str, assignments: str, args: tuple[Any, ...], statuses: str,
-                           limit: int) -> list[Task]:
-        sql = (f"UPDATE jobs SET {assignments} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_batch_status"
-               f" WHERE batch_id = ? AND status IN {statuses} LIMIT ?) RETURNING {JOB_COLUMNS}")
-
-        def update(conn: sqlite3.Connection) -> list[Task]:
-            rows = conn.execute(sql, (*args, batch_id, limit)).fetchall()
-            if not rows and not conn.execute("SELECT 1 FROM batches WHERE id = ? AND sealed = 1",
-                                             (batch_id,)).fetchone():
-                raise NotFound(batch_id, "batch")
-            tasks = [task_from_row(r) for r in rows]
-            write_outbox(conn, self.outbox, tasks, args[1])  # args[1] is the updated_at of the change
-            return tasks
-
-        return await self._write(update)
+        return await self._write(
+            lambda conn: move_batch_chunk(conn, RETRY_FAILED, batch_id, limit, Given(now), self.outbox))
 
     async def abandon_batch(self, batch_id: str) -> None:
         """Give up on a batch being stored (its request failed): the next drop removes it with its jobs."""

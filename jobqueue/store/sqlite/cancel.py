@@ -1,6 +1,6 @@
 """Every way a job is cancelled on SQLite: one cancel, many (a filter's chunk), a batch's chunk, and a
-stopped schedule's queued run, all through one statement, so a cancelled job's fields are the same
-whichever path cancelled it.
+stopped schedule's queued run, all one UPDATE rendered from CANCEL (store/transitions.py), so a cancelled
+job's fields are the same whichever path cancelled it.
 
 A cancelled job has no lease, is finished now, and keeps nothing of its last attempt (`http_status`
 and the error told of that attempt, not of the cancel). A cancelled run is recorded by its schedule
@@ -14,36 +14,12 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from jobqueue.errors import Conflict, NotFound
+from jobqueue.errors import NotFound
 from jobqueue.models import Schedule, Task
-from jobqueue.store.sqlite.schedules import SCHEDULE_COLUMNS, finish_run, schedule_from_row
-from jobqueue.store.sqlite.schema import JOB_COLUMNS, task_from_row
-from jobqueue.store.sqlite.webhooks import write_outbox
+from jobqueue.store.sqlite.schedules import SCHEDULE_COLUMNS, schedule_from_row
+from jobqueue.store.sqlite.transitions import among, move_batch_chunk, move_jobs, refuse, set_clause, status_in
+from jobqueue.store.transitions import CANCEL, CANCEL_QUEUED, STOP_SCHEDULE, Given
 from jobqueue.webhooks.outbox import Outbox
-
-UNFINISHED = "('queued', 'running')"
-# the assignments of every cancel; its two parameters are finished_at and updated_at
-CANCEL_SET = ("status = 'cancelled', lease_token = NULL, finished_at = ?, updated_at = ?,"
-              " http_status = NULL, error_code = NULL, error_message = NULL")
-# `+status` keeps SQLite from reading every job of those states through their index to find a bulk
-# chunk's 500: the ids' own index is the way in (300 ms a chunk against 2 ms, among a million jobs).
-_MANY = "id IN ({marks}) AND +status IN " + UNFINISHED
-_BATCH_CHUNK = ("seq IN (SELECT seq FROM jobs INDEXED BY jobs_batch_status WHERE batch_id = ?"
-                f" AND status IN {UNFINISHED} LIMIT ?)")
-
-
-def cancel_jobs(conn: sqlite3.Connection, where: str, args: tuple[object, ...], now: float,
-                outbox: Outbox | None) -> list[Task]:
-    """Cancel the jobs `where` selects (the caller limits it to unfinished ones), record each cancelled run with
-    its schedule (which queues the next due time unless stopped), and write their webhook outbox."""
-    rows = conn.execute(f"UPDATE jobs SET {CANCEL_SET} WHERE {where} RETURNING {JOB_COLUMNS}",
-                        (now, now, *args)).fetchall()
-    tasks = [task_from_row(r) for r in rows]
-    for task in tasks:
-        if task.schedule_id is not None:
-            finish_run(conn, task, None, now)
-    write_outbox(conn, outbox, tasks, now)
-    return tasks
 
 
 class SQLiteCancelOps:
@@ -59,16 +35,10 @@ class SQLiteCancelOps:
         now = self.clock()
 
         def update(conn: sqlite3.Connection) -> Task:
-            cancelled = cancel_jobs(conn, f"id = ? AND status IN {UNFINISHED}", (task_id,), now, self.outbox)
+            cancelled = move_jobs(conn, CANCEL, f"id = ? AND {status_in(CANCEL)}", (task_id,), Given(now), self.outbox)
             if cancelled:
                 return cancelled[0]
-            current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
-            if current is None:
-                raise NotFound(task_id)
-            task = task_from_row(current)
-            raise Conflict(
-                task, f"task {task_id} is already {task.status}; only queued or running tasks can be cancelled"
-            )
+            raise refuse(conn, CANCEL, task_id)
 
         return await self._write(update)
 
@@ -77,21 +47,15 @@ class SQLiteCancelOps:
         if not task_ids:
             return []
         now = self.clock()
-        where = _MANY.format(marks=",".join("?" * len(task_ids)))
-        return await self._write(lambda conn: cancel_jobs(conn, where, tuple(task_ids), now, self.outbox))
+        where = among(CANCEL, len(task_ids))
+        return await self._write(lambda conn: move_jobs(conn, CANCEL, where, tuple(task_ids), Given(now), self.outbox))
 
     async def cancel_batch(self, batch_id: str, limit: int) -> list[Task]:
         """Cancel up to `limit` unfinished jobs of a batch; [] when none is left (NotFound)."""
         now = self.clock()
 
-        def update(conn: sqlite3.Connection) -> list[Task]:
-            tasks = cancel_jobs(conn, _BATCH_CHUNK, (batch_id, limit), now, self.outbox)
-            if not tasks and not conn.execute("SELECT 1 FROM batches WHERE id = ? AND sealed = 1",
-                                              (batch_id,)).fetchone():
-                raise NotFound(batch_id, "batch")
-            return tasks
-
-        return await self._write(update)
+        return await self._write(
+            lambda conn: move_batch_chunk(conn, CANCEL, batch_id, limit, Given(now), self.outbox))
 
     async def stop_schedule(self, schedule_id: str) -> tuple[Schedule, list[Task]]:
         """Stop a schedule and cancel its queued run (a running one finishes, and nothing follows it);
@@ -99,12 +63,13 @@ class SQLiteCancelOps:
         now = self.clock()
 
         def stop(conn: sqlite3.Connection) -> tuple[Schedule, list[Task]]:
-            stopped = conn.execute(
-                "UPDATE schedules SET stopped_at = COALESCE(stopped_at, ?), next_task_id = NULL, next_run_at = NULL"
-                " WHERE id = ? RETURNING id", (now, schedule_id)).fetchone()
+            parts, args = set_clause(STOP_SCHEDULE, Given(now))
+            stopped = conn.execute(f"UPDATE schedules SET {', '.join(parts)} WHERE id = ? RETURNING id",
+                                   (*args, schedule_id)).fetchone()
             if stopped is None:
                 raise NotFound(schedule_id, "schedule")
-            cancelled = cancel_jobs(conn, "schedule_id = ? AND status = 'queued'", (schedule_id,), now, self.outbox)
+            cancelled = move_jobs(conn, CANCEL_QUEUED, f"schedule_id = ? AND {status_in(CANCEL_QUEUED)}",
+                                  (schedule_id,), Given(now), self.outbox)
             row = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
             return schedule_from_row(row), cancelled
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from jobqueue.idempotency import IdempotentAdd
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, STATUSES, Page, Result, Task
-from jobqueue.store.base import ALL_TASKS, Capabilities, Conflict, NewTask, NotFound, StoreError, TaskFilter
+from jobqueue.models import STATUSES, Page, Result, Task
+from jobqueue.store.base import ALL_TASKS, Capabilities, NewTask, StoreError, TaskFilter
 from jobqueue.store.sqlite.batches import SQLiteBatchOps, keep_answer
 from jobqueue.store.sqlite.bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite.bulk import SQLiteBulkOps
@@ -30,7 +30,6 @@ from jobqueue.store.sqlite.schema import (
     JOB_COLUMNS,
     RESULT_COLUMNS,
     decode_cursor,
-    drop_result,
     encode_cursor,
     new_task,
     new_task_row,
@@ -40,7 +39,9 @@ from jobqueue.store.sqlite.schema import (
 from jobqueue.store.sqlite.stats import SQLiteStatsOps
 from jobqueue.store.sqlite.text import SQLiteTextOps, list_by_words
 from jobqueue.store.sqlite.thread import ReaderThread, WriterThread, connect
+from jobqueue.store.sqlite.transitions import move_jobs, refuse, status_in
 from jobqueue.store.sqlite.webhooks import SQLiteWebhookOps, write_outbox
+from jobqueue.store.transitions import RETRY, Given
 
 _JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
 _RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
@@ -238,21 +239,10 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         now = self.clock()
 
         def update(conn: sqlite3.Connection) -> Task:
-            row = conn.execute(
-                "UPDATE jobs SET status = 'queued', attempts = 0, available_at = ?, updated_at = ?,"
-                " started_at = NULL, finished_at = NULL, http_status = NULL, error_code = NULL,"
-                " error_message = NULL, lease_token = NULL, reused_from = NULL"
-                f" WHERE id = ? AND status IN ('{COMPLETED}', '{FAILED}', '{CANCELLED}') RETURNING {JOB_COLUMNS}",
-                (now, now, task_id),
-            ).fetchone()
-            if row is None:
-                current = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (task_id,)).fetchone()
-                if current is None:
-                    raise NotFound(task_id)
-                task = task_from_row(current)
-                raise Conflict(task, f"task {task_id} is still {task.status}; only finished tasks can be retried")
-            drop_result(conn, task_id)
-            return task_from_row(row)
+            moved = move_jobs(conn, RETRY, f"id = ? AND {status_in(RETRY)}", (task_id,), Given(now), self.outbox)
+            if not moved:
+                raise refuse(conn, RETRY, task_id)
+            return moved[0]
 
         return await self._write(update)  # type: ignore[return-value]
 
