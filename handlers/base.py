@@ -16,7 +16,7 @@ from tornado.web import Application, HTTPError, RequestHandler, stream_request_b
 
 from jobqueue.access import FULL, READ, TokenSet, bearer
 from jobqueue.config import Settings
-from jobqueue.errors import CodedError
+from jobqueue.errors import Code, CodedError, status_of
 from jobqueue.events import EventHub
 from jobqueue.service import JobService, ascii_int
 
@@ -24,20 +24,11 @@ from .request_text import parse_json_body, query_text
 
 log = logging.getLogger("jobqueue.api")
 
-_DEFAULT_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    411: "length_required",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-    429: "too_many_requests",
-    500: "internal_error",
-    503: "unavailable",
-}
+# the code of an error Tornado raised with a bare status (a 405, a bad Content-Length)
+_DEFAULT_CODES = {code.status: code for code in (
+    Code.BAD_REQUEST, Code.UNAUTHORIZED, Code.FORBIDDEN, Code.NOT_FOUND, Code.METHOD_NOT_ALLOWED, Code.CONFLICT,
+    Code.LENGTH_REQUIRED, Code.REQUEST_TOO_LARGE, Code.UNSUPPORTED_MEDIA_TYPE, Code.TOO_MANY_REQUESTS,
+    Code.INTERNAL_ERROR, Code.UNAVAILABLE)}
 
 
 class ApiError(HTTPError):
@@ -50,6 +41,11 @@ class ApiError(HTTPError):
         self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def of(cls, code: Code, message: str, headers: dict[str, str] | None = None, **extra: Any) -> ApiError:
+        """The error for `code`, answered with the status the catalogue gives it."""
+        return cls(status_of(code), code, message, headers, **extra)
 
 
 class SharedObjects:
@@ -104,14 +100,14 @@ class SharedObjects:
             offered = (request.query_arguments.get("token") or [b""])[-1].decode("utf-8", "replace") or None
         access = self.tokens.access(offered)
         if access == READ and request.method not in ("GET", "HEAD", "OPTIONS"):
-            return ApiError(403, "forbidden", "this token may only read (it is a --read-only-token); use a full "
+            return ApiError.of(Code.FORBIDDEN, "this token may only read (it is a --read-only-token); use a full "
                             "API token to change anything")
         if access is not None:
             self.set_header("X-Jobqueue-Access", access)  # type: ignore[attr-defined]
             return None
         message = ("this server needs an API token: send 'Authorization: Bearer TOKEN'" if offered is None
                    else "the API token is not valid")
-        return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="jobqueue"'})
+        return ApiError.of(Code.UNAUTHORIZED, message, headers={"WWW-Authenticate": 'Bearer realm="jobqueue"'})
 
 
 @stream_request_body
@@ -141,7 +137,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         limit = self.request_limit
         length = ascii_int(self.request.headers.get("Content-Length", ""), max_digits=30)
         if length is not None and length > limit:
-            raise ApiError(413, "request_too_large", f"the request body has {length} bytes; the limit is {limit}")
+            raise ApiError.of(Code.REQUEST_TOO_LARGE, f"the request body has {length} bytes; the limit is {limit}")
         if self.request.query_arguments and self.query_parameters is not None:
             try:
                 self.check_query(self.query_parameters)
@@ -157,7 +153,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             if name not in accepted:
                 if self.request.method not in self.allowed_methods():
                     return  # the 405 says more than a word about its parameters would
-                raise ApiError(400, "unknown_parameter", _unknown_parameter(method, self.request.path, name, accepted))
+                raise ApiError.of(Code.UNKNOWN_PARAMETER, _unknown_parameter(method, self.request.path, name, accepted))
             for value in values:
                 query_text(name, value)
 
@@ -173,7 +169,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
         if len(self._body) > self.request_limit:
             # A chunked body (no Content-Length) shows its size only here. Raising would make Tornado drop the
             # connection unanswered.
-            self._refuse_after_body(ApiError(413, "request_too_large",
+            self._refuse_after_body(ApiError.of(Code.REQUEST_TOO_LARGE,
                                              f"the request body is over the limit of {self.request_limit} bytes"))
 
     def _refuse_after_body(self, error: Exception) -> None:
@@ -201,12 +197,12 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
                 self.request.headers.get("Content-Type", ""), bytes(self._body), arguments, files, self.request.headers
             )
         except httputil.HTTPInputError as exc:
-            raise ApiError(400, "invalid_form", f"the form body cannot be read ({exc}); send url=... as "
+            raise ApiError.of(Code.INVALID_FORM, f"the form body cannot be read ({exc}); send url=... as "
                            "application/x-www-form-urlencoded or a well-formed multipart/form-data") from exc
         try:
             return {k: [v.decode("utf-8") for v in vs] for k, vs in arguments.items()}
         except UnicodeDecodeError as exc:
-            raise ApiError(400, "invalid_form", f"the form body is not UTF-8 text ({exc}); send the form as "
+            raise ApiError.of(Code.INVALID_FORM, f"the form body is not UTF-8 text ({exc}); send the form as "
                            "UTF-8") from exc
 
     def write_json(self, payload: Any, status: int = 200) -> None:
@@ -242,7 +238,7 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
             send_error(self, exc)
             return
         if isinstance(exc, HTTPError) and status_code < 500:
-            code = _DEFAULT_CODES.get(status_code, "error")
+            code = _DEFAULT_CODES.get(status_code, Code.ERROR)
             message = exc.log_message or HTTPStatus(status_code).phrase
             if status_code == 405:
                 allowed = self.allowed_methods()
@@ -250,9 +246,9 @@ class BaseAPIHandler(SharedObjects, RequestHandler):
                 message = f"{self.request.method} is not allowed on {self.request.path}" + (
                     f"; use {' or '.join(allowed)}" if allowed else "")
         elif status_code == 503:
-            code, message = "unavailable", "the service is unavailable; try again shortly"
+            code, message = Code.UNAVAILABLE, "the service is unavailable; try again shortly"
         else:
-            code = _DEFAULT_CODES.get(status_code, "internal_error")
+            code = _DEFAULT_CODES.get(status_code, Code.INTERNAL_ERROR)
             message = f"internal error (request {self._request_id}); the server log has the details"
         send_error(self, ApiError(status_code, code, message))
 
@@ -295,4 +291,4 @@ class NotFoundHandler(BaseAPIHandler):
     """Answers every unknown path with a JSON 404."""
 
     def prepare(self) -> None:
-        raise ApiError(404, "not_found", f"no such endpoint: {self.request.path}")
+        raise ApiError.of(Code.NOT_FOUND, f"no such endpoint: {self.request.path}")

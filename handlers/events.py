@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from jobqueue.errors import CodedError
+from jobqueue.errors import Code, CodedError
 from jobqueue.events import HubClosed, Subscription, View
 from jobqueue.models import STATUSES
 
@@ -41,7 +41,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         refused = self.unauthorized() or self.refused_parameter()
         if refused is None and self.hub.subscribers >= self.config.max_websockets:
-            refused = ApiError(503, "too_many_streams", "the server has as many event streams open as it allows; "
+            refused = ApiError.of(Code.TOO_MANY_STREAMS, "the server has as many event streams open as it allows; "
                                "try again later", headers={"Retry-After": "10"})
         if refused is not None:
             send_error(self, refused)
@@ -53,7 +53,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
         accepted = self.query_parameters["GET"]
         for name, values in self.request.query_arguments.items():
             if name not in accepted:
-                return ApiError(400, "unknown_parameter", _unknown_parameter("GET", self.request.path, name, accepted))
+                return ApiError.of(Code.UNKNOWN_PARAMETER, _unknown_parameter("GET", self.request.path, name, accepted))
             try:
                 for value in values:
                     query_text(name, value)

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from tornado.iostream import StreamClosedError
 
+from jobqueue.errors import Code
 from jobqueue.export import Encoder, encoder_for, walk
 from jobqueue.filters import TASK_FILTERS  # those of GET /queue_tasks
 from jobqueue.store.base import TaskFilter
@@ -42,7 +43,7 @@ class ExportHandler(BaseAPIHandler):
     async def get(self) -> None:
         where, encoder, stem = self._read_query()
         if ExportHandler.running >= MAX_EXPORTS:
-            raise ApiError(429, "too_many_exports", f"{MAX_EXPORTS} exports are already running on this server; "
+            raise ApiError.of(Code.TOO_MANY_EXPORTS, f"{MAX_EXPORTS} exports are already running on this server; "
                            "try again when one has finished", headers={"Retry-After": "10"})
         ExportHandler.running += 1
         try:
@@ -55,7 +56,7 @@ class ExportHandler(BaseAPIHandler):
         known = {"format", *TASK_FILTERS}
         unknown = sorted(set(self.request.query_arguments) - known)
         if unknown:
-            raise ApiError(400, "unknown_parameter", f"/export takes no parameter {unknown[0]!r}; it takes "
+            raise ApiError.of(Code.UNKNOWN_PARAMETER, f"/export takes no parameter {unknown[0]!r}; it takes "
                            f"{', '.join(sorted(known))} (an export has no pages: it always runs to the end)")
         filters = {name: parse(self.get_query_argument(name, None)) for name, parse in TASK_FILTERS.items()}
         filters = {name: value for name, value in filters.items() if value is not None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+from jobqueue.errors import Code
 from jobqueue.store.base import StoreError
 
 from .base import BaseAPIHandler
@@ -32,7 +33,7 @@ class HealthHandler(BaseAPIHandler):
             return
         if slow is not None:
             self.write_json({"status": "degraded", "database": store.name,
-                             "warning": {"code": "database_slow", "message": slow}})
+                             "warning": {"code": Code.DATABASE_SLOW, "message": slow}})
             return
         self.write_json({"status": "ok", "database": store.name})
 
@@ -40,4 +41,4 @@ class HealthHandler(BaseAPIHandler):
         if exc.retry_after is not None:
             self.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
         self.write_json({"status": "unavailable", "database": self.service.store.name,
-                         "error": {"code": "database_unavailable", "message": str(exc)}}, 503)
+                         "error": {"code": Code.DATABASE_UNAVAILABLE, "message": str(exc)}}, 503)

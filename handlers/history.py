@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jobqueue.errors import Code
 from jobqueue.filters import parse_id
 from jobqueue.history.service import HistoryService
 
@@ -23,7 +24,7 @@ class HistoryHandler(BaseAPIHandler):
         query = continue_listing(self, "history", {"url": _url})
         url = query.filters.get("url")
         if url is None:
-            raise ApiError(400, "missing_url", "give the URL whose history you want: /history?url=https://...")
+            raise ApiError.of(Code.MISSING_URL, "give the URL whose history you want: /history?url=https://...")
         page = await HistoryService(self.service).history(url, query.limit, query.store_cursor)
         self.write_json({"url": url, "results": [e.to_json() for e in page.items],
                          "next": query.next(page.next_cursor)})
@@ -37,7 +38,7 @@ class DiffHandler(BaseAPIHandler):
     async def get(self, task_id: str) -> None:
         raw = self.get_query_argument("against", None)
         if not raw:
-            raise ApiError(400, "missing_against", "name the older result to compare with: "
+            raise ApiError.of(Code.MISSING_AGAINST, "name the older result to compare with: "
                            f"/results/{task_id}/diff?against=OTHER_ID (GET /history?url= lists a URL's results)")
         against = parse_id(raw)
         self.write_json(await HistoryService(self.service).diff(task_id, against or ""))

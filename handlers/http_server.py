@@ -29,6 +29,8 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream, UnsatisfiableReadError
 from tornado.log import access_log
 
+from jobqueue.errors import Code
+
 MAX_TARGET_BYTES = 64 * 1024  # the request target (path and query): what Tornado took before, still works
 MAX_HEADER_BYTES = 64 * 1024  # every header line together
 # How much of a request head is read at most: past it, the head is answered 414/431 and the connection closed.
@@ -47,7 +49,7 @@ UNSTREAMED_BODY_BYTES = 64 * 1024
 _BARE_400 = b"HTTP/1.1 400 Bad Request\r\n\r\n"
 
 
-def _json_error(status: int, code: str, message: str) -> tuple[httputil.HTTPHeaders, bytes]:
+def _json_error(code: Code, message: str) -> tuple[httputil.HTTPHeaders, bytes]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     headers = httputil.HTTPHeaders({
         "Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(body)),
@@ -55,16 +57,17 @@ def _json_error(status: int, code: str, message: str) -> tuple[httputil.HTTPHead
     return headers, body
 
 
-def _closing_answer(status: int, code: str, message: str, head: bool = False) -> bytes:
+def _closing_answer(code: Code, message: str, head: bool = False) -> bytes:
     """A whole JSON error response, ending with the connection (`Connection: close`), as bytes to send."""
-    headers, body = _json_error(status, code, message)
+    status = code.status or 500
+    headers, body = _json_error(code, message)
     headers["Connection"] = "close"
     lines = "".join(f"{name}: {value}\r\n" for name, value in headers.get_all())
     return f"HTTP/1.1 {status} {httputil.responses[status]}\r\n{lines}\r\n".encode("latin-1") + (b"" if head else body)
 
 
 _MALFORMED = _closing_answer(
-    400, "malformed_request", "the request cannot be read as HTTP/1.1: a header is malformed or holds a "
+    Code.MALFORMED_REQUEST, "the request cannot be read as HTTP/1.1: a header is malformed or holds a "
     "control character, or the body's length or chunks are invalid; fix the request and send it again")
 
 
@@ -114,7 +117,7 @@ class _SizeChecked(httputil.HTTPMessageDelegate):
     def __init__(self, inner: httputil.HTTPMessageDelegate, connection: httputil.HTTPConnection) -> None:
         self.inner = inner
         self.connection = connection
-        self.refusal: tuple[int, str, str] | None = None
+        self.refusal: tuple[Code, str] | None = None
         self.method = self.path = ""
         self.unstreamed: int | None = None  # body bytes so far, for a handler that keeps its body whole
         self.dropped = False  # answered 413 and closed: the rest of the request is nobody's
@@ -150,12 +153,12 @@ class _SizeChecked(httputil.HTTPMessageDelegate):
         """Answer 413 at once and close the connection: the body is not read, let alone kept."""
         self.dropped = True
         guard = _HeadGuard.of(getattr(self.connection, "stream", None))
-        _log_refusal(self.connection, self.method, self.path, 413, "request_too_large")
+        _log_refusal(self.connection, self.method, self.path, Code.REQUEST_TOO_LARGE)
         if guard is None:
             self.connection.close()  # type: ignore[attr-defined]
             return
         guard.close_with(_closing_answer(
-            413, "request_too_large", f"the request body is over the limit of {UNSTREAMED_BODY_BYTES} bytes for "
+            Code.REQUEST_TOO_LARGE, f"the request body is over the limit of {UNSTREAMED_BODY_BYTES} bytes for "
             f"{self.path}, which reads no body", head=self.method == "HEAD"))
 
     def finish(self) -> None:
@@ -164,26 +167,27 @@ class _SizeChecked(httputil.HTTPMessageDelegate):
         if self.refusal is None:
             self.inner.finish()
             return
-        status, code, message = self.refusal
-        headers, body = _json_error(status, code, message)
+        code, message = self.refusal
+        status = code.status or 500
+        headers, body = _json_error(code, message)
         start = httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses[status])
         self.connection.write_headers(start, headers, body if self.method != "HEAD" else b"")
         self.connection.finish()
-        _log_refusal(self.connection, self.method, self.path, status, code)
+        _log_refusal(self.connection, self.method, self.path, code)
 
     def on_connection_close(self) -> None:
         if self.refusal is None and not self.dropped:
             self.inner.on_connection_close()
 
 
-def _refusal(start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> tuple[int, str, str] | None:
+def _refusal(start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> tuple[Code, str] | None:
     target = len(start_line.path)
     if target > MAX_TARGET_BYTES:
-        return (414, "uri_too_long", f"the request target (path and query string) has {target} bytes; the limit "
+        return (Code.URI_TOO_LONG, f"the request target (path and query string) has {target} bytes; the limit "
                 f"is {MAX_TARGET_BYTES}: send long lists in a POST body, or page with ?cursor=")
     size = sum(len(name) + len(value) + 4 for name, value in headers.get_all())
     if size > MAX_HEADER_BYTES:
-        return (431, "headers_too_large", f"the request's headers have {size} bytes; the limit is "
+        return (Code.HEADERS_TOO_LARGE, f"the request's headers have {size} bytes; the limit is "
                 f"{MAX_HEADER_BYTES}")
     return None
 
@@ -255,9 +259,9 @@ class _HeadGuard:
     def _timed_out(self) -> None:
         self.timer = None
         if self._in_head() and not self.stream.closed():
-            _log_refusal(self.stream, "", "", 408, "request_timeout")
+            _log_refusal(self.stream, "", "", Code.REQUEST_TIMEOUT)
             self.close_with(_closing_answer(
-                408, "request_timeout", f"the request line and headers did not all arrive within "
+                Code.REQUEST_TIMEOUT, f"the request line and headers did not all arrive within "
                 f"{self.server.head_seconds:g} s of their first byte; send them at once"))
 
     def close_fd(self) -> None:
@@ -289,14 +293,14 @@ class _HeadGuard:
         path = target[:200].decode("latin-1").partition("?")[0]  # never the query: it may carry a token
         if len(target) > MAX_TARGET_BYTES:
             more = "" if newline else "more than "
-            _log_refusal(self.stream, name, path, 414, "uri_too_long")
+            _log_refusal(self.stream, name, path, Code.URI_TOO_LONG)
             return _closing_answer(
-                414, "uri_too_long", f"the request target (path and query string) has {more}{len(target)} bytes; "
+                Code.URI_TOO_LONG, f"the request target (path and query string) has {more}{len(target)} bytes; "
                 f"the limit is {MAX_TARGET_BYTES}: send long lists in a POST body, or page with ?cursor=",
                 head=name == "HEAD")
-        _log_refusal(self.stream, name, path, 431, "headers_too_large")
+        _log_refusal(self.stream, name, path, Code.HEADERS_TOO_LARGE)
         return _closing_answer(
-            431, "headers_too_large", f"the request line and headers have more than {READ_HEADER_BYTES} bytes; the "
+            Code.HEADERS_TOO_LARGE, f"the request line and headers have more than {READ_HEADER_BYTES} bytes; the "
             f"limit is {MAX_HEADER_BYTES} for the headers", head=name == "HEAD")
 
 
@@ -318,9 +322,9 @@ async def _send_and_close(sock: socket.socket, answer: bytes) -> None:
         sock.close()
 
 
-def _log_refusal(source: IOStream | httputil.HTTPConnection, method: str, path: str, status: int,
-                 code: str) -> None:
+def _log_refusal(source: IOStream | httputil.HTTPConnection, method: str, path: str, code: Code) -> None:
     """The access log's line for a request answered here, not by a handler."""
+    status = code.status
     context: Any = getattr(source, "context", None)
     client = getattr(context, "remote_ip", None)
     if client is None and isinstance(source, IOStream):
@@ -329,4 +333,4 @@ def _log_refusal(source: IOStream | httputil.HTTPConnection, method: str, path: 
         except OSError:
             client = None
     access_log.warning("request", extra={"method": method or None, "path": path or None, "status": status,
-                                         "client": client, "code": code})
+                                         "client": client, "code": str(code)})

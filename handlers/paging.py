@@ -19,6 +19,7 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
+from jobqueue.errors import Code
 from jobqueue.service import MAX_PAGE, BadRequest, parse_limit
 
 from .base import ApiError
@@ -71,7 +72,7 @@ def continue_listing(handler: RequestHandler, kind: str, parsers: Mapping[str, P
     for name, value in given.items():
         if value is not None and filters.get(name) != value:
             carried = f"{name}={filters[name]}" if name in filters else f"no {name} filter"
-            raise ApiError(400, "invalid_cursor", f"this cursor continues a listing with {carried}, and it carries "
+            raise ApiError.of(Code.INVALID_CURSOR, f"this cursor continues a listing with {carried}, and it carries "
                            f"its filters: leave {name} out to go on, or {_RESTART} for {name}={value}")
     return Listing(kind, filters, limit if raw_limit is not None else _limit(state.get("l")), state["s"])
 
@@ -113,5 +114,5 @@ def _limit(raw: object) -> int:
 
 
 def _bad(why: str) -> ApiError:
-    return ApiError(400, "invalid_cursor", f"this cursor cannot be used: {why}; pass the `next` value of a previous "
+    return ApiError.of(Code.INVALID_CURSOR, f"this cursor cannot be used: {why}; pass the `next` value of a previous "
                     f"page unchanged, or {_RESTART}")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jobqueue.errors import BadRequest
+from jobqueue.errors import BadRequest, Code
 
 # what can produce a lone surrogate in a JSON body: an escape of one, or the raw bytes of one (CESU-8)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -24,20 +24,20 @@ _SHAPE = 'send {"url": "..."} or {"urls": [...]}'
 def parse_json_body(body: bytes | bytearray) -> Any:
     """The body parsed as JSON, or a 400 `invalid_json` that says what is wrong with it."""
     if not body.strip():
-        raise BadRequest("invalid_json", "the request body is empty; send a JSON object")
+        raise BadRequest(Code.INVALID_JSON, "the request body is empty; send a JSON object")
     if b"\xed" in body and _SURROGATE_BYTES.search(body):
-        raise BadRequest("invalid_json", "the request body is not valid UTF-8 (it holds the bytes of a UTF-16 "
+        raise BadRequest(Code.INVALID_JSON, "the request body is not valid UTF-8 (it holds the bytes of a UTF-16 "
                        "surrogate); send JSON as UTF-8")
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid_json", f"the request body is not valid JSON: {exc}") from exc
+        raise BadRequest(Code.INVALID_JSON, f"the request body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise BadRequest("invalid_json", f"the request body nests arrays or objects too deeply; {_SHAPE}") from exc
+        raise BadRequest(Code.INVALID_JSON, f"the request body nests arrays or objects too deeply; {_SHAPE}") from exc
     if b"\\u" in body and _SURROGATE_ESCAPE.search(body):
         where = lone_surrogate_at(value)
         if where is not None:
-            raise BadRequest("invalid_json", f"{where}: holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+            raise BadRequest(Code.INVALID_JSON, f"{where}: holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
                            "escape), which is not a character; send valid Unicode")
     return value
 
@@ -70,5 +70,5 @@ def query_text(name: str, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest("invalid_parameter", f"?{name}= is not UTF-8 text once percent-decoded; percent-encode "
+        raise BadRequest(Code.INVALID_PARAMETER, f"?{name}= is not UTF-8 text once percent-decoded; percent-encode "
                        "the UTF-8 bytes of the text") from None

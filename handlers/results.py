@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from jobqueue.errors import Code, NotFound
 from jobqueue.filters import TASK_FILTERS
 from jobqueue.store.base import TaskFilter
 
@@ -40,13 +41,12 @@ class ResultListHandler(BaseAPIHandler):
 
 
 class _ResultBase(BaseAPIHandler):
-    async def _missing(self, task_id: str) -> ApiError:
+    async def _missing(self, task_id: str) -> NotFound | ApiError:
         task = await self.service.get(task_id)
         if task is None:
-            return ApiError(404, "not_found", f"no task has the id {task_id}")
-        return ApiError(
-            409,
-            "no_result",
+            return NotFound(task_id)
+        return ApiError.of(
+            Code.NO_RESULT,
             f"task {task_id} is {task.status} and has no result yet"
             + ("; retry it with POST .../retry" if task.status in ("failed", "cancelled") else ""),
             task=task.to_json(),

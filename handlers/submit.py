@@ -10,6 +10,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from jobqueue.errors import Code
 from jobqueue.idempotency import LOCK_SECONDS, IdempotencyKey, StoredAnswer, check_key, fingerprint
 from jobqueue.submission import QUERY_FIELDS, Submission, text_lines
 
@@ -35,7 +36,7 @@ class SubmitHandler(BaseAPIHandler):
             return start == b"{"
         json_type = content_type in ("", "application/json") or content_type.endswith("+json")
         if not json_type and start not in (b"{", b"[", b""):
-            raise ApiError(415, "unsupported_media_type",
+            raise ApiError.of(Code.UNSUPPORTED_MEDIA_TYPE,
                            f"cannot read a {content_type} body; send application/json ({{\"url\": \"...\"}}, "
                            '{"urls": [...]} or {"jobs": [...]}), text/plain (one URL per line) or a form with url=...')
         return True
@@ -47,7 +48,7 @@ class SubmitHandler(BaseAPIHandler):
         if self._reads_as_json():
             beside = sorted(set(query) & set(QUERY_FIELDS))
             if beside:
-                raise ApiError(400, "invalid_request", f"?{beside[0]}= is read only beside a text/plain or form "
+                raise ApiError.of(Code.INVALID_REQUEST, f"?{beside[0]}= is read only beside a text/plain or form "
                                "body; with JSON, put job fields in the body")
             return await reader.from_json(self.get_json_body(), max_jobs, batch_id)
         if self._content_type() == "text/plain":
@@ -56,7 +57,7 @@ class SubmitHandler(BaseAPIHandler):
         values = form.get("url", []) + form.get("urls", [])
         urls = [line.strip() for value in values for line in value.splitlines() if line.strip()]
         if not urls:
-            raise ApiError(400, "invalid_request", "the form has no 'url' field")
+            raise ApiError.of(Code.INVALID_REQUEST, "the form has no 'url' field")
         return await reader.from_lines(urls, query, max_jobs, batch_id, single="urls" not in form, kind="url")
 
     def idempotency_key(self) -> IdempotencyKey | None:

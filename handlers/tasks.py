@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jobqueue.bulk import parse_bulk
+from jobqueue.errors import Code, NotFound
 from jobqueue.filters import TASK_FILTERS
 from jobqueue.history.service import HistoryService
 from jobqueue.idempotency import IdempotentAdd, StoredAnswer
@@ -54,7 +55,7 @@ class TaskHandler(BaseAPIHandler):
     async def get(self, task_id: str) -> None:
         task = await self.service.get(task_id)
         if task is None:
-            raise ApiError(404, "not_found", f"no task has the id {task_id}")
+            raise NotFound(task_id)
         self.write_json({"task": task.to_json()})
 
     async def delete(self, task_id: str) -> None:
@@ -68,7 +69,7 @@ class TaskHandler(BaseAPIHandler):
         """`?purge=true` deletes a finished job for good; anything else but false/absent is a clear 400."""
         raw = self.get_query_argument("purge", "false").lower()
         if raw not in ("true", "false", "1", "0"):
-            raise ApiError(400, "invalid_purge", f"purge must be true or false, not {raw!r}")
+            raise ApiError.of(Code.INVALID_PURGE, f"purge must be true or false, not {raw!r}")
         return raw in ("true", "1")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
 from jobqueue.bulk import BulkRequest, run_bulk
-from jobqueue.errors import BadRequest, NotFound, QueueFull, RateLimited, StoreError, TooManySchedules
+from jobqueue.errors import BadRequest, Code, NotFound, QueueFull, RateLimited, StoreError, TooManySchedules
 from jobqueue.filters import parse_id as parse_id  # re-exported for the web layer
 from jobqueue.filters import parse_status as parse_status
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
@@ -61,7 +61,7 @@ def parse_limit(raw: str | None) -> int:
         return DEFAULT_PAGE
     value = ascii_int(raw)
     if value is None or not 1 <= value <= MAX_PAGE:
-        raise BadRequest("invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE} in ASCII digits "
+        raise BadRequest(Code.INVALID_LIMIT, f"limit must be a whole number from 1 to {MAX_PAGE} in ASCII digits "
                          f"(leave it out for {DEFAULT_PAGE})")
     return value
 
@@ -71,7 +71,7 @@ def parse_delivery_status(raw: str | None) -> str | None:
     if raw is None:
         return None
     if raw not in DELIVERY_STATUSES:
-        raise BadRequest("invalid_status", f"status must be one of {', '.join(DELIVERY_STATUSES)} (leave it out "
+        raise BadRequest(Code.INVALID_STATUS, f"status must be one of {', '.join(DELIVERY_STATUSES)} (leave it out "
                          "for all)")
     return raw
 
@@ -233,7 +233,7 @@ class JobService:
         missing = [name for name in where.__dataclass_fields__ if getattr(where, name) is not None and name not in can]
         if missing:
             what = "full-text search (q)" if missing[0] == "q" else f"the {missing[0]} filter"
-            raise BadRequest("not_supported", f"{what} is not available with the {self.store.name} database of this "
+            raise BadRequest(Code.NOT_SUPPORTED, f"{what} is not available with the {self.store.name} database of this "
                              f"server; it can filter by {', '.join(can)}")
 
     async def cancel(self, task_id: str) -> Task:

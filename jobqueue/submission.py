@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.addresses import AddressPolicy
-from jobqueue.errors import BadRequest, InvalidURL
+from jobqueue.errors import BadRequest, Code, InvalidURL
 from jobqueue.models import TaskIds
 from jobqueue.profiles import host_allowed
 from jobqueue.spec import SPEC_FIELDS, JobSpec, SpecLimits, merged, parse_spec
@@ -54,13 +54,13 @@ class SubmissionReader:
     async def from_json(self, body: Any, max_jobs: int, batch_id: str | None = None) -> Submission:
         """Read `{"url"}`, `{"urls"}` or `{"jobs"}` with top-level spec fields."""
         if not isinstance(body, dict):
-            raise BadRequest("invalid_request", f"send a JSON object: {_JSON_SHAPE}")
+            raise BadRequest(Code.INVALID_REQUEST, f"send a JSON object: {_JSON_SHAPE}")
         given = [k for k in ("url", "urls", "jobs") if k in body]
         if len(given) != 1:
-            raise BadRequest("invalid_request", f"give exactly one of url, urls or jobs: {_JSON_SHAPE}")
+            raise BadRequest(Code.INVALID_REQUEST, f"give exactly one of url, urls or jobs: {_JSON_SHAPE}")
         unknown = sorted(set(body) - SPEC_FIELDS - {"url", "urls", "jobs"})
         if unknown:
-            raise BadRequest("unknown_field", f"{unknown[0]}: not a field of a submission; {_JSON_SHAPE}")
+            raise BadRequest(Code.UNKNOWN_FIELD, f"{unknown[0]}: not a field of a submission; {_JSON_SHAPE}")
         top = {k: v for k, v in body.items() if k in SPEC_FIELDS}
         shared = parse_spec(top, self.limits)
         kind = given[0]
@@ -68,7 +68,7 @@ class SubmissionReader:
             return Submission([self._task(body["url"], shared, "", batch_id)], True, shared.tags, shared.webhook)
         items = body[kind]
         if not isinstance(items, list):
-            raise BadRequest("invalid_request", f'"{kind}" must be a JSON array')
+            raise BadRequest(Code.INVALID_REQUEST, f'"{kind}" must be a JSON array')
         self._check_count(len(items), max_jobs)
         tasks = []
         for index, item in enumerate(items):
@@ -77,7 +77,7 @@ class SubmissionReader:
             else:
                 where = f"jobs[{index}]"
                 if not isinstance(item, dict) or "url" not in item:
-                    raise BadRequest("invalid_request", f'{where}: must be an object with a "url"')
+                    raise BadRequest(Code.INVALID_REQUEST, f'{where}: must be an object with a "url"')
                 spec = parse_spec(merged(top, item), self.limits, where) if len(item) > 1 else shared
                 tasks.append(self._task(item["url"], spec, f"{where}.url", batch_id))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
@@ -95,8 +95,8 @@ class SubmissionReader:
             if not url or url[0] == "#":
                 continue
             if len(tasks) == max_jobs:
-                raise BadRequest("batch_too_large", f"more than {max_jobs} URLs in one request ({kind} {number} is the "
-                                 f"first over the limit){_BATCH_HINT if max_jobs < MAX_BATCH_URLS else ''}")
+                raise BadRequest(Code.BATCH_TOO_LARGE, f"more than {max_jobs} URLs in one request ({kind} {number} is "
+                                 f"the first over the limit){_BATCH_HINT if max_jobs < MAX_BATCH_URLS else ''}")
             try:
                 clean = normalize_url(url, self.policy)
             except InvalidURL as exc:
@@ -108,15 +108,15 @@ class SubmissionReader:
             if number % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         if not tasks:
-            raise BadRequest("invalid_request", f"no URL given; send one URL per {kind} "
+            raise BadRequest(Code.INVALID_REQUEST, f"no URL given; send one URL per {kind} "
                              "(blank lines and lines starting with '#' are skipped)")
         return Submission(tasks, single and len(tasks) == 1, spec.tags, spec.webhook)
 
     def _check_count(self, count: int, max_jobs: int) -> None:
         if count == 0:
-            raise BadRequest("invalid_request", "give at least one URL")
+            raise BadRequest(Code.INVALID_REQUEST, "give at least one URL")
         if count > max_jobs:
-            raise BadRequest("batch_too_large", f"{count} URLs in one request; the limit is {max_jobs}"
+            raise BadRequest(Code.BATCH_TOO_LARGE, f"{count} URLs in one request; the limit is {max_jobs}"
                              + (_BATCH_HINT if max_jobs < MAX_BATCH_URLS else ""))
 
     def _task(self, raw: Any, spec: JobSpec, where: str, batch_id: str | None) -> NewTask:
@@ -134,7 +134,7 @@ class SubmissionReader:
         hosts = self.limits.profile_hosts(name) if name is not None else None
         if hosts is not None and not host_allowed(hosts, host):
             shown = ", ".join(hosts[:10]) + (", ..." if len(hosts) > 10 else "")
-            raise BadRequest("profile_not_allowed", f"{where}: the fetch profile {name!r} may only be sent to "
+            raise BadRequest(Code.PROFILE_NOT_ALLOWED, f"{where}: the fetch profile {name!r} may only be sent to "
                              f"{shown}, not to {host}; use a URL on one of those hosts or submit it without the "
                              "profile")
 
@@ -144,7 +144,7 @@ def text_lines(body: bytes) -> list[str]:
     try:
         return body.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        raise BadRequest("invalid_request", f"the text body is not UTF-8 ({exc}); send UTF-8 text, "
+        raise BadRequest(Code.INVALID_REQUEST, f"the text body is not UTF-8 ({exc}); send UTF-8 text, "
                          "one URL per line") from exc
 
 
@@ -155,7 +155,7 @@ def spec_from_query(query: Mapping[str, list[str]]) -> dict[str, Any]:
         if name not in QUERY_FIELDS:
             continue
         if name != "tag" and len(values) > 1:
-            raise BadRequest("invalid_field", f"{name}: given {len(values)} times; give it once")
+            raise BadRequest(Code.INVALID_FIELD, f"{name}: given {len(values)} times; give it once")
         value = values[-1]
         target = QUERY_FIELDS[name]
         typed: Any = value
@@ -167,7 +167,7 @@ def spec_from_query(query: Mapping[str, list[str]]) -> dict[str, Any]:
             typed = _number(name, value, whole=False)
         elif name == "follow_redirects":
             if value not in ("true", "false"):
-                raise BadRequest("invalid_field", f"{name}: must be true or false")
+                raise BadRequest(Code.INVALID_FIELD, f"{name}: must be true or false")
             typed = value == "true"
         if target.startswith("fetch."):
             raw.setdefault("fetch", {})[target[6:]] = typed
@@ -182,5 +182,5 @@ def _number(name: str, value: str, whole: bool) -> int | float:
     integer, _, fraction = body.partition(".")
     bad_fraction = bool(fraction) and (whole or not fraction.isdigit())
     if not text.isascii() or not integer.isdigit() or bad_fraction or len(text) > 20:
-        raise BadRequest("invalid_field", f"{name}: {value[:_SHOWN]!r} is not a {'whole ' if whole else ''}number")
+        raise BadRequest(Code.INVALID_FIELD, f"{name}: {value[:_SHOWN]!r} is not a {'whole ' if whole else ''}number")
     return int(text) if whole else float(text)
