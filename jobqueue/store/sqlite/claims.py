@@ -18,11 +18,11 @@ from collections import Counter
 from jobqueue.store.sqlite import host_scan as scan
 from jobqueue.store.sqlite import slots
 from jobqueue.store.sqlite.schema import CLAIMABLE, JOB_COLUMNS
+from jobqueue.store.sqlite.transitions import assignments
+from jobqueue.store.transitions import CLAIM, Given
 
 WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way (3 per job wanted)
 WINDOW_MAX = 1024
-_TAKE = ("UPDATE jobs SET status = 'running', lease_token = ?, available_at = ?, attempts = attempts + 1,"
-         " started_at = ?, updated_at = ?")
 _HEAD = (f"SELECT seq, host FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}"
          " ORDER BY priority DESC, available_at LIMIT ? OFFSET ?")
 
@@ -32,6 +32,8 @@ class Claim:
 
     def __init__(self, token: str, now: float, until: float, cursor: scan.Cursor) -> None:
         self.token, self.now, self.until, self.cursor = token, now, until, cursor
+        clause, self._args = assignments(CLAIM, Given(now, token=token, until=until))
+        self._take = f"UPDATE jobs SET {clause}"
 
     def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None
              ) -> list[sqlite3.Row]:
@@ -39,10 +41,10 @@ class Claim:
         left, each taking one."""
         if per_host is None:
             exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})" if exclude_hosts else ""
-            sql = (f"{_TAKE} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
+            sql = (f"{self._take} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
                    f" WHERE {CLAIMABLE}{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
                    f" RETURNING seq, {JOB_COLUMNS}")
-            return conn.execute(sql, (*self._setting(), self.now, *exclude_hosts, limit)).fetchall()
+            return conn.execute(sql, (*self._args, self.now, *exclude_hosts, limit)).fetchall()
         rooms = slots.Rooms(conn, slots.HOST, per_host, self.now)
         skip = set(exclude_hosts)
         chosen: list[int] = []
@@ -78,10 +80,7 @@ class Claim:
         """Mark the chosen jobs running under this claim's lease, and hold a slot of their host for each."""
         if not seqs:
             return []
-        rows = conn.execute(f"{_TAKE} WHERE seq IN ({','.join('?' * len(seqs))}) RETURNING seq, {JOB_COLUMNS}",
-                            (*self._setting(), *seqs)).fetchall()
+        rows = conn.execute(f"{self._take} WHERE seq IN ({','.join('?' * len(seqs))}) RETURNING seq, {JOB_COLUMNS}",
+                            (*self._args, *seqs)).fetchall()
         slots.hold(conn, slots.HOST, [(row["id"], row["host"]) for row in rows], self.token, self.until)
         return rows
-
-    def _setting(self) -> tuple[str, float, float, float]:
-        return self.token, self.until, self.now, self.now

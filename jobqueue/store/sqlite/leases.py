@@ -10,15 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from jobqueue.history.codec import digest
-from jobqueue.models import FAILED, Result, Task, TaskError
+from jobqueue.models import Result, Task, TaskError
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite import host_scan as sqlite_host_scan
 from jobqueue.store.sqlite import slots
 from jobqueue.store.sqlite.bodies import insert_result
 from jobqueue.store.sqlite.claims import Claim
-from jobqueue.store.sqlite.schedules import finish_run
-from jobqueue.store.sqlite.schema import JOB_COLUMNS, LOG_ATTEMPT, RESULT_COLUMNS, task_from_row
-from jobqueue.store.sqlite.webhooks import write_outbox
+from jobqueue.store.sqlite.schema import RESULT_COLUMNS, task_from_row
+from jobqueue.store.sqlite.transitions import follow, leased, move_jobs, update_jobs
+from jobqueue.store.transitions import COMPLETE, FAIL, RELEASE, RESCHEDULE, Given, Transition
 from jobqueue.webhooks.outbox import Outbox
 
 log = logging.getLogger("jobqueue.store")
@@ -93,14 +93,7 @@ class SQLiteLeaseOps:
         def give_back(conn: sqlite3.Connection) -> list[Task]:
             out = []
             for lease in leases:
-                row = conn.execute(
-                    "UPDATE jobs SET status = 'queued', lease_token = NULL, available_at = ?, updated_at = ?,"
-                    " attempts = MAX(attempts - 1, 0) WHERE id = ? AND lease_token = ? AND status = 'running'"
-                    f" RETURNING {JOB_COLUMNS}",
-                    (now, now, lease.task_id, lease.token),
-                ).fetchone()
-                if row:
-                    out.append(task_from_row(row))
+                out += move_jobs(conn, RELEASE, leased(RELEASE), (lease.task_id, lease.token), Given(now), None)
             slots.free(conn, slots.HOST, leases)
             return out
 
@@ -138,26 +131,16 @@ class SQLiteLeaseOps:
                       digest_checked: bool = False) -> tuple[Task, str | None] | None:
         """In the writer thread: the lease-guarded update, the result and its body, the schedule's next run, the
         outbox; the body is keyed by its digest, taken here unless the caller vouches for result.sha256."""
-        row = conn.execute(
-            "UPDATE jobs SET status = 'completed', lease_token = NULL, finished_at = ?, updated_at = ?,"
-            f" http_status = ?, error_code = NULL, error_message = NULL, {LOG_ATTEMPT}"
-            f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}",
-            (now, now, result.http_status, now, "completed", result.http_status, None, None,
-             lease.task_id, lease.token),
-        ).fetchone()
-        if row is None:
+        moved = update_jobs(conn, COMPLETE, leased(COMPLETE), (lease.task_id, lease.token),
+                            Given(now, http_status=result.http_status))
+        if not moved:
             return None
         if result.body is None:
             sha256 = None
         else:
             sha256 = result.sha256 if digest_checked else digest(result.body)
         insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
-        task = task_from_row(row)
-        changed_from = None
-        if task.schedule_id is not None:
-            changed_from = finish_run(conn, task, sha256, now)[1]
-        write_outbox(conn, self.outbox, (task,), now)
-        return task, changed_from
+        return moved[0], follow(conn, COMPLETE, moved, now, self.outbox, sha256)
 
     def _completed(self, done: tuple[Task, str | None] | None) -> Task | None:
         """After the commit: tell the url_changed hook about a recurring fetch whose body changed."""
@@ -173,42 +156,17 @@ class SQLiteLeaseOps:
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
         """Queue again for `at`, keeping the last error visible; only under a live lease."""
-        now = self.clock()
-        return await self._finish_attempt(
-            "status = 'queued', available_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?,"
-            f" {LOG_ATTEMPT}",
-            (at, now, http_status, error.code, error.message, now, "retry", http_status, error.code, error.message),
-            lease, now,
-        )
+        return await self._finish_attempt(RESCHEDULE, lease, Given(self.clock(), at=at, http_status=http_status,
+                                                                 error=error))
 
     async def fail(self, lease: Lease, error: TaskError, http_status: int | None) -> Task | None:
         """Mark failed for good; only under a live lease."""
-        now = self.clock()
-        return await self._finish_attempt(
-            "status = 'failed', finished_at = ?, updated_at = ?, http_status = ?, error_code = ?, error_message = ?,"
-            f" {LOG_ATTEMPT}",
-            (now, now, http_status, error.code, error.message, now, "failed", http_status, error.code, error.message),
-            lease, now,
-        )
+        return await self._finish_attempt(FAIL, lease, Given(self.clock(), http_status=http_status, error=error))
 
-    async def _finish_attempt(self, assignments: str, args: tuple[object, ...], lease: Lease, now: float
-                              ) -> Task | None:
-        sql = (
-            f"UPDATE jobs SET lease_token = NULL, {assignments}"
-            f" WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING {JOB_COLUMNS}"
-        )
-
-        def update(conn: sqlite3.Connection) -> Task | None:
-            row = conn.execute(sql, (*args, lease.task_id, lease.token)).fetchone()
-            if row is None:
-                return None
-            task = task_from_row(row)
-            if task.schedule_id is not None and task.status == FAILED:
-                finish_run(conn, task, None, now)
-            write_outbox(conn, self.outbox, (task,), now)
-            return task
-
-        return await self._write(update)  # type: ignore[return-value]
+    async def _finish_attempt(self, move: Transition, lease: Lease, given: Given) -> Task | None:
+        moved = await self._write(
+            lambda conn: move_jobs(conn, move, leased(move), (lease.task_id, lease.token), given, self.outbox))
+        return moved[0] if moved else None
 
 
 def _as_outcome(outcome: Task | BaseException | None) -> Task | Exception | None:

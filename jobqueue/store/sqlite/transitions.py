@@ -83,11 +83,17 @@ def move_jobs(conn: sqlite3.Connection, move: Transition, where: str, args: tupl
               outbox: Outbox | None) -> list[Task]:
     """Make `move` for the jobs `where` selects (it must hold the status guard), with its follow-ups; the jobs after
     it."""
-    clause, set_args = assignments(move, given)
-    rows = conn.execute(f"UPDATE jobs SET {clause} WHERE {where} RETURNING {JOB_COLUMNS}", (*set_args, *args))
-    tasks = [task_from_row(r) for r in rows.fetchall()]
+    tasks = update_jobs(conn, move, where, args, given)
     follow(conn, move, tasks, given.now, outbox)
     return tasks
+
+
+def update_jobs(conn: sqlite3.Connection, move: Transition, where: str, args: tuple[object, ...], given: Given
+                ) -> list[Task]:
+    """The UPDATE of `move` alone, for a caller that writes more before its follow-ups (a completion's result)."""
+    clause, set_args = assignments(move, given)
+    rows = conn.execute(f"UPDATE jobs SET {clause} WHERE {where} RETURNING {JOB_COLUMNS}", (*set_args, *args))
+    return [task_from_row(r) for r in rows.fetchall()]
 
 
 def move_batch_chunk(conn: sqlite3.Connection, move: Transition, batch_id: str, limit: int, given: Given,
