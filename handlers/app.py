@@ -93,12 +93,13 @@ class JobQueueServer:
         hooks = Webhooks.from_settings(settings, policy)
         try:
             if self.store is None:
-                self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
-            self.store.outbox = hooks.outbox
+                self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous,
+                                            outbox=hooks.outbox, url_changed=self.hub.publish_url_changed)
+            else:  # built by the caller (tests, embedding), without the hooks only the server has
+                self.store.outbox, self.store.url_changed = hooks.outbox, self.hub.publish_url_changed
             await self.store.open()
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
-        self.store.url_changed = self.hub.publish_url_changed  # on the store itself: the wrapper times calls
         self.store = TimedStore(self.store, self.metrics)
         try:
             self.profiles = FetchProfiles(settings.fetch_profiles)

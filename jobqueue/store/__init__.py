@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from jobqueue.models import Task
 from jobqueue.store.base import BadCursor, Capabilities, Conflict, Lease, NewTask, NotFound, Store, StoreError
+from jobqueue.webhooks.outbox import Outbox
 
 __all__ = ["BACKENDS", "BadCursor", "Capabilities", "Conflict", "Lease", "NewTask", "NotFound", "Store",
            "StoreError", "backend_for", "store_from_url"]
@@ -43,8 +45,10 @@ def backend_for(url: str) -> Backend:
     return backend
 
 
-def store_from_url(url: str, *, clock: Callable[[], float] | None = None, **options: Any) -> Store:
-    """Build the store a URL names, with the server options that backend takes (the others are not its business)."""
+def store_from_url(url: str, *, clock: Callable[[], float] | None = None, outbox: Outbox | None = None,
+                   url_changed: Callable[[Task, str], None] | None = None, **options: Any) -> Store:
+    """Build the store a URL names, with its hooks (the webhook outbox, the word that a recurring page changed) and
+    the server options that backend takes (the others are not its business)."""
     backend = backend_for(url)
     try:
         module = importlib.import_module(backend.module)
@@ -56,4 +60,4 @@ def store_from_url(url: str, *, clock: Callable[[], float] | None = None, **opti
     kwargs = {keyword: options[option] for option, keyword in backend.options if option in options}
     if clock is not None:
         kwargs["clock"] = clock
-    return cls.from_url(url, **kwargs)
+    return cls.from_url(url, outbox=outbox, url_changed=url_changed, **kwargs)

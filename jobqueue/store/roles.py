@@ -142,7 +142,7 @@ class OutboxStore(Protocol):
     """Webhooks: deliveries written with the state changes they announce, then claimed and sent."""
 
     # With `outbox`, complete, fail, cancel, cancel_batch and seal_batch store the deliveries of the change
-    # (Outbox.for_task / for_batch) atomically with it.
+    # (Outbox.for_task / for_batch) atomically with it; given to the backend's constructor.
     outbox: Outbox | None
 
     async def relay_outbox(self) -> int:
@@ -192,7 +192,7 @@ class HistoryStore(Protocol):
     """A URL's results over time, what its bodies take on disk, and the word that a recurring page changed."""
 
     # With `url_changed`, complete() calls it (on the IOLoop, after the commit) with the run and the previous
-    # run's id when a recurring job's body changed.
+    # run's id when a recurring job's body changed; given to the backend's constructor.
     url_changed: Callable[[Task, str], None] | None
 
     async def history(self, url: str, limit: int, cursor: str | None) -> Page:

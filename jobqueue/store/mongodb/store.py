@@ -83,6 +83,7 @@ from jobqueue.store.mongodb.schema import (
 from jobqueue.store.mongodb.stats import MongoStatsOps
 from jobqueue.store.mongodb.watch import Change, follow
 from jobqueue.store.mongodb.webhooks import MongoWebhookOps, outbox_mark
+from jobqueue.webhooks.outbox import Outbox
 
 AMBIGUOUS_TRIES = 3
 log = logging.getLogger("jobqueue.store.mongodb.store")
@@ -98,13 +99,16 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
     capabilities = Capabilities(change_stream=True, list_filters=LIST_FILTERS)
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time,
-                 client_factory: Callable[[str], Any] | None = None) -> None:
+                 client_factory: Callable[[str], Any] | None = None, *, outbox: Outbox | None = None,
+                 url_changed: Callable[[Task, str], None] | None = None) -> None:
+        """`outbox` and `url_changed` are the hooks of the OutboxStore and HistoryStore roles (webhooks off: None)."""
         self.url = url
         self.clock = clock
         self._client_factory = client_factory
         self._client: Any = None
         self._db: Any = None
-        self.url_changed: Callable[[Task, str], None] | None = None  # (the run, the previous run's id)
+        self.outbox = outbox
+        self.url_changed = url_changed  # (the run, the previous run's id)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> MongoStore:

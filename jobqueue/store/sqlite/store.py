@@ -42,6 +42,7 @@ from jobqueue.store.sqlite.thread import ReaderThread, WriterThread, connect
 from jobqueue.store.sqlite.transitions import move_jobs, refuse, status_in
 from jobqueue.store.sqlite.webhooks import SQLiteWebhookOps, write_outbox
 from jobqueue.store.transitions import RETRY, Given
+from jobqueue.webhooks.outbox import Outbox
 
 _JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
 _RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
@@ -74,7 +75,9 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         "status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
-                 busy_timeout: float = 5.0, probe_timeout: float = 1.0) -> None:
+                 busy_timeout: float = 5.0, probe_timeout: float = 1.0, *, outbox: Outbox | None = None,
+                 url_changed: Callable[[Task, str], None] | None = None) -> None:
+        """`outbox` and `url_changed` are the hooks of the OutboxStore and HistoryStore roles (webhooks off: None)."""
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path
@@ -87,7 +90,8 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         self._guard: FileGuard | None = None
         self._probe: WriteProbe | None = None
         self._read_probe: ReadProbe | None = None
-        self.url_changed: Callable[[Task, str], None] | None = None  # (the run, the previous run's id)
+        self.outbox = outbox
+        self.url_changed = url_changed  # (the run, the previous run's id)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> SQLiteStore:
