@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol, cast
 
 from jobqueue.charset import detect_encoding
 from jobqueue.fetcher import FetchResponse
@@ -34,6 +35,15 @@ def result_from_response(task_id: str, response: FetchResponse) -> Result:
         body=response.body,
         raw_headers=response.raw_headers or None,
     )
+
+
+class GroupedCompletions(Protocol):
+    """What a store with `Capabilities.grouped_complete` adds to the Store Protocol (SQLite's writer thread)."""
+
+    async def complete_many(self, completions: list[tuple[Lease, Result]],
+                            digests_checked: bool = False) -> list[Task | Exception | None]:
+        """Each completion's finished job, None when its lease was lost, or the error that refused it."""
+        ...
 
 
 class CompletionGroups:
@@ -80,8 +90,9 @@ class CompletionGroups:
         outcomes: list[Task | Exception | None]
         try:
             # result_from_response took each sha256 from the body just fetched: the store need not hash again
-            outcomes = await self.store.complete_many([(lease, result) for lease, result, _ in waiting],
-                                                      digests_checked=True)
+            grouped = cast(GroupedCompletions, self.store)  # only used when its capabilities say it has it
+            outcomes = await grouped.complete_many([(lease, result) for lease, result, _ in waiting],
+                                                   digests_checked=True)
         except Exception as exc:
             outcomes = [exc] * len(waiting)
         for (_lease, _result, future), outcome in zip(waiting, outcomes, strict=True):

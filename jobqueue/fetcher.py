@@ -357,7 +357,7 @@ class _Hop:
     truncated: bool = False
 
 
-def fetch_error(exc: Exception, url: str) -> FetchError:
+def fetch_error(exc: BaseException, url: str) -> FetchError:
     """The FetchError an attempt ends with: itself, or `internal_error` for anything else (a bug, logged
     here with its traceback), so no error can leave a job running until its lease runs out."""
     if isinstance(exc, FetchError):

@@ -133,7 +133,9 @@ def _with_ascii_host(text: str) -> str | None:
     """The text with its leading host name (after `scheme://`, or at its start) in IDNA's ASCII form and the rest
     percent-encoded; None when that part is ASCII already or no host name (a host matches by whole labels:
     punycode of part of a label is not part of the label's punycode)."""
-    prefix, authority, rest = _LEADING.fullmatch(text).groups()  # type: ignore[union-attr]
+    leading = _LEADING.fullmatch(text)
+    assert leading is not None  # every part of the pattern may be empty: it matches any text
+    prefix, authority, rest = leading.groups()
     userinfo, at, hostport = authority.rpartition("@")
     host, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
     if host.isascii() or (port and not port.isdigit()):

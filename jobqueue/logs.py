@@ -88,5 +88,5 @@ def announce(message: str, level: int = logging.INFO, stream: TextIO | None = No
         print(prefix + message, file=out, flush=True)
         return
     logger = logging.getLogger("jobqueue")
-    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None, extra=fields or None)
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=fields or None)
     print(formatter.format(record), file=out, flush=True)

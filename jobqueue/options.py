@@ -50,8 +50,7 @@ class Option:
 
 def option(default: T, help: str, section: str, *checks: Check, **details: Any) -> T:
     """A settings field that is also a command-line option (typed as its default, for the type checker)."""
-    return typing.cast(T, dataclasses.field(
-        default=default, metadata={"option": Option(help, section, checks=checks, **details)}))
+    return dataclasses.field(default=default, metadata={"option": Option(help, section, checks=checks, **details)})
 
 
 @dataclass(frozen=True)

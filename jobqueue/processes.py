@@ -88,7 +88,7 @@ class ProcessGroup:
         self.sockets: list[socket.socket] = []
         self.children: dict[int, _Child] = {}
         self.deaths: list[float] = []
-        self._mask: set[signal.Signals] = set()
+        self._mask: set[signal.Signals | int] = set()  # the mask before ours, to restore
         self._pid = os.getpid()
 
     @property

@@ -39,7 +39,7 @@ def _priority(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: global --server/--token (also accepted after the command), and the commands."""
-    connection = argparse.ArgumentParser(add_help=False)
+    connection = _Parser(add_help=False)  # a parent of _Parser subcommands must be one
     connection.add_argument("--server", default=argparse.SUPPRESS, metavar="URL",
                             help=f"the server's address (env JOBQUEUE_URL, default {DEFAULT_SERVER})")
     connection.add_argument("--token", default=argparse.SUPPRESS, metavar="TOKEN",

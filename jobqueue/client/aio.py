@@ -147,8 +147,8 @@ class AsyncClient:
                 if left is not None and left <= 0:
                     raise WaitTimeout("timeout", f"batch {batch_id} is not finished after {timeout:g} s "
                                       f"({batch.done}/{batch.total} done)")
-                if follower.done() and not follower.cancelled() and follower.exception() is not None:
-                    raise follower.exception()  # type: ignore[misc]  # the stream refused the token
+                if follower.done() and not follower.cancelled() and (refused := follower.exception()) is not None:
+                    raise refused  # the stream refused the token
                 try:
                     async with asyncio.timeout(poll if left is None else min(poll, left)):
                         update = await updates.get()  # not wait_for: on 3.11 it can swallow a cancellation

@@ -47,12 +47,12 @@ async def apply_retention(store: Any, policy: RetentionPolicy, now: float | None
 
     Returns the number of jobs deleted; `deleted` hears of each (live clients drop the row).
     """
-    if not policy.active:
+    if policy.days is None:  # not active
         return 0
     if now is None:  # the clock finished_at was written with; a timing wrapper makes methods coroutines
         clock = getattr(store, "clock", None)
         now = clock() if callable(clock) and not inspect.iscoroutinefunction(clock) else time.time()
-    cutoff = now - policy.days * DAY  # type: ignore[operator]
+    cutoff = now - policy.days * DAY
     total, resume = 0, None
     while True:
         ids, resume = await store.purge_finished(cutoff, policy.keep_per_url, policy.batch, resume)
