@@ -21,8 +21,10 @@ class BrowserSlot:
     """A place for one browser: at most `pages` renders at once, a new browser after `recycle` renders,
     after a crash, or when it stops answering."""
 
-    def __init__(self, index: int, pages: int, recycle: int, workdir: str, marker: str) -> None:
+    def __init__(self, index: int, pages: int, recycle: int, workdir: str, marker: str,
+                 launched: set[int]) -> None:
         self.index = index
+        self.launched = launched  # every browser pid (= process group) the pool started
         self.pages = pages
         self.recycle = recycle
         self.workdir = workdir
@@ -64,6 +66,8 @@ class BrowserSlot:
             executable_path=executable, args=launch.guard_args(proxy_server), proxy={"server": proxy_server},
             env=env, timeout=timeout * 1000, handle_sigint=False, handle_sigterm=False, handle_sighup=False)
         self.pid = _read_pid(pidfile)
+        if self.pid:
+            self.launched.add(self.pid)
         self.browser, self.served, self.dead, self.retiring = browser, 0, False, False
         self.started_at = time.monotonic()
         browser.on("disconnected", lambda _browser: self._disconnected(browser))

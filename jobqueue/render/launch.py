@@ -15,7 +15,7 @@ import shutil
 import signal
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 MARKER_ENV = "JOBQUEUE_RENDER_POOL"  # carried by every process of a pool's browsers, to find them in /proc
@@ -105,6 +105,8 @@ def driver_wrapped(directory: str, marker: str) -> Iterator[None]:
 
 def carries_marker(pid: int, marker: str) -> bool:
     """Whether process `pid` is one of the pool's (its environment holds the pool's marker)."""
+    if not marker:
+        return False
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             return f"{MARKER_ENV}={marker}".encode() in handle.read().split(b"\0")
@@ -112,25 +114,33 @@ def carries_marker(pid: int, marker: str) -> bool:
         return False
 
 
-def pool_processes(marker: str) -> list[int]:
-    """Every live process started by the pool with this marker (browsers and all their helpers)."""
+def pool_processes(marker: str, groups: Iterable[int] = ()) -> list[int]:
+    """Every live process of a pool: those carrying its marker (driver, browsers, some helpers) and those in
+    the process group of one of its browsers (zygote-forked helpers rewrite their environment block)."""
+    groups = set(groups)
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and carries_marker(int(entry), marker):
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        continue  # a zombie has exited; its parent has yet to reap it
-            except OSError:
-                continue
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z":
+            continue  # a zombie has exited; its parent has yet to reap it
+        if int(fields[2]) in groups or carries_marker(int(entry), marker):
             found.append(int(entry))
     return found
 
 
-def kill_group(pid: int, marker: str) -> None:
-    """SIGKILL a browser's process group, if `pid` is still one of ours (pids are reused)."""
-    if pid > 0 and carries_marker(pid, marker):
+def kill_group(pgid: int, marker: str) -> None:
+    """SIGKILL a browser's process group, if it is still ours: its leader carries our marker, or its leader
+    is gone and members are left (a pgid is not handed out again while its group has members)."""
+    if pgid <= 0:
+        return
+    if carries_marker(pgid, marker) or (not os.path.exists(f"/proc/{pgid}") and pool_processes("", [pgid])):
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass

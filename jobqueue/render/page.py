@@ -39,6 +39,7 @@ class PageRender:
         self.session = session
         self.options = options
         self.crashed = False
+        self.crash = asyncio.Event()
         self.main_request_url: str | None = None  # the latest main-frame document request
         self.main_response: Response | None = None
         self.page: Page | None = None
@@ -57,6 +58,7 @@ class PageRender:
     def on_crash(self, _page: Any) -> None:
         """The page's renderer process died."""
         self.crashed = True
+        self.crash.set()
 
     def check_main_document(self, url: str) -> None:
         """Fail `blocked` if the guard refused the document now in the main frame (or one on its way)."""
@@ -132,6 +134,8 @@ async def _load_and_take(page: Page, state: PageRender, url: str, deadline: floa
         if _died(exc, state, page.context.browser):
             raise
         state.check_main_document(url)
+        if not await _answers(page):
+            raise BrowserDied(f"the page's renderer died: {_first_line(exc)}") from None
         failed = state.main_request_url or url
         code = state.session.failure(failed)
         if code is None:
@@ -150,7 +154,13 @@ async def _load_and_take(page: Page, state: PageRender, url: str, deadline: floa
                 raise TimeoutError from None
             raise
     if options.wait_ms:
-        await asyncio.sleep(options.wait_ms / 1000)
+        crashed = asyncio.ensure_future(state.crash.wait())
+        try:
+            await asyncio.wait([crashed], timeout=options.wait_ms / 1000)
+        finally:
+            crashed.cancel()
+        if state.crashed:
+            raise BrowserDied("the page's renderer died during the render")
     timings.waits = time.monotonic() - began
     body = (await page.content()).encode("utf-8", "surrogatepass")
     state.check_main_document(page.url)
@@ -185,6 +195,16 @@ async def _close_context(context: BrowserContext, browser: Browser) -> bool:
         return False
     except Exception:
         pass  # the browser died meanwhile: the pool hears of it through `disconnected`
+    return True
+
+
+async def _answers(page: Page) -> bool:
+    """Whether the page's renderer still runs script (a navigation aborted by a renderer's death looks
+    like any aborted navigation, and the crash event may come later)."""
+    try:
+        await asyncio.wait_for(page.evaluate("1"), 3)
+    except Exception:
+        return False
     return True
 
 

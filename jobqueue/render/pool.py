@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -51,6 +52,7 @@ class RenderPool:
         self.marker = uuid.uuid4().hex
         self.workdir = ""
         self.slots: list[BrowserSlot] = []
+        self.launched: set[int] = set()
         self.outcomes: Counter[str] = Counter()
         self.render_seconds = 0.0
         self.started_at = 0.0
@@ -81,7 +83,8 @@ class RenderPool:
         self._pw_manager = async_playwright()
         with launch.driver_wrapped(self.workdir, self.marker):
             self._pw = await self._pw_manager.start()
-        self.slots = [BrowserSlot(i, self.settings.pages, self.settings.recycle, self.workdir, self.marker)
+        self.slots = [BrowserSlot(i, self.settings.pages, self.settings.recycle, self.workdir, self.marker,
+                                  self.launched)
                       for i in range(self.settings.browsers)]
         await asyncio.gather(*(self._ensure(slot) for slot in self.slots))
 
@@ -96,8 +99,11 @@ class RenderPool:
                 await asyncio.wait_for(self._pw_manager.__aexit__(None, None, None), 10)
             self._pw_manager = self._pw = None
         await self.proxy.stop()
-        for pid in launch.pool_processes(self.marker):
-            launch.kill_group(pid, self.marker)
+        for pgid in self.launched:
+            launch.kill_group(pgid, self.marker)
+        for pid in launch.pool_processes(self.marker):  # crash handlers live in sessions of their own
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -135,7 +141,8 @@ class RenderPool:
                     self.first_render_at = time.monotonic()
                 return result
             except BrowserDied:
-                slot.mark_dead()
+                if slot.browser is None or not slot.browser.is_connected():
+                    slot.mark_dead()  # a renderer's crash alone leaves the browser in service
                 outcome = "browser_died"
                 raise
             except FetchError as exc:
@@ -191,10 +198,14 @@ class RenderPool:
             "slots": slots,
         }
 
+    def processes(self) -> list[int]:
+        """The pids of every live process of the pool: the driver, the browsers and their helpers."""
+        return launch.pool_processes(self.marker, self.launched)
+
     def browser_rss(self) -> int:
         """Bytes of resident memory of every browser process of the pool (the driver left out)."""
         total = 0
-        for pid in launch.pool_processes(self.marker):
+        for pid in self.processes():
             try:
                 with open(f"/proc/{pid}/comm") as handle:
                     if handle.read().startswith("node"):
