@@ -7,21 +7,10 @@ from typing import Any
 from jobqueue import __version__
 from jobqueue.models import STATUSES
 from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
-from jobqueue.spec import MAX_TAGS
+from jobqueue.spec import SpecLimits
 
 from .openapi_history import HISTORY_SCHEMAS, history_paths
-from .openapi_schemas import (
-    ID_PATTERN,
-    MAX_AGE,
-    METHOD,
-    PRIORITY,
-    PROFILE,
-    SCHEMAS,
-    TAG_PATTERN,
-    TIMEOUT,
-    USER_AGENT,
-    ref,
-)
+from .openapi_schemas import ID_PATTERN, TAG_PATTERN, ref, schemas, spec_query
 from .openapi_webhooks import webhook_paths
 
 API = "/jobqueue/api/v1.0"
@@ -93,29 +82,16 @@ _IDEMPOTENCY_KEY = {
 }
 
 
-def _spec_query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
-    """A job field given as a query parameter: only a text/plain or form submission has no JSON to carry it."""
-    said = description or schema.get("description", "")
-    return _query(name, schema, f"{said}. Read only beside a text/plain or form body (a JSON body carries its own "
-                  "fields); each but `tag` may be given once")
+def _spec_query(limits: SpecLimits) -> list[dict[str, Any]]:
+    """The job fields as query parameters: only a text/plain or form submission has no JSON to carry them."""
+    out = []
+    for name, schema, said, repeated in spec_query(limits):
+        parameter = _query(name, schema, f"{said}. Read only beside a text/plain or form body (a JSON body carries "
+                           "its own fields); each but `tag` may be given once")
+        out.append({**parameter, "style": "form", "explode": True} if repeated else parameter)
+    return out
 
 
-_SPEC_QUERY = [
-    _spec_query("priority", PRIORITY),
-    _spec_query("not_before", {"type": "string", "format": "date-time"},
-                "ISO 8601 time, at most a year ahead: the jobs stay queued until then"),
-    _spec_query("max_age", {**MAX_AGE, "type": "number"}),
-    {**_spec_query("tag", {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "pattern": TAG_PATTERN}},
-                   "a tag for every job (repeatable: `?tag=a&tag=b`)"), "style": "form", "explode": True},
-    _spec_query("method", METHOD), _spec_query("user_agent", {**USER_AGENT, "type": "string"}),
-    _spec_query("timeout", {**TIMEOUT, "type": "number"}),
-    _spec_query("max_bytes", {"type": "integer", "minimum": 1}, "body cap in bytes, at most the server's "
-                "--max-body-size"),
-    _spec_query("follow_redirects", {"type": "boolean"}, "false keeps a 3xx response as the result"),
-    _spec_query("profile", {**PROFILE, "type": "string"}),
-    _spec_query("webhook", {"type": "string", "maxLength": 2048}, "the URL of a webhook that gets every job's "
-                "events (as the `webhook` field's short form; 400 webhooks_disabled without --webhook-secret)"),
-]
 _FORM = {"type": "object", "anyOf": [{"required": ["url"]}, {"required": ["urls"]}],
          "properties": {"url": {"type": "string", "description": "one URL (or several, one per line)"},
                         "urls": {"type": "string", "description": "URLs, one per line; the answer is a list"}}}
@@ -156,7 +132,7 @@ def _one(kind: str) -> dict[str, Any]:
     return {"type": "object", "required": [kind], "properties": {kind: ref(kind.capitalize())}}
 
 
-def _task_paths() -> dict[str, Any]:
+def _task_paths(spec_query: list[dict[str, Any]]) -> dict[str, Any]:
     task = _json(_one("task"), "the task")
     links = {name: {"operationId": name, "parameters": {"id": "$response.body#/task/id"}}
              for name in ("getTask", "cancelTask", "retryTask", "getResult", "getResultBody")}
@@ -164,7 +140,7 @@ def _task_paths() -> dict[str, Any]:
         f"{API}/queue_tasks": {
             "post": {
                 "summary": f"Queue one URL or up to {MAX_BATCH}, with job options", "operationId": "submitTasks",
-                "parameters": [_IDEMPOTENCY_KEY, *_SPEC_QUERY],
+                "parameters": [_IDEMPOTENCY_KEY, *spec_query],
                 "requestBody": _submission_body("Submission", MAX_BATCH),
                 "responses": {
                     "201": {"description": "queued and stored durably; `{\"task\"}` with a Location for a single "
@@ -229,7 +205,7 @@ def _task_paths() -> dict[str, Any]:
     }
 
 
-def _batch_paths() -> dict[str, Any]:
+def _batch_paths(spec_query: list[dict[str, Any]]) -> dict[str, Any]:
     batch = _json(_one("batch"), "the batch with its counts")
     links = {name: {"operationId": name, "parameters": {"id": "$response.body#/batch/id"}}
              for name in ("getBatch", "cancelBatch", "retryBatch")}
@@ -241,7 +217,7 @@ def _batch_paths() -> dict[str, Any]:
                 "summary": f"Queue up to {MAX_BATCH_URLS} URLs as one batch", "operationId": "createBatch",
                 "description": "The same bodies as POST /queue_tasks. Every URL and field is checked first: one bad "
                                "line refuses the whole batch and nothing is stored",
-                "parameters": [_IDEMPOTENCY_KEY, *_SPEC_QUERY],
+                "parameters": [_IDEMPOTENCY_KEY, *spec_query],
                 "requestBody": _submission_body("BatchSubmission", MAX_BATCH_URLS),
                 "responses": {
                     "201": {"description": "every job stored durably",
@@ -390,20 +366,23 @@ def _every_operation_may_refuse_its_query(paths: dict[str, Any]) -> None:
                 operation["responses"].setdefault("400", {"description": said} if method == "head" else _error(said))
 
 
-def openapi_document(token_required: bool) -> dict[str, Any]:
+def openapi_document(token_required: bool, limits: SpecLimits | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document; the bearer scheme exists, and applies, only when the server needs a token.
 
-    Then it is required globally, and /healthz and /openapi.json override that with `security: []`.
+    Then it is required globally, and /healthz and /openapi.json override that with `security: []`. The job
+    fields' limits are the server's own (`limits`; the defaults without one), `every`'s minimum its --min-every.
     """
+    limits = limits or SpecLimits()
+    parameters = _spec_query(limits)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "jobqueue", "version": __version__,
                  "description": "Submit URLs, alone or as batches, with per-job fetch options; workers fetch and "
                                 "store them; a websocket streams every change."},
-        "paths": {**_task_paths(), **_batch_paths(), **_result_paths(), **_export_paths(),
+        "paths": {**_task_paths(parameters), **_batch_paths(parameters), **_result_paths(), **_export_paths(),
                   **webhook_paths(_COMMON, _LIMIT, _CURSOR), **history_paths(_COMMON, _LIMIT, _CURSOR),
                   **_operation_paths()},
-        "components": {"schemas": {**SCHEMAS, **HISTORY_SCHEMAS}},
+        "components": {"schemas": {**schemas(limits), **HISTORY_SCHEMAS}},
     }
     _every_operation_may_refuse_its_query(doc["paths"])
     if token_required:

@@ -36,4 +36,4 @@ class OpenAPIHandler(BaseAPIHandler):
     public = True
 
     def get(self) -> None:
-        self.finish(json.dumps(openapi_document(self.tokens.required)))
+        self.finish(json.dumps(openapi_document(self.tokens.required, self.service.limits)))

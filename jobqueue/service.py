@@ -124,6 +124,11 @@ class JobService:
         self._announce(tasks)
         return tasks
 
+    @property
+    def limits(self) -> SpecLimits:
+        """The server settings job specs are checked against, which the OpenAPI document states too."""
+        return self.reader.limits
+
     def new_batch_id(self) -> str:
         """An id for a batch about to be read (its jobs carry it from the start)."""
         return self.ids.new()

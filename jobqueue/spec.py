@@ -3,6 +3,11 @@
 A request body may set spec fields at its top level (they apply to every URL) and per job in
 `{"jobs": [...]}`; a job's own value beats the top level's field by field, and inside `fetch` key
 by key (a job's `fetch.headers` replaces the top level's whole, as do its `tags`).
+
+Each field is declared once, in FetchOptions and JobSpec below (`declare`, see jobqueue.spec_fields): its rule,
+default, query parameter, stored and shown forms and description. Parsing, the query-parameter form, storage,
+the JSON shape, the reuse key and the OpenAPI schema are all read from there, so a new fetch option is one
+declaration here plus the code that uses it.
 """
 
 from __future__ import annotations
@@ -16,8 +21,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jobqueue.errors import BadRequest
-from jobqueue.webhooks.spec import URLCheck, WebhookSpec, parse_webhook
+from jobqueue.errors import BadRequest, Code
+from jobqueue.spec_fields import (
+    BAD_VALUE,
+    BEYOND_LATIN1,
+    ONE_LINE,
+    Checked,
+    Choice,
+    Flag,
+    HeaderText,
+    Nested,
+    Number,
+    Reading,
+    declare,
+    declared,
+    from_stored_form,
+    read_fields,
+    request_fields,
+    shown_form,
+    stored_form,
+)
+from jobqueue.webhooks.spec import MAX_WEBHOOK_URL, URLCheck, WebhookSpec, parse_webhook
 
 METHODS = ("GET", "HEAD", "POST")
 FORBIDDEN_HEADERS = frozenset({
@@ -33,29 +57,90 @@ MAX_TAGS = 10
 MAX_AHEAD = 366 * 24 * 3600  # not_before at most a year ahead
 MAX_AGE_LIMIT = 10 * 365 * 24 * 3600
 MAX_EVERY = 366 * 24 * 3600  # a recurring fetch runs at least once a year
-SPEC_FIELDS = frozenset({"fetch", "priority", "not_before", "max_age", "tags", "every", "webhook"})
-FETCH_FIELDS = frozenset({"method", "headers", "body", "user_agent", "timeout", "max_bytes", "follow_redirects",
-                          "profile"})
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# HTTP sends header values as bytes: ours are encoded as Latin-1, so nothing past U+00FF can be sent
-_BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
+TAG_PATTERN = f"^{_TAG.pattern}$"
+# The reuse key of the options keyed before options were declared, in their order then, so the keys stored with
+# jobs still match; an option declared `answer=True` since joins the key only when it is not at its default.
+_FIRST_KEYED = ("method", "body", "headers", "profile", "user_agent", "follow_redirects", "max_bytes")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# A header name is an HTTP token, and not one the fetcher sets itself (in any letter case).
+_HEADER_NAME = (f"^(?!(?:{'|'.join(_any_case(name) for name in sorted(FORBIDDEN_HEADERS))})$)"
+                f"[!#$%&'*+.^_`|~0-9A-Za-z-]{{1,128}}$")
+HEADERS = {"type": "object", "maxProperties": MAX_HEADERS, "propertyNames": {"pattern": _HEADER_NAME},
+           "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE, "pattern": ONE_LINE}}
+
+
+def _headers(raw: Any, at: Reading) -> tuple[tuple[str, str], ...]:
+    return parse_headers(raw, at.where)
+
+
+def _body(raw: Any, at: Reading) -> str:
+    method = at.before.get("method", "GET")
+    if method != "POST":
+        raise BadRequest(Code.INVALID_FIELD, f"{at.where}: only a POST sends a body (method is {method})")
+    if not isinstance(raw, str) or len(raw.encode()) > MAX_POST_BODY:
+        raise BadRequest(Code.INVALID_FIELD, f"{at.where}: must be a string of at most {MAX_POST_BODY} bytes")
+    return raw
+
+
+def _profile(raw: Any, at: Reading) -> str:
+    if not isinstance(raw, str) or at.limits.profiles(raw) is None:
+        raise BadRequest(Code.UNKNOWN_PROFILE, f"{at.where}: no fetch profile is named {raw!r}; profiles come from the "
+                         "server's --fetch-profiles file")
+    return raw
+
+
+def _profile_headers(before: Mapping[str, Any], at: Reading) -> tuple[str, ...]:
+    name = before.get("profile")
+    return (at.limits.profiles(name) or ()) if name is not None else ()
+
+
+def _shown_headers(headers: tuple[tuple[str, str], ...], options: FetchOptions) -> dict[str, str]:
+    """Authorization, Cookie and the profile's headers as "***": their values never leave the server."""
+    shown = {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers}
+    for name in options.profile_headers:
+        shown.setdefault(name, REDACTED)
+    return shown
 
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """How one job is fetched; None means the server's setting."""
+    """How one job is fetched; None means the server's setting. Each option is declared once, here."""
 
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    body: str | None = None
-    user_agent: str | None = None
-    timeout: float | None = None
-    max_bytes: int | None = None
-    follow_redirects: bool = True
-    profile: str | None = None
-    profile_headers: tuple[str, ...] = ()  # names only, to show them redacted; values stay server-side
+    method: str = declare("GET", Choice(METHODS), "default GET (read without regard to case)", nullable=False,
+                          query="method", answer=True)
+    headers: tuple[tuple[str, str], ...] = declare(
+        (), Checked(_headers, HEADERS), "request headers, one line each; names are unique ignoring case, and "
+        f"{', '.join(sorted(FORBIDDEN_HEADERS))} are set by the fetcher (400 invalid_header). A job's headers "
+        "replace the top level's whole", store=lambda pairs: [list(pair) for pair in pairs],
+        load=lambda pairs: tuple((str(k), str(v)) for k, v in pairs), show=_shown_headers,
+        shown_schema={"type": "object", "additionalProperties": {"type": "string"}}, answer=True,
+        key=lambda pairs: sorted((k.lower(), v) for k, v in pairs))
+    body: str | None = declare(None, Checked(_body, {"type": "string", "maxLength": MAX_POST_BODY}),
+                               f"request body, only with method POST (else 400); at most {MAX_POST_BODY} bytes as "
+                               "UTF-8", answer=True)
+    user_agent: str | None = declare(None, HeaderText(1024), "overrides the server's --user-agent", query="user_agent",
+                                     answer=True)
+    timeout: float | None = declare(None, Number(1, 300, "must be 1-300 seconds"), "seconds for the whole fetch; "
+                                    "default: the server's --fetch-timeout", query="timeout")
+    max_bytes: int | None = declare(
+        None, Number(1, "max_body_size", "must be a whole number from 1 to the server's --max-body-size ({high})",
+                     whole=True), "body cap in bytes, at most the server's --max-body-size (more is refused with 400)",
+        query="max_bytes", answer=True)
+    follow_redirects: bool = declare(True, Flag(), "false keeps a 3xx response as the result; default true",
+                                     nullable=False, query="follow_redirects", answer=True)
+    profile: str | None = declare(
+        None, Checked(_profile, {"type": "string"}), "name of a server-side fetch profile (--fetch-profiles): headers "
+        "and cookies that never travel in jobs; an unknown name is refused with 400 unknown_profile, a host the "
+        "profile does not list with 400 profile_not_allowed", query="profile", answer=True)
+    # names only, to show them redacted; values stay server-side
+    profile_headers: tuple[str, ...] = declare((), derive=_profile_headers, store=list, load=tuple)
 
     @property
     def is_default(self) -> bool:
@@ -64,76 +149,107 @@ class FetchOptions:
 
     def to_stored(self) -> dict[str, Any] | None:
         """The options as stored with the job (secrets included: the store is trusted), None when default."""
-        if self.is_default:
-            return None
-        out: dict[str, Any] = {"method": self.method}
-        if self.headers:
-            out["headers"] = [list(pair) for pair in self.headers]
-        for name in ("body", "user_agent", "timeout", "max_bytes", "profile"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        if not self.follow_redirects:
-            out["follow_redirects"] = False
-        if self.profile_headers:
-            out["profile_headers"] = list(self.profile_headers)
-        return out
+        return None if self.is_default else stored_form(self)
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any] | None) -> FetchOptions:
         """Rebuild options from what `to_stored` wrote."""
-        if not stored:
-            return DEFAULT_FETCH
-        return cls(
-            method=stored.get("method", "GET"),
-            headers=tuple((str(k), str(v)) for k, v in stored.get("headers", ())),
-            body=stored.get("body"),
-            user_agent=stored.get("user_agent"),
-            timeout=stored.get("timeout"),
-            max_bytes=stored.get("max_bytes"),
-            follow_redirects=stored.get("follow_redirects", True),
-            profile=stored.get("profile"),
-            profile_headers=tuple(stored.get("profile_headers", ())),
-        )
+        return from_stored_form(cls, stored) if stored else DEFAULT_FETCH
 
     def to_json(self) -> dict[str, Any]:
         """The options as the API shows them: Authorization, Cookie and profile headers as "***"."""
-        headers = {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in self.headers}
-        for name in self.profile_headers:
-            headers.setdefault(name, REDACTED)
-        return {
-            "method": self.method, "headers": headers, "body": self.body, "user_agent": self.user_agent,
-            "timeout": self.timeout, "max_bytes": self.max_bytes, "follow_redirects": self.follow_redirects,
-            "profile": self.profile,
-        }
+        return shown_form(self)
 
     def reuse_key(self, url: str) -> str:
         """What identifies "the same fetch" for freshness reuse: URL plus every option that changes the answer."""
-        if (self.method == "GET" and not self.headers and self.body is None and self.profile is None
-                and self.user_agent is None and self.follow_redirects and self.max_bytes is None):
+        keyed = [(item, about) for item, about in declared(FetchOptions) if about.answer]
+        if all(getattr(self, item.name) == item.default for item, _ in keyed):
             return hashlib.sha256(url.encode()).hexdigest()[:32]  # the common case, cheaply
-        material = [url, self.method, self.body, sorted((k.lower(), v) for k, v in self.headers), self.profile,
-                    self.user_agent, self.follow_redirects, self.max_bytes]
+        forms = {item.name: about.key(getattr(self, item.name)) if about.key else getattr(self, item.name)
+                 for item, about in keyed}
+        material = [url, *(forms[name] for name in _FIRST_KEYED)]
+        material += [[item.name, forms[item.name]] for item, _ in keyed
+                     if item.name not in _FIRST_KEYED and getattr(self, item.name) != item.default]
         return hashlib.sha256(json.dumps(material, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 DEFAULT_FETCH = FetchOptions()
 
 
+def _parse_tags(raw: Any, at: Reading) -> tuple[str, ...]:
+    where = at.where
+    if not isinstance(raw, list) or len(raw) > MAX_TAGS:
+        raise BadRequest(Code.INVALID_FIELD, f"{where}: must be a list of at most {MAX_TAGS} strings")
+    for tag in raw:
+        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+            shown = tag[:64] if isinstance(tag, str) else tag
+            raise BadRequest(Code.INVALID_FIELD, f"{where}: {shown!r} is not a tag (1-64 of A-Z a-z 0-9 _ . : -)")
+    return tuple(dict.fromkeys(raw))
+
+
+def iso_seconds(text: str) -> float:
+    """Unix seconds of an ISO 8601 time, "Z" or no zone meaning UTC (ValueError when it is not one)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _parse_time(raw: Any, at: Reading) -> float:
+    where = at.where
+    if not isinstance(raw, str):
+        raise BadRequest(Code.INVALID_FIELD, f"{where}: must be an ISO 8601 time such as 2026-11-28T03:00:00Z")
+    try:
+        seconds = iso_seconds(raw)
+    except ValueError:
+        raise BadRequest(Code.INVALID_FIELD, f"{where}: {raw[:64]!r} is not an ISO 8601 time "
+                         "(e.g. 2026-11-28T03:00:00Z)") from None
+    if seconds < 0:
+        raise BadRequest(Code.INVALID_FIELD, f"{where}: before 1970; give a time from now on (a past time means now)")
+    if seconds > at.now + MAX_AHEAD:
+        raise BadRequest(Code.INVALID_FIELD, f"{where}: more than a year ahead")
+    return seconds
+
+
+def _webhook(raw: Any, at: Reading) -> WebhookSpec:
+    return parse_webhook(raw, at.limits.webhook_url, at.where)
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything one job asks for besides its URL."""
+    """Everything one job asks for besides its URL; each field is declared once, here."""
 
-    fetch: FetchOptions = DEFAULT_FETCH
-    priority: int = 0
-    not_before: float | None = None
-    max_age: float | None = None
-    tags: tuple[str, ...] = ()
-    webhook: WebhookSpec | None = None
-    every: float | None = None  # seconds: a recurring fetch
+    # declare() is dataclasses.field with the declaration as metadata: ruff cannot tell, hence its two noqa
+    fetch: FetchOptions = declare(DEFAULT_FETCH, Nested(FetchOptions, "fetch option"))  # noqa: RUF009
+    priority: int = declare(0, Number(-10, 10, "must be a whole number from {low} to {high}", whole=True),
+                            "higher runs first; same priority: older first. Default 0", nullable=False,
+                            query="priority")
+    not_before: float | None = declare(
+        None, Checked(_parse_time, {"type": "string", "format": "date-time"}), "ISO 8601 time (UTC when it has no "
+        "offset), at most a year ahead: the job stays queued until then. Default: now", query="not_before")
+    max_age: float | None = declare(
+        None, Number(0, MAX_AGE_LIMIT, "must be a number of seconds above 0 (at most {high})", above=True),
+        "seconds: when a job for the same URL with the same fetch options completed within that age, nothing is "
+        "fetched; the new job is created completed with `reused_from`", query="max_age")
+    tags: tuple[str, ...] = declare(
+        (), Checked(_parse_tags, {"type": "array", "maxItems": MAX_TAGS,
+                                  "items": {"type": "string", "pattern": TAG_PATTERN}}, repeated=True),
+        "labels to find jobs by; duplicates are dropped", nullable=False, query="tag")
+    # Only with --webhook-secret (else 400 webhooks_disabled), so the OpenAPI request schemas leave it out
+    # (docs/API.md describes it); its query parameter is the short form, a URL.
+    webhook: WebhookSpec | None = declare(  # noqa: RUF009
+        None, Checked(_webhook, {"type": "object"}, {"type": "string", "maxLength": MAX_WEBHOOK_URL}),
+        "the URL of a webhook that gets every job's events (as the `webhook` field's short form; 400 "
+        "webhooks_disabled without --webhook-secret)", query="webhook", offered=False)
+    every: float | None = declare(
+        None, Number("min_every", MAX_EVERY, "must be a number of seconds from {low:g} (this server's --min-every) "
+                     "to {high}"), "seconds: a recurring fetch, run again this long after each due time (at least "
+        "the server's --min-every); every run shares schedule_id")
 
 
 DEFAULT_SPEC = JobSpec()
+SPEC_FIELDS = frozenset(request_fields(JobSpec))
+FETCH_FIELDS = frozenset(request_fields(FetchOptions))
 
 
 @dataclass(frozen=True)
@@ -169,81 +285,10 @@ def parse_spec(raw: Mapping[str, Any], limits: SpecLimits, where: str = "", now:
     prefix = f"{where}." if where else ""
     unknown = sorted(set(raw) - SPEC_FIELDS)
     if unknown:
-        raise BadRequest("unknown_field", f"{prefix}{unknown[0]}: not a job field; the fields are "
+        raise BadRequest(Code.UNKNOWN_FIELD, f"{prefix}{unknown[0]}: not a job field; the fields are "
                          f"url, {', '.join(sorted(SPEC_FIELDS))}")
-    fetch = _parse_fetch(raw.get("fetch"), limits, f"{prefix}fetch")
-    priority = raw.get("priority", 0)
-    if not _is_int(priority) or not -10 <= priority <= 10:
-        raise BadRequest("invalid_field", f"{prefix}priority: must be a whole number from -10 to 10")
-    now = time.time() if now is None else now
-    not_before = _parse_time(raw.get("not_before"), f"{prefix}not_before", now)
-    max_age = raw.get("max_age")
-    if max_age is not None and (not _is_number(max_age) or not 0 < max_age <= MAX_AGE_LIMIT):
-        raise BadRequest("invalid_field", f"{prefix}max_age: must be a number of seconds above 0 "
-                         f"(at most {MAX_AGE_LIMIT})")
-    tags = _parse_tags(raw.get("tags", []), f"{prefix}tags")
-    hook = raw.get("webhook")
-    webhook = parse_webhook(hook, limits.webhook_url, f"{prefix}webhook") if hook is not None else None
-    every = raw.get("every")
-    if every is not None and (not _is_number(every) or not limits.min_every <= every <= MAX_EVERY):
-        raise BadRequest("invalid_field", f"{prefix}every: must be a number of seconds from {limits.min_every:g} "
-                         f"(this server's --min-every) to {MAX_EVERY}")
-    return JobSpec(fetch=fetch, priority=int(priority), not_before=not_before,
-                   max_age=float(max_age) if max_age is not None else None, tags=tags, webhook=webhook,
-                   every=float(every) if every is not None else None)
-
-
-def _parse_fetch(raw: Any, limits: SpecLimits, where: str) -> FetchOptions:
-    if raw is None:
-        return DEFAULT_FETCH
-    if not isinstance(raw, dict):
-        raise BadRequest("invalid_field", f"{where}: must be a JSON object")
-    unknown = sorted(set(raw) - FETCH_FIELDS)
-    if unknown:
-        raise BadRequest("unknown_field", f"{where}.{unknown[0]}: not a fetch option; the options are "
-                         f"{', '.join(sorted(FETCH_FIELDS))}")
-    method = raw.get("method", "GET")
-    if not isinstance(method, str) or method.upper() not in METHODS:
-        raise BadRequest("invalid_field", f"{where}.method: must be one of {', '.join(METHODS)}")
-    method = method.upper()
-    headers = parse_headers(raw.get("headers"), f"{where}.headers")
-    body = raw.get("body")
-    if body is not None:
-        if method != "POST":
-            raise BadRequest("invalid_field", f"{where}.body: only a POST sends a body (method is {method})")
-        if not isinstance(body, str) or len(body.encode()) > MAX_POST_BODY:
-            raise BadRequest("invalid_field", f"{where}.body: must be a string of at most {MAX_POST_BODY} bytes")
-    user_agent = raw.get("user_agent")
-    if user_agent is not None and (not isinstance(user_agent, str) or not 0 < len(user_agent) <= 1024
-                                   or _BAD_VALUE.search(user_agent)):
-        raise BadRequest("invalid_field", f"{where}.user_agent: must be 1-1024 characters, no control characters")
-    beyond = _BEYOND_LATIN1.search(user_agent) if user_agent is not None and not user_agent.isascii() else None
-    if beyond is not None:
-        shown = beyond.group()
-        raise BadRequest("invalid_field", f"{where}.user_agent: {shown!r} (U+{ord(shown):04X}) cannot be sent in a "
-                         "header, whose values are Latin-1 (ISO-8859-1) bytes")
-    timeout = raw.get("timeout")
-    if timeout is not None and (not _is_number(timeout) or not 1 <= timeout <= 300):
-        raise BadRequest("invalid_field", f"{where}.timeout: must be 1-300 seconds")
-    max_bytes = raw.get("max_bytes")
-    if max_bytes is not None and (not _is_int(max_bytes) or not 1 <= max_bytes <= limits.max_body_size):
-        raise BadRequest("invalid_field", f"{where}.max_bytes: must be a whole number from 1 to the server's "
-                         f"--max-body-size ({limits.max_body_size})")
-    follow = raw.get("follow_redirects", True)
-    if not isinstance(follow, bool):
-        raise BadRequest("invalid_field", f"{where}.follow_redirects: must be true or false")
-    profile = raw.get("profile")
-    profile_headers: tuple[str, ...] = ()
-    if profile is not None:
-        names = limits.profiles(profile) if isinstance(profile, str) else None
-        if names is None:
-            raise BadRequest("unknown_profile", f"{where}.profile: no fetch profile is named {profile!r}; "
-                             "profiles come from the server's --fetch-profiles file")
-        profile_headers = names
-    return FetchOptions(method=method, headers=headers, body=body, user_agent=user_agent,
-                        timeout=float(timeout) if timeout is not None else None,
-                        max_bytes=int(max_bytes) if max_bytes is not None else None,
-                        follow_redirects=follow, profile=profile, profile_headers=profile_headers)
+    at = Reading(limits, where, time.time() if now is None else now)
+    return JobSpec(**read_fields(JobSpec, raw, at))
 
 
 def parse_headers(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -251,78 +296,32 @@ def parse_headers(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
-        raise BadRequest("invalid_header", f'{where}: must be a JSON object {{"Name": "value"}}')
+        raise BadRequest(Code.INVALID_HEADER, f'{where}: must be a JSON object {{"Name": "value"}}')
     if len(raw) > MAX_HEADERS:
-        raise BadRequest("invalid_header", f"{where}: {len(raw)} headers; the limit is {MAX_HEADERS}")
+        raise BadRequest(Code.INVALID_HEADER, f"{where}: {len(raw)} headers; the limit is {MAX_HEADERS}")
     seen: set[str] = set()
     out = []
     for name, value in raw.items():
         if not _TOKEN.fullmatch(name):
-            raise BadRequest("invalid_header", f"{where}: {name[:64]!r} is not a valid header name")
+            raise BadRequest(Code.INVALID_HEADER, f"{where}: {name[:64]!r} is not a valid header name")
         lowered = name.lower()
         if lowered in FORBIDDEN_HEADERS:
-            raise BadRequest("invalid_header", f"{where}.{name}: this header is set by the fetcher and cannot be "
+            raise BadRequest(Code.INVALID_HEADER, f"{where}.{name}: this header is set by the fetcher and cannot be "
                              "given per job")
         if lowered in seen:
-            raise BadRequest("invalid_header", f"{where}.{name}: given twice (header names ignore case)")
+            raise BadRequest(Code.INVALID_HEADER, f"{where}.{name}: given twice (header names ignore case)")
         seen.add(lowered)
         if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE:
-            raise BadRequest("invalid_header", f"{where}.{name}: the value must be a string of at most "
+            raise BadRequest(Code.INVALID_HEADER, f"{where}.{name}: the value must be a string of at most "
                              f"{MAX_HEADER_VALUE} characters")
-        if _BAD_VALUE.search(value):
-            raise BadRequest("invalid_header", f"{where}.{name}: the value contains a line break or a control "
+        if BAD_VALUE.search(value):
+            raise BadRequest(Code.INVALID_HEADER, f"{where}.{name}: the value contains a line break or a control "
                              "character")
-        beyond = _BEYOND_LATIN1.search(value) if not value.isascii() else None
+        beyond = BEYOND_LATIN1.search(value) if not value.isascii() else None
         if beyond is not None:
             shown = beyond.group()
-            raise BadRequest("invalid_header", f"{where}.{name}: {shown!r} (U+{ord(shown):04X}) cannot be sent in a "
+            raise BadRequest(Code.INVALID_HEADER, f"{where}.{name}: {shown!r} (U+{ord(shown):04X}) cannot be sent in a "
                              "header, whose values are Latin-1 (ISO-8859-1) bytes; percent-encode it or use "
                              "another encoding the receiver reads (RFC 8187, base64)")
         out.append((name, value))
     return tuple(out)
-
-
-def _parse_tags(raw: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(raw, list) or len(raw) > MAX_TAGS:
-        raise BadRequest("invalid_field", f"{where}: must be a list of at most {MAX_TAGS} strings")
-    for tag in raw:
-        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
-            shown = tag[:64] if isinstance(tag, str) else tag
-            raise BadRequest("invalid_field", f"{where}: {shown!r} is not a tag (1-64 of A-Z a-z 0-9 _ . : -)")
-    return tuple(dict.fromkeys(raw))
-
-
-def iso_seconds(text: str) -> float:
-    """Unix seconds of an ISO 8601 time, "Z" or no zone meaning UTC (ValueError when it is not one)."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def _parse_time(raw: Any, where: str, now: float) -> float | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise BadRequest("invalid_field", f"{where}: must be an ISO 8601 time such as 2026-11-28T03:00:00Z")
-    try:
-        at = iso_seconds(raw)
-    except ValueError:
-        raise BadRequest("invalid_field", f"{where}: {raw[:64]!r} is not an ISO 8601 time "
-                         "(e.g. 2026-11-28T03:00:00Z)") from None
-    if at < 0:
-        raise BadRequest("invalid_field", f"{where}: before 1970; give a time from now on (a past time means now)")
-    if at > now + MAX_AHEAD:
-        raise BadRequest("invalid_field", f"{where}: more than a year ahead")
-    return at
-
-
-def _is_int(value: Any) -> bool:
-    """A whole number, as JSON Schema counts them (6.0 is one)."""
-    if isinstance(value, float):
-        return value.is_integer()
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # not NaN

@@ -17,6 +17,7 @@ from jobqueue.errors import BadRequest, Code, InvalidURL
 from jobqueue.models import TaskIds
 from jobqueue.profiles import host_allowed
 from jobqueue.spec import SPEC_FIELDS, JobSpec, SpecLimits, merged, parse_spec
+from jobqueue.spec_fields import query_form
 from jobqueue.store.base import NewTask
 from jobqueue.urls import normalize_url
 from jobqueue.webhooks.spec import WebhookSpec
@@ -26,11 +27,9 @@ MAX_BATCH_URLS = 100_000
 _BATCH_HINT = "; send more as a batch: POST /batches takes up to 100,000"
 _SHOWN = 100  # characters of a bad value quoted back in an error
 _JSON_SHAPE = 'send {"url": "..."}, {"urls": [...]} or {"jobs": [{"url": "...", ...}]}, with optional job fields'
-# query parameters of a text/plain or form submission, and where they go in the spec
-QUERY_FIELDS = {"priority": "priority", "not_before": "not_before", "max_age": "max_age", "tag": "tags",
-                "method": "fetch.method", "user_agent": "fetch.user_agent", "timeout": "fetch.timeout",
-                "max_bytes": "fetch.max_bytes", "follow_redirects": "fetch.follow_redirects",
-                "profile": "fetch.profile", "webhook": "webhook"}
+# query parameters of a text/plain or form submission: name -> (path of the spec field it sets, its declaration)
+_QUERY_FORM = query_form(JobSpec)
+QUERY_FIELDS = {name: ".".join(path) for name, (path, _about) in _QUERY_FORM.items()}
 
 
 @dataclass(frozen=True)
@@ -152,35 +151,15 @@ def spec_from_query(query: Mapping[str, list[str]]) -> dict[str, Any]:
     """Spec fields given as query parameters (`?tag=a&tag=b&priority=2&timeout=10`), typed like JSON."""
     raw: dict[str, Any] = {}
     for name, values in query.items():
-        if name not in QUERY_FIELDS:
+        if name not in _QUERY_FORM:
             continue
-        if name != "tag" and len(values) > 1:
+        path, about = _QUERY_FORM[name]
+        rule = about.rule
+        assert rule is not None
+        if not rule.repeated and len(values) > 1:
             raise BadRequest(Code.INVALID_FIELD, f"{name}: given {len(values)} times; give it once")
-        value = values[-1]
-        target = QUERY_FIELDS[name]
-        typed: Any = value
-        if name == "tag":
-            typed = values
-        elif name in ("priority", "max_bytes"):
-            typed = _number(name, value, whole=True)
-        elif name in ("max_age", "timeout"):
-            typed = _number(name, value, whole=False)
-        elif name == "follow_redirects":
-            if value not in ("true", "false"):
-                raise BadRequest(Code.INVALID_FIELD, f"{name}: must be true or false")
-            typed = value == "true"
-        if target.startswith("fetch."):
-            raw.setdefault("fetch", {})[target[6:]] = typed
-        else:
-            raw[target] = typed
+        target = raw
+        for step in path[:-1]:
+            target = target.setdefault(step, {})
+        target[path[-1]] = rule.from_query(name, values)
     return raw
-
-
-def _number(name: str, value: str, whole: bool) -> int | float:
-    text = value.strip()
-    body = text[1:] if text.startswith("-") else text
-    integer, _, fraction = body.partition(".")
-    bad_fraction = bool(fraction) and (whole or not fraction.isdigit())
-    if not text.isascii() or not integer.isdigit() or bad_fraction or len(text) > 20:
-        raise BadRequest(Code.INVALID_FIELD, f"{name}: {value[:_SHOWN]!r} is not a {'whole ' if whole else ''}number")
-    return int(text) if whole else float(text)
