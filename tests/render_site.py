@@ -9,6 +9,7 @@ import asyncio
 import html
 import json
 import threading
+from collections import Counter
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -50,7 +51,16 @@ class LoopThread:
         self.loop.close()
 
 
-class _Static(tornado.web.RequestHandler):
+class _Counted(tornado.web.RequestHandler):
+    """Counts the requests of each path in the application's `hits`."""
+
+    def prepare(self) -> None:
+        hits: Counter[str] = self.application.settings["hits"]
+        hits[self.request.path] += 1
+        self.application.settings["hit"].set()
+
+
+class _Static(_Counted):
     def initialize(self, body: str) -> None:
         self.body = body
 
@@ -111,9 +121,9 @@ new Worker('{mine}/worker.js?{other}/worker');
 </script></body></html>""")
 
 
-def site_app() -> tornado.web.Application:
+def site_app(hits: Counter[str], hit: asyncio.Event) -> tornado.web.Application:
     """The render tests' pages."""
-    return tornado.web.Application([
+    return tornado.web.Application(hits=hits, hit=hit, handlers=[
         (r"/js", _Static, {"body": JS_PAGE}),
         (r"/late", _Static, {"body": LATE_PAGE}),
         (r"/wait-ms", _Static, {"body": WAIT_MS_PAGE}),
@@ -134,14 +144,22 @@ class Site:
         self.host = host
         self.server: HTTPServer | None = None
         self.port = 0
+        self.hits: Counter[str] = Counter()
+        self._hit = asyncio.Event()
 
     async def start(self) -> Site:
         """Listen on an ephemeral port."""
         sockets = bind_sockets(0, self.host)
         self.port = sockets[0].getsockname()[1]
-        self.server = HTTPServer(site_app())
+        self.server = HTTPServer(site_app(self.hits, self._hit))
         self.server.add_sockets(sockets)
         return self
+
+    async def served(self, path: str) -> None:
+        """Until `path` has been requested at least once."""
+        while not self.hits[path]:
+            self._hit.clear()
+            await self._hit.wait()
 
     def url(self, path: str) -> str:
         """An absolute URL on this site."""
