@@ -25,7 +25,7 @@ from jobqueue.housekeeping import housekeeping_loop
 from jobqueue.live_stats import LiveStats
 from jobqueue.logs import announce, safe_url
 from jobqueue.logs import configure as configure_logs
-from jobqueue.metrics import Metrics, TimedStore, watch_loop_lag
+from jobqueue.metrics import Metrics, store_latency, watch_loop_lag
 from jobqueue.models import FAILED, QUEUED, Task
 from jobqueue.peer_sync import follow_changes
 from jobqueue.processes import ProcessGroup, ProcessRole
@@ -92,15 +92,17 @@ class JobQueueServer:
             raise ConfigError(f"--allow-network: {exc}") from exc
         hooks = Webhooks.from_settings(settings, policy)
         try:
+            latency = store_latency(self.metrics)
             if self.store is None:
                 self.store = store_from_url(settings.database, sqlite_synchronous=settings.sqlite_synchronous,
-                                            outbox=hooks.outbox, url_changed=self.hub.publish_url_changed)
+                                            outbox=hooks.outbox, url_changed=self.hub.publish_url_changed,
+                                            latency=latency)
             else:  # built by the caller (tests, embedding), without the hooks only the server has
                 self.store.outbox, self.store.url_changed = hooks.outbox, self.hub.publish_url_changed
+                self.store.latency = latency
             await self.store.open()
         except (ValueError, StoreError) as exc:
             raise ConfigError(f"cannot use the database {settings.database}: {exc}") from exc
-        self.store = TimedStore(self.store, self.metrics)
         try:
             self.profiles = FetchProfiles(settings.fetch_profiles)
         except ProfileError as exc:

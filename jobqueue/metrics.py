@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -163,31 +161,11 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class TimedStore:
-    """Wraps a store so every coroutine method reports its latency to `store_seconds`."""
-
-    def __init__(self, store: Any, metrics: Metrics, clock: Callable[[], float] = time.perf_counter) -> None:
-        self._store = store
-        self._metrics = metrics
-        self._clock = clock
-        self.name = store.name
-
-    def __getattr__(self, attribute: str) -> Any:
-        target = getattr(self._store, attribute)
-        if attribute in ("open", "close", "watch") or not callable(target):
-            return target
-        histogram = self._metrics.store_seconds.labels(attribute)
-        clock = self._clock
-
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            started = clock()
-            try:
-                return await target(*args, **kwargs)
-            finally:
-                histogram.observe(clock() - started)
-
-        setattr(self, attribute, timed)  # built once: later lookups find it without __getattr__
-        return timed
+def store_latency(metrics: Metrics) -> Callable[[str, float], None]:
+    """The hook a store reports each database call's time to (jobqueue/store/trip_time.py), on the IOLoop thread:
+    `jobqueue_store_operation_seconds{operation}`."""
+    histogram = metrics.store_seconds
+    return lambda operation, seconds: histogram.labels(operation).observe(seconds)
 
 
 async def watch_loop_lag(metrics: Metrics, interval: float = 0.01, window: float = 60.0) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from jobqueue.models import Task
 from jobqueue.store.base import BadCursor, Capabilities, Conflict, Lease, NewTask, NotFound, Store, StoreError
+from jobqueue.store.trip_time import Latency
 from jobqueue.webhooks.outbox import Outbox
 
 __all__ = ["BACKENDS", "BadCursor", "Capabilities", "Conflict", "Lease", "NewTask", "NotFound", "Store",
@@ -46,9 +47,11 @@ def backend_for(url: str) -> Backend:
 
 
 def store_from_url(url: str, *, clock: Callable[[], float] | None = None, outbox: Outbox | None = None,
-                   url_changed: Callable[[Task, str], None] | None = None, **options: Any) -> Store:
-    """Build the store a URL names, with its hooks (the webhook outbox, the word that a recurring page changed) and
-    the server options that backend takes (the others are not its business)."""
+                   url_changed: Callable[[Task, str], None] | None = None, latency: Latency | None = None,
+                   **options: Any) -> Store:
+    """Build the store a URL names, with its hooks (the webhook outbox, the word that a recurring page changed,
+    where its database calls' times go) and the server options that backend takes (the others are not its
+    business)."""
     backend = backend_for(url)
     try:
         module = importlib.import_module(backend.module)
@@ -60,4 +63,4 @@ def store_from_url(url: str, *, clock: Callable[[], float] | None = None, outbox
     kwargs = {keyword: options[option] for option, keyword in backend.options if option in options}
     if clock is not None:
         kwargs["clock"] = clock
-    return cls.from_url(url, outbox=outbox, url_changed=url_changed, **kwargs)
+    return cls.from_url(url, outbox=outbox, url_changed=url_changed, latency=latency, **kwargs)

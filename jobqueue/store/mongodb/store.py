@@ -83,6 +83,7 @@ from jobqueue.store.mongodb.schema import (
 from jobqueue.store.mongodb.stats import MongoStatsOps
 from jobqueue.store.mongodb.watch import Change, follow
 from jobqueue.store.mongodb.webhooks import MongoWebhookOps, outbox_mark
+from jobqueue.store.trip_time import CallTimer, Latency
 from jobqueue.webhooks.outbox import Outbox
 
 AMBIGUOUS_TRIES = 3
@@ -100,8 +101,9 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time,
                  client_factory: Callable[[str], Any] | None = None, *, outbox: Outbox | None = None,
-                 url_changed: Callable[[Task, str], None] | None = None) -> None:
-        """`outbox` and `url_changed` are the hooks of the OutboxStore and HistoryStore roles (webhooks off: None)."""
+                 url_changed: Callable[[Task, str], None] | None = None, latency: Latency | None = None) -> None:
+        """`outbox` and `url_changed` are the hooks of the OutboxStore and HistoryStore roles (webhooks off: None);
+        `latency` is told each driver call's time (jobqueue/store/trip_time.py)."""
         self.url = url
         self.clock = clock
         self._client_factory = client_factory
@@ -109,6 +111,8 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         self._db: Any = None
         self.outbox = outbox
         self.url_changed = url_changed  # (the run, the previous run's id)
+        self.latency = latency
+        self._timer: CallTimer | None = None  # made at open, from `latency`
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> MongoStore:
@@ -143,6 +147,7 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
             self._client.close()
             self._client = None
             raise open_error(exc, self.where, name, step) from exc
+        self._timer = CallTimer(type(self), self.latency) if self.latency is not None else None
         self._db = db
 
     async def close(self) -> None:
@@ -161,13 +166,18 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         return self._db
 
     async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any:
-        """Await a driver call, turning its errors into StoreError naming the real cause (except those in `allow`)."""
+        """Await a driver call, turning its errors into StoreError naming the real cause (except those in `allow`);
+        every call passes here, so here it is timed."""
+        begun = self._timer.begin(1) if self._timer is not None else None
         try:
             return await operation
         except allow:
             raise
         except (PyMongoError, *CANNOT_STORE) as exc:
             raise operation_error(exc, self.where) from exc
+        finally:
+            if begun is not None:
+                self._timer.end(begun)  # type: ignore[union-attr]
 
     async def ping(self) -> str | None:
         """Raise StoreError when the server does not answer (the `ping` command reads and writes nothing)."""

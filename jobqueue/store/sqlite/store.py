@@ -42,6 +42,7 @@ from jobqueue.store.sqlite.thread import ReaderThread, WriterThread, connect
 from jobqueue.store.sqlite.transitions import move_jobs, refuse, status_in
 from jobqueue.store.sqlite.webhooks import SQLiteWebhookOps, write_outbox
 from jobqueue.store.transitions import RETRY, Given
+from jobqueue.store.trip_time import CallTimer, Latency
 from jobqueue.webhooks.outbox import Outbox
 
 _JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
@@ -76,8 +77,9 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
                  busy_timeout: float = 5.0, probe_timeout: float = 1.0, *, outbox: Outbox | None = None,
-                 url_changed: Callable[[Task, str], None] | None = None) -> None:
-        """`outbox` and `url_changed` are the hooks of the OutboxStore and HistoryStore roles (webhooks off: None)."""
+                 url_changed: Callable[[Task, str], None] | None = None, latency: Latency | None = None) -> None:
+        """`outbox` and `url_changed` are the hooks of the OutboxStore and HistoryStore roles (webhooks off: None);
+        `latency` is told each read's and write's time (jobqueue/store/trip_time.py)."""
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path
@@ -92,6 +94,7 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         self._read_probe: ReadProbe | None = None
         self.outbox = outbox
         self.url_changed = url_changed  # (the run, the previous run's id)
+        self.latency = latency
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> SQLiteStore:
@@ -102,8 +105,9 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         """Create the file and schema if needed and start the I/O threads."""
         writer_conn, reader_conn = await asyncio.to_thread(self._connect)
         self._guard = guard = FileGuard(self.path)
-        self._writer = WriterThread(writer_conn, before_commit=guard.check)
-        self._reader = ReaderThread(reader_conn)
+        timer = CallTimer(type(self), self.latency) if self.latency is not None else None
+        self._writer = WriterThread(writer_conn, before_commit=guard.check, timer=timer)
+        self._reader = ReaderThread(reader_conn, timer=timer)
         self._probe = WriteProbe(self._writer, self.path, self.probe_timeout, self.busy_timeout)
         self._read_probe = ReadProbe(self.path, guard, self.probe_timeout, self.busy_timeout)
 

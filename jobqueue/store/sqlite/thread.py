@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from jobqueue.backoff import delay as backoff_delay
+from jobqueue.store.trip_time import CallTimer
 
 T = TypeVar("T")
 _STOP = object()
@@ -59,8 +60,9 @@ class WriterThread:
     """
 
     def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer",
-                 before_commit: Callable[[], None] | None = None) -> None:
+                 before_commit: Callable[[], None] | None = None, timer: CallTimer | None = None) -> None:
         self._conn = conn
+        self._timer = timer
         # the lock is waited for in _begin; once held, nothing in a transaction waits for another process
         self._busy_timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
         conn.execute("PRAGMA busy_timeout=0")
@@ -74,9 +76,13 @@ class WriterThread:
         self._thread.start()
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue a write; the future resolves once it is committed."""
+        """Queue a write (from the store's _write); the future resolves once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        timer = self._timer
+        if timer is not None:  # from queued to committed, as the caller waits for it
+            begun = timer.begin(2)
+            future.add_done_callback(lambda _future: timer.end(begun))
         self._queue.put((fn, future, loop))
         return future
 
@@ -210,16 +216,23 @@ def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]])
 class ReaderThread:
     """Runs read-only queries on a connection of its own (WAL lets it read beside the writer)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, timer: CallTimer | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._conn = conn
+        self._timer = timer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobqueue-sqlite-reader")
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run one read function and return its value."""
+        """Run one read function (from the store's _read) and return its value."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self._conn)
+        if self._timer is None:
+            return await loop.run_in_executor(self._executor, fn, self._conn)
+        begun = self._timer.begin(2)
+        try:
+            return await loop.run_in_executor(self._executor, fn, self._conn)
+        finally:
+            self._timer.end(begun)
 
     def stop(self) -> None:
         """Wait for running reads, then close the connection."""
