@@ -14,7 +14,7 @@ from tests.helpers import API, wait_for
 @pytest.mark.gen_test(timeout=60)
 async def test_healthz_answers_without_the_writer_and_says_when_writes_are_slow(jq, api, target):
     release = threading.Event()
-    writer = jq.store._store._writer  # the SQLite writer thread, held as a long bulk delete would hold it
+    writer = jq.store._writer  # the SQLite writer thread, held as a long bulk delete would hold it
     held = writer.submit(lambda _conn: release.wait(30))
     answers: list[dict] = []
 
