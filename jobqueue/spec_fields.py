@@ -207,9 +207,10 @@ class Declared:
     nullable: bool = True  # a JSON null means "not given": the default
     query: str | None = None  # its query parameter beside a text/plain or form submission, if any
     offered: bool = True  # False: left out of the OpenAPI request schemas (docs/API.md describes it)
-    store: Callable[[Any], Any] | None = None  # its stored JSON form, when not the value itself
+    store: Callable[[Any], Any] | None = None  # its JSON form (stored, and shown), when not the value itself
     load: Callable[[Any], Any] | None = None  # the value again from that form
-    show: Callable[[Any, Any], Any] | None = None  # its API form, given the value and the whole object
+    show: Callable[[Any, Any], Any] | None = None  # its API form, given the value and the whole object, when not
+    # its JSON form
     shown_schema: dict[str, Any] | None = None  # the JSON Schema of the shown form, when not the value's
     answer: bool = False  # it changes what the fetch brings back, so it is part of the reuse key
     key: Callable[[Any], Any] | None = None  # its form in the reuse key, when not the value itself
@@ -297,9 +298,14 @@ def from_stored_form(cls: type, stored: Mapping[str, Any]) -> Any:
 
 
 def shown_form(obj: Any) -> dict[str, Any]:
-    """Every request field of `obj` as the API shows it."""
-    return {item.name: about.show(getattr(obj, item.name), obj) if about.show is not None else getattr(obj, item.name)
-            for item, about in declared(type(obj)) if about.rule is not None}
+    """Every request field of `obj` as the API shows it: its `show` form, else its JSON form."""
+    out = {}
+    for item, about in declared(type(obj)):
+        if about.rule is not None:
+            value = getattr(obj, item.name)
+            out[item.name] = (about.show(value, obj) if about.show is not None
+                              else about.store(value) if about.store is not None else value)
+    return out
 
 
 def is_int(value: Any) -> bool:
