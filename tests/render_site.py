@@ -121,6 +121,19 @@ new Worker('{mine}/worker.js?{other}/worker');
 </script></body></html>""")
 
 
+class _GoElsewhere(_Counted):
+    """A page that sends its own main frame to `to` once loaded, by meta refresh or by script."""
+
+    def get(self, how: str) -> None:
+        to = html.escape(self.get_argument("to"))
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        if how == "meta":
+            self.write(f"<!doctype html><html><head><meta http-equiv='refresh' content='0;url={to}'></head></html>")
+        else:
+            self.write(f"<!doctype html><html><body><script>addEventListener('load', () => "
+                       f"setTimeout(() => {{ location.href = '{to}'; }}, 0));</script></body></html>")
+
+
 def site_app(hits: Counter[str], hit: asyncio.Event) -> tornado.web.Application:
     """The render tests' pages."""
     return tornado.web.Application(hits=hits, hit=hit, handlers=[
@@ -134,6 +147,7 @@ def site_app(hits: Counter[str], hit: asyncio.Event) -> tornado.web.Application:
         (r"/redirect-to", _Redirect),
         (r"/worker.js", _Worker),
         (r"/reach", _Reach),
+        (r"/go-(meta|js)", _GoElsewhere),
     ])
 
 

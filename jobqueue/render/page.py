@@ -4,6 +4,7 @@ serialized, the captures taken, and the context closed whatever happened."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -134,7 +135,7 @@ async def _load_and_take(page: Page, state: PageRender, url: str, deadline: floa
         if _died(exc, state, page.context.browser):
             raise
         state.check_main_document(url)
-        if not await _answers(page):
+        if "net::ERR_ABORTED" in str(exc) and await _crashes(state):
             raise BrowserDied(f"the page's renderer died: {_first_line(exc)}") from None
         failed = state.main_request_url or url
         code = state.session.failure(failed)
@@ -198,14 +199,12 @@ async def _close_context(context: BrowserContext, browser: Browser) -> bool:
     return True
 
 
-async def _answers(page: Page) -> bool:
-    """Whether the page's renderer still runs script (a navigation aborted by a renderer's death looks
-    like any aborted navigation, and the crash event may come later)."""
-    try:
-        await asyncio.wait_for(page.evaluate("1"), 3)
-    except Exception:
-        return False
-    return True
+async def _crashes(state: PageRender, within: float = 2.0) -> bool:
+    """Whether the page's renderer turns out to have died: a navigation aborted by a renderer's death
+    looks like any aborted navigation, and the crash event comes later."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.crash.wait(), within)
+    return state.crashed
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -193,8 +193,9 @@ class GuardProxy:
                 writer.write(f"{version} 200 Connection established\r\n\r\n".encode("latin-1"))
                 await writer.drain()
                 await _relay(reader, writer, up_reader, up_writer)
-            else:
-                await _forward(method, target, version, headers, reader, writer, up_reader, up_writer)
+            elif not await _forward(method, target, version, headers, reader, writer, up_reader, up_writer):
+                session.failures[key] = "connection_error"
+                await _answer(writer, 502, b"the server closed the connection without an answer\n")
         finally:
             session._writers.discard(up_writer)
             up_writer.close()
@@ -253,9 +254,10 @@ async def _answer(writer: asyncio.StreamWriter, status: int, body: bytes) -> Non
 
 async def _forward(method: str, target: str, version: str, headers: list[bytes], reader: asyncio.StreamReader,
                    writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader,
-                   up_writer: asyncio.StreamWriter) -> None:
+                   up_writer: asyncio.StreamWriter) -> bool:
     """One request, then the connection closes: the client never sends a second request down a connection
-    that reaches the first request's host (that would hand one site's cookies to another)."""
+    that reaches the first request's host (that would hand one site's cookies to another). False if the
+    server sent nothing back."""
     parts = urlsplit(target)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     kept = [h for h in headers if h.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP]
@@ -266,14 +268,17 @@ async def _forward(method: str, target: str, version: str, headers: list[bytes],
     try:
         head = await up_reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return False
         writer.write(exc.partial)  # not HTTP/1.x: hand over what came, the browser judges it
         await writer.drain()
-        return
+        return True
     status_line, _, rest = head[:-4].partition(b"\r\n")
     lines = [h for h in rest.split(b"\r\n") if h and h.split(b":", 1)[0].strip().lower() not in
              (b"connection", b"keep-alive", b"proxy-connection")]
     writer.write(b"\r\n".join([status_line, *lines, b"Connection: close"]) + b"\r\n\r\n")
     await _pump(up_reader, writer)
+    return True
 
 
 async def _forward_body(headers: list[bytes], reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
