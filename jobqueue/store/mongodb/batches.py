@@ -30,11 +30,10 @@ from pymongo.errors import DuplicateKeyError
 
 from jobqueue.errors import IdempotencyConflict, NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
-from jobqueue.models import FAILED, QUEUED, STATUSES, Batch, Page, Task
+from jobqueue.models import STATUSES, Batch, Page, Task
 from jobqueue.store.mongodb.schema import (
     TASK_FIELDS,
     after_cursor,
-    applied,
     batch_from_doc,
     count_update,
     encode_cursor,
@@ -43,6 +42,8 @@ from jobqueue.store.mongodb.schema import (
     seal_update,
     task_from_doc,
 )
+from jobqueue.store.mongodb.transitions import after, status_filter, update_doc
+from jobqueue.store.transitions import RETRY_FAILED, Given, Transition
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
 
@@ -107,6 +108,9 @@ class MongoBatchOps:
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str) -> None: ...
 
         async def _bump(self, deltas: dict[str, int]) -> None: ...
+
+        async def _follow(self, move: Transition, doc: dict[str, Any], now: float, sha256: str | None = None
+                          ) -> str | None: ...
 
     async def _move(self, moves: Moves, now: float) -> None:
         """Apply an operation's count changes: the counters document first, then each batch's counts."""
@@ -277,30 +281,30 @@ class MongoBatchOps:
 
     async def retry_batch(self, batch_id: str, limit: int) -> list[Task]:
         """Queue up to `limit` failed jobs of a sealed batch again (failed jobs have no result to drop)."""
-        now = self.clock()
-        sets = {"status": QUEUED, "attempts": 0, "available_at": now, "updated_at": now, "started_at": None,
-                "finished_at": None, "http_status": None, "error": None, "lease_token": None, "reused_from": None}
-        return [task_from_doc(d) for d in await self._batch_chunk(batch_id, (FAILED,), sets, limit, now)]
+        return [task_from_doc(d) for d in await self._batch_chunk(batch_id, RETRY_FAILED, Given(self.clock()), limit)]
 
-    async def _batch_chunk(self, batch_id: str, statuses: tuple[str, ...], sets: dict[str, Any], limit: int,
-                           now: float) -> list[dict[str, Any]]:
-        """Find up to `limit` jobs in `statuses`, then move each with its status in the filter; the jobs after."""
+    async def _batch_chunk(self, batch_id: str, move: Transition, given: Given, limit: int) -> list[dict[str, Any]]:
+        """Find up to `limit` jobs `move` may leave, then move each with its status in the filter, then the counts,
+        then each one's follow-ups; the jobs after."""
         batch = await self._call(self.db.batches.find_one({"_id": batch_id, "sealed": True}, {"_id": 1}))
         if batch is None:
             raise NotFound(batch_id, "batch")
-        wanted = {"batch_id": batch_id, "status": {"$in": list(statuses)}}
+        wanted = {"batch_id": batch_id, **status_filter(move)}
         ids = [d["_id"] for d in await self._call(self.db.jobs.find(wanted, {"_id": 1}).limit(limit).to_list(limit))]
+        update = update_doc(move, given, self.outbox)
         moves, out = Moves(), []
         try:
             for task_id in ids:
                 before = await self._call(self.db.jobs.find_one_and_update(
-                    {"_id": task_id, "status": {"$in": list(statuses)}}, {"$set": sets}, projection=TASK_FIELDS,
+                    {"_id": task_id, **status_filter(move)}, update, projection=TASK_FIELDS,
                     return_document=ReturnDocument.BEFORE))
                 if before is not None:
-                    moves.add(batch_id, before["status"], sets["status"])
-                    out.append(applied(before, sets))
+                    moves.add(batch_id, before["status"], move.target)
+                    out.append(after(before, update))
         finally:
-            await self._move(moves, now)
+            await self._move(moves, given.now)
+        for doc in out:
+            await self._follow(move, doc, given.now)
         return out
 
     async def abandon_batch(self, batch_id: str) -> None:

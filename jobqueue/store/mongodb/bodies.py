@@ -35,7 +35,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from jobqueue.history.codec import Packed, pack, unpack
-from jobqueue.models import COMPLETED, QUEUED
+from jobqueue.models import COMPLETED
 from jobqueue.store.base import Lease, NewTask, StoreError
 
 PART_SIZE = 256 * 1024  # the most body bytes one document (one oplog entry) carries
@@ -260,6 +260,7 @@ class MongoBodies:
         def db(self) -> Any: ...
 
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
+        async def _unshare(self, doc: dict[str, Any], now: float) -> None: ...  # mongodb/transitions.py
 
     async def _store_body(self, lease: Lease, body: bytes) -> dict[str, Any]:
         """Store (or find) the body of a completion under `lease` and pin it; the completion unpins it."""
@@ -357,12 +358,7 @@ class MongoBodies:
             ref = doc["result"]["body_ref"]
             if refs.get(doc["reused_from"]) == ref:
                 continue
-            sets = {"status": QUEUED, "finished_at": None, "http_status": None, "reused_from": None,
-                    "updated_at": now}
-            await self._call(self.db.jobs.update_one({"_id": doc["_id"], "status": COMPLETED},
-                                                     {"$set": sets, "$unset": {"result": ""}}))
-            doc.update(sets)
-            doc.pop("result")
+            await self._unshare(doc, now)
             await self._release_body(ref, doc["_id"])
             changed = True
         return changed

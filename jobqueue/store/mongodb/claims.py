@@ -33,6 +33,8 @@ from jobqueue.store.base import Lease, StoreError
 from jobqueue.store.mongodb import slots
 from jobqueue.store.mongodb.batches import Moves
 from jobqueue.store.mongodb.schema import CLAIM_INDEX_NAME, CLAIM_ORDER, TASK_FIELDS, task_from_doc
+from jobqueue.store.mongodb.transitions import leased, status_filter, update_doc
+from jobqueue.store.transitions import CLAIM, RELEASE, Given
 
 CLAIM_MAX_TIME_MS = 2000
 MAX_ROUNDS = 8  # reads of due jobs in one claim, each after hosts filled up
@@ -72,7 +74,7 @@ class MongoClaimOps:
             for _round in range(MAX_ROUNDS):
                 want = limit - len(claimed)
                 skip = sorted({*exclude_hosts, *(rooms.full() if rooms is not None else ())})
-                due: dict[str, Any] = {"status": {"$in": [QUEUED, RUNNING]}, "available_at": {"$lte": now}}
+                due: dict[str, Any] = {**status_filter(CLAIM), "available_at": {"$lte": now}}
                 if skip:
                     due["host"] = {"$nin": skip}
                 found = await self._candidates(due, want)
@@ -116,10 +118,9 @@ class MongoClaimOps:
             mine = [doc["_id"] for doc in chosen if doc["status"] == old]
             if not mine:
                 continue
-            sets = {"status": RUNNING, "lease_token": token, "available_at": until, "started_at": now,
-                    "updated_at": now}
             await self._call(self.db.jobs.update_many(
-                {**due, "status": old, "_id": {"$in": mine}}, {"$set": sets, "$inc": {"attempts": 1}}))
+                {**due, "status": old, "_id": {"$in": mine}},
+                update_doc(CLAIM, Given(now, token=token, until=until), None)))
         found = self.db.jobs.find({"_id": {"$in": ids}, "lease_token": {"$in": list(tokens.values())}}, TASK_FIELDS)
         docs: list[dict[str, Any]] = await self._call(found.to_list(len(ids)))
         taken = {doc["_id"] for doc in docs}
@@ -134,9 +135,7 @@ class MongoClaimOps:
         try:
             for old, token in tokens.items():
                 back = await self._call(self.db.jobs.update_many(
-                    {"lease_token": token, "status": RUNNING},
-                    {"$set": {"status": QUEUED, "lease_token": None, "available_at": now, "updated_at": now},
-                     "$inc": {"attempts": -1}}))
+                    {"lease_token": token, **status_filter(RELEASE)}, update_doc(RELEASE, Given(now), None)))
                 if old == RUNNING and back.modified_count:  # those were counted running already
                     moves = Moves()
                     moves.add(None, RUNNING, QUEUED, int(back.modified_count))
@@ -174,12 +173,10 @@ class MongoClaimOps:
             await slots.free(self.db, self._call, slots.HOST, leases)
             for lease in leases:
                 doc = await self._call(self.db.jobs.find_one_and_update(
-                    {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING},
-                    {"$set": {"status": QUEUED, "lease_token": None, "available_at": now, "updated_at": now},
-                     "$inc": {"attempts": -1}},
+                    leased(RELEASE, lease.task_id, lease.token), update_doc(RELEASE, Given(now), None),
                     projection=TASK_FIELDS, return_document=True))
                 if doc is not None:
-                    moves.add(doc.get("batch_id"), RUNNING, QUEUED)
+                    moves.add(doc.get("batch_id"), RUNNING, RELEASE.target)
                     released.append(task_from_doc(doc))
         finally:
             await self._move(moves, now)

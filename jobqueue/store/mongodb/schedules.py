@@ -32,12 +32,11 @@ from jobqueue.models import COMPLETED, FINISHED, QUEUED, Page, Schedule, Task, T
 from jobqueue.store.mongodb.batches import Moves
 from jobqueue.store.mongodb.schema import after_cursor, encode_cursor, task_from_doc
 from jobqueue.store.schedule_grid import catch_up_due, next_due
+from jobqueue.store.transitions import INHERITED
 
 _IDS = TaskIds()
 REPAIR_GRACE = 60.0  # a chain is repaired only this long after its due time: its finisher may still be at it
 REPAIR_LIMIT = 200  # schedules examined per maintenance round
-# the fields a run copies from the one before it
-INHERITED = ("url", "host", "priority", "fetch", "tags", "reuse_key", "webhook", "schedule_id", "every")
 
 
 def schedule_from_doc(doc: dict[str, Any]) -> Schedule:

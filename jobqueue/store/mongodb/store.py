@@ -33,15 +33,13 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import AutoReconnect, ExecutionTimeout, PyMongoError
 
 from jobqueue.idempotency import IdempotentAdd
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Page, Result, Task, TaskError
+from jobqueue.models import COMPLETED, RUNNING, Page, Result, Task, TaskError
 from jobqueue.store.base import (
     ALL_TASKS,
     BadCursor,
     Capabilities,
-    Conflict,
     Lease,
     NewTask,
-    NotFound,
     StoreError,
     TaskFilter,
 )
@@ -71,8 +69,6 @@ from jobqueue.store.mongodb.schedules import MongoScheduleOps
 from jobqueue.store.mongodb.schema import (
     TASK_FIELDS,
     after_cursor,
-    applied,
-    attempt_entry,
     encode_cursor,
     migrate,
     new_job_doc,
@@ -81,8 +77,10 @@ from jobqueue.store.mongodb.schema import (
     task_from_doc,
 )
 from jobqueue.store.mongodb.stats import MongoStatsOps
+from jobqueue.store.mongodb.transitions import MongoTransitionOps, leased, update_doc
 from jobqueue.store.mongodb.watch import Change, follow
 from jobqueue.store.mongodb.webhooks import MongoWebhookOps, outbox_mark
+from jobqueue.store.transitions import COMPLETE, FAIL, RESCHEDULE, RETRY, Given, Transition
 from jobqueue.store.trip_time import CallTimer, Latency
 from jobqueue.webhooks.outbox import Outbox
 
@@ -91,8 +89,8 @@ log = logging.getLogger("jobqueue.store.mongodb.store")
 
 
 @logs_changes
-class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies, MongoWebhookOps,
-                 MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps):
+class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies,
+                 MongoWebhookOps, MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"
@@ -268,10 +266,8 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         now = self.clock()
         packed_body = await packed(body)
         ref = sha_ref(packed_body.sha256)
-        done = {"status": COMPLETED, "lease_token": None, "finished_at": now, "updated_at": now,
-                "http_status": result.http_status, "error": None, "result": result_doc(result, ref, len(body))}
-        update = {"$set": {**done, **outbox_mark(self.outbox, COMPLETED, now)},
-                  "$push": {"attempt_log": attempt_entry(now, COMPLETED, result.http_status, None)}}
+        update = update_doc(COMPLETE, Given(now, http_status=result.http_status), self.outbox,
+                            result=result_doc(result, ref, len(body)))
         storable(update, self.where)
         await self._call(keep_body(self.db.bodies, packed_body, body_key(lease), lease.task_id, now))
         try:
@@ -288,12 +284,11 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
                                  "its outcome is recorded, but moving the counts",
                                  "the maintenance round's recount repairs them")
         task = task_from_doc(doc)
-        if doc.get("schedule_id") is not None:
-            changed_from = await self._after_finish(lease.task_id, self._finish_run(doc, ref["sha"], now),
-                                                    "its outcome is recorded, but queueing the schedule's next run",
-                                                    "the maintenance round queues it")
-            if changed_from is not None and self.url_changed is not None:
-                self.url_changed(task, changed_from)
+        changed_from = await self._after_finish(lease.task_id, self._follow(COMPLETE, doc, now, ref["sha"]),
+                                                "its outcome is recorded, but queueing the schedule's next run",
+                                                "the maintenance round queues it")
+        if changed_from is not None and self.url_changed is not None:
+            self.url_changed(task, changed_from)
         return task
 
     @staticmethod
@@ -315,7 +310,7 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         and else repeats the update (still guarded by the lease, so it cannot apply twice).
         """
         storable(update, self.where)
-        guard = {"_id": lease.task_id, "lease_token": lease.token, "status": RUNNING}
+        guard = leased(COMPLETE, lease.task_id, lease.token)  # every move under a lease leaves `running`
         unsure: Exception | None = None  # the last ambiguous error: until `applied` is read, ours may have landed
         for _ in range(AMBIGUOUS_TRIES):
             matched_nothing = False
@@ -340,57 +335,35 @@ class MongoStore(MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, 
         assert unsure is not None
         raise operation_error(unsure, self.where) from unsure
 
-    async def _finish_attempt(self, lease: Lease, changes: dict[str, Any], now: float) -> Task | None:
-        outcome = "retry" if changes["status"] == QUEUED else FAILED
-        doc = await self._finish(
-            lease, {"$set": {"lease_token": None, **changes, **outbox_mark(self.outbox, changes["status"], now)},
-                    "$push": {"attempt_log": attempt_entry(now, outcome, changes.get("http_status"),
-                                                           changes.get("error"))}},
-            applied={"_id": lease.task_id, "status": changes["status"], "updated_at": now, "lease_token": None})
+    async def _finish_attempt(self, move: Transition, lease: Lease, given: Given) -> Task | None:
+        """Reschedule or fail under the lease, then move the counts and, after a failed run, queue the next."""
+        doc = await self._finish(lease, update_doc(move, given, self.outbox),
+                                 applied={"_id": lease.task_id, "status": move.target, "updated_at": given.now,
+                                          "lease_token": None})
         if doc is None:
             return None
-        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now),
+        await self._after_finish(lease.task_id, self._moved(doc, RUNNING, given.now),
                                  "its outcome is recorded, but moving the counts",
                                  "the maintenance round's recount repairs them")
-        if doc["status"] == FAILED and doc.get("schedule_id") is not None:  # a failed run goes on to the next due time
-            await self._after_finish(lease.task_id, self._finish_run(doc, None, now),
-                                     "its outcome is recorded, but queueing the schedule's next run",
-                                     "the maintenance round queues it")
+        await self._after_finish(lease.task_id, self._follow(move, doc, given.now),
+                                 "its outcome is recorded, but queueing the schedule's next run",
+                                 "the maintenance round queues it")
         return task_from_doc(doc)
 
     async def reschedule(self, lease: Lease, at: float, error: TaskError, http_status: int | None) -> Task | None:
         """Queue again for `at`, keeping the last error; only under a live lease."""
-        now = self.clock()
-        return await self._finish_attempt(lease, {"status": QUEUED, "available_at": at, "updated_at": now,
-                                                  "http_status": http_status, "error": error.to_json()}, now)
+        return await self._finish_attempt(RESCHEDULE, lease, Given(self.clock(), at=at, http_status=http_status,
+                                                                 error=error))
 
     async def fail(self, lease: Lease, error: TaskError, http_status: int | None) -> Task | None:
         """Mark failed for good; only under a live lease."""
-        now = self.clock()
-        return await self._finish_attempt(lease, {"status": FAILED, "finished_at": now, "updated_at": now,
-                                                  "http_status": http_status, "error": error.to_json()}, now)
-
-    async def _conflict_or_missing(self, task_id: str, message: str) -> Exception:
-        doc = await self._call(self.db.jobs.find_one({"_id": task_id}, TASK_FIELDS))
-        if doc is None:
-            return NotFound(task_id)
-        task = task_from_doc(doc)
-        return Conflict(task, message.format(id=task_id, status=task.status))
+        return await self._finish_attempt(FAIL, lease, Given(self.clock(), http_status=http_status, error=error))
 
     async def retry(self, task_id: str) -> Task:
         """Queue a finished task again and drop its old result (its body too, unless another job shares it)."""
-        now = self.clock()
-        sets = {"status": QUEUED, "attempts": 0, "available_at": now, "updated_at": now, "started_at": None,
-                "finished_at": None, "http_status": None, "error": None, "lease_token": None, "reused_from": None}
-        before = await self._call(self.db.jobs.find_one_and_update(
-            {"_id": task_id, "status": {"$in": [COMPLETED, FAILED, CANCELLED]}},
-            {"$set": sets, "$unset": {"result": ""}}, return_document=ReturnDocument.BEFORE))
-        if before is None:
-            raise await self._conflict_or_missing(
-                task_id, "task {id} is still {status}; only finished tasks can be retried")
-        after = applied(before, sets, unset=("result",))
-        await self._moved(after, before["status"], now)
-        await self._release_body((before.get("result") or {}).get("body_ref"), task_id)
+        after = await self._transit(RETRY, task_id, Given(self.clock()))
+        if after is None:
+            raise await self._refusal(RETRY, task_id)
         return task_from_doc(after)
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:

@@ -19,6 +19,7 @@ from typing import Any
 from jobqueue.models import Page, Schedule, Task, TaskIds
 from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite.schema import JOB_COLUMNS, decode_cursor, encode_cursor, task_from_row
+from jobqueue.store.transitions import INHERITED
 
 V5_SCHEDULES = """
 ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
@@ -51,12 +52,10 @@ CREATE TABLE url_changes (
 """
 SCHEDULE_COLUMNS = "seq, id, url, every, created_at, stopped_at, runs, last_task_id, next_task_id, next_run_at"
 _IDS = TaskIds()
-_NEXT_RUN = (
-    "INSERT OR IGNORE INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority,"
-    " fetch, tags, reuse_key, webhook, schedule_id, every, due_at)"
-    " SELECT ?, url, host, 'queued', 0, ?, ?, ?, priority, fetch, tags, reuse_key, webhook, schedule_id, every, ?"
-    " FROM jobs WHERE id = ?"
-)
+# its parameters: the new run's id, created_at, updated_at, available_at, due_at, and the run before it
+_NEXT_RUN = (f"INSERT OR IGNORE INTO jobs (id, status, attempts, created_at, updated_at, available_at, due_at,"
+             f" {', '.join(INHERITED)}) SELECT ?, 'queued', 0, ?, ?, ?, ?, {', '.join(INHERITED)}"
+             " FROM jobs WHERE id = ?")
 
 
 def schedule_from_row(row: sqlite3.Row) -> Schedule:
