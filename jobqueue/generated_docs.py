@@ -34,8 +34,10 @@ class Part:
 def parts() -> list[Part]:
     """Every generated block; a new one is one more entry here and a pair of markers in its doc."""
     from jobqueue.config import options_markdown
+    from jobqueue.errors import code_table
 
-    return [Part("docs/configuration.md", "options", "jobqueue/config.py", options_markdown)]
+    return [Part("docs/configuration.md", "options", "jobqueue/config.py", options_markdown),
+            Part("docs/API.md", "error codes", "jobqueue/errors.py", code_table)]
 
 
 def rewrite(text: str, part: Part) -> str:

@@ -1,25 +1,22 @@
 """Error codes are declared once, in jobqueue.errors.Code: every code the server's source uses is in it, with the
 status it is raised with, and docs/API.md's table of codes is generated from it.
 
-After adding or changing a code, `python3 tests/test_error_codes.py` rewrites the table in docs/API.md.
+After adding or changing a code, `python3 dev.py docs` rewrites the table in docs/API.md (tests/test_generated_docs.py
+checks it is current).
 """
 
 from __future__ import annotations
 
 import ast
 import os
-import re
 import sys
 from collections.abc import Iterator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from jobqueue.errors import Code, code_table  # noqa: E402
+from jobqueue.errors import Code  # noqa: E402
 
-DOC = os.path.join(ROOT, "docs", "API.md")
-BEGIN = "<!-- error codes: generated from jobqueue.errors.Code by `python3 tests/test_error_codes.py` -->\n"
-END = "<!-- end of error codes -->\n"
 # The server's source; the client and the CLI (jobqueue/client, jobqueue/cli) have codes of their own.
 SOURCES = ("jobqueue", "handlers")
 LEFT_OUT = (os.path.join("jobqueue", "client"), os.path.join("jobqueue", "cli"))
@@ -112,24 +109,3 @@ def test_every_code_the_source_uses_is_in_the_catalogue_with_its_status():
 def test_every_code_in_the_catalogue_is_used():
     used = {code for code, *_ in used_codes()}
     assert [code.value for code in Code if code not in used] == []
-
-
-def _doc_parts() -> tuple[str, str, str]:
-    text = open(DOC, encoding="utf-8").read()
-    start, end = text.find(BEGIN), text.find(END)
-    assert 0 <= start < end, f"docs/API.md lacks the markers of the error table: {BEGIN!r} ... {END!r}"
-    return text[:start + len(BEGIN)], text[start + len(BEGIN):end], text[end:]
-
-
-def test_the_docs_table_of_codes_is_generated_from_the_catalogue():
-    _before, table, _after = _doc_parts()
-    assert table == code_table(), ("docs/API.md's table of error codes is stale; run `python3 "
-                                   f"tests/test_error_codes.py` to write it, or paste:\n{code_table()}")
-    assert re.search(r"\| `invalid_field` \| 400 \|", table)
-
-
-if __name__ == "__main__":
-    before, _table, after = _doc_parts()
-    with open(DOC, "w", encoding="utf-8") as out:
-        out.write(before + code_table() + after)
-    print(f"wrote {len(Code)} codes to {os.path.relpath(DOC)}")

@@ -25,9 +25,10 @@ def test_each_generated_part_is_what_the_code_writes(part):
 
 def test_the_command_rewrites_a_stale_part_and_keeps_the_rest(tmp_path):
     """What `dev.py docs` does: only the marked block changes, and a second run changes nothing."""
+    for each in generated_docs.parts():
+        os.makedirs(tmp_path / os.path.dirname(each.path), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, each.path), tmp_path / each.path)
     part = generated_docs.parts()[0]
-    os.makedirs(tmp_path / os.path.dirname(part.path))
-    shutil.copy(os.path.join(ROOT, part.path), tmp_path / part.path)
     text = (tmp_path / part.path).read_text()
     start, stop = text.index(part.begin), text.index(part.end)
     (tmp_path / part.path).write_text(text[:start] + part.begin + "\n| stale |\n" + text[stop:])
