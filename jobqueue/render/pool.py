@@ -202,16 +202,33 @@ class RenderPool:
         """The pids of every live process of the pool: the driver, the browsers and their helpers."""
         return launch.pool_processes(self.marker, self.launched)
 
-    def browser_rss(self) -> int:
-        """Bytes of resident memory of every browser process of the pool (the driver left out)."""
-        total = 0
-        for pid in self.processes():
-            try:
-                with open(f"/proc/{pid}/comm") as handle:
-                    if handle.read().startswith("node"):
-                        continue
-                with open(f"/proc/{pid}/statm") as handle:
-                    total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            except OSError:
-                continue
-        return total
+    def browser_memory(self) -> int:
+        """Bytes of memory of the pool's browser processes (the driver left out), as proportional set size:
+        summed RSS would count the libraries and shared memory every Chromium process maps many times."""
+        return memory_bytes(pid for pid in self.processes() if not _is_driver(pid))
+
+
+def memory_bytes(pids: Iterable[int]) -> int:
+    """The summed PSS of some processes, in bytes (RSS where the kernel has no smaps_rollup)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except FileNotFoundError:
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            continue
+    return total
+
+
+def _is_driver(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().startswith("node")
+    except OSError:
+        return True
