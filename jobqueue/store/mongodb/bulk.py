@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jobqueue.errors import Conflict, NotFound
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, Task
+from jobqueue.models import Task
 from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.transitions import DELETE_FROM
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-FINISHED = [COMPLETED, FAILED, CANCELLED]
+FINISHED = list(DELETE_FROM)  # the states a job may be deleted in
 
 
 class MongoBulkOps:
