@@ -62,7 +62,7 @@ class JobQueueServer:
         self.shared_stats: SharedStats | None = None
         self.hub = EventHub()
         self.metrics = Metrics()
-        self.background = Supervisor()
+        self.background = Supervisor(metrics=self.metrics)
         self.profiles = FetchProfiles()
         self.webhooks: WebhookSender | None = None
 

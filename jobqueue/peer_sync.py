@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from typing import Any
 
 from jobqueue.events import EventHub
@@ -37,6 +38,7 @@ INTERVAL = 1.0  # seconds between looks at the log when this process made no cha
 MIN_GAP = 0.02  # seconds between two reads of the log, so a burst of own changes costs one read, not one each
 HOLD = 0.5  # seconds an own state waits for the change stream to bring it
 BATCH = 1000
+_FOLLOWED: weakref.WeakSet[EventHub] = weakref.WeakSet()  # hubs a follower fed before: a new one is a restart
 
 
 class HeldStates:
@@ -66,8 +68,13 @@ async def follow_changes(store: Store, hub: EventHub) -> None:
     """Feed every process's changes to the hub: a change stream where the backend has one, else the change log.
 
     Whatever ends the change stream (no change streams on this server, an outage, a bug), live
-    updates go on from the log.
+    updates go on from the log. A bug reading the log raises to the supervisor, which calls this again:
+    the feed then starts from the newest change, so clients listening are told to reload (hub.lost_changes).
     """
+    if hub in _FOLLOWED and hub.subscribers:  # started again after a failure: what changed meanwhile is not read
+        log.warning("following other processes' changes again after a failure; live clients are told to reload")
+        hub.lost_changes()
+    _FOLLOWED.add(hub)
     if store.capabilities.change_stream:
         try:
             await follow_stream(store, hub)
@@ -132,11 +139,10 @@ async def follow_log(store: Store, hub: EventHub, interval: float = INTERVAL) ->
                     position, complete = await _read_on(store, hub, position)
             except StoreError as exc:
                 log.warning("reading the change log failed: %s", exc)
-            except Exception:  # a bug must not stop live updates for good
-                log.exception("reading the change log failed unexpectedly")
-            if not complete:
-                for task in waiting:
-                    hub.accept(task)  # a repeat of what the log brought, unless the read failed or missed it
+            finally:  # a bug raises on to the supervisor, which starts the follower again
+                if not complete:
+                    for task in waiting:
+                        hub.accept(task)  # a repeat of what the log brought, unless the read failed or missed it
     finally:
         _let_go(hub, held)
 

@@ -60,7 +60,7 @@ class WorkerPool:
         self.fetched: Callable[[Task, float], None] | None = None  # told each fetch attempt's time (live statistics)
         self._wake = asyncio.Event()
         self._stopping = False
-        self._supervisor = Supervisor()
+        self._supervisor = Supervisor(metrics=self.metrics)
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}  # fetching or writing the outcome
@@ -95,7 +95,8 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
         if self._loop_task is not None:
-            await self._loop_task  # a claim in flight is committed anyway: let it land so it is released
+            # a claim in flight is committed anyway: let it land so it is released
+            await self._supervisor.finish("claims")
         await self._supervisor.stop()
         in_flight = list(self._running.values())
         if in_flight:
@@ -138,15 +139,11 @@ class WorkerPool:
                 failures = 0
             except BaseException as exc:
                 self._ended = ended + self._ended  # freed by the next claim, or when their leases run out
-                if not isinstance(exc, Exception):
-                    raise
-                if isinstance(exc, StoreError):
-                    failures += 1
-                    delay = backoff_delay(failures, 0.5, 30.0)
-                    log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
-                else:  # a bug must not stop the workers for good
-                    delay = 1.0
-                    log.exception("claiming work failed unexpectedly; trying again in 1s")
+                if not isinstance(exc, StoreError):
+                    raise  # a bug: the supervisor logs it and starts the loop again
+                failures += 1
+                delay = backoff_delay(failures, 0.5, 30.0)
+                log.warning("claiming work failed (%s); trying again in %.1fs", exc, delay)
                 await self._pause(delay)
                 continue
             for task in claimed:
@@ -365,9 +362,6 @@ class WorkerPool:
                 lost = await self.store.extend(leases, self.settings.lease_seconds)
             except StoreError as exc:
                 log.warning("renewing leases failed: %s", exc)
-                continue
-            except Exception:  # a bug must not stop the heartbeat for good
-                log.exception("renewing leases failed unexpectedly")
                 continue
             for task_id in lost:
                 log.info("task %s: lease lost; stopping its fetch", task_id)

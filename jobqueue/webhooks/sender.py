@@ -22,6 +22,7 @@ from typing import Any
 
 from jobqueue import __version__
 from jobqueue.addresses import AddressPolicy
+from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import FetchError, StoreError
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.metrics import Metrics
@@ -76,14 +77,24 @@ class WebhookSender:
         self._wake.set()
 
     async def run(self) -> None:
-        """Forever: move outbox entries into deliveries, send what is due, wait when there is nothing."""
+        """Forever: move outbox entries into deliveries, send what is due, wait when there is nothing; the
+        database unavailable is waited out with backoff, anything else raises to the supervisor."""
+        failures = 0
         while True:
-            await self.store.relay_outbox()
-            started = await self.dispatch()
+            wait = self.settings.poll_interval
+            try:
+                await self.store.relay_outbox()
+                started = await self.dispatch()
+                failures = 0
+            except StoreError as exc:
+                wait = backoff_delay(failures, self.settings.poll_interval, 30.0)
+                failures += 1
+                started = 0
+                log.warning("sending webhooks failed (%s); trying again in %.1fs", exc, wait)
             if not started:
                 self._wake.clear()
                 try:
-                    async with asyncio.timeout(self.settings.poll_interval):  # wait_for may swallow a cancel
+                    async with asyncio.timeout(wait):  # wait_for may swallow a cancel
                         await self._wake.wait()
                 except TimeoutError:
                     pass
