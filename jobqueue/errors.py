@@ -255,7 +255,7 @@ class StoreError(CodedError):
 class FetchError(CodedError):
     """An attempt that brought no usable response; `code` is the task's stable error word."""
 
-    http_status = 502  # type: ignore[assignment]  # never an answer: a job's error; the catalogue gives it none
+    http_status = 502  # never an answer: a job's error; the catalogue gives it none
     default_code = Code.FETCH_ERROR
 
     def __init__(self, code: str, message: str) -> None:

@@ -218,12 +218,6 @@ class JobService:
         """One task, or None."""
         return await self.store.get(task_id)
 
-    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> tuple[Page, dict[str, int]]:
-        """A page of tasks matching a filter, and the counts by status of the whole queue."""
-        self.check_filter(where)
-        page = await self.store.list(where, limit, cursor)
-        return page, await self.store.counts()
-
     async def bulk(self, request: BulkRequest) -> tuple[int, int]:
         """Cancel, retry or delete every job a filter matches, a chunk per write; (matched, changed)."""
         self.check_filter(request.where)
@@ -317,3 +311,10 @@ class JobService:
         for task in tasks:
             self.publish(task)
         self.wake_workers()
+
+    # last: below it, `list` in this class's annotations names this method, not the builtin
+    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> tuple[Page, dict[str, int]]:
+        """A page of tasks matching a filter, and the counts by status of the whole queue."""
+        self.check_filter(where)
+        page = await self.store.list(where, limit, cursor)
+        return page, await self.store.counts()

@@ -69,7 +69,7 @@ class SubmissionReader:
         if not isinstance(items, list):
             raise BadRequest(Code.INVALID_REQUEST, f'"{kind}" must be a JSON array')
         self._check_count(len(items), max_jobs)
-        tasks = []
+        tasks: list[NewTask] = []
         for index, item in enumerate(items):
             if kind == "urls":
                 tasks.append(self._task(item, shared, f"urls[{index}]", batch_id))
@@ -88,7 +88,7 @@ class SubmissionReader:
         """Read one URL per line (blank lines and '#' comments skipped) of a text or form body; errors name
         `kind number ('url')`; spec fields come from query parameters."""
         spec = parse_spec(spec_from_query(query), self.limits)
-        tasks = []
+        tasks: list[NewTask] = []
         for number, line in enumerate(lines, 1):
             url = line.strip()
             if not url or url[0] == "#":
