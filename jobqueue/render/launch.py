@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 MARKER_ENV = "JOBQUEUE_RENDER_POOL"  # carried by every process of a pool's browsers, to find them in /proc
 PIDFILE_ENV = "JOBQUEUE_RENDER_PIDFILE"
+WORKDIR_PREFIX = "jobqueue-render-"  # + the owner's pid: a pool's files, its browsers' profiles among them
 
 _PYTHON_PDEATHSIG = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9); "
                      "os.getppid() == 1 and sys.exit(1); os.execv(sys.argv[1], sys.argv[1:])")
@@ -88,7 +89,7 @@ def driver_wrapped(directory: str, marker: str) -> Iterator[None]:
 
     Playwright reads both from the environment when it spawns the driver, so they are set for that moment."""
     node = bundled_node()
-    changes = {MARKER_ENV: marker}
+    changes = {MARKER_ENV: marker, "TMPDIR": directory}  # the browsers' profiles go under the pool's directory
     if node is not None and os.path.exists(node):
         changes["PLAYWRIGHT_NODEJS_PATH"] = write_wrapper(directory, "node", node)
     before = {name: os.environ.get(name) for name in changes}
@@ -101,6 +102,15 @@ def driver_wrapped(directory: str, marker: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def sweep_stale(parent: str) -> None:
+    """Remove the directories of pools whose process is gone (killed before it could clean up)."""
+    for name in os.listdir(parent):
+        if name.startswith(WORKDIR_PREFIX):
+            pid = name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def carries_marker(pid: int, marker: str) -> bool:

@@ -74,7 +74,8 @@ class RenderPool:
         from playwright.async_api import async_playwright
 
         self.started_at = time.monotonic()
-        self.workdir = tempfile.mkdtemp(prefix="jobqueue-render-")
+        launch.sweep_stale(tempfile.gettempdir())
+        self.workdir = tempfile.mkdtemp(prefix=f"{launch.WORKDIR_PREFIX}{os.getpid()}-")
         assert self.executable is not None
         chromium = launch.write_wrapper(self.workdir, "chromium", self.executable, launch.PIDFILE_ENV)
         self._chromium = chromium
