@@ -63,7 +63,7 @@ class WorkerPool:
         self._supervisor = Supervisor(metrics=self.metrics)
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._running: dict[str, asyncio.Task[None]] = {}  # fetching or writing the outcome
+        self._running: dict[str, asyncio.Future[None]] = {}  # fetching or writing the outcome
         self._fetching: set[str] = set()  # holding one of the `workers` fetch slots
         self._leases: dict[str, Lease] = {}
         self._ended: list[Lease] = []  # fetches that are over: their host slots are freed before the next claim
@@ -102,11 +102,11 @@ class WorkerPool:
         if in_flight:
             await asyncio.wait(in_flight, timeout=self.settings.shutdown_grace)
         leases = list(self._leases.values())
-        for task in list(self._running.values()):
-            task.cancel()
-        for task in in_flight:
+        for job in list(self._running.values()):
+            job.cancel()
+        for job in in_flight:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await job
         self._leases.clear()
         ended, self._ended = self._ended, []
         try:
@@ -166,17 +166,12 @@ class WorkerPool:
         if self._stopping:
             return
         self._fetching.add(task.id)
-        running = self._run_soon(task) if task.attempts <= self.retry.max_attempts else None
-        if running is None:
-            running = asyncio.ensure_future(self._process(task))
-        self._running[task.id] = running
+        self._running[task.id] = self._run(task)
 
-    def _run_soon(self, task: Task) -> asyncio.Future[None] | None:
-        """Run a job as callbacks rather than as an asyncio task of its own (most jobs): its fetch, then the
-        write of its outcome (for a completion, a share of its turn's group write). The returned future
-        settles once the job is over; cancelling it drops the step under way. None: the job needs `_process`."""
-        if not self.fetcher.fetches_soon(task.fetch):
-            return None
+    def _run(self, task: Task) -> asyncio.Future[None]:
+        """Run a job as a chain of callbacks rather than as an asyncio task of its own: its fetch, then the write
+        of its outcome (for a completion, a share of its turn's group write). The returned future settles once
+        the job is over; cancelling it drops the step under way."""
         lease = self._leases[task.id]
         job: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         step: list[asyncio.Future[Any]] = []
@@ -196,6 +191,9 @@ class WorkerPool:
                 self._fetch_done(task)
                 recovering = True
                 write = asyncio.ensure_future(self._failed_by_bug(task, lease, exc))
+            then(write)
+
+        def then(write: asyncio.Future[Any]) -> None:
             step[:] = [write]
             write.add_done_callback(written)
 
@@ -208,12 +206,13 @@ class WorkerPool:
                 return
             failure = write.exception()
             if isinstance(failure, Exception) and not isinstance(failure, StoreError) and not recovering:
-                recovering = True
-                again = asyncio.ensure_future(self._failed_by_bug(task, lease, failure))
-                step[:] = [again]
-                again.add_done_callback(written)
+                recovering = True  # a bug writing the outcome: the job fails with internal_error
+                self._fetch_done(task)
+                then(asyncio.ensure_future(self._failed_by_bug(task, lease, failure)))
                 return
-            self._settle(task, job, failure or write.result())
+            self._finished(task)
+            job.set_result(None)
+            self._report(task, failure or write.result())
 
         def ended(_job: asyncio.Future[None]) -> None:
             if job.cancelled():
@@ -221,18 +220,32 @@ class WorkerPool:
                     future.cancel()
                 self._finished(task)
 
-        try:
-            step.append(self.fetcher.fetch_soon(task.url, task.fetch, fetched))
-        except Exception:  # the client is closed, say: `_process` meets it again and reports it
-            return None
         job.add_done_callback(ended)
+        if task.attempts > self.retry.max_attempts:
+            error = TaskError("abandoned", f"the process running this task stopped {task.attempts - 1} times")
+            self.metrics.failed.labels("abandoned").inc()
+            then(asyncio.ensure_future(self.store.fail(lease, error, None)))
+        else:
+            step.append(self._fetch(task, fetched))
         return job
 
-    def _settle(self, task: Task, job: asyncio.Future[None], outcome: Task | BaseException | None) -> None:
-        """The end of a job run by `_run_soon`, reported as `_process` reports it."""
-        self._finished(task)
-        job.set_result(None)
-        self._report(task, outcome)
+    def _fetch(self, task: Task, fetched: Callable[[FetchResponse | Exception], None]) -> asyncio.Future[Any]:
+        """Start a job's fetch; `fetched` hears its response or error unless the returned future is cancelled
+        first. Most jobs are fetched by callbacks (`Fetcher.fetch_soon`); one that names a profile or sends its
+        headers through redirects (followed hop by hop) by the `Fetcher.fetch` coroutine, as a task."""
+        if self.fetcher.fetches_soon(task.fetch):
+            with contextlib.suppress(Exception):  # the client is closed, say: `fetch` meets it again, reports it
+                return self.fetcher.fetch_soon(task.url, task.fetch, fetched)
+        fetch = asyncio.ensure_future(self.fetcher.fetch(task.url, task.fetch))
+
+        def done(fetch: asyncio.Future[FetchResponse]) -> None:
+            if fetch.cancelled():
+                return
+            error = fetch.exception()
+            fetched(error if isinstance(error, Exception) else fetch.result())
+
+        fetch.add_done_callback(done)
+        return fetch
 
     def _fetch_done(self, task: Task) -> None:
         """The fetch is over: its slot (and its host's) goes to the next job while the outcome is written."""
@@ -249,27 +262,6 @@ class WorkerPool:
         self._running.pop(task.id, None)
         self._leases.pop(task.id, None)
         self._wake.set()
-
-    async def _process(self, task: Task) -> None:
-        lease = self._leases[task.id]
-        try:
-            outcome = await self._attempt_recorded(task, lease)
-        except asyncio.CancelledError:
-            return
-        finally:
-            self._finished(task)
-        self._report(task, outcome)
-
-    async def _attempt_recorded(self, task: Task, lease: Lease) -> Task | Exception | None:
-        """`_attempt`, with a bug's exception turned into the job's failure (`_failed_by_bug`), and the database
-        being unavailable into the outcome `_report` logs."""
-        try:
-            return await self._attempt(task, lease)
-        except StoreError as exc:
-            return exc
-        except Exception as exc:
-            self._fetch_done(task)  # if the bug came before the fetch was over
-            return await self._failed_by_bug(task, lease, exc)
 
     async def _failed_by_bug(self, task: Task, lease: Lease, exc: Exception) -> Task | Exception | None:
         """A bug met by an attempt (building the result of an odd response, deciding or writing its outcome) ends
@@ -298,18 +290,6 @@ class WorkerPool:
         else:
             log.info("task %s: lease lost (cancelled or taken over); outcome discarded", task.id)
 
-    async def _attempt(self, task: Task, lease: Lease) -> Task | None:
-        if task.attempts > self.retry.max_attempts:
-            error = TaskError("abandoned", f"the process running this task stopped {task.attempts - 1} times")
-            self.metrics.failed.labels("abandoned").inc()
-            return await self.store.fail(lease, error, None)
-        started = time.perf_counter()
-        try:
-            response = await self.fetcher.fetch(task.url, task.fetch)
-        except FetchError as exc:
-            return await self._record(task, lease, exc, started)
-        return await self._record(task, lease, response, started)
-
     def _record(self, task: Task, lease: Lease, outcome: FetchResponse | FetchError,
                 started: float) -> Awaitable[Task | None]:
         """Free the job's fetch slot and start writing what its fetch brought: a retry later, a failure or the
@@ -331,9 +311,8 @@ class WorkerPool:
             return self.store.fail(lease, error, None)
         status = outcome.http_status
         if status in RETRYABLE_STATUSES and self.retry.may_retry(task.attempts):
-            delay = self.retry.retry_after(outcome.headers.get("retry-after"))
-            if delay is None:
-                delay = self.retry.backoff(task.attempts)
+            asked = self.retry.retry_after(outcome.headers.get("retry-after"))
+            delay = self.retry.backoff(task.attempts) if asked is None else asked
             error = TaskError(
                 "http_error",
                 f"HTTP {status}; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s",

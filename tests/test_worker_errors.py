@@ -37,7 +37,8 @@ async def submit(api: Api, url: str, **spec: Any) -> str:
     return body["task"]["id"]
 
 
-# the callback path of the workers (a plain job) and the coroutine path (headers kept across redirects)
+# a job fetched by callbacks (a plain job) and one fetched by the Fetcher.fetch coroutine (headers kept across
+# redirects): after the fetch, both go through the same steps
 PATHS = [pytest.param({}, id="callbacks"), pytest.param({"fetch": {"headers": {"X-Key": "1"}}}, id="task")]
 
 
@@ -46,14 +47,14 @@ PATHS = [pytest.param({}, id="callbacks"), pytest.param({"fetch": {"headers": {"
 async def test_a_bug_building_the_result_fails_the_job_at_once(make_server, target: Target, monkeypatch, caplog,
                                                                 spec):
     breaks_on_the_broken_page(monkeypatch)
-    as_tasks: list[str] = []
-    process = workers.WorkerPool._process
+    as_tasks: list[str] = []  # the URLs fetched by the coroutine
+    fetch = workers.Fetcher.fetch
 
-    async def counted(pool: workers.WorkerPool, task: Any) -> None:
-        as_tasks.append(task.id)
-        await process(pool, task)
+    async def counted(fetcher: workers.Fetcher, url: str, *options: Any) -> Any:
+        as_tasks.append(url)
+        return await fetch(fetcher, url, *options)
 
-    monkeypatch.setattr(workers.WorkerPool, "_process", counted)
+    monkeypatch.setattr(workers.Fetcher, "fetch", counted)
     server = await make_server(lease_seconds=LEASE, per_host=1, workers=2, max_attempts=3)
     api = Api(f"http://127.0.0.1:{server.port}")
     try:
@@ -66,7 +67,7 @@ async def test_a_bug_building_the_result_fails_the_job_at_once(make_server, targ
         assert done["attempts"] == 1 and target.state.hits[BROKEN] == 1, done  # a bug is not retried
         next_one = await api.wait_finished(after, timeout=30)  # the host slot was freed
         assert next_one["status"] == "completed", next_one
-        assert (broken in as_tasks) == bool(spec), as_tasks  # the path the parameter names was the one taken
+        assert (target.url(BROKEN) in as_tasks) == bool(spec), as_tasks  # the fetch the parameter names
     finally:
         api.close()
     assert any("failed unexpectedly" in r.getMessage() and r.exc_info and "a bug building" in str(r.exc_info[1])

@@ -1,5 +1,5 @@
-"""The workers run most jobs as callbacks, without an asyncio task each (issue #16), and such a job still
-ends the way a task-run one does: cancelled mid-fetch it frees its slot, at shutdown it is given back."""
+"""The workers run every job as callbacks, without an asyncio task each (only a job whose redirects are followed
+hop by hop gets one, for its fetch): cancelled mid-fetch it frees its slot, at shutdown it is given back."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ async def test_plain_jobs_get_no_task_of_their_own(tmp_path, target: Target):
             await jobs.ended(ids)
     finally:
         await jobs.close()
-    assert census.created["WorkerPool._process"] == 0, census.created
+    assert census.created["Fetcher.fetch"] == 0, census.created
     per_job = sum(census.created.values()) / len(ids)
     assert per_job < 0.5, f"{per_job:.2f} tasks a job: {census.created}"
     stored = await _reopened(jobs.store.path, ids[0])
@@ -108,7 +108,7 @@ async def test_plain_jobs_get_no_task_of_their_own(tmp_path, target: Target):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_job_with_a_profile_still_runs_as_a_task(tmp_path, target: Target):
+async def test_a_job_with_a_profile_is_fetched_by_a_task(tmp_path, target: Target):
     profiles_file = tmp_path / "profiles.json"
     profiles_file.write_text('{"site": {"hosts": ["127.0.0.1"], "headers": {"Authorization": "Bearer t"}}}')
     jobs = Pool(tmp_path, profiles=FetchProfiles(str(profiles_file)))
@@ -119,7 +119,7 @@ async def test_a_job_with_a_profile_still_runs_as_a_task(tmp_path, target: Targe
             await jobs.ended(ids)
     finally:
         await jobs.close()
-    assert census.created["WorkerPool._process"] == 1, census.created
+    assert census.created["Fetcher.fetch"] == 1, census.created  # its redirects are followed hop by hop
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -162,6 +162,29 @@ async def test_a_job_fetching_at_shutdown_is_given_back(tmp_path, target: Target
         await jobs.close()
     assert back.status == "queued" and back.attempts == 0, back
     assert jobs.published[slow].status == "queued"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_claimed_more_often_than_its_attempts_allow_fails_as_abandoned(tmp_path, target: Target):
+    from tests.store_backends import FakeClock
+
+    clock = FakeClock()
+    jobs = Pool(tmp_path)
+    jobs.store = SQLiteStore(os.path.join(str(tmp_path), "pool.db"), synchronous="NORMAL", clock=clock)
+    await jobs.store.open()
+    [job] = await jobs.store.add([NewTask(IDS.new(), target.url("/page/never"), "127.0.0.1", JobSpec())])
+    assert len(await jobs.store.claim(1, 30.0, [])) == 1  # by a process that dies with it: its one attempt
+    clock.advance(60)  # the lease runs out; the pool's claim is its second, past RetryPolicy(max_attempts=1)
+    fetcher = Fetcher(FetchSettings(max_clients=2), LOOPBACK)
+    jobs.pool = WorkerPool(jobs.store, fetcher, jobs.settings, RetryPolicy(max_attempts=1),
+                           lambda task: jobs.published.__setitem__(task.id, task))
+    jobs.pool.start()
+    try:
+        await jobs.ended([job.id], "failed")
+        assert jobs.published[job.id].error.code == "abandoned"
+        assert target.state.hits["/page/never"] == 0  # not fetched again
+    finally:
+        await jobs.close()
 
 
 async def _reopened(path: str, task_id: str) -> Task:
