@@ -137,12 +137,15 @@ class JobRequest(HTTPRequest):
     reads. `headers` is rebuilt from the lines only if someone asks.
     """
 
+    connect_timeout: float  # never None here, unlike an HTTPRequest's
+    request_timeout: float
+
     def __init__(self, url: str, method: str, body: bytes | None, header_lines: list[bytes], user_agent: str | bytes,
                  connect_timeout: float, request_timeout: float, follow_redirects: bool, max_redirects: int,
                  transfer: Transfer) -> None:
         self.url = url
         self.method = method
-        self._body = body
+        self._body = body  # type: ignore[assignment]  # None: no body, as HTTPRequest keeps it
         self.header_lines = header_lines
         self.user_agent = user_agent  # type: ignore[assignment]
         self.connect_timeout = connect_timeout
@@ -152,7 +155,7 @@ class JobRequest(HTTPRequest):
         self.transfer = transfer
         self.start_time = time.time()
 
-    @property  # type: ignore[override]
+    @property
     def headers(self) -> HTTPHeaders:
         """The request headers as Tornado shows them (parsed from the encoded lines on demand)."""
         parsed = HTTPHeaders()
@@ -170,6 +173,8 @@ class JobRequest(HTTPRequest):
 class JobResponse(HTTPResponse):
     """A finished JobRequest: status, final URL, curl's timings; body and header lines are on the Transfer."""
 
+    request: JobRequest
+
     def __init__(self, request: JobRequest, code: int, effective_url: str | None, error: BaseException | None,
                  time_info: dict[str, float], request_time: float) -> None:
         self.request = request
@@ -184,7 +189,7 @@ class JobResponse(HTTPResponse):
         self.request_time = request_time
         self.time_info = time_info
 
-    @property  # type: ignore[override]
+    @property
     def headers(self) -> HTTPHeaders:
         """The last response's headers, parsed from the raw lines on demand."""
         parsed = HTTPHeaders()
@@ -243,7 +248,7 @@ class LeanCurlClient(CurlAsyncHTTPClient):
         curl.setopt(pycurl.PREREQFUNCTION, reached)
         curl.lean = True
 
-    def fetch(self, request: Any, raise_error: bool = True, **kwargs: Any) -> Future[HTTPResponse]:  # type: ignore[override]
+    def fetch(self, request: Any, raise_error: bool = True, **kwargs: Any) -> Future[HTTPResponse]:
         """A JobRequest skips the defaults proxy and header copy; the future fails only with a CurlError."""
         if not isinstance(request, JobRequest):
             return super().fetch(request, raise_error, **kwargs)
@@ -363,7 +368,7 @@ class LeanCurlClient(CurlAsyncHTTPClient):
         if curl_error == pycurl.E_WRITE_ERROR and request.transfer.cut and request.transfer.failure is None:
             curl_error = None  # the body reached its cap and was cut there on purpose: the answer is complete
         if curl_error:
-            error: BaseException | None = CurlError(curl_error, curl_message)
+            error: BaseException | None = CurlError(curl_error, curl_message or "")
             code, effective_url = 599, None
         else:
             error, code, effective_url = None, getinfo(pycurl.HTTP_CODE), getinfo(pycurl.EFFECTIVE_URL)
