@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jobqueue.errors import BadRequest, IdempotencyConflict
 
@@ -75,7 +75,7 @@ def fingerprint(route: str, body: Any = None, raw: bytes | None = None) -> str:
     return digest.hexdigest()
 
 
-def decide(row: KeyRow | None, key: IdempotencyKey, now: float) -> StoredAnswer | bool | None:
+def decide(row: KeyRow | None, key: IdempotencyKey, now: float) -> StoredAnswer | Literal[True]:
     """What a request with this key should do, given the row found.
 
     Returns the stored answer to replay, True when the caller may take the key (no row, an expired

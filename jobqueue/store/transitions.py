@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from jobqueue.errors import Conflict, NotFound
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, FINISHED, QUEUED, RUNNING, TaskError
+from jobqueue.models import CANCELLED, COMPLETED, FAILED, FINISHED, QUEUED, RUNNING, Task, TaskError
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,12 @@ DELETE_FROM = FINISHED  # the states a job may be deleted in (bulk delete, reten
 TRANSITIONS = (CANCEL, CANCEL_QUEUED, RETRY, RETRY_FAILED, CLAIM, RELEASE, COMPLETE, RESCHEDULE, FAIL, UNSHARE)
 
 
-def refusal(move: Transition, task_id: str, current: object | None) -> Exception:
+def refusal(move: Transition, task_id: str, current: Task | None) -> Exception:
     """The error for a move a job could not make: NotFound when it does not exist, else Conflict naming its state."""
     if current is None:
         return NotFound(task_id)
     assert move.refused is not None, f"{move.name} is not refused to callers"
-    return Conflict(current, move.refused.format(id=task_id, status=current.status))  # type: ignore[attr-defined]
+    return Conflict(current, move.refused.format(id=task_id, status=current.status))
 
 
 # A schedule stops once: the first stop's time stays, and it points at no next run any more.

@@ -105,7 +105,7 @@ class MongoBatchOps:
 
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
-        async def _release_body(self, ref: dict[str, Any] | None, task_id: str) -> None: ...
+        async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
 
         async def _bump(self, deltas: dict[str, int]) -> None: ...
 
@@ -173,7 +173,7 @@ class MongoBatchOps:
             row = KeyRow(doc["fingerprint"], doc["created_at"], doc.get("locked_until"), answer_from(doc))
             outcome = decide(row, key, now)
             if outcome is not True:
-                return outcome  # type: ignore[return-value]
+                return outcome
             same = {"_id": key_id(key), "created_at": doc["created_at"], "locked_until": doc.get("locked_until"),
                     "status": doc.get("status")}  # the row as read: a request that got there first wins
             planned = doc.get("planned") or {}

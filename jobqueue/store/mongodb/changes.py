@@ -24,7 +24,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import PyMongoError
@@ -196,7 +196,9 @@ class MongoChangeOps:
     log_changes: bool = False  # set at open: whether this server lacks change streams
     _unlogged = False  # a change could not even be numbered: followers are told at the next reservation
 
-    where: str  # MongoStore's: the server, for messages
+    if TYPE_CHECKING:
+        @property
+        def where(self) -> str: ...  # MongoStore's: the server, for messages
 
     @property
     def db(self) -> Any: ...  # provided by MongoStore

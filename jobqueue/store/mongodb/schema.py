@@ -231,9 +231,11 @@ async def _v2_job_specs(db: Any) -> None:
     # reused_from in the key keeps the lookup off the (many) jobs that reused a result: they are never a source.
     await ensure_index(jobs, [("reuse_key", ASCENDING), ("reused_from", ASCENDING), ("finished_at", DESCENDING)],
                        "fresh", partialFilterExpression={"status": COMPLETED})
-    in_batch = {"partialFilterExpression": {"batch_id": {"$exists": True}}}
-    await ensure_index(jobs, [("batch_id", ASCENDING), ("_id", DESCENDING)], "by_batch", **in_batch)
-    await ensure_index(jobs, [("batch_id", ASCENDING), ("status", ASCENDING)], "batch_status", **in_batch)
+    in_batch = {"batch_id": {"$exists": True}}
+    await ensure_index(jobs, [("batch_id", ASCENDING), ("_id", DESCENDING)], "by_batch",
+                       partialFilterExpression=in_batch)
+    await ensure_index(jobs, [("batch_id", ASCENDING), ("status", ASCENDING)], "batch_status",
+                       partialFilterExpression=in_batch)
     await ensure_index(jobs, [("result.body_ref", ASCENDING)], "body_ref", sparse=True)
     await ensure_index(db.batches, [("sealed", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                        "listing")

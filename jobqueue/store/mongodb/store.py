@@ -166,7 +166,8 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
     async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any:
         """Await a driver call, turning its errors into StoreError naming the real cause (except those in `allow`);
         every call passes here, so here it is timed."""
-        begun = self._timer.begin(1) if self._timer is not None else None
+        timer = self._timer
+        begun = timer.begin(1) if timer is not None else None
         try:
             return await operation
         except allow:
@@ -174,8 +175,8 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
         except (PyMongoError, *CANNOT_STORE) as exc:
             raise operation_error(exc, self.where) from exc
         finally:
-            if begun is not None:
-                self._timer.end(begun)  # type: ignore[union-attr]
+            if timer is not None and begun is not None:
+                timer.end(begun)
 
     async def ping(self) -> str | None:
         """Raise StoreError when the server does not answer (the `ping` command reads and writes nothing)."""
@@ -216,19 +217,6 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
         """Read one task."""
         doc = await self._call(self.db.jobs.find_one({"_id": task_id}, TASK_FIELDS))
         return task_from_doc(doc) if doc else None
-
-    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
-        """Newest first by id (ids sort by creation time), narrowed by the filter (mongodb_filters)."""
-        query = mongo_query(where)
-        if cursor is not None:
-            if not cursor.startswith("i") or len(cursor) < 2:
-                raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
-            query["_id"] = {"$lt": cursor[1:]}
-        docs = await self._filtered(
-            lambda: self.db.jobs.find(query, TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1), limit + 1)
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return Page([task_from_doc(d) for d in docs], f"i{docs[-1]['_id']}" if more and docs else None)
 
     async def _filtered(self, find: Callable[[], Any], length: int) -> list[dict[str, Any]]:
         """A filtered listing's documents (from the cursor `find` makes) within MAX_TIME_MS, else 400
@@ -433,3 +421,17 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
         if not purged:
             await self.maintain()
         return purged
+
+    # last: below it, `list` in this class's annotations names this method, not the builtin
+    async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
+        """Newest first by id (ids sort by creation time), narrowed by the filter (mongodb_filters)."""
+        query = mongo_query(where)
+        if cursor is not None:
+            if not cursor.startswith("i") or len(cursor) < 2:
+                raise BadCursor(f"unknown cursor {cursor!r}: use the 'next' value of a previous page")
+            query["_id"] = {"$lt": cursor[1:]}
+        docs = await self._filtered(
+            lambda: self.db.jobs.find(query, TASK_FIELDS).sort("_id", DESCENDING).limit(limit + 1), limit + 1)
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page([task_from_doc(d) for d in docs], f"i{docs[-1]['_id']}" if more and docs else None)

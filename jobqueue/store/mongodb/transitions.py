@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
+from jobqueue.models import TaskError
 from jobqueue.store.mongodb.schema import TASK_FIELDS, applied, attempt_entry, task_from_doc
 from jobqueue.store.mongodb.webhooks import outbox_mark
 from jobqueue.store.transitions import ERROR, UNSHARE, First, Given, Param, Step, Transition, Value, refusal
@@ -36,7 +37,9 @@ def field_values(sets: Mapping[str, Value], given: Given) -> dict[str, Any]:
             continue
         if isinstance(value, Param):
             given_value = given[value]
-            out[name] = given_value.to_json() if name == ERROR.name and given_value is not None else given_value
+            if name == ERROR.name and isinstance(given_value, TaskError):
+                given_value = given_value.to_json()
+            out[name] = given_value
         else:
             out[name] = value
     return out
@@ -88,7 +91,7 @@ class MongoTransitionOps:
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _moved(self, doc: dict[str, Any], old: str, now: float) -> None: ...
         async def _finish_run(self, run: dict[str, Any], sha256: str | None, now: float) -> str | None: ...
-        async def _release_body(self, ref: dict[str, Any] | None, task_id: str) -> None: ...
+        async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
 
     async def _transit(self, move: Transition, task_id: str, given: Given) -> dict[str, Any] | None:
         """Make `move` for one job if it is in one of its states, then its follow-ups; the job after it, or None."""

@@ -40,7 +40,7 @@ from jobqueue.store.base import ChangesUnavailable, JobDeleted
 from jobqueue.store.mongodb.schema import task_from_doc
 
 log = logging.getLogger("jobqueue.store.mongodb.store")
-PIPELINE = [
+PIPELINE: list[dict[str, Any]] = [
     {"$match": {"$or": [{"operationType": {"$in": ["insert", "replace", "delete"]}},
                         {"operationType": "update", "updateDescription.updatedFields.updated_at": {"$exists": True}}]}},
     {"$project": {"fullDocument.result": 0, "updateDescription.updatedFields.result": 0}},
@@ -109,10 +109,10 @@ async def follow(open_stream: OpenStream, catch_up: CatchUp, clock: Callable[[],
                         attempts.pop(gone, None)
                         yield JobDeleted(gone)
                         change = None
-                    task = _as_of(change, attempts) if change is not None else None
-                    if task is not None:
-                        last_seen = max(last_seen, task.updated_at)
-                        yield task
+                    found = _as_of(change, attempts) if change is not None else None
+                    if found is not None:
+                        last_seen = max(last_seen, found.updated_at)
+                        yield found
                     if not stream.alive:
                         break
                     change = await stream.try_next()

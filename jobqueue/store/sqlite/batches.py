@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobqueue.errors import NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
@@ -24,9 +24,11 @@ from jobqueue.store.sqlite.schema import (
     drop_result,
     encode_cursor,
 )
+from jobqueue.store.sqlite.thread import T
 from jobqueue.store.sqlite.transitions import move_batch_chunk
 from jobqueue.store.sqlite.webhooks import write_batch_outbox
 from jobqueue.store.transitions import RETRY_FAILED, Given
+from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
 
 
@@ -142,10 +144,11 @@ class SQLiteBatchOps:
     """The batch and idempotency-key operations of SQLiteStore, over its writer and reader threads."""
 
     clock: Callable[[], float]
+    outbox: Outbox | None
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def idempotency_begin(self, key: IdempotencyKey, lock_seconds: float) -> StoredAnswer | None:
         """Take a key for a request in flight, or return the answer to replay (IdempotencyConflict)."""
@@ -156,7 +159,7 @@ class SQLiteBatchOps:
             if outcome is True:
                 take_key(conn, key, now, now + lock_seconds)
                 return None
-            return outcome  # type: ignore[return-value]
+            return outcome
 
         return await self._write(begin)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobqueue.models import Task
 from jobqueue.store.sqlite.schema import drop_result
+from jobqueue.store.sqlite.thread import T
 from jobqueue.store.sqlite.transitions import among, move_jobs
 from jobqueue.store.transitions import DELETE_FROM, RETRY, Given
 from jobqueue.webhooks.outbox import Outbox
@@ -20,7 +21,8 @@ class SQLiteBulkOps:
     clock: Callable[[], float]
     outbox: Outbox | None
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def retry_many(self, task_ids: list[str]) -> list[Task]:
         """Queue those of the jobs that finished again, dropping their results; the queued ones come back."""

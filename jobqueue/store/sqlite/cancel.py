@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobqueue.errors import NotFound
 from jobqueue.models import Schedule, Task
 from jobqueue.store.sqlite.schedules import SCHEDULE_COLUMNS, schedule_from_row
+from jobqueue.store.sqlite.thread import T
 from jobqueue.store.sqlite.transitions import among, move_batch_chunk, move_jobs, refuse, set_clause, status_in
 from jobqueue.store.transitions import CANCEL, CANCEL_QUEUED, STOP_SCHEDULE, Given
 from jobqueue.webhooks.outbox import Outbox
@@ -28,7 +29,8 @@ class SQLiteCancelOps:
     clock: Callable[[], float]
     outbox: Outbox | None
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued or running task; a running fetch's late completion is then refused."""

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.models import Task
 from jobqueue.store.base import ChangePage
 from jobqueue.store.sqlite.schema import JOB_COLUMNS, task_from_row
+from jobqueue.store.sqlite.thread import T
 
 _STATE = "status, attempts, at, started_at, finished_at, http_status, error_code, error_message"
 _NEW_STATE = ("NEW.status, NEW.attempts, NEW.updated_at, NEW.started_at, NEW.finished_at, NEW.http_status,"
@@ -103,15 +104,15 @@ def prune(conn: sqlite3.Connection, before: float, limit: int = PRUNE_LIMIT) -> 
 class SQLiteChangeOps:
     """changes_after and prune_changes of SQLiteStore."""
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def changes_after(self, position: Any, limit: int) -> ChangePage:
         """Changes after a log number, in commit order (exact paging: numbers, not times, so any number of
         changes made at the same instant page correctly)."""
-        return await self._read(lambda conn: read_changes(conn, position, limit))  # type: ignore[no-any-return]
+        return await self._read(lambda conn: read_changes(conn, position, limit))
 
     async def prune_changes(self, before: float) -> int:
         """Forget the oldest changes made before `before`, at most PRUNE_LIMIT per call."""
-        return await self._write(lambda conn: prune(conn, before))  # type: ignore[no-any-return]
+        return await self._write(lambda conn: prune(conn, before))

@@ -68,7 +68,7 @@ class Claim:
             return sum(min(rooms.room(host), n) for host, n in found.items()) >= want
 
         due = scan.due_jobs(conn, self.cursor, [*rooms.full(), *skip], self.now, enough)
-        chosen = []
+        chosen: list[int] = []
         for _priority, _at, seq, host in sorted((-priority, at, seq, host) for seq, host, priority, at in due):
             if len(chosen) == want:
                 break

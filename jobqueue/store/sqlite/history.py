@@ -15,15 +15,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from itertools import takewhile
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobqueue.history.timeline import HistoryEntry, mark_changes
 from jobqueue.models import Page
 from jobqueue.store.sqlite.batches import drop_emptied_batches
 from jobqueue.store.sqlite.bodies import storage_totals
 from jobqueue.store.sqlite.schema import RESULT_COLUMNS, decode_cursor, drop_result, encode_cursor, result_from_row
-from jobqueue.store.sqlite.thread import is_busy
+from jobqueue.store.sqlite.thread import T, is_busy
 from jobqueue.webhooks.delivery import DELIVERED
 from jobqueue.webhooks.delivery import FAILED as DELIVERY_FAILED
 
@@ -57,8 +58,9 @@ def use_incremental_vacuum(conn: sqlite3.Connection) -> bool:
 class SQLiteHistoryOps:
     """storage_stats, history, purge_finished and vacuum_step of SQLiteStore."""
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def storage_stats(self) -> dict[str, int]:
         """Results, distinct bodies, their raw bytes and the bytes stored for them (running totals, one row)."""
@@ -119,7 +121,7 @@ class SQLiteHistoryOps:
             after: int | None = 0
             while after is not None:
                 gone, after = await self._write(
-                    lambda conn, t=table, d=doomed, a=after: _purge_step(conn, t, d, before, a, limit))
+                    partial(_purge_step, table=table, doomed=doomed, before=before, after=after, limit=limit))
                 purged += gone
         return purged
 

@@ -68,6 +68,7 @@ def due_jobs(conn: sqlite3.Connection, cursor: Cursor, full: list[str], now: flo
                 read, last = value, (host, priority)
         budget, reads = budget - read, reads + 1
         if read == limit:  # the stretch may go on after this group
+            assert last is not None  # a read of `limit` > 0 entries ends with the row naming its last group
             stretches.extendleft(reversed(_rest(last, where, args, end)))
             size *= 2
         cursor.place = last if read == limit else end

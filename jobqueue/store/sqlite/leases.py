@@ -7,7 +7,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobqueue.history.codec import digest
 from jobqueue.models import Result, Task, TaskError
@@ -17,6 +17,7 @@ from jobqueue.store.sqlite import slots
 from jobqueue.store.sqlite.bodies import insert_result
 from jobqueue.store.sqlite.claims import Claim
 from jobqueue.store.sqlite.schema import RESULT_COLUMNS, task_from_row
+from jobqueue.store.sqlite.thread import T
 from jobqueue.store.sqlite.transitions import follow, leased, move_jobs, update_jobs
 from jobqueue.store.transitions import COMPLETE, FAIL, RELEASE, RESCHEDULE, Given, Transition
 from jobqueue.webhooks.outbox import Outbox
@@ -33,7 +34,8 @@ class SQLiteLeaseOps:
     url_changed: Callable[[Task, str], None] | None
     _host_cursor: sqlite_host_scan.Cursor | None = None  # where this store's last claim stopped reading past full hosts
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
                     per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
@@ -54,7 +56,7 @@ class SQLiteLeaseOps:
             return claim.take(conn, limit, exclude_hosts, per_host) if limit > 0 else []
 
         rows = await self._write(take)
-        rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))  # type: ignore[arg-type]
+        rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))
         return [task_from_row(r) for r in rows]
 
     async def free_slots(self, leases: list[Lease]) -> None:
@@ -82,7 +84,7 @@ class SQLiteLeaseOps:
             slots.renew(conn, slots.HOST, leases, now + lease_seconds)
             return lost
 
-        return await self._write(renew)  # type: ignore[return-value]
+        return await self._write(renew)
 
     async def release(self, leases: list[Lease]) -> list[Task]:
         """Hand tasks back as queued, due now, without counting the interrupted attempt; free their host slots."""
@@ -97,14 +99,14 @@ class SQLiteLeaseOps:
             slots.free(conn, slots.HOST, leases)
             return out
 
-        return await self._write(give_back)  # type: ignore[return-value]
+        return await self._write(give_back)
 
     async def complete(self, lease: Lease, result: Result) -> Task | None:
         """Mark completed and store the result (its body once per sha256) in one transaction, only under a
         live lease; a recurring job's next run is queued in the same transaction."""
         now = self.clock()
         done = await self._write(lambda conn: self._complete_one(conn, lease, result, now))
-        return self._completed(done)  # type: ignore[arg-type]
+        return self._completed(done)
 
     async def complete_many(self, completions: list[tuple[Lease, Result]], digests_checked: bool = False
                             ) -> list[Task | Exception | None]:
@@ -125,7 +127,7 @@ class SQLiteLeaseOps:
             alone = await asyncio.gather(*(self.complete(lease, result) for lease, result in completions),
                                          return_exceptions=True)
             return [_as_outcome(outcome) for outcome in alone]
-        return [self._completed(done) for done in group]  # type: ignore[union-attr]
+        return [self._completed(done) for done in group]
 
     def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float,
                       digest_checked: bool = False) -> tuple[Task, str | None] | None:

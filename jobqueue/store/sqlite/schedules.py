@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.models import Page, Schedule, Task, TaskIds
 from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite.schema import JOB_COLUMNS, decode_cursor, encode_cursor, task_from_row
+from jobqueue.store.sqlite.thread import T
 from jobqueue.store.transitions import INHERITED
 
 V5_SCHEDULES = """
@@ -119,8 +120,9 @@ class SQLiteScheduleOps:
     clock: Callable[[], float]
     outbox: Any
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def list_schedules(self, limit: int, cursor: str | None) -> Page:
         """Schedules, newest first."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.live_stats import BOUNDS_MS, BUCKETS, MINUTE, SERVICE, StatsSlot
+from jobqueue.store.sqlite.thread import T
 
 BUCKET_COLUMNS = (*(f"le{bound}" for bound in BOUNDS_MS), "more")
 _COUNTS = ("finished", "failed", "http_errors", *BUCKET_COLUMNS)
@@ -68,8 +69,9 @@ def _slot(width: int, host: str, start: int, row: sqlite3.Row | tuple[Any, ...])
 class SQLiteStatsOps:
     """add_stats, stats_series, stats_hosts and purge_stats of SQLiteStore."""
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def add_stats(self, slots: list[StatsSlot]) -> None:
         """Add each slot's counts to the shared row of its (width, host, start), made on first use."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobqueue.filters import seconds, words
 from jobqueue.models import Result
 from jobqueue.store.base import TaskFilter
 from jobqueue.store.sqlite.filters import SCAN_CAP, clauses
+from jobqueue.store.sqlite.thread import T
 
 CHUNK = 500
 # CROSS JOIN keeps this order: the matched results by seq first, then their jobs by id. Left to
@@ -64,8 +65,9 @@ def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, bef
 class SQLiteTextOps:
     """results_to_index and index_texts of SQLiteStore."""
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]) -> Any: ...  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
     async def get_result(self, task_id: str, with_body: bool) -> Result | None: ...
 
     async def results_to_index(self, limit: int) -> list[tuple[int, Result]]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.errors import NotFound
 from jobqueue.models import COMPLETED, Page, Task
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite import slots
 from jobqueue.store.sqlite.schema import BATCH_COLUMNS, batch_from_row, decode_cursor, encode_cursor
+from jobqueue.store.sqlite.thread import T
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
@@ -90,7 +91,12 @@ def _hook(raw: str | None) -> WebhookSpec | None:
 class SQLiteWebhookOps:
     """The delivery operations of the store interface (mixed into SQLiteStore)."""
 
+    clock: Callable[[], float]
     outbox: Outbox | None = None
+
+    if TYPE_CHECKING:  # provided by SQLiteStore
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def relay_outbox(self) -> int:
         """Nothing to relay: SQLite writes delivery rows in the finishing transaction itself."""
@@ -98,8 +104,8 @@ class SQLiteWebhookOps:
 
     async def deliveries_due(self) -> bool:
         """A cheap read: is any delivery due now? (So an idle sender does not write to poll.)"""
-        now = self.clock()  # type: ignore[attr-defined]
-        row = await self._read(lambda conn: conn.execute(  # type: ignore[attr-defined]
+        now = self.clock()
+        row = await self._read(lambda conn: conn.execute(
             "SELECT 1 FROM webhook_deliveries INDEXED BY deliveries_due WHERE status = 'pending'"
             " AND next_attempt_at <= ? LIMIT 1", (now,)).fetchone())
         return row is not None
@@ -111,7 +117,7 @@ class SQLiteWebhookOps:
         and endpoints with none left are passed over."""
         if limit <= 0:
             return []
-        now = self.clock()  # type: ignore[attr-defined]
+        now = self.clock()
         token = secrets.token_hex(8)
         per_endpoint = self.outbox.per_endpoint if self.outbox is not None else None
         until = now + lease_seconds
@@ -135,13 +141,13 @@ class SQLiteWebhookOps:
                            until)
             return rows
 
-        rows = await self._write(take)  # type: ignore[attr-defined]
+        rows = await self._write(take)
         return [delivery_from_row(r) for r in rows]
 
     async def finish_delivery(self, delivery: Delivery, outcome: DeliveryOutcome) -> bool:
         """Record one attempt's outcome under the lease that sent it, freeing its endpoint slot; False when the lease
         was lost."""
-        now = self.clock()  # type: ignore[attr-defined]
+        now = self.clock()
         delivered = now if outcome.status == "delivered" else None
         sql = ("UPDATE webhook_deliveries SET status = ?, lease_token = NULL, next_attempt_at = ?, updated_at = ?,"
                " last_http_status = ?, last_error = ?, delivered_at = COALESCE(?, delivered_at)"
@@ -154,14 +160,14 @@ class SQLiteWebhookOps:
             slots.free(conn, slots.ENDPOINT, leases)
             return conn.execute(sql, args).rowcount == 1
 
-        return await self._write(finish)  # type: ignore[attr-defined, no-any-return]
+        return await self._write(finish)
 
     async def release_deliveries(self, deliveries: list[Delivery]) -> None:
         """Give claimed deliveries back, due now, without counting the attempt (shutdown, or over a limit), and
         their endpoint slots."""
         if not deliveries:
             return
-        now = self.clock()  # type: ignore[attr-defined]
+        now = self.clock()
         args = [(now, now, d.id, d.lease_token) for d in deliveries]
         leases = [Lease(d.id, d.lease_token or "") for d in deliveries]
 
@@ -171,18 +177,19 @@ class SQLiteWebhookOps:
                 " next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'pending'", args)
             slots.free(conn, slots.ENDPOINT, leases)
 
-        await self._write(give_back)  # type: ignore[attr-defined]
+        await self._write(give_back)
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         """Read one delivery with its body."""
-        row = await self._read(lambda conn: conn.execute(  # type: ignore[attr-defined]
+        row = await self._read(lambda conn: conn.execute(
             f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)).fetchone())
         return delivery_from_row(row) if row else None
 
     async def list_deliveries(self, where: DeliveryFilter, limit: int, cursor: str | None) -> Page:
         """Deliveries newest first, narrowed by status, task or batch, paged by cursor."""
         before = decode_cursor(cursor)
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         for column, value in (("status", where.status), ("task_id", where.task_id), ("batch_id", where.batch_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -192,7 +199,7 @@ class SQLiteWebhookOps:
             args.append(before)
         clause = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries {clause} ORDER BY seq DESC LIMIT ?"
-        rows = list(await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall()))  # type: ignore
+        rows = list(await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall()))
         more = len(rows) > limit
         rows = rows[:limit]
         return Page([delivery_from_row(r, with_payload=False) for r in rows],
@@ -200,7 +207,7 @@ class SQLiteWebhookOps:
 
     async def redeliver(self, delivery_id: str) -> Delivery:
         """Send a delivery again now, whatever became of it (NotFound); its id and body stay the same."""
-        now = self.clock()  # type: ignore[attr-defined]
+        now = self.clock()
 
         def update(conn: sqlite3.Connection) -> Delivery:
             row = conn.execute(
@@ -210,4 +217,4 @@ class SQLiteWebhookOps:
                 raise NotFound(delivery_id, "webhook delivery")
             return delivery_from_row(row)
 
-        return await self._write(update)  # type: ignore[attr-defined]
+        return await self._write(update)
