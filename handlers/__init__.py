@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from tornado.log import access_log
 from tornado.web import Application, RequestHandler
@@ -42,7 +43,7 @@ def log_request(handler: RequestHandler) -> None:
         "code": getattr(handler, "error_code", None)})
 
 
-def make_app(service: JobService, config: Settings, **extra: object) -> Application:
+def make_app(service: JobService, config: Settings, **extra: Any) -> Application:
     """Build the Tornado application around shared objects made once in main()."""
     routes = [
         (r"/", DashboardHandler),

@@ -228,7 +228,7 @@ class _HeadGuard:
         self.answer = answer
         self.stream.close()
 
-    def write(self, data: bytes | memoryview) -> Awaitable[None]:
+    def write(self, data: bytes | memoryview) -> asyncio.Future[None]:
         """Tornado's writes, its bare 400 made the JSON error (the one write compared: a length check)."""
         return self._write(_MALFORMED if data == _BARE_400 else data)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,7 +42,7 @@ class Encoder(Protocol):
 
 
 async def walk(store: Store, where: TaskFilter, with_body: bool,
-               page_size: int = PAGE_SIZE) -> AsyncIterator[ExportItem]:
+               page_size: int = PAGE_SIZE) -> AsyncGenerator[ExportItem, None]:
     """Yield every task the filter matches, newest first, each with its result, holding one page at a time.
 
     The walk follows the store's own cursor, so tasks submitted after it started (newer than its first

@@ -10,6 +10,7 @@ from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.live_stats import StatsSlot
 from jobqueue.models import Batch, Page, Result, Schedule, Task, TaskError
 from jobqueue.store.records import ALL_TASKS, Capabilities, ChangePage, Lease, NewTask, TaskFilter
+from jobqueue.store.trip_time import Latency
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
@@ -20,6 +21,7 @@ class StoreConnection(Protocol):
 
     name: str
     capabilities: Capabilities
+    latency: Latency | None  # told each database call's time (trip_time.py); set before open
 
     async def open(self) -> None:
         """Connect and create what the queries need (idempotent)."""
