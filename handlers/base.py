@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Collection, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado import httputil
 from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
@@ -52,6 +52,10 @@ class SharedObjects:
     """Typed access to the objects main() builds once and hands to the Application."""
 
     application: Application
+    request: httputil.HTTPServerRequest
+
+    if TYPE_CHECKING:  # RequestHandler's: every class that uses these objects is one
+        def set_header(self, name: str, value: Any) -> None: ...
 
     @property
     def service(self) -> JobService:
@@ -78,23 +82,23 @@ class SharedObjects:
         websocket streams are each process's own, so an operator needs to know whose they read."""
         process = self.application.settings.get("process")
         if process is not None:
-            self.set_header("X-Jobqueue-Process", str(process))  # type: ignore[attr-defined]
+            self.set_header("X-Jobqueue-Process", str(process))
 
     @property
     def client_key(self) -> str:
         """Who is asking, for per-client limits: the token when there is one, else the address."""
-        offered = bearer(self.request.headers.get("Authorization"))  # type: ignore[attr-defined]
+        offered = bearer(self.request.headers.get("Authorization"))
         if offered and self.tokens.required:  # a digest: the key is stored (idempotency keys), the token never is
             return "token:" + hashlib.sha256(offered.encode()).hexdigest()[:32]
-        return f"ip:{self.request.remote_ip}"  # type: ignore[attr-defined]
+        return f"ip:{self.request.remote_ip}"
 
     def unauthorized(self) -> ApiError | None:
         """A 401 to raise when a token is required and the request has no valid one, a 403 when a read-only
         token asks to change something; an accepted request's answer says its access in X-Jobqueue-Access."""
         if not self.tokens.required:
-            self.set_header("X-Jobqueue-Access", FULL)  # type: ignore[attr-defined]
+            self.set_header("X-Jobqueue-Access", FULL)
             return None
-        request = self.request  # type: ignore[attr-defined]
+        request = self.request
         offered = bearer(request.headers.get("Authorization"))
         if offered is None and getattr(self, "accepts_query_token", False):
             offered = (request.query_arguments.get("token") or [b""])[-1].decode("utf-8", "replace") or None
@@ -103,7 +107,7 @@ class SharedObjects:
             return ApiError.of(Code.FORBIDDEN, "this token may only read (it is a --read-only-token); use a full "
                             "API token to change anything")
         if access is not None:
-            self.set_header("X-Jobqueue-Access", access)  # type: ignore[attr-defined]
+            self.set_header("X-Jobqueue-Access", access)
             return None
         message = ("this server needs an API token: send 'Authorization: Bearer TOKEN'" if offered is None
                    else "the API token is not valid")

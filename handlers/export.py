@@ -128,7 +128,7 @@ class ExportHandler(BaseAPIHandler):
         self.error_code = code  # for the access log line
         connection = self.request.connection
         if connection is not None:
-            connection.close()  # type: ignore[attr-defined]
+            connection.close()  # type: ignore[attr-defined]  # an HTTP1Connection; the interface has no close
         with contextlib.suppress(StreamClosedError):
             future = self.finish()
             future.add_done_callback(lambda f: f.exception())  # a write to the closed stream; expected

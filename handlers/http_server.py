@@ -21,7 +21,7 @@ import asyncio
 import json
 import socket
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from tornado import httputil
 from tornado.httpserver import HTTPServer
@@ -155,7 +155,7 @@ class _SizeChecked(httputil.HTTPMessageDelegate):
         guard = _HeadGuard.of(getattr(self.connection, "stream", None))
         _log_refusal(self.connection, self.method, self.path, Code.REQUEST_TOO_LARGE)
         if guard is None:
-            self.connection.close()  # type: ignore[attr-defined]
+            self.connection.close()  # type: ignore[attr-defined]  # an HTTP1Connection; the interface has no close
             return
         guard.close_with(_closing_answer(
             Code.REQUEST_TOO_LARGE, f"the request body is over the limit of {UNSTREAMED_BODY_BYTES} bytes for "
@@ -205,7 +205,7 @@ class _HeadGuard:
         self.server = server
         self.stream = stream
         self.reading = False  # a head is being read
-        self.head: Awaitable[bytes] | None = None
+        self.head: asyncio.Future[bytes] | None = None
         self.timer: object | None = None
         self.answer: bytes | None = None
         self._write = stream.write
@@ -235,13 +235,14 @@ class _HeadGuard:
     def read_head(self, regex: bytes, max_bytes: int | None = None) -> Awaitable[bytes]:
         """Tornado's read of a request head (the only read by pattern a server connection makes)."""
         self.reading, self.head = True, None
-        future = self._read_until_regex(regex, max_bytes)  # past max_bytes, this may close the stream at once
+        # Tornado declares an Awaitable but returns its Future; past max_bytes, this may close the stream at once
+        future = cast("asyncio.Future[bytes]", self._read_until_regex(regex, max_bytes))
         self.head = future
-        future.add_done_callback(self._head_read)  # type: ignore[attr-defined]
+        future.add_done_callback(self._head_read)
         return future
 
     def _in_head(self) -> bool:
-        return self.reading and (self.head is None or not self.head.done())  # type: ignore[attr-defined]
+        return self.reading and (self.head is None or not self.head.done())
 
     def _head_read(self, _future: object) -> None:
         self.reading = False
@@ -279,7 +280,7 @@ class _HeadGuard:
         if answer is None or not isinstance(sock, socket.socket):
             self._close_fd()
             return
-        self.stream.socket = None  # type: ignore[assignment]
+        self.stream.socket = None  # type: ignore[assignment]  # typed as always open; the socket is the linger's now
         self.server.linger(sock, answer)
 
     def _too_large(self) -> bytes:
