@@ -215,8 +215,10 @@ async def test_configuration_errors_are_one_sentence(tmp_path):
         cases.append((["--database", f"sqlite:///{readonly}/x.db"], "cannot open the database"))
     try:
         for args, expected in cases:
-            code, _out, err = await run_server("--port", "0", *args) if "--port" not in args else \
-                await run_server(*args)
+            # a case that names no database gets one of its own: the default would be jobqueue.db in the checkout
+            database = () if "--database" in args else ("--database", f"sqlite:///{tmp_path}/cases.db")
+            port_args = ("--port", "0") if "--port" not in args else ()
+            code, _out, err = await run_server(*port_args, *database, *args)
             assert code == 2, (args, err)
             assert expected in err and "Traceback" not in err, (args, err)
             assert len(err.strip().splitlines()) == 1, (args, err)
