@@ -20,7 +20,7 @@ from .export import ExportHandler
 from .health import HealthHandler
 from .history import history_routes
 from .operations import MetricsHandler, OpenAPIHandler
-from .results import ResultBodyHandler, ResultHandler, ResultListHandler
+from .results import ResultArtifactHandler, ResultBodyHandler, ResultHandler, ResultListHandler
 from .schedules import schedule_routes
 from .tasks import API, BulkHandler, TaskHandler, TaskListHandler, TaskRetryHandler
 from .webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
@@ -57,6 +57,8 @@ def make_app(service: JobService, config: Settings, **extra: Any) -> Application
         (rf"{API}/results/?", ResultListHandler),
         (rf"{API}/results/{_ID}/?", ResultHandler),
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
+        (rf"{API}/results/{_ID}/screenshot/?", ResultArtifactHandler, {"kind": "screenshot"}),
+        (rf"{API}/results/{_ID}/pdf/?", ResultArtifactHandler, {"kind": "pdf"}),
         *history_routes(API, _ID),
         *schedule_routes(API, _ID),
         (rf"{API}/export/?", ExportHandler),

@@ -30,6 +30,10 @@ from jobqueue.models import FAILED, QUEUED, Task
 from jobqueue.peer_sync import follow_changes
 from jobqueue.processes import ProcessGroup, ProcessRole
 from jobqueue.profiles import FetchProfiles, ProfileError
+from jobqueue.render import RenderPool, RenderSettings
+from jobqueue.render import metrics as render_metrics
+from jobqueue.render.launch import find_chromium
+from jobqueue.render_workers import RenderWorkers, RenderWorkerSettings
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.service import JobService
 from jobqueue.shared_stats import SharedStats
@@ -55,6 +59,8 @@ class JobQueueServer:
         self.role = role  # None: the only process; else which of --processes this is
         self.store: Store | None = store
         self.pool: WorkerPool | None = None
+        self.render_pool: RenderPool | None = None  # the browsers, when rendering is on
+        self.render_workers: RenderWorkers | None = None
         self.service: JobService | None = None
         self.http: HTTPServer | None = None
         self.port: int = settings.port
@@ -119,6 +125,7 @@ class JobQueueServer:
             policy,
             self.profiles,
         )
+        retry = RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay)
         self.pool = WorkerPool(
             self.store,
             fetcher,
@@ -128,26 +135,40 @@ class JobQueueServer:
                 lease_seconds=settings.lease_seconds,
                 shutdown_grace=settings.shutdown_grace,
             ),
-            RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay),
+            retry,
             self.publish,
             self.metrics,
         )
+        rendering = await self._start_rendering(policy, retry)
+        pool, renders = self.pool, self.render_workers
+
+        def wake() -> None:
+            pool.wake()
+            if renders is not None:
+                renders.wake()
+
+        def cancel_local(task_id: str) -> None:
+            pool.cancel_local(task_id)
+            if renders is not None:
+                renders.cancel_local(task_id)
+
         self.service = JobService(
-            self.store, policy, self.publish, self.pool.wake, self.pool.cancel_local,
+            self.store, policy, self.publish, wake, cancel_local,
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
             max_queued=settings.max_queued, max_schedules=settings.max_schedules, metrics=self.metrics,
             batch_sealed=self.hub.touch_batch, deleted=self.hub.publish_deleted,
             limits=SpecLimits(max_body_size=settings.max_body_size, profiles=self.profiles.header_names,
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,
-                              min_every=settings.min_every),
+                              min_every=settings.min_every, rendering=rendering),
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens),
-                       process=self.role.index if self.role is not None else None)
+                       process=self.role.index if self.role is not None else None, render=self.render_pool)
         if sockets is None:
             try:
                 sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
             except OSError as exc:
+                await self._stop_rendering()
                 await self.store.close()
                 raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
         self.port = sockets[0].getsockname()[1]
@@ -155,6 +176,8 @@ class JobQueueServer:
         self.http = ApiHTTPServer(app, max_body_size=largest + 65536)
         self.http.add_sockets(sockets)
         self.pool.start()
+        if self.render_workers is not None:
+            self.render_workers.start()
         store, hub = self.store, self.hub
         self.background.start("dashboard-counts", lambda: counts_loop(hub, store))
         self.background.start("peer-changes", lambda: follow_changes(store, hub))
@@ -174,6 +197,39 @@ class JobQueueServer:
         if self.webhooks is not None:
             self.background.start("webhooks", self.webhooks.run)
 
+    async def _start_rendering(self, policy: AddressPolicy, retry: RetryPolicy) -> bool:
+        """Build the browser pool and the render workers when rendering is on (a Chromium and Playwright found,
+        --render-browsers not 0); whether it is."""
+        settings = self.settings
+        assert self.store is not None
+        if settings.chromium and find_chromium(settings.chromium) is None:
+            await self.store.close()
+            raise ConfigError(f"--chromium {settings.chromium} is not an executable file")
+        render = RenderSettings.resolve(settings.render_browsers, settings.render_pages, settings.render_recycle,
+                                        settings.chromium, settings.connect_timeout)
+        self.render_pool = RenderPool(render, policy)  # the same guard as the fetcher's
+        render_metrics.register(self.render_pool, self.metrics.registry)
+        if not self.render_pool.available:
+            if settings.render_browsers:
+                log.warning("rendering is off: no Chromium found (apt-get install chromium, or --chromium=PATH) or "
+                            "Playwright missing (pip install 'jobqueue[render]')")
+            return False
+        # the browsers start with the first render (RenderWorkers), on this IOLoop's thread
+        self.render_workers = RenderWorkers(
+            self.store, self.render_pool,
+            RenderWorkerSettings(slots=render.browsers * render.pages, per_host=settings.per_host,
+                                 lease_seconds=settings.lease_seconds, shutdown_grace=settings.shutdown_grace,
+                                 fetch_timeout=settings.fetch_timeout, user_agent=settings.user_agent),
+            retry, self.publish, self.metrics, self.profiles)
+        return True
+
+    async def _stop_rendering(self) -> None:
+        """Give back the renders under way, then close every browser (no Chromium outlives the server)."""
+        if self.render_workers is not None:
+            await self.render_workers.stop()
+        if self.render_pool is not None:
+            await self.render_pool.stop()
+
     @property
     def url(self) -> str:
         """The dashboard's address."""
@@ -187,6 +243,7 @@ class JobQueueServer:
         await self.background.stop()
         if self.pool is not None:
             await self.pool.stop()
+        await self._stop_rendering()
         if self.webhooks is not None:
             await self.webhooks.close()
         if self.http is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from jobqueue.errors import Code
 from jobqueue.store.base import StoreError
@@ -32,10 +33,18 @@ class HealthHandler(BaseAPIHandler):
             self._unavailable(exc)
             return
         if slow is not None:
-            self.write_json({"status": "degraded", "database": store.name,
+            self.write_json({"status": "degraded", "database": store.name, "rendering": self._rendering(),
                              "warning": {"code": Code.DATABASE_SLOW, "message": slow}})
             return
-        self.write_json({"status": "ok", "database": store.name})
+        self.write_json({"status": "ok", "database": store.name, "rendering": self._rendering()})
+
+    def _rendering(self) -> dict[str, Any]:
+        """Whether this process renders jobs with `render`, and with how many live browsers."""
+        pool = self.application.settings.get("render")
+        if pool is None:
+            return {"available": False, "browsers": 0}
+        stats = pool.stats()
+        return {"available": stats["available"], "browsers": stats["browsers"]}
 
     def _unavailable(self, exc: StoreError) -> None:
         if exc.retry_after is not None:

@@ -153,6 +153,9 @@ def schemas(limits: SpecLimits) -> dict[str, Any]:
                                     "attempt": {"type": ["integer", "null"]}, "at": NULLABLE_TIME,
                                     "outcome": {"enum": ["completed", "retry", "failed"]},
                                     "http_status": {"type": ["integer", "null"]}, "error": ref("TaskError")}}},
+                "render": {"anyOf": [{"type": "boolean"}, {"type": "object"}],
+                           "description": "present on a rendered job: its render options (true: the defaults)"},
+                "capture": {"type": "array", "items": {"type": "string"}},
             },
         },
         "Counts": {"type": "object", "required": list(STATUSES),
@@ -167,7 +170,7 @@ def schemas(limits: SpecLimits) -> dict[str, Any]:
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
                 "content_type": {"type": ["string", "null"]}, "encoding": {"type": ["string", "null"]},
                 "encoding_source": {"type": ["string", "null"], "enum": ["bom", "header", "meta", "detected", "default",
-                                                                        None]},
+                                                                        "render", None]},
                 "size": {"type": "integer", "minimum": 0},
                 "truncated": {"type": "boolean", "description": "always false: a body over the server's size limit "
                               "is never stored truncated; its task ends failed with error.code too_large"},
@@ -177,6 +180,14 @@ def schemas(limits: SpecLimits) -> dict[str, Any]:
                     "url": {"type": "string"}, "status": {"type": "integer"}}}},
                 "timings": {"type": "object", "additionalProperties": {"type": "number"}},
                 "body": {"type": ["string", "null"], "description": "text for textual types, null for binary ones"},
+                "rendered": {"type": "boolean", "description": "present (true) when the body is the DOM a browser "
+                             "serialized after the waits (a job with `render`)"},
+                "blocked_requests": {"type": "integer", "minimum": 0,
+                                     "description": "the page's requests the address guard refused"},
+                "render_timings": {"type": "object", "additionalProperties": {"type": "number"},
+                                   "description": "milliseconds: queued, navigation, waits, capture, total"},
+                "captured": {"type": "array", "items": {"enum": ["screenshot", "pdf"]},
+                             "description": "served at /results/{id}/screenshot and /results/{id}/pdf"},
             },
         },
         "Batch": {

@@ -285,6 +285,16 @@ def _result_paths() -> dict[str, Any]:
                                    **{status: {"description": f"as GET: {status}, without a body"}
                                       for status in ("401", "404", "409", "503")}}},
         },
+        **{f"{API}/results/{{id}}/{kind}": {
+            "parameters": [_id("task")],
+            "get": {"summary": f"The {what} a rendered job's `capture` asked for",
+                    "operationId": f"getResult{kind.capitalize()}",
+                    "responses": {
+                        "200": {"description": f"the {what}", "content": {media: {"schema": {
+                            "type": "string", "format": "binary"}}}},
+                        "404": _error("unknown id, or not_captured: the job was not rendered, its capture did not ask "
+                                      f"for a {kind}, or it has not completed"), **_COMMON}},
+        } for kind, what, media in (("screenshot", "PNG screenshot", "image/png"), ("pdf", "PDF", "application/pdf"))},
     }
 
 
@@ -334,6 +344,9 @@ def _operation_paths() -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object", "required": ["status", "database"], "properties": {
                             "status": {"enum": ["ok", "degraded"]}, "database": {"enum": ["sqlite", "mongodb"]},
+                            "rendering": {"type": "object", "properties": {
+                                "available": {"type": "boolean"}, "browsers": {"type": "integer", "minimum": 0}},
+                                "description": "whether this process renders jobs with `render`"},
                             "warning": ref("ErrorBody")}},
                             "healthy; `degraded` (with a `warning` such as database_slow) when the database answers "
                             "but slowly"),

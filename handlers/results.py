@@ -76,9 +76,28 @@ class ResultBodyHandler(_ResultBase):
         result = await self.service.raw_body(task_id)
         if result is None:
             raise await self._missing(task_id)
-        self.set_header("Content-Type", served_type(result.headers.get("content-type")))
+        # a render's body is the DOM serialized as UTF-8, whatever the document's own header said
+        self.set_header("Content-Type", result.content_type if result.rendered and result.content_type
+                        else served_type(result.headers.get("content-type")))
         self.set_header("Content-Security-Policy", "sandbox")
         self.set_header("X-Content-Type-Options", "nosniff")
         if self.get_query_argument("download", None) is not None:
             self.set_header("Content-Disposition", attachment(task_id))
         self.finish(result.body or b"")
+
+
+class ResultArtifactHandler(BaseAPIHandler):
+    """GET what a render captured besides its DOM: the screenshot (PNG) or the PDF; 404 not_captured otherwise."""
+
+    TYPES = {"screenshot": "image/png", "pdf": "application/pdf"}
+
+    def initialize(self, kind: str) -> None:
+        """Which capture this route serves."""
+        self.kind = kind
+
+    async def get(self, task_id: str) -> None:
+        data = await self.service.artifact(task_id, self.kind)
+        self.set_header("Content-Type", self.TYPES[self.kind])
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "sandbox")
+        self.finish(data)

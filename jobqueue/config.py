@@ -21,8 +21,8 @@ from jobqueue.webhooks.signing import SecretError, WebhookSigner
 
 __all__ = ["ConfigError", "Settings", "build_parser", "load_settings", "process_count", "validate"]
 
-SERVING, ACCESS, FETCHING, SCHEDULES, STORAGE, WEBHOOKS, LOGGING = (
-    "Serving", "Access", "Fetching", "Recurring fetches", "Storage", "Webhooks", "Logging")
+SERVING, ACCESS, FETCHING, RENDERING, SCHEDULES, STORAGE, WEBHOOKS, LOGGING = (
+    "Serving", "Access", "Fetching", "Rendering", "Recurring fetches", "Storage", "Webhooks", "Logging")
 
 _RATE = "--rate-limit must be 0 (off) or more, and --rate-burst at least 1"
 _CAPACITY = "--max-queued and --max-websockets must be at least 1"
@@ -105,6 +105,18 @@ class Settings:
                                               "(re-read on SIGHUP)", FETCHING, metavar="PATH")
     lease_seconds: float = option(60.0, "how long a claimed job stays with its process without a heartbeat",
                                   FETCHING, above_zero())
+
+    chromium: str | None = option(None, "the Chromium that renders jobs with `render` (driven by Playwright; never "
+                                        "downloaded)", RENDERING, metavar="PATH",
+                                  shown_default="`chromium` on the PATH")
+    render_browsers: int | None = option(
+        None, "browsers rendering jobs with `render`; `0` turns rendering off (such jobs get 400 "
+              "`rendering_unavailable`)", RENDERING, at_least(0), processes=OWN,
+        shown_default="1 where a Chromium is found, else 0")
+    render_pages: int = option(4, "renders at once in each browser, each in a fresh context", RENDERING, at_least(1),
+                               processes=OWN)
+    render_recycle: int = option(500, "renders after which a browser is replaced by a fresh one", RENDERING,
+                                 at_least(1))
 
     min_every: float = option(60.0, "shortest period, in seconds, of a recurring fetch (a job's `every`)",
                               SCHEDULES, rule(lambda seconds: seconds > 0, _KEEP))

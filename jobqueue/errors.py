@@ -48,6 +48,8 @@ class Code(StrEnum):
     BLOCKED = "blocked", 400, "the address guard refused the address (private, local, outside --allow-network)", True
     UNKNOWN_PROFILE = "unknown_profile", 400, "no fetch profile has this name (--fetch-profiles)", True
     PROFILE_NOT_ALLOWED = "profile_not_allowed", 400, "the fetch profile's `hosts` do not list the URL's host", True
+    RENDERING_UNAVAILABLE = ("rendering_unavailable", 400, "a spec with `render` on a server that runs no browser "
+                             "(--render-browsers=0, or no Chromium)")
     WEBHOOKS_DISABLED = "webhooks_disabled", 400, "a webhook given to a server started without --webhook-secret"
     BATCH_TOO_LARGE = "batch_too_large", 400, "more URLs in one request than the route takes"
     INVALID_FILTER = "invalid_filter", 400, "a filter value that cannot be used (a bad host, status class, time)"
@@ -67,6 +69,7 @@ class Code(StrEnum):
     UNAUTHORIZED = "unauthorized", 401, "no API token, or a wrong one"
     FORBIDDEN = "forbidden", 403, "a read-only token asked to change something"
     NOT_FOUND = "not_found", 404, "no object has this id, or no route this path"
+    NOT_CAPTURED = "not_captured", 404, "the job's render did not capture this (a screenshot or PDF not asked for)"
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "the route does not answer this method (see `Allow`)"
     REQUEST_TIMEOUT = "request_timeout", 408, "the request head did not arrive in time; the connection is closed"
     CONFLICT = "conflict", 409, "the object's state does not allow this (cancel a finished job, purge a running one)"

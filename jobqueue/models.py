@@ -10,7 +10,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobqueue.spec import DEFAULT_FETCH, FetchOptions
+from jobqueue.render.options import RenderOptions
+from jobqueue.spec import DEFAULT_FETCH, FetchOptions, stored_render
 from jobqueue.webhooks.spec import WebhookSpec
 
 QUEUED = "queued"
@@ -93,6 +94,16 @@ class TaskError:
         return {"code": self.code, "message": self.message}
 
 
+ARTIFACTS = ("screenshot", "pdf")  # what a render may capture besides the DOM, each stored like a body
+
+
+def _render_json(render: RenderOptions) -> dict[str, Any]:
+    """A rendered task's `render` and `capture`, as the spec gave them (defaults left out)."""
+    stored = stored_render(render, render.capture) or {}
+    return {"render": {k: v for k, v in stored.items() if k != "capture"} or True,
+            "capture": list(render.capture)}
+
+
 MAX_LOGGED = 10  # attempts a task's JSON shows (the newest)
 
 
@@ -130,6 +141,7 @@ class Task:
     schedule_id: str | None = None  # shared by every run of a recurring fetch
     every: float | None = None  # seconds between the due times of a recurring fetch's runs
     attempt_log: tuple[dict[str, Any], ...] = ()  # one entry per finished attempt, oldest first
+    render: RenderOptions | None = None  # rendered in a browser (its `capture` included); None: fetched
 
     def to_json(self) -> dict[str, Any]:
         """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
@@ -155,6 +167,7 @@ class Task:
             "reused_from": self.reused_from,
             "webhook": self.webhook.to_json() if self.webhook is not None else None,
             "attempt_log": [_logged(entry) for entry in self.attempt_log[-MAX_LOGGED:]],
+            **(_render_json(self.render) if self.render is not None else {}),
         }
 
 
@@ -180,6 +193,11 @@ class Result:
     body: bytes | None = None
     # the final response's status line and header lines as received (for WARC); None when not kept
     raw_headers: bytes | None = None
+    rendered: bool = False  # the body is a browser's DOM after the waits (a job with `render`)
+    blocked_requests: int = 0  # requests of the page the address guard refused
+    render_timings: dict[str, float] = field(default_factory=dict)  # milliseconds: queued, navigation, ...
+    captured: tuple[str, ...] = ()  # of ARTIFACTS, those stored with the result
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # the captures' bytes, when being written
 
     def to_json(self, text: str | None = None, with_body: bool = False) -> dict[str, Any]:
         """Shape the result as the contract's JSON object; `text` is the decoded body."""
@@ -200,6 +218,9 @@ class Result:
             "redirects": self.redirects,
             "timings": self.timings,
         }
+        if self.rendered:
+            out.update(rendered=True, blocked_requests=self.blocked_requests, render_timings=self.render_timings,
+                       captured=list(self.captured or sorted(self.artifacts)))
         if with_body:
             out["body"] = text
         return out

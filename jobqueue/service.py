@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
 from jobqueue.bulk import BulkRequest, run_bulk
-from jobqueue.errors import BadRequest, Code, NotFound, QueueFull, RateLimited, StoreError, TooManySchedules
+from jobqueue.errors import BadRequest, Code, CodedError, NotFound, QueueFull, RateLimited, StoreError, TooManySchedules
 from jobqueue.filters import parse_id as parse_id  # re-exported for the web layer
 from jobqueue.filters import parse_status as parse_status
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
@@ -259,6 +259,20 @@ class JobService:
     async def raw_body(self, task_id: str) -> Result | None:
         """A result with its raw bytes, for /body."""
         return await self.store.get_result(task_id, with_body=True)
+
+    async def artifact(self, task_id: str, kind: str) -> bytes:
+        """A rendered result's screenshot or PDF: NotFound when there is no such job, 404 not_captured when it
+        has none (not rendered, not asked in `capture`, or not completed)."""
+        data = await self.store.get_artifact(task_id, kind)
+        if data is not None:
+            return data
+        task = await self.store.get(task_id)
+        if task is None:
+            raise NotFound(task_id)
+        why = ("it is not rendered" if task.render is None
+               else f"its capture does not ask for a {kind}" if not any(c.startswith(kind) for c in task.render.capture)
+               else f"it is {task.status}")
+        raise CodedError(f"task {task_id} has no {kind}: {why}", Code.NOT_CAPTURED)
 
     async def results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
         """A page of results without bodies, narrowed by their jobs' fields."""

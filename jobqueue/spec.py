@@ -12,6 +12,7 @@ declaration here plus the code that uses it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue.errors import BadRequest, Code
+from jobqueue.render.options import CAPTURES, RenderingUnavailable, RenderOptions, parse_render
 from jobqueue.spec_fields import (
     BAD_VALUE,
     BEYOND_LATIN1,
@@ -211,6 +213,39 @@ def _parse_time(raw: Any, at: Reading) -> float:
     return seconds
 
 
+def _outer(at: Reading) -> str:
+    """Where the object holding a field sits (`jobs[3]`), for the checks that name their field themselves."""
+    return at.where.rpartition(".")[0]
+
+
+def _render(raw: Any, at: Reading) -> RenderOptions | None:
+    options = parse_render(raw, None, _outer(at))
+    if options is not None and not at.limits.rendering:
+        raise RenderingUnavailable()
+    return options
+
+
+def _capture(raw: Any, at: Reading) -> tuple[str, ...]:
+    # `render` is read before: a capture without it is refused by parse_render, naming `capture`
+    render = at.before.get("render")
+    options = parse_render(render.to_stored() if render is not None else None, raw, _outer(at))
+    return options.capture if options is not None else ()
+
+
+def stored_render(render: RenderOptions | None, capture: tuple[str, ...]) -> dict[str, Any] | None:
+    """A job's `render` and `capture` as stored with it (None: not rendered)."""
+    if render is None:
+        return None
+    return {**render.to_stored(), **({"capture": list(capture)} if capture else {})}
+
+
+def load_render(stored: Mapping[str, Any] | None) -> RenderOptions | None:
+    """The render options (capture included) again from what `stored_render` wrote."""
+    if stored is None:
+        return None
+    return parse_render({k: v for k, v in stored.items() if k != "capture"}, stored.get("capture"))
+
+
 def _webhook(raw: Any, at: Reading) -> WebhookSpec:
     return parse_webhook(raw, at.limits.webhook_url, at.where)
 
@@ -245,6 +280,20 @@ class JobSpec:
         None, Number("min_every", MAX_EVERY, "must be a number of seconds from {low:g} (this server's --min-every) "
                      "to {high}"), "seconds: a recurring fetch, run again this long after each due time (at least "
         "the server's --min-every); every run shares schedule_id")
+    # Rendering in a browser (docs/API.md): checked by jobqueue.render.parse_render, which names the field at fault
+    render: RenderOptions | None = declare(  # noqa: RUF009
+        None, Checked(_render, {"anyOf": [{"type": "boolean"}, {"type": "object"}]}), "true, or an object of "
+        "wait_until, wait_for, wait_ms, viewport and block: the page is loaded in a browser and the DOM after the "
+        "waits is stored (400 rendering_unavailable on a server that runs no browser)")
+    capture: tuple[str, ...] = declare(
+        (), Checked(_capture, {"type": "array", "items": {"type": "string", "enum": list(CAPTURES)},
+                               "uniqueItems": True}),
+        "what to capture of a rendered page: screenshot, screenshot_full, pdf (needs render)", nullable=False)
+
+    @property
+    def rendered(self) -> RenderOptions | None:
+        """The render options with the captures asked, or None for a plain fetch."""
+        return None if self.render is None else dataclasses.replace(self.render, capture=self.capture)
 
 
 DEFAULT_SPEC = JobSpec()
@@ -262,6 +311,7 @@ class SpecLimits:
     profile_hosts: Callable[[str], tuple[str, ...] | None] = field(default=lambda _name: None)
     webhook_url: URLCheck | None = None  # None: no --webhook-secret, so a webhook is refused
     min_every: float = 60.0  # --min-every: the shortest period of a recurring fetch
+    rendering: bool = False  # a browser pool runs: `render` is accepted
 
 
 def merged(top: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from jobqueue.models import Result
-from jobqueue.spec import iso_seconds
-from jobqueue.store.base import Lease
+from jobqueue.models import Result, TaskIds
+from jobqueue.render.options import parse_render
+from jobqueue.spec import JobSpec, iso_seconds
+from jobqueue.store.base import Lease, NewTask
 from jobqueue.store.sqlite.migrations import LATEST, current_version
 from jobqueue.store.sqlite.store import SQLiteStore
 from tests.helpers import API, Api
@@ -66,6 +67,20 @@ async def test_a_release_0_3_database_keeps_its_jobs_results_and_schedules(tmp_p
             body=page))
         assert done is not None and done.status == "completed"
         assert (await store.counts())["completed"] == 4
+
+        # migration 12: a rendered job is stored and claimed beside the old ones, by its own claim only, and a
+        # result of release 0.3 is still deleted with its body under the rewritten triggers
+        rendered = NewTask(TaskIds().new(), "https://r.example/app", "r.example",
+                           JobSpec(render=parse_render(True), capture=("pdf",)))
+        await store.add([rendered])
+        assert await store.claim(10, 30.0, []) == []
+        (claimed_render,) = await store.claim(10, 30.0, [], rendered=True)
+        assert claimed_render.id == rendered.id and claimed_render.render.capture == ("pdf",)
+        before = await store.storage_stats()
+        old = results["https://a.example/0"].id
+        assert await store.delete_many([old]) == [old]
+        after = await store.storage_stats()
+        assert after["results"] == before["results"] - 1 and after["body_bytes"] < before["body_bytes"]
     finally:
         await store.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobqueue.errors import BadRequest, FetchError
+from jobqueue.errors import BadRequest, Code, FetchError
 
 WAIT_UNTIL = ("load", "domcontentloaded", "networkidle")
 BLOCKABLE = ("image", "media", "font", "stylesheet")
@@ -48,40 +48,40 @@ def parse_render(render: Any, capture: Any = None, where: str = "") -> RenderOpt
     prefix = f"{where}." if where else ""
     if capture is not None and (not isinstance(capture, list) or any(c not in CAPTURES for c in capture)
                                 or len(set(capture)) != len(capture)):
-        raise BadRequest("invalid_field", f"{prefix}capture: must be a list of distinct values among "
+        raise BadRequest(Code.INVALID_FIELD, f"{prefix}capture: must be a list of distinct values among "
                                           f"{', '.join(CAPTURES)}")
     if render is None or render is False:
         if capture:
-            raise BadRequest("invalid_field", f"{prefix}capture: needs \"render\"")
+            raise BadRequest(Code.INVALID_FIELD, f"{prefix}capture: needs \"render\"")
         return None
     if render is True:
         render = {}
     if not isinstance(render, dict):
-        raise BadRequest("invalid_field", f"{prefix}render: must be true, false or a JSON object")
+        raise BadRequest(Code.INVALID_FIELD, f"{prefix}render: must be true, false or a JSON object")
     unknown = sorted(set(render) - set(_RENDER_FIELDS))
     if unknown:
-        raise BadRequest("unknown_field", f"{prefix}render.{unknown[0]}: not a render option; the options are "
+        raise BadRequest(Code.UNKNOWN_FIELD, f"{prefix}render.{unknown[0]}: not a render option; the options are "
                                           f"{', '.join(_RENDER_FIELDS)}")
     wait_until = render.get("wait_until", "load")
     if wait_until not in WAIT_UNTIL:
-        raise BadRequest("invalid_field", f"{prefix}render.wait_until: must be one of {', '.join(WAIT_UNTIL)}")
+        raise BadRequest(Code.INVALID_FIELD, f"{prefix}render.wait_until: must be one of {', '.join(WAIT_UNTIL)}")
     wait_for = render.get("wait_for")
     if wait_for is not None and (not isinstance(wait_for, str) or not wait_for.strip()
                                  or len(wait_for) > MAX_SELECTOR):
-        raise BadRequest("invalid_field", f"{prefix}render.wait_for: must be a CSS selector of 1-{MAX_SELECTOR} "
+        raise BadRequest(Code.INVALID_FIELD, f"{prefix}render.wait_for: must be a CSS selector of 1-{MAX_SELECTOR} "
                                           "characters")
     wait_ms = render.get("wait_ms", 0)
     if not _whole(wait_ms) or not 0 <= wait_ms <= MAX_WAIT_MS:
-        raise BadRequest("invalid_field", f"{prefix}render.wait_ms: must be a whole number from 0 to {MAX_WAIT_MS}")
+        raise BadRequest(Code.INVALID_FIELD, f"{prefix}render.wait_ms: must be a whole number from 0 to {MAX_WAIT_MS}")
     viewport = render.get("viewport", {"width": 1280, "height": 800})
     if (not isinstance(viewport, dict) or set(viewport) != {"width", "height"}
             or not _whole(viewport["width"]) or not 320 <= viewport["width"] <= 3840
             or not _whole(viewport["height"]) or not 240 <= viewport["height"] <= 2160):
-        raise BadRequest("invalid_field", f'{prefix}render.viewport: must be {{"width": 320-3840, '
+        raise BadRequest(Code.INVALID_FIELD, f'{prefix}render.viewport: must be {{"width": 320-3840, '
                                           f'"height": 240-2160}}')
     block = render.get("block", [])
     if not isinstance(block, list) or any(b not in BLOCKABLE for b in block):
-        raise BadRequest("invalid_field", f"{prefix}render.block: must be a list of values among "
+        raise BadRequest(Code.INVALID_FIELD, f"{prefix}render.block: must be a list of values among "
                                           f"{', '.join(BLOCKABLE)}")
     return RenderOptions(wait_until, wait_for, wait_ms, viewport["width"], viewport["height"],
                          tuple(dict.fromkeys(block)), tuple(capture or ()))
@@ -127,7 +127,7 @@ class BrowserDied(FetchError):
     connection error, in a fresh browser."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("connection_error", message)
+        super().__init__(Code.CONNECTION_ERROR, message)
         self.browser_died = True
 
     @property
@@ -140,6 +140,6 @@ class RenderingUnavailable(BadRequest):
     """A spec asks for `render` but this server runs no browser."""
 
     def __init__(self) -> None:
-        super().__init__("rendering_unavailable",
+        super().__init__(Code.RENDERING_UNAVAILABLE,
                          "render: this server runs no browser; install Chromium (apt-get install chromium) "
                          "or give --chromium=PATH, with --render-browsers=1 or more")

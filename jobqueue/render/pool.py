@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -41,6 +42,15 @@ class RenderSettings:
     connect_timeout: float = 10.0
     launch_timeout: float = 30.0
 
+    @classmethod
+    def resolve(cls, browsers: int | None, pages: int, recycle: int, chromium: str | None,
+                connect_timeout: float) -> RenderSettings:
+        """The server's options as pool settings: `browsers` None means 1 where a Chromium (and Playwright) is
+        found, else 0."""
+        if browsers is None:
+            browsers = 1 if launch.find_chromium(chromium) is not None and playwright_installed() else 0
+        return cls(browsers, pages, recycle, chromium, connect_timeout)
+
 
 class RenderPool:
     """Hands each render a page slot in a live browser, and replaces browsers that age, crash or hang."""
@@ -65,7 +75,7 @@ class RenderPool:
     @property
     def available(self) -> bool:
         """Whether this pool can render at all (a Chromium was found and at least one browser is asked)."""
-        return self.executable is not None and self.settings.browsers > 0
+        return self.executable is not None and self.settings.browsers > 0 and playwright_installed()
 
     async def start(self) -> None:
         """Start the proxy and the Playwright driver, and launch the browsers."""
@@ -73,6 +83,7 @@ class RenderPool:
             return
         from playwright.async_api import async_playwright
 
+        self._stopping = False
         self.started_at = time.monotonic()
         launch.sweep_stale(tempfile.gettempdir())
         self.workdir = tempfile.mkdtemp(prefix=f"{launch.WORKDIR_PREFIX}{os.getpid()}-")
@@ -207,6 +218,11 @@ class RenderPool:
         """Bytes of memory of the pool's browser processes (the driver left out), as proportional set size:
         summed RSS would count the libraries and shared memory every Chromium process maps many times."""
         return memory_bytes(pid for pid in self.processes() if not _is_driver(pid))
+
+
+def playwright_installed() -> bool:
+    """Whether the `render` extra (Playwright for Python) is installed."""
+    return importlib.util.find_spec("playwright") is not None
 
 
 def memory_bytes(pids: Iterable[int]) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.models import Task
-from jobqueue.spec import DEFAULT_SPEC, JobSpec
+from jobqueue.spec import DEFAULT_SPEC, JobSpec, stored_render
 
 __all__ = ["ALL_TASKS", "Capabilities", "ChangePage", "ChangesUnavailable", "JobDeleted", "Lease", "NewTask",
            "TaskFilter"]
@@ -48,7 +50,12 @@ class NewTask:
     @property
     def reuse_key(self) -> str:
         """The key freshness reuse looks results up by."""
-        return self.spec.fetch.reuse_key(self.url)
+        key = self.spec.fetch.reuse_key(self.url)
+        if self.spec.render is None:
+            return key
+        # a rendered page answers differently from a fetched one, and with its options
+        material = json.dumps([key, stored_render(self.spec.render, self.spec.capture)], separators=(",", ":"))
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,10 @@ class TaskStore(Protocol):
         """Count tasks by status without scanning them."""
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
-                    per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
-        """Atomically take up to `limit` due tasks, marking them running under a fresh lease. With `per_host`, each
+                    per_host: int | None = None, ended: list[Lease] | None = None,
+                    rendered: bool = False) -> list[Task]:
+        """Atomically take up to `limit` due tasks of one kind (rendered in a browser, or fetched), marking them
+        running under a fresh lease. With `per_host`, each
         also takes one of its host's slots, held by its lease and shared by every store on the database, so no
         host ever has more than `per_host` requests in flight; a host without a free slot is passed over. The
         slots of `ended` (requests that are over) are freed first, as free_slots() does."""
@@ -93,6 +95,10 @@ class TaskStore(Protocol):
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
         """Read the stored result of a task, with or without its body."""
+
+    async def get_artifact(self, task_id: str, kind: str) -> bytes | None:
+        """Read what a completed render captured besides its DOM (`screenshot` or `pdf`, models.ARTIFACTS); None
+        when the job has none."""
 
     async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
         """List results newest first without bodies, narrowed by their jobs' fields (Capabilities.list_filters)."""

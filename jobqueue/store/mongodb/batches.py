@@ -106,6 +106,7 @@ class MongoBatchOps:
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
+        async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...
 
         async def _bump(self, deltas: dict[str, int]) -> None: ...
 
@@ -324,7 +325,8 @@ class MongoBatchOps:
                                                                  {"$set": {"dropping": True}}))
             if not marked.matched_count:
                 continue
-            found = self.db.jobs.find({"batch_id": batch_id}, {"status": 1, "result.body_ref": 1})
+            found = self.db.jobs.find({"batch_id": batch_id},
+                                      {"status": 1, "result.body_ref": 1, "result.artifact_refs": 1})
             docs = await self._call(found.limit(DROP_LIMIT - removed).to_list(DROP_LIMIT - removed))
             if docs:
                 gone = await self._call(self.db.jobs.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}))
@@ -332,7 +334,7 @@ class MongoBatchOps:
                 moves = Moves()
                 for doc in docs:
                     moves.add(batch_id, doc["status"], None)
-                    await self._release_body((doc.get("result") or {}).get("body_ref"), doc["_id"])
+                    await self._release_result(doc.get("result"), doc["_id"])
                 await self._move(moves, now)
             if not await self._call(self.db.jobs.find_one({"batch_id": batch_id}, {"_id": 1})):
                 await self._call(self.db.batches.delete_one({"_id": batch_id, "sealed": False}))

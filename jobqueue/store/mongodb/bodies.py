@@ -159,8 +159,9 @@ async def drop_legacy(db: Any, ref: dict[str, Any]) -> None:
 
 
 async def named(db: Any, ref: dict[str, Any], besides: str | None = None) -> bool:
-    """Whether a job's result (other than `besides`'s) names the body (on the body_ref index)."""
-    query: dict[str, Any] = {"result.body_ref": ref}
+    """Whether a job's result (other than `besides`'s) names the body, as its body or as a render's capture (on
+    the body_ref and artifact_refs indexes)."""
+    query: dict[str, Any] = {"$or": [{"result.body_ref": ref}, {"result.artifact_refs": ref}]}
     if besides is not None:
         query["_id"] = {"$ne": besides}
     return bool(await db.jobs.count_documents(query, limit=1))
@@ -279,6 +280,13 @@ class MongoBodies:
         """Drop a body `task_id` no longer names, unless another job's result still names it (reuse and equal
         pages share it); with no `task_id`, unless any job's result names it."""
         await self._call(release(self.db, ref, task_id, self.clock()))
+
+    async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None:
+        """Drop what a result `task_id` no longer has named: its body and a render's captures (each unless
+        another job's result still names it)."""
+        result = result or {}
+        for ref in (result.get("body_ref"), *(result.get("artifact_refs") or ())):
+            await self._release_body(ref, task_id)
 
     async def _load_body(self, ref: dict[str, Any]) -> bytes | None:
         """The body a result names, or None when it is gone (a retry or sweep dropped it meanwhile)."""

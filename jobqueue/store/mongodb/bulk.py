@@ -29,6 +29,7 @@ class MongoBulkOps:
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
+        async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...
         async def retry(self, task_id: str) -> Task: ...
 
     async def retry_many(self, task_ids: list[str]) -> list[Task]:
@@ -45,7 +46,7 @@ class MongoBulkOps:
                 continue
             deleted.append(task_id)
             moves.add(doc.get("batch_id"), doc["status"], None)
-            await self._release_body((doc.get("result") or {}).get("body_ref"), task_id)
+            await self._release_result(doc.get("result"), task_id)
         await self._move(moves, now)
         return deleted
 

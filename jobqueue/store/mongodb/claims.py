@@ -32,7 +32,15 @@ from jobqueue.models import QUEUED, RUNNING, Task
 from jobqueue.store.base import Lease, StoreError
 from jobqueue.store.mongodb import slots
 from jobqueue.store.mongodb.batches import Moves
-from jobqueue.store.mongodb.schema import CLAIM_INDEX_NAME, CLAIM_ORDER, TASK_FIELDS, task_from_doc
+from jobqueue.store.mongodb.schema import (
+    CLAIM_INDEX_NAME,
+    CLAIM_ORDER,
+    PLAIN_FILTER,
+    RENDER_CLAIM_INDEX_NAME,
+    RENDERED_FILTER,
+    TASK_FIELDS,
+    task_from_doc,
+)
 from jobqueue.store.mongodb.transitions import leased, status_filter, update_doc
 from jobqueue.store.transitions import CLAIM, RELEASE, Given
 
@@ -53,10 +61,12 @@ class MongoClaimOps:
         async def _move(self, moves: Moves, now: float) -> None: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
-                    per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
+                    per_host: int | None = None, ended: list[Lease] | None = None,
+                    rendered: bool = False) -> list[Task]:
         """Take up to `limit` due tasks: higher priority first, then older due time; returned in that order. With
         `per_host`, each first takes one of its host's slots (mongodb_slots.py), hosts with none left are passed
-        over, and a host that fills up is left out of the next read. The slots of `ended` are freed first."""
+        over, and a host that fills up is left out of the next read. The slots of `ended` are freed first. Only jobs
+        of one kind: rendered (on their own index) or fetched."""
         if ended:
             await slots.free(self.db, self._call, slots.HOST, ended)
         if limit <= 0:
@@ -74,10 +84,11 @@ class MongoClaimOps:
             for _round in range(MAX_ROUNDS):
                 want = limit - len(claimed)
                 skip = sorted({*exclude_hosts, *(rooms.full() if rooms is not None else ())})
-                due: dict[str, Any] = {**status_filter(CLAIM), "available_at": {"$lte": now}}
+                due: dict[str, Any] = {**status_filter(CLAIM), "available_at": {"$lte": now},
+                                       **(RENDERED_FILTER if rendered else PLAIN_FILTER)}
                 if skip:
                     due["host"] = {"$nin": skip}
-                found = await self._candidates(due, want)
+                found = await self._candidates(due, want, RENDER_CLAIM_INDEX_NAME if rendered else CLAIM_INDEX_NAME)
                 if found is None:
                     break  # the index did not answer in time: an idle poll, tried again shortly
                 chosen = []
@@ -98,10 +109,10 @@ class MongoClaimOps:
         await self._move(moves, now)
         return [task_from_doc(d) for d in sorted(claimed, key=lambda d: order[d["_id"]])]
 
-    async def _candidates(self, due: dict[str, Any], want: int) -> list[dict[str, Any]] | None:
+    async def _candidates(self, due: dict[str, Any], want: int, index: str) -> list[dict[str, Any]] | None:
         """The first `want` due jobs' ids, statuses and hosts, on the claim index, time-capped (None: it ran out)."""
         candidates = (self.db.jobs.find(due, {"_id": 1, "status": 1, "host": 1}).sort(CLAIM_ORDER)
-                      .hint(CLAIM_INDEX_NAME).limit(want).max_time_ms(CLAIM_MAX_TIME_MS))
+                      .hint(index).limit(want).max_time_ms(CLAIM_MAX_TIME_MS))
         try:
             # the client's timeoutMS would replace the cursor's maxTimeMS with its own, longer one (CSOT)
             with pymongo.timeout(CLAIM_MAX_TIME_MS / 1000):

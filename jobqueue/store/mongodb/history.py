@@ -46,6 +46,7 @@ class MongoHistoryOps:
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
+        async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...
 
     async def storage_stats(self) -> dict[str, int]:
         """Results, distinct bodies, their raw bytes (per result) and the bytes stored for them.
@@ -95,12 +96,12 @@ class MongoHistoryOps:
                 continue
             doc = await self._call(self.db.jobs.find_one_and_delete(
                 {"_id": row["_id"], "finished_at": row["finished_at"], "status": {"$in": list(FINISHED)}},
-                projection={"status": 1, "batch_id": 1, "result.body_ref": 1}))
+                projection={"status": 1, "batch_id": 1, "result.body_ref": 1, "result.artifact_refs": 1}))
             if doc is None:
                 continue  # retried or deleted meanwhile
             deleted.append(doc["_id"])
             moves.add(doc.get("batch_id"), doc["status"], None)
-            await self._release_body((doc.get("result") or {}).get("body_ref"), doc["_id"])
+            await self._release_result(doc.get("result"), doc["_id"])
         await self._move(moves, now)
         await self._drop_emptied_batches(list(moves.by_batch), finished_before)
         more = (rows[-1]["finished_at"], rows[-1]["_id"]) if len(rows) == limit else None

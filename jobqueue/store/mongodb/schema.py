@@ -19,7 +19,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import OperationFailure
 
 from jobqueue.models import COMPLETED, QUEUED, STATUSES, Batch, Result, Task, TaskError
-from jobqueue.spec import FetchOptions
+from jobqueue.spec import FetchOptions, load_render, stored_render
 from jobqueue.store.base import BadCursor, NewTask, StoreError
 from jobqueue.store.mongodb.bodies import content_address_bodies
 from jobqueue.webhooks.spec import WebhookSpec
@@ -30,6 +30,11 @@ CLAIM_ORDER = [("priority", DESCENDING), ("available_at", ASCENDING)]
 # skips a host holding most due jobs examines index keys, not documents. Hinted by claims (migration 4).
 CLAIM_INDEX_NAME = "due_by_host"
 CLAIM_INDEX = [("status", ASCENDING), *CLAIM_ORDER, ("host", ASCENDING)]
+# Rendered jobs (a `render` field) are claimed by the render workers on an index of their own, partial on that
+# field, so their claims never walk the plain queue; the curl workers' claim leaves them out by the same field.
+RENDER_CLAIM_INDEX_NAME = "due_rendered"
+RENDERED_FILTER = {"render": {"$exists": True}}
+PLAIN_FILTER = {"render": {"$exists": False}}
 
 
 def task_from_doc(doc: Mapping[str, Any]) -> Task:
@@ -44,7 +49,7 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         not_before=doc.get("not_before"), tags=tuple(doc.get("tags") or ()), batch_id=doc.get("batch_id"),
         reused_from=doc.get("reused_from"), webhook=WebhookSpec.from_json(doc.get("webhook")),
         attempt_log=tuple({"attempt": i + 1, **entry} for i, entry in enumerate(doc.get("attempt_log") or ())),
-        schedule_id=doc.get("schedule_id"), every=doc.get("every"),
+        schedule_id=doc.get("schedule_id"), every=doc.get("every"), render=load_render(doc.get("render")),
     )
 
 
@@ -73,6 +78,8 @@ def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = Non
         doc["batch_id"] = new.batch_id
     if spec.webhook is not None:
         doc["webhook"] = spec.webhook.to_json()
+    if spec.render is not None:  # absent otherwise: the rendered claim's index is partial on it
+        doc["render"] = stored_render(spec.render, spec.capture)
     if spec.every is not None:  # absent otherwise: the unique (schedule_id, due_at) index covers runs only
         doc.update(schedule_id=new.id, every=spec.every, due_at=doc["available_at"])
     if source is not None:
@@ -92,9 +99,11 @@ def applied(before: Mapping[str, Any], sets: Mapping[str, Any], unset: tuple[str
     return after
 
 
-def result_doc(result: Result, body_ref: dict[str, Any], body_size: int) -> dict[str, Any]:
+def result_doc(result: Result, body_ref: dict[str, Any], body_size: int, captured: Mapping[str, str] | None = None
+               ) -> dict[str, Any]:
     """The result sub-document written into a job by the completion that marks it completed; `body_size` is
-    the stored body's raw length (GET /stats/storage adds them up)."""
+    the stored body's raw length (GET /stats/storage adds them up); `captured` the sha256 of each capture of a
+    render (its screenshot, its PDF), stored as bodies and named in `artifact_refs`."""
     return {
         "url": result.url, "final_url": result.final_url, "http_status": result.http_status,
         "headers": result.headers, "content_type": result.content_type, "encoding": result.encoding,
@@ -102,6 +111,9 @@ def result_doc(result: Result, body_ref: dict[str, Any], body_size: int) -> dict
         "elapsed_ms": result.elapsed_ms, "fetched_at": result.fetched_at, "sha256": result.sha256,
         "redirects": result.redirects, "timings": result.timings, "body_ref": body_ref,
         "body_size": body_size, **({"raw_headers": result.raw_headers} if result.raw_headers else {}),
+        **({"render": {"blocked_requests": result.blocked_requests, "timings": result.render_timings,
+                       "captured": dict(captured or {})}} if result.rendered else {}),
+        **({"artifact_refs": [{"sha": sha} for sha in sorted(set(captured.values()))]} if captured else {}),
     }
 
 
@@ -114,6 +126,9 @@ def result_from_doc(task_id: str, doc: Mapping[str, Any], body: bytes | None) ->
         elapsed_ms=doc["elapsed_ms"], fetched_at=doc["fetched_at"], sha256=doc["sha256"],
         redirects=doc["redirects"], timings=doc["timings"], body=body,
         raw_headers=bytes(doc["raw_headers"]) if doc.get("raw_headers") is not None else None,
+        **({"rendered": True, "blocked_requests": doc["render"]["blocked_requests"],
+            "render_timings": doc["render"]["timings"], "captured": tuple(sorted(doc["render"].get("captured", ())))}
+           if doc.get("render") else {}),
     )
 
 
@@ -358,6 +373,13 @@ async def _v10_stats(db: Any) -> None:
     await ensure_index(db.stats_slots, [("w", ASCENDING), ("h", ASCENDING), ("s", ASCENDING)], "slot", unique=True)
 
 
+async def _v11_rendered(db: Any) -> None:
+    """Rendered jobs are claimed on an index of their own, partial on their `render` field; the bodies their
+    screenshots and PDFs are stored as are found named (before a deletion) on `result.artifact_refs`."""
+    await ensure_index(db.jobs, CLAIM_INDEX, RENDER_CLAIM_INDEX_NAME, partialFilterExpression=RENDERED_FILTER)
+    await ensure_index(db.jobs, [("result.artifact_refs", ASCENDING)], "artifact_refs", sparse=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -381,6 +403,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v9_upkeep_indexes),
     Migration(10, "live statistics every process adds its counts to, so every dashboard shows the service's",
               _v10_stats),
+    Migration(11, "rendered jobs claimed on an index of their own", _v11_rendered),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -254,19 +254,27 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
         now = self.clock()
         packed_body = await packed(body)
         ref = sha_ref(packed_body.sha256)
+        # a render's screenshot and PDF are bodies too, named by result.artifact_refs (mongodb/bodies.py)
+        captures = {kind: await packed(data) for kind, data in result.artifacts.items()}
         update = update_doc(COMPLETE, Given(now, http_status=result.http_status), self.outbox,
-                            result=result_doc(result, ref, len(body)))
+                            result=result_doc(result, ref, len(body), {k: p.sha256 for k, p in captures.items()}))
         storable(update, self.where)
-        await self._call(keep_body(self.db.bodies, packed_body, body_key(lease), lease.task_id, now))
+        refs = [ref]
         try:
+            await self._call(keep_body(self.db.bodies, packed_body, body_key(lease), lease.task_id, now))
+            for kind, capture in captures.items():
+                await self._call(keep_body(self.db.bodies, capture, f"{body_key(lease)}:{kind}", lease.task_id, now))
+                refs.append(sha_ref(capture.sha256))
             doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
                                                              "finished_at": now, "result.body_ref": ref})
         finally:
-            await self._after_finish(lease.task_id, self._unpin_body(ref), "letting go of its body's pin",
-                                     "the pin runs out within the hour")
+            for pinned in refs:
+                await self._after_finish(lease.task_id, self._unpin_body(pinned), "letting go of its body's pin",
+                                         "the pin runs out within the hour")
         if doc is None:  # a stale worker's body goes, unless a result has the same one
-            await self._after_finish(lease.task_id, self._release_body(ref, None), "dropping the body stored "
-                                     "under its lost lease", "the maintenance round's sweep deletes it")
+            for kept in refs:
+                await self._after_finish(lease.task_id, self._release_body(kept, None), "dropping the body stored "
+                                         "under its lost lease", "the maintenance round's sweep deletes it")
             return None
         await self._after_finish(lease.task_id, self._moved(doc, RUNNING, now),
                                  "its outcome is recorded, but moving the counts",
@@ -365,6 +373,13 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
             if body is None:
                 return None  # a retry dropped it after we read the result: there is no result now
         return result_from_doc(task_id, doc["result"], body)
+
+    async def get_artifact(self, task_id: str, kind: str) -> bytes | None:
+        """A completed rendered job's screenshot or PDF (None when it has none)."""
+        doc = await self._call(self.db.jobs.find_one({"_id": task_id, "status": COMPLETED},
+                                                     {f"result.render.captured.{kind}": 1}))
+        sha = (((doc or {}).get("result") or {}).get("render") or {}).get("captured", {}).get(kind)
+        return await self._load_body(sha_ref(sha)) if sha else None
 
     async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
         """Completed tasks' results, newest completion first, without bodies, narrowed by the jobs' fields."""

@@ -92,6 +92,7 @@ class MongoTransitionOps:
         async def _moved(self, doc: dict[str, Any], old: str, now: float) -> None: ...
         async def _finish_run(self, run: dict[str, Any], sha256: str | None, now: float) -> str | None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
+        async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...
 
     async def _transit(self, move: Transition, task_id: str, given: Given) -> dict[str, Any] | None:
         """Make `move` for one job if it is in one of its states, then its follow-ups; the job after it, or None."""
@@ -104,7 +105,7 @@ class MongoTransitionOps:
         moved = after(before, update)
         await self._moved(moved, before["status"], given.now)
         if move.drops_result:
-            await self._release_body((before.get("result") or {}).get("body_ref"), task_id)
+            await self._release_result(before.get("result"), task_id)
         await self._follow(move, moved, given.now)
         return moved
 

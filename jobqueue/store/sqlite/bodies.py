@@ -115,14 +115,17 @@ def _insert(conn: sqlite3.Connection, packed: Packed) -> int:
 
 def insert_result(conn: sqlite3.Connection, columns: str, job_id: str, result: Result, sha256: str | None) -> None:
     """Store a job's result pointing at its (shared) body; `sha256` is the digest of result.body."""
+    from jobqueue.store.sqlite.rendered import artifact_ids, render_column
+
     body_id = keep_body(conn, result.body, sha256) if result.body is not None and sha256 else None
+    screenshot_id, pdf_id = artifact_ids(conn, result)
     conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))  # never two results per job
     conn.execute(
-        f"INSERT INTO results ({columns}, body_id, raw_headers) VALUES ({', '.join('?' * 17)})",
+        f"INSERT INTO results ({columns}, body_id, raw_headers, screenshot_id, pdf_id) VALUES ({', '.join('?' * 20)})",
         (job_id, result.url, result.final_url, result.http_status, json.dumps(result.headers),
          result.content_type, result.encoding, result.encoding_source, result.size, int(result.truncated),
          result.elapsed_ms, result.fetched_at, result.sha256, json.dumps(result.redirects),
-         json.dumps(result.timings), body_id, result.raw_headers))
+         json.dumps(result.timings), render_column(result), body_id, result.raw_headers, screenshot_id, pdf_id))
 
 
 def storage_totals(conn: sqlite3.Connection) -> dict[str, int]:

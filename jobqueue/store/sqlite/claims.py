@@ -17,21 +17,24 @@ from collections import Counter
 
 from jobqueue.store.sqlite import host_scan as scan
 from jobqueue.store.sqlite import slots
+from jobqueue.store.sqlite.rendered import PLAIN, RENDERED
 from jobqueue.store.sqlite.schema import CLAIMABLE, JOB_COLUMNS
 from jobqueue.store.sqlite.transitions import assignments
 from jobqueue.store.transitions import CLAIM, Given
 
 WINDOW_MIN = 64  # due jobs read past the number wanted, for hosts that fill up on the way (3 per job wanted)
 WINDOW_MAX = 1024
-_HEAD = (f"SELECT seq, host FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}"
-         " ORDER BY priority DESC, available_at LIMIT ? OFFSET ?")
+# each kind of job on its own partial index (sqlite/rendered.py): the claims of one never read the other's
+_INDEX = {False: f"jobs_due WHERE {CLAIMABLE} AND {PLAIN}", True: f"jobs_due_rendered WHERE {CLAIMABLE} AND {RENDERED}"}
+_HEAD = "SELECT seq, host FROM jobs INDEXED BY {} ORDER BY priority DESC, available_at LIMIT ? OFFSET ?"
 
 
 class Claim:
     """One claim's write: the jobs it takes, all under one lease token and expiry."""
 
-    def __init__(self, token: str, now: float, until: float, cursor: scan.Cursor) -> None:
-        self.token, self.now, self.until, self.cursor = token, now, until, cursor
+    def __init__(self, token: str, now: float, until: float, cursor: scan.Cursor, rendered: bool = False) -> None:
+        self.token, self.now, self.until, self.cursor, self.rendered = token, now, until, cursor, rendered
+        self._due = _INDEX[rendered]
         clause, self._args = assignments(CLAIM, Given(now, token=token, until=until))
         self._take = f"UPDATE jobs SET {clause}"
 
@@ -41,8 +44,8 @@ class Claim:
         left, each taking one."""
         if per_host is None:
             exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})" if exclude_hosts else ""
-            sql = (f"{self._take} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_due"
-                   f" WHERE {CLAIMABLE}{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
+            sql = (f"{self._take} WHERE seq IN (SELECT seq FROM jobs INDEXED BY {self._due}"
+                   f"{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
                    f" RETURNING seq, {JOB_COLUMNS}")
             return conn.execute(sql, (*self._args, self.now, *exclude_hosts, limit)).fetchall()
         rooms = slots.Rooms(conn, slots.HOST, per_host, self.now)
@@ -51,13 +54,14 @@ class Claim:
         read = 0
         # the first `limit` due jobs (usually all taken), then a window past them for hosts that filled up
         for upto in (limit, limit + min(max(3 * limit, WINDOW_MIN), WINDOW_MAX)):
-            rows = conn.execute(_HEAD, (self.now, upto - read, read)).fetchall()
+            rows = conn.execute(_HEAD.format(self._due), (self.now, upto - read, read)).fetchall()
             read += len(rows)
             for seq, host in rows:
                 if len(chosen) < limit and host not in skip and rooms.take(host):
                     chosen.append(seq)
-            if len(chosen) == limit or read < upto:
-                return self._update(conn, chosen)  # all taken, or every due job was read
+            if len(chosen) == limit or read < upto or self.rendered:
+                # all taken, or every due job was read; rendered jobs are few and slow: a window of them is enough
+                return self._update(conn, chosen)
         taken = self._update(conn, chosen)
         return taken + self._update(conn, self._beyond(conn, rooms, skip, limit - len(taken)))
 

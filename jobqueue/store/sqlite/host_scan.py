@@ -31,7 +31,8 @@ READS_MAX = 32  # reads in one claim (a read ends at each full host)
 _ABOVE = 11  # above every priority (-10 to 10): (host, _ABOVE) is the place before all of a host's jobs
 _BELOW = -11  # below every priority: (host, _BELOW) is the place after all of a host's jobs
 _READ = ("WITH seen AS MATERIALIZED (SELECT seq, host, priority, available_at FROM jobs INDEXED BY jobs_due_by_host"
-         " WHERE status IN ('queued', 'running') AND {where} ORDER BY host, priority DESC, available_at LIMIT ?)"
+         " WHERE status IN ('queued', 'running') AND render IS NULL AND {where}"
+         " ORDER BY host, priority DESC, available_at LIMIT ?)"
          " SELECT seq, host, priority, available_at FROM seen WHERE available_at <= ?"
          " UNION ALL SELECT NULL, host, priority, (SELECT count(*) FROM seen) FROM (SELECT host, priority FROM seen"
          " LIMIT 1 OFFSET (SELECT count(*) FROM seen) - 1)")

@@ -38,17 +38,18 @@ class SQLiteLeaseOps:
         async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
-                    per_host: int | None = None, ended: list[Lease] | None = None) -> list[Task]:
+                    per_host: int | None = None, ended: list[Lease] | None = None,
+                    rendered: bool = False) -> list[Task]:
         """Take due tasks (higher priority, then older due time, first), including tasks whose lease ran out, in
         one write; with `per_host`, each takes one of its host's slots and hosts with none left are passed over.
-        The host slots of `ended` are freed first, in the same write."""
+        The host slots of `ended` are freed first, in the same write. Only jobs of one kind: rendered or not."""
         if limit <= 0 and not ended:
             return []
         now = self.clock()
         token = secrets.token_hex(8)
         if self._host_cursor is None:
             self._host_cursor = sqlite_host_scan.Cursor()
-        claim = Claim(token, now, now + lease_seconds, self._host_cursor)
+        claim = Claim(token, now, now + lease_seconds, self._host_cursor, rendered)
 
         def take(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             if ended:

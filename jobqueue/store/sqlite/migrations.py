@@ -17,6 +17,7 @@ from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite.bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite.changes import V8_JOB_CHANGES
+from jobqueue.store.sqlite.rendered import V12_RENDERED
 from jobqueue.store.sqlite.schedules import V5_SCHEDULES
 from jobqueue.store.sqlite.slots import V9_SLOTS
 from jobqueue.store.sqlite.stats import V10_STATS
@@ -277,6 +278,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               V10_STATS),
     Migration(11, "schedules a release-0.3 bulk or batch cancel stopped silently get their next run", "",
               _resume_silently_stopped_schedules),
+    Migration(12, "rendered jobs: their render options, a claim index of their own, their results' render facts, "
+              "screenshots and PDFs stored as bodies", V12_RENDERED),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -10,24 +10,26 @@ import sqlite3
 from typing import Any
 
 from jobqueue.models import QUEUED, STATUSES, Batch, Result, Task, TaskError
-from jobqueue.spec import FetchOptions
+from jobqueue.render.options import RenderOptions
+from jobqueue.spec import FetchOptions, load_render, stored_render
 from jobqueue.store.base import BadCursor, NewTask
 from jobqueue.store.sqlite.bodies import body_of
+from jobqueue.store.sqlite.rendered import render_fields
 from jobqueue.webhooks.spec import WebhookSpec
 
 JOB_COLUMNS = (
     "id, url, host, status, attempts, created_at, updated_at, started_at, finished_at, "
     "available_at, lease_token, http_status, error_code, error_message, "
-    "priority, not_before, fetch, tags, batch_id, reused_from, webhook, attempt_log, schedule_id, every"
+    "priority, not_before, fetch, tags, batch_id, reused_from, webhook, attempt_log, schedule_id, every, render"
 )
 RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
-    "size, truncated, elapsed_ms, fetched_at, sha256, redirects, timings"
+    "size, truncated, elapsed_ms, fetched_at, sha256, redirects, timings, render_facts"
 )
 INSERT_JOB = (
     "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority, not_before,"
-    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook, schedule_id, every, due_at)"
-    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook, schedule_id, every, due_at,"
+    " render) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Appends one attempt to a job's log in the UPDATE that ends the attempt (parameters: at, outcome,
 # http_status, error code, error message).
@@ -39,6 +41,7 @@ _PRIORITIES = ",".join(str(p) for p in range(10, -11, -1))
 # Naming every priority lets SQLite search the due range of each one in turn (highest first) instead
 # of walking the whole index past jobs that are not due yet.
 CLAIMABLE = f"status IN ('queued', 'running') AND priority IN ({_PRIORITIES}) AND available_at <= ?"
+# ...of one kind: a claim adds its kind's condition on `render` (sqlite/rendered.py), which picks its index.
 BATCH_COLUMNS = "seq, id, created_at, total, tags, sealed, finished_at, " + ", ".join(STATUSES)
 
 
@@ -57,6 +60,7 @@ def task_from_row(row: sqlite3.Row) -> Task:
         webhook=WebhookSpec.from_json(json.loads(row["webhook"])) if row["webhook"] else None,
         attempt_log=tuple(json.loads(row["attempt_log"])) if row["attempt_log"] else (),
         schedule_id=row["schedule_id"], every=row["every"],
+        render=load_render(json.loads(row["render"])) if row["render"] else None,
     )
 
 
@@ -77,6 +81,7 @@ def result_from_row(row: sqlite3.Row, with_body: bool) -> Result:
         redirects=json.loads(row["redirects"]), timings=json.loads(row["timings"]),
         body=body_of(row) if with_body else None,
         raw_headers=bytes(row["raw_headers"]) if with_body and row["raw_headers"] is not None else None,
+        **render_fields(row["render_facts"]),
     )
 
 
@@ -92,7 +97,8 @@ def new_task_row(new: NewTask, now: float, reused: Task | None = None) -> tuple[
             now if reused is not None else None, reused.http_status if reused is not None else None,
             reused.id if reused is not None else None,
             json.dumps(spec.webhook.to_json(), separators=(",", ":")) if spec.webhook is not None else None,
-            new.id if spec.every is not None else None, spec.every, available if spec.every is not None else None)
+            new.id if spec.every is not None else None, spec.every, available if spec.every is not None else None,
+            _render_json(spec.render, spec.capture))
 
 
 def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
@@ -106,8 +112,13 @@ def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
         finished_at=now if reused is not None else None,
         http_status=reused.http_status if reused is not None else None,
         reused_from=reused.id if reused is not None else None, webhook=spec.webhook,
-        schedule_id=new.id if spec.every is not None else None, every=spec.every,
+        schedule_id=new.id if spec.every is not None else None, every=spec.every, render=spec.rendered,
     )
+
+
+def _render_json(render: RenderOptions | None, capture: tuple[str, ...]) -> str | None:
+    stored = stored_render(render, capture)
+    return None if stored is None else json.dumps(stored, separators=(",", ":"))
 
 
 def encode_cursor(seq: int) -> str:

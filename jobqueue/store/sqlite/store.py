@@ -25,6 +25,7 @@ from jobqueue.store.sqlite.guard import FileGuard, ReadProbe, WriteProbe, store_
 from jobqueue.store.sqlite.history import SQLiteHistoryOps, use_incremental_vacuum
 from jobqueue.store.sqlite.leases import SQLiteLeaseOps
 from jobqueue.store.sqlite.migrations import migrate
+from jobqueue.store.sqlite.rendered import read_artifact
 from jobqueue.store.sqlite.schedules import SQLiteScheduleOps, start_schedules
 from jobqueue.store.sqlite.schema import (
     INSERT_JOB,
@@ -209,9 +210,10 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         conn.execute(INSERT_JOB, new_task_row(new, now, reused))
         if reused is not None:
             conn.execute(
-                f"INSERT INTO results ({RESULT_COLUMNS}, body_id, raw_headers) SELECT ?, url, final_url, http_status,"
-                " headers, content_type, encoding, encoding_source, size, truncated, elapsed_ms, fetched_at, sha256,"
-                " redirects, timings, body_id, raw_headers FROM results WHERE job_id = ?",
+                f"INSERT INTO results ({RESULT_COLUMNS}, body_id, raw_headers, screenshot_id, pdf_id) SELECT ?, url,"
+                " final_url, http_status, headers, content_type, encoding, encoding_source, size, truncated,"
+                " elapsed_ms, fetched_at, sha256, redirects, timings, render_facts, body_id, raw_headers,"
+                " screenshot_id, pdf_id FROM results WHERE job_id = ?",
                 (new.id, reused.id))
         return new_task(new, now, reused)
 
@@ -239,6 +241,10 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
             return moved[0]
 
         return await self._write(update)
+
+    async def get_artifact(self, task_id: str, kind: str) -> bytes | None:
+        """A completed rendered job's screenshot or PDF (None when it has none)."""
+        return await self._read(lambda conn: read_artifact(conn, task_id, kind))
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
         """Read a result; the body (shared, compressed) is read only when asked for, by its primary key."""
