@@ -16,7 +16,7 @@ from tornado.websocket import websocket_connect
 from jobqueue.models import TaskIds
 from jobqueue.spec import JobSpec
 from jobqueue.store import store_from_url
-from jobqueue.store.base import NewTask
+from jobqueue.store.base import NewTask, StoreError
 from jobqueue.supervisor import Supervisor
 from server import JobQueueServer
 from tests import conftest
@@ -27,9 +27,10 @@ SECRET = "whsec_" + base64.b64encode(b"a test key of thirty-two bytes!!").decode
 
 
 class RaisesOnce:
-    """Makes one method of a real store raise once, as a bug would, when armed; every other call is the store's."""
+    """Makes one method of a real store raise once when armed, as a bug would (or, given a StoreError, as the
+    database briefly unavailable would); every other call is the store's."""
 
-    def __init__(self, store: Any, method: str) -> None:
+    def __init__(self, store: Any, method: str, error: Exception | None = None) -> None:
         self.raised = 0
         self.armed = True
         real = getattr(store, method)
@@ -38,7 +39,7 @@ class RaisesOnce:
             if self.armed:
                 self.armed = False
                 self.raised += 1
-                raise RuntimeError(f"an injected bug in {method}")
+                raise error or RuntimeError(f"an injected bug in {method}")
             return await real(*args, **kwargs)
 
         setattr(store, method, once)  # on the instance: the server calls the store's method by name
@@ -88,6 +89,41 @@ async def test_a_loop_that_raises_is_restarted_counted_on_metrics_and_jobs_still
     failed = [r for r in caplog.records if r.name == "jobqueue.supervisor" and r.levelno == logging.ERROR]
     assert len(failed) == 1 and loop in failed[0].getMessage(), [r.getMessage() for r in failed]
     assert failed[0].exc_info is not None and f"an injected bug in {method}" in str(failed[0].exc_info[1])
+
+
+# the loops that wait out an unavailable database themselves, and the logger each warns on
+OUTAGES = [
+    pytest.param("claims", "claim", "jobqueue.workers", {}, id="claims"),
+    pytest.param("heartbeats", "extend", "jobqueue.workers", {"lease_seconds": 1.5}, id="heartbeats"),
+    pytest.param("webhooks", "relay_outbox", "jobqueue.webhooks", {"webhook_secret": SECRET}, id="webhooks"),
+]
+
+
+@pytest.mark.parametrize(("loop", "method", "logger", "overrides"), OUTAGES)
+@pytest.mark.gen_test(timeout=60)
+async def test_a_database_briefly_unavailable_is_waited_out_by_the_loop_not_restarted(
+        tmp_path, target: Target, caplog, loop: str, method: str, logger: str, overrides: dict[str, Any]):
+    settings = conftest.test_settings(tmp_path, **overrides)
+    store = store_from_url(settings.database)
+    fault = RaisesOnce(store, method, StoreError("the database is unavailable (injected)"))
+    server = JobQueueServer(settings, store=store)
+    await server.start()
+    api = Api(f"http://127.0.0.1:{server.port}")
+    try:
+        async def warned() -> bool:
+            return any(r.name == logger and r.levelno == logging.WARNING and "(injected)" in r.getMessage()
+                       for r in caplog.records)
+
+        await wait_for(warned, 20, f"the {loop} loop's warning")
+        task = await api.submit(target.url(f"/page/outage-{loop}"))
+        done = await api.wait_finished(task["id"])
+        assert done["status"] == "completed", done
+        assert fault.raised == 1
+        assert f'jobqueue_loop_restarts_total{{loop="{loop}"}} 0.0' in await metrics_text(api)
+    finally:
+        api.close()
+        await server.stop()
+    assert not [r for r in caplog.records if r.name == "jobqueue.supervisor" and r.levelno >= logging.ERROR]
 
 
 @pytest.mark.gen_test(timeout=60)
