@@ -45,7 +45,7 @@ def log_request(handler: RequestHandler) -> None:
 
 def make_app(service: JobService, config: Settings, **extra: Any) -> Application:
     """Build the Tornado application around shared objects made once in main()."""
-    routes = [
+    routes: list[tuple[Any, ...]] = [
         (r"/", DashboardHandler),
         (rf"{API}/queue_tasks/?", TaskListHandler),
         (rf"{API}/queue_tasks/bulk/?", BulkHandler),
