@@ -101,7 +101,7 @@ def check_wheel(wheel: str) -> None:
                    "jobqueue/__main__.py", "jobqueue/store/sqlite/store.py"):
         assert wanted in names
     assert re.search(r"^jobqueue = jobqueue\.cli:main$", entry_points, re.MULTILINE)
-    assert "Requires-Dist: tornado<7,>=6.4" in metadata
+    assert "Requires-Dist: tornado<6.7,>=6.6.1" in metadata
     assert re.search(r'^Requires-Dist: motor.*; extra == "mongodb"$', metadata, re.MULTILINE)
 
 
