@@ -5,11 +5,13 @@ retry, not the job. Real Chromium, a real target on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import struct
 
 import pytest
+from warcio.archiveiterator import ArchiveIterator
 
 from tests.helpers import API, Api, wait_for
 from tests.render_site import Site
@@ -93,7 +95,21 @@ async def test_the_screenshot_and_the_pdf_are_served_and_counted_as_stored_bodie
         pdf = await api.raw("GET", f"{API}/results/{task['id']}/pdf")
         assert pdf.code == 200 and pdf.headers["Content-Type"] == "application/pdf" and pdf.body[:5] == b"%PDF-"
         after = (await api.call("GET", f"{API}/stats/storage"))[1]
-        assert after != before
+        assert after["distinct_bodies"] == before["distinct_bodies"] + 3  # the DOM, the PNG and the PDF
+        assert after["stored_bytes"] > before["stored_bytes"]
+        # the WARC export: the DOM and each capture as resource records, as Browsertrix writes them
+        warc = await api.raw("GET", f"{API}/export?format=warc")
+        records = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI"), r.rec_headers.get_header("Content-Type"),
+                    r.rec_headers, r.content_stream().read())
+                   for r in ArchiveIterator(io.BytesIO(warc.body), check_digests="raise")]
+        assert [r[0] for r in records] == ["warcinfo", "resource", "resource", "resource"]
+        url = site.url("/tall")
+        (_, dom_uri, dom_type, dom_headers, dom), *captures = records[1:]
+        assert dom_uri == url and dom_type == "text/html; charset=utf-8" and b">tall</div>" in dom
+        assert [(uri, kind) for _, uri, kind, _, _ in captures] == [(f"urn:pdf:{url}", "application/pdf"),
+                                                                   (f"urn:fullPage:{url}", "image/png")]
+        assert captures[0][4] == pdf.body and captures[1][4] == png.body
+        assert all(c[3].get_header("WARC-Concurrent-To") == dom_headers.get_header("WARC-Record-ID") for c in captures)
     finally:
         api.close()
         await site.stop()

@@ -66,4 +66,10 @@ async def walk(store: Store, where: TaskFilter, with_body: bool,
 async def _result(store: Store, task: Task, with_body: bool) -> Result | None:
     if task.status != COMPLETED:
         return None
-    return await store.get_result(task.id, with_body)
+    result = await store.get_result(task.id, with_body)
+    if with_body and result is not None and result.captured:  # a render's screenshot and PDF go with its body
+        for kind in result.captured:
+            data = await store.get_artifact(task.id, kind)
+            if data is not None:
+                result.artifacts[kind] = data
+    return result

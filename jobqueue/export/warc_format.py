@@ -1,4 +1,5 @@
-"""WARC/1.1 export through warcio: a warcinfo record, then a request and a response record per fetch.
+"""WARC/1.1 export through warcio: a warcinfo record, then a request and a response record per fetch (resource
+records for a render: its DOM, its screenshot and PDF).
 
 Each record is its own gzip member (the usual `.warc.gz` layout), so a reader can seek to any record
 and an export cut short still yields every record written before the cut.
@@ -28,6 +29,7 @@ GZIP_LEVEL = 6  # warcio's own gzip uses 9: several times slower for a few perce
 # The stored body is already decoded (curl undoes Content-Encoding and chunking), so headers that
 # describe the bytes on the wire would make replay tools decode it a second time.
 _WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+ARTIFACT_TYPES = {"screenshot": "image/png", "pdf": "application/pdf"}
 _GET_AFTER = {301: ("POST",), 302: ("POST",), 303: ("GET", "POST")}  # redirects that turn the method into GET
 RECONSTRUCTED = (
     "Each completed job has a request and a response record; jobs that did not complete have none. "
@@ -41,7 +43,11 @@ RECONSTRUCTED = (
     "from the job's method, the final URL and "
     "the headers the job sent (Host, User-Agent, Accept, its own and its fetch profile's); the values of "
     "Authorization, Cookie and fetch-profile headers are replaced by ***. The payload digests are the "
-    "sha256 recorded at fetch time."
+    "sha256 recorded at fetch time. A job rendered in a browser has no request and response records (its body "
+    "is not the bytes received but the DOM after the page's scripts ran): a resource record of the DOM "
+    "(text/html; charset=utf-8) at its final URL, and, as Browsertrix writes them, a resource record for each "
+    "capture, concurrent to it: urn:view:<url> for a screenshot of the viewport, urn:fullPage:<url> for a "
+    "screenshot of the whole page (image/png), urn:pdf:<url> for a PDF (application/pdf)."
 )
 
 
@@ -79,6 +85,8 @@ class WarcEncoder:
         if result is None or result.body is None:
             return b""
         date = _warc_date(result.fetched_at + result.elapsed_ms / 1000)
+        if result.rendered:
+            return self._rendered(item.task, result, date)
         response = self._response(item.task, result, date)
         request = self._request(item.task, result, date, response.rec_headers.get_header("WARC-Record-ID"))
         return self._write(request) + self._write(response)
@@ -86,6 +94,30 @@ class WarcEncoder:
     def end(self) -> bytes:
         """Nothing: a cut export is told apart by the connection closing without the end of the response."""
         return b""
+
+    def _rendered(self, task: Task, result: Result, date: str) -> bytes:
+        """A render: the DOM as a resource record at the final URL, then one resource record per capture."""
+        dom = self._resource(task, result.final_url, date, result.content_type or "text/html; charset=utf-8",
+                             result.body or b"")
+        out = self._write(dom)
+        full = task.render is not None and "screenshot_full" in task.render.capture
+        for kind, data in sorted(result.artifacts.items()):
+            scheme = "pdf" if kind == "pdf" else "fullPage" if full else "view"
+            record = self._resource(task, f"urn:{scheme}:{result.final_url}", date, ARTIFACT_TYPES[kind], data)
+            record.rec_headers.add_header("WARC-Concurrent-To", dom.rec_headers.get_header("WARC-Record-ID"))
+            out += self._write(record)
+        return out
+
+    def _resource(self, task: Task, uri: str, date: str, media_type: str, payload: bytes) -> ArcWarcRecord:
+        digest = _digest(hashlib.sha256(payload).digest())
+        return self._writer.create_warc_record(uri, "resource", payload=io.BytesIO(payload), length=len(payload),
+                                               warc_content_type=media_type, warc_headers_dict={
+                                                   "WARC-Date": date,
+                                                   "WARC-Warcinfo-ID": self._info_id,
+                                                   "WARC-Payload-Digest": digest,
+                                                   "WARC-Block-Digest": digest,
+                                                   "JobQueue-Task-ID": task.id,
+                                               })
 
     def _response(self, task: Task, result: Result, date: str) -> ArcWarcRecord:
         body = result.body or b""
