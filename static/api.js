@@ -67,6 +67,13 @@ export async function rawBody(id) {
   return response.blob();
 }
 
+// What a rendered job's render captured: "screenshot" (PNG) or "pdf".
+export async function capture(id, kind) {
+  const response = await fetch(`${BASE}/results/${encodeURIComponent(id)}/${kind}`, { headers: headers() });
+  if (!response.ok) throw new Error(`${kind}: HTTP ${response.status}`);
+  return response.blob();
+}
+
 export function eventsUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const query = token() ? `&token=${encodeURIComponent(token())}` : "";

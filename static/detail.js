@@ -1,7 +1,7 @@
 // The job view: the task, its options, its error, the stored response, the page sandboxed and its source;
 // and in a second tab the history of its URL (history.js).
 
-import { api, canChange, rawBody } from "./api.js";
+import { api, canChange, capture, rawBody } from "./api.js";
 import { jobDeliveries } from "./deliveries.js";
 import { bytes, el, jobMarks, took } from "./format.js";
 import { HistoryView } from "./history.js";
@@ -107,6 +107,38 @@ function timings(t) {
   return shown.length ? shown.join(" · ") : null;
 }
 
+const RENDER_PHASES = [["queued", "waited for a page"], ["navigation", "loaded"], ["waits", "waited"],
+  ["capture", "captured"], ["total", "in all"]];
+
+function renderTimings(t) {
+  if (!t) return null;
+  return RENDER_PHASES.filter(([key]) => t[key] != null)
+    .map(([key, label]) => `${label} ${Number(t[key]).toLocaleString()} ms`).join(" · ") || null;
+}
+
+// A render's facts, its screenshot, and its PDF as a download (a button added to `buttons`).
+async function rendered(id, result, buttons) {
+  const section = el("section", { "aria-label": "render" }, el("h3", { text: "Render" }),
+    facts([["Blocked requests", String(result.blocked_requests)], ["Render timings", renderTimings(result.render_timings)]]));
+  const captured = result.captured || [];
+  if (captured.includes("pdf")) {
+    buttons.append(el("button", { type: "button", text: "Download PDF", onclick: async () => {
+      const link = el("a", { href: URL.createObjectURL(await capture(id, "pdf")), download: `${id}.pdf` });
+      link.click();
+    } }));
+  }
+  if (captured.includes("screenshot")) {
+    try {
+      const img = el("img", { class: "preview screenshot", alt: `screenshot of ${result.final_url} as rendered` });
+      img.src = URL.createObjectURL(await capture(id, "screenshot"));
+      section.append(el("figure", {}, img, el("figcaption", { text: "Screenshot" })));
+    } catch (error) {
+      section.append(el("p", { class: "muted", text: `the screenshot cannot be shown (${error.message})` }));
+    }
+  }
+  return section;
+}
+
 async function imagePreview(id, url) {
   const blob = await rawBody(id);
   const img = el("img", { class: "preview", alt: `the image fetched from ${url}` });
@@ -165,7 +197,8 @@ export async function openDetail(id, { onChange, tab }) {
     ["Batch", task.batch_id && el("a", { href: `#/batch/${encodeURIComponent(task.batch_id)}`, text: task.batch_id,
       onclick: () => dialog.close() })],
     ["Reused from", task.reused_from && el("a", { href: `#/job/${encodeURIComponent(task.reused_from)}`,
-      text: task.reused_from, onclick: (e) => { e.preventDefault(); openDetail(task.reused_from, { onChange }); } })]])];
+      text: task.reused_from, onclick: (e) => { e.preventDefault(); openDetail(task.reused_from, { onChange }); } })],
+    ["Rendered", task.render && el("span", { class: "badge rendered", text: "rendered in a browser" })]])];
   if (task.error) parts.push(el("p", { class: "error", role: "alert", text: `${task.error.code}: ${task.error.message}` }));
   if (task.attempt_log?.length) {
     parts.push(el("section", { "aria-label": "attempts" }, el("h3", { text: "Attempts" }),
@@ -200,6 +233,7 @@ export async function openDetail(id, { onChange, tab }) {
         ["Type", result.content_type], ["Encoding", result.encoding && `${result.encoding} (${result.encoding_source})`],
         ["Size", bytes(result.size)], ["Fetched in", `${result.elapsed_ms} ms`], ["Timings", timings(result.timings)],
         ["SHA-256", result.sha256]]));
+      if (result.rendered) parts.push(await rendered(id, result, buttons));
       parts.push(headersTable(result.headers));
       if ((result.content_type || "").startsWith("image/") && result.content_type !== "image/svg+xml") {
         parts.push(await imagePreview(id, result.final_url));
