@@ -183,3 +183,26 @@ async def test_a_browser_killed_mid_render_costs_a_retry_not_the_job(make_server
 async def _rendering(server) -> bool:
     await asyncio.sleep(0)
     return server.render_pool is not None and server.render_pool.stats()["pages_in_use"] > 0
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_an_endless_page_fails_timeout_and_a_refused_main_document_fails_blocked(make_server):
+    """Through the server, with the fetcher's guard: only 127.0.0.1 allowed, a redirect to 127.0.0.2 refused."""
+    server, site, api = await started(make_server, allow_private_addresses=False, allow_networks=("127.0.0.1/32",),
+                                      max_attempts=1)
+    try:
+        endless = await submit(api, {"url": site.url("/endless"), "render": True, "fetch": {"timeout": 2}})
+        refused = await submit(api, {"url": site.url(f"/redirect-to?url=http://127.0.0.2:{site.port}/js"), "render": True})
+        done = await api.wait_finished(endless["id"], 60)
+        assert done["status"] == "failed" and done["error"]["code"] == "timeout", done
+        done = await api.wait_finished(refused["id"], 60)
+        assert done["status"] == "failed" and done["error"]["code"] == "blocked", done
+        after = await submit(api, {"url": site.url("/js"), "render": True})  # the browser stayed healthy
+        assert (await api.wait_finished(after["id"], 60))["status"] == "completed"
+        metrics = (await api.raw("GET", "/metrics")).body.decode()
+        for outcome in ("timeout", "blocked", "completed"):
+            assert f'jobqueue_renders_total{{outcome="{outcome}"}} 1.0' in metrics, metrics
+        assert server.render_pool.stats()["browser_restarts"] == 0
+    finally:
+        api.close()
+        await site.stop()

@@ -93,3 +93,18 @@ async def test_a_retry_drops_the_captures_with_the_result(open_store):
     assert await store.get_artifact(task.id, "pdf") is None
     after = await store.storage_stats()
     assert after["distinct_bodies"] == before["distinct_bodies"] - 3
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_render_drops_its_captures_unless_another_result_has_them(open_store):
+    store = await open_store()
+    await store.add([new(spec=rendered_spec()), new(spec=rendered_spec())])
+    first, second = await store.claim(2, LEASE, [], rendered=True)
+    for task in (first, second):  # the same page twice: one stored copy of each capture
+        await store.complete(Lease(task.id, task.lease_token), rendered_result(task.id))
+    before = await store.storage_stats()
+    assert await store.delete_many([first.id]) == [first.id]
+    assert await store.get_artifact(second.id, "pdf") == b"%PDF-1.4 fake"  # still named by the other result
+    assert (await store.storage_stats())["distinct_bodies"] == before["distinct_bodies"]
+    assert await store.delete_many([second.id]) == [second.id]
+    assert (await store.storage_stats())["distinct_bodies"] == before["distinct_bodies"] - 3
