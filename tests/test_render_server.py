@@ -192,7 +192,8 @@ async def test_an_endless_page_fails_timeout_and_a_refused_main_document_fails_b
                                       max_attempts=1)
     try:
         endless = await submit(api, {"url": site.url("/endless"), "render": True, "fetch": {"timeout": 2}})
-        refused = await submit(api, {"url": site.url(f"/redirect-to?url=http://127.0.0.2:{site.port}/js"), "render": True})
+        elsewhere = f"http://127.0.0.2:{site.port}/js"
+        refused = await submit(api, {"url": site.url(f"/redirect-to?url={elsewhere}"), "render": True})
         done = await api.wait_finished(endless["id"], 60)
         assert done["status"] == "failed" and done["error"]["code"] == "timeout", done
         done = await api.wait_finished(refused["id"], 60)
