@@ -26,11 +26,11 @@ STAMP = os.path.join(VENV, ".jobqueue-requirements")
 
 
 def requirements(with_tests: bool) -> list[str]:
-    """The dependencies named in pyproject.toml (the one place they are listed), MongoDB's included."""
+    """The dependencies named in pyproject.toml (the one place they are listed), MongoDB's and rendering's included."""
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
         project = tomllib.load(handle)["project"]
     extras = project["optional-dependencies"]
-    lines = project["dependencies"] + extras["mongodb"]
+    lines = project["dependencies"] + extras["mongodb"] + extras["render"]
     if with_tests:
         lines += extras["test"]
     return list(dict.fromkeys(line.strip() for line in lines if line.strip()))
