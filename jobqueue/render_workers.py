@@ -21,18 +21,15 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import Code, FetchError
 from jobqueue.history.codec import digest
+from jobqueue.leased_pool import LeasedPool
 from jobqueue.metrics import Metrics
-from jobqueue.models import Result, Task, TaskError
+from jobqueue.models import Result, Task
 from jobqueue.profiles import FetchProfiles
 from jobqueue.render import BrowserDied, RenderPool, RenderResult
-from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
+from jobqueue.retry_policy import RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
-from jobqueue.supervisor import Supervisor
-
-log = logging.getLogger("jobqueue.render_workers")
 
 
 @dataclass(frozen=True)
@@ -48,126 +45,39 @@ class RenderWorkerSettings:
     user_agent: str | None = None
 
 
-class RenderWorkers:
+class RenderWorkers(LeasedPool):
     """Runs up to `slots` renders at once under store leases, each in the pool's browsers."""
+
+    log = logging.getLogger("jobqueue.render_workers")
+    loops = ("render-claims", "render-heartbeats")
+    rendered = True
+    work = "render"
 
     def __init__(self, store: Store, pool: RenderPool, settings: RenderWorkerSettings, retry: RetryPolicy,
                  publish: Callable[[Task], None], metrics: Metrics | None = None,
                  profiles: FetchProfiles | None = None) -> None:
-        self.store = store
+        super().__init__(store, settings, retry, publish, metrics)
         self.pool = pool
         self.settings = settings
-        self.retry = retry
-        self.publish = publish
-        self.metrics = metrics or Metrics()
         self.profiles = profiles
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._supervisor = Supervisor(metrics=self.metrics)
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._leases: dict[str, Lease] = {}
-        self._ended: list[Lease] = []  # renders that are over: their host slots are freed by the next claim
         self._pool_started: asyncio.Future[None] | None = None
 
-    def start(self) -> None:
-        """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""
-        self._supervisor.start("render-claims", self._claim_loop)
-        self._supervisor.start("render-heartbeats", self._heartbeat_loop)
+    def _free(self) -> int:
+        """Render slots free now: a render holds its slot until its outcome is written."""
+        return self.settings.slots - len(self._running)
 
-    def wake(self) -> None:
-        """Look for due renders now (after submissions and retries)."""
-        self._wake.set()
-
-    def cancel_local(self, task_id: str) -> None:
-        """Stop rendering a job this process runs (it was cancelled, or its lease was lost)."""
-        running = self._running.get(task_id)
-        if running is not None:
-            running.cancel()
-
-    async def stop(self) -> None:
-        """Stop claiming, let renders finish within the grace period, give the rest back (idempotent)."""
-        if self._stopping:
-            return
-        self._stopping = True
-        self._wake.set()
-        await self._supervisor.finish("render-claims")
-        await self._supervisor.stop()
-        in_flight = list(self._running.values())
-        if in_flight:
-            await asyncio.wait(in_flight, timeout=self.settings.shutdown_grace)
-        leases = [self._leases[task_id] for task_id in self._running if task_id in self._leases]
-        for job in list(self._running.values()):
-            job.cancel()
-        for job in in_flight:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await job
-        ended, self._ended = self._ended, []
-        try:
-            if leases:
-                for task in await self.store.release(leases):
-                    self.publish(task)
-            await self.store.free_slots(ended)
-        except StoreError as exc:
-            log.warning("could not release %d renders (their leases will expire): %s", len(leases), exc)
-        self._leases.clear()
-
-    async def _claim_loop(self) -> None:
-        failures = 0
-        settings = self.settings
-        while not self._stopping:
-            self._wake.clear()
-            free = settings.slots - len(self._running)
-            ended, self._ended = self._ended, []
-            claimed: list[Task] = []
-            try:
-                if free > 0 or ended:
-                    claimed = await self.store.claim(max(free, 0), settings.lease_seconds, [], settings.per_host,
-                                                     ended, rendered=True)
-                failures = 0
-            except StoreError as exc:
-                self._ended = ended + self._ended
-                failures += 1
-                delay = backoff_delay(failures, 0.5, 30.0)
-                log.warning("claiming renders failed (%s); trying again in %.1fs", exc, delay)
-                await self._pause(delay)
-                continue
-            for task in claimed:
-                self._start(task)
-            if claimed and len(claimed) == free:
-                continue
-            await self._pause(settings.poll_interval)
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
-
-    def _start(self, task: Task) -> None:
-        assert task.lease_token is not None
-        lease = Lease(task.id, task.lease_token)
-        self._leases[task.id] = lease
-        self.publish(task)
-        if self._stopping:
-            self._running[task.id] = asyncio.ensure_future(asyncio.sleep(0))  # given back by stop()
-            return
+    def _launch(self, task: Task, lease: Lease) -> asyncio.Future[None]:
+        """Render a job just claimed, as a task of its own."""
         job = asyncio.ensure_future(self._run(task, lease))
-        self._running[task.id] = job
         job.add_done_callback(lambda _job: self._finished(task.id))
-
-    def _finished(self, task_id: str) -> None:
-        self._running.pop(task_id, None)
-        lease = self._leases.pop(task_id, None)
-        if lease is not None:
-            self._ended.append(lease)
-        self._wake.set()
+        return job
 
     async def _run(self, task: Task, lease: Lease) -> None:
         """One attempt: render, then write its outcome; a bug on the way fails the job `internal_error`."""
         try:
-            if task.attempts > self.retry.max_attempts:
-                self.metrics.failed.labels(Code.ABANDONED).inc()
-                error = TaskError(Code.ABANDONED, f"the process running this task stopped {task.attempts - 1} times")
-                self._report(task, await self.store.fail(lease, error, None))
+            abandoned = self._abandoned(task, lease)
+            if abandoned is not None:
+                self._report(task, await abandoned)
                 return
             started = time.perf_counter()
             try:
@@ -179,16 +89,9 @@ class RenderWorkers:
         except asyncio.CancelledError:
             raise
         except StoreError as exc:
-            log.warning("task %s: could not record the render's outcome: the database is unavailable (%s); it will "
-                        "run again after its lease expires", task.id, exc)
+            self._report(task, exc)
         except Exception as exc:
-            log.error("task %s: the render failed unexpectedly; it ends as failed (internal_error)", task.id,
-                      exc_info=exc)
-            self.metrics.failed.labels(Code.INTERNAL_ERROR).inc()
-            error = TaskError(Code.INTERNAL_ERROR, f"the attempt failed unexpectedly ({type(exc).__name__}: "
-                              f"{str(exc)[:300]}); this is a bug: the server log has the details")
-            with contextlib.suppress(Exception):
-                self._report(task, await self.store.fail(lease, error, None))
+            self._report(task, await self._failed_by_bug(task, lease, exc))
 
     async def _browsers(self) -> None:
         """Start the pool's browsers at the first render: a server that never renders runs no Chromium. Started
@@ -205,7 +108,7 @@ class RenderWorkers:
                 self._pool_started = None
                 with contextlib.suppress(Exception):
                     await self.pool.stop()
-            log.error("the browsers could not start: %s", exc)
+            self.log.error("the browsers could not start: %s", exc)
             raise BrowserDied(f"the browsers could not start: {exc}") from None
 
     async def _render(self, task: Task) -> RenderResult:
@@ -235,51 +138,18 @@ class RenderWorkers:
 
     async def _record(self, task: Task, lease: Lease, outcome: RenderResult | FetchError) -> Task | None:
         """A retry later, a failure or the result, written like a fetch's."""
-        metrics = self.metrics
         if isinstance(outcome, FetchError):
-            error = TaskError(outcome.code, outcome.message)
-            if outcome.retryable and self.retry.may_retry(task.attempts):
-                delay = self.retry.backoff(task.attempts)
-                error.message += f"; attempt {task.attempts} of {self.retry.max_attempts}, next in {delay:.1f}s"
-                metrics.retries.labels(outcome.code).inc()
-                return await self.store.reschedule(lease, time.time() + delay, error, None)
-            metrics.failed.labels(outcome.code).inc()
-            return await self.store.fail(lease, error, None)
+            return await self._retry_or_fail(task, lease, outcome)
         status = outcome.http_status
-        if status in RETRYABLE_STATUSES and self.retry.may_retry(task.attempts):
-            delay = self.retry.backoff(task.attempts)
-            error = TaskError(Code.HTTP_ERROR, f"HTTP {status}; attempt {task.attempts} of {self.retry.max_attempts}, "
-                              f"next in {delay:.1f}s")
-            metrics.retries.labels(f"http_{status}").inc()
-            return await self.store.reschedule(lease, time.time() + delay, error, status)
+        retry = self._retry_status(task, lease, status, None)
+        if retry is not None:
+            return await retry
         result = result_from_render(task, outcome)
         done = await self.store.complete(lease, result)
         if done is not None:
-            metrics.completed.labels(f"{status // 100}xx").inc()
-            metrics.response_bytes.observe(result.size)
+            self.metrics.completed.labels(f"{status // 100}xx").inc()
+            self.metrics.response_bytes.observe(result.size)
         return done
-
-    def _report(self, task: Task, outcome: Task | None) -> None:
-        if outcome is not None:
-            self.publish(outcome)
-        else:
-            log.info("task %s: lease lost (cancelled or taken over); render discarded", task.id)
-
-    async def _heartbeat_loop(self) -> None:
-        interval = max(self.settings.lease_seconds / 3, 0.05)
-        while not self._stopping:
-            await asyncio.sleep(interval)
-            leases = list(self._leases.values())
-            if not leases:
-                continue
-            try:
-                lost = await self.store.extend(leases, self.settings.lease_seconds)
-            except StoreError as exc:
-                log.warning("renewing render leases failed: %s", exc)
-                continue
-            for task_id in lost:
-                log.info("task %s: lease lost; stopping its render", task_id)
-                self.cancel_local(task_id)
 
 
 def result_from_render(task: Task, rendered: RenderResult) -> Result:
