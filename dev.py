@@ -5,7 +5,9 @@
   python3 dev.py test [args]        ruff and the whole test suite, as CI runs it (args go to pytest)
   python3 dev.py test --fast [args] the quick inner loop: skips the tests marked slow (browser,
                                     multi-process and network-namespace ones); CI runs everything
-  python3 dev.py bench [args]       the benchmark
+  python3 dev.py bench [args]       the benchmark (`bench --help`; `--quick` for a short run)
+  python3 dev.py bench render       rendering in Chromium: renders/s, first render, browser memory, and
+                                    memory over recycles (not in the default bench run: `bench render --help`)
   python3 dev.py docs               rewrite the generated parts of docs/ (the options table) from the code
   python3 dev.py requirements       the dependencies, one a line (`--test` adds the test ones)
 """

@@ -2,6 +2,9 @@
 
 Run it with `python3 dev.py bench` (add `--quick` for a short run). Everything runs on this machine
 against a local target; nothing leaves 127.0.0.1. Results print as a table and as JSON.
+
+Rendering in Chromium is measured only when asked, as its own run (a few minutes, and it needs a Chromium):
+`python3 dev.py bench render` (`python3 dev.py bench render --help` for its options).
 """
 
 from __future__ import annotations
@@ -300,7 +303,8 @@ SECTIONS = ("end_to_end_with_options", "big_batch", "end_to_end_100_websockets",
 
 
 async def main(argv: list[str]) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="dev.py bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (~30 s)")
     parser.add_argument("--jobs", type=int, default=None, help="jobs for the end-to-end runs (default 20000)")
     parser.add_argument("--queued", type=int, default=None, help="jobs in the big-queue run (default 1000000)")
@@ -391,7 +395,13 @@ async def main(argv: list[str]) -> dict[str, Any]:
 
 
 def run(argv: list[str]) -> None:
-    """Run every measurement, then print the table and the JSON (and write it where asked)."""
+    """Run every measurement, then print the table and the JSON (and write it where asked); `render` first
+    runs the rendering bench instead, which the default run leaves out for its length and its Chromium."""
+    if argv[:1] == ["render"]:
+        from bench.render_bench import run as run_render
+
+        run_render(argv[1:])
+        return
     json_path = None
     if "--json" in argv:
         json_path = argv[argv.index("--json") + 1]
