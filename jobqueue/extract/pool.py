@@ -93,7 +93,9 @@ class ExtractPool:
                 future = executor.submit(_run, body, content_type, charset, final_url, main_content, self.timeout)
                 try:
                     return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + _GRACE)
-                except TimeoutError:
+                except ExtractionTimeout:  # the worker stopped itself in time and lives on
+                    raise
+                except TimeoutError:  # (ExtractionTimeout is one too: caught above)
                     self._kill(executor)
                     raise ExtractionTimeout(f"extraction took longer than {self.timeout:g} s; "
                                             "its worker was stopped") from None
@@ -109,6 +111,15 @@ class ExtractPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def stop_helpers() -> None:
+    """Stop multiprocessing's forkserver and resource tracker, which otherwise live until this process exits
+    (at the service's shutdown, and after tests, whose session checks that no process is left running)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
 async def extract_in_pool(pool: ExtractPool, body: bytes, content_type: str | None, charset: str | None,
