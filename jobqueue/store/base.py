@@ -29,16 +29,17 @@ from jobqueue.store.roles import (
     StatsStore,
     StoreConnection,
     TaskStore,
+    ViewStore,
 )
 
 __all__ = ["ALL_TASKS", "ROLES", "BadCursor", "BatchStore", "Capabilities", "ChangeLog", "ChangePage",
            "ChangesUnavailable", "Conflict", "HistoryStore", "JobDeleted", "Lease", "MaintenanceStore", "NewTask",
            "NotFound", "OutboxStore", "ScheduleStore", "StatsStore", "Store", "StoreConnection", "StoreError",
-           "TaskFilter", "TaskStore"]
+           "TaskFilter", "TaskStore", "ViewStore"]
 
 
 class Store(StoreConnection, TaskStore, BatchStore, OutboxStore, ScheduleStore, HistoryStore, ChangeLog, StatsStore,
-            MaintenanceStore, Protocol):
+            MaintenanceStore, ViewStore, Protocol):
     """Durable task storage with leases, shared by the SQLite and MongoDB backends: every role at once."""
 
 

@@ -257,3 +257,16 @@ class MaintenanceStore(Protocol):
 
     async def purge_idempotency(self, before: float) -> int:
         """Delete keys created before `before` (a bounded number per call)."""
+
+
+class ViewStore(Protocol):
+    """Derived views of a stored body (its Markdown, text, links, metadata as one JSON document): computed once per
+    body and extractor version, kept compressed beside the body, dropped with it (jobqueue/store/views.py)."""
+
+    async def get_views(self, sha256: str, version: int) -> str | None:
+        """The views kept for the body of this sha256 (a result's `sha256`) by this extractor version; None when
+        none are kept, so the caller extracts them and puts them."""
+
+    async def put_views(self, sha256: str, version: int, document: str) -> None:
+        """Keep a body's views, unless views of this key are kept already (the first put wins, across processes too)
+        or no body of this sha256 is stored (any more); views of the body's older versions go in the same step."""

@@ -37,6 +37,7 @@ from pymongo.errors import DuplicateKeyError
 from jobqueue.history.codec import Packed, pack, unpack
 from jobqueue.models import COMPLETED
 from jobqueue.store.base import Lease, NewTask, StoreError
+from jobqueue.store.mongodb.views import drop_views
 
 PART_SIZE = 256 * 1024  # the most body bytes one document (one oplog entry) carries
 COMPRESS_IN_THREAD = 256 * 1024  # larger bodies are hashed and compressed off the event loop
@@ -178,22 +179,24 @@ async def release(db: Any, ref: dict[str, Any] | None, besides: str | None, now:
     head = await db.bodies.find_one({"_id": ref["sha"]}, {"rev": 1, "pending": 1, "pending_until": 1})
     if head is None or _pinned(head, now) or await named(db, ref, besides):
         return
-    await drop_head(db.bodies, ref["sha"], head.get("rev"))
+    await drop_head(db, ref["sha"], head.get("rev"))
 
 
 def _pinned(head: dict[str, Any], now: float) -> bool:
     return int(head.get("pending") or 0) > 0 and float(head.get("pending_until") or 0.0) > now
 
 
-async def drop_head(bodies: Any, sha: str, rev: Any) -> bool:
-    """Delete a head if nobody pinned it since its `rev` was read, with the parts of the layout that head named:
-    a completion storing the same body again once the head is gone writes a new head and parts of its own
-    layout, which must stay."""
+async def drop_head(db: Any, sha: str, rev: Any) -> bool:
+    """Delete a head if nobody pinned it since its `rev` was read, with the parts of the layout that head named
+    and the body's derived views (mongodb/views.py): a completion storing the same body again once the head is
+    gone writes a new head and parts of its own layout, which must stay."""
+    bodies = db.bodies
     gone = await bodies.find_one_and_delete({"_id": sha, "rev": rev}, projection={"layout": 1})
     if gone is None:
         return False
     if gone.get("layout") is not None:
         await bodies.delete_many({"of": sha, "layout": gone["layout"]})
+    await drop_views(db, sha)
     return True
 
 
@@ -313,7 +316,7 @@ class MongoBodies:
         heads = [d for d in docs if "of" not in d and "codec" in d]
         for head in heads:
             if not _pinned(head, now) and not await named(db, sha_ref(head["_id"])):
-                await drop_head(db.bodies, head["_id"], head.get("rev"))
+                await drop_head(db, head["_id"], head.get("rev"))
         layouts = {(d["of"], d["layout"]) for d in docs if "of" in d and "layout" in d}  # every one, not one per sha
         if layouts:
             live = db.bodies.find({"_id": {"$in": list({sha for sha, _ in layouts})}, "ready": True}, {"layout": 1})

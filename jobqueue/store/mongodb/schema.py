@@ -380,6 +380,12 @@ async def _v11_rendered(db: Any) -> None:
     await ensure_index(db.jobs, [("result.artifact_refs", ASCENDING)], "artifact_refs", sparse=True)
 
 
+async def _v12_body_views(db: Any) -> None:
+    """Derived views of a body (mongodb/views.py), one document per (sha, extractor version): unique, so that two
+    processes keeping the same views at once keep one; its prefix finds a body's views when the body goes."""
+    await ensure_index(db.body_views, [("sha", ASCENDING), ("v", ASCENDING)], "key", unique=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -404,6 +410,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "live statistics every process adds its counts to, so every dashboard shows the service's",
               _v10_stats),
     Migration(11, "rendered jobs claimed on an index of their own", _v11_rendered),
+    Migration(12, "derived views of a body kept once per extractor version, dropped with their body",
+              _v12_body_views),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -78,6 +78,7 @@ from jobqueue.store.mongodb.schema import (
 )
 from jobqueue.store.mongodb.stats import MongoStatsOps
 from jobqueue.store.mongodb.transitions import MongoTransitionOps, leased, update_doc
+from jobqueue.store.mongodb.views import MongoViewOps
 from jobqueue.store.mongodb.watch import Change, follow
 from jobqueue.store.mongodb.webhooks import MongoWebhookOps, outbox_mark
 from jobqueue.store.transitions import COMPLETE, FAIL, RESCHEDULE, RETRY, Given, Transition
@@ -90,7 +91,8 @@ log = logging.getLogger("jobqueue.store.mongodb.store")
 
 @logs_changes
 class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies,
-                 MongoWebhookOps, MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps):
+                 MongoWebhookOps, MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps,
+                 MongoViewOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"

@@ -21,6 +21,7 @@ from jobqueue.store.sqlite.rendered import V12_RENDERED
 from jobqueue.store.sqlite.schedules import V5_SCHEDULES
 from jobqueue.store.sqlite.slots import V9_SLOTS
 from jobqueue.store.sqlite.stats import V10_STATS
+from jobqueue.store.sqlite.views import V13_BODY_VIEWS
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _resume_silently_stopped_schedules),
     Migration(12, "rendered jobs: their render options, a claim index of their own, their results' render facts, "
               "screenshots and PDFs stored as bodies", V12_RENDERED),
+    Migration(13, "derived views of a body (Markdown, text, links, metadata) kept once per extractor version, "
+              "dropped with their body", V13_BODY_VIEWS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -42,6 +42,7 @@ from jobqueue.store.sqlite.stats import SQLiteStatsOps
 from jobqueue.store.sqlite.text import SQLiteTextOps, list_by_words
 from jobqueue.store.sqlite.thread import ReaderThread, T, WriterThread, connect
 from jobqueue.store.sqlite.transitions import move_jobs, refuse, status_in
+from jobqueue.store.sqlite.views import SQLiteViewOps
 from jobqueue.store.sqlite.webhooks import SQLiteWebhookOps, write_outbox
 from jobqueue.store.transitions import RETRY, Given
 from jobqueue.store.trip_time import CallTimer, Latency
@@ -70,7 +71,7 @@ def sqlite_path_from_url(url: str) -> str:
 
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
-                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps):
+                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps, SQLiteViewOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
