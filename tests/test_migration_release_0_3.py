@@ -81,6 +81,17 @@ async def test_a_release_0_3_database_keeps_its_jobs_results_and_schedules(tmp_p
         assert await store.delete_many([old]) == [old]
         after = await store.storage_stats()
         assert after["results"] == before["results"] - 1 and after["body_bytes"] < before["body_bytes"]
+
+        # migration 13: a body of release 0.3 is keyed by its result's sha256; its views are kept, and go with it
+        conn = sqlite3.connect(path)
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name IN ('body_views', 'bodies_drop_views')"
+                            " ORDER BY name").fetchall() == [("bodies_drop_views",), ("body_views",)]
+        conn.close()
+        kept = results["https://a.example/1"]
+        await store.put_views(kept.sha256, 1, '{"markdown": "the same page"}')
+        assert await store.get_views(kept.sha256, 1) == '{"markdown": "the same page"}'
+        assert await store.delete_many([kept.id]) == [kept.id]
+        assert await store.get_views(kept.sha256, 1) is None
     finally:
         await store.close()
 
