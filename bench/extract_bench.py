@@ -13,6 +13,7 @@ import functools
 import glob
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -114,7 +115,7 @@ def markdown(pages: list[tuple[str, str, dict[str, Any]]], repeat: int) -> None:
             out, ms = timed(func, repeat)
             sums[i] += ms
             fence = "yes" if "```python" in out else ("-" if "language-python" not in html else "no")
-            piped = "| --- |" in out or "|---|" in out
+            piped = re.search(r"^\|[ :]*---", out, re.MULTILINE) is not None  # a pipe table's separator row
             table = "yes" if piped else ("-" if "<table" not in html else "no")
             row += [f"{ms:12.2f}", fence.rjust(6), table.rjust(6)]
         print(f"{name:<12} {row[0]} {row[1]} {row[2]}   {row[3]} {row[4]} {row[5]}")
