@@ -7,7 +7,7 @@ from typing import Any
 
 # Views are stored keyed by the body's sha256 and this version: bump it whenever the output of `extract` changes
 # for the same body (a library upgrade that changes the Markdown counts), so stale views are recomputed.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = 1
 
 
 @dataclass
