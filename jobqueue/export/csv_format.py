@@ -28,6 +28,7 @@ class CsvEncoder:
     media_type = "text/csv; charset=utf-8"
     extension = "csv"
     with_body = False
+    views: tuple[str, ...] | None = None  # readable views are a JSON Lines matter
 
     def __init__(self) -> None:
         self._buffer = io.StringIO()

@@ -1,4 +1,5 @@
-"""JSON Lines export: one object per job with the task, the result's metadata and the body in base64."""
+"""JSON Lines export: one object per job with the task, the result's metadata, its readable views when asked,
+and the body in base64."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from jobqueue.export.walk import ExportItem
 
 
 class JsonlEncoder:
-    """`{"task": {...}, "result": {...} | null, "body_base64": "..." | null}` and a newline, per job."""
+    """`{"task": {...}, "result": {...} | null, "body_base64": "..." | null}` and a newline, per job; with
+    views asked (`with=`, or the job's `formats`), `"markdown"`, `"text"`, `"links"`, `"metadata"` before
+    the body."""
 
     media_type = "application/x-ndjson"
     extension = "jsonl"
     with_body = True
+
+    def __init__(self, views: tuple[str, ...] = ()) -> None:
+        self.views: tuple[str, ...] | None = views  # asked of every job, beside each job's own `formats`
 
     def begin(self) -> bytes:
         """Nothing: every line stands alone."""
@@ -24,6 +30,8 @@ class JsonlEncoder:
         """One line: the task as GET /queue_tasks/:id shows it, the result without its body, then the body."""
         result = item.result
         head: dict[str, Any] = {"task": item.task.to_json(), "result": result.to_json() if result is not None else None}
+        if item.views:
+            head.update(item.views)
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
         try:
             line = text.encode("utf-8")

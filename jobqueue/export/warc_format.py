@@ -57,6 +57,7 @@ class WarcEncoder:
     media_type = "application/warc"
     extension = "warc.gz"
     with_body = True
+    views: tuple[str, ...] | None = None  # readable views are a JSON Lines matter
 
     def __init__(self, filename: str, user_agent: str, query: str) -> None:
         self.filename = filename
