@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobqueue.errors import Code
+from jobqueue.extract import ExtractionFailed, ExtractionTimeout, NotHtml
 from jobqueue.filters import parse_id
 from jobqueue.history.service import HistoryService
 
@@ -31,17 +34,36 @@ class HistoryHandler(BaseAPIHandler):
 
 
 class DiffHandler(BaseAPIHandler):
-    """GET what changed from the result of `?against=` (old) to this one (new)."""
+    """GET what changed from the result of `?against=` (old) to this one (new): the bodies, or with `?view=text`
+    their main texts."""
 
-    query_parameters = {"GET": ("against",)}
+    query_parameters = {"GET": ("against", "view")}
 
     async def get(self, task_id: str) -> None:
         raw = self.get_query_argument("against", None)
         if not raw:
             raise ApiError.of(Code.MISSING_AGAINST, "name the older result to compare with: "
                            f"/results/{task_id}/diff?against=OTHER_ID (GET /history?url= lists a URL's results)")
-        against = parse_id(raw)
-        self.write_json(await HistoryService(self.service).diff(task_id, against or ""))
+        against = parse_id(raw) or ""
+        view = self.get_query_argument("view", "body")
+        if view not in ("body", "text"):
+            raise ApiError.of(Code.INVALID_FIELD,
+                              f"view is 'body' (the default) or 'text' (the main texts), not {view!r}")
+        history = HistoryService(self.service)
+        if view == "body":
+            self.write_json(await history.diff(task_id, against))
+            return
+        try:
+            self.write_json(await history.text_diff(task_id, against, self._readable()))
+        except (NotHtml, ExtractionTimeout, ExtractionFailed) as exc:
+            raise ApiError.of(Code[exc.code.upper()], f"no main text to compare: {exc}") from None
+
+    def _readable(self) -> Any:
+        """The service's ReadableViews (built once by the app)."""
+        views = getattr(self.service, "readable", None) or self.application.settings.get("readable")
+        if views is None:
+            raise ApiError.of(Code.UNAVAILABLE, "readable views are not available in this process")
+        return views
 
 
 class StorageHandler(BaseAPIHandler):

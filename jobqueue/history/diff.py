@@ -3,6 +3,7 @@
 The diff is capped: each text is compared up to MAX_INPUT_LINES lines, and the diff itself up to
 MAX_DIFF_CHARS characters; when either cap cuts, `truncated` is true and `note` says what was left out.
 Bodies that are not text (no encoding was found) are compared by sha256 only, and the note says so.
+With `view="text"` the main texts (readable views, navigation and footers left out) are compared instead.
 """
 
 from __future__ import annotations
@@ -57,12 +58,29 @@ def diff_results(old: Result, new: Result) -> dict[str, Any]:
         return answer
     if answer["same_body"]:
         return answer
+    return {**answer, **text_diff(old.id, new.id, old_text, new_text, "GET /results/:id/body gives each body whole")}
+
+
+def diff_main_texts(old: Result, new: Result, old_text: str, new_text: str) -> dict[str, Any]:
+    """The diff answer from `old` to `new` over their main texts (CPU-bound: run it off the IOLoop)."""
+    old_text, new_text = old_text.rstrip("\n") + "\n", new_text.rstrip("\n") + "\n"
+    answer: dict[str, Any] = {"from": old.id, "to": new.id, "view": "text", "same_body": old.sha256 == new.sha256,
+                              "same_text": old_text == new_text, "headers": header_changes(old.headers, new.headers),
+                              "diff": "", "truncated": False, "note": None}
+    if answer["same_text"]:
+        return answer
+    whole = "GET /results/:id/text gives each main text whole"
+    return {**answer, **text_diff(old.id, new.id, old_text, new_text, whole)}
+
+
+def text_diff(old_id: str, new_id: str, old_text: str, new_text: str, whole: str) -> dict[str, Any]:
+    """`diff`, `truncated` and `note` of a capped unified diff of two texts; `whole` says where to read them all."""
     old_lines, old_cut = _lines(old_text)
     new_lines, new_cut = _lines(new_text)
     pieces: list[str] = []
     size = 0
     cut_output = False
-    for line in difflib.unified_diff(old_lines, new_lines, fromfile=old.id, tofile=new.id):
+    for line in difflib.unified_diff(old_lines, new_lines, fromfile=old_id, tofile=new_id):
         if not line.endswith("\n"):
             line += "\n\\ No newline at end of file\n"
         if size + len(line) > MAX_DIFF_CHARS:
@@ -70,14 +88,11 @@ def diff_results(old: Result, new: Result) -> dict[str, Any]:
             break
         pieces.append(line)
         size += len(line)
-    answer["diff"] = "".join(pieces)
     notes = []
     if old_cut or new_cut:
         notes.append(f"only the first {MAX_INPUT_LINES} lines ({MAX_INPUT_CHARS} characters) of each text were "
                      "compared")
     if cut_output:
         notes.append(f"the diff was cut at {MAX_DIFF_CHARS} characters")
-    if notes:
-        answer["truncated"] = True
-        answer["note"] = "; ".join(notes) + "; GET /results/:id/body gives each body whole"
-    return answer
+    note = "; ".join([*notes, whole]) if notes else None
+    return {"diff": "".join(pieces), "truncated": bool(notes), "note": note}

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from jobqueue.errors import Conflict, NotFound
-from jobqueue.history.diff import diff_results
+from jobqueue.history.diff import diff_main_texts, diff_results
 from jobqueue.models import FINISHED, Page, Result, Schedule
 from jobqueue.service import JobService
 from jobqueue.urls import normalize_url
@@ -32,6 +32,13 @@ class HistoryService:
         """The changes from `against`'s result (old) to `task_id`'s (new)."""
         new, old = await self._result(task_id), await self._result(against)
         return await asyncio.to_thread(diff_results, old, new)
+
+    async def text_diff(self, task_id: str, against: str, views: Any) -> dict[str, Any]:
+        """The changes of the main text from `against`'s result to `task_id`'s (NotHtml and the extraction
+        errors of ReadableViews when either page has no main text)."""
+        new, old = await self._result(task_id), await self._result(against)
+        new_text, old_text = (await views.of(new)).text, (await views.of(old)).text
+        return await asyncio.to_thread(diff_main_texts, old, new, old_text, new_text)
 
     async def _result(self, task_id: str) -> Result:
         result = await self.store.get_result(task_id, with_body=True)
