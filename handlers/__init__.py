@@ -20,7 +20,14 @@ from .export import ExportHandler
 from .health import HealthHandler
 from .history import history_routes
 from .operations import MetricsHandler, OpenAPIHandler
-from .results import ResultArtifactHandler, ResultBodyHandler, ResultHandler, ResultListHandler
+from .results import (
+    ResultArtifactHandler,
+    ResultBodyHandler,
+    ResultHandler,
+    ResultListHandler,
+    ResultMarkdownHandler,
+    ResultViewHandler,
+)
 from .schedules import schedule_routes
 from .tasks import API, BulkHandler, TaskHandler, TaskListHandler, TaskRetryHandler
 from .webhooks import DeliveryHandler, DeliveryListHandler, RedeliverHandler
@@ -59,6 +66,9 @@ def make_app(service: JobService, config: Settings, **extra: Any) -> Application
         (rf"{API}/results/{_ID}/body/?", ResultBodyHandler),
         (rf"{API}/results/{_ID}/screenshot/?", ResultArtifactHandler, {"kind": "screenshot"}),
         (rf"{API}/results/{_ID}/pdf/?", ResultArtifactHandler, {"kind": "pdf"}),
+        (rf"{API}/results/{_ID}/markdown/?", ResultMarkdownHandler, {"kind": "markdown"}),
+        (rf"{API}/results/{_ID}/text/?", ResultViewHandler, {"kind": "text"}),
+        (rf"{API}/results/{_ID}/links/?", ResultViewHandler, {"kind": "links"}),
         *history_routes(API, _ID),
         *schedule_routes(API, _ID),
         (rf"{API}/export/?", ExportHandler),

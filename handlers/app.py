@@ -30,6 +30,7 @@ from jobqueue.models import FAILED, QUEUED, Task
 from jobqueue.peer_sync import follow_changes
 from jobqueue.processes import ProcessGroup, ProcessRole
 from jobqueue.profiles import FetchProfiles, ProfileError
+from jobqueue.readable_service import CountedPool, SharedViews
 from jobqueue.render import RenderPool, RenderSettings
 from jobqueue.render import metrics as render_metrics
 from jobqueue.render.launch import find_chromium
@@ -71,6 +72,7 @@ class JobQueueServer:
         self.background = Supervisor(metrics=self.metrics)
         self.profiles = FetchProfiles()
         self.webhooks: WebhookSender | None = None
+        self.readable: SharedViews | None = None  # the readable views of stored pages, and their extraction pool
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
@@ -139,6 +141,10 @@ class JobQueueServer:
             self.publish,
             self.metrics,
         )
+        # one extraction pool per process: its processes start with the first page to extract
+        self.readable = SharedViews(self.store, CountedPool(settings.extract_workers, settings.extract_timeout,
+                                                            self.metrics))
+        self.pool.readable = self.readable
         rendering = await self._start_rendering(policy, retry)
         pool, renders = self.pool, self.render_workers
 
@@ -163,7 +169,8 @@ class JobQueueServer:
         )
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens),
-                       process=self.role.index if self.role is not None else None, render=self.render_pool)
+                       process=self.role.index if self.role is not None else None, render=self.render_pool,
+                       readable=self.readable)
         if sockets is None:
             try:
                 sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)
@@ -221,6 +228,7 @@ class JobQueueServer:
                                  lease_seconds=settings.lease_seconds, shutdown_grace=settings.shutdown_grace,
                                  fetch_timeout=settings.fetch_timeout, user_agent=settings.user_agent),
             retry, self.publish, self.metrics, self.profiles)
+        self.render_workers.readable = self.readable
         return True
 
     async def _stop_rendering(self) -> None:
@@ -244,6 +252,8 @@ class JobQueueServer:
         if self.pool is not None:
             await self.pool.stop()
         await self._stop_rendering()
+        if self.readable is not None:
+            await self.readable.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         if self.http is not None:

@@ -18,6 +18,7 @@ from jobqueue.access import FULL, READ, TokenSet, bearer
 from jobqueue.config import Settings
 from jobqueue.errors import Code, CodedError, status_of
 from jobqueue.events import EventHub
+from jobqueue.readable_service import SharedViews
 from jobqueue.service import JobService, ascii_int
 
 from .request_text import parse_json_body, query_text
@@ -71,6 +72,11 @@ class SharedObjects:
     def hub(self) -> EventHub:
         """The live event hub."""
         return self.application.settings["hub"]
+
+    @property
+    def readable(self) -> SharedViews:
+        """The readable views of stored pages (one extraction pool per process)."""
+        return self.application.settings["readable"]
 
     @property
     def tokens(self) -> TokenSet:

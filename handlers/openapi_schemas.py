@@ -188,6 +188,11 @@ def schemas(limits: SpecLimits) -> dict[str, Any]:
                                    "description": "milliseconds: queued, navigation, waits, capture, total"},
                 "captured": {"type": "array", "items": {"enum": ["screenshot", "pdf"]},
                              "description": "served at /results/{id}/screenshot and /results/{id}/pdf"},
+                "metadata": {"type": "object", "description": "GET /results/{id} only, for an HTML or text body: "
+                             "the page's head, absent values left out", "properties": {
+                                 "title": {"type": "string"}, "description": {"type": "string"},
+                                 "language": {"type": "string"}, "canonical_url": {"type": "string"},
+                                 "og": {"type": "object", "additionalProperties": {"type": "string"}}}},
             },
         },
         "Batch": {

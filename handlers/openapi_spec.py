@@ -295,7 +295,37 @@ def _result_paths() -> dict[str, Any]:
                         "404": _error("unknown id, or not_captured: the job was not rendered, its capture did not ask "
                                       f"for a {kind}, or it has not completed"), **_COMMON}},
         } for kind, what, media in (("screenshot", "PNG screenshot", "image/png"), ("pdf", "PDF", "application/pdf"))},
+        **_readable_paths(),
     }
+
+
+def _readable_paths() -> dict[str, Any]:
+    """/results/:id/markdown, /text and /links: views extracted once per stored body (docs/API.md)."""
+    link = {"type": "object", "required": ["url", "text", "rel"], "properties": {
+        "url": {"type": "string"}, "text": {"type": "string"}, "rel": {"type": "string"}}}
+    links = {"type": "object", "required": ["links"], "properties": {"links": {"type": "array", "items": link}}}
+    views = {
+        "markdown": ("The page as Markdown: its main content, or the whole page with ?main_content=false",
+                     {"text/markdown": {"schema": {"type": "string"}}}),
+        "text": ("The main content as plain text", {"text/plain": {"schema": {"type": "string"}}}),
+        "links": ("Every link of the page, resolved and normalized, each once, in page order",
+                  {"application/json": {"schema": links}}),
+    }
+    main_content = _query("main_content", {"type": "boolean", "default": True},
+                          "false: the whole page (navigation, header, footer and sidebars included)")
+    return {f"{API}/results/{{id}}/{kind}": {
+        "parameters": [_id("task"), *([main_content] if kind == "markdown" else [])],
+        "get": {"summary": summary, "operationId": f"getResult{kind.capitalize()}",
+                "responses": {
+                    "200": {"description": f"the {kind}", "content": content},
+                    "400": _error("main_content is not true or false"),
+                    "404": _error("unknown id"), "409": _error("the task has no result (yet)"),
+                    "415": _error("not_html: the body is neither HTML nor text"),
+                    "422": _error("extraction_failed: the extractor broke on this page"),
+                    **_COMMON,
+                    "503": _error("extraction_timeout: the page took longer than --extract-timeout; or the "
+                                  "database did not answer")}},
+    } for kind, (summary, content) in views.items()}
 
 
 def _export_paths() -> dict[str, Any]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 from jobqueue.errors import Code, NotFound
+from jobqueue.extract import ExtractionFailed, ExtractionTimeout, NotHtml, Views
 from jobqueue.filters import TASK_FILTERS
+from jobqueue.models import Result
+from jobqueue.readable_service import readable_type
 from jobqueue.store.base import TaskFilter
 
 from .base import ApiError, BaseAPIHandler
@@ -54,13 +57,71 @@ class _ResultBase(BaseAPIHandler):
 
 
 class ResultHandler(_ResultBase):
-    """GET one result with its body decoded to text."""
+    """GET one result with its body decoded to text, and its page's metadata when it is HTML or text."""
 
     async def get(self, task_id: str) -> None:
         view = await self.service.result(task_id)
         if view is None:
             raise await self._missing(task_id)
-        self.write_json({"result": view.result.to_json(view.text, with_body=True)})
+        shown = view.result.to_json(view.text, with_body=True)
+        metadata = await self._metadata(view.result)
+        if metadata is not None:
+            shown["metadata"] = metadata
+        self.write_json({"result": shown})
+
+    async def _metadata(self, result: Result) -> dict[str, object] | None:
+        """The page's metadata, from its kept views (extracted once per body); None when it has none."""
+        if not readable_type(result.content_type):
+            return None  # an image, a PDF: not even a look at the store
+        try:
+            return (await self.readable.of(result)).metadata
+        except (NotHtml, ExtractionTimeout, ExtractionFailed):
+            return None  # the routes of the views say why; the result itself is still served
+
+
+class ResultViewHandler(_ResultBase):
+    """GET a result's readable view: its Markdown, its main text or its links (415 not_html for a binary body)."""
+
+    TYPES = {"markdown": "text/markdown; charset=utf-8", "text": "text/plain; charset=utf-8",
+             "links": "application/json; charset=utf-8"}
+
+    def initialize(self, kind: str) -> None:
+        """Which view this route serves."""
+        self.kind = kind
+
+    async def get(self, task_id: str) -> None:
+        main_content = self._main_content()
+        result = await self.service.raw_body(task_id)
+        if result is None:
+            raise await self._missing(task_id)
+        views = await self._views(result, main_content)
+        if self.kind == "links":
+            self.write_json({"links": views.links})
+            return
+        self.set_header("Content-Type", self.TYPES[self.kind])
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish((views.markdown if self.kind == "markdown" else views.text).encode("utf-8"))
+
+    def _main_content(self) -> bool:
+        """Only the main content (default), or with `?main_content=false` the whole page (Markdown only)."""
+        raw = self.get_query_argument("main_content", "true").lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise ApiError.of(Code.INVALID_PARAMETER, f"main_content must be true or false, not {raw[:64]!r}")
+        return raw in ("true", "1")
+
+    async def _views(self, result: Result, main_content: bool) -> Views:
+        if not readable_type(result.content_type):
+            raise ApiError.of(Code.NOT_HTML, f"the body is {result.content_type}, not HTML or text: it has no "
+                              f"{self.kind}")
+        try:
+            return await self.readable.of(result, main_content=main_content)
+        except NotHtml as exc:
+            raise ApiError.of(Code.NOT_HTML, f"{exc}: it has no {self.kind}") from None
+        except ExtractionTimeout as exc:
+            raise ApiError.of(Code.EXTRACTION_TIMEOUT, f"{exc}; nothing was kept, so asking again tries again"
+                              ) from None
+        except ExtractionFailed as exc:
+            raise ApiError.of(Code.EXTRACTION_FAILED, str(exc)) from None
 
 
 class ResultBodyHandler(_ResultBase):
@@ -101,3 +162,9 @@ class ResultArtifactHandler(BaseAPIHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Security-Policy", "sandbox")
         self.finish(data)
+
+
+class ResultMarkdownHandler(ResultViewHandler):
+    """GET a result's Markdown: of its main content, or with `?main_content=false` of the whole page."""
+
+    query_parameters = {"GET": ("main_content",)}

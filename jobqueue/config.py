@@ -21,8 +21,9 @@ from jobqueue.webhooks.signing import SecretError, WebhookSigner
 
 __all__ = ["ConfigError", "Settings", "build_parser", "load_settings", "process_count", "validate"]
 
-SERVING, ACCESS, FETCHING, RENDERING, SCHEDULES, STORAGE, WEBHOOKS, LOGGING = (
-    "Serving", "Access", "Fetching", "Rendering", "Recurring fetches", "Storage", "Webhooks", "Logging")
+SERVING, ACCESS, FETCHING, RENDERING, READABLE, SCHEDULES, STORAGE, WEBHOOKS, LOGGING = (
+    "Serving", "Access", "Fetching", "Rendering", "Readable content", "Recurring fetches", "Storage", "Webhooks",
+    "Logging")
 
 _RATE = "--rate-limit must be 0 (off) or more, and --rate-burst at least 1"
 _CAPACITY = "--max-queued and --max-websockets must be at least 1"
@@ -117,6 +118,11 @@ class Settings:
                                processes=OWN)
     render_recycle: int = option(500, "renders after which a browser is replaced by a fresh one", RENDERING,
                                  at_least(1))
+    extract_workers: int = option(
+        1, "processes extracting readable views (Markdown, text, links, metadata) of stored pages", READABLE,
+        at_least(1), processes=OWN)
+    extract_timeout: float = option(10.0, "seconds one page's extraction may take before it is stopped "
+                                          "(`extraction_timeout`)", READABLE, above_zero())
 
     min_every: float = option(60.0, "shortest period, in seconds, of a recurring fetch (a job's `every`)",
                               SCHEDULES, rule(lambda seconds: seconds > 0, _KEEP))

@@ -36,7 +36,8 @@ class Code(StrEnum):
     INVALID_FORM = "invalid_form", 400, "a form body that cannot be read, or a field that is not UTF-8"
     INVALID_REQUEST = "invalid_request", 400, "the body is not a submission's shape (one of url, urls or jobs)"
     UNKNOWN_PARAMETER = "unknown_parameter", 400, "a query parameter the route does not read"
-    INVALID_PARAMETER = "invalid_parameter", 400, "a query value that is not UTF-8 once percent-decoded"
+    INVALID_PARAMETER = ("invalid_parameter", 400, "a query value that is not UTF-8 once percent-decoded, or not "
+                         "one the parameter takes")
     UNKNOWN_FIELD = "unknown_field", 400, "a field (of a body, `fetch` or `webhook`) the server does not know"
     INVALID_FIELD = "invalid_field", 400, "a field's value breaks its rule; the message names the field and the rule"
     INVALID_HEADER = ("invalid_header", 400, "a header that cannot be sent: a bad name, one the fetcher sets, a line "
@@ -80,6 +81,10 @@ class Code(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large", 413, "a body over the route's limit"
     URI_TOO_LONG = "uri_too_long", 414, "a request target over 64 KiB"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, "a body in a format the route does not read"
+    NOT_HTML = ("not_html", 415, "the result's body is neither HTML nor text (an image, a PDF): it has no Markdown, "
+                "text, links or metadata")
+    EXTRACTION_FAILED = ("extraction_failed", 422, "the extractor broke on this page (a library error, nesting too "
+                         "deep, its worker died): the page has no readable views")
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", 422, "this Idempotency-Key came with another body"
     RATE_LIMITED = "rate_limited", 429, "this client submitted more URLs than --rate-limit allows; see Retry-After"
     TOO_MANY_REQUESTS = "too_many_requests", 429, "too many requests (an HTTP 429 with no more precise code)"
@@ -90,6 +95,8 @@ class Code(StrEnum):
     UNAVAILABLE = "unavailable", 503, "the service cannot answer now; try again shortly"
     DATABASE_UNAVAILABLE = "database_unavailable", 503, "the database did not answer or refused the operation"
     QUEUE_FULL = "queue_full", 503, "the queue holds --max-queued jobs; submit again once it drains"
+    EXTRACTION_TIMEOUT = ("extraction_timeout", 503, "extracting the page took longer than --extract-timeout; "
+                          "nothing is kept, so asking again tries again")
     TOO_MANY_STREAMS = "too_many_streams", 503, "as many event streams are open as the server allows"
     DATABASE_SLOW = "database_slow", None, "a /healthz warning: the database answers, but slowly"
     # a failed job's error.code only

@@ -19,6 +19,7 @@ from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import Code, FetchError
 from jobqueue.metrics import Metrics
 from jobqueue.models import Task, TaskError
+from jobqueue.readable_service import SharedViews
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
 from jobqueue.supervisor import Supervisor
@@ -60,6 +61,7 @@ class LeasedPool:
         self._running: dict[str, asyncio.Future[None]] = {}
         self._leases: dict[str, Lease] = {}
         self._ended: list[Lease] = []  # jobs whose host slots are over: freed by the next claim
+        self.readable: SharedViews | None = None  # computes a completing job's `formats` (set by the server)
 
     def start(self) -> None:
         """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""

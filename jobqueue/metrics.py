@@ -150,6 +150,9 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
         self.rate_limited = Counter("jobqueue_requests_rate_limited_total", "Submissions refused with 429",
                                     registry=r)
+        self.extractions = LoopCounter(
+            "jobqueue_extractions", "Pages extracted into readable views (each body once: views kept are not "
+            "counted again), by outcome", "outcome", r)
         self.loop_restarts = LoopCounter(
             "jobqueue_loop_restarts", "Background loops (claims, heartbeats, peer changes...) restarted after they "
             "raised", "loop", r)

@@ -1,0 +1,158 @@
+"""Readable content through the real server: /results/:id/markdown, /text and /links and the result's metadata,
+extracted once per stored body (counted on /metrics), 415 not_html for a binary body, and a hostile page that
+ends within its limit while the service keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from jobqueue.extract import extract
+from jobqueue.extract.pool import _GRACE, stop_helpers
+from tests.helpers import API, Api, wait_for
+from tests.readable_api_site import ReadableSite, corpus_expectations, corpus_page
+
+
+@pytest.fixture
+def site(io_loop):
+    started = io_loop.run_sync(lambda: _async(ReadableSite))
+    yield started
+    started.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def helpers_stopped():
+    """No forkserver or resource tracker outlives these tests (each server stops them at its shutdown too)."""
+    yield
+    stop_helpers()
+
+
+async def _async(factory: Any) -> Any:
+    return factory()
+
+
+async def start(make_server: Any, **overrides: Any) -> Api:
+    server = await make_server(**overrides)
+    return Api(f"http://127.0.0.1:{server.port}")
+
+
+async def completed(api: Api, url: str) -> str:
+    task = await api.submit(url)
+    done = await api.wait_finished(task["id"])
+    assert done["status"] == "completed", done
+    return task["id"]
+
+
+async def extractions(api: Api) -> dict[str, float]:
+    """jobqueue_extractions_total by outcome, read from /metrics."""
+    response = await api.raw("GET", "/metrics")
+    text = response.body.decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'^jobqueue_extractions_total\{outcome="(\w+)"\} (\S+)$', text, re.MULTILINE)}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_markdown_text_links_and_metadata_of_a_page(make_server, site):
+    api = await start(make_server)
+    url = site.url("/corpus/article")
+    task_id = await completed(api, url)
+    expected = extract(corpus_page("article"), "text/html", "utf-8", url)
+    keep = corpus_expectations("article")
+
+    markdown = await api.raw("GET", f"{API}/results/{task_id}/markdown")
+    assert markdown.code == 200 and markdown.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    assert markdown.body.decode() == expected.markdown
+    assert all(s in markdown.body.decode() for s in keep["keep"])
+    assert not any(s in markdown.body.decode() for s in keep["drop"])
+
+    text = await api.raw("GET", f"{API}/results/{task_id}/text")
+    assert text.code == 200 and text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert text.body.decode() == expected.text
+
+    code, links = await api.call("GET", f"{API}/results/{task_id}/links")
+    assert code == 200 and links == {"links": expected.links} and links["links"]
+
+    code, body = await api.call("GET", f"{API}/results/{task_id}")
+    assert code == 200 and body["result"]["metadata"] == expected.metadata
+    assert body["result"]["metadata"]["og"]["title"] == "How the river towns rebuilt their bridges"
+
+    whole = await api.raw("GET", f"{API}/results/{task_id}/markdown?main_content=false")
+    assert whole.code == 200 and "Sign up for our morning newsletter" in whole.body.decode()
+    assert whole.body.decode() == extract(corpus_page("article"), "text/html", "utf-8", url,
+                                          main_content=False).markdown
+    bad = await api.raw("GET", f"{API}/results/{task_id}/markdown?main_content=maybe")
+    assert bad.code == 400 and json.loads(bad.body)["error"]["code"] == "invalid_parameter"
+    # the main-content views were extracted once, then kept; the whole page is made on each ask
+    assert (await extractions(api))["ok"] == 2
+    api.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_binary_body_gives_415_not_html_and_its_result_no_metadata(make_server, site):
+    api = await start(make_server)
+    task_id = await completed(api, site.url("/png"))
+    for view in ("markdown", "text", "links"):
+        code, body = await api.call("GET", f"{API}/results/{task_id}/{view}")
+        assert code == 415 and body["error"]["code"] == "not_html", body
+    code, body = await api.call("GET", f"{API}/results/{task_id}")
+    assert code == 200 and "metadata" not in body["result"]
+    code, body = await api.call("GET", f"{API}/results/nosuchjob/markdown")
+    assert code == 404
+    api.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_one_body_shared_by_100_jobs_is_extracted_once(make_server, site):
+    api = await start(make_server)
+    tasks = await api.submit_many([site.url(f"/same/p{i}") for i in range(100)])
+    for task in tasks:
+        assert (await api.wait_finished(task["id"]))["status"] == "completed"
+    answers = await asyncio.gather(*(api.raw("GET", f"{API}/results/{t['id']}/markdown") for t in tasks))
+    assert {a.code for a in answers} == {200} and len({a.body for a in answers}) == 1
+    answers = await asyncio.gather(*(api.call("GET", f"{API}/results/{t['id']}") for t in tasks))
+    assert all(body["result"]["metadata"]["title"].startswith("How the river towns") for _c, body in answers)
+    assert await extractions(api) == {"ok": 1.0}
+    api.close()
+
+
+@pytest.mark.slow
+@pytest.mark.gen_test(timeout=120)
+async def test_a_hostile_page_ends_within_its_limit_while_the_service_answers(make_server, site):
+    limit = 3.0
+    api = await start(make_server, extract_timeout=limit)
+    for kind in ("deep", "links"):
+        task_id = await completed(api, site.url(f"/hostile/{kind}"))
+        slowest = 0.0
+
+        async def ping() -> None:
+            nonlocal slowest
+            while True:
+                began = time.monotonic()
+                assert (await api.raw("GET", "/healthz")).code == 200
+                slowest = max(slowest, time.monotonic() - began)
+                await asyncio.sleep(0.05)
+
+        pinger = asyncio.ensure_future(ping())
+        began = time.monotonic()
+        answer = await api.raw("GET", f"{API}/results/{task_id}/markdown")
+        took = time.monotonic() - began
+        pinger.cancel()
+        assert took < limit + _GRACE + 2, (kind, took)
+        if answer.code != 200:
+            error = json.loads(answer.body)["error"]
+            assert (answer.code, error["code"]) in ((503, "extraction_timeout"), (422, "extraction_failed")), error
+        assert slowest < 1.0, (kind, slowest)
+        # the result itself is served whatever became of its views
+        code, _body = await api.call("GET", f"{API}/results/{task_id}")
+        assert code == 200
+    await wait_for(lambda: _any(api), 5, "the extractions counted")
+    api.close()
+
+
+async def _any(api: Api) -> bool:
+    return sum((await extractions(api)).values()) >= 2
