@@ -3,7 +3,11 @@
 Main-content detection (trafilatura vs readability-lxml): per-page time, key sentences kept, boilerplate dropped.
 HTML to Markdown (markdownify vs html-to-markdown): per-page time on the whole page, code fences and tables kept.
 Link extraction (selectolax vs lxml): per-page time for parse + every a[href], and on a page of 100,000 links.
-Run: .venv/bin/python bench/extract_bench.py [--repeat N]
+The service (`--service`): extraction pages/s on one core, then one server run completing N corpus pages (each
+body made distinct, so each is extracted) without `formats` and then with `formats: ["markdown"]`: jobs/s, CPU
+per job of the server and its extraction processes (until the full-text indexer is idle too), and the IOLoop's
+lag from its own metric (`jobqueue_event_loop_lag_*`). Run: .venv/bin/python bench/extract_bench.py
+[--repeat N] [--service [--jobs N]]
 """
 
 from __future__ import annotations
@@ -166,7 +170,14 @@ def run() -> None:
     """Print every section's figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per page; the best time is printed")
+    parser.add_argument("--service", action="store_true", help="only the service's figures (a real server)")
+    parser.add_argument("--jobs", type=int, default=600, help="jobs per phase of the service run")
     args = parser.parse_args()
+    if args.service:
+        from bench.extract_service import run_service
+
+        run_service(args.jobs)
+        return
     pages = load_corpus()
     main_content(pages, args.repeat)
     markdown(pages, args.repeat)

@@ -1,0 +1,173 @@
+"""The readable-content benchmark through a real server: what `formats: ["markdown"]` costs a job.
+
+One server (server.py in a child process, one process, a fresh SQLite file) and one target (a Tornado process
+serving the committed corpus, tests/fixtures/readable/, each URL's body made distinct by a comment so every job is
+a new body to extract). Two phases in the same run: N jobs without `formats`, then N with `formats: ["markdown"]`.
+Each phase reports jobs/s to completion, the CPU of the server and its extraction processes per job (counted until
+the full-text indexer, which extracts HTML pages' main text too, has gone quiet) and the IOLoop's lag as the server
+measures it (`jobqueue_event_loop_lag_max_seconds`, sampled every 100 ms during the phase, and the share of its
+10 ms ticks that came more than 5 ms late).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from bench.harness import API, Client, Server
+from bench.target import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "tests", "fixtures", "readable")
+
+TARGET = """
+import glob, os, sys, tornado.web, tornado.ioloop
+pages = {os.path.basename(p)[:-5]: open(p, "rb").read() for p in sorted(glob.glob(sys.argv[1] + "/*.html"))}
+class Page(tornado.web.RequestHandler):
+    def get(self, name, n):
+        body = pages[name]
+        at = body.lower().find(b"<body")
+        self.set_header("Content-Type", "text/html" + ("; charset=iso-8859-1" if b"iso-8859-1" in body[:400]
+                                                         else "; charset=utf-8"))
+        self.write(body[:at] + f"<!-- copy {n} -->".encode() + body[at:])
+tornado.web.Application([(r"/(\\w+)/(\\d+)", Page)]).listen(int(sys.argv[2]), "127.0.0.1")
+print("ready", flush=True)
+tornado.ioloop.IOLoop.current().start()
+"""
+
+
+def corpus_names() -> list[str]:
+    """The corpus pages' names."""
+    return [os.path.basename(p)[:-5] for p in sorted(glob.glob(os.path.join(CORPUS, "*.html")))]
+
+
+def extraction_rate(rounds: int = 20) -> tuple[float, float]:
+    """Pages per second of jobqueue.extract on one core over the corpus, and the mean milliseconds per page."""
+    from jobqueue.extract import extract
+
+    bodies = []
+    for name in corpus_names():
+        with open(os.path.join(CORPUS, name + ".html"), "rb") as handle:
+            bodies.append(handle.read())
+    for body in bodies:  # warm: lxml and trafilatura's first call loads their tables
+        extract(body, "text/html", None, "https://example.org/")
+    started, cpu = time.perf_counter(), time.process_time()
+    for _ in range(rounds):
+        for body in bodies:
+            extract(body, "text/html", None, "https://example.org/")
+    used = time.process_time() - cpu
+    pages = rounds * len(bodies)
+    return pages / used, (time.perf_counter() - started) / pages * 1000
+
+
+def metric(text: str, name: str) -> float:
+    """One sample's value from the Prometheus text (0 when absent)."""
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def lag_figures(client: Client) -> tuple[float, float, float]:
+    """The lag gauge (seconds), the count of ticks at most 5 ms late and of all ticks, now."""
+    text = (await client.raw("/metrics")).decode()
+    return (metric(text, "jobqueue_event_loop_lag_max_seconds"),
+            metric(text, 'jobqueue_event_loop_lag_seconds_bucket{le="0.005"}'),
+            metric(text, "jobqueue_event_loop_lag_seconds_count"))
+
+
+async def settle(server: Server, quiet: float = 0.02, step: float = 0.5, limit: float = 120) -> None:
+    """Wait until the server and its extraction processes use under `quiet` of a core (the indexer is done)."""
+    deadline = time.monotonic() + limit
+    before = server.cpu_seconds()[0]
+    while time.monotonic() < deadline:
+        await asyncio.sleep(step)
+        now = server.cpu_seconds()[0]
+        if now - before < quiet * step:
+            return
+        before = now
+
+
+async def phase(server: Server, client: Client, port: int, names: list[str], first: int, n: int,
+                formats: list[str] | None) -> dict[str, Any]:
+    """Complete n jobs (numbered from `first`, so every body is new) and measure them."""
+    jobs = [{"url": f"http://127.0.0.1:{port}/{names[i % len(names)]}/{i}"} for i in range(first, first + n)]
+    payload: dict[str, Any] = {"jobs": jobs, **({"formats": formats} if formats else {})}
+    lag_before = await lag_figures(client)
+    sampled: list[float] = []
+    started, cpu_before = time.perf_counter(), server.cpu_seconds()[0]
+    code, body = await client.call("POST", f"{API}/queue_tasks", payload)
+    if code != 201:
+        raise RuntimeError(f"the submission was refused: {code} {body}")
+    ids = [t["id"] for t in body["tasks"]]
+    done = 0
+    while done < n:
+        await asyncio.sleep(0.1)
+        sampled.append((await lag_figures(client))[0])
+        _, listed = await client.call("GET", f"{API}/queue_tasks?limit=1")
+        counts = listed["counts"]
+        if counts["failed"]:
+            raise RuntimeError(f"{counts['failed']} jobs failed")
+        done = counts["completed"] - first
+    elapsed = time.perf_counter() - started
+    lag_after = await lag_figures(client)
+    await settle(server)
+    cpu = server.cpu_seconds()[0] - cpu_before
+    late = (lag_after[2] - lag_before[2]) - (lag_after[1] - lag_before[1])
+    ticks = max(1.0, lag_after[2] - lag_before[2])
+    checked = await client.raw(f"{API}/results/{ids[-1]}/markdown") if formats else b""
+    return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed, 1),
+            "cpu_ms_per_job": round(cpu / n * 1000, 2), "lag_max_ms": round(max(sampled, default=0) * 1000, 1),
+            "ticks_over_5ms": f"{late:.0f}/{ticks:.0f}", "markdown_checked": len(checked)}
+
+
+async def measure(n: int, port: int) -> dict[str, Any]:
+    """Both phases through one server and the target on `port`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(os.path.join(tmp, "bench.db")).start()
+        client = Client(server.base)
+        try:
+            names = corpus_names()
+            await phase(server, client, port, names, 0, 60, None)  # warm: the extraction processes start
+            first = 60
+            plain = await phase(server, client, port, names, first, n, None)
+            with_formats = await phase(server, client, port, names, first + n, n, ["markdown"])
+        finally:
+            client.close()
+            server.stop()
+    return {"without_formats": plain, "formats_markdown": with_formats}
+
+
+def run_service(n: int) -> None:
+    """Print the service figures."""
+    rate, ms = extraction_rate()
+    load = os.getloadavg()
+    print(f"## Readable content through the service (load average {load[0]:.2f} {load[1]:.2f}, "
+          f"{os.cpu_count()} cores)")
+    print(f"extraction on one core: {rate:.0f} pages/s of CPU ({ms:.2f} ms per corpus page, wall)")
+    port = free_port()
+    target = subprocess.Popen([sys.executable, "-c", TARGET, CORPUS, str(port)], stdout=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert target.stdout is not None
+        target.stdout.readline()
+        report = asyncio.run(measure(n, port))
+    finally:
+        target.terminate()
+        target.wait(10)
+    for name, figures in report.items():
+        print(f"{name:<17} " + "  ".join(f"{k} {v}" for k, v in figures.items()))
+    plain, formats = report["without_formats"], report["formats_markdown"]
+    print(f"formats markdown: {formats['jobs_per_s'] / plain['jobs_per_s'] * 100 - 100:+.0f} % jobs/s, "
+          f"{formats['cpu_ms_per_job'] / plain['cpu_ms_per_job'] * 100 - 100:+.0f} % CPU per job "
+          f"(load average after: {os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    run_service(int(sys.argv[1]) if len(sys.argv) > 1 else 600)
+
