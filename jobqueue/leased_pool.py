@@ -18,7 +18,7 @@ from typing import ClassVar, Protocol
 from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import Code, FetchError
 from jobqueue.metrics import Metrics
-from jobqueue.models import Task, TaskError
+from jobqueue.models import Result, Task, TaskError
 from jobqueue.readable_service import SharedViews
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
@@ -232,6 +232,13 @@ class LeasedPool:
             return await self.store.fail(lease, error, None)
         except Exception as again:
             return again
+
+    async def _views_first(self, task: Task, result: Result) -> None:
+        """A job with `formats` gets its body's readable views before it is recorded completed: its completion
+        keeps them beside the body, so they are ready at once and its webhook carries them. A page without views
+        (binary, broken, too slow) completes all the same (readable_service logs it)."""
+        if task.formats and self.readable is not None:
+            result.views = await self.readable.at_completion(task, result)
 
     def _report(self, task: Task, outcome: Task | BaseException | None) -> None:
         """A finished job's new state to live clients, or in the log why its outcome was not recorded."""

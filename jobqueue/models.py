@@ -142,6 +142,8 @@ class Task:
     every: float | None = None  # seconds between the due times of a recurring fetch's runs
     attempt_log: tuple[dict[str, Any], ...] = ()  # one entry per finished attempt, oldest first
     render: RenderOptions | None = None  # rendered in a browser (its `capture` included); None: fetched
+    formats: tuple[str, ...] = ()  # readable views computed at completion (markdown, text, links, metadata)
+    changed_on: str = "body"  # a recurring run changed when its body differs ("body") or its main text ("text")
 
     def to_json(self) -> dict[str, Any]:
         """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
@@ -168,6 +170,8 @@ class Task:
             "webhook": self.webhook.to_json() if self.webhook is not None else None,
             "attempt_log": [_logged(entry) for entry in self.attempt_log[-MAX_LOGGED:]],
             **(_render_json(self.render) if self.render is not None else {}),
+            **({"formats": list(self.formats)} if self.formats else {}),
+            **({"changed_on": self.changed_on} if self.changed_on != "body" else {}),
         }
 
 
@@ -198,6 +202,9 @@ class Result:
     render_timings: dict[str, float] = field(default_factory=dict)  # milliseconds: queued, navigation, ...
     captured: tuple[str, ...] = ()  # of ARTIFACTS, those stored with the result
     artifacts: dict[str, bytes] = field(default_factory=dict)  # the captures' bytes, when being written
+    # a job with `formats`: its body's readable views (a JSON document) computed before its completion, kept by the
+    # completion beside the body; never read back from a stored result
+    views: str | None = None
 
     def to_json(self, text: str | None = None, with_body: bool = False) -> dict[str, Any]:
         """Shape the result as the contract's JSON object; `text` is the decoded body."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 from jobqueue.extract import ExtractionFailed, ExtractionTimeout, ExtractPool, NotHtml, Views
 from jobqueue.extract.pool import _GRACE, stop_helpers
@@ -23,7 +22,6 @@ from jobqueue.store.base import Store
 
 log = logging.getLogger("jobqueue.readable")
 
-FORMATS = ("markdown", "text", "links", "metadata")  # what a job's `formats` may ask for
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
@@ -62,11 +60,6 @@ class CountedPool(ExtractPool):
 def views_document(views: Views) -> str:
     """The views as ReadableViews keeps them in the store (the JSON it reads back)."""
     return json.dumps({**views.as_dict(), "main_content": True}, separators=(",", ":"), ensure_ascii=False)
-
-
-def asked(views: dict[str, Any], formats: tuple[str, ...]) -> dict[str, Any]:
-    """Of a views document, the formats a job asked for (what its webhook and export carry)."""
-    return {name: views[name] for name in formats if name in views}
 
 
 class SharedViews(ReadableViews):

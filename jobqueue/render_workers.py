@@ -145,6 +145,7 @@ class RenderWorkers(LeasedPool):
         if retry is not None:
             return await retry
         result = result_from_render(task, outcome)
+        await self._views_first(task, result)
         done = await self.store.complete(lease, result)
         if done is not None:
             self.metrics.completed.labels(f"{status // 100}xx").inc()

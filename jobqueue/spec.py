@@ -246,6 +246,22 @@ def load_render(stored: Mapping[str, Any] | None) -> RenderOptions | None:
     return parse_render({k: v for k, v in stored.items() if k != "capture"}, stored.get("capture"))
 
 
+FORMATS = ("markdown", "text", "links", "metadata")  # the readable views a job may ask for at its completion
+CHANGED_ON = ("body", "text")  # what counts as a change of a recurring job's page (url.changed)
+
+
+def _formats(raw: Any, at: Reading) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(name, str) and name in FORMATS for name in raw):
+        raise BadRequest(Code.INVALID_FIELD, f"{at.where}: must be a list of {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(raw))
+
+
+def _changed_on(raw: Any, at: Reading) -> str:
+    if raw not in CHANGED_ON:
+        raise BadRequest(Code.INVALID_FIELD, f"{at.where}: must be one of {', '.join(CHANGED_ON)}")
+    return str(raw)
+
+
 def _webhook(raw: Any, at: Reading) -> WebhookSpec:
     return parse_webhook(raw, at.limits.webhook_url, at.where)
 
@@ -289,6 +305,17 @@ class JobSpec:
         (), Checked(_capture, {"type": "array", "items": {"type": "string", "enum": list(CAPTURES)},
                                "uniqueItems": True}),
         "what to capture of a rendered page: screenshot, screenshot_full, pdf (needs render)", nullable=False)
+
+    # Readable content (docs/API.md): views computed when the job completes, and what a recurring run's change is
+    formats: tuple[str, ...] = declare(
+        (), Checked(_formats, {"type": "array", "items": {"type": "string", "enum": list(FORMATS)},
+                               "uniqueItems": True}),
+        "readable views computed when the job completes, before it is recorded completed, and carried in its "
+        "task.completed webhook and the JSON Lines export: markdown, text, links, metadata", nullable=False)
+    changed_on: str = declare(
+        "body", Checked(_changed_on, {"type": "string", "enum": list(CHANGED_ON)}), "a recurring job's runs "
+        "differ (url.changed) when their bodies differ (body, the default) or only when their main text does (text)",
+        nullable=False)
 
     @property
     def rendered(self) -> RenderOptions | None:

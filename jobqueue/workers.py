@@ -20,7 +20,7 @@ from jobqueue.completions import CompletionGroups, result_from_response
 from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
 from jobqueue.leased_pool import LeasedPool
 from jobqueue.metrics import Metrics
-from jobqueue.models import Task
+from jobqueue.models import Result, Task
 from jobqueue.retry_policy import RetryPolicy
 from jobqueue.store.base import Lease, Store, StoreError
 
@@ -186,8 +186,12 @@ class WorkerPool(LeasedPool):
             return retry
         result = result_from_response(task.id, outcome)
         completions = self._completions
-        written = completions.complete(lease, result) if completions.grouped else asyncio.ensure_future(
-            self.store.complete(lease, result))
+        written: asyncio.Future[Task | None]
+        if task.formats and self.readable is not None:
+            written = asyncio.ensure_future(self._complete_with_views(task, lease, result))
+        else:
+            written = completions.complete(lease, result) if completions.grouped else asyncio.ensure_future(
+                self.store.complete(lease, result))
 
         def count(written: asyncio.Future[Task | None]) -> None:
             if not written.cancelled() and written.exception() is None and written.result() is not None:
@@ -196,3 +200,11 @@ class WorkerPool(LeasedPool):
 
         written.add_done_callback(count)
         return written
+
+    async def _complete_with_views(self, task: Task, lease: Lease, result: Result) -> Task | None:
+        """The completion of a job with `formats`: its views first (off the IOLoop, bounded), then its write."""
+        await self._views_first(task, result)
+        completions = self._completions
+        if completions.grouped:
+            return await completions.complete(lease, result)
+        return await self.store.complete(lease, result)

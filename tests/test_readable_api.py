@@ -5,6 +5,7 @@ ends within its limit while the service keeps answering."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -16,6 +17,7 @@ from jobqueue.extract import extract
 from jobqueue.extract.pool import _GRACE, stop_helpers
 from tests.helpers import API, Api, wait_for
 from tests.readable_api_site import ReadableSite, corpus_expectations, corpus_page
+from tests.webhook_receiver import Receiver
 
 
 @pytest.fixture
@@ -39,6 +41,9 @@ async def _async(factory: Any) -> Any:
 async def start(make_server: Any, **overrides: Any) -> Api:
     server = await make_server(**overrides)
     return Api(f"http://127.0.0.1:{server.port}")
+
+
+_start_sqlite = start
 
 
 async def completed(api: Api, url: str) -> str:
@@ -156,3 +161,102 @@ async def test_a_hostile_page_ends_within_its_limit_while_the_service_answers(ma
 
 async def _any(api: Api) -> bool:
     return sum((await extractions(api)).values()) >= 2
+
+
+SECRET = "whsec_" + base64.b64encode(b"a test key of thirty-two bytes!!").decode()
+BACKENDS = [pytest.param("sqlite", id="sqlite-file"), pytest.param("mongomock", id="mongodb-mongomock-motor-mock")]
+
+
+@pytest.fixture
+def receiver(io_loop):
+    hooks = io_loop.run_sync(lambda: _async(Receiver))
+    yield hooks
+    hooks.stop()
+
+
+@pytest.fixture
+def any_store_server(io_loop, tmp_path, make_server):
+    """Start the service on SQLite (a file) or on MongoDB through mongomock-motor (an in-memory mock)."""
+    started: list[Any] = []
+
+    async def start(backend: str, **overrides: Any) -> Api:
+        if backend == "sqlite":
+            return await _start_sqlite(make_server, **overrides)
+        from mongomock_motor import AsyncMongoMockClient
+
+        from jobqueue.store.mongodb.store import MongoStore
+        from server import JobQueueServer
+        from tests.conftest import test_settings
+
+        client = AsyncMongoMockClient()
+        store = MongoStore("mongodb://mock/jobqueue_readable", client_factory=lambda _url: client)
+        server = JobQueueServer(test_settings(tmp_path, **overrides), store=store)
+        await server.start()
+        started.append(server)
+        return Api(f"http://127.0.0.1:{server.port}")
+
+    yield start
+    for server in started:
+        io_loop.run_sync(server.stop)
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_formats_make_the_views_ready_on_completion_and_carried_in_the_webhook(any_store_server, site,
+                                                                                    receiver, backend):
+    api = await any_store_server(backend, webhook_secret=SECRET, webhook_retry_delays="0.05")
+    url = site.url("/corpus/article")
+    code, body = await api.call("POST", f"{API}/queue_tasks", {
+        "url": url, "formats": ["markdown", "links", "metadata", "markdown"], "webhook": receiver.url("a")})
+    assert code == 201 and body["task"]["formats"] == ["markdown", "links", "metadata"], body
+    task = await api.wait_finished(body["task"]["id"])
+    assert task["status"] == "completed"
+    # computed before the job was recorded completed: asking now extracts nothing more
+    assert await extractions(api) == {"ok": 1.0}
+    expected = extract(corpus_page("article"), "text/html", "utf-8", url)
+    markdown = await api.raw("GET", f"{API}/results/{task['id']}/markdown")
+    assert markdown.code == 200 and markdown.body.decode() == expected.markdown
+    assert await extractions(api) == {"ok": 1.0}
+
+    [got] = await wait_for(lambda: _received(receiver, "a"), 20, "the task.completed delivery")
+    message = got.json
+    assert message["type"] == "task.completed" and message["data"]["task"]["formats"] == task["formats"]
+    assert message["data"]["result"] == {"markdown": expected.markdown, "links": expected.links,
+                                         "metadata": expected.metadata}
+
+    # a binary body with formats completes all the same, and its webhook carries no views
+    code, body = await api.call("POST", f"{API}/queue_tasks", {"url": site.url("/png"), "formats": ["text"],
+                                                                 "webhook": receiver.url("b")})
+    assert (await api.wait_finished(body["task"]["id"]))["status"] == "completed"
+    [got] = await wait_for(lambda: _received(receiver, "b"), 20, "the binary page's delivery")
+    assert "result" not in got.json["data"] and (await extractions(api)).get("not_html") == 1.0
+
+    code, body = await api.call("POST", f"{API}/queue_tasks", {"url": url, "formats": ["pdf"]})
+    assert code == 400 and body["error"]["code"] == "invalid_field" and "formats" in body["error"]["message"]
+    code, body = await api.call("POST", f"{API}/queue_tasks", {"url": url, "changed_on": "footer"})
+    assert code == 400 and body["error"]["code"] == "invalid_field" and "changed_on" in body["error"]["message"]
+    api.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_schedules_next_run_keeps_its_formats_and_changed_on(any_store_server, site, backend):
+    api = await any_store_server(backend)
+    code, body = await api.call("POST", f"{API}/queue_tasks", {
+        "url": site.url("/corpus/docs"), "every": 3600, "formats": ["text"], "changed_on": "text"})
+    assert code == 201 and body["task"]["changed_on"] == "text", body
+    first = await api.wait_finished(body["task"]["id"])
+    assert first["status"] == "completed"
+
+    async def next_run() -> dict[str, Any] | None:
+        code, page = await api.call("GET", f"{API}/queue_tasks?status=queued")
+        assert code == 200
+        return next((t for t in page["tasks"] if t["schedule_id"] == first["schedule_id"]), None)
+
+    queued = await wait_for(next_run, 20, "the schedule's next run")
+    assert queued["id"] != first["id"] and queued["formats"] == ["text"] and queued["changed_on"] == "text"
+    api.close()
+
+
+async def _received(receiver: Receiver, name: str) -> list[Any] | None:
+    return receiver.got(name) or None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobqueue.models import CANCELLED, COMPLETED, FAILED, Batch, Task, iso
@@ -33,15 +33,20 @@ class Outbox:
         return (task.status in EVENT_OF_STATUS
                 and (self.global_url is not None or task.webhook is not None or task.batch_id is not None))
 
-    def for_task(self, task: Task, batch_hook: WebhookSpec | None, now: float) -> list[Delivery]:
-        """The deliveries of a task that just finished: its own webhook, its batch's, and --webhook-url."""
+    def for_task(self, task: Task, batch_hook: WebhookSpec | None, now: float,
+                 views: Mapping[str, Any] | None = None) -> list[Delivery]:
+        """The deliveries of a task that just finished: its own webhook, its batch's, and --webhook-url. A
+        completed job with `formats` carries those of its body's `views` as `data.result`."""
         event = EVENT_OF_STATUS.get(task.status)
         if event is None:
             return []
         targets = self._targets(event, (task.webhook, batch_hook))
         if not targets:
             return []
-        payload = encode({"type": event, "timestamp": iso(now), "data": {"task": task.to_json()}})
+        data: dict[str, Any] = {"task": task.to_json()}
+        if views is not None and task.formats and task.status == COMPLETED:
+            data["result"] = {name: views[name] for name in task.formats if name in views}
+        payload = encode({"type": event, "timestamp": iso(now), "data": data})
         return [Delivery(id=self.new_id(), event=event, url=url, payload=payload, created_at=now, task_id=task.id,
                          batch_id=task.batch_id, updated_at=now, next_attempt_at=now) for url in targets]
 

@@ -50,6 +50,7 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         reused_from=doc.get("reused_from"), webhook=WebhookSpec.from_json(doc.get("webhook")),
         attempt_log=tuple({"attempt": i + 1, **entry} for i, entry in enumerate(doc.get("attempt_log") or ())),
         schedule_id=doc.get("schedule_id"), every=doc.get("every"), render=load_render(doc.get("render")),
+        formats=tuple(doc.get("formats") or ()), changed_on=doc.get("changed_on") or "body",
     )
 
 
@@ -80,6 +81,10 @@ def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = Non
         doc["webhook"] = spec.webhook.to_json()
     if spec.render is not None:  # absent otherwise: the rendered claim's index is partial on it
         doc["render"] = stored_render(spec.render, spec.capture)
+    if spec.formats:  # readable content: absent at their defaults
+        doc["formats"] = list(spec.formats)
+    if spec.changed_on != "body":
+        doc["changed_on"] = spec.changed_on
     if spec.every is not None:  # absent otherwise: the unique (schedule_id, due_at) index covers runs only
         doc.update(schedule_id=new.id, every=spec.every, due_at=doc["available_at"])
     if source is not None:

@@ -32,6 +32,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import AutoReconnect, ExecutionTimeout, PyMongoError
 
+from jobqueue.extract.views import EXTRACTOR_VERSION
 from jobqueue.idempotency import IdempotentAdd
 from jobqueue.models import COMPLETED, RUNNING, Page, Result, Task, TaskError
 from jobqueue.store.base import (
@@ -267,6 +268,8 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
             for kind, capture in captures.items():
                 await self._call(keep_body(self.db.bodies, capture, f"{body_key(lease)}:{kind}", lease.task_id, now))
                 refs.append(sha_ref(capture.sha256))
+            if result.views is not None:  # computed by its worker (formats): there as soon as it is completed
+                await self.put_views(packed_body.sha256, EXTRACTOR_VERSION, result.views)
             doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
                                                              "finished_at": now, "result.body_ref": ref})
         finally:

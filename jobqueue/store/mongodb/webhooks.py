@@ -11,6 +11,7 @@ delivery once. A batch's `batch.finished` is relayed the same way from batches f
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from jobqueue.errors import NotFound, StoreError
-from jobqueue.models import FINISHED, Page
+from jobqueue.extract.views import EXTRACTOR_VERSION
+from jobqueue.models import COMPLETED, FINISHED, Page, Task
 from jobqueue.store.base import Lease
 from jobqueue.store.mongodb import slots
 from jobqueue.store.mongodb.schema import after_cursor, batch_from_doc, encode_cursor, task_from_doc
@@ -76,6 +78,8 @@ class MongoWebhookOps:
 
         async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
+        async def get_views(self, sha256: str, version: int) -> str | None: ...
+
     async def relay_outbox(self) -> int:
         """Turn marked jobs (and recently finished batches) into deliveries; how many deliveries were new."""
         if self.outbox is None:
@@ -89,7 +93,8 @@ class MongoWebhookOps:
                 found = await self._call(self.db.batches.find_one({"_id": task.batch_id}, {"webhook": 1}))
                 hooks[task.batch_id] = WebhookSpec.from_json((found or {}).get("webhook"))
             hook = hooks.get(task.batch_id) if task.batch_id else None
-            created += await self._insert(_derived_ids(outbox.for_task(task, hook, at), task.id, at))
+            views = await self._completed_views(task) if task.formats and task.status == COMPLETED else None
+            created += await self._insert(_derived_ids(outbox.for_task(task, hook, at, views), task.id, at))
             await self._call(self.db.jobs.update_one({"_id": task.id, "outbox": at}, {"$unset": {"outbox": ""}}))
         created += await self._relay_url_changes(hooks)
         recent = self.db.batches.find({"finished_at": {"$gte": self.clock() - RECENT_BATCHES}, "sealed": True,
@@ -101,6 +106,14 @@ class MongoWebhookOps:
             await self._call(self.db.batches.update_one({"_id": batch.id, "finished_at": at},
                                                         {"$set": {"hooked_at": at}}))
         return created
+
+    async def _completed_views(self, task: Task) -> dict[str, Any] | None:
+        """The views kept for a completed job's body (its completion kept them), for its webhook; None if none."""
+        doc = await self._call(self.db.jobs.find_one({"_id": task.id}, {"result.sha256": 1}))
+        sha = ((doc or {}).get("result") or {}).get("sha256")
+        document = await self.get_views(sha, EXTRACTOR_VERSION) if sha else None
+        views = json.loads(document) if document is not None else None
+        return views if isinstance(views, dict) and "not_html" not in views else None
 
     async def _relay_url_changes(self, hooks: dict[str, WebhookSpec | None]) -> int:
         """Turn url.changed records not relayed yet into deliveries (ids derived from the record: once each)."""

@@ -9,17 +9,19 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobqueue.history.codec import digest
+from jobqueue.history.codec import Packed, digest
 from jobqueue.models import Result, Task, TaskError
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite import host_scan as sqlite_host_scan
 from jobqueue.store.sqlite import slots
 from jobqueue.store.sqlite.bodies import insert_result
 from jobqueue.store.sqlite.claims import Claim
+from jobqueue.store.sqlite.readable import keep_views
 from jobqueue.store.sqlite.schema import RESULT_COLUMNS, task_from_row
 from jobqueue.store.sqlite.thread import T
 from jobqueue.store.sqlite.transitions import follow, leased, move_jobs, update_jobs
 from jobqueue.store.transitions import COMPLETE, FAIL, RELEASE, RESCHEDULE, Given, Transition
+from jobqueue.store.views import pack_views
 from jobqueue.webhooks.outbox import Outbox
 
 log = logging.getLogger("jobqueue.store")
@@ -106,7 +108,8 @@ class SQLiteLeaseOps:
         """Mark completed and store the result (its body once per sha256) in one transaction, only under a
         live lease; a recurring job's next run is queued in the same transaction."""
         now = self.clock()
-        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now))
+        views = await _packed_views(result)
+        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now, views=views))
         return self._completed(done)
 
     async def complete_many(self, completions: list[tuple[Lease, Result]], digests_checked: bool = False
@@ -118,9 +121,11 @@ class SQLiteLeaseOps:
         result's sha256 is its body's digest (the workers take it once, from the response), so the writer thread,
         which every job waits for, does not hash the bodies again."""
         now = self.clock()
+        views = [await _packed_views(result) for _lease, result in completions]
 
         def complete_all(conn: sqlite3.Connection) -> list[tuple[Task, str | None] | None]:
-            return [self._complete_one(conn, lease, result, now, digests_checked) for lease, result in completions]
+            return [self._complete_one(conn, lease, result, now, digests_checked, packed)
+                    for (lease, result), packed in zip(completions, views, strict=True)]
 
         try:
             group = await self._write(complete_all)
@@ -131,9 +136,10 @@ class SQLiteLeaseOps:
         return [self._completed(done) for done in group]
 
     def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float,
-                      digest_checked: bool = False) -> tuple[Task, str | None] | None:
-        """In the writer thread: the lease-guarded update, the result and its body, the schedule's next run, the
-        outbox; the body is keyed by its digest, taken here unless the caller vouches for result.sha256."""
+                      digest_checked: bool = False, views: Packed | None = None) -> tuple[Task, str | None] | None:
+        """In the writer thread: the lease-guarded update, the result and its body (and the body's readable views
+        its worker computed), the schedule's next run, the outbox; the body is keyed by its digest, taken here
+        unless the caller vouches for result.sha256."""
         moved = update_jobs(conn, COMPLETE, leased(COMPLETE), (lease.task_id, lease.token),
                             Given(now, http_status=result.http_status))
         if not moved:
@@ -143,6 +149,8 @@ class SQLiteLeaseOps:
         else:
             sha256 = result.sha256 if digest_checked else digest(result.body)
         insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
+        if views is not None and sha256 is not None:
+            keep_views(conn, sha256, views, now)
         return moved[0], follow(conn, COMPLETE, moved, now, self.outbox, sha256)
 
     def _completed(self, done: tuple[Task, str | None] | None) -> Task | None:
@@ -170,6 +178,11 @@ class SQLiteLeaseOps:
         moved = await self._write(
             lambda conn: move_jobs(conn, move, leased(move), (lease.task_id, lease.token), given, self.outbox))
         return moved[0] if moved else None
+
+
+async def _packed_views(result: Result) -> Packed | None:
+    """The views a job with `formats` computed before completing, compressed before the write (off the writer)."""
+    return None if result.views is None else await pack_views(result.sha256, result.views)
 
 
 def _as_outcome(outcome: Task | BaseException | None) -> Task | Exception | None:

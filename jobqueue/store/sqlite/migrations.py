@@ -17,6 +17,7 @@ from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite.bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite.changes import V8_JOB_CHANGES
+from jobqueue.store.sqlite.readable import V14_READABLE
 from jobqueue.store.sqlite.rendered import V12_RENDERED
 from jobqueue.store.sqlite.schedules import V5_SCHEDULES
 from jobqueue.store.sqlite.slots import V9_SLOTS
@@ -283,6 +284,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "screenshots and PDFs stored as bodies", V12_RENDERED),
     Migration(13, "derived views of a body (Markdown, text, links, metadata) kept once per extractor version, "
               "dropped with their body", V13_BODY_VIEWS),
+    Migration(14, "a job's readable formats, computed at its completion, and what counts as its page's change",
+              V14_READABLE),
 )
 LATEST = MIGRATIONS[-1].version
 

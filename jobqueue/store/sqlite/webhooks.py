@@ -17,6 +17,7 @@ from jobqueue.errors import NotFound
 from jobqueue.models import COMPLETED, Page, Task
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite import slots
+from jobqueue.store.sqlite.readable import completed_views
 from jobqueue.store.sqlite.schema import BATCH_COLUMNS, batch_from_row, decode_cursor, encode_cursor
 from jobqueue.store.sqlite.thread import T
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
@@ -56,7 +57,8 @@ def write_outbox(conn: sqlite3.Connection, outbox: Outbox | None, tasks: Iterabl
                                      (task.batch_id,)).fetchone()
                 batches[task.batch_id] = (found, _hook(found["webhook"]) if found else None)
             hook = batches[task.batch_id][1]
-        rows += outbox.for_task(task, hook, now)
+        views = completed_views(conn, task) if task.formats and task.status == COMPLETED else None
+        rows += outbox.for_task(task, hook, now, views)
         if task.schedule_id is not None and task.status == COMPLETED:
             change = conn.execute("SELECT previous_id FROM url_changes WHERE task_id = ? ORDER BY seq DESC LIMIT 1",
                                   (task.id,)).fetchone()
