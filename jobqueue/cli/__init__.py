@@ -1,4 +1,4 @@
-"""The `jobqueue` command: `serve` runs the server; submit, status and export talk to one over its API."""
+"""The `jobqueue` command: `serve` runs the server; submit, status, export and result talk to one over its API."""
 
 from __future__ import annotations
 
@@ -37,6 +37,19 @@ def _priority(text: str) -> int:
     return value
 
 
+VIEWS = ("markdown", "text", "links", "metadata")  # a job spec's `formats`
+
+
+def _views(text: str) -> list[str]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(VIEWS)
+    wrong = [name for name in names if name not in VIEWS]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"{(wrong or [text])[0]!r} is not one of {', '.join(VIEWS)} or all")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: global --server/--token (also accepted after the command), and the commands."""
     connection = _Parser(add_help=False)  # a parent of _Parser subcommands must be one
@@ -72,12 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--batch", metavar="ID", help="only the jobs of this batch")
     export.add_argument("--filter", action="append", metavar="NAME=VALUE",
                         help="any other filter of GET /queue_tasks (repeatable)")
+    export.add_argument("--with", dest="views", type=_views, default=[], metavar="VIEWS",
+                        help="jsonl only: put these readable views of each page on its line, comma-separated: "
+                             "markdown, text, links, metadata, or all")
     export.add_argument("-o", "--output", metavar="FILE", default=None,
                         help="a file, a directory or - for standard output (default: the server's file name)")
+
+    result = sub.add_parser("result", parents=[connection], help="a completed job's result, or its page as Markdown",
+                            description="Print a completed job's result as JSON, or its page's readable content.")
+    result.add_argument("id", metavar="ID", help="a job's id")
+    shown = result.add_mutually_exclusive_group()
+    shown.add_argument("--markdown", action="store_true", help="the page's main content as Markdown")
+    shown.add_argument("--whole-page", action="store_true",
+                       help="the whole page as Markdown, navigation and footers included")
+    shown.add_argument("--text", action="store_true", help="the page's main content as plain text")
+    shown.add_argument("--links", action="store_true", help="the page's links, one per line")
     return parser
 
 
-COMMANDS: dict[str, Command] = {"submit": commands.submit, "status": commands.status, "export": commands.export}
+COMMANDS: dict[str, Command] = {"submit": commands.submit, "status": commands.status, "export": commands.export,
+                                "result": commands.result}
 
 
 def serve(argv: Sequence[str]) -> int:

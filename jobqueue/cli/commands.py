@@ -141,11 +141,32 @@ async def export(client: AsyncClient, args: argparse.Namespace) -> int:
         filters["status"] = args.status
     if args.batch:
         filters["batch"] = args.batch
+    if args.views and args.format != "jsonl":
+        raise UsageError(f"--with puts readable views on JSON Lines; it does not go with --format {args.format}")
     dest: Any = sys.stdout.buffer if args.output == "-" else args.output
-    written = await client.export(dest, args.format, **filters)
+    written = await client.export(dest, args.format, args.views, **filters)
     if written.path is not None:
         note(f"wrote {written.path} ({written.size} bytes)")
     return OK
+
+
+async def result(client: AsyncClient, args: argparse.Namespace) -> int:
+    """Print a completed job's result as JSON, or its page as Markdown, text or links."""
+    if args.markdown or args.whole_page:
+        _print_text(await client.markdown(args.id, main_content=not args.whole_page))
+    elif args.text:
+        _print_text(await client.text(args.id))
+    elif args.links:
+        for link in await client.links(args.id):
+            print(link["url"])
+    else:
+        print(json.dumps({"result": (await client.result(args.id)).raw}, ensure_ascii=False, indent=2))
+    return OK
+
+
+def _print_text(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    sys.stdout.flush()
 
 
 def note(message: str) -> None:

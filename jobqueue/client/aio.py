@@ -97,8 +97,31 @@ class AsyncClient:
         return Task.from_json((await self.transport.call("DELETE", f"queue_tasks/{task_id}"))["task"])
 
     async def result(self, task_id: str) -> Result:
-        """A completed job's result with its body as text; APIError `no_result` while it has none."""
-        return Result.from_json((await self.transport.call("GET", f"results/{task_id}"))["result"])
+        """A completed job's result with its body as text; APIError `no_result` while it has none. Its
+        `markdown()`, `text()` and `links()` are coroutines of this client."""
+        return Result.from_json((await self.transport.call("GET", f"results/{task_id}"))["result"], reader=self)
+
+    async def markdown(self, task_id: str, main_content: bool = True) -> str:
+        """A completed job's page as Markdown: its main content (no navigation, footers or sidebars), or the
+        whole page with main_content=False. APIError `not_html` (415) for a binary body."""
+        return await self._readable(task_id, "markdown", "text/markdown",
+                                    None if main_content else {"main_content": "false"})
+
+    async def text(self, task_id: str) -> str:
+        """A completed job's main content as plain text; APIError `not_html` (415) for a binary body."""
+        return await self._readable(task_id, "text", "text/plain")
+
+    async def links(self, task_id: str) -> list[dict[str, str]]:
+        """A completed job's links, `[{"url", "text", "rel"}]`: absolute, each once, in page order."""
+        return list((await self.transport.call("GET", f"results/{task_id}/links"))["links"])
+
+    async def _readable(self, task_id: str, view: str, media_type: str,
+                        query: dict[str, str] | None = None) -> str:
+        response = await self.transport.fetch("GET", f"results/{task_id}/{view}", query=query,
+                                              headers={"Accept": f"{media_type}, application/json"})
+        if response.code >= 400:
+            raise api_error(self.server, response)
+        return response.body.decode("utf-8")
 
     async def body(self, task_id: str) -> bytes:
         """A completed job's body, the bytes as fetched."""
@@ -174,13 +197,17 @@ class AsyncClient:
         return events(self.transport, task_ids, view, max_failures)
 
     async def export(self, dest: str | os.PathLike[str] | BinaryIO | None = None, format: str = "jsonl",
-                     **filters: str) -> Export:
+                     views: Iterable[str] = (), **filters: str) -> Export:
         """Stream GET /export to a file (a path, a directory or None for the server's file name in the
-        current directory, or an open binary file); a cut download raises and leaves no partial file."""
+        current directory, or an open binary file); a cut download raises and leaves no partial file.
+        `views` (jsonl only): readable views every line carries, of markdown, text, links, metadata."""
         writer = _ExportWriter(dest)
+        query = {"format": format, **filters}
+        if views:
+            query["with"] = ",".join(views)
         try:
             response = await self.transport.fetch(
-                "GET", "export", query={"format": format, **filters}, request_timeout=0,
+                "GET", "export", query=query, request_timeout=0,
                 header_callback=writer.header, streaming_callback=writer.write)
         except Unreachable as exc:
             writer.abort()

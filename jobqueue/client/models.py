@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+from .errors import JobQueueError
 
 FINISHED = ("completed", "failed", "cancelled")
 STATUSES = ("queued", "running", *FINISHED)
@@ -97,9 +99,24 @@ class Batch:
         )
 
 
+class ViewReader(Protocol):
+    """What a Result asks for its readable views: the client that read it (blocking or asyncio)."""
+
+    def markdown(self, task_id: str, main_content: bool = True) -> Any:
+        """GET /results/:id/markdown."""
+
+    def text(self, task_id: str) -> Any:
+        """GET /results/:id/text."""
+
+    def links(self, task_id: str) -> Any:
+        """GET /results/:id/links."""
+
+
 @dataclass(frozen=True)
 class Result:
-    """What a completed job fetched: status, headers and the body decoded to text (None for binary)."""
+    """What a completed job fetched: status, headers and the body decoded to text (None for binary), the page's
+    metadata, and its readable views on demand: `markdown()`, `text()`, `links()` (awaitables when the
+    Result came from AsyncClient, values from Client)."""
 
     id: str
     url: str
@@ -114,18 +131,40 @@ class Result:
     elapsed_ms: float | None = None
     fetched_at: datetime | None = None
     body: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # title, description, language, canonical_url, og
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    reader: ViewReader | None = field(default=None, repr=False, compare=False)  # the client that read it
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Result:
-        """Build from the API's result object."""
+    def from_json(cls, data: dict[str, Any], reader: ViewReader | None = None) -> Result:
+        """Build from the API's result object; `reader` is the client its views are asked of."""
         return cls(
             id=data["id"], url=data["url"], final_url=data.get("final_url") or data["url"],
             http_status=data["http_status"], headers=dict(data.get("headers") or {}),
             content_type=data.get("content_type"), encoding=data.get("encoding"), size=data.get("size", 0),
             truncated=bool(data.get("truncated")), sha256=data.get("sha256"), elapsed_ms=data.get("elapsed_ms"),
-            fetched_at=parse_time(data.get("fetched_at")), body=data.get("body"), raw=data,
+            fetched_at=parse_time(data.get("fetched_at")), body=data.get("body"),
+            metadata=dict(data.get("metadata") or {}), raw=data, reader=reader,
         )
+
+    def markdown(self, main_content: bool = True) -> Any:
+        """The page as Markdown, only its main content unless main_content=False; APIError `not_html` (415)
+        for a body that is neither HTML nor text."""
+        return self._reader().markdown(self.id, main_content)
+
+    def text(self) -> Any:
+        """The main content as plain text; APIError `not_html` (415) as for markdown()."""
+        return self._reader().text(self.id)
+
+    def links(self) -> Any:
+        """The page's links, `[{"url", "text", "rel"}]`: absolute, each once, in page order."""
+        return self._reader().links(self.id)
+
+    def _reader(self) -> ViewReader:
+        if self.reader is None:
+            raise JobQueueError("no_client", "this Result was not read by a client; ask the client for its views "
+                                "(client.markdown(task_id)) instead")
+        return self.reader
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable
@@ -84,8 +85,22 @@ class Client:
         return self._run(self._async.cancel(task_id))
 
     def result(self, task_id: str) -> Result:
-        """A completed job's result with its body as text; APIError `no_result` while it has none."""
-        return self._run(self._async.result(task_id))
+        """A completed job's result with its body as text; APIError `no_result` while it has none. Its
+        `markdown()`, `text()` and `links()` ask this client."""
+        return dataclasses.replace(self._run(self._async.result(task_id)), reader=self)
+
+    def markdown(self, task_id: str, main_content: bool = True) -> str:
+        """A completed job's page as Markdown, main content only unless main_content=False (APIError
+        `not_html` for a binary body)."""
+        return self._run(self._async.markdown(task_id, main_content))
+
+    def text(self, task_id: str) -> str:
+        """A completed job's main content as plain text (APIError `not_html` for a binary body)."""
+        return self._run(self._async.text(task_id))
+
+    def links(self, task_id: str) -> list[dict[str, str]]:
+        """A completed job's links, `[{"url", "text", "rel"}]`: absolute, each once, in page order."""
+        return self._run(self._async.links(task_id))
 
     def body(self, task_id: str) -> bytes:
         """A completed job's body, the bytes as fetched."""
@@ -101,6 +116,6 @@ class Client:
         return self._run(self._async.wait_batch(batch_id, timeout, on_progress))
 
     def export(self, dest: str | os.PathLike[str] | BinaryIO | None = None, format: str = "jsonl",
-               **filters: str) -> Export:
+               views: Iterable[str] = (), **filters: str) -> Export:
         """Stream GET /export to a file (see AsyncClient.export)."""
-        return self._run(self._async.export(dest, format, **filters))
+        return self._run(self._async.export(dest, format, views, **filters))
