@@ -74,6 +74,22 @@ export async function capture(id, kind) {
   return response.blob();
 }
 
+// A result's readable view ("markdown" or "text") as text: {status, text} or {status, error: {code, message}}.
+export async function readable(id, view, params = {}) {
+  const query = new URLSearchParams(params).toString();
+  const url = `${BASE}/results/${encodeURIComponent(id)}/${view}${query ? `?${query}` : ""}`;
+  let response;
+  try {
+    response = await fetch(url, { headers: headers({ Accept: "text/markdown, text/plain, application/json" }) });
+  } catch {
+    return { status: 0, error: { code: "network", message: "the server cannot be reached; is it running?" } };
+  }
+  if (response.ok) return { status: response.status, text: await response.text() };
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  return { status: response.status, error: body?.error };
+}
+
 export function eventsUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const query = token() ? `&token=${encodeURIComponent(token())}` : "";

@@ -1,10 +1,11 @@
-// The job view: the task, its options, its error, the stored response, the page sandboxed and its source;
-// and in a second tab the history of its URL (history.js).
+// The job view: the task, its options, its error, the stored response, the page sandboxed and its source
+// or as Markdown (readable.js); and in a second tab the history of its URL (history.js).
 
 import { api, canChange, capture, rawBody } from "./api.js";
 import { jobDeliveries } from "./deliveries.js";
 import { bytes, el, jobMarks, took } from "./format.js";
 import { HistoryView } from "./history.js";
+import { MarkdownView } from "./readable.js";
 import { tabSet } from "./tabs.js";
 
 export { noticeTask } from "./history.js";
@@ -152,7 +153,22 @@ function local(iso) {
 }
 
 let shown = 0;  // the newest openDetail call: an older one still loading must not overwrite it
-const last = { id: null, tab: "details" };  // a job shown again (after Retry, say) keeps its tab
+const last = { id: null, tab: "details", page: "preview" };  // a job shown again (after Retry, say) keeps its tabs
+
+// The fetched page, shown as it is (Preview) or as Markdown: tabs, the Markdown fetched when first shown.
+function pageTabs(id, preview) {
+  if (last.id !== id) Object.assign(last, { id, tab: "details", page: "preview" });
+  const markdown = new MarkdownView(id);
+  const { list, panels } = tabSet("page", [{ key: "preview", name: "Preview", panel: el("div", {}, preview) },
+    { key: "markdown", name: "Markdown", panel: markdown.root }], {
+    selected: last.id === id ? last.page : "preview",
+    onSelect: (key) => {
+      Object.assign(last, { id, page: key });
+      if (key === "markdown") markdown.load();
+    },
+  });
+  return el("section", { class: "page-views", "aria-label": "the page" }, list, ...panels);
+}
 
 // A job opened by its address keeps the open tab in it (#/job/ID/history), so a reload shows it again.
 function addressFor(id, tab) {
@@ -236,9 +252,9 @@ export async function openDetail(id, { onChange, tab }) {
       if (result.rendered) parts.push(await rendered(id, result, buttons));
       parts.push(headersTable(result.headers));
       if ((result.content_type || "").startsWith("image/") && result.content_type !== "image/svg+xml") {
-        parts.push(await imagePreview(id, result.final_url));
+        parts.push(pageTabs(id, await imagePreview(id, result.final_url)));
       } else {
-        parts.push(viewer(result));
+        parts.push(pageTabs(id, viewer(result)));
       }
     }
   }
