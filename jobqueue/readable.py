@@ -14,6 +14,11 @@ from jobqueue.store.base import Store
 log = logging.getLogger(__name__)
 
 
+def views_document(views: Views) -> str:
+    """The views as the store keeps them (the JSON `ReadableViews.of` reads back)."""
+    return json.dumps({**views.as_dict(), "main_content": True}, separators=(",", ":"), ensure_ascii=False)
+
+
 class ReadableViews:
     """The one way the service gets a result's views: from the store when a process already extracted them,
     else from the bounded extraction pool (off the IOLoop, with a time limit), then kept for every process."""
@@ -51,6 +56,5 @@ class ReadableViews:
         if self.on_extracted is not None:
             self.on_extracted()
         if main_content:
-            await self.store.put_views(result.sha256, EXTRACTOR_VERSION,
-                                       json.dumps({**views.as_dict(), "main_content": True}))
+            await self.store.put_views(result.sha256, EXTRACTOR_VERSION, views_document(views))
         return views

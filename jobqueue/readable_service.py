@@ -10,14 +10,13 @@ completing job gets its views as the document its completion keeps beside the bo
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from jobqueue.extract import ExtractionFailed, ExtractionTimeout, ExtractPool, NotHtml, Views
 from jobqueue.extract.pool import _GRACE, stop_helpers
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task
-from jobqueue.readable import ReadableViews
+from jobqueue.readable import ReadableViews, views_document
 from jobqueue.store.base import Store
 
 log = logging.getLogger("jobqueue.readable")
@@ -55,11 +54,6 @@ class CountedPool(ExtractPool):
             raise
         finally:
             self.metrics.extractions.labels(outcome).inc()
-
-
-def views_document(views: Views) -> str:
-    """The views as ReadableViews keeps them in the store (the JSON it reads back)."""
-    return json.dumps({**views.as_dict(), "main_content": True}, separators=(",", ":"), ensure_ascii=False)
 
 
 class SharedViews(ReadableViews):
