@@ -53,7 +53,7 @@ class ExportHandler(BaseAPIHandler):
 
     def _read_query(self) -> tuple[TaskFilter, Encoder, str]:
         """The filter, the format and the file name, all checked before a byte of the answer is sent."""
-        known = {"format", *TASK_FILTERS}
+        known = {"format", "with", *TASK_FILTERS}
         unknown = sorted(set(self.request.query_arguments) - known)
         if unknown:
             raise ApiError.of(Code.UNKNOWN_PARAMETER, f"/export takes no parameter {unknown[0]!r}; it takes "
@@ -62,13 +62,14 @@ class ExportHandler(BaseAPIHandler):
         filters = {name: value for name, value in filters.items() if value is not None}
         stem = time.strftime("jobqueue-export-%Y%m%dT%H%M%SZ", time.gmtime())
         encoder = encoder_for(self.get_query_argument("format", None), stem, self.config.user_agent,
-                              urlencode(sorted(filters.items())))
+                              urlencode(sorted(filters.items())), self.get_query_argument("with", None))
         where = TaskFilter(**filters)
         self.service.check_filter(where)
         return where, encoder, stem
 
     async def _stream(self, where: TaskFilter, encoder: Encoder, stem: str) -> None:
-        async with contextlib.aclosing(walk(self.service.store, where, encoder.with_body)) as items:
+        async with contextlib.aclosing(walk(self.service.store, where, encoder.with_body, views=self.readable,
+                                                 wanted=encoder.views)) as items:
             # the first page is read before the headers go out: a store that fails at once gets a JSON error
             first = await anext(items, None)
             self.set_header("Content-Type", encoder.media_type)

@@ -15,6 +15,9 @@ from .openapi_webhooks import webhook_paths
 
 API = "/jobqueue/api/v1.0"
 
+_VIEW = "(markdown|text|links|metadata)"
+_WITH_VIEWS = f"^(|all|{_VIEW}(,{_VIEW})*)$"
+
 
 def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -337,7 +340,12 @@ def _export_paths() -> dict[str, Any]:
                     "description": "jsonl: {task, result, body_base64} per line; csv: one row per job without "
                                    "bodies; warc: WARC/1.1, a request and a response record per completed fetch",
                     "parameters": [_query("format", {"type": "string", "enum": ["jsonl", "csv", "warc"],
-                                                     "default": "jsonl"}), *_FILTERS],
+                                                     "default": "jsonl"}),
+                                   _query("with", {"type": "string", "pattern": _WITH_VIEWS,
+                                                   "description": "jsonl only: readable views "
+                                                   "for every job, comma-separated: markdown, text, links, "
+                                                   "metadata or all (each job's own `formats` are carried "
+                                                   "anyway)"}), *_FILTERS],
                     "responses": {"200": {"description": "the export, as an attachment", "content": formats},
                                   "400": _error("bad format or filter (before any byte is sent)"),
                                   "429": _error("too many exports at once (too_many_exports)"), **_COMMON}},

@@ -98,6 +98,8 @@ async def test_jsonl_round_trips_every_job_byte_for_byte(xapi, target):
         assert set(line) == {"task", "result", "body_base64"}
         task, result, body = await stored(xapi, line["task"]["id"])
         assert line["task"] == task
+        if result is not None:  # the page's metadata is a readable view: an export carries it only when asked
+            result.pop("metadata", None)
         assert line["result"] == result
         assert (base64.b64decode(line["body_base64"]) if line["body_base64"] is not None else None) == body
     statuses = {line["task"]["status"] for line in lines}

@@ -75,7 +75,9 @@ async def test_with_puts_the_asked_views_beside_the_body_and_a_binary_body_says_
 
 def test_with_names_views_and_only_json_lines_carries_them() -> None:
     assert parse_with(None) == parse_with("") == ()
-    assert parse_with("links, Markdown") == ("markdown", "links")  # always in one order
+    assert parse_with("links,markdown") == ("markdown", "links")  # always in one order
+    with pytest.raises(BadRequest, match="not ' markdown'"):  # exactly as /openapi.json says: no spaces
+        parse_with("links, markdown")
     assert parse_with("all") == ("markdown", "text", "links", "metadata")
     with pytest.raises(BadRequest, match="not 'html'"):
         parse_with("markdown,html")

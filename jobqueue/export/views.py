@@ -16,10 +16,10 @@ VIEWS = ("markdown", "text", "links", "metadata")  # the job spec's `formats`, i
 def parse_with(value: str | None) -> tuple[str, ...]:
     """The views `/export?with=markdown,text` asks of every job: comma-separated names of VIEWS (or `all`),
     checked before a byte is sent; absent or empty asks for none beyond each job's own `formats`."""
-    if value is None or not value.strip():
+    if not value:
         return ()
-    names = [name.strip().lower() for name in value.split(",") if name.strip()]
-    if "all" in names:
+    names = value.split(",")  # exactly as /openapi.json describes it: no spaces, no empty names
+    if names == ["all"]:
         return VIEWS
     unknown = [name for name in names if name not in VIEWS]
     if unknown:
