@@ -28,9 +28,14 @@ def text_key(text: str) -> str:
     return _PREFIX + hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
+def compares_text(task: Any) -> bool:
+    """Whether the task is a run of a schedule whose runs are compared by their main text."""
+    return getattr(task, "changed_on", "body") == TEXT and getattr(task, "schedule_id", None) is not None
+
+
 async def change_key(task: Any, result: Result, views: Any) -> str | None:
     """The key a schedule compares this run by instead of the body's sha256 (None: the sha256 is compared)."""
-    if getattr(task, "changed_on", "body") != TEXT or getattr(task, "schedule_id", None) is None:
+    if not compares_text(task):
         return None
     limit = 3 * getattr(getattr(views, "pool", None), "timeout", 10.0)  # the page's limit, and the wait for a worker
     try:
