@@ -199,7 +199,7 @@ class JobQueueServer:
         self.background.start("live-stats", lambda: stats_loop(hub, shared))
         # one indexer per database: two would read the same new results and index them twice
         if "q" in store.capabilities.list_filters and (self.role is None or self.role.index == 1):
-            self.background.start("text-index", lambda: text_index_loop(store))
+            self.background.start("text-index", lambda: text_index_loop(store, views=self.readable))
         self.webhooks = hooks.sender(store, policy, self.metrics, settings)
         if self.webhooks is not None:
             self.background.start("webhooks", self.webhooks.run)

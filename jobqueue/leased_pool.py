@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import ClassVar, Protocol
 
 from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import Code, FetchError
+from jobqueue.history.changes import change_key, compares_text, text_key
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
 from jobqueue.readable_service import SharedViews
@@ -239,6 +241,11 @@ class LeasedPool:
         (binary, broken, too slow) completes all the same (readable_service logs it)."""
         if task.formats and self.readable is not None:
             result.views = await self.readable.at_completion(task, result)
+        if self.readable is not None and compares_text(task):  # its schedule compares main texts, not bodies
+            if result.views is not None:  # the views in hand: no second extraction
+                result.change_key = text_key(json.loads(result.views)["text"])
+            else:
+                result.change_key = await change_key(task, result, self.readable)
 
     def _report(self, task: Task, outcome: Task | BaseException | None) -> None:
         """A finished job's new state to live clients, or in the log why its outcome was not recorded."""

@@ -205,6 +205,16 @@ class Result:
     # a job with `formats`: its body's readable views (a JSON document) computed before its completion, kept by the
     # completion beside the body; never read back from a stored result
     views: str | None = None
+    # a run of a schedule compared by its main text (changed_on "text"): what the schedule compares instead of the
+    # body's sha256 ("" when the text could not be extracted: this run is not compared); never stored
+    change_key: str | None = None
+
+    def compared_key(self, sha256: str | None) -> str | None:
+        """What a schedule compares this run with its last by: the main text's key when its job asked for
+        `changed_on: text`, else the body's sha256; None when this run is not to be compared (the last key stays)."""
+        if self.change_key is None:
+            return sha256
+        return self.change_key or None
 
     def to_json(self, text: str | None = None, with_body: bool = False) -> dict[str, Any]:
         """Shape the result as the contract's JSON object; `text` is the decoded body."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from jobqueue.completions import CompletionGroups, result_from_response
 from jobqueue.fetcher import Fetcher, FetchError, FetchResponse
+from jobqueue.history.changes import compares_text
 from jobqueue.leased_pool import LeasedPool
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task
@@ -187,7 +188,7 @@ class WorkerPool(LeasedPool):
         result = result_from_response(task.id, outcome)
         completions = self._completions
         written: asyncio.Future[Task | None]
-        if task.formats and self.readable is not None:
+        if (task.formats or compares_text(task)) and self.readable is not None:  # the rare jobs that need views
             written = asyncio.ensure_future(self._complete_with_views(task, lease, result))
         else:
             written = completions.complete(lease, result) if completions.grouped else asyncio.ensure_future(
@@ -202,7 +203,8 @@ class WorkerPool(LeasedPool):
         return written
 
     async def _complete_with_views(self, task: Task, lease: Lease, result: Result) -> Task | None:
-        """The completion of a job with `formats`: its views first (off the IOLoop, bounded), then its write."""
+        """The completion of a job with `formats` (or a run compared by its main text): its views first (off the
+        IOLoop, bounded), then its write."""
         await self._views_first(task, result)
         completions = self._completions
         if completions.grouped:

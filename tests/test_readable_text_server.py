@@ -11,12 +11,7 @@ from tests.helpers import API, Api, wait_for
 from tests.test_readable_text import article  # noqa: F401  (the article fixture)
 from tests.test_webhooks import FAST, SECRET, receiver  # noqa: F401  (the receiver fixture)
 
-# strict: these pass once the server wires jobqueue/history/changes.py and the indexer's views
-# (/tmp/jq-notes/readable-text-requests.md); then drop the marks
-WIRING = pytest.mark.xfail(strict=True, reason="needs the wiring asked of readable-api")
 
-
-@WIRING
 @pytest.mark.gen_test(timeout=90)
 async def test_q_finds_a_page_by_its_article_not_its_navigation(make_server, article):  # noqa: F811
     server = await make_server()
@@ -61,7 +56,6 @@ async def test_diff_view_text_compares_the_articles_not_the_footers(make_server,
         api.close()
 
 
-@WIRING
 @pytest.mark.gen_test(timeout=120)
 async def test_changed_on_text_ignores_a_footer_timestamp_and_reports_an_article_change(
         make_server, article, receiver):  # noqa: F811

@@ -48,9 +48,5 @@ async def change_key(task: Any, result: Result, views: Any) -> str | None:
 
 
 def compared_key(result: Result, sha256: str | None) -> str | None:
-    """What the store compares with the schedule's last key: the text key when there is one, else the sha256;
-    None when this run is not to be compared (the last key is kept)."""
-    key = getattr(result, "change_key", None)
-    if key is None:
-        return sha256
-    return key or None
+    """What the store compares with the schedule's last key (Result.compared_key, which the stores call)."""
+    return result.compared_key(sha256)

@@ -285,7 +285,8 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
                                  "its outcome is recorded, but moving the counts",
                                  "the maintenance round's recount repairs them")
         task = task_from_doc(doc)
-        changed_from = await self._after_finish(lease.task_id, self._follow(COMPLETE, doc, now, ref["sha"]),
+        follow = self._follow(COMPLETE, doc, now, result.compared_key(ref["sha"]))
+        changed_from = await self._after_finish(lease.task_id, follow,
                                                 "its outcome is recorded, but queueing the schedule's next run",
                                                 "the maintenance round queues it")
         if changed_from is not None and self.url_changed is not None:

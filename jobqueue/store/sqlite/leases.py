@@ -151,7 +151,7 @@ class SQLiteLeaseOps:
         insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
         if views is not None and sha256 is not None:
             keep_views(conn, sha256, views, now)
-        return moved[0], follow(conn, COMPLETE, moved, now, self.outbox, sha256)
+        return moved[0], follow(conn, COMPLETE, moved, now, self.outbox, result.compared_key(sha256))
 
     def _completed(self, done: tuple[Task, str | None] | None) -> Task | None:
         """After the commit: tell the url_changed hook about a recurring fetch whose body changed."""
