@@ -9,6 +9,7 @@ pages that were running beside it on the killed pool are retried once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -90,7 +91,11 @@ class ExtractPool:
         async with self._slots:  # at most one page per worker in flight, so the limit counts from its start
             for attempt in range(2):
                 executor = self._pool()
-                future = executor.submit(_run, body, content_type, charset, final_url, main_content, self.timeout)
+                work = functools.partial(_run, body, content_type, charset, final_url, main_content, self.timeout)
+                if getattr(executor, "_processes", None):
+                    future = executor.submit(work)
+                else:  # its first page starts the forkserver and the processes: 0.3 s the IOLoop must not wait
+                    future = await asyncio.to_thread(executor.submit, work)
                 try:
                     return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + _GRACE)
                 except ExtractionTimeout:  # the worker stopped itself in time and lives on
