@@ -36,6 +36,7 @@ from jobqueue.render import metrics as render_metrics
 from jobqueue.render.launch import find_chromium
 from jobqueue.render_workers import RenderWorkers, RenderWorkerSettings
 from jobqueue.retry_policy import RetryPolicy
+from jobqueue.robots import Robots
 from jobqueue.service import JobService
 from jobqueue.shared_stats import SharedStats
 from jobqueue.spec import SpecLimits
@@ -73,6 +74,7 @@ class JobQueueServer:
         self.profiles = FetchProfiles()
         self.webhooks: WebhookSender | None = None
         self.readable: SharedViews | None = None  # the readable views of stored pages, and their extraction pool
+        self.robots: Robots | None = None  # robots.txt of each origin, read before a job that obeys it runs
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
@@ -145,6 +147,9 @@ class JobQueueServer:
         self.readable = SharedViews(self.store, CountedPool(settings.extract_workers, settings.extract_timeout,
                                                             self.metrics))
         self.pool.readable = self.readable
+        self.robots = Robots(self.store, Robots.fetcher_for(fetcher.settings, fetcher), settings.robots_user_agent,
+                             obey_by_default=settings.robots == "obey")
+        self.pool.robots = self.robots
         rendering = await self._start_rendering(policy, retry)
         pool, renders = self.pool, self.render_workers
 
@@ -229,6 +234,7 @@ class JobQueueServer:
                                  fetch_timeout=settings.fetch_timeout, user_agent=settings.user_agent),
             retry, self.publish, self.metrics, self.profiles)
         self.render_workers.readable = self.readable
+        self.render_workers.robots = self.robots
         return True
 
     async def _stop_rendering(self) -> None:
@@ -252,6 +258,8 @@ class JobQueueServer:
         if self.pool is not None:
             await self.pool.stop()
         await self._stop_rendering()
+        if self.robots is not None:
+            self.robots.fetcher.close()
         if self.readable is not None:
             await self.readable.close()
         if self.webhooks is not None:

@@ -106,6 +106,14 @@ class Settings:
                                               "(re-read on SIGHUP)", FETCHING, metavar="PATH")
     lease_seconds: float = option(60.0, "how long a claimed job stays with its process without a heartbeat",
                                   FETCHING, above_zero())
+    robots: str = option("ignore", "`obey`: a job without a `robots` field of its own is checked against its "
+                                   "origin's robots.txt before it is fetched (a disallowed URL fails "
+                                   "`blocked_by_robots`); `ignore`: only jobs with `\"robots\": \"obey\"` are",
+                         FETCHING, rule(lambda mode: mode in ("ignore", "obey"), "--robots must be ignore or obey"))
+    robots_user_agent: str = option("jobqueue", "the product token robots.txt rules are matched for (its "
+                                                "`User-agent` lines)", FETCHING,
+                                    rule(lambda token: bool(token.strip()) and not any(c.isspace() for c in token),
+                                         "--robots-user-agent must be one word (a product token like jobqueue)"))
 
     chromium: str | None = option(None, "the Chromium that renders jobs with `render` (driven by Playwright; never "
                                         "downloaded)", RENDERING, metavar="PATH",

@@ -112,6 +112,9 @@ class Code(StrEnum):
     ABANDONED = "abandoned", None, "its process died during every attempt", True
     FETCH_ERROR = "fetch_error", None, "a fetch failure no other code describes", True
     ERROR = "error", None, "an HTTP error status the server has no more precise code for"
+    BLOCKED_BY_ROBOTS = ("blocked_by_robots", None, "the job obeys robots.txt (`robots: obey`, or --robots=obey) and "
+                         "its origin's robots.txt disallows the URL, or could not be fetched (5xx, network error); "
+                         "not retried", True)
 
 
 def status_of(code: str) -> int:

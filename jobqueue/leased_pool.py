@@ -23,6 +23,7 @@ from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
 from jobqueue.readable_service import SharedViews
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
+from jobqueue.robots import Robots
 from jobqueue.store.base import Lease, Store, StoreError
 from jobqueue.supervisor import Supervisor
 
@@ -64,6 +65,7 @@ class LeasedPool:
         self._leases: dict[str, Lease] = {}
         self._ended: list[Lease] = []  # jobs whose host slots are over: freed by the next claim
         self.readable: SharedViews | None = None  # computes a completing job's `formats` (set by the server)
+        self.robots: Robots | None = None  # checks a job that obeys robots.txt before its fetch (set by the server)
 
     def start(self) -> None:
         """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""
@@ -165,7 +167,42 @@ class LeasedPool:
         lease = self._leases[task.id] = Lease(task.id, task.lease_token)
         self.publish(task)
         if not self._stopping:
-            self._running[task.id] = self._launch(task, lease)
+            robots = self.robots
+            obeys = robots is not None and robots.obeys(task)
+            self._running[task.id] = asyncio.ensure_future(self._robots_first(task, lease)) if obeys else (
+                self._launch(task, lease))
+
+    async def _robots_first(self, task: Task, lease: Lease) -> None:
+        """A job that obeys robots.txt: its origin's robots.txt is read (fetched at most once per period) before
+        it runs; a URL it disallows fails `blocked_by_robots`, not retried, and is never fetched."""
+        assert self.robots is not None
+        launched = False
+        try:
+            try:
+                allowed = await self.robots.allows(task.url)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._report(task, await self._failed_by_bug(task, lease, exc))
+                return
+            if allowed:
+                launched = True
+                await self._launch(task, lease)
+                return
+            self.metrics.failed.labels(Code.BLOCKED_BY_ROBOTS).inc()
+            error = TaskError(Code.BLOCKED_BY_ROBOTS, f"robots.txt of this URL's origin disallows it for the agent "
+                              f"{self.robots.agent!r} (or could not be fetched: a 5xx or a network error)")
+            try:
+                outcome: Task | BaseException | None = await self.store.fail(lease, error, None)
+            except StoreError as exc:
+                outcome = exc
+            self._report(task, outcome)
+        finally:
+            if not launched:  # its host slot, lease and place end here, as _finished ends a launched job's
+                LeasedPool._host_slot_over(self, task.id)
+                self._running.pop(task.id, None)
+                self._leases.pop(task.id, None)
+                self._wake.set()
 
     def _finished(self, task_id: str) -> None:
         self._host_slot_over(task_id)

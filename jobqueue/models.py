@@ -144,6 +144,7 @@ class Task:
     render: RenderOptions | None = None  # rendered in a browser (its `capture` included); None: fetched
     formats: tuple[str, ...] = ()  # readable views computed at completion (markdown, text, links, metadata)
     changed_on: str = "body"  # a recurring run changed when its body differs ("body") or its main text ("text")
+    robots: str | None = None  # "obey" or "ignore" its origin's robots.txt; None: the server's --robots
 
     def to_json(self) -> dict[str, Any]:
         """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
@@ -172,6 +173,7 @@ class Task:
             **(_render_json(self.render) if self.render is not None else {}),
             **({"formats": list(self.formats)} if self.formats else {}),
             **({"changed_on": self.changed_on} if self.changed_on != "body" else {}),
+            **({"robots": self.robots} if self.robots is not None else {}),
         }
 
 

@@ -262,6 +262,15 @@ def _changed_on(raw: Any, at: Reading) -> str:
     return str(raw)
 
 
+ROBOTS = ("obey", "ignore")  # whether a job's fetch waits on its origin's robots.txt (jobqueue/robots.py)
+
+
+def _robots(raw: Any, at: Reading) -> str:
+    if raw not in ROBOTS:
+        raise BadRequest(Code.INVALID_FIELD, f"{at.where}: must be one of {', '.join(ROBOTS)}")
+    return str(raw)
+
+
 def _webhook(raw: Any, at: Reading) -> WebhookSpec:
     return parse_webhook(raw, at.limits.webhook_url, at.where)
 
@@ -316,6 +325,12 @@ class JobSpec:
         "body", Checked(_changed_on, {"type": "string", "enum": list(CHANGED_ON)}), "a recurring job's runs "
         "differ (url.changed) when their bodies differ (body, the default) or only when their main text does (text)",
         nullable=False)
+
+    # Politeness (docs/API.md): a single job obeys its origin's robots.txt only when it asks to
+    robots: str | None = declare(
+        None, Checked(_robots, {"type": "string", "enum": list(ROBOTS)}), "obey: the job's URL is checked against "
+        "its origin's robots.txt before the fetch, and a disallowed one fails blocked_by_robots; ignore: it is not "
+        "checked. Default: the server's --robots (ignore unless set)")
 
     @property
     def rendered(self) -> RenderOptions | None:

@@ -17,6 +17,7 @@ from jobqueue.store.records import (
     JobDeleted,
     Lease,
     NewTask,
+    RobotsEntry,
     TaskFilter,
 )
 from jobqueue.store.roles import (
@@ -25,6 +26,7 @@ from jobqueue.store.roles import (
     HistoryStore,
     MaintenanceStore,
     OutboxStore,
+    RobotsStore,
     ScheduleStore,
     StatsStore,
     StoreConnection,
@@ -34,12 +36,13 @@ from jobqueue.store.roles import (
 
 __all__ = ["ALL_TASKS", "ROLES", "BadCursor", "BatchStore", "Capabilities", "ChangeLog", "ChangePage",
            "ChangesUnavailable", "Conflict", "HistoryStore", "JobDeleted", "Lease", "MaintenanceStore", "NewTask",
-           "NotFound", "OutboxStore", "ScheduleStore", "StatsStore", "Store", "StoreConnection", "StoreError",
+           "NotFound", "OutboxStore", "RobotsEntry", "RobotsStore",
+           "ScheduleStore", "StatsStore", "Store", "StoreConnection", "StoreError",
            "TaskFilter", "TaskStore", "ViewStore"]
 
 
 class Store(StoreConnection, TaskStore, BatchStore, OutboxStore, ScheduleStore, HistoryStore, ChangeLog, StatsStore,
-            MaintenanceStore, ViewStore, Protocol):
+            MaintenanceStore, ViewStore, RobotsStore, Protocol):
     """Durable task storage with leases, shared by the SQLite and MongoDB backends: every role at once."""
 
 

@@ -11,7 +11,7 @@ from jobqueue.models import Task
 from jobqueue.spec import DEFAULT_SPEC, JobSpec, stored_render
 
 __all__ = ["ALL_TASKS", "Capabilities", "ChangePage", "ChangesUnavailable", "JobDeleted", "Lease", "NewTask",
-           "TaskFilter"]
+           "RobotsEntry", "TaskFilter"]
 
 
 class ChangesUnavailable(Exception):
@@ -103,3 +103,14 @@ class Lease:
 
     task_id: str
     token: str
+
+
+@dataclass(frozen=True)
+class RobotsEntry:
+    """An origin's robots.txt as fetched once and shared by every process until `expires_at` (jobqueue/robots.py)."""
+
+    origin: str  # scheme://host[:port], lower case
+    status: int | None  # the final HTTP status after redirects; None: a network error (nothing allowed)
+    body: str  # the first 500 KiB, decoded as UTF-8 (empty unless 2xx)
+    fetched_at: float
+    expires_at: float

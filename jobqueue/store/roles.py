@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.live_stats import StatsSlot
 from jobqueue.models import Batch, Page, Result, Schedule, Task, TaskError
-from jobqueue.store.records import ALL_TASKS, Capabilities, ChangePage, Lease, NewTask, TaskFilter
+from jobqueue.store.records import ALL_TASKS, Capabilities, ChangePage, Lease, NewTask, RobotsEntry, TaskFilter
 from jobqueue.store.trip_time import Latency
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
@@ -270,3 +270,16 @@ class ViewStore(Protocol):
     async def put_views(self, sha256: str, version: int, document: str) -> None:
         """Keep a body's views, unless views of this key are kept already (the first put wins, across processes too)
         or no body of this sha256 is stored (any more); views of the body's older versions go in the same step."""
+
+
+class RobotsStore(Protocol):
+    """Each origin's robots.txt, fetched once and kept until it expires, so every process on the database shares
+    one copy (jobqueue/robots.py decides what it allows)."""
+
+    async def get_robots(self, origin: str) -> RobotsEntry | None:
+        """The entry kept for an origin, expired or not (the caller checks `expires_at`); None when there is none."""
+
+    async def put_robots(self, origin: str, status: int | None, body: str, fetched_at: float,
+                         expires_at: float) -> None:
+        """Keep an origin's robots.txt, replacing an older fetch of it; a fetch older than the kept one is dropped,
+        so two processes fetching at once both keep a true answer."""

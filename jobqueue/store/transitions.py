@@ -148,4 +148,4 @@ def refusal(move: Transition, task_id: str, current: Task | None) -> Exception:
 STOP_SCHEDULE = _fields(stopped_at=First(NOW), next_task_id=None, next_run_at=None)
 # The fields a schedule's next run copies from the run before it; the rest are those of a new queued job.
 INHERITED = ("url", "host", "priority", "fetch", "tags", "reuse_key", "webhook", "schedule_id", "every", "render",
-             "formats", "changed_on")
+             "formats", "changed_on", "robots")

@@ -51,6 +51,7 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         attempt_log=tuple({"attempt": i + 1, **entry} for i, entry in enumerate(doc.get("attempt_log") or ())),
         schedule_id=doc.get("schedule_id"), every=doc.get("every"), render=load_render(doc.get("render")),
         formats=tuple(doc.get("formats") or ()), changed_on=doc.get("changed_on") or "body",
+        robots=doc.get("robots"),
     )
 
 
@@ -85,6 +86,8 @@ def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = Non
         doc["formats"] = list(spec.formats)
     if spec.changed_on != "body":
         doc["changed_on"] = spec.changed_on
+    if spec.robots is not None:  # politeness: absent for the server's --robots
+        doc["robots"] = spec.robots
     if spec.every is not None:  # absent otherwise: the unique (schedule_id, due_at) index covers runs only
         doc.update(schedule_id=new.id, every=spec.every, due_at=doc["available_at"])
     if source is not None:
@@ -391,6 +394,11 @@ async def _v12_body_views(db: Any) -> None:
     await ensure_index(db.body_views, [("sha", ASCENDING), ("v", ASCENDING)], "key", unique=True)
 
 
+async def _v13_robots(db: Any) -> None:
+    """Each origin's robots.txt (mongodb/robots.py), one document per origin: unique, so every process shares it."""
+    await ensure_index(db.robots, [("origin", ASCENDING)], "origin", unique=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -417,6 +425,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "rendered jobs claimed on an index of their own", _v11_rendered),
     Migration(12, "derived views of a body kept once per extractor version, dropped with their body",
               _v12_body_views),
+    Migration(13, "each origin's robots.txt, shared by every process until it expires", _v13_robots),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -19,6 +19,7 @@ from jobqueue.store.sqlite.bodies import V4_BODIES, V7_BODY_REFS, move_bodies_in
 from jobqueue.store.sqlite.changes import V8_JOB_CHANGES
 from jobqueue.store.sqlite.readable import V14_READABLE
 from jobqueue.store.sqlite.rendered import V12_RENDERED
+from jobqueue.store.sqlite.robots import V15_ROBOTS
 from jobqueue.store.sqlite.schedules import V5_SCHEDULES
 from jobqueue.store.sqlite.slots import V9_SLOTS
 from jobqueue.store.sqlite.stats import V10_STATS
@@ -286,6 +287,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "dropped with their body", V13_BODY_VIEWS),
     Migration(14, "a job's readable formats, computed at its completion, and what counts as its page's change",
               V14_READABLE),
+    Migration(15, "each origin's robots.txt, shared by every process until it expires, and whether a job obeys it",
+              V15_ROBOTS),
 )
 LATEST = MIGRATIONS[-1].version
 

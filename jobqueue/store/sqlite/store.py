@@ -26,6 +26,7 @@ from jobqueue.store.sqlite.history import SQLiteHistoryOps, use_incremental_vacu
 from jobqueue.store.sqlite.leases import SQLiteLeaseOps
 from jobqueue.store.sqlite.migrations import migrate
 from jobqueue.store.sqlite.rendered import read_artifact
+from jobqueue.store.sqlite.robots import SQLiteRobotsOps
 from jobqueue.store.sqlite.schedules import SQLiteScheduleOps, start_schedules
 from jobqueue.store.sqlite.schema import (
     INSERT_JOB,
@@ -71,7 +72,8 @@ def sqlite_path_from_url(url: str) -> str:
 
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
-                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps, SQLiteViewOps):
+                  SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps, SQLiteViewOps,
+                  SQLiteRobotsOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
