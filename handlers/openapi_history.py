@@ -37,6 +37,8 @@ HISTORY_SCHEMAS: dict[str, Any] = {
                 "changed": {"type": "object", "additionalProperties": {
                     "type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}}}},
             "truncated": {"type": "boolean"}, "note": {"type": ["string", "null"]},
+            "view": {"type": "string", "enum": ["text"], "description": "present with ?view=text"},
+            "same_text": {"type": "boolean", "description": "with ?view=text: the main texts are the same"},
         },
     },
     "Storage": {
@@ -87,10 +89,14 @@ def history_paths(common: dict[str, Any], limit: dict[str, Any], cursor: dict[st
             "get": {"summary": "What changed from an older result to this one", "operationId": "diffResults",
                     "parameters": [{"name": "against", "in": "query", "required": True,
                                     "schema": {"type": "string", "pattern": ID_PATTERN},
-                                    "description": "the older result's task id"}],
+                                    "description": "the older result's task id"},
+                                   {"name": "view", "in": "query", "required": False,
+                                    "schema": {"type": "string", "enum": ["body", "text"], "default": "body"},
+                                    "description": "body: the decoded bodies; text: the pages' main texts"}],
                     "responses": {"200": answer(ref("Diff"), "the diff of texts and headers"),
-                                  "400": error("no `against` (missing_against)"),
+                                  "400": error("no `against` (missing_against), a bad `view`"),
                                   "404": error("unknown id"), "409": error("a task without a result (no_result)"),
+                                  "415": error("view=text of a page without a main text (not_html)"),
                                   **common}},
         },
         f"{API}/stats/storage": {
