@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from jobqueue.errors import Code, NotFound
 from jobqueue.extract import ExtractionFailed, ExtractionTimeout, NotHtml, Views
+from jobqueue.extract.core import page_metadata
 from jobqueue.filters import TASK_FILTERS
 from jobqueue.models import Result
 from jobqueue.readable_service import readable_type
@@ -70,12 +72,14 @@ class ResultHandler(_ResultBase):
         self.write_json({"result": shown})
 
     async def _metadata(self, result: Result) -> dict[str, object] | None:
-        """The page's metadata, from its kept views (extracted once per body); None when it has none."""
-        if not readable_type(result.content_type):
-            return None  # an image, a PDF: not even a look at the store
+        """The page's metadata, read from its <head> in a thread: a result is never held up by an extraction
+        of the whole page (the views keep the same metadata); None when the body has none."""
+        if not readable_type(result.content_type) or result.body is None:
+            return None  # an image, a PDF: not even a look at the body
         try:
-            return (await self.readable.of(result)).metadata
-        except (NotHtml, ExtractionTimeout, ExtractionFailed):
+            return await asyncio.to_thread(page_metadata, result.body, result.content_type, result.encoding,
+                                           result.final_url)
+        except NotHtml:
             return None  # the routes of the views say why; the result itself is still served
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 import html_to_markdown
 import lxml.etree
@@ -23,6 +24,8 @@ _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SNIFF_HTML = re.compile(rb"^\s*(?:<!doctype\s+html|<html|<head|<body|<!--|<meta|<title|<div|<p\b)", re.IGNORECASE)
 _WIDE = ("utf-16", "utf-32")
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+HEAD_LIMIT = 256 * 1024  # a page's <head> is read from its first 256 KiB
 # past this many elements main-content scoring costs seconds (it grows faster than the page): such a page (a
 # sitemap-like list, a hostile page) is taken whole; real articles have a few thousand
 MAX_MAIN_ELEMENTS = 50_000
@@ -89,6 +92,24 @@ def find_main_content(tree: HtmlElement, url: str) -> tuple[str, str] | None:
     return markdown + "\n", "\n".join(part for part in parts_txt if part.strip()).strip() + "\n"
 
 
+def head_metadata(text: str, final_url: str) -> dict[str, Any]:
+    """Metadata from a page's <head> alone (its first HEAD_LIMIT characters): what the views keep, and cheap
+    enough to give with every read of a result without waiting for an extraction."""
+    text = text[:HEAD_LIMIT]
+    end = _HEAD_END.search(text)
+    tree = parse(text[:end.end()] if end else text)
+    return extract_metadata(tree, base_url(tree, final_url)) if tree is not None else {}
+
+
+def page_metadata(body: bytes, content_type: str | None, charset: str | None, final_url: str) -> dict[str, Any]:
+    """A stored body's metadata from its <head> ({} for plain text; NotHtml for a binary body)."""
+    media_type = parse_content_type(content_type)[0]
+    head = body[:HEAD_LIMIT]
+    if _kind(media_type, head, lookup(charset)) == "text":
+        return {}
+    return head_metadata(decode(head, charset, media_type), final_url)
+
+
 def extract(body: bytes, content_type: str | None, charset: str | None, final_url: str, *,
             main_content: bool = True) -> Views:
     """Markdown (main content, or the whole page), main text, links and metadata of one stored body."""
@@ -102,7 +123,7 @@ def extract(body: bytes, content_type: str | None, charset: str | None, final_ur
         return Views(markdown="", text="", main_content=main_content)
     base = base_url(tree, final_url)
     links = extract_links(tree, base)
-    metadata = extract_metadata(tree, base)
+    metadata = head_metadata(text, final_url)
     found = find_main_content(tree, base)  # last: trafilatura prunes the tree it is given
     if found is None:  # no block stood out (a tiny page, a bare list): the whole page is its content
         page_text = str(trafilatura.html2txt(text) or "").strip()
