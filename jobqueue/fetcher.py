@@ -155,10 +155,13 @@ class Fetcher:
         self.policy = policy
         self.profiles = profiles
         self._client = LeanCurlClient(force_instance=True, max_clients=settings.max_clients)
+        self._closed = False
 
     def close(self) -> None:
-        """Close the client's connections."""
-        self._client.close()
+        """Close the client's connections (once: a server stopped twice closes its fetchers once)."""
+        if not self._closed:
+            self._closed = True
+            self._client.close()
 
     async def fetch(self, url: str, options: FetchOptions = DEFAULT_FETCH) -> FetchResponse:
         """Fetch `url` as a job's options say; raise FetchError with a stable code on failure."""
