@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 from jobqueue.errors import IdempotencyConflict, NotFound
 from jobqueue.idempotency import KEY_TTL, IdempotencyKey, KeyRow, StoredAnswer, decide
 from jobqueue.models import STATUSES, Batch, Page, Task
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import (
     TASK_FIELDS,
     after_cursor,
@@ -93,18 +94,13 @@ def answer_from(doc: dict[str, Any]) -> StoredAnswer | None:
     return StoredAnswer(doc["status"], doc["response"]["body"], doc["response"].get("location"))
 
 
-class MongoBatchOps:
+class MongoBatchOps(MongoParts):
     """Batch and idempotency-key operations over MongoStore's database handle."""
 
     clock: Callable[[], float]
     outbox: Outbox | None
 
     if TYPE_CHECKING:  # provided by MongoStore and MongoBodies; absent at run time, so they shadow nothing
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
-
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
         async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...
 

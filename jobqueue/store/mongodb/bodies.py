@@ -37,6 +37,7 @@ from pymongo.errors import DuplicateKeyError
 from jobqueue.history.codec import Packed, pack, unpack
 from jobqueue.models import COMPLETED
 from jobqueue.store.base import Lease, NewTask, StoreError
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.views import drop_views
 
 PART_SIZE = 256 * 1024  # the most body bytes one document (one oplog entry) carries
@@ -254,16 +255,12 @@ async def _copy_legacy(db: Any, old: dict[str, Any], now: float) -> tuple[dict[s
     return ref, len(body)
 
 
-class MongoBodies:
+class MongoBodies(MongoParts):
     """Storing, loading, sharing, dropping and sweeping bodies; finding fresh results to reuse."""
 
     clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by MongoStore (motor stays there); absent at run time
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _unshare(self, doc: dict[str, Any], now: float) -> None: ...  # mongodb/transitions.py
 
     async def _store_body(self, lease: Lease, body: bytes) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from jobqueue.errors import Conflict, NotFound
 from jobqueue.models import Task
 from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.transitions import DELETE_FROM
 
 if TYPE_CHECKING:
@@ -17,16 +18,12 @@ if TYPE_CHECKING:
 FINISHED = list(DELETE_FROM)  # the states a job may be deleted in
 
 
-class MongoBulkOps:
+class MongoBulkOps(MongoParts):
     """retry_many and delete_many of MongoStore, over its single-job operations (cancel_many: mongodb_cancel.py)."""
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
         clock: Callable[[], float]
 
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
         async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...

@@ -16,6 +16,7 @@ from pymongo import ReturnDocument
 
 from jobqueue.errors import NotFound
 from jobqueue.models import Schedule, Task
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schedules import schedule_from_doc
 from jobqueue.store.mongodb.schema import task_from_doc
 from jobqueue.store.mongodb.transitions import pipeline_set, status_filter
@@ -26,17 +27,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class MongoCancelOps:
+class MongoCancelOps(MongoParts):
     """cancel, cancel_many, cancel_batch and stop_schedule of MongoStore (mixed in)."""
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
         clock: Callable[[], float]
         outbox: Outbox | None
 
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _transit(self, move: Transition, task_id: str, given: Given) -> dict[str, Any] | None: ...
         async def _refusal(self, move: Transition, task_id: str) -> Exception: ...
         async def _batch_chunk(self, batch_id: str, move: Transition, given: Given, limit: int

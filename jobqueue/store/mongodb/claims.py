@@ -32,6 +32,7 @@ from jobqueue.models import QUEUED, RUNNING, Task
 from jobqueue.store.base import Lease, StoreError
 from jobqueue.store.mongodb import slots
 from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import (
     CLAIM_INDEX_NAME,
     CLAIM_ORDER,
@@ -48,16 +49,12 @@ CLAIM_MAX_TIME_MS = 2000
 MAX_ROUNDS = 8  # reads of due jobs in one claim, each after hosts filled up
 
 
-class MongoClaimOps:
+class MongoClaimOps(MongoParts):
     """claim, extend and release of MongoStore."""
 
     clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],

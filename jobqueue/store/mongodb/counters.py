@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from jobqueue.models import STATUSES
+from jobqueue.store.mongodb.parts import MongoParts
 
 COUNTERS = "jobs"
 MAINTENANCE = "maintenance"
@@ -40,16 +41,10 @@ def zero_counts() -> dict[str, int]:
     return dict.fromkeys(STATUSES, 0)
 
 
-class MongoCounterOps:
+class MongoCounterOps(MongoParts):
     """counts(), the counter moves, the repairing recount and the maintenance lease (mixed into MongoStore)."""
 
     clock: Callable[[], float]
-
-    if TYPE_CHECKING:  # provided by MongoStore; absent at run time, so they shadow nothing
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
     async def counts(self) -> dict[str, int]:
         """Jobs by status from the counters document: one read, no scan (a missing document is recounted)."""

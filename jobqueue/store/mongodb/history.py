@@ -24,6 +24,7 @@ from pymongo import ASCENDING, DESCENDING
 from jobqueue.history.timeline import HistoryEntry, mark_changes
 from jobqueue.models import COMPLETED, FINISHED, Page
 from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import after_cursor, encode_cursor, result_from_doc
 from jobqueue.webhooks.delivery import DELIVERED
 from jobqueue.webhooks.delivery import FAILED as DELIVERY_FAILED
@@ -34,16 +35,12 @@ def _body_key(result: dict[str, Any]) -> str | None:
     return (result.get("body_ref") or {}).get("sha") or result.get("sha256")
 
 
-class MongoHistoryOps:
+class MongoHistoryOps(MongoParts):
     """storage_stats, history, purge_finished and vacuum_step of MongoStore."""
 
     clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins; absent at run time
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
         async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...

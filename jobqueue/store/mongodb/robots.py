@@ -8,23 +8,17 @@ the unique index and keeps nothing: either fetch is a true answer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import DuplicateKeyError
 
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.records import RobotsEntry
 
 
-class MongoRobotsOps:
+class MongoRobotsOps(MongoParts):
     """get_robots and put_robots of MongoStore."""
 
     clock: Callable[[], float]
-
-    if TYPE_CHECKING:  # provided by MongoStore; absent at run time
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
     async def get_robots(self, origin: str) -> RobotsEntry | None:
         """The document kept for an origin, expired or not; None when there is none."""

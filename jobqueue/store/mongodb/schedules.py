@@ -30,6 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from jobqueue.models import COMPLETED, FINISHED, QUEUED, Page, Schedule, Task, TaskIds
 from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import after_cursor, encode_cursor, task_from_doc
 from jobqueue.store.schedule_grid import catch_up_due, next_due
 from jobqueue.store.transitions import INHERITED
@@ -63,17 +64,13 @@ def next_run_doc(run: dict[str, Any], new_id: str, due: float, now: float) -> di
     return doc
 
 
-class MongoScheduleOps:
+class MongoScheduleOps(MongoParts):
     """Starting, following, stopping and listing schedules; url.changed records (mixed into MongoStore)."""
 
     clock: Callable[[], float]
     url_changed: Callable[[Task, str], None] | None
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins; absent at run time
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _move(self, moves: Moves, now: float) -> None: ...
         async def _cancel_queued(self, task_id: str, now: float) -> Task | None: ...  # mongodb_cancel.py
 

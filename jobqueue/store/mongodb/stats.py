@@ -9,11 +9,12 @@ the service's minutes, or an hour of each host's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo import UpdateOne
 
 from jobqueue.live_stats import BOUNDS_MS, MINUTE, SERVICE, StatsSlot
+from jobqueue.store.mongodb.parts import MongoParts
 
 BUCKET_KEYS = (*(f"le{bound}" for bound in BOUNDS_MS), "more")
 _SUMS = {"finished": {"$sum": "$finished"}, "failed": {"$sum": "$failed"},
@@ -34,14 +35,8 @@ def _slot(width: int, host: str, start: int, doc: dict[str, Any]) -> StatsSlot:
                      [int(doc.get(key) or 0) for key in BUCKET_KEYS])
 
 
-class MongoStatsOps:
+class MongoStatsOps(MongoParts):
     """add_stats, stats_series, stats_hosts and purge_stats of MongoStore."""
-
-    if TYPE_CHECKING:  # provided by MongoStore; absent at run time
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
     async def add_stats(self, slots: list[StatsSlot]) -> None:
         """Add each slot's counts to the shared document of its (width, host, start), made on first use."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ReturnDocument
 
 from jobqueue.models import TaskError
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import TASK_FIELDS, applied, attempt_entry, task_from_doc
 from jobqueue.store.mongodb.webhooks import outbox_mark
 from jobqueue.store.transitions import ERROR, UNSHARE, First, Given, Param, Step, Transition, Value, refusal
@@ -78,17 +79,13 @@ def after(before: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any
                    attempts=int(update.get("$inc", {}).get("attempts", 0)))
 
 
-class MongoTransitionOps:
+class MongoTransitionOps(MongoParts):
     """A move of one job with its follow-ups, and the refusal of one it could not make (mixed into MongoStore)."""
 
     clock: Callable[[], float]
     outbox: Outbox | None
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
         async def _moved(self, doc: dict[str, Any], old: str, now: float) -> None: ...
         async def _finish_run(self, run: dict[str, Any], sha256: str | None, now: float) -> str | None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...

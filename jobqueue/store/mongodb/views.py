@@ -12,10 +12,11 @@ is gone. Whichever order the two take, no view is left without its body.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.views import pack_views, unpack_views_async
 
 
@@ -24,16 +25,10 @@ async def drop_views(db: Any, sha: str) -> None:
     await db.body_views.delete_many({"sha": sha})
 
 
-class MongoViewOps:
+class MongoViewOps(MongoParts):
     """get_views and put_views of MongoStore."""
 
     clock: Callable[[], float]
-
-    if TYPE_CHECKING:  # provided by MongoStore; absent at run time
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
 
     async def get_views(self, sha256: str, version: int) -> str | None:
         """The views kept for a body by an extractor version (decompressed off the loop when large); None if none."""

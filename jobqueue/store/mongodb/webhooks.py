@@ -24,6 +24,7 @@ from jobqueue.extract.views import EXTRACTOR_VERSION
 from jobqueue.models import COMPLETED, FINISHED, Page, Task
 from jobqueue.store.base import Lease
 from jobqueue.store.mongodb import slots
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import after_cursor, batch_from_doc, encode_cursor, task_from_doc
 from jobqueue.webhooks.delivery import PENDING, Delivery, DeliveryFilter, DeliveryOutcome, endpoint_of
 from jobqueue.webhooks.outbox import Outbox
@@ -65,7 +66,7 @@ def _derived_ids(deliveries: list[Delivery], owner: str, at: float) -> list[Deli
     return deliveries
 
 
-class MongoWebhookOps:
+class MongoWebhookOps(MongoParts):
     """The delivery operations of the store interface (mixed into MongoStore)."""
 
     outbox: Outbox | None = None
@@ -73,11 +74,6 @@ class MongoWebhookOps:
     clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by MongoStore; absent at run time, so they shadow nothing
-        @property
-        def db(self) -> Any: ...
-
-        async def _call(self, operation: Any, allow: tuple[type[Exception], ...] = ()) -> Any: ...
-
         async def get_views(self, sha256: str, version: int) -> str | None: ...
 
     async def relay_outbox(self) -> int:
