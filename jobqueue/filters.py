@@ -180,7 +180,7 @@ def words(text: str) -> list[str]:
 
 
 TASK_FILTERS: dict[str, Parser] = {
-    "status": parse_status, "batch": parse_id,
+    "status": parse_status, "batch": parse_id, "crawl": parse_id,
     "tag": _matching(_TAG, "tag", "a tag of A-Z a-z 0-9 _ . : - (at most 64 characters)"),
     "host": parse_host, "http_status": parse_http_status,
     "error": _matching(_CODE, "error", "an error code like timeout or http_error"),

@@ -8,11 +8,14 @@ import random
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.render.options import RenderOptions
 from jobqueue.spec import DEFAULT_FETCH, FetchOptions, stored_render
 from jobqueue.webhooks.spec import WebhookSpec
+
+if TYPE_CHECKING:
+    from jobqueue.store.records import NewTask
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -145,6 +148,9 @@ class Task:
     formats: tuple[str, ...] = ()  # readable views computed at completion (markdown, text, links, metadata)
     changed_on: str = "body"  # a recurring run changed when its body differs ("body") or its main text ("text")
     robots: str | None = None  # "obey" or "ignore" its origin's robots.txt; None: the server's --robots
+    crawl_id: str | None = None  # a page of a crawl
+    depth: int | None = None  # a crawl page's link distance from a seed (seeds 0)
+    parent_id: str | None = None  # the crawl page whose links named this one (None: a seed or a sitemap's)
 
     def to_json(self) -> dict[str, Any]:
         """Shape the task as the contract's JSON object (the lease stays internal, secrets show as "***")."""
@@ -174,6 +180,8 @@ class Task:
             **({"formats": list(self.formats)} if self.formats else {}),
             **({"changed_on": self.changed_on} if self.changed_on != "body" else {}),
             **({"robots": self.robots} if self.robots is not None else {}),
+            **({"crawl_id": self.crawl_id, "depth": self.depth, "parent_id": self.parent_id}
+               if self.crawl_id is not None else {}),
         }
 
 
@@ -210,6 +218,8 @@ class Result:
     # a run of a schedule compared by its main text (changed_on "text"): what the schedule compares instead of the
     # body's sha256 ("" when the text could not be extracted: this run is not compared); never stored
     change_key: str | None = None
+    # a crawl page's in-scope links, found by its worker and queued in the transaction of its completion
+    crawl_links: CrawlLinks | None = None
 
     def compared_key(self, sha256: str | None) -> str | None:
         """What a schedule compares this run with its last by: the main text's key when its job asked for
@@ -269,6 +279,42 @@ class Batch:
         """Shape the batch as the contract's JSON object."""
         return {"id": self.id, "created_at": iso(self.created_at), "total": self.total, "counts": self.counts,
                 "finished_at": iso(self.finished_at), "tags": list(self.tags)}
+
+
+CRAWL_SKIPS = ("robots", "scope", "duplicate", "limit")
+
+
+@dataclass
+class CrawlLinks:
+    """The pages a completed crawl page's links lead to (in page order, each a new job to queue unless the crawl
+    has it already or is full), and how many links were left out before the store saw them (robots, scope)."""
+
+    pages: list[NewTask]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Crawl:
+    """Pages found by following links from seeds within a scope; every page is an ordinary job."""
+
+    id: str
+    created_at: float
+    status: str  # running, finished or cancelled
+    seeds: list[str]
+    options: dict[str, Any]  # scope, max_depth, max_pages, include, exclude, sitemap, robots, ignore_query
+    counts: dict[str, int]  # its pages by job status
+    discovered: int = 0  # pages queued (never more than max_pages)
+    skipped: dict[str, int] = field(default_factory=dict)
+    finished_at: float | None = None
+    tags: tuple[str, ...] = ()
+    seeding: bool = False  # its sitemaps are still being read
+
+    def to_json(self) -> dict[str, Any]:
+        """Shape the crawl as the contract's JSON object."""
+        return {"id": self.id, "status": self.status, "seeds": self.seeds, **self.options,
+                "counts": self.counts, "discovered": self.discovered,
+                "skipped": {k: self.skipped.get(k, 0) for k in CRAWL_SKIPS}, "created_at": iso(self.created_at),
+                "finished_at": iso(self.finished_at), "tags": list(self.tags), "seeding": self.seeding}
 
 
 @dataclass

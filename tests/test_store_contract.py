@@ -13,8 +13,19 @@ import pytest
 
 from jobqueue.idempotency import IdempotencyKey
 from jobqueue.live_stats import StatsSlot
-from jobqueue.models import Result, TaskError, TaskIds
-from jobqueue.store.base import ROLES, BadCursor, Conflict, Lease, NewTask, NotFound, Store, StoreError, TaskFilter
+from jobqueue.models import CrawlLinks, Result, TaskError, TaskIds
+from jobqueue.store.base import (
+    ROLES,
+    BadCursor,
+    Conflict,
+    Lease,
+    NewCrawl,
+    NewTask,
+    NotFound,
+    Store,
+    StoreError,
+    TaskFilter,
+)
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 
 LEASE = 30.0
@@ -225,7 +236,8 @@ def closed_store_samples(task_id: str, lease: Lease) -> dict[Any, Any]:
         Result: result_for(task_id), TaskError: TaskError("timeout", "slow"), IdempotencyKey: IdempotencyKey(
             "ip:1", "k", "f"), Delivery: delivery, list[Delivery]: [delivery],
         DeliveryOutcome: DeliveryOutcome("delivered", 200), DeliveryFilter: DeliveryFilter(), Any: None,
-        list[StatsSlot]: [StatsSlot(60, 0)],
+        list[StatsSlot]: [StatsSlot(60, 0)], NewCrawl: NewCrawl("c", ["https://example.com/"], {}, 10),
+        CrawlLinks: CrawlLinks(new_tasks(1)),
     }
 
 

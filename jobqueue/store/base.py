@@ -16,6 +16,7 @@ from jobqueue.store.records import (
     ChangesUnavailable,
     JobDeleted,
     Lease,
+    NewCrawl,
     NewTask,
     RobotsEntry,
     TaskFilter,
@@ -23,6 +24,7 @@ from jobqueue.store.records import (
 from jobqueue.store.roles import (
     BatchStore,
     ChangeLog,
+    CrawlStore,
     HistoryStore,
     MaintenanceStore,
     OutboxStore,
@@ -35,14 +37,14 @@ from jobqueue.store.roles import (
 )
 
 __all__ = ["ALL_TASKS", "ROLES", "BadCursor", "BatchStore", "Capabilities", "ChangeLog", "ChangePage",
-           "ChangesUnavailable", "Conflict", "HistoryStore", "JobDeleted", "Lease", "MaintenanceStore", "NewTask",
-           "NotFound", "OutboxStore", "RobotsEntry", "RobotsStore",
+           "ChangesUnavailable", "Conflict", "CrawlStore", "HistoryStore", "JobDeleted", "Lease",
+           "MaintenanceStore", "NewCrawl", "NewTask", "NotFound", "OutboxStore", "RobotsEntry", "RobotsStore",
            "ScheduleStore", "StatsStore", "Store", "StoreConnection", "StoreError",
            "TaskFilter", "TaskStore", "ViewStore"]
 
 
 class Store(StoreConnection, TaskStore, BatchStore, OutboxStore, ScheduleStore, HistoryStore, ChangeLog, StatsStore,
-            MaintenanceStore, ViewStore, RobotsStore, Protocol):
+            MaintenanceStore, ViewStore, RobotsStore, CrawlStore, Protocol):
     """Durable task storage with leases, shared by the SQLite and MongoDB backends: every role at once."""
 
 

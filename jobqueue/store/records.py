@@ -9,9 +9,10 @@ from typing import Any
 
 from jobqueue.models import Task
 from jobqueue.spec import DEFAULT_SPEC, JobSpec, stored_render
+from jobqueue.webhooks.spec import WebhookSpec
 
-__all__ = ["ALL_TASKS", "Capabilities", "ChangePage", "ChangesUnavailable", "JobDeleted", "Lease", "NewTask",
-           "RobotsEntry", "TaskFilter"]
+__all__ = ["ALL_TASKS", "Capabilities", "ChangePage", "ChangesUnavailable", "JobDeleted", "Lease", "NewCrawl",
+           "NewTask", "RobotsEntry", "TaskFilter"]
 
 
 class ChangesUnavailable(Exception):
@@ -46,6 +47,10 @@ class NewTask:
     host: str
     spec: JobSpec = DEFAULT_SPEC
     batch_id: str | None = None
+    crawl_id: str | None = None
+    depth: int | None = None
+    parent_id: str | None = None
+    crawl_key: str | None = None  # the page's URL as its crawl tells pages apart (each crawled once)
 
     @property
     def reuse_key(self) -> str:
@@ -59,12 +64,27 @@ class NewTask:
 
 
 @dataclass(frozen=True)
+class NewCrawl:
+    """A validated crawl request, ready to be stored with its seeds."""
+
+    id: str
+    seeds: list[str]
+    options: dict[str, Any]  # as the crawl's JSON shows them
+    max_pages: int
+    tags: tuple[str, ...] = ()
+    webhook: WebhookSpec | None = None
+    seeding_seconds: float = 0.0  # how long its sitemaps may take to read; 0: none are read
+    skipped: dict[str, int] = field(default_factory=dict)  # seeds left out before storing (robots, scope)
+
+
+@dataclass(frozen=True)
 class TaskFilter:
     """Which tasks a listing shows; every field narrows it (AND). Values are the canonical text of
     jobqueue.filters' parsers (what cursors carry); `http_status` is a code or a class like `4xx`."""
 
     status: str | None = None
     batch: str | None = None
+    crawl: str | None = None
     tag: str | None = None
     host: str | None = None
     http_status: str | None = None

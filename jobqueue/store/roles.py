@@ -8,8 +8,17 @@ from typing import Any, Protocol
 
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.live_stats import StatsSlot
-from jobqueue.models import Batch, Page, Result, Schedule, Task, TaskError
-from jobqueue.store.records import ALL_TASKS, Capabilities, ChangePage, Lease, NewTask, RobotsEntry, TaskFilter
+from jobqueue.models import Batch, Crawl, CrawlLinks, Page, Result, Schedule, Task, TaskError
+from jobqueue.store.records import (
+    ALL_TASKS,
+    Capabilities,
+    ChangePage,
+    Lease,
+    NewCrawl,
+    NewTask,
+    RobotsEntry,
+    TaskFilter,
+)
 from jobqueue.store.trip_time import Latency
 from jobqueue.webhooks.delivery import Delivery, DeliveryFilter, DeliveryOutcome
 from jobqueue.webhooks.outbox import Outbox
@@ -283,3 +292,25 @@ class RobotsStore(Protocol):
                          expires_at: float) -> None:
         """Keep an origin's robots.txt, replacing an older fetch of it; a fetch older than the kept one is dropped,
         so two processes fetching at once both keep a true answer."""
+
+
+class CrawlStore(Protocol):
+    """Crawls: pages found by following links, each an ordinary job with a crawl_id, depth and parent. A completed
+    page's links (`Result.crawl_links`) are queued by `complete` in its own transaction; these are the rest."""
+
+    async def create_crawl(self, crawl: NewCrawl, seeds: list[NewTask]) -> tuple[Crawl, list[Task]]:
+        """Store a crawl and queue its seeds (each once, up to max_pages); the crawl and the seeds queued."""
+
+    async def add_crawl_pages(self, crawl_id: str, links: CrawlLinks, seeded: bool = False) -> list[Task]:
+        """Queue pages found outside a completion (its sitemaps'), each once, while the crawl runs and has room;
+        `seeded` says its sitemaps are read, so it may finish."""
+
+    async def get_crawl(self, crawl_id: str) -> Crawl | None:
+        """A crawl with its pages counted by status; None when there is none."""
+
+    async def list_crawls(self, limit: int, cursor: str | None) -> Page:
+        """Crawls newest first, a page at a time."""
+
+    async def cancel_crawl(self, crawl_id: str, limit: int) -> tuple[Crawl, list[Task]]:
+        """Stop a crawl from growing and cancel up to `limit` of its unfinished pages (call again until none is
+        returned); NotFound without such a crawl."""

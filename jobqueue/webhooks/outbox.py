@@ -6,10 +6,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jobqueue.models import CANCELLED, COMPLETED, FAILED, Batch, Task, iso
+from jobqueue.models import CANCELLED, COMPLETED, FAILED, Batch, Crawl, Task, iso
 from jobqueue.webhooks.delivery import Delivery
 from jobqueue.webhooks.signing import MessageIds
-from jobqueue.webhooks.spec import WebhookSpec
+from jobqueue.webhooks.spec import DEFAULT_EVENTS, WebhookSpec
 
 EVENT_OF_STATUS = {COMPLETED: "task.completed", FAILED: "task.failed", CANCELLED: "task.cancelled"}
 
@@ -69,6 +69,17 @@ class Outbox:
         payload = encode({"type": "batch.finished", "timestamp": iso(now), "data": {"batch": batch.to_json()}})
         return [Delivery(id=self.new_id(), event="batch.finished", url=url, payload=payload, created_at=now,
                          batch_id=batch.id, updated_at=now, next_attempt_at=now) for url in targets]
+
+    def for_crawl(self, crawl: Crawl, crawl_hook: WebhookSpec | None, now: float) -> list[Delivery]:
+        """The deliveries of a crawl that just finished (no page of it left to fetch) or was cancelled."""
+        if crawl_hook is not None and crawl_hook.events == DEFAULT_EVENTS:  # the defaults: the end of the group
+            crawl_hook = WebhookSpec(crawl_hook.url, (*DEFAULT_EVENTS, "crawl.finished"))
+        targets = self._targets("crawl.finished", (crawl_hook,))
+        if not targets:
+            return []
+        payload = encode({"type": "crawl.finished", "timestamp": iso(now), "data": {"crawl": crawl.to_json()}})
+        return [Delivery(id=self.new_id(), event="crawl.finished", url=url, payload=payload, created_at=now,
+                         updated_at=now, next_attempt_at=now) for url in targets]
 
     def _targets(self, event: str, hooks: tuple[WebhookSpec | None, ...]) -> list[str]:
         urls = [hook.url for hook in hooks if hook is not None and hook.wants(event)]

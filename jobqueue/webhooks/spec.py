@@ -11,8 +11,9 @@ from jobqueue.errors import BadRequest, InvalidURL
 from jobqueue.urls import normalize_url
 
 TASK_EVENTS = ("task.completed", "task.failed", "task.cancelled")
-EVENTS = (*TASK_EVENTS, "batch.finished", "url.changed")
-DEFAULT_EVENTS = (*TASK_EVENTS, "batch.finished")  # batch.finished only ever comes for a batch
+EVENTS = (*TASK_EVENTS, "batch.finished", "url.changed", "crawl.finished")
+# batch.finished only ever comes for a batch; a crawl's webhook with these gets crawl.finished (Outbox.for_crawl)
+DEFAULT_EVENTS = (*TASK_EVENTS, "batch.finished")
 MAX_WEBHOOK_URL = 2048
 
 

@@ -16,10 +16,10 @@ from jobqueue.errors import BadRequest
 from jobqueue.filters import http_range, seconds, url_forms
 from jobqueue.store.base import TaskFilter
 
-LIST_FILTERS = ("status", "batch", "tag", "host", "http_status", "error", "url", "since", "until")
+LIST_FILTERS = ("status", "batch", "crawl", "tag", "host", "http_status", "error", "url", "since", "until")
 MAX_TIME_MS = 3000
 TOO_SLOW = BadRequest("filter_too_slow", "this listing takes too long to filter on this database; narrow it with "
-                      "status, batch or host, or a time range (since/until)")
+                      "status, batch, crawl or host, or a time range (since/until)")
 
 
 def mongo_query(where: TaskFilter) -> dict[str, Any]:
@@ -29,6 +29,8 @@ def mongo_query(where: TaskFilter) -> dict[str, Any]:
         query["status"] = where.status
     if where.batch is not None:
         query["batch_id"] = where.batch
+    if where.crawl is not None:
+        query["crawl_id"] = where.crawl
     if where.host is not None:
         query["host"] = where.host
     if where.tag is not None:

@@ -51,7 +51,8 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         attempt_log=tuple({"attempt": i + 1, **entry} for i, entry in enumerate(doc.get("attempt_log") or ())),
         schedule_id=doc.get("schedule_id"), every=doc.get("every"), render=load_render(doc.get("render")),
         formats=tuple(doc.get("formats") or ()), changed_on=doc.get("changed_on") or "body",
-        robots=doc.get("robots"),
+        robots=doc.get("robots"), crawl_id=doc.get("crawl_id"), depth=doc.get("depth"),
+        parent_id=doc.get("parent_id"),
     )
 
 
@@ -88,6 +89,8 @@ def new_job_doc(new: NewTask, now: float, source: Mapping[str, Any] | None = Non
         doc["changed_on"] = spec.changed_on
     if spec.robots is not None:  # politeness: absent for the server's --robots
         doc["robots"] = spec.robots
+    if new.crawl_id is not None:  # absent otherwise: the unique (crawl_id, crawl_key) index covers pages only
+        doc.update(crawl_id=new.crawl_id, crawl_key=new.crawl_key, depth=new.depth, parent_id=new.parent_id)
     if spec.every is not None:  # absent otherwise: the unique (schedule_id, due_at) index covers runs only
         doc.update(schedule_id=new.id, every=spec.every, due_at=doc["available_at"])
     if source is not None:
@@ -399,6 +402,18 @@ async def _v13_robots(db: Any) -> None:
     await ensure_index(db.robots, [("origin", ASCENDING)], "origin", unique=True)
 
 
+async def _v14_crawls(db: Any) -> None:
+    """Crawls (mongodb/crawls.py): each page once per crawl (unique, sparse as schedule_due is), a crawl's pages
+    counted and listed by status and newest first, crawls listed newest first."""
+    await ensure_index(db.jobs, [("crawl_id", ASCENDING), ("crawl_key", ASCENDING)], "crawl_page", unique=True,
+                       sparse=True)
+    await ensure_index(db.jobs, [("crawl_id", ASCENDING), ("status", ASCENDING)], "crawl_status",
+                       partialFilterExpression={"crawl_id": {"$exists": True}})
+    await ensure_index(db.jobs, [("crawl_id", ASCENDING), ("_id", DESCENDING)], "by_crawl",
+                       partialFilterExpression={"crawl_id": {"$exists": True}})
+    await ensure_index(db.crawls, [("created_at", DESCENDING), ("_id", DESCENDING)], "newest")
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, run once per database."""
@@ -426,6 +441,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "derived views of a body kept once per extractor version, dropped with their body",
               _v12_body_views),
     Migration(13, "each origin's robots.txt, shared by every process until it expires", _v13_robots),
+    Migration(14, "crawls: each page once per crawl, a crawl's pages by status and newest first", _v14_crawls),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -34,7 +34,7 @@ from pymongo.errors import AutoReconnect, ExecutionTimeout, PyMongoError
 
 from jobqueue.extract.views import EXTRACTOR_VERSION
 from jobqueue.idempotency import IdempotentAdd
-from jobqueue.models import COMPLETED, RUNNING, Page, Result, Task, TaskError
+from jobqueue.models import COMPLETED, RUNNING, CrawlLinks, Page, Result, Task, TaskError
 from jobqueue.store.base import (
     ALL_TASKS,
     BadCursor,
@@ -64,6 +64,7 @@ from jobqueue.store.mongodb.connect import (
     write_concern,
 )
 from jobqueue.store.mongodb.counters import MAINTENANCE, MongoCounterOps
+from jobqueue.store.mongodb.crawls import MongoCrawlOps
 from jobqueue.store.mongodb.filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
 from jobqueue.store.mongodb.history import MongoHistoryOps
 from jobqueue.store.mongodb.robots import MongoRobotsOps
@@ -94,7 +95,7 @@ log = logging.getLogger("jobqueue.store.mongodb.store")
 @logs_changes
 class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies,
                  MongoWebhookOps, MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps,
-                 MongoViewOps, MongoRobotsOps):
+                 MongoViewOps, MongoRobotsOps, MongoCrawlOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"
@@ -271,6 +272,8 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
                 refs.append(sha_ref(capture.sha256))
             if result.views is not None:  # computed by its worker (formats): there as soon as it is completed
                 await self.put_views(packed_body.sha256, EXTRACTOR_VERSION, result.views)
+            if result.crawl_links is not None:  # before the completion: a crash in between loses no page
+                await self._crawl_links(lease, result.crawl_links, now)
             doc = await self._finish(lease, update, applied={"_id": lease.task_id, "status": COMPLETED,
                                                              "finished_at": now, "result.body_ref": ref})
         finally:
@@ -293,6 +296,13 @@ class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounter
         if changed_from is not None and self.url_changed is not None:
             self.url_changed(task, changed_from)
         return task
+
+    async def _crawl_links(self, lease: Lease, links: CrawlLinks, now: float) -> None:
+        """Queue a completing crawl page's links, while its lease holds."""
+        doc = await self._call(self.db.jobs.find_one({"_id": lease.task_id, "lease_token": lease.token},
+                                                     {"crawl_id": 1}))
+        if doc is not None and doc.get("crawl_id") is not None:
+            await self._insert_pages(doc["crawl_id"], links, now)
 
     @staticmethod
     async def _after_finish(task_id: str, step: Awaitable[Any], what: str, repair: str) -> Any:

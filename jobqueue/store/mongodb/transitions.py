@@ -87,6 +87,7 @@ class MongoTransitionOps(MongoParts):
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
         async def _moved(self, doc: dict[str, Any], old: str, now: float) -> None: ...
+        async def _finish_crawl(self, crawl_id: str, now: float) -> None: ...
         async def _finish_run(self, run: dict[str, Any], sha256: str | None, now: float) -> str | None: ...
         async def _release_body(self, ref: dict[str, Any] | None, task_id: str | None) -> None: ...
         async def _release_result(self, result: dict[str, Any] | None, task_id: str | None) -> None: ...
@@ -117,6 +118,8 @@ class MongoTransitionOps(MongoParts):
                       ) -> str | None:
         """A finished run recorded by its schedule, which queues the next due time unless it is stopped; the
         previous run's id when the body changed."""
+        if move.ends_run and doc.get("crawl_id") is not None:
+            await self._finish_crawl(doc["crawl_id"], now)
         if move.ends_run and doc.get("schedule_id") is not None:
             return await self._finish_run(doc, sha256, now)
         return None

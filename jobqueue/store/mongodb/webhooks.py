@@ -75,6 +75,7 @@ class MongoWebhookOps(MongoParts):
 
     if TYPE_CHECKING:  # provided by MongoStore; absent at run time, so they shadow nothing
         async def get_views(self, sha256: str, version: int) -> str | None: ...
+        async def _relay_crawls(self) -> int: ...
 
     async def relay_outbox(self) -> int:
         """Turn marked jobs (and recently finished batches) into deliveries; how many deliveries were new."""
@@ -93,6 +94,7 @@ class MongoWebhookOps(MongoParts):
             created += await self._insert(_derived_ids(outbox.for_task(task, hook, at, views), task.id, at))
             await self._call(self.db.jobs.update_one({"_id": task.id, "outbox": at}, {"$unset": {"outbox": ""}}))
         created += await self._relay_url_changes(hooks)
+        created += await self._relay_crawls()
         recent = self.db.batches.find({"finished_at": {"$gte": self.clock() - RECENT_BATCHES}, "sealed": True,
                                        "$expr": {"$ne": ["$hooked_at", "$finished_at"]}})
         for doc in await self._call(recent.limit(RELAY_BATCH).to_list(RELAY_BATCH)):

@@ -1,6 +1,6 @@
 """SQLite listings by filter: the SQL of each filter, and a bounded walk for filters no index serves.
 
-`status`, `batch`, `host`, `error` and an `http_status` code have an index ordered by `seq` (newest first);
+`status`, `batch`, `crawl`, `host`, `error` and an `http_status` code have an index ordered by `seq` (newest first);
 `since`/`until` become a `seq` range through the `created_at` index. `tag`, `url` (substring), an
 `http_status` class (`4xx`) and two
 or more indexed filters at once may need to look at many rows per match, so those listings walk the
@@ -19,8 +19,8 @@ from jobqueue.store.base import TaskFilter
 
 WINDOW = 20_000
 SCAN_CAP = 200_000
-_INDEXED = ("status", "batch", "host", "error", "http_status")
-_COLUMN = {"status": "status", "batch": "batch_id", "host": "host", "error": "error_code"}
+_INDEXED = ("status", "batch", "crawl", "host", "error", "http_status")
+_COLUMN = {"status": "status", "batch": "batch_id", "crawl": "crawl_id", "host": "host", "error": "error_code"}
 
 
 def clauses(where: TaskFilter, table: str = "jobs") -> tuple[list[str], list[Any]]:

@@ -16,6 +16,7 @@ from jobqueue.store.sqlite import host_scan as sqlite_host_scan
 from jobqueue.store.sqlite import slots
 from jobqueue.store.sqlite.bodies import insert_result
 from jobqueue.store.sqlite.claims import Claim
+from jobqueue.store.sqlite.crawl_pages import insert_pages
 from jobqueue.store.sqlite.readable import keep_views
 from jobqueue.store.sqlite.schema import RESULT_COLUMNS, task_from_row
 from jobqueue.store.sqlite.thread import T
@@ -151,6 +152,8 @@ class SQLiteLeaseOps:
         insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
         if views is not None and sha256 is not None:
             keep_views(conn, sha256, views, now)
+        if result.crawl_links is not None and moved[0].crawl_id is not None:  # before follow(): it may finish
+            insert_pages(conn, moved[0].crawl_id, result.crawl_links, now)
         return moved[0], follow(conn, COMPLETE, moved, now, self.outbox, result.compared_key(sha256))
 
     def _completed(self, done: tuple[Task, str | None] | None) -> Task | None:

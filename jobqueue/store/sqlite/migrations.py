@@ -17,6 +17,7 @@ from jobqueue.spec import DEFAULT_FETCH
 from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite.bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite.changes import V8_JOB_CHANGES
+from jobqueue.store.sqlite.crawl_pages import V16_CRAWLS
 from jobqueue.store.sqlite.readable import V14_READABLE
 from jobqueue.store.sqlite.rendered import V12_RENDERED
 from jobqueue.store.sqlite.robots import V15_ROBOTS
@@ -289,6 +290,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               V14_READABLE),
     Migration(15, "each origin's robots.txt, shared by every process until it expires, and whether a job obeys it",
               V15_ROBOTS),
+    Migration(16, "crawls: their pages are jobs with a crawl, a depth and a parent, each page once per crawl",
+              V16_CRAWLS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -22,7 +22,7 @@ JOB_COLUMNS = (
     "id, url, host, status, attempts, created_at, updated_at, started_at, finished_at, "
     "available_at, lease_token, http_status, error_code, error_message, "
     "priority, not_before, fetch, tags, batch_id, reused_from, webhook, attempt_log, schedule_id, every, render, "
-    "formats, changed_on, robots"
+    "formats, changed_on, robots, crawl_id, depth, parent_id"
 )
 RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
@@ -31,8 +31,8 @@ RESULT_COLUMNS = (
 INSERT_JOB = (
     "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority, not_before,"
     " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook, schedule_id, every, due_at,"
-    " render, formats, changed_on, robots)"
-    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " render, formats, changed_on, robots, crawl_id, depth, parent_id, crawl_key)"
+    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Appends one attempt to a job's log in the UPDATE that ends the attempt (parameters: at, outcome,
 # http_status, error code, error message).
@@ -64,7 +64,7 @@ def task_from_row(row: sqlite3.Row) -> Task:
         attempt_log=tuple(json.loads(row["attempt_log"])) if row["attempt_log"] else (),
         schedule_id=row["schedule_id"], every=row["every"],
         render=load_render(json.loads(row["render"])) if row["render"] else None, **readable_fields(row),
-        robots=row["robots"],
+        robots=row["robots"], crawl_id=row["crawl_id"], depth=row["depth"], parent_id=row["parent_id"],
     )
 
 
@@ -103,7 +103,7 @@ def new_task_row(new: NewTask, now: float, reused: Task | None = None) -> tuple[
             json.dumps(spec.webhook.to_json(), separators=(",", ":")) if spec.webhook is not None else None,
             new.id if spec.every is not None else None, spec.every, available if spec.every is not None else None,
             _render_json(spec.render, spec.capture), *readable_columns(spec.formats, spec.changed_on),
-            spec.robots)
+            spec.robots, new.crawl_id, new.depth, new.parent_id, new.crawl_key)
 
 
 def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
@@ -118,7 +118,8 @@ def new_task(new: NewTask, now: float, reused: Task | None = None) -> Task:
         http_status=reused.http_status if reused is not None else None,
         reused_from=reused.id if reused is not None else None, webhook=spec.webhook,
         schedule_id=new.id if spec.every is not None else None, every=spec.every, render=spec.rendered,
-        formats=spec.formats, changed_on=spec.changed_on, robots=spec.robots,
+        formats=spec.formats, changed_on=spec.changed_on, robots=spec.robots, crawl_id=new.crawl_id,
+        depth=new.depth, parent_id=new.parent_id,
     )
 
 

@@ -20,6 +20,7 @@ from jobqueue.store.sqlite.bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite.bulk import SQLiteBulkOps
 from jobqueue.store.sqlite.cancel import SQLiteCancelOps
 from jobqueue.store.sqlite.changes import SQLiteChangeOps
+from jobqueue.store.sqlite.crawls import SQLiteCrawlOps
 from jobqueue.store.sqlite.filters import RESULTS, list_rows
 from jobqueue.store.sqlite.guard import FileGuard, ReadProbe, WriteProbe, store_error
 from jobqueue.store.sqlite.history import SQLiteHistoryOps, use_incremental_vacuum
@@ -73,12 +74,12 @@ def sqlite_path_from_url(url: str) -> str:
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
                   SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps, SQLiteViewOps,
-                  SQLiteRobotsOps):
+                  SQLiteRobotsOps, SQLiteCrawlOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
     capabilities = Capabilities(change_stream=False, atomic_add=True, grouped_complete=True, list_filters=(
-        "status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
+        "status", "batch", "crawl", "tag", "host", "http_status", "error", "url", "q", "since", "until"))
 
     def __init__(self, path: str, synchronous: str = "FULL", clock: Callable[[], float] = time.time,
                  busy_timeout: float = 5.0, probe_timeout: float = 1.0, *, outbox: Outbox | None = None,

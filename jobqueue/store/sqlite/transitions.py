@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from jobqueue.errors import NotFound
 from jobqueue.models import Task
+from jobqueue.store.sqlite.crawl_pages import finish_crawls
 from jobqueue.store.sqlite.schedules import finish_run
 from jobqueue.store.sqlite.schema import JOB_COLUMNS, LOG_ATTEMPT, drop_result, task_from_row
 from jobqueue.store.sqlite.webhooks import write_outbox
@@ -119,6 +120,8 @@ def follow(conn: sqlite3.Connection, move: Transition, tasks: list[Task], now: f
             changed_from = finish_run(conn, task, sha256, now)[1]
     if move.notifies:
         write_outbox(conn, outbox, tasks, now)
+    if move.ends_run:
+        finish_crawls(conn, (task.crawl_id for task in tasks if task.crawl_id is not None), now, outbox)
     return changed_from
 
 
