@@ -19,6 +19,7 @@ from .events import EventsHandler
 from .export import ExportHandler
 from .health import HealthHandler
 from .history import history_routes
+from .map import MapHandler
 from .operations import MetricsHandler, OpenAPIHandler
 from .results import (
     ResultArtifactHandler,
@@ -72,6 +73,7 @@ def make_app(service: JobService, config: Settings, **extra: Any) -> Application
         *history_routes(API, _ID),
         *schedule_routes(API, _ID),
         (rf"{API}/export/?", ExportHandler),
+        (rf"{API}/map/?", MapHandler),
         (rf"{API}/webhook_deliveries/?", DeliveryListHandler),
         (rf"{API}/webhook_deliveries/{_ID}/?", DeliveryHandler),
         (rf"{API}/webhook_deliveries/{_ID}/redeliver/?", RedeliverHandler),
