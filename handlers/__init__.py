@@ -14,6 +14,7 @@ from jobqueue.service import JobService
 
 from .base import NotFoundHandler
 from .batches import BatchHandler, BatchListHandler, BatchRetryHandler
+from .crawls import crawl_routes
 from .dashboard import DashboardHandler
 from .events import EventsHandler
 from .export import ExportHandler
@@ -72,6 +73,7 @@ def make_app(service: JobService, config: Settings, **extra: Any) -> Application
         (rf"{API}/results/{_ID}/links/?", ResultViewHandler, {"kind": "links"}),
         *history_routes(API, _ID),
         *schedule_routes(API, _ID),
+        *crawl_routes(API, _ID),
         (rf"{API}/export/?", ExportHandler),
         (rf"{API}/map/?", MapHandler),
         (rf"{API}/webhook_deliveries/?", DeliveryListHandler),

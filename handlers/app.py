@@ -18,6 +18,7 @@ from jobqueue.access import RateLimiter, TokenSet
 from jobqueue.addresses import AddressPolicy
 from jobqueue.batch_progress import batch_progress_loop
 from jobqueue.config import ConfigError, Settings, load_settings, process_count
+from jobqueue.crawler import Crawler, sitemap_reader
 from jobqueue.events import EventHub, counts_loop, stats_loop
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.history.retention import RetentionPolicy
@@ -75,6 +76,7 @@ class JobQueueServer:
         self.webhooks: WebhookSender | None = None
         self.readable: SharedViews | None = None  # the readable views of stored pages, and their extraction pool
         self.robots: Robots | None = None  # robots.txt of each origin, read before a job that obeys it runs
+        self.crawler: Crawler | None = None  # starts crawls, reads their sitemaps, follows their pages' links
 
     def publish(self, task: Task) -> None:
         """Log a task's new state (one line per change) and announce it to the live event hub."""
@@ -172,6 +174,11 @@ class JobQueueServer:
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,
                               min_every=settings.min_every, rendering=rendering),
         )
+        self.crawler = Crawler(self.store, self.service.reader, self.robots,
+                               sitemap_reader(fetcher.settings, policy, self.robots), self.publish)
+        self.service.crawler = self.pool.crawler = self.crawler
+        if self.render_workers is not None:
+            self.render_workers.crawler = self.crawler
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens),
                        process=self.role.index if self.role is not None else None, render=self.render_pool,
@@ -255,6 +262,8 @@ class JobQueueServer:
             self.http.stop()
         self.hub.close_streams()
         await self.background.stop()
+        if self.crawler is not None:
+            await self.crawler.stop()
         if self.pool is not None:
             await self.pool.stop()
         await self._stop_rendering()

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import Code, FetchError
@@ -26,6 +26,9 @@ from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.robots import Robots
 from jobqueue.store.base import Lease, Store, StoreError
 from jobqueue.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from jobqueue.crawler import Crawler
 
 
 class LeaseTiming(Protocol):
@@ -66,6 +69,7 @@ class LeasedPool:
         self._ended: list[Lease] = []  # jobs whose host slots are over: freed by the next claim
         self.readable: SharedViews | None = None  # computes a completing job's `formats` (set by the server)
         self.robots: Robots | None = None  # checks a job that obeys robots.txt before its fetch (set by the server)
+        self.crawler: Crawler | None = None  # finds the pages a completed crawl page adds (set by the server)
 
     def start(self) -> None:
         """Begin claiming and heartbeating, each restarted (and logged) if it ever dies of a bug."""
@@ -276,6 +280,8 @@ class LeasedPool:
         """A job with `formats` gets its body's readable views before it is recorded completed: its completion
         keeps them beside the body, so they are ready at once and its webhook carries them. A page without views
         (binary, broken, too slow) completes all the same (readable_service logs it)."""
+        if task.crawl_id is not None and self.crawler is not None:  # queued by the same completion
+            result.crawl_links = await self.crawler.links_for(task, result)
         if task.formats and self.readable is not None:
             result.views = await self.readable.at_completion(task, result)
         if self.readable is not None and compares_text(task):  # its schedule compares main texts, not bodies

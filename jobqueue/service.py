@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
@@ -15,13 +16,16 @@ from jobqueue.filters import parse_id as parse_id  # re-exported for the web lay
 from jobqueue.filters import parse_status as parse_status
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.metrics import Metrics
-from jobqueue.models import QUEUED, STATUSES, Batch, Page, Result, Task, TaskIds
+from jobqueue.models import QUEUED, STATUSES, Batch, Crawl, Page, Result, Task, TaskIds
 from jobqueue.spec import SpecLimits
 from jobqueue.store.base import ALL_TASKS, NewTask, Store, TaskFilter
 from jobqueue.submission import MAX_BATCH_URLS as MAX_BATCH_URLS  # re-exported for the web layer
 from jobqueue.submission import Submission, SubmissionReader
 from jobqueue.submit_group import SubmitGroup
 from jobqueue.webhooks.delivery import DELIVERY_STATUSES, Delivery, DeliveryFilter
+
+if TYPE_CHECKING:
+    from jobqueue.crawler import Crawler
 
 log = logging.getLogger("jobqueue.service")
 MAX_BATCH = 1000  # URLs per POST /queue_tasks
@@ -108,6 +112,7 @@ class JobService:
         self.deleted = deleted  # announces a deleted job to live clients
         self.batch_sealed = batch_sealed  # lets live clients hear of a batch that finished before it was sealed
         self.reader = SubmissionReader(policy, limits or SpecLimits(), self.ids)
+        self.crawler: Crawler | None = None  # starts crawls and follows their pages' links (set by the server)
         self._queued_seen = (0.0, 0)  # (when, queued count): re-read at most twice a second
 
     async def submit(self, submission: Submission, client: str = "",
@@ -299,6 +304,35 @@ class JobService:
                 self.cancel_local(task.id)
                 self.publish(task)
         return await self.batch(batch_id)
+
+    async def start_crawl(self, body: Any) -> Crawl:
+        """Start a crawl (jobqueue/crawler.py checks the request); its seeds are announced like any new jobs."""
+        if self.crawler is None:
+            raise BadRequest(Code.INVALID_REQUEST, "this server does not crawl")
+        crawl, queued = await self.crawler.start(body)
+        self._announce(queued)
+        return crawl
+
+    async def crawl(self, crawl_id: str) -> Crawl:
+        """One crawl with its counts (NotFound)."""
+        crawl = await self.store.get_crawl(crawl_id)
+        if crawl is None:
+            raise NotFound(crawl_id, "crawl")
+        return crawl
+
+    async def crawls(self, limit: int, cursor: str | None) -> Page:
+        """A page of crawls, newest first."""
+        return await self.store.list_crawls(limit, cursor)
+
+    async def cancel_crawl(self, crawl_id: str) -> Crawl:
+        """Stop a crawl and cancel every unfinished page of it, a chunk per commit, each change announced."""
+        while True:
+            crawl, tasks = await self.store.cancel_crawl(crawl_id, BULK_CHUNK)
+            for task in tasks:
+                self.cancel_local(task.id)
+                self.publish(task)
+            if not tasks:
+                return crawl
 
     async def retry_batch(self, batch_id: str) -> Batch:
         """Queue a batch's failed jobs again, a chunk per commit."""

@@ -32,6 +32,7 @@ class PoolSettings:
 
     workers: int = 32
     per_host: int = 4  # requests in flight per host across every process on the database
+    host_delay: float = 0.0  # seconds between two fetch starts at a host without a min_delay_ms of its own
     lease_seconds: float = 60.0
     poll_interval: float = 0.5
     shutdown_grace: float = 5.0
@@ -188,7 +189,8 @@ class WorkerPool(LeasedPool):
         result = result_from_response(task.id, outcome)
         completions = self._completions
         written: asyncio.Future[Task | None]
-        if (task.formats or compares_text(task)) and self.readable is not None:  # the rare jobs that need views
+        if ((task.formats or compares_text(task)) and self.readable is not None) or (
+                task.crawl_id is not None and self.crawler is not None):  # jobs that need their page read first
             written = asyncio.ensure_future(self._complete_with_views(task, lease, result))
         else:
             written = completions.complete(lease, result) if completions.grouped else asyncio.ensure_future(

@@ -1,0 +1,220 @@
+"""Crawls: starting one (its seeds, then its sitemaps' pages) and the links a completed page adds to it.
+
+Every page is an ordinary job (`crawl_id`, `depth`, `parent_id`) with the spec the crawl request gave. When a
+page completes with a 2xx HTML answer whose final URL is in scope and above `max_depth`, its worker takes its
+links (as `/links` gives them), keeps those in scope that robots.txt allows (when the crawl obeys it), and hands
+them to the store with the completion (`Result.crawl_links`), which queues each new one once while the crawl has
+room. Nothing about a crawl lives only in this process: its options, frontier and counts are in the store, so a
+crawl survives restarts and is shared by every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jobqueue.addresses import AddressPolicy
+from jobqueue.crawl_scope import CRAWL_FIELDS, MAX_SEEDS, CrawlOptions, Scope, crawl_key, parse_options
+from jobqueue.errors import BadRequest, Code, InvalidURL
+from jobqueue.extract.core import decode, parse
+from jobqueue.extract.links import base_url, extract_links
+from jobqueue.fetcher import FetchSettings
+from jobqueue.models import Crawl, CrawlLinks, Result, Task, TaskIds
+from jobqueue.robots import Robots
+from jobqueue.sitemaps import sitemap_fetcher, sitemap_urls
+from jobqueue.spec import SPEC_FIELDS, JobSpec
+from jobqueue.store.base import NewCrawl, NewTask, Store, StoreError
+from jobqueue.submission import SubmissionReader
+from jobqueue.urls import normalize_url
+
+log = logging.getLogger("jobqueue.crawler")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_LINKS_PER_PAGE = 10_000  # links of one page looked at; the rest count as over the limit
+SEEDING_SECONDS = 300.0  # how long a crawl waits for its sitemaps before it may finish without them
+_CACHED = 256  # crawls whose scope this process keeps
+_FRESH = 5.0  # seconds a cached crawl is trusted (a cancel is seen by the store at once anyway)
+
+# Reads a site's sitemaps: (a seed URL, how many URLs at most, which to keep) -> the URLs, in order
+SitemapReader = Callable[[str, int, Callable[[str], bool]], Awaitable[list[str]]]
+
+
+def sitemap_reader(settings: FetchSettings, policy: AddressPolicy, robots: Robots | None) -> SitemapReader:
+    """How crawls read a site's sitemaps: through a guarded fetcher of their own, closed after each site."""
+    async def read(site: str, limit: int, keep: Callable[[str], bool]) -> list[str]:
+        fetcher = sitemap_fetcher(settings, policy)
+        try:
+            found = await sitemap_urls(site, fetcher=fetcher, robots=robots, limit=limit, keep=keep,
+                                       deadline=time.monotonic() + SEEDING_SECONDS / 2)
+        finally:
+            fetcher.close()
+        for error in found.errors:
+            log.info("sitemap of %s: %s", site, error)
+        return found.urls
+
+    return read
+
+
+def page_links(result: Result) -> list[str]:
+    """A stored HTML page's links, resolved and normalized as `/links` gives them (runs in a thread)."""
+    if result.body is None:
+        return []
+    tree = parse(decode(result.body, result.encoding, result.content_type))
+    if tree is None:
+        return []
+    return [link["url"] for link in extract_links(tree, base_url(tree, result.final_url))]
+
+
+def spec_of(task: Task) -> JobSpec:
+    """The spec a page's links are queued with: its own, as the crawl request gave it."""
+    render = task.render
+    return JobSpec(fetch=task.fetch, priority=task.priority, tags=task.tags, webhook=task.webhook, render=render,
+                   capture=render.capture if render is not None else (), formats=task.formats,
+                   changed_on=task.changed_on, robots=task.robots)
+
+
+class Crawler:
+    """Starts crawls and finds the pages a completed crawl page adds; one per server, built in main()."""
+
+    def __init__(self, store: Store, reader: SubmissionReader, robots: Robots | None = None,
+                 sitemaps: SitemapReader | None = None, publish: Callable[[Task], None] | None = None) -> None:
+        self.store = store
+        self.reader = reader
+        self.robots = robots
+        self.sitemaps = sitemaps
+        self.publish = publish
+        self.ids = TaskIds()
+        self._scopes: OrderedDict[str, tuple[float, Scope | None, Crawl | None]] = OrderedDict()
+        self._seeding: set[asyncio.Task[None]] = set()
+
+    async def start(self, body: Any, max_seeds: int = MAX_SEEDS) -> tuple[Crawl, list[Task]]:
+        """Check a crawl request, store the crawl with its seeds, and begin reading its sitemaps."""
+        if not isinstance(body, dict):
+            raise BadRequest(Code.INVALID_REQUEST, 'send a JSON object like {"url": "https://example.org/docs/", '
+                             '"max_pages": 100}')
+        unknown = sorted(set(body) - CRAWL_FIELDS - SPEC_FIELDS)
+        if unknown:
+            raise BadRequest(Code.UNKNOWN_FIELD, f"{unknown[0]}: not a crawl field; the fields are "
+                             f"{', '.join(sorted(CRAWL_FIELDS))} and any job field")
+        if body.get("every") is not None:
+            raise BadRequest(Code.INVALID_FIELD, "every: a crawl's pages are fetched once; to crawl again on a "
+                             "schedule, start a new crawl")
+        given = [k for k in ("url", "urls") if k in body]
+        if len(given) != 1:
+            raise BadRequest(Code.INVALID_REQUEST, 'give exactly one of "url" or "urls" (up to 1,000 seeds)')
+        seeds = [body["url"]] if given[0] == "url" else body["urls"]
+        options = parse_options(body)
+        fields = {k: v for k, v in body.items() if k in SPEC_FIELDS}
+        fields.setdefault("robots", options.robots)
+        submission = await self.reader.from_json({"urls": seeds, **fields}, max_seeds)
+        crawl_id = self.ids.new()
+        pages = [dataclasses.replace(t, crawl_id=crawl_id, depth=0, crawl_key=crawl_key(t.url, options.ignore_query))
+                 for t in submission.tasks]
+        reading = options.sitemap != "skip" and self.sitemaps is not None
+        crawl = NewCrawl(crawl_id, [t.url for t in pages], options.to_json(), options.max_pages,
+                         tags=submission.tags, webhook=submission.webhook,
+                         seeding_seconds=SEEDING_SECONDS if reading else 0.0)
+        made, queued = await self.store.create_crawl(crawl, pages)
+        if reading and queued:
+            task = asyncio.ensure_future(self._read_sitemaps(made, options, queued[0]))
+            self._seeding.add(task)
+            task.add_done_callback(self._seeding.discard)
+        return made, queued
+
+    async def stop(self) -> None:
+        """Stop reading sitemaps (a crawl whose reading stopped may finish once its seeding time is over)."""
+        for task in list(self._seeding):
+            task.cancel()
+        await asyncio.gather(*self._seeding, return_exceptions=True)
+
+    async def _read_sitemaps(self, crawl: Crawl, options: CrawlOptions, template: Task) -> None:
+        """Queue the in-scope pages of the seeds' sitemaps (depth 1), then let the crawl finish."""
+        assert self.sitemaps is not None
+        scope = Scope(crawl.seeds, options)
+        found: list[str] = []
+        try:
+            for origin in dict.fromkeys(_origin(seed) for seed in crawl.seeds):
+                found += await self.sitemaps(origin, options.max_pages, scope.within)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("crawl %s: reading its sitemaps failed; it goes on with its seeds' links", crawl.id)
+        links = await self._pages(found, template, crawl.id, options, scope, depth=1, parent=None)
+        try:
+            added = await self.store.add_crawl_pages(crawl.id, links, seeded=True)
+        except StoreError as exc:
+            log.warning("crawl %s: its sitemaps' pages could not be stored (%s); it goes on without them", crawl.id,
+                        exc)
+            return
+        if self.publish is not None:
+            for task in added:
+                self.publish(task)
+
+    async def links_for(self, task: Task, result: Result) -> CrawlLinks | None:
+        """The pages a completed crawl page adds (None: not a crawl page, or one whose links are not followed)."""
+        if task.crawl_id is None or not 200 <= result.http_status < 300 or result.content_type not in HTML_TYPES:
+            return None
+        scope, crawl = await self._scope(task.crawl_id)
+        if scope is None or crawl is None or crawl.status != "running":
+            return None
+        options = scope.options
+        depth = task.depth or 0
+        if options.sitemap == "only" or depth >= options.max_depth or not scope.contains(result.final_url):
+            return None  # a redirect out of scope keeps its result; its links are not followed
+        urls = await asyncio.to_thread(page_links, result)
+        return await self._pages(urls, task, task.crawl_id, options, scope, depth + 1, task.id)
+
+    async def _pages(self, urls: list[str], template: Task, crawl_id: str, options: CrawlOptions, scope: Scope,
+                     depth: int, parent: str | None) -> CrawlLinks:
+        """New pages for the URLs in scope (each once) that robots.txt allows, and how many were left out why."""
+        spec = spec_of(template)
+        skipped: Counter[str] = Counter()
+        pages: list[NewTask] = []
+        seen: set[str] = set()
+        obey = options.robots == "obey" and self.robots is not None
+        for number, url in enumerate(urls):
+            if number >= MAX_LINKS_PER_PAGE:
+                skipped["limit"] += len(urls) - number
+                break
+            try:
+                clean = normalize_url(url, self.reader.policy)
+            except InvalidURL:
+                skipped["scope"] += 1
+                continue
+            if not scope.within(clean.url):
+                skipped["scope"] += 1
+                continue
+            key = crawl_key(clean.url, options.ignore_query)
+            if key in seen:
+                skipped["duplicate"] += 1
+                continue
+            seen.add(key)
+            if obey and self.robots is not None and not await self.robots.allows(clean.url):
+                skipped["robots"] += 1
+                continue
+            pages.append(NewTask(self.ids.new(), clean.url, clean.host, spec, crawl_id=crawl_id, depth=depth,
+                                 parent_id=parent, crawl_key=key))
+        return CrawlLinks(pages, dict(skipped))
+
+    async def _scope(self, crawl_id: str) -> tuple[Scope | None, Crawl | None]:
+        """A crawl's scope, read once every few seconds per process (crawls are few; pages are many)."""
+        cached = self._scopes.get(crawl_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _FRESH:
+            return cached[1], cached[2]
+        crawl = await self.store.get_crawl(crawl_id)
+        scope = Scope(crawl.seeds, CrawlOptions.from_json(crawl.options)) if crawl is not None else None
+        self._scopes[crawl_id] = (now, scope, crawl)
+        self._scopes.move_to_end(crawl_id)
+        while len(self._scopes) > _CACHED:
+            self._scopes.popitem(last=False)
+        return scope, crawl
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/"
