@@ -66,6 +66,9 @@ class Code(StrEnum):
     INVALID_PURGE = "invalid_purge", 400, "`purge` is not true or false"
     MISSING_URL = "missing_url", 400, "GET /history without `?url=` (and no cursor)"
     MISSING_AGAINST = "missing_against", 400, "a diff without `?against=`"
+    INVALID_HOST = "invalid_host", 400, "a host name in the path of /hosts/:host that no job can have"
+    INVALID_POLICY = ("invalid_policy", 400, "a PUT /hosts/:host body that is not an object of max_concurrency, "
+                      "min_delay_ms and paused")
     # 401-431
     UNAUTHORIZED = "unauthorized", 401, "no API token, or a wrong one"
     FORBIDDEN = "forbidden", 403, "a read-only token asked to change something"

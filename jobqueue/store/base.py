@@ -26,6 +26,7 @@ from jobqueue.store.roles import (
     ChangeLog,
     CrawlStore,
     HistoryStore,
+    HostStore,
     MaintenanceStore,
     OutboxStore,
     RobotsStore,
@@ -37,14 +38,15 @@ from jobqueue.store.roles import (
 )
 
 __all__ = ["ALL_TASKS", "ROLES", "BadCursor", "BatchStore", "Capabilities", "ChangeLog", "ChangePage",
-           "ChangesUnavailable", "Conflict", "CrawlStore", "HistoryStore", "JobDeleted", "Lease",
+           "ChangesUnavailable", "Conflict", "CrawlStore", "HistoryStore", "HostStore", "JobDeleted",
+           "Lease",
            "MaintenanceStore", "NewCrawl", "NewTask", "NotFound", "OutboxStore", "RobotsEntry", "RobotsStore",
            "ScheduleStore", "StatsStore", "Store", "StoreConnection", "StoreError",
            "TaskFilter", "TaskStore", "ViewStore"]
 
 
 class Store(StoreConnection, TaskStore, BatchStore, OutboxStore, ScheduleStore, HistoryStore, ChangeLog, StatsStore,
-            MaintenanceStore, ViewStore, RobotsStore, CrawlStore, Protocol):
+            MaintenanceStore, ViewStore, RobotsStore, CrawlStore, HostStore, Protocol):
     """Durable task storage with leases, shared by the SQLite and MongoDB backends: every role at once."""
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from jobqueue.hosts import HostInfo
 from jobqueue.idempotency import IdempotencyKey, IdempotentAdd, StoredAnswer
 from jobqueue.live_stats import StatsSlot
 from jobqueue.models import Batch, Crawl, CrawlLinks, Page, Result, Schedule, Task, TaskError
@@ -61,12 +62,15 @@ class TaskStore(Protocol):
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
                     per_host: int | None = None, ended: list[Lease] | None = None,
-                    rendered: bool = False) -> list[Task]:
+                    rendered: bool = False, host_delay: float = 0.0) -> list[Task]:
         """Atomically take up to `limit` due tasks of one kind (rendered in a browser, or fetched), marking them
         running under a fresh lease. With `per_host`, each
         also takes one of its host's slots, held by its lease and shared by every store on the database, so no
         host ever has more than `per_host` requests in flight; a host without a free slot is passed over. The
-        slots of `ended` (requests that are over) are freed first, as free_slots() does."""
+        slots of `ended` (requests that are over) are freed first, as free_slots() does.
+        A host's policy (HostStore) holds too: its max_concurrency replaces `per_host`; a paused host, or one
+        whose next start time has not come, is passed over; a host with a delay between starts (its min_delay_ms,
+        else `host_delay` seconds) gets at most one job per claim, and its next start time moves by that delay."""
 
     async def free_slots(self, leases: list[Lease]) -> None:
         """The requests of these leases are over (their outcome may still be being written): free their hosts'
@@ -314,3 +318,25 @@ class CrawlStore(Protocol):
     async def cancel_crawl(self, crawl_id: str, limit: int) -> tuple[Crawl, list[Task]]:
         """Stop a crawl from growing and cancel up to `limit` of its unfinished pages (call again until none is
         returned); NotFound without such a crawl."""
+
+
+class HostStore(Protocol):
+    """Per-host pacing (jobqueue/hosts.py): each host's policy and next allowed start time, kept in the database so
+    every process's claims obey them."""
+
+    async def get_host(self, host: str) -> HostInfo | None:
+        """A host's policy, next start time, queued and running jobs and recent outcomes; None when it has neither
+        a policy nor an unfinished job."""
+
+    async def list_hosts(self, q: str | None, limit: int, cursor: str | None) -> Page:
+        """Hosts with unfinished jobs or a policy, as HostInfo items by name, a page at a time; `q` keeps the
+        names that contain it."""
+
+    async def set_host_policy(self, host: str, max_concurrency: int | None, min_delay_ms: int | None,
+                              paused: bool | None, keep: tuple[str, ...] = ()) -> HostInfo:
+        """Set a host's policy (persisted, shared by every process): None resets a field to the server's default,
+        the fields named in `keep` stay as they are."""
+
+    async def hold_host(self, host: str, until: float) -> None:
+        """Start no fetch of the host before `until` (a 429 or 503 with Retry-After; at most jobqueue.hosts.HOLD_MAX
+        from now); a later next start time already kept stays."""

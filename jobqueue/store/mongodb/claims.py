@@ -11,7 +11,9 @@ kind is claimed by its own update, so the counters move exactly (queued -> runni
 Under a per-host limit a claim first reads the slots held (mongodb_slots.py), leaves full hosts out of
 the find, and takes a slot (one upsert) for each candidate before claiming it, so a job is claimed only
 when its request may start at once; the slot of a candidate that another process took meanwhile is
-given back, and a host that fills up is left out of one more find.
+given back, and a host that fills up is left out of one more find. A host's policy (mongodb/hosts.py, one find
+per claim) counts as the limit does: a paused host, or one whose next start time has not come, is a full host,
+and a paced host's job is claimed only once its start is taken.
 
 If reading them back fails, the jobs just claimed are released at once (queued again, the attempt
 not counted) before the error is reported: none sits `running` until its lease runs out, and none
@@ -32,6 +34,7 @@ from jobqueue.models import QUEUED, RUNNING, Task
 from jobqueue.store.base import Lease, StoreError
 from jobqueue.store.mongodb import slots
 from jobqueue.store.mongodb.batches import Moves
+from jobqueue.store.mongodb.hosts import SWEEP_SECONDS, Pacing
 from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.mongodb.schema import (
     CLAIM_INDEX_NAME,
@@ -53,17 +56,19 @@ class MongoClaimOps(MongoParts):
     """claim, extend and release of MongoStore."""
 
     clock: Callable[[], float]
+    _hosts_swept_at = 0.0  # when this store's claims last deleted the hosts no longer paced
 
     if TYPE_CHECKING:  # provided by MongoStore and its other mixins
         async def _move(self, moves: Moves, now: float) -> None: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
                     per_host: int | None = None, ended: list[Lease] | None = None,
-                    rendered: bool = False) -> list[Task]:
+                    rendered: bool = False, host_delay: float = 0.0) -> list[Task]:
         """Take up to `limit` due tasks: higher priority first, then older due time; returned in that order. With
         `per_host`, each first takes one of its host's slots (mongodb_slots.py), hosts with none left are passed
         over, and a host that fills up is left out of the next read. The slots of `ended` are freed first. Only jobs
-        of one kind: rendered (on their own index) or fetched."""
+        of one kind: rendered (on their own index) or fetched. Hosts their policies hold back are passed over too,
+        and a paced host (its min_delay_ms, else `host_delay` seconds) gets one job per claim."""
         if ended:
             await slots.free(self.db, self._call, slots.HOST, ended)
         if limit <= 0:
@@ -76,8 +81,12 @@ class MongoClaimOps(MongoParts):
         order: dict[str, int] = {}  # each round reads on from where the last one's jobs were, so one ranking
         try:
             rooms = None
-            if per_host is not None:
-                rooms = await slots.Rooms.read(self.db, self._call, slots.HOST, per_host, now)
+            sweep = now - self._hosts_swept_at >= SWEEP_SECONDS
+            if sweep:
+                self._hosts_swept_at = now
+            pacing = await Pacing.read(self.db, self._call, per_host, host_delay, now, sweep)
+            if pacing.active:
+                rooms = await slots.Rooms.read(self.db, self._call, slots.HOST, pacing.per_host, now, pacing)
             for _round in range(MAX_ROUNDS):
                 want = limit - len(claimed)
                 skip = sorted({*exclude_hosts, *(rooms.full() if rooms is not None else ())})

@@ -22,6 +22,7 @@ from jobqueue.models import COMPLETED, QUEUED, STATUSES, Batch, Result, Task, Ta
 from jobqueue.spec import FetchOptions, load_render, stored_render
 from jobqueue.store.base import BadCursor, NewTask, StoreError
 from jobqueue.store.mongodb.bodies import content_address_bodies
+from jobqueue.store.mongodb.hosts import v15_hosts
 from jobqueue.webhooks.spec import WebhookSpec
 
 TASK_FIELDS = {"result": 0}
@@ -442,6 +443,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v12_body_views),
     Migration(13, "each origin's robots.txt, shared by every process until it expires", _v13_robots),
     Migration(14, "crawls: each page once per crawl, a crawl's pages by status and newest first", _v14_crawls),
+    Migration(15, "per-host pacing: each host's policy and next allowed fetch start, shared by every process",
+              lambda db: v15_hosts(db, ensure_index)),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -8,15 +8,17 @@ the same slot. A taken slot names its holder (the job or delivery id) and the ho
 expiry; the holder deletes it when its request is over, and renews it with its lease. Documents of
 holders that died are taken over, or deleted by the next claim that reads them.
 
-Per-host policies (a host's own max_concurrency, pauses, a minimum delay between starts) fit here:
-`Rooms` is where a key's limit is decided.
+A host's own policy (its max_concurrency, a pause, a minimum delay between starts, a Retry-After) comes from
+the `hosts` collection (mongodb/hosts.py `Pacing`): `Rooms` asks it each host's limit and which hosts may start
+nothing now, and takes a paced host's start after its slot (giving the slot back if another process started
+that host first).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -24,6 +26,9 @@ from jobqueue.store.base import Lease
 
 HOST = "host"
 ENDPOINT = "endpoint"
+
+if TYPE_CHECKING:
+    from jobqueue.store.mongodb.hosts import Pacing
 
 Call = Callable[..., Awaitable[Any]]  # MongoStore._call
 
@@ -36,14 +41,17 @@ def slot_id(scope: str, key: str, number: int) -> str:
 class Rooms:
     """For one claim: the slots of a scope held when it began (one read), then taken one at a time."""
 
-    def __init__(self, db: Any, call: Call, scope: str, limit: int, now: float) -> None:
+    def __init__(self, db: Any, call: Call, scope: str, limit: int, now: float, pacing: Pacing | None = None
+                 ) -> None:
         self.db, self.call, self.scope, self.limit, self.now = db, call, scope, limit, now
+        self.pacing = pacing
         self.held: defaultdict[str, set[int]] = defaultdict(set)
 
     @classmethod
-    async def read(cls, db: Any, call: Call, scope: str, limit: int, now: float) -> Rooms:
+    async def read(cls, db: Any, call: Call, scope: str, limit: int, now: float, pacing: Pacing | None = None
+                   ) -> Rooms:
         """The slots held now; those whose holder's lease ran out are deleted on the way."""
-        rooms = cls(db, call, scope, limit, now)
+        rooms = cls(db, call, scope, limit, now, pacing)
         expired = []
         for doc in await call(db.slots.find({"scope": scope}, {"key": 1, "n": 1, "expires_at": 1}).to_list(None)):
             if doc["expires_at"] <= now:
@@ -54,15 +62,32 @@ class Rooms:
             await call(db.slots.delete_many({"_id": {"$in": expired}, "expires_at": {"$lte": now}}))
         return rooms
 
+    def _limit(self, key: str) -> int:
+        return self.limit if self.pacing is None else self.pacing.limit(key)
+
     def full(self) -> list[str]:
-        """The keys with no slot left."""
-        return sorted(key for key, numbers in self.held.items() if len(numbers) >= self.limit)
+        """The keys with no slot left (or, for hosts, that may start nothing now)."""
+        full = {key for key, numbers in self.held.items() if len(numbers) >= self._limit(key)}
+        return sorted(full if self.pacing is None else full | self.pacing.blocked)
 
     async def take(self, key: str, holder: str, token: str, expires_at: float) -> bool:
-        """Take one of the key's free slots for `holder`; False when every one is held (by now, by anyone)."""
+        """Take one of the key's free slots for `holder`, and a paced host's start; False when every slot is held
+        (by now, by anyone), or the host may start nothing now."""
+        pacing = self.pacing
+        if pacing is not None and key in pacing.blocked:
+            return False
+        if not await self._slot(key, holder, token, expires_at):
+            return False
+        if pacing is not None and not await pacing.start(key):
+            await free(self.db, self.call, self.scope, [Lease(holder, token)])
+            return False
+        return True
+
+    async def _slot(self, key: str, holder: str, token: str, expires_at: float) -> bool:
         held = self.held[key]
-        for number in range(self.limit):
-            if len(held) >= self.limit:
+        limit = self._limit(key)
+        for number in range(limit):
+            if len(held) >= limit:
                 return False
             if number in held:
                 continue

@@ -67,6 +67,7 @@ from jobqueue.store.mongodb.counters import MAINTENANCE, MongoCounterOps
 from jobqueue.store.mongodb.crawls import MongoCrawlOps
 from jobqueue.store.mongodb.filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
 from jobqueue.store.mongodb.history import MongoHistoryOps
+from jobqueue.store.mongodb.hosts import MongoHostOps
 from jobqueue.store.mongodb.robots import MongoRobotsOps
 from jobqueue.store.mongodb.schedules import MongoScheduleOps
 from jobqueue.store.mongodb.schema import (
@@ -95,7 +96,7 @@ log = logging.getLogger("jobqueue.store.mongodb.store")
 @logs_changes
 class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies,
                  MongoWebhookOps, MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps,
-                 MongoViewOps, MongoRobotsOps, MongoCrawlOps):
+                 MongoViewOps, MongoRobotsOps, MongoCrawlOps, MongoHostOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"

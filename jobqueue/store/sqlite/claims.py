@@ -8,6 +8,10 @@ the `jobs_due_by_host` index, stepping over the full hosts, a bounded part of it
 going on from where the store's last one stopped (sqlite_host_scan.py), and the best of them are taken.
 So a claim costs about the same whether one host has ten due jobs or a million, and however many hosts
 have jobs waiting for later, every host with a free slot and a due job is reached within a few claims.
+
+A host's policy (sqlite/hosts.py `Pacing`) counts as the limit does: a paused host, or one whose next start
+time has not come (a min_delay, a Retry-After), is a full host, and a paced host gets one job per claim, its
+next start time moved in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import Counter
 
 from jobqueue.store.sqlite import host_scan as scan
 from jobqueue.store.sqlite import slots
+from jobqueue.store.sqlite.hosts import Pacing
 from jobqueue.store.sqlite.rendered import PLAIN, RENDERED
 from jobqueue.store.sqlite.schema import CLAIMABLE, JOB_COLUMNS
 from jobqueue.store.sqlite.transitions import assignments
@@ -38,17 +43,26 @@ class Claim:
         clause, self._args = assignments(CLAIM, Given(now, token=token, until=until))
         self._take = f"UPDATE jobs SET {clause}"
 
-    def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None
-             ) -> list[sqlite3.Row]:
+    def take(self, conn: sqlite3.Connection, limit: int, exclude_hosts: list[str], per_host: int | None,
+             host_delay: float = 0.0) -> list[sqlite3.Row]:
         """Take up to `limit` due jobs (skipping `exclude_hosts`); with `per_host`, only jobs whose host has a slot
-        left, each taking one."""
-        if per_host is None:
+        left, each taking one; only jobs of hosts their policies let start now (`host_delay`: the seconds between
+        two starts at a host without a min_delay of its own)."""
+        pacing = Pacing(conn, per_host, host_delay, self.now)
+        if not pacing.active:
             exclude = f" AND host NOT IN ({','.join('?' * len(exclude_hosts))})" if exclude_hosts else ""
             sql = (f"{self._take} WHERE seq IN (SELECT seq FROM jobs INDEXED BY {self._due}"
                    f"{exclude} ORDER BY priority DESC, available_at LIMIT ?)"
                    f" RETURNING seq, {JOB_COLUMNS}")
             return conn.execute(sql, (*self._args, self.now, *exclude_hosts, limit)).fetchall()
-        rooms = slots.Rooms(conn, slots.HOST, per_host, self.now)
+        rooms = slots.Rooms(conn, slots.HOST, pacing.per_host, self.now, pacing)
+        taken = self._paced(conn, rooms, limit, exclude_hosts)
+        pacing.record(conn)
+        return taken
+
+    def _paced(self, conn: sqlite3.Connection, rooms: slots.Rooms, limit: int, exclude_hosts: list[str]
+               ) -> list[sqlite3.Row]:
+        """Take up to `limit` due jobs of hosts with room, each taking a slot of its host."""
         skip = set(exclude_hosts)
         chosen: list[int] = []
         read = 0

@@ -42,10 +42,11 @@ class SQLiteLeaseOps:
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
                     per_host: int | None = None, ended: list[Lease] | None = None,
-                    rendered: bool = False) -> list[Task]:
+                    rendered: bool = False, host_delay: float = 0.0) -> list[Task]:
         """Take due tasks (higher priority, then older due time, first), including tasks whose lease ran out, in
-        one write; with `per_host`, each takes one of its host's slots and hosts with none left are passed over.
-        The host slots of `ended` are freed first, in the same write. Only jobs of one kind: rendered or not."""
+        one write; with `per_host`, each takes one of its host's slots and hosts with none left are passed over,
+        as are hosts their policies hold back (sqlite/hosts.py). The host slots of `ended` are freed first, in the
+        same write. Only jobs of one kind: rendered or not."""
         if limit <= 0 and not ended:
             return []
         now = self.clock()
@@ -57,7 +58,7 @@ class SQLiteLeaseOps:
         def take(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             if ended:
                 slots.free(conn, slots.HOST, ended)
-            return claim.take(conn, limit, exclude_hosts, per_host) if limit > 0 else []
+            return claim.take(conn, limit, exclude_hosts, per_host, host_delay) if limit > 0 else []
 
         rows = await self._write(take)
         rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))

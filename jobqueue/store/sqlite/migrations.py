@@ -18,6 +18,7 @@ from jobqueue.store.schedule_grid import next_due
 from jobqueue.store.sqlite.bodies import V4_BODIES, V7_BODY_REFS, move_bodies_into_store
 from jobqueue.store.sqlite.changes import V8_JOB_CHANGES
 from jobqueue.store.sqlite.crawl_pages import V16_CRAWLS
+from jobqueue.store.sqlite.hosts import V17_HOSTS
 from jobqueue.store.sqlite.readable import V14_READABLE
 from jobqueue.store.sqlite.rendered import V12_RENDERED
 from jobqueue.store.sqlite.robots import V15_ROBOTS
@@ -292,6 +293,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               V15_ROBOTS),
     Migration(16, "crawls: their pages are jobs with a crawl, a depth and a parent, each page once per crawl",
               V16_CRAWLS),
+    Migration(17, "per-host pacing: each host's policy and next allowed fetch start, shared by every process",
+              V17_HOSTS),
 )
 LATEST = MIGRATIONS[-1].version
 

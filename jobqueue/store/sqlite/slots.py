@@ -11,8 +11,9 @@ documents do. The holder gives its slot back when its request is over (the token
 stale holder freeing a newer one), renews it with its lease, and a holder that died frees it when its
 lease runs out.
 
-Per-host policies (a host's own max_concurrency, pauses, a minimum delay between starts) fit here:
-`Rooms` is where a key's limit is decided, and a start time can be kept beside the slots.
+A host's own policy (its max_concurrency, a pause, a minimum delay between starts, a Retry-After) comes from
+the `hosts` table (sqlite/hosts.py `Pacing`): `Rooms` asks it each host's limit, and which hosts may start
+nothing now.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from jobqueue.store.base import Lease
+
+if TYPE_CHECKING:
+    from jobqueue.store.sqlite.hosts import Pacing
 
 HOST = "host"
 ENDPOINT = "endpoint"
@@ -47,26 +52,40 @@ CREATE INDEX jobs_due_by_host ON jobs(host, priority DESC, available_at) WHERE s
 class Rooms:
     """Inside a write transaction: how many more requests each key of a scope may start now."""
 
-    def __init__(self, conn: sqlite3.Connection, scope: str, limit: int, now: float) -> None:
+    def __init__(self, conn: sqlite3.Connection, scope: str, limit: int, now: float,
+                 pacing: Pacing | None = None) -> None:
         conn.execute("DELETE FROM slots WHERE expires_at <= ?", (now,))  # their holders died
         self.scope = scope
         self.limit = limit
+        self.pacing = pacing
         self.held: Counter[str] = Counter(dict(conn.execute(
             "SELECT key, COUNT(*) FROM slots WHERE scope = ? GROUP BY key", (scope,)).fetchall()))
 
+    def _limit(self, key: str) -> int:
+        return self.limit if self.pacing is None else self.pacing.limit(key)
+
     def full(self) -> list[str]:
-        """The keys with no slot left."""
-        return sorted(key for key, n in self.held.items() if n >= self.limit)
+        """The keys with no slot left (or, for hosts, that may start nothing now)."""
+        full = {key for key, n in self.held.items() if n >= self._limit(key)}
+        return sorted(full if self.pacing is None else full | self.pacing.blocked)
 
     def room(self, key: str) -> int:
-        """How many more requests `key` may start."""
-        return max(0, self.limit - self.held[key])
+        """How many more requests `key` may start (one at most for a paced host)."""
+        pacing = self.pacing
+        if pacing is None:
+            return max(0, self.limit - self.held[key])
+        if key in pacing.blocked:
+            return 0
+        left = max(0, pacing.limit(key) - self.held[key])
+        return min(left, 1) if pacing.delay(key) > 0 else left
 
     def take(self, key: str) -> bool:
         """Count one more request for `key` if it has room (written by `hold`)."""
-        if self.held[key] >= self.limit:
+        if self.room(key) <= 0:
             return False
         self.held[key] += 1
+        if self.pacing is not None:
+            self.pacing.started(key)
         return True
 
 

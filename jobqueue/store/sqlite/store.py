@@ -24,6 +24,7 @@ from jobqueue.store.sqlite.crawls import SQLiteCrawlOps
 from jobqueue.store.sqlite.filters import RESULTS, list_rows
 from jobqueue.store.sqlite.guard import FileGuard, ReadProbe, WriteProbe, store_error
 from jobqueue.store.sqlite.history import SQLiteHistoryOps, use_incremental_vacuum
+from jobqueue.store.sqlite.hosts import SQLiteHostOps
 from jobqueue.store.sqlite.leases import SQLiteLeaseOps
 from jobqueue.store.sqlite.migrations import migrate
 from jobqueue.store.sqlite.rendered import read_artifact
@@ -74,7 +75,7 @@ def sqlite_path_from_url(url: str) -> str:
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
                   SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps, SQLiteViewOps,
-                  SQLiteRobotsOps, SQLiteCrawlOps):
+                  SQLiteRobotsOps, SQLiteCrawlOps, SQLiteHostOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"
