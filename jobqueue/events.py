@@ -27,7 +27,7 @@ from typing import Any
 
 from jobqueue.event_log import COUNTS_KEY, DELETED, STATS_KEY, EventLog
 from jobqueue.event_reads import RESYNC, HubClosed, LogReader, Subscription, View
-from jobqueue.models import STATUSES, Batch, Task
+from jobqueue.models import STATUSES, Batch, Crawl, Task
 from jobqueue.store.base import Store, StoreError
 
 __all__ = ["RESYNC", "EventHub", "HubClosed", "Subscription", "View", "counts_loop", "stats_loop"]
@@ -51,6 +51,7 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self._sleepers: list[asyncio.Future[None]] = []  # readers waiting for the next change
         self._touched: set[str] = set()  # batches whose jobs changed since the last look
+        self._touched_crawls: set[str] = set()  # crawls whose pages changed since the last look
         self.published = 0
         self.closed = False
 
@@ -102,6 +103,8 @@ class EventHub:
         self.published += 1
         if task.batch_id is not None and self._subscribers:
             self._touched.add(task.batch_id)
+        if task.crawl_id is not None and self._subscribers:
+            self._touched_crawls.add(task.crawl_id)
 
     def publish_deleted(self, task_id: str) -> None:
         """Record that a job was deleted (once: the process that deleted it records it, then its change feed
@@ -128,6 +131,19 @@ class EventHub:
         """The batches whose jobs changed since the last call (for coalesced batch.progress messages)."""
         touched, self._touched = self._touched, set()
         return touched
+
+    def take_touched_crawls(self) -> set[str]:
+        """The crawls whose pages changed since the last call (for coalesced crawl.progress messages)."""
+        touched, self._touched_crawls = self._touched_crawls, set()
+        return touched
+
+    def publish_crawl(self, crawl: Crawl, finished: bool = False) -> None:
+        """Record a crawl's latest counts (one entry per crawl), or that it finished or was cancelled and has no
+        page left; delivered like batch messages."""
+        kind = "crawl.finished" if finished else "crawl.progress"
+        self.log.append_batch_message(f"{kind}:{crawl.id}", json.dumps({"type": kind, "crawl": crawl.to_json()},
+                                                                      separators=(",", ":")))
+        self._wake_readers()
 
     def publish_batch(self, batch: Batch, finished: bool = False) -> None:
         """Record a batch's latest counts (one entry per batch, so a burst of changes is one message), or that

@@ -116,7 +116,7 @@ class MongoCrawlOps(MongoParts):
         doc = {"_id": crawl.id, "created_at": now, "status": "running", "seeds": crawl.seeds,
                "options": crawl.options, "max_pages": crawl.max_pages, "tags": list(crawl.tags),
                "webhook": crawl.webhook.to_json() if crawl.webhook is not None else None, "discovered": 0,
-               "skipped": dict.fromkeys(CRAWL_SKIPS, 0), "finished_at": None,
+               "skipped": dict.fromkeys(CRAWL_SKIPS, 0), "finished_at": None, "hooked_at": None,
                "seeding_until": now + crawl.seeding_seconds if crawl.seeding_seconds else None}
         await self._call(self.db.crawls.insert_one(doc))
         added = await self._insert_pages(crawl.id, CrawlLinks(seeds, crawl.skipped), now)
