@@ -20,6 +20,7 @@ from .events import EventsHandler
 from .export import ExportHandler
 from .health import HealthHandler
 from .history import history_routes
+from .hosts import host_routes
 from .map import MapHandler
 from .operations import MetricsHandler, OpenAPIHandler
 from .results import (
@@ -74,6 +75,7 @@ def make_app(service: JobService, config: Settings, **extra: Any) -> Application
         *history_routes(API, _ID),
         *schedule_routes(API, _ID),
         *crawl_routes(API, _ID),
+        *host_routes(API),
         (rf"{API}/export/?", ExportHandler),
         (rf"{API}/map/?", MapHandler),
         (rf"{API}/webhook_deliveries/?", DeliveryListHandler),

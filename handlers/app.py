@@ -138,6 +138,7 @@ class JobQueueServer:
             PoolSettings(
                 workers=settings.workers,
                 per_host=settings.per_host,
+                host_delay=settings.host_delay,
                 lease_seconds=settings.lease_seconds,
                 shutdown_grace=settings.shutdown_grace,
             ),
@@ -237,6 +238,7 @@ class JobQueueServer:
         self.render_workers = RenderWorkers(
             self.store, self.render_pool,
             RenderWorkerSettings(slots=render.browsers * render.pages, per_host=settings.per_host,
+                                 host_delay=settings.host_delay,
                                  lease_seconds=settings.lease_seconds, shutdown_grace=settings.shutdown_grace,
                                  fetch_timeout=settings.fetch_timeout, user_agent=settings.user_agent),
             retry, self.publish, self.metrics, self.profiles)

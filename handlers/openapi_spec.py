@@ -10,6 +10,7 @@ from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
 from jobqueue.spec import SpecLimits
 
 from .openapi_history import HISTORY_SCHEMAS, history_paths
+from .openapi_hosts import host_paths
 from .openapi_map import map_paths
 from .openapi_schemas import ID_PATTERN, TAG_PATTERN, ref, schemas, spec_query
 from .openapi_webhooks import webhook_paths
@@ -433,7 +434,7 @@ def openapi_document(token_required: bool, limits: SpecLimits | None = None) -> 
                                 "store them; a websocket streams every change."},
         "paths": {**_task_paths(parameters), **_batch_paths(parameters), **_result_paths(), **_export_paths(),
                   **webhook_paths(_COMMON, _LIMIT, _CURSOR), **history_paths(_COMMON, _LIMIT, _CURSOR),
-                  **map_paths(_COMMON), **_operation_paths()},
+                  **map_paths(_COMMON), **host_paths(_COMMON, _LIMIT, _CURSOR), **_operation_paths()},
         "components": {"schemas": {**schemas(limits), **HISTORY_SCHEMAS}},
     }
     _every_operation_may_refuse_its_query(doc["paths"])

@@ -89,6 +89,11 @@ class Settings:
     workers: int = option(32, "concurrent fetches of the whole service", FETCHING, at_least(1), processes=SPLIT)
     per_host: int = option(4, "concurrent fetches to one host (`1` never gives two)", FETCHING, at_least(1),
                            processes=SHARED)
+    host_delay: float = option(
+        0.0, "seconds between two fetch starts at one host, for hosts without a `min_delay_ms` of their own "
+             "(`PUT /hosts/:host`); `0`: none", FETCHING,
+        rule(lambda seconds: 0 <= seconds <= 3600, "--host-delay must be from 0 to 3600 seconds"),
+        processes=SHARED)
     max_attempts: int = option(3, "fetch attempts before a job fails", FETCHING, at_least(1))
     retry_base_delay: float = option(1.0, "seconds before the first retry; doubles each time (max 60 s), each wait "
                                           "shortened or lengthened by up to 50 % at random", FETCHING)

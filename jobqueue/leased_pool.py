@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from jobqueue.backoff import delay as backoff_delay
 from jobqueue.errors import Code, FetchError
 from jobqueue.history.changes import change_key, compares_text, text_key
+from jobqueue.hosts import HOLD_MAX, HOLD_STATUSES
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
 from jobqueue.readable_service import SharedViews
@@ -36,6 +38,8 @@ class LeaseTiming(Protocol):
 
     @property
     def per_host(self) -> int: ...
+    @property
+    def host_delay(self) -> float: ...
     @property
     def lease_seconds(self) -> float: ...
     @property
@@ -67,6 +71,7 @@ class LeasedPool:
         self._running: dict[str, asyncio.Future[None]] = {}
         self._leases: dict[str, Lease] = {}
         self._ended: list[Lease] = []  # jobs whose host slots are over: freed by the next claim
+        self._holds: set[asyncio.Future[None]] = set()  # Retry-After holds of answers kept (not retried)
         self.readable: SharedViews | None = None  # computes a completing job's `formats` (set by the server)
         self.robots: Robots | None = None  # checks a job that obeys robots.txt before its fetch (set by the server)
         self.crawler: Crawler | None = None  # finds the pages a completed crawl page adds (set by the server)
@@ -143,7 +148,7 @@ class LeasedPool:
             try:
                 if free > 0 or ended:  # the slots of jobs that ended go to this claim (or the next process's)
                     claimed = await self.store.claim(max(free, 0), settings.lease_seconds, [], settings.per_host,
-                                                     ended, rendered=self.rendered)
+                                                     ended, rendered=self.rendered, host_delay=settings.host_delay)
                 failures = 0
             except BaseException as exc:
                 self._ended = ended + self._ended  # freed by the next claim, or when their leases run out
@@ -252,15 +257,42 @@ class LeasedPool:
     def _retry_status(self, task: Task, lease: Lease, status: int,
                       retry_after: str | None) -> Awaitable[Task | None] | None:
         """An HTTP status worth retrying (408, 425, 429, 5xx) is retried while attempts remain, after the server's
-        Retry-After or the policy's backoff; None when the answer is to be kept."""
+        Retry-After or the policy's backoff; None when the answer is to be kept. A 429 or 503 with Retry-After
+        holds back every job of the host until then (at most an hour), whether this one is retried or not."""
+        hold = self._hold_host(task, status, retry_after)
         if status not in RETRYABLE_STATUSES or not self.retry.may_retry(task.attempts):
+            if hold is not None:
+                held = asyncio.ensure_future(hold)
+                self._holds.add(held)
+                held.add_done_callback(self._holds.discard)
             return None
         asked = self.retry.retry_after(retry_after)
         delay = self.retry.backoff(task.attempts) if asked is None else asked
         error = TaskError(Code.HTTP_ERROR, f"HTTP {status}; attempt {task.attempts} of {self.retry.max_attempts}, "
                           f"next in {delay:.1f}s")
         self.metrics.retries.labels(f"http_{status}").inc()
-        return self.store.reschedule(lease, time.time() + delay, error, status)
+        reschedule = self.store.reschedule(lease, time.time() + delay, error, status)
+        return reschedule if hold is None else self._then(hold, reschedule)
+
+    def _hold_host(self, task: Task, status: int, retry_after: str | None) -> Awaitable[None] | None:
+        """The write that holds back the host of a 429 or 503 with a Retry-After (None for any other answer)."""
+        if status not in HOLD_STATUSES:
+            return None
+        asked = dataclasses.replace(self.retry, max_retry_after=HOLD_MAX).retry_after(retry_after)
+        if not asked:
+            return None
+        return self._hold(task.host, time.time() + asked)
+
+    async def _hold(self, host: str, until: float) -> None:
+        try:
+            await self.store.hold_host(host, until)
+        except StoreError as exc:  # the job's own retry still waits; only its host's other jobs may not
+            self.log.warning("could not hold back the jobs of %s after its Retry-After: %s", host, exc)
+
+    @staticmethod
+    async def _then(first: Awaitable[None], then: Awaitable[Task | None]) -> Task | None:
+        await first
+        return await then
 
     async def _failed_by_bug(self, task: Task, lease: Lease, exc: Exception) -> Task | Exception | None:
         """A bug met by an attempt (building the result of an odd answer, deciding or writing its outcome) ends

@@ -38,6 +38,7 @@ class RenderWorkerSettings:
 
     slots: int = 4  # renders at once in this process: --render-browsers x --render-pages
     per_host: int = 4  # requests in flight per host, fetches and renders together, across processes
+    host_delay: float = 0.0  # seconds between two starts at a host without a min_delay_ms of its own
     lease_seconds: float = 60.0
     poll_interval: float = 0.5
     shutdown_grace: float = 5.0
