@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from .aio import DEFAULT_SERVER, AsyncClient, Export
 from .errors import APIError, JobQueueError, Unreachable, WaitTimeout
-from .models import Batch, Event, Result, Task, TaskError
+from .models import Batch, Crawl, Event, Result, Task, TaskError
 from .sync import Client
 
-__all__ = ["DEFAULT_SERVER", "APIError", "AsyncClient", "Batch", "Client", "Event", "Export", "JobQueueError",
+__all__ = ["DEFAULT_SERVER", "APIError", "AsyncClient", "Batch", "Client", "Crawl", "Event", "Export", "JobQueueError",
            "Result", "Task", "TaskError", "Unreachable", "WaitTimeout"]

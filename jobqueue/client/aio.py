@@ -7,20 +7,20 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .errors import JobQueueError, Unreachable, WaitTimeout
+from .follow import ProgressCallback, follow
 from .http import Transport, api_error
-from .models import Batch, Event, Result, Task
+from .models import Batch, Crawl, Event, Result, Task
 from .stream import events
 
 DEFAULT_SERVER = "http://127.0.0.1:5000"
 # spec fields a text/plain batch may carry as query parameters (POST /batches?tag=a&priority=2)
 _QUERY_FIELDS = {"tags": "tag", "priority": "priority", "not_before": "not_before", "max_age": "max_age"}
 _FILENAME = re.compile(r'filename="([^"/\\]+)"')
-ProgressCallback = Callable[[Batch], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -144,50 +144,70 @@ class AsyncClient:
             interval = min(interval * 1.5, 1.0)
 
     async def wait_batch(self, batch_id: str, timeout: float | None = None,
-                         on_progress: ProgressCallback | None = None, poll: float = 5.0) -> Batch:
+                         on_progress: ProgressCallback[Batch] | None = None, poll: float = 5.0) -> Batch:
         """Follow a batch until it is finished, calling `on_progress` with each newer state.
 
         Progress comes from the live stream (batch.progress/batch.finished); the batch is also read over
         REST after every (re)connection and every `poll` seconds, so a stream that is down or refused
         (too many streams) only makes the updates slower.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        updates: asyncio.Queue[Batch | None] = asyncio.Queue()
+        def pick(event: Event) -> Batch | None:
+            return event.batch if event.batch is not None and event.batch.id == batch_id else None
 
-        async def follow() -> None:
-            async for event in self.events(view={"task_ids": [], "newest": 0}):
-                if event.type == "resync":
-                    updates.put_nowait(None)
-                elif event.batch is not None and event.batch.id == batch_id:
-                    updates.put_nowait(event.batch)
+        def late(batch: Batch) -> str:
+            return f"batch {batch_id} is not finished after {timeout:g} s ({batch.done}/{batch.total} done)"
 
-        batch = await self.batch(batch_id)
-        await _call(on_progress, batch)
-        follower = asyncio.ensure_future(follow())
-        try:
-            while not batch.finished:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout("timeout", f"batch {batch_id} is not finished after {timeout:g} s "
-                                      f"({batch.done}/{batch.total} done)")
-                if follower.done() and not follower.cancelled() and (refused := follower.exception()) is not None:
-                    raise refused  # the stream refused the token
-                try:
-                    async with asyncio.timeout(poll if left is None else min(poll, left)):
-                        update = await updates.get()  # not wait_for: on 3.11 it can swallow a cancellation
-                except TimeoutError:
-                    update = None
-                newer = update if update is not None else await self.batch(batch_id)
-                if update is not None and not newer.finished and newer.done < batch.done:
-                    continue  # a stream message older than what REST said: never go backwards
-                if newer.counts != batch.counts or newer.finished_at != batch.finished_at:
-                    batch = newer
-                    await _call(on_progress, batch)
-            return batch
-        finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, JobQueueError):
-                await follower
+        return await follow(lambda: self.batch(batch_id), self._progress_stream(), pick, late, timeout,
+                            on_progress, poll)
+
+    async def crawl(self, url: str | Iterable[str], **options: Any) -> Crawl:
+        """Start a crawl from one seed URL or several (up to 1,000); `options` are the crawl's fields (scope,
+        max_depth, max_pages, include=[...], exclude=[...], sitemap, robots, ignore_query) and any job spec
+        field, which every page gets. APIError `invalid_field` etc. (HTTP 400) names what the server refused."""
+        seeds: dict[str, Any] = {"url": url} if isinstance(url, str) else {"urls": list(url)}
+        body = await self.transport.call("POST", "crawls", payload={**seeds, **options})
+        return Crawl.from_json(body["crawl"])
+
+    async def get_crawl(self, crawl_id: str) -> Crawl:
+        """One crawl with its counts, discovered pages and skipped links."""
+        return Crawl.from_json((await self.transport.call("GET", f"crawls/{crawl_id}"))["crawl"])
+
+    async def crawl_page(self, cursor: str | None = None, limit: int | None = None) -> tuple[list[Crawl], str | None]:
+        """One page of crawls, newest first, and the cursor of the next page (None on the last)."""
+        body = await self.transport.call("GET", "crawls", query={"cursor": cursor, "limit": limit})
+        return [Crawl.from_json(c) for c in body["crawls"]], body.get("next")
+
+    async def crawls(self, page_size: int | None = None) -> AsyncIterator[Crawl]:
+        """Every crawl, newest first, read a page at a time as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page, cursor = await self.crawl_page(cursor, page_size)
+            for crawl in page:
+                yield crawl
+            if cursor is None:
+                return
+
+    async def cancel_crawl(self, crawl_id: str) -> Crawl:
+        """Stop a crawl: its unfinished pages are cancelled, finished ones stay."""
+        return Crawl.from_json((await self.transport.call("DELETE", f"crawls/{crawl_id}"))["crawl"])
+
+    async def wait_crawl(self, crawl_id: str, timeout: float | None = None,
+                         on_progress: ProgressCallback[Crawl] | None = None, poll: float = 5.0) -> Crawl:
+        """Follow a crawl until it is finished or cancelled, calling `on_progress` with each newer state: from
+        the live stream (crawl.progress/crawl.finished), and over REST as wait_batch does."""
+        def pick(event: Event) -> Crawl | None:
+            return event.crawl if event.crawl is not None and event.crawl.id == crawl_id else None
+
+        def late(crawl: Crawl) -> str:
+            return (f"crawl {crawl_id} is still running after {timeout:g} s ({crawl.done}/{crawl.discovered} "
+                    "pages done)")
+
+        return await follow(lambda: self.get_crawl(crawl_id), self._progress_stream(), pick, late, timeout,
+                            on_progress, poll)
+
+    def _progress_stream(self) -> AsyncIterator[Event]:
+        """The stream with no job rows: counts, batch and crawl messages only."""
+        return self.events(view={"task_ids": [], "newest": 0})
 
     def events(self, task_ids: Iterable[str] | None = None, view: Mapping[str, Any] | None = None,
                max_failures: int | None = None) -> AsyncIterator[Event]:
@@ -285,10 +305,3 @@ class _ExportWriter:
 
 def _idempotency(key: str | None) -> dict[str, str]:
     return {"Idempotency-Key": key} if key else {}
-
-
-async def _call(callback: ProgressCallback | None, batch: Batch) -> None:
-    if callback is not None:
-        outcome = callback(batch)
-        if outcome is not None:
-            await outcome

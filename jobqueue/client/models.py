@@ -1,4 +1,4 @@
-"""Typed views of the API's JSON objects: tasks, batches and results, each keeping its raw JSON too."""
+"""Typed views of the API's JSON objects: tasks, batches, crawls and results, each keeping its raw JSON too."""
 
 from __future__ import annotations
 
@@ -99,6 +99,65 @@ class Batch:
         )
 
 
+SKIPS = ("robots", "scope", "duplicate", "limit")  # why a crawl left a link out
+
+
+@dataclass(frozen=True)
+class Crawl:
+    """Pages found by following links from seeds within a scope, each an ordinary job, with counts by status."""
+
+    id: str
+    status: str  # running, finished or cancelled
+    seeds: tuple[str, ...]
+    counts: dict[str, int]
+    discovered: int = 0  # pages queued so far (never more than max_pages)
+    skipped: dict[str, int] = field(default_factory=dict)  # links left out, by reason (SKIPS)
+    scope: str = "host"
+    max_depth: int = 2
+    max_pages: int = 1000
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    sitemap: str = "include"
+    robots: str = "obey"
+    ignore_query: bool = False
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    seeding: bool = False  # its sitemaps are still being read
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def done(self) -> int:
+        """Pages that are finished (completed, failed or cancelled)."""
+        return sum(self.counts.get(status, 0) for status in FINISHED)
+
+    @property
+    def failed(self) -> int:
+        """Pages that ended without a result."""
+        return self.counts.get("failed", 0)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the crawl will not change again: it finished or was cancelled."""
+        return self.status != "running"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Crawl:
+        """Build from the API's crawl object (unknown fields stay in `raw`)."""
+        skipped = data.get("skipped") or {}
+        return cls(
+            id=data["id"], status=data["status"], seeds=tuple(data.get("seeds") or ()),
+            counts=dict(data.get("counts") or {}), discovered=data.get("discovered", 0),
+            skipped={reason: int(skipped.get(reason, 0)) for reason in (*SKIPS, *skipped)},
+            scope=data.get("scope", "host"), max_depth=data.get("max_depth", 2), max_pages=data.get("max_pages", 1000),
+            include=tuple(data.get("include") or ()), exclude=tuple(data.get("exclude") or ()),
+            sitemap=data.get("sitemap", "include"), robots=data.get("robots", "obey"),
+            ignore_query=bool(data.get("ignore_query")), created_at=parse_time(data.get("created_at")),
+            finished_at=parse_time(data.get("finished_at")), tags=tuple(data.get("tags") or ()),
+            seeding=bool(data.get("seeding")), raw=data,
+        )
+
+
 class ViewReader(Protocol):
     """What a Result asks for its readable views: the client that read it (blocking or asyncio)."""
 
@@ -169,12 +228,13 @@ class Result:
 
 @dataclass(frozen=True)
 class Event:
-    """One message of the live stream: `type` is task, counts, batch.progress, batch.finished,
-    url.changed, or resync (re-read what you show over REST: messages may have been missed)."""
+    """One message of the live stream: `type` is task, counts, batch.progress, batch.finished, crawl.progress,
+    crawl.finished, url.changed, or resync (re-read what you show over REST: messages may have been missed)."""
 
     type: str
     task: Task | None = None
     batch: Batch | None = None
+    crawl: Crawl | None = None
     counts: dict[str, int] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -183,10 +243,12 @@ class Event:
         """Build from one websocket message."""
         task = data.get("task")
         batch = data.get("batch")
+        crawl = data.get("crawl")
         return cls(
             type=str(data.get("type")),
             task=Task.from_json(task) if isinstance(task, dict) else None,
             batch=Batch.from_json(batch) if isinstance(batch, dict) else None,
+            crawl=Crawl.from_json(crawl) if isinstance(crawl, dict) else None,
             counts=data.get("counts") if isinstance(data.get("counts"), dict) else None,
             raw=data,
         )

@@ -6,11 +6,11 @@ import asyncio
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, BinaryIO, TypeVar
 
 from .aio import DEFAULT_SERVER, AsyncClient, Export
-from .models import Batch, Result, Task
+from .models import Batch, Crawl, Result, Task
 
 T = TypeVar("T")
 
@@ -114,6 +114,37 @@ class Client:
                    on_progress: Callable[[Batch], None] | None = None) -> Batch:
         """Block until the batch is finished, calling `on_progress` (on the client's thread) as it moves."""
         return self._run(self._async.wait_batch(batch_id, timeout, on_progress))
+
+    def crawl(self, url: str | Iterable[str], **options: Any) -> Crawl:
+        """Start a crawl from one seed URL or several (see AsyncClient.crawl)."""
+        return self._run(self._async.crawl(url, **options))
+
+    def get_crawl(self, crawl_id: str) -> Crawl:
+        """One crawl with its counts, discovered pages and skipped links."""
+        return self._run(self._async.get_crawl(crawl_id))
+
+    def crawl_page(self, cursor: str | None = None, limit: int | None = None) -> tuple[list[Crawl], str | None]:
+        """One page of crawls, newest first, and the cursor of the next page (None on the last)."""
+        return self._run(self._async.crawl_page(cursor, limit))
+
+    def crawls(self, page_size: int | None = None) -> Iterator[Crawl]:
+        """Every crawl, newest first, read a page at a time as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page, cursor = self.crawl_page(cursor, page_size)
+            yield from page
+            if cursor is None:
+                return
+
+    def cancel_crawl(self, crawl_id: str) -> Crawl:
+        """Stop a crawl: its unfinished pages are cancelled, finished ones stay."""
+        return self._run(self._async.cancel_crawl(crawl_id))
+
+    def wait_crawl(self, crawl_id: str, timeout: float | None = None,
+                   on_progress: Callable[[Crawl], None] | None = None) -> Crawl:
+        """Block until the crawl is finished or cancelled, calling `on_progress` (on the client's thread) as it
+        moves."""
+        return self._run(self._async.wait_crawl(crawl_id, timeout, on_progress))
 
     def export(self, dest: str | os.PathLike[str] | BinaryIO | None = None, format: str = "jsonl",
                views: Iterable[str] = (), **filters: str) -> Export:
