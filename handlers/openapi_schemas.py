@@ -145,6 +145,11 @@ def schemas(limits: SpecLimits) -> dict[str, Any]:
                 "schedule_id": {"type": ["string", "null"], "description": "the recurring schedule that made the job "
                                 "(GET /schedules/{id})"},
                 "every": {"type": ["number", "null"], "description": "a recurring job's period in seconds"},
+                "crawl_id": {"type": "string", "description": "a crawl page's crawl (GET /crawls/{id}); absent "
+                             "for other jobs"},
+                "depth": {"type": "integer", "minimum": 0, "description": "a crawl page's link distance from a seed"},
+                "parent_id": {"type": ["string", "null"], "description": "the crawl page whose links named this one "
+                              "(null: a seed or a sitemap's page)"},
                 "reused_from": {"type": ["string", "null"], "description": "the job whose fresh result this one reused "
                                 "(max_age): nothing was fetched"},
                 "webhook": WEBHOOK,

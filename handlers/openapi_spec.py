@@ -9,6 +9,8 @@ from jobqueue.models import STATUSES
 from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
 from jobqueue.spec import SpecLimits
 
+from .openapi_crawls import CRAWL_SCHEMAS, crawl_paths
+from .openapi_firecrawl import firecrawl_paths
 from .openapi_history import HISTORY_SCHEMAS, history_paths
 from .openapi_hosts import host_paths
 from .openapi_map import map_paths
@@ -50,7 +52,7 @@ _STATUS = _query("status", {"type": "string", "enum": list(STATUSES)}, "only tas
                  "is refused")
 _BATCH = _query("batch", {"type": "string", "pattern": ID_PATTERN}, "only the jobs of this batch")
 _FILTERS = [
-    _STATUS, _BATCH,
+    _STATUS, _BATCH, _query("crawl", {"type": "string", "pattern": ID_PATTERN}, "only the pages of this crawl"),
     _query("tag", {"type": "string", "pattern": TAG_PATTERN}, "only jobs with this tag"),
     _query("host", {"type": "string", "pattern": "^[A-Za-z0-9.:\\[\\]_-]{1,255}$"},
            "only jobs for this host name, in the ASCII form jobs show (a name typed beyond ASCII is made ASCII by "
@@ -434,8 +436,9 @@ def openapi_document(token_required: bool, limits: SpecLimits | None = None) -> 
                                 "store them; a websocket streams every change."},
         "paths": {**_task_paths(parameters), **_batch_paths(parameters), **_result_paths(), **_export_paths(),
                   **webhook_paths(_COMMON, _LIMIT, _CURSOR), **history_paths(_COMMON, _LIMIT, _CURSOR),
-                  **map_paths(_COMMON), **host_paths(_COMMON, _LIMIT, _CURSOR), **_operation_paths()},
-        "components": {"schemas": {**schemas(limits), **HISTORY_SCHEMAS}},
+                  **map_paths(_COMMON), **crawl_paths(_COMMON, _LIMIT, _CURSOR), **host_paths(_COMMON, _LIMIT, _CURSOR),
+                  **_operation_paths(), **firecrawl_paths()},
+        "components": {"schemas": {**schemas(limits), **HISTORY_SCHEMAS, **CRAWL_SCHEMAS}},
     }
     _every_operation_may_refuse_its_query(doc["paths"])
     if token_required:

@@ -174,7 +174,7 @@ use_after_free.enabled = false
 # names the field and the reason), and a repeated Idempotency-Key a 409 or 422, as documented. Job fields
 # in the query string are read only beside a text/plain or form body; beside JSON they are a 400.
 [[operations]]
-include-operation-id = ["submitTasks", "createBatch"]
+include-operation-id = ["submitTasks", "createBatch", "mapSite", "startCrawl"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "409", "422", "429", "503"]
 
 # GET /history needs a URL unless a cursor continues a listing (400 missing_url), and the URL must be one
