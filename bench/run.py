@@ -4,7 +4,8 @@ Run it with `python3 dev.py bench` (add `--quick` for a short run). Everything r
 against a local target; nothing leaves 127.0.0.1. Results print as a table and as JSON.
 
 Rendering in Chromium is measured only when asked, as its own run (a few minutes, and it needs a Chromium):
-`python3 dev.py bench render` (`python3 dev.py bench render --help` for its options).
+`python3 dev.py bench render` (`python3 dev.py bench render --help` for its options). Crawls likewise:
+`python3 dev.py bench crawl` (a generated site crawled, and the same URLs as batches; `--help`).
 """
 
 from __future__ import annotations
@@ -401,6 +402,11 @@ def run(argv: list[str]) -> None:
         from bench.render_bench import run as run_render
 
         run_render(argv[1:])
+        return
+    if argv[:1] == ["crawl"]:
+        from bench.crawl_bench import run as run_crawl
+
+        run_crawl(argv[1:])
         return
     json_path = None
     if "--json" in argv:

@@ -81,3 +81,35 @@ class CrawlSite:
     def stop(self) -> None:
         self.release.set()
         self.server.stop()
+
+
+class GeneratedSite:
+    """A site of `pages` pages made on the fly: /g/N links to /g/(N*fanout+1) ... /g/(N*fanout+fanout) (those below
+    `pages`), to / and to itself with a fragment; each answer waits `delay` seconds. `hits` counts by path."""
+
+    def __init__(self, pages: int, fanout: int = 4, delay: float = 0.0) -> None:
+        self.hits: Counter[str] = Counter()
+        site = self
+
+        class Page(tornado.web.RequestHandler):
+            async def get(self, number: str) -> None:
+                site.hits[self.request.path] += 1
+                if delay:
+                    await asyncio.sleep(delay)
+                n = int(number or 0)
+                children = range(n * fanout + 1, min(n * fanout + fanout, pages - 1) + 1)
+                anchors = "".join(f'<a href="/g/{c}">{c}</a>' for c in children)
+                self.set_header("Content-Type", "text/html; charset=utf-8")
+                self.finish(f'<html><body><a href="/g/0">home</a><a href="#top">top</a>{anchors}</body></html>')
+
+        sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        self.port = sockets[0].getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server = HTTPServer(tornado.web.Application([(r"/g/(\d*)", Page)]))
+        self.server.add_sockets(sockets)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def stop(self) -> None:
+        self.server.stop()
