@@ -7,21 +7,26 @@
 //   #/batch/ID?status=failed       one batch's jobs, searched the same way
 //   #/job/ID, #/job/ID/history     a job, opened over the jobs view beneath
 //   #/batches, #/deliveries        the other pages
+//   #/crawls?cursor=C, #/crawl/ID  crawls (a page of them), one crawl
+//   #/hosts?q=exa&edit=HOST        hosts (a search, the host whose policy form is open)
 //   #stats (no slash)              a place in the page, not a view
 
-export const FILTER_KEYS = ["status", "batch", "tag", "host", "http_status", "error", "url", "q", "since", "until"];
-const PAGES = ["#/batches", "#/deliveries"];
+export const FILTER_KEYS = ["status", "batch", "crawl", "tag", "host", "http_status", "error", "url", "q", "since", "until"];
+const PAGES = ["#/batches", "#/deliveries", "#/crawls", "#/hosts"];
 const JOB = /^#\/job\/([^/?]+)(?:\/(history))?$/;
 const BATCH = /^#\/batch\/([^/?]+)$/;
+const CRAWL = /^#\/crawl\/([^/?]+)$/;
 
 function decoded(raw) {
   try { return decodeURIComponent(raw); } catch { return null; }
 }
 
-// {kind: "jobs", filters, pageNo} | {kind: "job", id, tab} | {kind: "page", name} | {kind: "anchor"}
+// {kind: "jobs", filters, pageNo} | {kind: "job", id, tab} | {kind: "page", name, params, id} | {kind: "anchor"}
 export function readAddress(hash) {
   const [path, query = ""] = (hash || "#/").split("?");
-  if (PAGES.includes(path)) return { kind: "page", name: path };
+  if (PAGES.includes(path)) return { kind: "page", name: path, params: new URLSearchParams(query) };
+  const crawl = CRAWL.exec(path);
+  if (crawl && decoded(crawl[1])) return { kind: "page", name: "#/crawl", id: decoded(crawl[1]), params: new URLSearchParams() };
   const job = JOB.exec(path);
   if (job && decoded(job[1])) return { kind: "job", id: decoded(job[1]), tab: job[2] || null };
   const batch = BATCH.exec(path);
@@ -48,4 +53,11 @@ export function addressOf(filters, pageNo = 1) {
 
 export function sameFilters(a, b) {
   return FILTER_KEYS.every((key) => (a[key] || "") === (b[key] || ""));
+}
+
+// The address of a page with its parameters (empty ones left out): pageAddress("#/hosts", {q: "exa"}).
+export function pageAddress(name, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value) query.set(key, value);
+  return query.toString() ? `${name}?${query}` : name;
 }

@@ -1,5 +1,5 @@
-// The dashboard: wires the submit form, the live link, the jobs table, the batch view and the job view
-// together. The address alone says what is shown (address.js): every change of it goes through route(),
+// The dashboard: wires the submit form, the live link, the jobs table, the batch view, the job view and the
+// other pages (batches, crawls, one crawl, hosts, webhook deliveries) together. The address alone says what is shown (address.js): every change of it goes through route(),
 // which sets the list, the search box, the status chips and the batch view from it; the controls only
 // write the address.
 
@@ -7,6 +7,8 @@ import { addressOf, readAddress } from "./address.js";
 import { api, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
 import { BatchesView } from "./batches.js";
+import { CrawlView } from "./crawl.js";
+import { CrawlsView } from "./crawls.js";
 import { DeliveriesView } from "./deliveries.js";
 import { noticeTask, openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
@@ -14,6 +16,7 @@ import { LiveLink } from "./live.js";
 import { bulkButtons } from "./bulk.js";
 import { parseSearch, searchText } from "./search.js";
 import { groupSummary } from "./groups.js";
+import { HostsView } from "./hosts.js";
 import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
 import { wireSubmitForm } from "./submit.js";
@@ -44,7 +47,11 @@ function pressFilter(status) {
 
 const deliveries = new DeliveriesView(document.getElementById("deliveries"));
 const batches = new BatchesView(document.getElementById("batches"));
-const PAGES = { "#/deliveries": deliveries, "#/batches": batches };
+const crawls = new CrawlsView(document.getElementById("crawls"), { go: (address) => go(address) });
+const crawlView = new CrawlView(document.getElementById("crawl"));
+const hosts = new HostsView(document.getElementById("hosts"), { go: (address) => go(address) });
+const PAGES = { "#/deliveries": deliveries, "#/batches": batches, "#/crawls": crawls, "#/crawl": crawlView,
+  "#/hosts": hosts };
 let viewAddress = null;  // the address of the jobs view shown (beneath an open job, too)
 
 // The jobs view exactly as an address says: list, search box, chips, batch view and title.
@@ -86,7 +93,7 @@ function route() {
   for (const view of Object.values(PAGES)) if (view !== other) view.close();
   if (other) {
     batchView.close();
-    other.open();
+    other.open(where);  // the page's own part of the address: a crawl's id, a search, a page of the list
     return;
   }
   showJobs(where);
@@ -102,6 +109,7 @@ const link = new LiveLink(document.getElementById("link"), {
   onCounts: counts,
   onResync: refresh,
   onBatch: (batch) => batchView.apply(batch),
+  onCrawl: (crawl) => { crawlView.apply(crawl); crawls.apply(crawl); },
   onStats: (stats) => statsPanel.apply(stats),
   onDeleted: (id) => table.remove(id),
   onState: (state) => {

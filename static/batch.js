@@ -20,11 +20,12 @@ function summary(batch) {
 }
 
 // Ask before acting, in the page's own dialog; resolves true only for the confirming button.
-export function confirmAction(text, yesLabel) {
+export function confirmAction(text, yesLabel, noLabel = "Keep them") {
   const dialog = document.getElementById("confirm");
   if (dialog.open) return Promise.resolve(false);
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-yes").textContent = yesLabel;
+  document.getElementById("confirm-no").textContent = noLabel;
   dialog.returnValue = "";
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });

@@ -3,10 +3,10 @@
 import { eventsUrl } from "./api.js";
 
 export class LiveLink {
-  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {}, onStats = () => {},
-    onDeleted = () => {}, onState = () => {} }) {
+  constructor(indicator, { onHello, onTask, onCounts, onResync, onBatch = () => {}, onCrawl = () => {},
+    onStats = () => {}, onDeleted = () => {}, onState = () => {} }) {
     this.indicator = indicator;
-    this.handlers = { onHello, onTask, onCounts, onResync, onBatch, onStats, onDeleted, onState };
+    this.handlers = { onHello, onTask, onCounts, onResync, onBatch, onCrawl, onStats, onDeleted, onState };
     this.delay = 500;
     this.socket = null;
   }
@@ -40,6 +40,8 @@ export class LiveLink {
       this.handlers.onCounts(message.counts);
     } else if ((message.type === "batch.progress" || message.type === "batch.finished") && message.batch) {
       this.handlers.onBatch(message.batch);
+    } else if ((message.type === "crawl.progress" || message.type === "crawl.finished") && message.crawl) {
+      this.handlers.onCrawl(message.crawl);
     } else if (message.type === "url.changed" && message.task) {
       this.handlers.onTask(message.task);  // a recurring run whose page changed: its History tab gains it
     } else if (message.type === "task.deleted") {
