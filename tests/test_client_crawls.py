@@ -96,7 +96,7 @@ async def test_a_cancelled_crawl_ends_the_wait_and_keeps_its_finished_pages(jq: 
 async def test_bad_crawls_and_unknown_ids_raise_the_apis_error(jq: Any, make_site: Any) -> None:
     site = make_site()
     async with client_for(jq) as client:
-        cases = {
+        cases: dict[str, tuple[dict[str, Any], str]] = {
             "max_pages": ({"max_pages": 0}, "max_pages: must be a whole number from 1 to 1000000"),
             "scope": ({"scope": "planet"}, "scope: must be one of host, domain, prefix"),
             "include": ({"include": ["("]}, "include[0]: not a valid regular expression"),

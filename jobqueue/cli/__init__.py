@@ -1,4 +1,5 @@
-"""The `jobqueue` command: `serve` runs the server; submit, status, export and result talk to one over its API."""
+"""The `jobqueue` command: `serve` runs the server; submit, status, export, result and the crawl commands talk to
+one over its API."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, NoReturn
 from jobqueue import __version__
 from jobqueue.client import DEFAULT_SERVER, AsyncClient, JobQueueError
 
-from . import commands
+from . import commands, crawls
 from .urlfile import UsageError
 
 Command = Callable[[AsyncClient, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the API token, if the server has one (env JOBQUEUE_API_TOKEN)")
     parser = _Parser(prog="jobqueue", parents=[connection],
                      description="Submit URLs to a jobqueue server and follow them, or run one.",
-                     epilog="Exit status: 0 done, 1 some jobs failed (submit --wait), 2 usage or connection error.")
+                     epilog="Exit status: 0 done, 1 some jobs failed (submit --wait, crawl --wait), 2 usage or "
+                            "connection error, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"jobqueue {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("serve", add_help=False, help="run the server; takes server.py's options (`jobqueue serve --help`)")
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("jsonl", "csv", "warc"), default="jsonl")
     export.add_argument("--status", metavar="STATUS", help="only jobs in this status")
     export.add_argument("--batch", metavar="ID", help="only the jobs of this batch")
+    export.add_argument("--crawl", metavar="ID", help="only the pages of this crawl")
     export.add_argument("--filter", action="append", metavar="NAME=VALUE",
                         help="any other filter of GET /queue_tasks (repeatable)")
     export.add_argument("--with", dest="views", type=_views, default=[], metavar="VIEWS",
@@ -100,11 +103,57 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the whole page as Markdown, navigation and footers included")
     shown.add_argument("--text", action="store_true", help="the page's main content as plain text")
     shown.add_argument("--links", action="store_true", help="the page's links, one per line")
+    _crawl_commands(sub, connection)
     return parser
 
 
+def _crawl_commands(sub: Any, connection: argparse.ArgumentParser) -> None:
+    """crawl, crawls and crawl-cancel."""
+    crawl = sub.add_parser("crawl", parents=[connection], help="follow links from seed URLs within a scope",
+                           description="Start a crawl from the seed URLs: every page in scope is a job, its links "
+                                       "followed up to --max-depth and --max-pages. Prints the crawl id.")
+    crawl.add_argument("urls", nargs="+", metavar="URL", help="a seed page (up to 1,000)")
+    crawl.add_argument("--max-pages", type=int, metavar="N", help="pages at most, 1..1000000 (default 1000)")
+    crawl.add_argument("--max-depth", type=int, metavar="N", help="links away from a seed, 0..100 (default 2)")
+    crawl.add_argument("--scope", choices=("host", "domain", "prefix"),
+                       help="follow links on the seed's host (default), its domain and subdomains, or under its path")
+    crawl.add_argument("--include", action="append", metavar="RE",
+                       help="follow only URLs whose path and query match one of these (repeatable)")
+    crawl.add_argument("--exclude", action="append", metavar="RE",
+                       help="never follow URLs whose path and query match this (repeatable)")
+    crawl.add_argument("--sitemap", choices=("include", "only", "skip"),
+                       help="seed from the site's sitemaps too (include, default), take only their pages, or skip them")
+    crawl.add_argument("--ignore-robots", action="store_true", help="do not obey robots.txt (obeyed by default)")
+    crawl.add_argument("--ignore-query", action="store_true", help="URLs differing only in their query are one page")
+    crawl.add_argument("--tag", action="append", metavar="TAG", help="tag every page (repeatable)")
+    crawl.add_argument("--priority", type=_priority, metavar="N", help="-10..10, higher runs first (default 0)")
+    crawl.add_argument("--wait", action="store_true",
+                       help="follow the crawl to the end: a progress bar on a terminal, lines otherwise")
+    crawl.add_argument("--json", action="store_true", help="print the API's JSON of the crawl (at its end with --wait)")
+
+    listing = sub.add_parser("crawls", parents=[connection], help="the newest crawls, or one crawl")
+    listing.add_argument("id", nargs="?", metavar="ID", help="a crawl's id")
+    listing.add_argument("--limit", type=_positive, default=20, metavar="N", help="crawls listed at most (default 20)")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    cancel = sub.add_parser("crawl-cancel", parents=[connection], help="stop a crawl (its finished pages stay)")
+    cancel.add_argument("id", metavar="ID", help="a crawl's id")
+    cancel.add_argument("--json", action="store_true", help="print the API's JSON")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 COMMANDS: dict[str, Command] = {"submit": commands.submit, "status": commands.status, "export": commands.export,
-                                "result": commands.result}
+                                "result": commands.result, "crawl": crawls.crawl, "crawls": crawls.crawls,
+                                "crawl-cancel": crawls.crawl_cancel}
 
 
 def serve(argv: Sequence[str]) -> int:
@@ -147,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jobqueue: {exc}", file=sys.stderr)
         return commands.USAGE
     except KeyboardInterrupt:
-        print("jobqueue: interrupted; what was submitted goes on (`jobqueue status ID` follows it)", file=sys.stderr)
+        follow = ("the crawl goes on (`jobqueue crawls ID` shows it, `jobqueue crawl-cancel ID` stops it)"
+                  if args.command == "crawl" else "what was submitted goes on (`jobqueue status ID` follows it)")
+        print(f"jobqueue: interrupted; {follow}", file=sys.stderr)
         return 130
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from jobqueue.client import APIError, AsyncClient, Batch, Task
 
-from .progress import Tally, progress_for
+from .progress import Tally, progress_for, tick
 from .urlfile import UsageError, describe_bad, read_url_file
 
 OK, SOME_FAILED, USAGE = 0, 1, 2
@@ -64,7 +64,7 @@ async def follow(client: AsyncClient, batches: list[Batch]) -> int:
             tally.update(sum(b.done for b in latest.values()), sum(b.failed for b in latest.values()))
             display.show()
 
-        ticker = asyncio.ensure_future(_tick(display))
+        ticker = asyncio.ensure_future(tick(display))
         try:
             await asyncio.gather(*(client.wait_batch(b.id, on_progress=moved) for b in batches))
         finally:
@@ -75,13 +75,6 @@ async def follow(client: AsyncClient, batches: list[Batch]) -> int:
     print(f"batch {ids} finished: {tally.total} jobs, {counts['completed']} completed, {counts['failed']} failed, "
           f"{counts['cancelled']} cancelled in {time.monotonic() - started:.1f}s", flush=True)
     return SOME_FAILED if counts["failed"] or counts["cancelled"] else OK
-
-
-async def _tick(display: Any) -> None:
-    """Refresh the display once a second, so rate and ETA move while no batch message comes."""
-    while True:
-        await asyncio.sleep(1.0)
-        display.show()
 
 
 async def status(client: AsyncClient, args: argparse.Namespace) -> int:
@@ -141,6 +134,8 @@ async def export(client: AsyncClient, args: argparse.Namespace) -> int:
         filters["status"] = args.status
     if args.batch:
         filters["batch"] = args.batch
+    if args.crawl:
+        filters["crawl"] = args.crawl
     if args.views and args.format != "jsonl":
         raise UsageError(f"--with puts readable views on JSON Lines; it does not go with --format {args.format}")
     dest: Any = sys.stdout.buffer if args.output == "-" else args.output
