@@ -10,6 +10,7 @@ match leaves it out). A page is known by its crawl key: its normalized URL, with
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,14 @@ def parse_options(raw: Mapping[str, Any]) -> CrawlOptions:
         robots=_choice(raw, "robots", ROBOTS_MODES, "obey"), ignore_query=ignore_query)
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def crawl_key(url: str, ignore_query: bool) -> str:
     """What tells a crawl's pages apart: the URL (normalized by its reader already), without fragment, and without
     its query when the crawl ignores queries."""
@@ -120,7 +129,7 @@ class Scope:
             parts = urlsplit(seed)
             host = (parts.hostname or "").rstrip(".")
             self._hosts.add(host)
-            domain = registrable_domain(host) if not host.startswith("[") and not host[:1].isdigit() else None
+            domain = None if _is_address(host) else registrable_domain(host)
             self._domains.add(domain or host)
             directory = parts.path[:parts.path.rfind("/") + 1] or "/"
             self._prefixes.append(f"{parts.scheme}://{parts.netloc}{directory}")

@@ -106,15 +106,15 @@ class Crawler:
         given = [k for k in ("url", "urls") if k in body]
         if len(given) != 1:
             raise BadRequest(Code.INVALID_REQUEST, 'give exactly one of "url" or "urls" (up to 1,000 seeds)')
-        seeds = [body["url"]] if given[0] == "url" else body["urls"]
         options = parse_options(body)
         fields = {k: v for k, v in body.items() if k in SPEC_FIELDS}
         fields.setdefault("robots", options.robots)
-        submission = await self.reader.from_json({"urls": seeds, **fields}, max_seeds)
+        submission = await self.reader.from_json({given[0]: body[given[0]], **fields}, max_seeds)
         crawl_id = self.ids.new()
         pages = [dataclasses.replace(t, crawl_id=crawl_id, depth=0, crawl_key=crawl_key(t.url, options.ignore_query))
                  for t in submission.tasks]
-        reading = options.sitemap != "skip" and self.sitemaps is not None
+        # a sitemap's pages are depth 1: a crawl of its seeds alone (max_depth 0) reads none
+        reading = options.sitemap != "skip" and options.max_depth > 0 and self.sitemaps is not None
         crawl = NewCrawl(crawl_id, [t.url for t in pages], options.to_json(), options.max_pages,
                          tags=submission.tags, webhook=submission.webhook,
                          seeding_seconds=SEEDING_SECONDS if reading else 0.0)

@@ -36,7 +36,7 @@ GRAPH = {
 class CrawlSite:
     """The site, started on a free port; `hits` counts requests by path and query."""
 
-    def __init__(self, robots: str | None = None, slow: bool = False) -> None:
+    def __init__(self, robots: str | None = None, slow: bool = False, robots_status: int = 200) -> None:
         self.hits: Counter[str] = Counter()
         self.release = asyncio.Event()  # a slow site answers pages other than / only once this is set
         site = self
@@ -49,6 +49,7 @@ class CrawlSite:
         class Robots(tornado.web.RequestHandler):
             def get(self) -> None:
                 site.hits[self.request.uri] += 1
+                self.set_status(robots_status)
                 self.set_header("Content-Type", "text/plain")
                 self.finish(rules)
 

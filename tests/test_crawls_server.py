@@ -73,7 +73,7 @@ async def test_max_pages_and_max_depth_are_exact(api, site):
     crawl = await crawl_until_done(api, {"url": site.url("/"), "max_pages": 4, "sitemap": "skip"})
     pages = await pages_of(api, crawl["id"])
     assert len(pages) == crawl["discovered"] == 4 and crawl["skipped"]["limit"] > 0
-    shallow = await crawl_until_done(api, {"url": site.url("/a"), "max_depth": 0, "sitemap": "skip"})
+    shallow = await crawl_until_done(api, {"url": site.url("/a"), "max_depth": 0})  # no sitemap page either
     assert paths(site, await pages_of(api, shallow["id"])) == {"/a"}
 
 
@@ -139,6 +139,8 @@ async def test_bad_crawl_requests_get_clear_json_errors(api, site):
         ({"url": site.url("/"), "colour": "red"}, "unknown_field"),
         ({"url": "ftp://example.com/"}, None),
     ]
+    status, answer = await api.call("POST", f"{API}/crawls", {"url": "ftp://example.com/"})
+    assert not answer["error"]["message"].startswith("urls[0]"), answer  # names the field the request used
     for body, code in cases:
         status, answer = await api.call("POST", f"{API}/crawls", body)
         assert status == 400, (body, answer)
@@ -147,3 +149,22 @@ async def test_bad_crawl_requests_get_clear_json_errors(api, site):
     assert status == 404 and answer["error"]["code"] == "not_found"
     status, answer = await api.call("DELETE", f"{API}/crawls/nope")
     assert status == 404
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_robots_txt_is_read_once_per_origin_and_a_5xx_allows_nothing(api):
+    strict = CrawlSite(robots="User-agent: *\nDisallow: /b\nDisallow: /docs/\n")
+    down = CrawlSite(robots_status=503)
+    try:
+        crawl = await crawl_until_done(api, {"url": strict.url("/"), "sitemap": "skip"})
+        got = paths(strict, await pages_of(api, crawl["id"]))
+        assert "/b" not in got and "/docs/" not in got and "/a" in got
+        assert crawl["skipped"]["robots"] == 2  # /b and /docs/
+        assert strict.hits["/robots.txt"] == 1
+        crawl = await crawl_until_done(api, {"url": down.url("/"), "sitemap": "skip"})
+        [seed] = await pages_of(api, crawl["id"])
+        assert seed["status"] == "failed" and seed["error"]["code"] == "blocked_by_robots"
+        assert crawl["discovered"] == 1 and "/" not in down.hits and down.hits["/robots.txt"] == 1
+    finally:
+        strict.stop()
+        down.stop()
