@@ -12,6 +12,9 @@ const FINISHED = ["completed", "failed", "cancelled"];
 // The fields of the form, by the names the server's 400 messages start with ("max_pages: must be ...").
 const FIELDS = { url: "crawl-url", urls: "crawl-url", max_pages: "crawl-max-pages", max_depth: "crawl-max-depth",
   scope: "crawl-scope" };
+// Codes that are about the URL itself, whose message (like a single submission's) names no field.
+const URL_CODES = ["invalid_url", "url_too_long", "unsupported_scheme", "blocked", "unknown_profile",
+  "profile_not_allowed"];
 
 // Pages of a crawl finished one way or another.
 export function pagesDone(crawl) {
@@ -141,6 +144,7 @@ export class CrawlsView {
     const message = answer?.error?.message || `the server answered ${status}`;
     const named = /^(\w+)(?:\[\d+\])?: (.*)$/s.exec(message);
     if (named && FIELDS[named[1]]) return this.fieldError(named[1], named[2]);
+    if (URL_CODES.includes(answer?.error?.code)) return this.fieldError("url", message);
     this.formError.textContent = `Not started: ${message}`;
     this.formError.hidden = false;
     return undefined;

@@ -36,11 +36,16 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-// A job's tags as chips and its priority (only when not 0), or null when it has neither.
+// A job's tags as chips, its priority (only when not 0) and, for a crawl's page, its depth; null when it has
+// none of them.
 export function jobMarks(task) {
   const tags = task.tags || [];
-  if (tags.length === 0 && !task.priority) return null;
+  if (tags.length === 0 && !task.priority && !task.crawl_id) return null;
   const marks = el("span", { class: "marks" });
+  if (task.crawl_id) {
+    marks.append(el("span", { class: "tag crawl", title: `a page of crawl ${task.crawl_id}`,
+      text: `crawl depth ${task.depth ?? 0}` }));
+  }
   if (task.priority) {
     marks.append(el("span", { class: `prio ${task.priority > 0 ? "up" : "down"}`, text: `priority ${task.priority}` }));
   }

@@ -102,7 +102,7 @@ def test_start_a_crawl_from_the_form_and_watch_it_finish_live(browser, tmp_path)
         page.fill("#crawl-max-depth", "2")
         expect(page.locator("#crawl-max-depth")).not_to_have_attribute("aria-invalid", "true")
         page.get_by_role("button", name="Start crawl").click()
-        expect(page.locator("#crawl-url-error")).to_be_visible()
+        expect(page.locator("#crawl-url-error")).to_contain_text("'ftp' is not supported")
         expect(page.locator("#crawl-url")).to_be_focused()
 
         # a good one goes to its own view, and reaches finished by itself
@@ -138,6 +138,8 @@ def test_start_a_crawl_from_the_form_and_watch_it_finish_live(browser, tmp_path)
         expect(page).to_have_url(f"{dashboard}#/jobs?crawl={crawl_id}")
         expect(page.locator("#search-text")).to_have_value(f"crawl:{crawl_id}")
         expect(page.locator("#jobs tbody tr")).to_have_count(min(pages, 50))
+        seed = page.locator("#jobs tbody tr", has=page.locator(f'td.url[title="{site.url("/")}"]'))
+        expect(seed.locator(".tag.crawl")).to_have_text("crawl depth 0")  # a crawl's page is marked as one
 
         # Back comes to the crawl; the list shows it, finished
         page.go_back()
