@@ -175,8 +175,8 @@ class JobQueueServer:
                               profile_hosts=self.profiles.hosts, webhook_url=hooks.check_url,
                               min_every=settings.min_every, rendering=rendering),
         )
-        self.crawler = Crawler(self.store, self.service.reader, self.robots,
-                               sitemap_reader(fetcher.settings, policy, self.robots), self.publish)
+        self.crawler = crawler = Crawler(self.store, self.service.reader, self.robots,
+                                         sitemap_reader(fetcher.settings, policy, self.robots), self.publish)
         self.service.crawler = self.pool.crawler = self.crawler
         if self.render_workers is not None:
             self.render_workers.crawler = self.crawler
@@ -202,6 +202,7 @@ class JobQueueServer:
         self.background.start("dashboard-counts", lambda: counts_loop(hub, store))
         self.background.start("peer-changes", lambda: follow_changes(store, hub))
         self.background.start("batch-progress", lambda: batch_progress_loop(store, hub))
+        self.background.start("crawl-sitemaps", crawler.resume_loop)
         retention = RetentionPolicy.from_settings(settings)
         self.background.start("housekeeping", lambda: housekeeping_loop(store, retention=retention,
                                                                         deleted=hub.publish_deleted))

@@ -28,7 +28,7 @@ from jobqueue.models import Crawl, CrawlLinks, Result, Task, TaskIds
 from jobqueue.robots import Robots
 from jobqueue.sitemaps import sitemap_fetcher, sitemap_urls
 from jobqueue.spec import SPEC_FIELDS, JobSpec
-from jobqueue.store.base import NewCrawl, NewTask, Store, StoreError
+from jobqueue.store.base import NewCrawl, NewTask, Store, StoreError, TaskFilter
 from jobqueue.submission import SubmissionReader
 from jobqueue.urls import normalize_url
 
@@ -39,17 +39,19 @@ SEEDING_SECONDS = 300.0  # how long a crawl waits for its sitemaps before it may
 _CACHED = 256  # crawls whose scope this process keeps
 _FRESH = 5.0  # seconds a cached crawl is trusted (a cancel is seen by the store at once anyway)
 
-# Reads a site's sitemaps: (a seed URL, how many URLs at most, which to keep) -> the URLs, in order
-SitemapReader = Callable[[str, int, Callable[[str], bool]], Awaitable[list[str]]]
+RESUME_EVERY = 30.0  # seconds between two looks for crawls whose sitemap reading stopped with its process
+# Reads a site's sitemaps: (a seed URL, how many URLs at most, which to keep, a time.monotonic() deadline) -> the
+# URLs, in order
+SitemapReader = Callable[[str, int, Callable[[str], bool], float], Awaitable[list[str]]]
 
 
 def sitemap_reader(settings: FetchSettings, policy: AddressPolicy, robots: Robots | None) -> SitemapReader:
     """How crawls read a site's sitemaps: through a guarded fetcher of their own, closed after each site."""
-    async def read(site: str, limit: int, keep: Callable[[str], bool]) -> list[str]:
+    async def read(site: str, limit: int, keep: Callable[[str], bool], deadline: float) -> list[str]:
         fetcher = sitemap_fetcher(settings, policy)
         try:
             found = await sitemap_urls(site, fetcher=fetcher, robots=robots, limit=limit, keep=keep,
-                                       deadline=time.monotonic() + SEEDING_SECONDS / 2)
+                                       deadline=deadline)
         finally:
             fetcher.close()
         for error in found.errors:
@@ -120,10 +122,32 @@ class Crawler:
                          seeding_seconds=SEEDING_SECONDS if reading else 0.0)
         made, queued = await self.store.create_crawl(crawl, pages)
         if reading and queued:
-            task = asyncio.ensure_future(self._read_sitemaps(made, options, queued[0]))
-            self._seeding.add(task)
-            task.add_done_callback(self._seeding.discard)
+            self._start_reading(made, options, queued[0])
         return made, queued
+
+    def _start_reading(self, crawl: Crawl, options: CrawlOptions, template: Task) -> None:
+        task = asyncio.ensure_future(self._read_sitemaps(crawl, options, template))
+        self._seeding.add(task)
+        task.add_done_callback(self._seeding.discard)
+
+    async def resume_loop(self) -> None:
+        """Forever: read again the sitemaps of crawls whose reading stopped with its process (killed, crashed),
+        one process each, so a crawl neither loses its sitemaps' pages nor waits for them for good."""
+        while True:
+            await asyncio.sleep(RESUME_EVERY)
+            await self.resume_stalled()
+
+    async def resume_stalled(self) -> int:
+        """One look for crawls whose sitemap reading stalled; how many were taken over."""
+        taken = await self.store.take_stalled_seeding(SEEDING_SECONDS, 5)
+        for crawl in taken:
+            pages = await self.store.list(TaskFilter(crawl=crawl.id), 1, None)
+            if not pages.items:  # no page to take the spec from: nothing to read for
+                await self.store.add_crawl_pages(crawl.id, CrawlLinks([]), seeded=True)
+                continue
+            log.info("crawl %s: reading its sitemaps again (the process reading them stopped)", crawl.id)
+            self._start_reading(crawl, CrawlOptions.from_json(crawl.options), pages.items[0])
+        return len(taken)
 
     async def stop(self) -> None:
         """Stop reading sitemaps (a crawl whose reading stopped may finish once its seeding time is over)."""
@@ -136,9 +160,12 @@ class Crawler:
         assert self.sitemaps is not None
         scope = Scope(crawl.seeds, options)
         found: list[str] = []
+        deadline = time.monotonic() + SEEDING_SECONDS * 0.8  # done before another process may take it over
         try:
             for origin in dict.fromkeys(_origin(seed) for seed in crawl.seeds):
-                found += await self.sitemaps(origin, options.max_pages, scope.within)
+                if time.monotonic() >= deadline:
+                    break
+                found += await self.sitemaps(origin, options.max_pages, scope.within, deadline)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -36,7 +36,8 @@ GRAPH = {
 class CrawlSite:
     """The site, started on a free port; `hits` counts requests by path and query."""
 
-    def __init__(self, robots: str | None = None, slow: bool = False, robots_status: int = 200) -> None:
+    def __init__(self, robots: str | None = None, slow: bool = False, robots_status: int = 200,
+                 slow_sitemap: bool = False) -> None:
         self.hits: Counter[str] = Counter()
         self.release = asyncio.Event()  # a slow site answers pages other than / only once this is set
         site = self
@@ -54,8 +55,10 @@ class CrawlSite:
                 self.finish(rules)
 
         class Sitemap(tornado.web.RequestHandler):
-            def get(self) -> None:
+            async def get(self) -> None:
                 site.hits[self.request.uri] += 1
+                if slow_sitemap:
+                    await site.release.wait()
                 self.set_header("Content-Type", "application/xml")
                 locs = "".join(f"<url><loc>{u}</loc></url>" for u in (
                     f"{site.base}/from-sitemap", f"{site.base}/docs/in-sitemap", "http://elsewhere.test/no"))

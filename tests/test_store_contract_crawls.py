@@ -146,3 +146,20 @@ async def test_crawls_are_listed_newest_first_a_page_at_a_time(open_store, clock
     assert [c.id for c in first.items] == ["l2", "l1"] and first.next_cursor
     second = await store.list_crawls(2, first.next_cursor)
     assert [c.id for c in second.items] == ["l0"] and second.next_cursor is None
+
+
+@pytest.mark.gen_test
+async def test_a_crawl_whose_sitemap_reader_died_waits_and_is_taken_over_by_one_process(open_store, clock):
+    first = await open_store()
+    second = await open_store()
+    await first.create_crawl(crawl("s1", seeding=60.0), [page("s1", "")])
+    await run_all(first)
+    assert await first.take_stalled_seeding(60.0, 10) == []  # still within its time
+    clock.advance(61)
+    assert (await first.get_crawl("s1")).status == "running"  # not finished without its sitemaps
+    taken = await asyncio.gather(first.take_stalled_seeding(60.0, 10), second.take_stalled_seeding(60.0, 10))
+    assert sorted(len(t) for t in taken) == [0, 1] and [c.id for t in taken for c in t] == ["s1"]
+    await second.add_crawl_pages("s1", CrawlLinks([]), seeded=True)
+    done = await first.get_crawl("s1")
+    assert done.status == "finished" and not done.seeding
+    assert await first.take_stalled_seeding(60.0, 10) == []

@@ -319,6 +319,10 @@ class CrawlStore(Protocol):
         """Stop a crawl from growing and cancel up to `limit` of its unfinished pages (call again until none is
         returned); NotFound without such a crawl."""
 
+    async def take_stalled_seeding(self, seconds: float, limit: int) -> list[Crawl]:
+        """Running crawls whose sitemap reading ended without its `seeded` (the process reading died and its time
+        ran out), each held for the caller for `seconds`, so exactly one process reads them again."""
+
 
 class HostStore(Protocol):
     """Per-host pacing (jobqueue/hosts.py): each host's policy and next allowed start time, kept in the database so

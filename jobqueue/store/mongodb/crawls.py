@@ -55,7 +55,7 @@ class MongoCrawlOps(MongoParts):
                      discovered=int(doc.get("discovered", 0)),
                      skipped={k: int(doc.get("skipped", {}).get(k, 0)) for k in CRAWL_SKIPS},
                      finished_at=doc.get("finished_at"), tags=tuple(doc.get("tags") or ()),
-                     seeding=seeding is not None and seeding >= now)
+                     seeding=seeding is not None)
 
     async def _insert_pages(self, crawl_id: str, links: CrawlLinks, now: float) -> list[Task]:
         """Admit and insert the pages the crawl lacks while it has room (module doc); count the rest."""
@@ -107,7 +107,7 @@ class MongoCrawlOps(MongoParts):
         if await self._call(self.db.jobs.find_one({"crawl_id": crawl_id, "status": _ACTIVE}, {"_id": 1})):
             return
         await self._call(self.db.crawls.update_one(
-            {"_id": crawl_id, "status": "running", "$or": [{"seeding_until": None}, {"seeding_until": {"$lt": now}}]},
+            {"_id": crawl_id, "status": "running", "seeding_until": None},
             {"$set": {"status": "finished", "finished_at": now}}))
 
     async def create_crawl(self, crawl: NewCrawl, seeds: list[NewTask]) -> tuple[Crawl, list[Task]]:
@@ -171,6 +171,20 @@ class MongoCrawlOps(MongoParts):
         found = await self.get_crawl(crawl_id)
         assert found is not None
         return found, cancelled
+
+    async def take_stalled_seeding(self, seconds: float, limit: int) -> list[Crawl]:
+        """Running crawls whose sitemap reading stopped before it ended (its time ran out), each now held by the
+        caller for `seconds` (a conditional update: one process takes each)."""
+        now = self.clock()
+        taken = []
+        for _ in range(limit):
+            doc = await self._call(self.db.crawls.find_one_and_update(
+                {"status": "running", "seeding_until": {"$ne": None, "$lt": now}},
+                {"$set": {"seeding_until": now + seconds}}, return_document=ReturnDocument.AFTER))
+            if doc is None:
+                break
+            taken.append(await self._crawl(doc, now))
+        return taken
 
     async def _relay_crawls(self) -> int:
         """crawl.finished deliveries of crawls finished recently (ids derived from the crawl and the time)."""

@@ -67,7 +67,7 @@ def crawl_from_row(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> Cr
                  options=json.loads(row["options"]), counts=_counts(conn, row["id"]), discovered=row["discovered"],
                  skipped={k: row[f"skipped_{k}"] for k in CRAWL_SKIPS}, finished_at=row["finished_at"],
                  tags=tuple(json.loads(row["tags"])) if row["tags"] else (),
-                 seeding=row["seeding_until"] is not None and row["seeding_until"] >= now)
+                 seeding=row["seeding_until"] is not None)
 
 
 def insert_pages(conn: sqlite3.Connection, crawl_id: str, links: CrawlLinks, now: float) -> list[Task]:
@@ -103,8 +103,8 @@ def finish_crawls(conn: sqlite3.Connection, crawl_ids: Iterable[str], now: float
     for crawl_id in dict.fromkeys(crawl_ids):
         row = conn.execute(
             f"UPDATE crawls SET status = 'finished', finished_at = ? WHERE id = ? AND status = 'running'"
-            f" AND (seeding_until IS NULL OR seeding_until < ?) AND NOT EXISTS ({ACTIVE})"
-            f" RETURNING {CRAWL_COLUMNS}, webhook", (now, crawl_id, now)).fetchone()
+            f" AND seeding_until IS NULL AND NOT EXISTS ({ACTIVE})"
+            f" RETURNING {CRAWL_COLUMNS}, webhook", (now, crawl_id)).fetchone()
         if row is not None:
             notify(conn, row, now, outbox)
 

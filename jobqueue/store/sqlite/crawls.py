@@ -109,6 +109,19 @@ class SQLiteCrawlOps:
 
         return await self._write(cancel)
 
+    async def take_stalled_seeding(self, seconds: float, limit: int) -> list[Crawl]:
+        """Running crawls whose sitemap reading stopped before it ended (its process died: its time ran out),
+        each now held by the caller for `seconds`, so one process reads them again."""
+        now = self.clock()
+
+        def take(conn: sqlite3.Connection) -> list[Crawl]:
+            rows = conn.execute(
+                "UPDATE crawls SET seeding_until = ? WHERE id IN (SELECT id FROM crawls WHERE status = 'running'"
+                f" AND seeding_until < ? LIMIT ?) RETURNING {CRAWL_COLUMNS}", (now + seconds, now, limit)).fetchall()
+            return [crawl_from_row(conn, row, now) for row in rows]
+
+        return await self._write(take)
+
     @staticmethod
     def _one(conn: sqlite3.Connection, crawl_id: str, now: float) -> Crawl:
         row = conn.execute(f"SELECT {CRAWL_COLUMNS} FROM crawls WHERE id = ?", (crawl_id,)).fetchone()
