@@ -79,9 +79,12 @@ async def measure_crawl(base: str, pages: int, fanout: int, tmp: str) -> dict[st
         assert code == 201, body
         crawl_id = body["crawl"]["id"]
 
+        by_tenth: dict[int, float] = {}
+
         async def finished() -> dict[str, Any] | None:
             rss.append(server.rss_mb())
             _, got = await client.call("GET", f"{API}/crawls/{crawl_id}")
+            by_tenth.setdefault(10 * got["crawl"]["counts"]["completed"] // pages, rss[-1])
             return got["crawl"] if got["crawl"]["status"] != "running" else None
 
         crawl = await _wait(finished, 3600)
@@ -94,7 +97,8 @@ async def measure_crawl(base: str, pages: int, fanout: int, tmp: str) -> dict[st
             "pages_per_s": round(crawl["counts"]["completed"] / seconds, 1),
             "cpu_ms_per_page": round(1000 * cpu / max(1, crawl["counts"]["completed"]), 2),
             "ioloop_cpu_ms_per_page": round(1000 * main / max(1, crawl["counts"]["completed"]), 2),
-            "rss_mb": {"start": round(rss[0], 1), "peak": round(max(rss), 1), "end": round(rss[-1], 1)},
+            "rss_mb": {"start": round(rss[0], 1), "peak": round(max(rss), 1), "end": round(rss[-1], 1),
+                       "by_tenth_done": [round(by_tenth[k], 1) for k in sorted(by_tenth)]},
             "skipped": crawl["skipped"]}
 
 
