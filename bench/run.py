@@ -29,6 +29,7 @@ from tornado.websocket import websocket_connect
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.claims_bench import measure_claims  # noqa: E402
 from bench.dashboard_bench import measure_dashboard  # noqa: E402
 from bench.export_bench import measure as measure_export  # noqa: E402
 from bench.fetch_bench import measure_bare_loop, measure_ceiling  # noqa: E402
@@ -300,7 +301,7 @@ def table(report: dict[str, Any]) -> str:
 
 SECTIONS = ("end_to_end_with_options", "big_batch", "end_to_end_100_websockets", "end_to_end_slow_webhooks",
             "end_to_end_2_processes", "storage", "end_to_end_processes", "submission", "latency", "export",
-            "dashboard_frames", "search_and_bulk", "big_queue")
+            "dashboard_frames", "search_and_bulk", "big_queue", "claims")
 
 
 async def main(argv: list[str]) -> dict[str, Any]:
@@ -390,6 +391,11 @@ async def main(argv: list[str]) -> dict[str, Any]:
         if wanted("big_queue"):
             print(f"{queued} queued jobs...", file=sys.stderr, flush=True)
             report["big_queue"] = await measure_big_queue(target, queued, 50 if args.quick else 300)
+        if wanted("claims"):
+            print(f"claims under per-host pacing: {queued} queued over 10,000 hosts, and one paced host's "
+                  "backlog...", file=sys.stderr, flush=True)
+            report["claims"] = measure_claims(queued, 1000 if args.quick else 10_000,
+                                              20_000 if args.quick else 100_000, 100 if args.quick else 300)
     finally:
         target.stop()
     return report

@@ -158,3 +158,19 @@ async def test_hosts_are_listed_by_name_with_their_jobs_a_page_at_a_time(open_st
     await store.set_host_policy("d.example", None, None, None)
     assert (await store.list_hosts(None, 10, None)).items == []
     assert await store.get_host("d.example") is None
+
+
+@pytest.mark.gen_test
+async def test_a_claim_meeting_more_waiting_hosts_than_it_reads_whole_looks_each_up(open_store, clock, monkeypatch):
+    monkeypatch.setattr("jobqueue.store.sqlite.hosts.WAITING_READ", 1)  # SQLite's bound; MongoDB reads them all
+    store = await open_store()
+    hosts = [f"h{n}.test" for n in range(5)]
+    await store.add([task for host in hosts for task in new_tasks(3, host)])
+    first = await store.claim(20, LEASE, [], 4, host_delay=1.0)
+    assert sorted(t.host for t in first) == hosts
+    other = await open_store()
+    assert await other.claim(20, LEASE, [], 4, host_delay=1.0) == []
+    await other.hold_host("h2.test", clock() + 5)
+    clock.advance(1.0)
+    assert sorted(t.host for t in await store.claim(20, LEASE, [], 4, host_delay=1.0)) == [
+        h for h in hosts if h != "h2.test"]

@@ -40,8 +40,9 @@ _POLICY = "max_concurrency IS NOT NULL OR min_delay_ms IS NOT NULL OR paused != 
 _COLUMNS = "host, max_concurrency, min_delay_ms, paused, next_start_at"
 _SWEEP = ("DELETE FROM hosts WHERE next_start_at <= ? AND max_concurrency IS NULL AND min_delay_ms IS NULL"
           " AND paused = 0")
-_PACED = (f"SELECT {_COLUMNS} FROM hosts INDEXED BY hosts_by_next_start WHERE next_start_at > ?"
-          f" UNION SELECT {_COLUMNS} FROM hosts INDEXED BY hosts_with_policy WHERE {_POLICY}")
+_POLICIES = f"SELECT {_COLUMNS} FROM hosts INDEXED BY hosts_with_policy WHERE {_POLICY}"
+_WAITING = "SELECT host FROM hosts INDEXED BY hosts_by_next_start WHERE next_start_at > ? LIMIT ?"
+WAITING_READ = 256  # waiting hosts a claim reads whole; beyond, it looks up each host it meets
 _START = ("INSERT INTO hosts (host, next_start_at, updated_at) VALUES (?, ?, ?) ON CONFLICT (host) DO UPDATE SET"
           " next_start_at = MAX(next_start_at, excluded.next_start_at), updated_at = excluded.updated_at")
 _SET = ("INSERT INTO hosts (host, max_concurrency, min_delay_ms, paused, next_start_at, updated_at)"
@@ -63,26 +64,50 @@ _RENDERED_HOSTS = f"SELECT DISTINCT host {_RENDERED} AND host > ?1 AND instr(hos
 
 class Pacing:
     """Inside a claim's write transaction: each host's limit and delay, the hosts that may not start a fetch now,
-    and the starts this claim makes (written by `record`)."""
+    and the starts this claim makes (written by `record`).
+
+    The hosts with a policy are read whole (few: users set them). So are the hosts waiting for their next start
+    while there are at most WAITING_READ of them; beyond that (every host paced by --host-delay, thousands started
+    within a delay) a host met by the claim is looked up by its name once, so a claim reads the rows of the hosts
+    it meets, not of every host started within the last delay."""
 
     def __init__(self, conn: sqlite3.Connection, per_host: int | None, host_delay: float, now: float) -> None:
+        self.conn = conn
         self.per_host = UNLIMITED if per_host is None else per_host
         self.host_delay = host_delay
         self.now = now
         self.limits: dict[str, int] = {}
         self.delays: dict[str, float] = {}
-        self.blocked: set[str] = set()  # paused, or their next start time has not come
+        self.blocked: set[str] = set()  # paused, or their next start time has not come: known to start nothing
+        self.free: set[str] = set()  # looked up, and may start
         self.starts: dict[str, float] = {}
         conn.execute(_SWEEP, (now,))
-        rows = conn.execute(_PACED, (now,)).fetchall()
-        for host, most, delay_ms, paused, next_start_at in rows:
+        policies = conn.execute(_POLICIES).fetchall()
+        for host, most, delay_ms, paused, next_start_at in policies:
             if most is not None:
                 self.limits[host] = most
             if delay_ms is not None:
                 self.delays[host] = delay_ms / 1000
             if paused or next_start_at > now:
                 self.blocked.add(host)
-        self.active = per_host is not None or host_delay > 0 or bool(rows)
+        waiting = conn.execute(_WAITING, (now, WAITING_READ + 1)).fetchall()
+        self.blocked.update(host for (host,) in waiting[:WAITING_READ])
+        self.complete = len(waiting) <= WAITING_READ  # every waiting host is in `blocked`
+        self.active = per_host is not None or host_delay > 0 or bool(policies) or bool(waiting)
+
+    def waits(self, host: str) -> bool:
+        """Whether the host may start nothing now (paused, its next start time to come, or started by this
+        claim with a delay)."""
+        if host in self.blocked:
+            return True
+        if self.complete or host in self.free:
+            return False
+        row = self.conn.execute("SELECT next_start_at FROM hosts WHERE host = ?", (host,)).fetchone()
+        if row is not None and row[0] > self.now:
+            self.blocked.add(host)
+            return True
+        self.free.add(host)
+        return False
 
     def limit(self, host: str) -> int:
         """Fetches the host may have in flight."""

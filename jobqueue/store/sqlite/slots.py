@@ -74,7 +74,7 @@ class Rooms:
         pacing = self.pacing
         if pacing is None:
             return max(0, self.limit - self.held[key])
-        if key in pacing.blocked:
+        if pacing.waits(key):
             return 0
         left = max(0, pacing.limit(key) - self.held[key])
         return min(left, 1) if pacing.delay(key) > 0 else left
