@@ -31,7 +31,8 @@ def routed() -> set[tuple[str, str]]:
         pattern = rule.matcher.regex.pattern.rstrip("$")
         if "static" in pattern or "favicon" in pattern or "robots" in pattern:  # static files tornado adds
             continue
-        path = pattern.replace("([A-Za-z0-9_-]{1,64})", ":id").replace("/?", "")
+        path = pattern.replace("([A-Za-z0-9_-]{1,64})", ":id").replace("/hosts/([^/]+)", "/hosts/:host")
+        path = path.replace("/?", "")
         handler = rule.target
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             implemented = getattr(handler, method.lower(), None)
