@@ -4,7 +4,7 @@
 // write the address.
 
 import { addressOf, readAddress } from "./address.js";
-import { api, forgetToken, token } from "./api.js";
+import { api, canChange, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
 import { BatchesView } from "./batches.js";
 import { CrawlView } from "./crawl.js";
@@ -13,7 +13,7 @@ import { DeliveriesView } from "./deliveries.js";
 import { noticeTask, openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
-import { bulkButtons } from "./bulk.js";
+import { BulkActions } from "./bulk.js";
 import { parseSearch, searchText } from "./search.js";
 import { groupSummary } from "./groups.js";
 import { HostsView } from "./hosts.js";
@@ -22,23 +22,34 @@ import { StatsPanel } from "./stats.js";
 import { wireSubmitForm } from "./submit.js";
 
 let jobShown = null;  // the job the dialog was opened for
+let openedOver = null;  // the view's address a job was opened from, one step back in the history
 const openJob = (id, tab) => {
   jobShown = id;
   return openDetail(id, { onChange: (t) => table.apply(t), tab });
 };
+let bulk = null;  // the actions on many, once the server has said whether this token may act
 const table = new JobsTable(document.getElementById("jobs"), {
-  onOpen: openJob,
   onView: (view) => link.sendView(view),
+  onActed: (action, task) => bulk?.acted(action, task),
+  onSelect: () => bulk?.render(),
 });
 const spark = new Sparkline(document.getElementById("spark"), document.getElementById("rate"));
 // While a batch is open the status filters count its jobs; the sparkline always follows the whole queue.
-const batchView = new BatchView(document.getElementById("batch"), { onCounts: showCounts });
+const batchView = new BatchView(document.getElementById("batch"), {
+  onCounts: (c) => { showCounts(c); setTitleCount(c); } });
 
 function counts(c) {
   if (!c) return;
   table.seeTotal(c);
-  if (!batchView.id) showCounts(c);
+  if (!batchView.id) { showCounts(c); setTitleCount(c); }
   spark.observe(c);
+}
+
+function setTitleCount(c) {
+  const n = viewCount(c);
+  if (n === titleCount) return;
+  titleCount = n;
+  titleView();
 }
 
 function pressFilter(status) {
@@ -68,24 +79,72 @@ function showJobs({ filters, pageNo }) {
   else batchView.close();
   const groups = document.getElementById("groups");
   groups.hidden = true;
+  bulk?.render();
   table.show(filters, pageNo).then((c) => {
     counts(c);
     if (viewAddress === addressOf(filters, pageNo)) groupSummary(groups, filters);
   });
 }
 
+// The header link of the view shown is marked as the current page; the tab's title names the view and its count.
+const VIEW_NAMES = { "#/batches": "Batches", "#/deliveries": "Webhook deliveries", "#/crawls": "Crawls",
+  "#/crawl": "Crawl", "#/hosts": "Hosts" };
+function markView(where) {
+  // a jobs view's first page (a later page is still that view); one batch's jobs are under Batches
+  const filters = where.kind === "page" ? null : readAddress(viewAddress || "#/").filters || {};
+  const bare = where.kind === "page" ? (where.name === "#/crawl" ? "#/crawls" : where.name)
+    : filters.batch ? "#/batches" : addressOf(filters);
+  let current = null;
+  for (const a of document.querySelectorAll("nav.views a")) {
+    const here = a.getAttribute("href") === bare;
+    if (here) { a.setAttribute("aria-current", "page"); current = a; } else a.removeAttribute("aria-current");
+  }
+  titleView(where, current);
+}
+
+let titleCount = null;  // how many jobs the jobs view shown holds, from its latest counts
+function titleView(where = readAddress(location.hash), current = document.querySelector("nav.views a[aria-current]")) {
+  let name;
+  if (where.kind === "page") name = VIEW_NAMES[where.name] + (where.id ? ` ${where.id}` : "");
+  else {
+    const filters = readAddress(viewAddress || "#/").filters || {};
+    name = filters.batch ? `Batch ${filters.batch}` : current ? current.textContent : `Jobs: ${searchText(filters)}`;
+    if (titleCount != null) name += ` (${titleCount.toLocaleString()})`;
+    if (where.kind === "job") name = `Job ${where.id} · ${name}`;
+  }
+  document.title = `${name} · jobqueue`;
+}
+
+// The count the title gives for a jobs view: the jobs of its status, or all of them, as the chips count.
+function viewCount(c) {
+  const filters = readAddress(viewAddress || "#/").filters || {};
+  const others = Object.keys(filters).filter((k) => k !== "status" && k !== "batch");
+  if (others.length || !c) return null;  // the counts are of the whole queue (or batch): not this search's
+  return filters.status ? c[filters.status] || 0 : Object.values(c).reduce((a, b) => a + (b || 0), 0);
+}
+
+let lastHash = null;  // the address route() read before this one
 function route() {
   const where = readAddress(location.hash);
+  const before = lastHash;
+  lastHash = location.hash || "#/";
   if (where.kind === "anchor") {  // a place in the page (#stats): the view stays, and so does its address
     if (viewAddress) history.replaceState(null, "", viewAddress);
     else showJobs(readAddress("#/"));
+    lastHash = viewAddress;
     return;
   }
   if (where.kind === "job") {
     if (!viewAddress) showJobs(readAddress("#/"));
+    // opened from the view beneath (a row's link): closing it steps back to that view
+    openedOver = before && before === viewAddress ? viewAddress : null;
+    document.getElementById("jobs-card").hidden = false;
+    for (const view of Object.values(PAGES)) view.close();
+    markView(where);
     openJob(where.id, where.tab);  // over the jobs view beneath
     return;
   }
+  openedOver = null;
   const detail = document.getElementById("detail");
   if (detail.open) detail.close();
   const other = where.kind === "page" ? PAGES[where.name] : null;
@@ -94,9 +153,12 @@ function route() {
   if (other) {
     batchView.close();
     other.open(where);  // the page's own part of the address: a crawl's id, a search, a page of the list
+    markView(where);
     return;
   }
+  if (viewAddress !== addressOf(where.filters, where.pageNo)) titleCount = null;
   showJobs(where);
+  markView(where);
 }
 
 async function refresh() {
@@ -150,7 +212,15 @@ document.getElementById("detail").addEventListener("close", () => {
   // a job opened by its address: closing it goes back to the view beneath, not to the job again on reload.
   // Only that job's address: the close event comes late, maybe after the address moved on to another job.
   const where = readAddress(location.hash);
-  if (where.kind === "job" && where.id === jobShown) history.replaceState(null, "", viewAddress || "#/");
+  if (where.kind !== "job" || where.id !== jobShown) return;
+  if (openedOver && openedOver === viewAddress) {
+    openedOver = null;
+    history.back();  // the step that opened it is undone: Back does not open it again
+  } else {
+    history.replaceState(null, "", viewAddress || "#/");
+    lastHash = viewAddress || "#/";
+    markView(readAddress(lastHash));
+  }
 });
 document.getElementById("search").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -172,7 +242,6 @@ table.onError = (message) => {
   box.textContent = message || "";
   box.hidden = !message;
 };
-const say = (text) => { document.getElementById("bulk-status").textContent = text; };
 window.addEventListener("hashchange", route);
 route();
 
@@ -185,6 +254,23 @@ forget.addEventListener("click", () => { forgetToken(); location.reload(); });
 // That first answer also says whether the token may change anything: the bulk actions follow it.
 api("GET", "/queue_tasks?limit=1").then(() => {
   forget.hidden = !token();
-  bulkButtons(document.getElementById("bulk"), viewFilters, say, refresh);
+  // a read-only token looks read-only: no form, no action, and the header says so
+  const readOnly = !canChange();
+  document.body.classList.toggle("read-only", readOnly);
+  document.getElementById("read-only").hidden = !readOnly;
+  document.getElementById("submit-card").hidden = readOnly;
+  bulk = new BulkActions(document.getElementById("bulk"), { table, viewFilters, done: refresh });
+  bulk.render();
   link.start();
 });
+
+// The submit form is folded to its first line on the lists, so the table has the room; it opens when
+// the reader goes into it or asks.
+const submitForm = document.getElementById("submit-form");
+const submitToggle = document.getElementById("submit-toggle");
+function unfold(open) {
+  submitForm.classList.toggle("collapsed", !open);
+  submitToggle.setAttribute("aria-expanded", String(open));
+}
+submitToggle.addEventListener("click", () => unfold(submitForm.classList.contains("collapsed")));
+submitForm.addEventListener("focusin", () => unfold(true));

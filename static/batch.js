@@ -1,7 +1,7 @@
 // The batch view: one batch's progress, counts by status and actions, kept live by events and a slow poll.
 
 import { api, canChange } from "./api.js";
-import { count, el, jobMarks } from "./format.js";
+import { count, el, jobMarks, timeEl } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const POLL_MS = 2000;  // live even before (or without) batch messages from the server
@@ -19,12 +19,19 @@ function summary(batch) {
   return text;
 }
 
-// Ask before acting, in the page's own dialog; resolves true only for the confirming button.
-export function confirmAction(text, yesLabel, noLabel = "Keep them") {
+// Ask before acting, in the page's own dialog; resolves true only for the confirming button. The confirming
+// button is red for what destroys (cancel, delete), and normal for what does not (retry); `note` is a second
+// line (whether it can be undone).
+export function confirmAction(text, yesLabel, noLabel = "Keep them", { danger = true, note = "" } = {}) {
   const dialog = document.getElementById("confirm");
   if (dialog.open) return Promise.resolve(false);
   document.getElementById("confirm-text").textContent = text;
-  document.getElementById("confirm-yes").textContent = yesLabel;
+  const noteBox = document.getElementById("confirm-note");
+  noteBox.textContent = note;
+  noteBox.hidden = !note;
+  const yes = document.getElementById("confirm-yes");
+  yes.className = danger ? "danger" : "primary";
+  yes.textContent = yesLabel;
   document.getElementById("confirm-no").textContent = noLabel;
   dialog.returnValue = "";
   return new Promise((resolve) => {
@@ -128,7 +135,7 @@ export class BatchView {
     for (const status of STATUSES) {
       this.root.querySelector(`[data-batch-count=${status}]`).textContent = count(c[status]);
     }
-    const rows = [["Created", batch.created_at], ["Finished", batch.finished_at || "not yet"],
+    const rows = [["Created", timeEl(batch.created_at)], ["Finished", timeEl(batch.finished_at) || "not yet"],
       ["Tags", jobMarks({ tags: batch.tags })]];
     this.facts.replaceChildren(...rows.filter(([, v]) => v).flatMap(([name, value]) =>
       [el("dt", { text: name }), el("dd", {}, value)]));

@@ -36,12 +36,30 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-// A job's tags as chips, its priority (only when not 0) and, for a crawl's page, its depth; null when it has
-// none of them.
+// "5/3/2025, 14:02:07 (12:02:07 UTC)": a time in the reader's zone, and in UTC, for a title to hover.
+export function localTime(iso) {
+  if (!iso) return null;
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return iso;
+  return `${at.toLocaleString()} (${at.toISOString().replace("T", " ").replace(/\.\d+Z$/, "")} UTC)`;
+}
+
+// A time as an element: in the reader's zone, UTC on hover; null for no time.
+export function timeEl(iso) {
+  if (!iso) return null;
+  return el("time", { datetime: iso, title: `${new Date(iso).toISOString()} (UTC)`, text: new Date(iso).toLocaleString() });
+}
+
+// A job's tags as chips, its priority (only when not 0), a recurring job's mark and, for a crawl's page, its
+// depth; null when it has none of them.
 export function jobMarks(task) {
   const tags = task.tags || [];
-  if (tags.length === 0 && !task.priority && !task.crawl_id) return null;
+  if (tags.length === 0 && !task.priority && !task.crawl_id && !task.schedule_id) return null;
   const marks = el("span", { class: "marks" });
+  if (task.schedule_id) {
+    marks.append(el("span", { class: "tag recurring", title: `a run of recurring fetch ${task.schedule_id}`,
+      text: "recurring" }));
+  }
   if (task.crawl_id) {
     marks.append(el("span", { class: "tag crawl", title: `a page of crawl ${task.crawl_id}`,
       text: `crawl depth ${task.depth ?? 0}` }));

@@ -1,8 +1,10 @@
 // A line above the table for two views: failed jobs counted by error code, running jobs by host (with
-// the longest-running one). Read from up to 1,000 jobs of the current filter, and said so.
+// the longest-running one). Read from up to 1,000 jobs of the current filter, and said so. Each item is a
+// link to the view narrowed to it (the error code, the host).
 
+import { addressOf } from "./address.js";
 import { api } from "./api.js";
-import { age } from "./format.js";
+import { age, el } from "./format.js";
 
 const LIMIT = 1000;
 
@@ -19,9 +21,12 @@ export async function groupSummary(box, filters) {
   if (code !== 200) { box.hidden = true; return; }
   const tasks = body.tasks;
   const scope = body.next ? `the newest ${LIMIT.toLocaleString()}` : `all ${tasks.length.toLocaleString()}`;
+  const items = [];
   if (status === "failed") {
-    const groups = tally(tasks, (t) => t.error?.code || "unknown");
-    box.textContent = `By error code (${scope}): ` + groups.map(([k, n]) => `${k} ${n.toLocaleString()}`).join(" · ");
+    for (const [code, n] of tally(tasks, (t) => t.error?.code || "unknown")) {
+      items.push(link(code === "unknown" ? null : addressOf({ ...filters, error: code }), `${code} ${n.toLocaleString()}`,
+        `the ${n.toLocaleString()} failed with ${code}`));
+    }
   } else {
     const now = Date.now();
     const oldest = new Map();
@@ -29,11 +34,21 @@ export async function groupSummary(box, filters) {
       const host = hostOf(t.url);
       if (t.started_at && (!oldest.get(host) || t.started_at < oldest.get(host))) oldest.set(host, t.started_at);
     }
-    const groups = tally(tasks, (t) => hostOf(t.url));
-    box.textContent = `By host (${scope}): ` + groups.map(([host, n]) =>
-      `${host} ${n.toLocaleString()}${oldest.get(host) ? ` (longest ${age(oldest.get(host), now)})` : ""}`).join(" · ");
+    for (const [host, n] of tally(tasks, (t) => hostOf(t.url))) {
+      const text = `${host} ${n.toLocaleString()}${oldest.get(host) ? ` (longest ${age(oldest.get(host), now)})` : ""}`;
+      items.push(link(addressOf({ ...filters, host: host.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") }), text,
+        `the ${n.toLocaleString()} running on ${host}`));
+    }
   }
+  const label = status === "failed" ? "By error code" : "By host";
+  box.replaceChildren(`${label} (${scope}): `);
+  items.forEach((item, i) => box.append(...(i ? [" · ", item] : [item])));
   box.hidden = tasks.length === 0;
+}
+
+// An item of the line: a link to the narrower view, or the text alone when there is none.
+function link(address, text, title) {
+  return address ? el("a", { href: address, title, text }) : el("span", { text });
 }
 
 function hostOf(url) {

@@ -1,11 +1,12 @@
 // The live jobs table: one page from the API, kept current by events, patched in place once per frame.
 // Rows never move under the reader: while the pointer is over the table (or its "N new jobs" bar), a row
-// has focus, text in it is selected or the page is scrolled past its top, new rows wait behind the bar,
-// and deleted ones stay, greyed, until then.
+// has focus, text in it is selected, the page is scrolled past its top or live updates are paused, new
+// rows wait behind the bar, and deleted ones stay, greyed, until then. Rows can be selected (a checkbox
+// each, or every job matching the view) for the bulk actions.
 
 import { api, canChange } from "./api.js";
 import { sameFilters } from "./address.js";
-import { age, el, jobMarks, took } from "./format.js";
+import { age, el, jobMarks, localTime, took } from "./format.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const NARROW = window.matchMedia("(max-width: 640px)");
@@ -23,14 +24,19 @@ export function middle(url, keep = 14) {
 }
 
 export class JobsTable {
-  constructor(root, { onOpen, onView = () => {}, pageSize = 50 }) {
+  constructor(root, { onView = () => {}, onActed = () => {}, onSelect = () => {}, pageSize = 50 }) {
     this.body = root.querySelector("tbody");
     this.empty = document.getElementById("empty");
     this.newer = document.getElementById("newer");
     this.older = document.getElementById("older");
     this.info = document.getElementById("page-info");
-    this.onOpen = onOpen;
     this.onView = onView;
+    this.onActed = onActed;         // a row's Cancel or Retry went through: (action, task) for its undo
+    this.onSelect = onSelect;       // the selection changed
+    this.selected = new Set();      // ids of the checked rows
+    this.allMatching = false;       // every job matching the view is selected, not only rows
+    this.paused = false;            // live updates paused by the reader: nothing moves or changes
+    this.pending = new Map();       // changes to shown rows that arrived while paused
     this.viewSent = "";
     this.pageSize = pageSize;
     this.status = "";
@@ -65,6 +71,67 @@ export class JobsTable {
     this.onPage = () => {};         // asked to show another page (the address says which)
     this.newer.addEventListener("click", () => this.onPage(this.cursors.length - 1));
     this.older.addEventListener("click", () => this.onPage(this.cursors.length + 1));
+    this.pageBox = root.querySelector("thead input[type=checkbox]");
+    this.pageBox.addEventListener("change", () => this.selectPage(this.pageBox.checked));
+    this.pauseButton = document.getElementById("live-pause");
+    this.pauseButton.addEventListener("click", () => this.pause(!this.paused));
+  }
+
+  // Pause or resume live updates of the table: paused, no row moves, appears, goes or changes; resuming
+  // reads the page afresh.
+  pause(on) {
+    this.paused = on;
+    this.pauseButton.setAttribute("aria-pressed", String(on));
+    this.pauseButton.textContent = on ? "Resume live updates" : "Pause live updates";
+    document.getElementById("jobs-area").classList.toggle("paused", on);
+    if (!on) {
+      this.pending.clear();
+      this.showHeld();
+    }
+  }
+
+  // The ids selected on this page, or null when every matching job is.
+  selection() {
+    return this.allMatching ? null : [...this.selected].filter((id) => this.rows.has(id));
+  }
+
+  tasksSelected() {
+    return (this.selection() || []).map((id) => this.rows.get(id));
+  }
+
+  select(id, on) {
+    this.allMatching = false;
+    if (on) this.selected.add(id); else this.selected.delete(id);
+    this.showSelection();
+  }
+
+  selectPage(on) {
+    this.allMatching = false;
+    this.selected = on ? new Set(this.rows.keys()) : new Set();
+    this.showSelection();
+  }
+
+  selectAllMatching() {
+    this.selected = new Set(this.rows.keys());
+    this.allMatching = true;
+    this.showSelection();
+  }
+
+  clearSelection() {
+    this.selected = new Set();
+    this.allMatching = false;
+    this.showSelection();
+  }
+
+  // The checkboxes say what is selected; the bulk actions follow.
+  showSelection() {
+    for (const box of this.body.querySelectorAll("input.pick")) {
+      box.checked = this.allMatching || this.selected.has(box.closest("tr").dataset.id);
+    }
+    const some = this.selected.size > 0;
+    this.pageBox.checked = this.allMatching || (some && [...this.rows.keys()].every((id) => this.selected.has(id)));
+    this.pageBox.indeterminate = !this.pageBox.checked && some;
+    this.onSelect();
   }
 
   get onFirstPage() { return this.cursors.length === 1; }
@@ -79,6 +146,7 @@ export class JobsTable {
   async show(filters, pageNo) {
     const mine = ++this.shown;
     const here = this.cursors.length;
+    if (!sameFilters(filters, this.filters) || pageNo !== here) this.clearSelection();
     if (sameFilters(filters, this.filters)) {
       if (pageNo === here + 1 && this.next) return this.page(+1);
       if (pageNo === here - 1) return this.page(-1);
@@ -117,6 +185,7 @@ export class JobsTable {
     // an unreachable server (status 0) is the outage banner's to say, not a refused search's
     this.onError(status === 200 || status === 0 ? null : body?.error?.message || `the server answered ${status}`);
     if (status !== 200) return null;
+    if (this.paused && gentle) return body.counts;  // paused: not even a reconnect moves the rows
     if (gentle && this.busy()) {
       for (const task of [...body.tasks, ...this.takeBuffered()]) this.apply(task);
       return body.counts;
@@ -143,6 +212,11 @@ export class JobsTable {
   apply(task) {
     if (this.loading) { this.buffered.push(task); return; }
     const known = this.rows.get(task.id);
+    if (known && this.paused) {
+      this.pending.set(task.id, task);
+      this.announceHeld();
+      return;
+    }
     if (known) {
       if (task.updated_at >= known.updated_at) this.rows.set(task.id, task);
     } else if (this.onFirstPage && this.shows(task) && task.id > this.newestId()) {
@@ -168,7 +242,7 @@ export class JobsTable {
     const table = this.body.closest("table");
     const selection = document.getSelection();
     const selecting = selection && !selection.isCollapsed && table.contains(selection.anchorNode);
-    return this.pointed || this.area.contains(document.activeElement) || selecting
+    return this.paused || this.pointed || this.area.contains(document.activeElement) || selecting
       || table.getBoundingClientRect().top < 0;  // its top scrolled out of sight
   }
 
@@ -190,15 +264,18 @@ export class JobsTable {
   }
 
   announceHeld() {
+    if (this.paused && !this.held.size && !this.pending.size) return;
     const unfiltered = !this.status && !this.batch && this.totalAtLoad != null && this.total != null
       && Object.keys(this.search).length === 0;
     const n = unfiltered ? Math.max(this.held.size, this.total - this.totalAtLoad - this.liveSince) : this.held.size;
-    this.newButton.textContent = `${n.toLocaleString()} new job${n === 1 ? "" : "s"}`;
+    const changed = this.pending.size ? `${n ? ", " : ""}${this.pending.size.toLocaleString()} changed` : "";
+    this.newButton.textContent = (n || !changed ? `${n.toLocaleString()} new job${n === 1 ? "" : "s"}` : "") + changed;
     this.newButton.hidden = false;
   }
 
   showHeld(options) {
     this.held.clear();
+    this.pending.clear();
     this.hideHeld();
     return this.reload(options);
   }
@@ -211,7 +288,7 @@ export class JobsTable {
   remove(id) {
     if (!this.rows.has(id)) return;
     if (this.busy()) this.gone.add(id);
-    else this.rows.delete(id);
+    else { this.rows.delete(id); this.selected.delete(id); }
     this.schedule();
   }
 
@@ -265,8 +342,8 @@ export class JobsTable {
       }
       if (this.gone.has(task.id) && !tr.classList.contains("gone")) {
         tr.classList.add("gone");
-        tr.cells[0].append(el("span", { class: "sr", text: " (deleted)" }));
-        for (const button of tr.querySelectorAll("button")) button.disabled = true;
+        tr.cells[STATUS].append(el("span", { class: "sr", text: " (deleted)" }));
+        for (const control of tr.querySelectorAll("button, input")) control.disabled = true;
       }
       previous = tr;
     }
@@ -279,68 +356,87 @@ export class JobsTable {
 
   // Rewrite only what changed in a job's row; the action button is replaced only when Cancel turns to Retry.
   patch(tr, task, now) {
-    const ageCell = tr.cells[5];
+    const ageCell = tr.cells[AGE];
     const shown = age(task.created_at, now);
     if (ageCell.textContent !== shown) ageCell.textContent = shown;
     if (task.status === "running") {
       const running = took(task, now);  // how long it has been fetching, ticking like the age
-      if (tr.cells[4].textContent !== running) tr.cells[4].textContent = running;
+      if (tr.cells[TOOK].textContent !== running) tr.cells[TOOK].textContent = running;
     }
     if (tr.dataset.updated === task.updated_at) return;
     const fresh = this.row(task, now);
     tr.dataset.updated = task.updated_at;
     tr.dataset.status = task.status;
     tr.className = fresh.className;
-    for (const i of [0, 2, 3, 4]) {
+    for (const i of [STATUS, URL_CELL, HTTP, TRIES, TOOK]) {
       if (tr.cells[i].innerHTML !== fresh.cells[i].innerHTML) tr.cells[i].replaceWith(fresh.cells[i].cloneNode(true));
     }
-    const button = tr.cells[6].querySelector("button");
-    const wanted = fresh.cells[6].querySelector("button");
+    const button = tr.cells[ACTIONS].querySelector("button");
+    const wanted = fresh.cells[ACTIONS].querySelector("button");
     if (button?.textContent !== wanted?.textContent) {
-      const focused = tr.cells[6].contains(document.activeElement);
-      tr.cells[6].replaceWith(fresh.cells[6]);
+      const focused = tr.cells[ACTIONS].contains(document.activeElement);
+      tr.cells[ACTIONS].replaceWith(fresh.cells[ACTIONS]);
       if (focused) wanted?.focus();  // Cancel turned Retry under the reader's focus: it stays where it was
     }
   }
 
   row(task, now) {
-    const bad = task.http_status >= 400;
-    // a failed job says why in its own cell (the code; the message on hover and in the job's view)
-    const http = task.error && task.status !== "queued" && !task.http_status
-      ? el("span", { class: "error-text", text: task.error.code, title: task.error.message })
-      : el("span", {
-        class: `http ${task.http_status ? (bad ? "bad-status" : "good") : ""}`,
-        text: task.http_status ?? "",
-        title: task.error ? `${task.error.code}: ${task.error.message}` : null,
-      });
     const actions = el("td", { class: "actions" });
-    if (!canChange()) {
-      // a read-only token: nothing to offer
-    } else if (task.status === "queued" || task.status === "running") {
-      actions.append(el("button", { type: "button", text: "Cancel", "aria-label": `Cancel ${task.url}`,
-        onclick: (e) => { e.stopPropagation(); api("DELETE", `/queue_tasks/${task.id}`).then((r) => this.acted(r)); } }));
-    } else {
-      actions.append(el("button", { type: "button", text: "Retry", "aria-label": `Retry ${task.url}`,
-        onclick: (e) => { e.stopPropagation(); api("POST", `/queue_tasks/${task.id}/retry`).then((r) => this.acted(r)); } }));
+    const pick = el("td", { class: "pick" });
+    if (canChange()) {
+      const box = el("input", { type: "checkbox", class: "pick", "aria-label": `Select ${task.url}` });
+      box.checked = this.allMatching || this.selected.has(task.id);
+      box.addEventListener("change", () => this.select(task.id, box.checked));
+      pick.append(box);
+      const [action, text, method, path] = task.status === "queued" || task.status === "running"
+        ? ["cancel", "Cancel", "DELETE", `/queue_tasks/${task.id}`]
+        : ["retry", "Retry", "POST", `/queue_tasks/${task.id}/retry`];
+      actions.append(el("button", { type: "button", text, class: action === "cancel" ? "danger-text" : null,
+        "aria-label": `${text} ${task.url}`,
+        onclick: (e) => { e.stopPropagation(); api(method, path).then((r) => this.acted(action, r)); } }));
     }
-    const link = el("a", { href: `#/job/${task.id}`, text: NARROW.matches ? middle(task.url) : task.url,
-      onclick: (e) => { e.preventDefault(); this.onOpen(task.id); } });
+    // the job's own address: opening it is a step in the history, and a reload opens it again
+    const link = el("a", { href: `#/job/${encodeURIComponent(task.id)}`, text: NARROW.matches ? middle(task.url) : task.url });
     const marks = jobMarks(task);
+    const httpClass = task.status === "completed" && task.http_status >= 400 ? `http-${String(task.http_status)[0]}xx` : "";
+    const status = el("td", {}, el("span", { class: `badge ${task.status}${httpClass ? " http-error" : ""}`, text: task.status }));
+    // a completed job whose answer was an error says which class of error, in words, beside its badge
+    if (httpClass) status.append(" ", el("span", { class: "http-class", text: `HTTP ${httpClass.slice(5)}` }));
     return el("tr", { "data-id": task.id, "data-status": task.status, "data-updated": task.updated_at,
-      class: bad ? "bad" : null },
-      el("td", {}, el("span", { class: `badge ${task.status}`, text: task.status })),
+      class: task.http_status >= 400 ? "bad" : null },
+      pick,
+      status,
       el("td", { class: marks ? "url marked" : "url", title: task.url }, link, marks),
-      el("td", {}, http),
+      el("td", { class: "outcome" }, outcome(task)),
       el("td", { text: String(task.attempts) }),
       el("td", { text: took(task, now) }),
-      el("td", { text: age(task.created_at, now) }),
+      el("td", { text: age(task.created_at, now), title: localTime(task.created_at) }),
       actions);
   }
 
-  acted({ status, body }) {
-    if (body && body.task) this.apply(body.task);
+  acted(action, { status, body }) {
+    if (body && body.task) { this.apply(body.task); this.onActed(action, body.task); }
     else if (status >= 400 && body && body.error) alert(body.error.message);
   }
+}
+
+// the cells of a row, after its checkbox
+const [STATUS, URL_CELL, HTTP, TRIES, TOOK, AGE, ACTIONS] = [1, 2, 3, 4, 5, 6, 7];
+
+// What came of a job: its HTTP status, and under the code of an error its message, readable without hover.
+function outcome(task) {
+  const bad = task.http_status >= 400;
+  const cell = el("div", { class: "outcome-wrap" });
+  if (task.http_status) {
+    cell.append(el("span", { class: `http ${bad ? "bad-status" : "good"}`, text: task.http_status,
+      title: task.error ? `${task.error.code}: ${task.error.message}` : null }));
+  } else if (task.error && task.status !== "queued") {
+    cell.append(el("span", { class: "error-text", text: task.error.code }));
+  } else {
+    cell.append(el("span", { class: "http", text: "" }));
+  }
+  if (task.error && task.status !== "queued") cell.append(el("span", { class: "reason", text: task.error.message }));
+  return cell;
 }
 
 export function showCounts(counts) {

@@ -6,6 +6,24 @@ import { el } from "./format.js";
 
 const MAX_ROUNDS = 100;  // bad lines found one answer at a time; past this many, stop
 const BAD_LINE = /^urls\[(\d+)\]: (.*)$/s;
+const SENTINEL = "htp://a-line-that-is-always-refused.invalid/";  // see findBadLines
+
+// Every bad line, with nothing queued: the server names only the first bad line of a request and stores
+// nothing of a request with one, so ask again without each line it names, always with a last line it
+// refuses (so a request never goes through), until the line it names is that last one.
+async function findBadLines(lines, extra) {
+  let left = lines;
+  const bad = [];
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const { status, body } = await api("POST", "/queue_tasks", { urls: [...left.map((l) => l.value), SENTINEL], ...extra });
+    const match = status === 400 && BAD_LINE.exec(body?.error?.message || "");
+    if (!match || Number(match[1]) >= left.length) break;
+    const index = Number(match[1]);
+    bad.push({ ...left[index], message: match[2] });
+    left = left.filter((_, i) => i !== index);
+  }
+  return bad;
+}
 
 // Queue the lines the server accepts: a request with a bad line stores nothing and names that line, so
 // send again without it until the rest goes through. Returns the answer and the lines left out.
@@ -47,9 +65,17 @@ export function wireSubmitForm(form, onTasks) {
     const first = status === 400 && BAD_LINE.exec(body?.error?.message || "");
     if (first) {
       const line = lines[Number(first[1])];
+      const all = await findBadLines(lines, extra);
+      list.setAttribute("aria-label", "lines that were refused");
+      if (all.length > 1) {
+        list.replaceChildren(...all.map((b) => el("li", { text: `line ${b.line} (${b.value}): ${b.message}` })));
+        return fail(`${all.length} lines are refused, listed below; the first, Line ${line.line} (${line.value}): ` +
+          `${first[2]}. Nothing was queued: fix them, or tick "Queue the valid lines".`);
+      }
       return fail(`Line ${line.line} (${line.value}): ${first[2]}. Nothing was queued: fix it, or tick ` +
         "\"Queue the valid lines\".");
     }
+    list.setAttribute("aria-label", "lines that were skipped");
     list.replaceChildren(...bad.map((b) => el("li", { text: `line ${b.line} (${b.value}): ${b.message}` })));
     if (status !== 201) return fail(body?.error?.message || `the server answered ${status}`);
     const tasks = body.tasks || [body.task];
