@@ -24,6 +24,7 @@ from jobqueue.errors import BadRequest, Code, InvalidURL
 from jobqueue.extract.core import decode, parse
 from jobqueue.extract.links import base_url, extract_links
 from jobqueue.fetcher import FetchSettings
+from jobqueue.hosts import MAX_DELAY_MS
 from jobqueue.models import Crawl, CrawlLinks, Result, Task, TaskIds
 from jobqueue.robots import Robots
 from jobqueue.sitemaps import sitemap_fetcher, sitemap_urls
@@ -92,6 +93,7 @@ class Crawler:
         self.ids = TaskIds()
         self._scopes: OrderedDict[str, tuple[float, Scope | None, Crawl | None]] = OrderedDict()
         self._seeding: set[asyncio.Task[None]] = set()
+        self._paced: OrderedDict[tuple[str, str], None] = OrderedDict()  # hosts whose Crawl-delay was applied
 
     async def start(self, body: Any, max_seeds: int = MAX_SEEDS) -> tuple[Crawl, list[Task]]:
         """Check a crawl request, store the crawl with its seeds, and begin reading its sitemaps."""
@@ -125,10 +127,31 @@ class Crawler:
             self._start_reading(made, options, queued[0])
         return made, queued
 
-    def _start_reading(self, crawl: Crawl, options: CrawlOptions, template: Task) -> None:
-        task = asyncio.ensure_future(self._read_sitemaps(crawl, options, template))
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._seeding.add(task)
         task.add_done_callback(self._seeding.discard)
+
+    async def _pace(self, crawl_id: str, url: str, host: str) -> None:
+        """Before a crawl first queues pages of a host (in this process), give the host its robots.txt's
+        Crawl-delay as its min_delay_ms when it has no delay of its own: a host policy, kept and shared like one a
+        user sets, so every process paces it; a delay someone set wins."""
+        assert self.robots is not None
+        if (crawl_id, host) in self._paced:
+            return
+        delay = (await self.robots.facts(url)).crawl_delay
+        if delay and delay > 0:
+            known = await self.store.get_host(host)
+            if known is None or known.policy.min_delay_ms is None:
+                await self.store.set_host_policy(host, None, min(round(delay * 1000), MAX_DELAY_MS), None,
+                                                 keep=("max_concurrency", "paused"))
+                log.info("crawl %s: %s asks for a Crawl-delay of %gs; its fetches start that far apart", crawl_id,
+                         host, delay)
+        self._paced[(crawl_id, host)] = None
+        while len(self._paced) > _CACHED * 16:
+            self._paced.popitem(last=False)
+    def _start_reading(self, crawl: Crawl, options: CrawlOptions, template: Task) -> None:
+        self._in_background(self._read_sitemaps(crawl, options, template))
 
     async def resume_loop(self) -> None:
         """Forever: read again the sitemaps of crawls whose reading stopped with its process (killed, crashed),
@@ -220,9 +243,11 @@ class Crawler:
                 skipped["duplicate"] += 1
                 continue
             seen.add(key)
-            if obey and self.robots is not None and not await self.robots.allows(clean.url):
-                skipped["robots"] += 1
-                continue
+            if obey and self.robots is not None:
+                if not await self.robots.allows(clean.url):
+                    skipped["robots"] += 1
+                    continue
+                await self._pace(crawl_id, clean.url, clean.host)
             pages.append(NewTask(self.ids.new(), clean.url, clean.host, spec, crawl_id=crawl_id, depth=depth,
                                  parent_id=parent, crawl_key=key))
         return CrawlLinks(pages, dict(skipped))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import Counter
 
 import tornado.web
@@ -39,6 +40,7 @@ class CrawlSite:
     def __init__(self, robots: str | None = None, slow: bool = False, robots_status: int = 200,
                  slow_sitemap: bool = False) -> None:
         self.hits: Counter[str] = Counter()
+        self.page_starts: list[float] = []  # time.monotonic() of each page request
         self.release = asyncio.Event()  # a slow site answers pages other than / only once this is set
         site = self
         sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
@@ -68,6 +70,7 @@ class CrawlSite:
         class Page(tornado.web.RequestHandler):
             async def get(self, path: str) -> None:
                 site.hits[self.request.uri] += 1
+                site.page_starts.append(time.monotonic())
                 if slow and self.request.path != "/":
                     await site.release.wait()
                 links = GRAPH.get(self.request.path, [])

@@ -168,3 +168,22 @@ async def test_robots_txt_is_read_once_per_origin_and_a_5xx_allows_nothing(api):
     finally:
         strict.stop()
         down.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_crawl_delay_in_robots_txt_paces_the_hosts_fetches_unless_the_host_has_a_delay(api):
+    paced = CrawlSite(robots="User-agent: *\nCrawl-delay: 0.3\n")
+    try:
+        crawl = await crawl_until_done(api, {"url": paced.url("/"), "max_depth": 1, "sitemap": "skip"})
+        assert crawl["counts"]["completed"] >= 8
+        gaps = [b - a for a, b in zip(paced.page_starts, paced.page_starts[1:], strict=False)]
+        assert min(gaps[1:]) >= 0.25, gaps  # the seed may start before robots.txt is read; the rest are paced
+        code, host = await api.call("GET", f"{API}/hosts/localhost")
+        assert code == 200 and host["host"]["policy"]["min_delay_ms"] == 300
+        await api.call("PUT", f"{API}/hosts/localhost", {"min_delay_ms": 0})
+        paced.page_starts.clear()
+        await crawl_until_done(api, {"url": paced.url("/b"), "max_depth": 1, "sitemap": "skip"})
+        code, host = await api.call("GET", f"{API}/hosts/localhost")
+        assert host["host"]["policy"]["min_delay_ms"] == 0  # the host's own delay wins over robots.txt's
+    finally:
+        paced.stop()
