@@ -368,7 +368,11 @@ export class JobsTable {
     tr.dataset.updated = task.updated_at;
     tr.dataset.status = task.status;
     tr.className = fresh.className;
-    for (const i of [STATUS, URL_CELL, HTTP, TRIES, TOOK]) {
+    // the status cell keeps its checkbox (and its checked state): only the badge beside it is rewritten
+    const badge = tr.cells[STATUS].querySelector(".state");
+    const freshBadge = fresh.cells[STATUS].querySelector(".state");
+    if (badge.innerHTML !== freshBadge.innerHTML) badge.replaceWith(freshBadge);
+    for (const i of [URL_CELL, HTTP, TRIES, TOOK]) {
       if (tr.cells[i].innerHTML !== fresh.cells[i].innerHTML) tr.cells[i].replaceWith(fresh.cells[i].cloneNode(true));
     }
     const button = tr.cells[ACTIONS].querySelector("button");
@@ -382,12 +386,12 @@ export class JobsTable {
 
   row(task, now) {
     const actions = el("td", { class: "actions" });
-    const pick = el("td", { class: "pick" });
+    const status = el("td", { class: "status" });
     if (canChange()) {
       const box = el("input", { type: "checkbox", class: "pick", "aria-label": `Select ${task.url}` });
       box.checked = this.allMatching || this.selected.has(task.id);
       box.addEventListener("change", () => this.select(task.id, box.checked));
-      pick.append(box);
+      status.append(box, " ");
       const [action, text, method, path] = task.status === "queued" || task.status === "running"
         ? ["cancel", "Cancel", "DELETE", `/queue_tasks/${task.id}`]
         : ["retry", "Retry", "POST", `/queue_tasks/${task.id}/retry`];
@@ -399,12 +403,13 @@ export class JobsTable {
     const link = el("a", { href: `#/job/${encodeURIComponent(task.id)}`, text: NARROW.matches ? middle(task.url) : task.url });
     const marks = jobMarks(task);
     const httpClass = task.status === "completed" && task.http_status >= 400 ? `http-${String(task.http_status)[0]}xx` : "";
-    const status = el("td", {}, el("span", { class: `badge ${task.status}${httpClass ? " http-error" : ""}`, text: task.status }));
+    const state = el("span", { class: "state" },
+      el("span", { class: `badge ${task.status}${httpClass ? " http-error" : ""}`, text: task.status }));
     // a completed job whose answer was an error says which class of error, in words, beside its badge
-    if (httpClass) status.append(" ", el("span", { class: "http-class", text: `HTTP ${httpClass.slice(5)}` }));
+    if (httpClass) state.append(" ", el("span", { class: "http-class", text: `HTTP ${httpClass.slice(5)}` }));
+    status.append(state);
     return el("tr", { "data-id": task.id, "data-status": task.status, "data-updated": task.updated_at,
       class: task.http_status >= 400 ? "bad" : null },
-      pick,
       status,
       el("td", { class: marks ? "url marked" : "url", title: task.url }, link, marks),
       el("td", { class: "outcome" }, outcome(task)),
@@ -420,8 +425,8 @@ export class JobsTable {
   }
 }
 
-// the cells of a row, after its checkbox
-const [STATUS, URL_CELL, HTTP, TRIES, TOOK, AGE, ACTIONS] = [1, 2, 3, 4, 5, 6, 7];
+// the cells of a row (the status cell starts with the row's checkbox)
+const [STATUS, URL_CELL, HTTP, TRIES, TOOK, AGE, ACTIONS] = [0, 1, 2, 3, 4, 5, 6];
 
 // What came of a job: its HTTP status, and under the code of an error its message, readable without hover.
 function outcome(task) {

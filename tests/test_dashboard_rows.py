@@ -98,7 +98,7 @@ def test_a_row_says_what_came_of_its_job(browser, tmp_path):  # noqa: F811
                 expect(row(fine).locator(".http-class")).to_have_count(0)
                 # a recurring job is marked; an age gives the time, local and UTC, on hover
                 expect(row(recurring["task"]).locator(".tag.recurring")).to_have_text("recurring")
-                expect(row(fine).locator("td").nth(6)).to_have_attribute("title", re.compile(r"\(.+ UTC\)$"))
+                expect(row(fine).locator("td").nth(5)).to_have_attribute("title", re.compile(r"\(.+ UTC\)$"))
                 assert axe_serious(page, "body") == []
                 if options.get("color_scheme") == "light":
                     # the summary by error code links to each code's failed jobs
