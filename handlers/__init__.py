@@ -18,6 +18,7 @@ from .crawls import crawl_routes
 from .dashboard import DashboardHandler
 from .events import EventsHandler
 from .export import ExportHandler
+from .firecrawl import firecrawl_routes
 from .health import HealthHandler
 from .history import history_routes
 from .hosts import host_routes
@@ -85,6 +86,7 @@ def make_app(service: JobService, config: Settings, **extra: Any) -> Application
         (r"/healthz", HealthHandler),
         (r"/metrics", MetricsHandler),
         (r"/openapi.json", OpenAPIHandler),
+        *firecrawl_routes(_ID),
     ]
     return Application(
         routes,

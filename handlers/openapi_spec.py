@@ -10,6 +10,7 @@ from jobqueue.service import MAX_BATCH, MAX_BATCH_URLS
 from jobqueue.spec import SpecLimits
 
 from .openapi_crawls import CRAWL_SCHEMAS, crawl_paths
+from .openapi_firecrawl import firecrawl_paths
 from .openapi_history import HISTORY_SCHEMAS, history_paths
 from .openapi_hosts import host_paths
 from .openapi_map import map_paths
@@ -436,7 +437,7 @@ def openapi_document(token_required: bool, limits: SpecLimits | None = None) -> 
         "paths": {**_task_paths(parameters), **_batch_paths(parameters), **_result_paths(), **_export_paths(),
                   **webhook_paths(_COMMON, _LIMIT, _CURSOR), **history_paths(_COMMON, _LIMIT, _CURSOR),
                   **map_paths(_COMMON), **crawl_paths(_COMMON, _LIMIT, _CURSOR), **host_paths(_COMMON, _LIMIT, _CURSOR),
-                  **_operation_paths()},
+                  **_operation_paths(), **firecrawl_paths()},
         "components": {"schemas": {**schemas(limits), **HISTORY_SCHEMAS, **CRAWL_SCHEMAS}},
     }
     _every_operation_may_refuse_its_query(doc["paths"])
