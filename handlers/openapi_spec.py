@@ -175,17 +175,27 @@ def _task_paths(spec_query: list[dict[str, Any]]) -> dict[str, Any]:
             },
         },
         f"{API}/queue_tasks/bulk": {
-            "post": {"summary": "Cancel, retry or delete every job a filter matches", "operationId": "bulk",
+            "post": {"summary": "Cancel, retry or delete every job a filter matches, or the jobs named",
+                     "operationId": "bulk",
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                         "type": "object", "required": ["action", "filter"], "additionalProperties": False,
+                         "type": "object", "required": ["action"], "additionalProperties": False,
+                         "oneOf": [{"required": ["filter"]}, {"required": ["ids"]}],
                          "properties": {"action": {"enum": ["cancel", "retry", "delete"]},
                                         "filter": _BULK_FILTER,
+                                        "ids": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                                "items": {"type": "string", "pattern": ID_PATTERN},
+                                                "description": "instead of a filter: exactly these jobs (those in "
+                                                               "a state the action applies to)"},
                                         "dry_run": {"type": "boolean", "description": "true: only count the "
                                                     "jobs the action would match (changed: 0)"}}}}}},
                      "responses": {"200": _json({"type": "object", "required": ["action", "matched", "changed"],
                                                  "properties": {"action": {"type": "string"},
                                                                 "matched": {"type": "integer"},
-                                                                "changed": {"type": "integer"}}}, "done"),
+                                                                "changed": {"type": "integer"},
+                                                                "changed_ids": {
+                                                                    "type": "array", "items": {"type": "string"},
+                                                                    "description": "the jobs changed, when at "
+                                                                    "most 1,000 (absent beyond)"}}}, "done"),
                                    "400": _error("bad action or filter, or an empty filter"), **_COMMON}},
         },
         f"{API}/queue_tasks/{{id}}": {

@@ -82,9 +82,12 @@ class TaskRetryHandler(BaseAPIHandler):
 
 
 class BulkHandler(BaseAPIHandler):
-    """POST cancels, retries or deletes every job a filter matches."""
+    """POST cancels, retries or deletes every job a filter matches, or the jobs it names."""
 
     async def post(self) -> None:
         request = parse_bulk(self.get_json_body())
-        matched, changed = await self.service.bulk(request)
-        self.write_json({"action": request.action, "matched": matched, "changed": changed})
+        outcome = await self.service.bulk(request)
+        answer = {"action": request.action, "matched": outcome.matched, "changed": outcome.changed}
+        if outcome.changed_ids is not None:
+            answer["changed_ids"] = outcome.changed_ids
+        self.write_json(answer)

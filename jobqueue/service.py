@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobqueue.access import RateLimiter
 from jobqueue.addresses import AddressPolicy
-from jobqueue.bulk import BulkRequest, run_bulk
+from jobqueue.bulk import BulkOutcome, BulkRequest, run_bulk
 from jobqueue.errors import BadRequest, Code, CodedError, NotFound, QueueFull, RateLimited, StoreError, TooManySchedules
 from jobqueue.filters import parse_id as parse_id  # re-exported for the web layer
 from jobqueue.filters import parse_status as parse_status
@@ -223,13 +223,13 @@ class JobService:
         """One task, or None."""
         return await self.store.get(task_id)
 
-    async def bulk(self, request: BulkRequest) -> tuple[int, int]:
-        """Cancel, retry or delete every job a filter matches, a chunk per write; (matched, changed)."""
+    async def bulk(self, request: BulkRequest) -> BulkOutcome:
+        """Cancel, retry or delete every job a filter matches (or the jobs named), a chunk per write."""
         self.check_filter(request.where)
-        matched, changed = await run_bulk(self.store, request, self.publish, self.deleted, self.cancel_local)
-        if request.action == "retry" and changed:
+        outcome = await run_bulk(self.store, request, self.publish, self.deleted, self.cancel_local)
+        if request.action == "retry" and outcome.changed:
             self.wake_workers()
-        return matched, changed
+        return outcome
 
     def check_filter(self, where: TaskFilter) -> None:
         """Refuse a filter this database cannot apply, rather than silently ignoring it."""

@@ -25,7 +25,9 @@ async def test_retry_all_failed_matching_a_filter_then_delete_finished(api, targ
     for task in bad + good:
         await api.wait_finished(task["id"])
     code, body = await post_bulk(api, {"action": "retry", "filter": {"status": "failed", "host": "127.0.0.1"}})
-    assert code == 200 and body == {"action": "retry", "matched": 7, "changed": 7}
+    assert code == 200 and {k: body[k] for k in ("action", "matched", "changed")} == {
+        "action": "retry", "matched": 7, "changed": 7}
+    assert len(body["changed_ids"]) == 7
     for task in bad:
         again = await api.wait_finished(task["id"])
         assert again["status"] == "failed" and again["attempts"] >= 1

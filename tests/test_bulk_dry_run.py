@@ -23,11 +23,14 @@ async def test_a_dry_run_counts_what_the_action_matches_and_changes_nothing(api,
              ({"action": "cancel", "filter": {"all": True}}, 0)]
     for payload, matched in cases:
         code, body = await post_bulk(api, {**payload, "dry_run": True})
-        assert code == 200 and body == {"action": payload["action"], "matched": matched, "changed": 0}, payload
+        assert code == 200 and body == {"action": payload["action"], "matched": matched, "changed": 0,
+                                        "changed_ids": []}, payload
     for task_id, task in before.items():
         assert (await api.task(task_id))["updated_at"] == task["updated_at"]
     code, body = await post_bulk(api, {"action": "retry", "filter": {"status": "failed"}, "dry_run": False})
-    assert code == 200 and body == {"action": "retry", "matched": 3, "changed": 3}
+    assert code == 200 and {k: body[k] for k in ("action", "matched", "changed")} == {
+        "action": "retry", "matched": 3, "changed": 3}
+    assert sorted(body["changed_ids"]) == sorted(t["id"] for t in bad)
 
 
 @pytest.mark.gen_test(timeout=30)

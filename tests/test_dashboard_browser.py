@@ -90,7 +90,7 @@ def test_dashboard_end_to_end(browser, tmp_path):
         expect(frame).to_be_visible(timeout=TIMEOUT)
         assert frame.get_attribute("sandbox") == ""
         expect(page.frame_locator("#detail iframe").locator("h1")).to_have_text("hostile")
-        assert page.title() == "jobqueue"
+        assert page.title().endswith(" · jobqueue") and "pwned" not in page.title()
         page.get_by_role("button", name="Show source").click()
         expect(page.locator("#detail pre")).to_contain_text("<script>")
         page.click("#detail-close")
