@@ -18,7 +18,8 @@ def documented() -> set[tuple[str, str]]:
     text = open(os.path.join(ROOT, "docs", "API.md"), encoding="utf-8").read()
     rows = set()
     for method, path in _ROW.findall(text):
-        full = path if path in ("/", "/healthz", "/metrics", "/openapi.json") else BASE + path
+        absolute = path in ("/", "/healthz", "/metrics", "/openapi.json") or path.startswith("/v2/")
+        full = path if absolute else BASE + path
         rows.add((method, full))
     return rows
 
@@ -33,6 +34,7 @@ def routed() -> set[tuple[str, str]]:
             continue
         path = pattern.replace("([A-Za-z0-9_-]{1,64})", ":id").replace("/hosts/([^/]+)", "/hosts/:host")
         path = path.replace("/?", "")
+        path = path.replace("/firecrawl/v2/", "/v2/")  # the same routes under a prefix, documented once
         handler = rule.target
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             implemented = getattr(handler, method.lower(), None)

@@ -177,6 +177,13 @@ use_after_free.enabled = false
 include-operation-id = ["submitTasks", "createBatch", "mapSite", "startCrawl"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "409", "422", "429", "503"]
 
+# The Firecrawl-compatible routes refuse, with Firecrawl's 400, a URL jobqueue will not fetch and an option it does
+# not do; a failed fetch is a 422, a guard or robots refusal a 403, a scrape past its timeout a 408.
+[[operations]]
+include-operation-id = ["fcScrape", "fcScrapePrefixed", "fcMap", "fcMapPrefixed", "fcCrawl", "fcCrawlPrefixed",
+                        "fcBatch", "fcBatchPrefixed"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "408", "422", "429", "503"]
+
 # GET /history needs a URL unless a cursor continues a listing (400 missing_url), and the URL must be one
 # a job could have (400 as for a submission): JSON Schema cannot tie the two parameters together.
 [[operations]]
