@@ -6,12 +6,9 @@ import copy
 import re
 from typing import Any
 
-import html_to_markdown
 import lxml.etree
 import lxml.html
-import trafilatura
 from lxml.html import HtmlElement
-from trafilatura.xml import xmltotxt
 
 from jobqueue.charset import lookup, parse_content_type, sniff_encoding
 from jobqueue.extract.links import base_url, extract_links
@@ -29,6 +26,9 @@ HEAD_LIMIT = 256 * 1024  # a page's <head> is read from its first 256 KiB
 # past this many elements main-content scoring costs seconds (it grows faster than the page): such a page (a
 # sitemap-like list, a hostile page) is taken whole; real articles have a few thousand
 MAX_MAIN_ELEMENTS = 50_000
+# imported where they are used: 13 MB and 0.3 s the server process pays only if it extracts in-process (the
+# extraction pool's forkserver preloads them for its workers); parse, decode and head metadata need lxml alone
+EXTRACTORS = ("html_to_markdown", "trafilatura", "trafilatura.xml")
 
 
 def _kind(media_type: str | None, body: bytes, encoding: str | None) -> str:
@@ -65,6 +65,8 @@ def parse(text: str) -> HtmlElement | None:
 
 def whole_page_markdown(text: str, base: str) -> str:
     """The whole page as Markdown, links resolved against its base URL."""
+    import html_to_markdown
+
     # html-to-markdown drops navigation and forms by default: the whole page means all of it
     keep_all = html_to_markdown.PreprocessingOptions(remove_navigation=False, remove_forms=False)
     options = html_to_markdown.ConversionOptions(extract_metadata=False, base_url=base, preprocessing=keep_all)
@@ -75,6 +77,9 @@ def find_main_content(tree: HtmlElement, url: str) -> tuple[str, str] | None:
     """The main content's Markdown and plain text, navigation and boilerplate left out; None when none is found."""
     if sum(1 for _ in tree.iter()) > MAX_MAIN_ELEMENTS:
         return None
+    import trafilatura
+    from trafilatura.xml import xmltotxt
+
     document = trafilatura.bare_extraction(tree, url=url, include_comments=True, include_tables=True,
                                            include_formatting=True, include_links=True, output_format="markdown")
     if document is None or isinstance(document, dict) or document.body is None:
@@ -126,6 +131,8 @@ def extract(body: bytes, content_type: str | None, charset: str | None, final_ur
     metadata = head_metadata(text, final_url)
     found = find_main_content(tree, base)  # last: trafilatura prunes the tree it is given
     if found is None:  # no block stood out (a tiny page, a bare list): the whole page is its content
+        import trafilatura
+
         page_text = str(trafilatura.html2txt(text) or "").strip()
         found = whole_page_markdown(text, base), page_text + "\n" if page_text else ""
     markdown, main_text = found

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
 
-from jobqueue.extract.core import extract
+from jobqueue.extract.core import EXTRACTORS, extract
 from jobqueue.extract.views import ExtractionFailed, ExtractionTimeout, NotHtml, Views
 
 DEFAULT_TIMEOUT = 10.0
@@ -67,7 +67,7 @@ class ExtractPool:
         if self._executor is None:
             # forkserver: the service's threads are not forked; the libraries are imported once, in the server
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["jobqueue.extract.core"])
+            context.set_forkserver_preload(["jobqueue.extract.core", *EXTRACTORS])
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context,
                                                  max_tasks_per_child=_TASKS_PER_WORKER)
         return self._executor
