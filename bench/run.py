@@ -5,7 +5,8 @@ against a local target; nothing leaves 127.0.0.1. Results print as a table and a
 
 Rendering in Chromium is measured only when asked, as its own run (a few minutes, and it needs a Chromium):
 `python3 dev.py bench render` (`python3 dev.py bench render --help` for its options). Crawls likewise:
-`python3 dev.py bench crawl` (a generated site crawled, and the same URLs as batches; `--help`).
+`python3 dev.py bench crawl` (a generated site crawled, and the same URLs as batches; `--help`). What one
+job makes SQLite execute, statement by statement and trigger by trigger: `python3 dev.py bench statements`.
 """
 
 from __future__ import annotations
@@ -413,6 +414,11 @@ def run(argv: list[str]) -> None:
         from bench.crawl_bench import run as run_crawl
 
         run_crawl(argv[1:])
+        return
+    if argv[:1] == ["statements"]:
+        from bench.statements import run as run_statements
+
+        run_statements(argv[1:])
         return
     json_path = None
     if "--json" in argv:
