@@ -13,6 +13,7 @@ import { DeliveriesView } from "./deliveries.js";
 import { noticeTask, openDetail } from "./detail.js";
 import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
+import { Matching } from "./matching.js";
 import { BulkActions } from "./bulk.js";
 import { parseSearch, searchText } from "./search.js";
 import { groupSummary } from "./groups.js";
@@ -34,14 +35,17 @@ const table = new JobsTable(document.getElementById("jobs"), {
   onSelect: () => bulk?.render(),
 });
 const spark = new Sparkline(document.getElementById("spark"), document.getElementById("rate"));
+// A search's chips count the search where it can be counted (matching.js), else the whole queue.
+const matching = new Matching(document.getElementById("matching"), document.getElementById("filters"), showCounts);
 // While a batch is open the status filters count its jobs; the sparkline always follows the whole queue.
 const batchView = new BatchView(document.getElementById("batch"), {
-  onCounts: (c) => { showCounts(c); setTitleCount(c); } });
+  onCounts: (c) => { if (!matching.chipsOwned) showCounts(c); setTitleCount(c); } });
 
 function counts(c) {
   if (!c) return;
   table.seeTotal(c);
-  if (!batchView.id) { showCounts(c); setTitleCount(c); }
+  if (!batchView.id) { if (!matching.chipsOwned) showCounts(c); setTitleCount(c); }
+  matching.moved();
   spark.observe(c);
 }
 
@@ -80,6 +84,7 @@ function showJobs({ filters, pageNo }) {
   const groups = document.getElementById("groups");
   groups.hidden = true;
   bulk?.render();
+  matching.show(filters);
   table.show(filters, pageNo).then((c) => {
     counts(c);
     if (viewAddress === addressOf(filters, pageNo)) groupSummary(groups, filters);

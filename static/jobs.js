@@ -7,6 +7,7 @@
 import { api, canChange } from "./api.js";
 import { sameFilters } from "./address.js";
 import { age, el, jobMarks, localTime, took } from "./format.js";
+import { emptyNote } from "./matching.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const NARROW = window.matchMedia("(max-width: 640px)");
@@ -348,6 +349,7 @@ export class JobsTable {
       previous = tr;
     }
     this.empty.hidden = this.rows.size > 0;
+    if (!this.rows.size) this.empty.replaceChildren(...emptyNote(this.filters));  // why it is empty
     this.newer.disabled = this.onFirstPage;
     this.older.disabled = !this.next;
     this.info.textContent = `page ${this.cursors.length}`;
