@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.helpers import API, Api, wait_for
-from tests.host_pacing_site import PacedSite, gaps
+from tests.host_pacing_site import LATENCY, PacedSite, gaps, started_gaps
 
 
 async def _statuses(api: Api, ids: list[str]) -> list[str]:
@@ -81,11 +81,14 @@ async def test_one_slow_hosts_backlog_does_not_slow_other_hosts_jobs(make_server
     server = await make_server(workers=8, per_host=4)
     api = Api(f"http://127.0.0.1:{server.port}")
     try:
-        code, body = await api.call("PUT", f"{API}/hosts/127.0.0.1", {"min_delay_ms": 1000})
+        code, body = await api.call("PUT", f"{API}/hosts/127.0.0.1", {"min_delay_ms": 1000, "paused": True})
         assert code == 200, body
         backlog = [slow.url(f"/page/s{i}") for i in range(3000)]  # older: first in the claim order
+        slow_ids = []
         for start in range(0, len(backlog), 1000):
-            await api.submit_many(backlog[start:start + 1000])
+            slow_ids += [t["id"] for t in await api.submit_many(backlog[start:start + 1000])]
+        code, body = await api.call("PUT", f"{API}/hosts/127.0.0.1", {"paused": False})
+        assert code == 200, body
         began = time.monotonic()
         flowing = [t["id"] for t in await api.submit_many([fast.url(f"/page/f{i}") for i in range(200)])]
         await _until_completed(api, flowing[-5:], 30, "the other host's jobs")
@@ -94,7 +97,9 @@ async def test_one_slow_hosts_backlog_does_not_slow_other_hosts_jobs(make_server
         assert took < 15, took
         assert len(slow.arrivals) <= took + 2
         await wait_for(lambda: _async(len(slow.arrivals) >= 3), 10, "the paced host's next pages")
-        assert min(gaps(slow.times())) >= 1.0 - 0.03, slow.arrivals[:5]
+        started = [task for task_id in slow_ids[:20] if (task := await api.task(task_id))["started_at"]]
+        assert len(started) >= 3 and min(started_gaps(started)) >= 1.0 - 0.002, started_gaps(started)
+        assert min(gaps(slow.times())) >= 1.0 - LATENCY, slow.arrivals[:5]
     finally:
         api.close()
         slow.stop()

@@ -84,7 +84,7 @@ class MongoClaimOps(MongoParts):
             sweep = now - self._hosts_swept_at >= SWEEP_SECONDS
             if sweep:
                 self._hosts_swept_at = now
-            pacing = await Pacing.read(self.db, self._call, per_host, host_delay, now, sweep)
+            pacing = await Pacing.read(self.db, self._call, per_host, host_delay, now, sweep, self.clock)
             if pacing.active:
                 rooms = await slots.Rooms.read(self.db, self._call, slots.HOST, pacing.per_host, now, pacing)
             for _round in range(MAX_ROUNDS):

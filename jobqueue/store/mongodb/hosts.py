@@ -36,8 +36,10 @@ async def v15_hosts(db: Any, ensure_index: Callable[..., Any]) -> None:
 class Pacing:
     """For one claim: each host's limit and delay, the hosts that may not start a fetch now, and taking a start."""
 
-    def __init__(self, db: Any, call: Call, per_host: int | None, host_delay: float, now: float) -> None:
+    def __init__(self, db: Any, call: Call, per_host: int | None, host_delay: float, now: float,
+                 clock: Callable[[], float] | None = None) -> None:
         self.db, self.call, self.now = db, call, now
+        self.clock = clock or (lambda: now)
         self.per_host = UNLIMITED if per_host is None else per_host
         self.host_delay = host_delay
         self.limits: dict[str, int] = {}
@@ -47,9 +49,9 @@ class Pacing:
 
     @classmethod
     async def read(cls, db: Any, call: Call, per_host: int | None, host_delay: float, now: float,
-                   sweep: bool) -> Pacing:
+                   sweep: bool, clock: Callable[[], float] | None = None) -> Pacing:
         """The hosts with a policy or a next start time to come (one find); with `sweep`, the others go."""
-        pacing = cls(db, call, per_host, host_delay, now)
+        pacing = cls(db, call, per_host, host_delay, now, clock)
         if sweep:
             await call(db.hosts.delete_many({"next_start_at": {"$lte": now}, "policy": {"$ne": True}}))
         docs = await call(db.hosts.find({"$or": [{"next_start_at": {"$gt": now}}, {"policy": True}]}).to_list(None))
@@ -79,10 +81,11 @@ class Pacing:
         if delay <= 0:
             return True
         self.blocked.add(host)
+        now = max(self.now, self.clock())  # the claim's earlier round trips took time: count from the start itself
         try:
             await self.call(self.db.hosts.update_one(
-                {"_id": host, "next_start_at": {"$lte": self.now}},
-                {"$set": {"next_start_at": self.now + delay, "updated_at": self.now}}, upsert=True),
+                {"_id": host, "next_start_at": {"$lte": now}},
+                {"$set": {"next_start_at": now + delay, "updated_at": now}}, upsert=True),
                 allow=(DuplicateKeyError,))
         except DuplicateKeyError:
             return False

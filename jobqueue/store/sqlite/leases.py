@@ -49,16 +49,21 @@ class SQLiteLeaseOps:
         same write. Only jobs of one kind: rendered or not."""
         if limit <= 0 and not ended:
             return []
-        now = self.clock()
         token = secrets.token_hex(8)
         if self._host_cursor is None:
             self._host_cursor = sqlite_host_scan.Cursor()
-        claim = Claim(token, now, now + lease_seconds, self._host_cursor, rendered)
+        cursor = self._host_cursor
 
         def take(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             if ended:
                 slots.free(conn, slots.HOST, ended)
-            return claim.take(conn, limit, exclude_hosts, per_host, host_delay) if limit > 0 else []
+            if limit <= 0:
+                return []
+            # the time once the write lock is held, not before waiting for it: a paced host's next start counts
+            # from when its job is taken, or a claim that waited would let the next start come too soon
+            now = self.clock()
+            claim = Claim(token, now, now + lease_seconds, cursor, rendered)
+            return claim.take(conn, limit, exclude_hosts, per_host, host_delay)
 
         rows = await self._write(take)
         rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))
