@@ -86,7 +86,7 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
 # Whole files whose tests start server processes, kill them, or build packages: seconds each.
 _SLOW_FILES = {"test_durability.py", "test_limits_across_processes.py", "test_live_processes.py", "test_netns.py",
                "test_packaging.py", "test_processes.py", "test_stats_processes.py", "test_two_processes.py",
-               "test_webhook_durability.py"}
+               "test_webhook_durability.py", "test_host_pacing_processes.py", "test_crawls_durability.py"}
 # Tests of the other files that `--durations` showed over ~3 s (by name; a renamed one just runs in the fast loop).
 _SLOW_TESTS = {
     "test_a_due_job_is_found_behind_a_full_hosts_backlog_and_many_hosts_with_nothing_due",
