@@ -216,6 +216,8 @@ class Crawler:
         if options.sitemap == "only" or depth >= options.max_depth or not scope.contains(result.final_url):
             return None  # a redirect out of scope keeps its result; its links are not followed
         urls = await asyncio.to_thread(page_links, result)
+        if crawl.discovered >= options.max_pages:  # full when last read, so full now: no link can be queued
+            return CrawlLinks([], {"limit": len(urls)})
         return await self._pages(urls, task, task.crawl_id, options, scope, depth + 1, task.id)
 
     async def _pages(self, urls: list[str], template: Task, crawl_id: str, options: CrawlOptions, scope: Scope,
