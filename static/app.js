@@ -15,6 +15,7 @@ import { JobsTable, showCounts } from "./jobs.js";
 import { LiveLink } from "./live.js";
 import { Matching } from "./matching.js";
 import { BulkActions } from "./bulk.js";
+import { labelTables } from "./cards.js";
 import { parseSearch, searchText } from "./search.js";
 import { groupSummary } from "./groups.js";
 import { HostsView } from "./hosts.js";
@@ -248,6 +249,7 @@ table.onError = (message) => {
   box.hidden = !message;
 };
 window.addEventListener("hashchange", route);
+labelTables();  // at phone width tables are cards, each cell under its column's name
 route();
 
 setInterval(() => spark.tick(), 1000);
