@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import os
+import select
 import signal
+import threading
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
@@ -22,6 +26,10 @@ from jobqueue.extract.views import ExtractionFailed, ExtractionTimeout, NotHtml,
 DEFAULT_TIMEOUT = 10.0
 _GRACE = 2.0  # after the soft limit, how long a worker may take to notice it before it is killed
 _TASKS_PER_WORKER = 1000  # then the worker is replaced, so memory kept by parsers' caches cannot grow for ever
+
+
+# pools whose workers run: multiprocessing's helpers serve them all, so they are stopped when none is left
+_running: weakref.WeakSet[ExtractPool] = weakref.WeakSet()
 
 
 class _Alarm(BaseException):
@@ -52,6 +60,24 @@ def _run(body: bytes, content_type: str | None, charset: str | None, final_url: 
         signal.signal(signal.SIGALRM, previous)
 
 
+def _exit_with(owner: int) -> None:
+    """A worker's initializer: it exits when the process that owns its pool is gone (killed with -9, say).
+    Its parent is the forkserver, which lives as long as any worker does: without this, a killed service
+    would leave its workers and helpers running for ever."""
+    try:
+        watched = os.pidfd_open(owner)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): the worker is stopped by its pool only
+        return
+
+    def watch() -> None:
+        select.select([watched], [], [])  # readable once the owner has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="pool-owner", daemon=True).start()
+
+
 class ExtractPool:
     """A bounded pool of extraction processes; `await pool.extract(...)` never blocks the IOLoop."""
 
@@ -69,7 +95,9 @@ class ExtractPool:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["jobqueue.extract.core", *EXTRACTORS])
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context,
-                                                 max_tasks_per_child=_TASKS_PER_WORKER)
+                                                 max_tasks_per_child=_TASKS_PER_WORKER,
+                                                 initializer=_exit_with, initargs=(os.getpid(),))
+            _running.add(self)
         return self._executor
 
     def _kill(self, executor: ProcessPoolExecutor) -> None:
@@ -116,13 +144,18 @@ class ExtractPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        _running.discard(self)
 
 
 def stop_helpers() -> None:
     """Stop multiprocessing's forkserver and resource tracker, which otherwise live until this process exits
-    (at the service's shutdown, and after tests, whose session checks that no process is left running)."""
+    (at the service's shutdown, and after tests, whose session checks that no process is left running), unless
+    another pool of this process still has workers: they came from that forkserver, which waits for them, so
+    stopping one service must not stop the helpers of another in the same process (as tests run two)."""
     from multiprocessing import forkserver, resource_tracker
 
+    if any(pool._executor is not None for pool in list(_running)):
+        return
     forkserver._forkserver._stop()  # type: ignore[attr-defined]
     resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
