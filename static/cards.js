@@ -17,6 +17,7 @@ function label(table) {
   for (const body of table.tBodies) {
     for (const tr of body.rows) {
       [...tr.cells].forEach((cell, i) => {
+        if (cell.colSpan > 1) return;  // a row of its own (a delivery's details): no column to name
         if (names[i] !== undefined && cell.dataset.label !== names[i]) cell.dataset.label = names[i];
       });
     }
