@@ -305,11 +305,21 @@ class JobService:
                 self.publish(task)
         return await self.batch(batch_id)
 
-    async def start_crawl(self, body: Any) -> Crawl:
-        """Start a crawl (jobqueue/crawler.py checks the request); its seeds are announced like any new jobs."""
+    async def start_crawl(self, body: Any, client: str | None = None) -> Crawl:
+        """Start a crawl (jobqueue/crawler.py checks the request); its seeds are announced like any new jobs and,
+        when a `client` asks, charged to its rate limit as submitted jobs are (a refused request is refunded)."""
         if self.crawler is None:
             raise BadRequest(Code.INVALID_REQUEST, "this server does not crawl")
-        crawl, queued = await self.crawler.start(body)
+        seeds = body.get("urls") if isinstance(body, dict) else None
+        cost = len(seeds) if isinstance(seeds, list) and seeds else 1
+        if client is not None:
+            await self._admit(client, cost)
+        try:
+            crawl, queued = await self.crawler.start(body)
+        except Exception:
+            if client is not None:
+                self._refund(client, cost)
+            raise
         self._announce(queued)
         return crawl
 

@@ -63,7 +63,7 @@ class CrawlStartHandler(FirecrawlHandler):
 
     async def post(self) -> None:
         request = read_crawl(self.get_json_body())
-        crawl = await self.service.start_crawl(request.body)
+        crawl = await self.service.start_crawl(request.body, self.client_key)
         self.succeed({"id": crawl.id, "url": self.here(f"crawl/{crawl.id}")})
 
 
