@@ -3,7 +3,7 @@
 // which sets the list, the search box, the status chips and the batch view from it; the controls only
 // write the address.
 
-import { addressOf, readAddress } from "./address.js";
+import { addressOf, readAddress as readJobsAddress } from "./address.js";
 import { api, canChange, forgetToken, token } from "./api.js";
 import { BatchView } from "./batch.js";
 import { BatchesView } from "./batches.js";
@@ -19,10 +19,12 @@ import { labelTables } from "./cards.js";
 import { parseSearch, searchText } from "./search.js";
 import { groupSummary } from "./groups.js";
 import { HostsView } from "./hosts.js";
+import { readSchedulesAddress, SchedulesView } from "./schedules.js";
 import { Sparkline } from "./spark.js";
 import { StatsPanel } from "./stats.js";
 import { wireSubmitForm } from "./submit.js";
 
+const readAddress = (hash) => readSchedulesAddress(hash) || readJobsAddress(hash);
 let jobShown = null;  // the job the dialog was opened for
 let openedOver = null;  // the view's address a job was opened from, one step back in the history
 const openJob = (id, tab) => {
@@ -66,8 +68,9 @@ const batches = new BatchesView(document.getElementById("batches"));
 const crawls = new CrawlsView(document.getElementById("crawls"), { go: (address) => go(address) });
 const crawlView = new CrawlView(document.getElementById("crawl"));
 const hosts = new HostsView(document.getElementById("hosts"), { go: (address) => go(address) });
+const schedules = new SchedulesView(document.getElementById("schedules"));
 const PAGES = { "#/deliveries": deliveries, "#/batches": batches, "#/crawls": crawls, "#/crawl": crawlView,
-  "#/hosts": hosts };
+  "#/hosts": hosts, "#/schedules": schedules };
 let viewAddress = null;  // the address of the jobs view shown (beneath an open job, too)
 
 // The jobs view exactly as an address says: list, search box, chips, batch view and title.
@@ -94,7 +97,7 @@ function showJobs({ filters, pageNo }) {
 
 // The header link of the view shown is marked as the current page; the tab's title names the view and its count.
 const VIEW_NAMES = { "#/batches": "Batches", "#/deliveries": "Webhook deliveries", "#/crawls": "Crawls",
-  "#/crawl": "Crawl", "#/hosts": "Hosts" };
+  "#/crawl": "Crawl", "#/hosts": "Hosts", "#/schedules": "Schedules" };
 function markView(where) {
   // a jobs view's first page (a later page is still that view); one batch's jobs are under Batches
   const filters = where.kind === "page" ? null : readAddress(viewAddress || "#/").filters || {};
