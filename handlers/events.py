@@ -40,7 +40,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         refused = self.unauthorized() or self.refused_parameter()
-        if refused is None and self.hub.subscribers >= self.config.max_websockets:
+        if refused is None and self.hub.streams >= self.config.max_websockets:
             refused = ApiError.of(Code.TOO_MANY_STREAMS, "the server has as many event streams open as it allows; "
                                "try again later", headers={"Retry-After": "10"})
         if refused is not None:
@@ -69,7 +69,7 @@ class EventsHandler(SharedObjects, WebSocketHandler):
 
     def open(self, *args: Any) -> None:
         task_ids = self.get_query_arguments("task_id") or None
-        self.subscription = self.hub.subscribe(task_ids)
+        self.subscription = self.hub.subscribe(task_ids, stream=True)
         batched = self.get_query_argument("batch", None) is not None
         self.write_message(json.dumps({"type": "hello", "server_time": time.time(), "batch": batched}))
         self._sender = asyncio.ensure_future(self._send_loop(batched))

@@ -49,6 +49,7 @@ class EventHub:
         self.log = EventLog(max_pending, self.max_recent)
         self._reader = LogReader(self.log)
         self._subscribers: set[Subscription] = set()
+        self._streams: set[Subscription] = set()  # the subscribers that are websocket streams
         self._sleepers: list[asyncio.Future[None]] = []  # readers waiting for the next change
         self._touched: set[str] = set()  # batches whose jobs changed since the last look
         self._touched_crawls: set[str] = set()  # crawls whose pages changed since the last look
@@ -57,18 +58,27 @@ class EventHub:
 
     @property
     def subscribers(self) -> int:
-        """How many clients listen (for /metrics and the websocket cap)."""
+        """How many listen: websocket streams and requests waiting for a job (while any does, changes are read)."""
         return len(self._subscribers)
 
-    def subscribe(self, task_ids: Iterable[str] | None = None) -> Subscription:
-        """Start receiving changes made from now on (all tasks, or only `task_ids`)."""
+    @property
+    def streams(self) -> int:
+        """How many websocket streams listen (for /metrics and the --max-websockets cap, which a synchronous
+        request waiting for its job does not count against)."""
+        return len(self._streams)
+
+    def subscribe(self, task_ids: Iterable[str] | None = None, *, stream: bool = False) -> Subscription:
+        """Start receiving changes made from now on (all tasks, or only `task_ids`); `stream`: for a websocket."""
         subscription = Subscription(self, task_ids, self.log.seq)
         self._subscribers.add(subscription)
+        if stream:
+            self._streams.add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop sending to a subscription."""
         self._subscribers.discard(subscription)
+        self._streams.discard(subscription)
 
     def publish(self, task: Task) -> None:
         """Record a state this process gave a task; while a change feed is attached and anyone listens, the feed
