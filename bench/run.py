@@ -415,6 +415,11 @@ def run(argv: list[str]) -> None:
 
         run_crawl(argv[1:])
         return
+    if argv[:1] == ["firecrawl"]:
+        from bench.firecrawl_bench import run as run_firecrawl
+
+        run_firecrawl(argv[1:])
+        return
     if argv[:1] == ["statements"]:
         from bench.statements import run as run_statements
 
