@@ -12,7 +12,7 @@ class CrawlListHandler(BaseAPIHandler):
     query_parameters = {"GET": PAGING}
 
     async def post(self) -> None:
-        crawl = await self.service.start_crawl(self.get_json_body())
+        crawl = await self.service.start_crawl(self.get_json_body(), self.client_key)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{crawl.id}")
         self.write_json({"crawl": crawl.to_json()}, 201)
 

@@ -25,7 +25,7 @@ class MetricsHandler(BaseAPIHandler):
             metrics.set_counts(await self.service.store.counts())
         except StoreError:
             pass  # the scrape still shows everything else; /healthz says the database is down
-        metrics.websockets.set(self.hub.subscribers)
+        metrics.websockets.set(self.hub.streams)  # websocket streams only: not scrapes waiting for their jobs
         self.set_header("Content-Type", CONTENT_TYPE)
         self.finish(metrics.render())
 

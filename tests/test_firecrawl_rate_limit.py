@@ -59,8 +59,6 @@ async def test_firecrawl_requests_spend_the_rate_limit_and_a_refusal_is_429_in_f
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="handlers/crawls.py does not pass its client_key to start_crawl yet "
-                                       "(/tmp/jq-notes/firecrawl2-requests.md)")
 @pytest.mark.gen_test(timeout=90)
 async def test_a_native_crawl_start_spends_the_rate_limit(tmp_path, site):
     proc, api = await start_server(str(tmp_path / "limited.db"), *LIMITED)

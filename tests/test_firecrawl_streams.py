@@ -31,6 +31,8 @@ async def test_waiting_scrapes_do_not_use_up_websocket_places(make_server):
         stream = await websocket_connect(f"ws://127.0.0.1:{server.port}{API}/events")
         assert json.loads(await stream.read_message())["type"] == "hello"
         assert server.hub.streams == 1
+        metrics = (await api.raw("GET", "/metrics")).body.decode()
+        assert "jobqueue_websocket_clients 1.0" in metrics  # the stream, not the two waiting scrapes
         slow.release.set()
         for scrape in scrapes:
             code, body = await scrape
