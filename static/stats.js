@@ -1,21 +1,37 @@
-// Live statistics from the server's `stats` messages (the whole service's, whichever process sends them): the
-// last minute in words, finished jobs per minute over the hour, its error rate and p95 fetch time (of one
-// attempt, not the wait before it) as SVG bar charts each with a text summary, and the busiest hosts as a table.
+// Live statistics from the server's `stats` messages: the whole service's figures (`"scope": "service"`, every
+// process's work, read back from the database), whichever process sends them. Each figure says what it counts
+// and over which time: the last minute in words; jobs finished, the error rate and the p95 fetch time (of one
+// attempt, not the wait before it) as charts with axes over the last hour (by minute) or the last day (by hour),
+// each with its value under the pointer and a text summary; and the busiest hosts of the last hour as a table.
 
+import { drawBars } from "./chart.js";
 import { el } from "./format.js";
 
-const SVG = "http://www.w3.org/2000/svg";
+const RANGES = {
+  hour: { key: "per_minute", slots: 60, slotMs: 60_000, per: "minute", span: "the last hour" },
+  day: { key: "per_hour", slots: 24, slotMs: 3_600_000, per: "hour", span: "the last day" },
+};
 
 function ms(value) {
-  return value == null ? "—" : value >= 1000 ? `${(value / 1000).toLocaleString()} s` : `${value} ms`;
+  if (value == null) return "—";
+  if (value >= 1000) return `${(value / 1000).toLocaleString(undefined, { maximumFractionDigits: 1 })} s`;
+  return `${Math.round(value)} ms`;
 }
 
 function percent(rate) {
   return `${(rate * 100).toLocaleString(undefined, { maximumFractionDigits: 1 })} %`;
 }
 
+function clock(iso, withDay = false) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  return withDay ? at.toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" })
+    : at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
 export class StatsPanel {
   constructor(section) {
+    this.section = section;
     this.summary = section.querySelector("#stats-summary");
     this.chart = section.querySelector("#stats-chart");
     this.chartText = section.querySelector("#stats-chart-text");
@@ -24,71 +40,94 @@ export class StatsPanel {
     this.errorsText = section.querySelector("#stats-errors-text");
     this.latency = section.querySelector("#stats-latency");
     this.latencyText = section.querySelector("#stats-latency-text");
+    this.scope = section.querySelector("#stats-scope");
+    this.range = "hour";
+    this.last = null;
+    for (const button of section.querySelectorAll("[data-range]")) {
+      button.addEventListener("click", () => {
+        this.range = button.dataset.range;
+        for (const b of section.querySelectorAll("[data-range]")) b.setAttribute("aria-pressed", String(b === button));
+        if (this.last) this.apply(this.last);
+      });
+    }
   }
 
   apply(stats) {
+    this.last = stats;
+    // a process that could only count its own work would say so; the service's figures are every process's
+    this.scope.textContent = stats.scope === "service" ? "of the whole service (every process)" : "of this process only";
     const last = stats.last_minute;
     this.summary.textContent = last.finished
       ? `Last minute: ${last.finished_per_s.toLocaleString()} jobs/s finished by the whole service (every process),` +
         ` error rate ${percent(last.error_rate)} (${last.failed} failed, ${last.http_errors} HTTP 4xx/5xx),` +
         ` fetch time of one attempt p50 ${ms(last.p50_ms)}, p95 ${ms(last.p95_ms)}.`
       : "No job finished in the last minute.";
-    this.drawChart(stats.per_minute);
+    this.drawCharts(stats);
     this.hosts.replaceChildren(...stats.hosts.slice(0, 10).map((h) => el("tr", {},
       el("td", { text: h.host }), el("td", { text: h.finished.toLocaleString() }),
       el("td", { text: percent(h.error_rate) }), el("td", { text: ms(h.p95_ms) }))));
   }
 
-  drawChart(minutes) {
-    const most = Math.max(1, ...minutes.map((m) => m.finished));
-    bars(this.chart, minutes, [["", (m) => m.finished / most], ["errors", (m) => (m.failed + m.http_errors) / most]]);
-    const total = minutes.reduce((n, m) => n + m.finished, 0);
-    const peak = worst(minutes, (m) => m.finished);
-    this.chartText.textContent = minutes.length
-      ? `${total.toLocaleString()} jobs finished in the last hour over ${minutes.length} active minute(s); ` +
-        `the busiest minute had ${peak.finished.toLocaleString()}.`
-      : "No job finished in the last hour.";
-    bars(this.errors, minutes, [["", (m) => m.error_rate]]);
-    const failing = worst(minutes, (m) => m.error_rate);
-    const bad = minutes.reduce((n, m) => n + m.failed + m.http_errors, 0);
-    this.errorsText.textContent = minutes.length
-      ? `Error rate over the hour ${percent(total ? bad / total : 0)}; the worst minute (${clock(failing.t)}) ` +
+  drawCharts(stats) {
+    const range = RANGES[this.range];
+    const points = stats[range.key] || [];
+    const end = nextBoundary(new Date(stats.at || Date.now()), range.slotMs);
+    const day = this.range === "day";
+    for (const per of this.section.querySelectorAll("[data-per]")) {
+      per.firstChild.textContent = per.firstChild.textContent.replace(/^per \w+, [^:]*/, `per ${range.per}, ${range.span}`);
+    }
+    const readout = (svg) => svg.nextElementSibling;
+    const base = { end, slots: range.slots, slotMs: range.slotMs };
+    drawBars(this.chart, points, { ...base, name: `jobs finished per ${range.per}, ${range.span}`, readout: readout(this.chart),
+      series: [["bar", (p) => p.finished], ["errors", (p) => p.failed + p.http_errors]],
+      unit: (v) => `${Math.round(v).toLocaleString()}`,
+      tip: (p) => `${clock(p.t, day)}: ${p.finished.toLocaleString()} jobs finished, ${(p.failed + p.http_errors).toLocaleString()} `
+        + `failed or HTTP 4xx/5xx` });
+    drawBars(this.errors, points, { ...base, name: `error rate per ${range.per}, ${range.span}`, readout: readout(this.errors),
+      series: [["errors", (p) => p.error_rate]], top: Math.max(0.01, niceRate(points)),
+      unit: percent, tip: (p) => `${clock(p.t, day)}: error rate ${percent(p.error_rate)} (${p.failed} failed, `
+        + `${p.http_errors} HTTP 4xx/5xx of ${p.finished})` });
+    drawBars(this.latency, points, { ...base, name: `p95 fetch time per ${range.per}, ${range.span}`,
+      readout: readout(this.latency), series: [["bar", (p) => p.p95_ms ?? 0]], unit: ms,
+      tip: (p) => `${clock(p.t, day)}: p95 ${ms(p.p95_ms)}, p50 ${ms(p.p50_ms)} (one fetch attempt)` });
+    this.describe(points, range, day);
+  }
+
+  // The charts in words, for everyone (and what a screen reader reads of them).
+  describe(points, range, day) {
+    const total = points.reduce((n, p) => n + p.finished, 0);
+    const peak = worst(points, (p) => p.finished);
+    const span = range.span.replace("the ", "");
+    this.chartText.textContent = points.length
+      ? `${total.toLocaleString()} jobs finished in the ${span} over ${points.length} active ${range.per}(s); ` +
+        `the busiest ${range.per} (${clock(peak.t, day)}) had ${peak.finished.toLocaleString()}.`
+      : `No job finished in the ${span}.`;
+    const failing = worst(points, (p) => p.error_rate);
+    const bad = points.reduce((n, p) => n + p.failed + p.http_errors, 0);
+    const over = this.range === "hour" ? "the hour" : "the day";
+    this.errorsText.textContent = points.length
+      ? `Error rate over ${over} ${percent(total ? bad / total : 0)}; the worst ${range.per} (${clock(failing.t, day)}) ` +
         `had ${percent(failing.error_rate)}.`
-      : "Error rate per minute: no data yet.";
-    const slowest = worst(minutes, (m) => m.p95_ms ?? 0);
-    const top = Math.max(1, slowest.p95_ms ?? 0);
-    bars(this.latency, minutes, [["", (m) => (m.p95_ms ?? 0) / top]]);
-    this.latencyText.textContent = minutes.length
-      ? `p95 fetch time per minute: at most ${ms(slowest.p95_ms)} (${clock(slowest.t)}), ` +
-        `${ms(minutes[minutes.length - 1].p95_ms)} in the latest active minute.`
-      : "p95 fetch time per minute: no data yet.";
+      : `Error rate per ${range.per}: no data yet.`;
+    const slowest = worst(points, (p) => p.p95_ms ?? 0);
+    this.latencyText.textContent = points.length
+      ? `p95 fetch time per ${range.per}: at most ${ms(slowest.p95_ms)} (${clock(slowest.t, day)}), ` +
+        `${ms(points[points.length - 1].p95_ms)} in the latest active ${range.per}.`
+      : `p95 fetch time per ${range.per}: no data yet.`;
   }
 }
 
-// The minute where `value` is highest (the first such), or an empty one.
-function worst(minutes, value) {
-  return minutes.reduce((best, m) => (value(m) > value(best) ? m : best), minutes[0] ?? { finished: 0 });
+// The end of the window: the end of the slot `at` is in, so the newest slot is the last one drawn.
+function nextBoundary(at, slotMs) {
+  return new Date(Math.floor(at.getTime() / slotMs) * slotMs + slotMs);
 }
 
-function clock(iso) {
-  return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "—";
+function niceRate(points) {
+  const most = Math.max(0, ...points.map((p) => p.error_rate || 0));
+  return [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1].find((v) => v >= most) ?? 1;
 }
 
-// One 6-unit bar per minute (the last 60), each series a fraction 0..1 of the chart's height.
-function bars(svg, minutes, series) {
-  const rects = [];
-  minutes.slice(-60).forEach((m, i) => {
-    for (const [cls, fraction] of series) {
-      const h = Math.round(Math.min(1, fraction(m) || 0) * 56);
-      if (!h) continue;
-      const rect = document.createElementNS(SVG, "rect");
-      rect.setAttribute("x", String(i * 8));
-      rect.setAttribute("y", String(58 - h));
-      rect.setAttribute("width", "6");
-      rect.setAttribute("height", String(h));
-      if (cls) rect.setAttribute("class", cls);
-      rects.push(rect);
-    }
-  });
-  svg.replaceChildren(...rects);
+// The point where `value` is highest (the first such), or an empty one.
+function worst(points, value) {
+  return points.reduce((best, p) => (value(p) > value(best) ? p : best), points[0] ?? { finished: 0 });
 }

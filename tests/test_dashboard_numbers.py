@@ -70,3 +70,54 @@ def test_a_search_counts_its_own_jobs_and_an_empty_one_says_why(browser, tmp_pat
                 expect(chips.locator("[data-count=all]")).not_to_have_text("4")
                 assert axe_serious(page, "body") == []
             context.close()
+
+
+def test_charts_read_the_whole_service_with_axes_and_values(browser, tmp_path):  # noqa: F811
+    """Two processes: both tabs give the service's one figure (the jobs the store says finished), the charts
+    have clock times, units and the value under the pointer, over the last hour and the last day; an instant
+    404 took milliseconds, not the wait before it."""
+    with running_service(str(tmp_path), "--processes", "2", "--max-attempts", "1") as (dashboard, target):
+        _, made = call(dashboard, "POST", "/queue_tasks", {"urls": [f"{target}/status/404"] +
+                                                           [f"{target}/page/n{i}" for i in range(9)], "tags": ["n"]})
+        pages = []
+        for options in LOOKS:
+            context = browser.new_context(bypass_csp=True, **options)
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT)
+            page.goto(dashboard + "#/jobs?tag=n")
+            pages.append(page)
+        with jobs_flowing(dashboard, lambda n: {"url": f"{target}/page/more{n}"}, every=0.1, rounds=30) as flowing:
+            for page in pages:
+                expect(page.locator("#stats-chart text.tick").first).to_be_visible()
+            while len(flowing) < 30:
+                pages[0].wait_for_timeout(200)  # the submissions go on meanwhile (bounded: 30 rounds)
+        finished(dashboard, "/queue_tasks?limit=1000", 40)
+        counts = call(dashboard, "GET", "/queue_tasks?limit=1")[1]["counts"]
+        done = counts["completed"] + counts["failed"]
+        for page in pages:
+            # one figure whichever process serves the tab: the service's, as the store counts it
+            expect(page.locator("#stats-chart-text")).to_contain_text(f"{done} jobs finished in the last hour",
+                                                                      timeout=20_000)
+            expect(page.locator("#stats-scope")).to_have_text("of the whole service (every process)")
+            ticks = page.locator("#stats-chart text.tick").all_text_contents()
+            assert any(re.search(r"\d{1,2}:\d{2}", t) for t in ticks), ticks  # clock times on the time axis
+            assert any(t.endswith(" ms") or t.endswith(" s") for t in page.locator("#stats-latency text.tick")
+                       .all_text_contents())  # a unit on the fetch time's axis
+            assert any(t.endswith(" %") for t in page.locator("#stats-errors text.tick").all_text_contents())
+            bar = page.locator("#stats-chart rect.bar").last
+            bar.hover(position={"x": 2, "y": 1})  # its top: the red part of the bar is at its foot
+            expect(page.locator("#stats-chart + .readout")).to_have_text(re.compile(r"\d+ jobs finished, \d+ failed"))
+            assert bar.locator("title").text_content().endswith("failed or HTTP 4xx/5xx")
+            # the instant 404 took milliseconds
+            row = page.locator(f'#jobs tbody tr[data-id="{made["tasks"][0]["id"]}"]')
+            expect(row.locator("td").nth(4)).to_have_text(re.compile(r"^\d+ ms$"))
+            assert axe_serious(page, "#stats") == []
+        page = pages[0]
+        page.get_by_role("button", name="Last day").click()
+        expect(page.get_by_role("button", name="Last day")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#stats-chart-name")).to_contain_text("per hour, the last day")
+        expect(page.locator("#stats-chart-text")).to_contain_text(f"{done} jobs finished in the last day")
+        page.locator("#stats-chart").focus()
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#stats-chart + .readout")).to_have_text(re.compile(rf"{done} jobs finished"))
+        assert axe_serious(page, "#stats") == []
