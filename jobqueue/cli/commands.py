@@ -13,6 +13,7 @@ from typing import Any
 from jobqueue.client import APIError, AsyncClient, Batch, Task
 
 from .progress import Tally, progress_for, tick
+from .reasons import failure_reasons, for_terminal
 from .urlfile import UsageError, describe_bad, read_url_file
 
 OK, SOME_FAILED, USAGE = 0, 1, 2
@@ -74,6 +75,8 @@ async def follow(client: AsyncClient, batches: list[Batch]) -> int:
     ids = ", ".join(latest)
     print(f"batch {ids} finished: {tally.total} jobs, {counts['completed']} completed, {counts['failed']} failed, "
           f"{counts['cancelled']} cancelled in {time.monotonic() - started:.1f}s", flush=True)
+    for line in await failure_reasons(client, list(latest)):
+        note(line)
     return SOME_FAILED if counts["failed"] or counts["cancelled"] else OK
 
 
@@ -138,6 +141,9 @@ async def export(client: AsyncClient, args: argparse.Namespace) -> int:
         filters["crawl"] = args.crawl
     if args.views and args.format != "jsonl":
         raise UsageError(f"--with puts readable views on JSON Lines; it does not go with --format {args.format}")
+    if args.output == "-" and args.format == "warc" and sys.stdout.isatty():
+        raise UsageError("a WARC export is gzip-compressed bytes, not for a terminal: write it to a file "
+                         "(--output FILE, or leave --output out for the server's file name) or pipe it on")
     dest: Any = sys.stdout.buffer if args.output == "-" else args.output
     written = await client.export(dest, args.format, args.views, **filters)
     if written.path is not None:
@@ -160,6 +166,8 @@ async def result(client: AsyncClient, args: argparse.Namespace) -> int:
 
 
 def _print_text(text: str) -> None:
+    if sys.stdout.isatty():
+        text = for_terminal(text)
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
     sys.stdout.flush()
 
