@@ -93,12 +93,18 @@ export class HistoryView {
     const th = (text) => el("th", { scope: "col", text });
     this.more = el("button", { type: "button", text: "Older results", hidden: true, onclick: () => this.older() });
     this.changes = el("div", { class: "changes" });
+    // "Changes only": the results whose body differed from the one before (and this job's), the rest hidden
+    this.onlyChanges = el("input", { type: "checkbox", id: `${this.name}-only`,
+      onchange: () => this.list.classList.toggle("changes-only", this.onlyChanges.checked) });
+    this.list = el("table", { class: "history-list" },
+      el("caption", { class: "sr", text: "Stored results of this URL, newest first; pick two to compare" }),
+      el("thead", {}, el("tr", {}, th("From"), th("To"), th("Fetched"), th("HTTP"), th("Size"), th("SHA-256"),
+        th("Body"))), this.rows);
+    // the filter comes after the list in the keyboard's order: Tab goes from the panel to the picked results first
     this.root = el("div", { class: "history" }, el("h3", { text: "Stored results of this URL" }), this.status,
-      this.error, el("div", { class: "table-wrap" }, el("table", { class: "history-list" },
-        el("caption", { class: "sr", text: "Stored results of this URL, newest first; pick two to compare" }),
-        el("thead", {}, el("tr", {}, th("From"), th("To"), th("Fetched"), th("HTTP"), th("Size"), th("SHA-256"),
-          th("Body"))), this.rows)),
-      this.more, el("h3", { text: "Changes" }), this.changes);
+      this.error, el("div", { class: "table-wrap" }, this.list),
+      el("div", { class: "row" }, el("label", { class: "check changes-filter", for: `${this.name}-only` }, this.onlyChanges,
+        " Changes only (results whose body differed from the one before)"), this.more), el("h3", { text: "Changes" }), this.changes);
     this.root.addEventListener("change", (event) => { if (event.target.type === "radio") this.compare(); });
   }
 
@@ -166,7 +172,8 @@ export class HistoryView {
     const fetched = r.id === this.jobId ? el("span", {}, local(r.fetched_at), " (this job)")
       : el("a", { href: `#/job/${encodeURIComponent(r.id)}/history` }, local(r.fetched_at));
     const body = BODY[String(r.changed)] ?? "";
-    return el("tr", { "data-id": r.id }, el("td", {}, radio("from")), el("td", {}, radio("to")), el("td", {}, fetched),
+    return el("tr", { "data-id": r.id, "data-changed": String(r.changed === true || r.id === this.jobId) },
+      el("td", {}, radio("from")), el("td", {}, radio("to")), el("td", {}, fetched),
       el("td", { text: r.http_status ?? "" }), el("td", { text: bytes(r.size) }),
       el("td", { class: "mono", title: r.sha256 || "", text: (r.sha256 || "").slice(0, 12) }),
       el("td", {}, el("span", { class: `body-${body}`, text: body })));

@@ -62,6 +62,19 @@ def test_schedules_list_every_recurring_url_and_stop_after_asking(browser, tmp_p
                 if options.get("color_scheme") != "light":
                     context.close()
                     continue
+                # History's "Changes only": the results whose body changed, and this job's
+                page.goto(dashboard + f"#/job/{first['task']['id']}/history")
+                results = page.locator(".history-list tbody tr")
+                expect(results.nth(2)).to_be_attached()  # several runs stored
+                total = results.count()
+                page.get_by_label("Changes only").check()
+                shown = page.locator(".history-list tbody tr:visible")
+                expect(shown.locator(".body-changed")).to_have_count(1)
+                assert 1 <= shown.count() <= 2 < total  # the change, and this job (the first run)
+                assert axe_serious(page, "#detail") == []
+                page.get_by_label("Changes only").uncheck()
+                expect(shown).to_have_count(results.count())
+                page.goto(dashboard + "#/schedules")
                 # stop asks first; "Keep it" changes nothing
                 stop = calm.get_by_role("button", name=f"Stop fetching {steady}")
                 stop.focus()
