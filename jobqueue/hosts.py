@@ -94,6 +94,8 @@ def read_policy_change(body: object) -> PolicyChange:
     given: dict[str, Any] = {}
     for name, low, high in (("max_concurrency", 1, MAX_CONCURRENCY), ("min_delay_ms", 0, MAX_DELAY_MS)):
         value = body.get(name)
+        if type(value) is float and value.is_integer():  # 1000.0 is the JSON number 1000 (JSON Schema agrees)
+            value = int(value)
         if value is not None and (type(value) is not int or not low <= value <= high):
             raise BadRequest(Code.INVALID_FIELD, f"{name} must be null (the server's default) or a whole number "
                              f"from {low} to {high}")

@@ -82,7 +82,6 @@ def test_deliveries_view_redeliver_by_keyboard_and_job_view(browser, tmp_path): 
             page.keyboard.press("Enter")
             page.locator("#deliveries-status", has_text="again").wait_for()
             wait_delivery(dashboard, task_id, "delivered")
-            page.get_by_role("button", name="Refresh").click()
             row.locator(".badge", has_text="delivered").wait_for()
             page.goto(dashboard + f"#/job/{task_id}")
             section = page.get_by_role("region", name="webhook deliveries")

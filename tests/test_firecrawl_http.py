@@ -36,6 +36,8 @@ async def test_crawl_and_batch_starts_answer_id_and_url(api, site):
     code, status = await api.call("GET", f"/firecrawl/v2/crawl/{body['id']}")
     assert code == 200 and status["status"] in ("scraping", "completed") and isinstance(status["creditsUsed"], int)
     assert set(status) == {"success", "status", "completed", "total", "creditsUsed", "expiresAt", "next", "data"}
+    code, again = await api.call("GET", f"/firecrawl/v2/crawl/{body['id']}?cursor=")  # empty: the first page
+    assert code == 200 and again["success"] is True, again
     code, body = await api.call("POST", "/v2/batch/scrape", {"urls": [site.url("/a"), "ftp://x/"],
                                                              "ignoreInvalidURLs": True})
     assert code == 200 and body["invalidURLs"] == ["ftp://x/"]

@@ -153,3 +153,12 @@ async def test_hosts_are_listed_paged_and_searched_and_a_policy_is_checked(make_
         api.close()
         site.stop()
         other.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_whole_number_written_with_a_point_is_a_whole_number(api):
+    code, body = await api.call("PUT", f"{API}/hosts/example.com", {"min_delay_ms": 1500.0, "max_concurrency": 2.0})
+    assert code == 200 and body["host"]["policy"]["min_delay_ms"] == 1500, body
+    assert body["host"]["policy"]["max_concurrency"] == 2
+    code, body = await api.call("PUT", f"{API}/hosts/example.com", {"min_delay_ms": 1500.5})
+    assert code == 400 and body["error"]["code"] == "invalid_field"

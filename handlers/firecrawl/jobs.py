@@ -35,7 +35,7 @@ class StatusPages(FirecrawlHandler):
         """One page of the finished jobs' documents, and the `next` URL when more are stored."""
         service = self.service
         service.check_filter(where)
-        cursor = self.get_query_argument("cursor", None)
+        cursor = self.get_query_argument("cursor", None) or None  # empty: the first page, as everywhere
         page = await service.store.list(where, PAGE, cursor)
         docs = await asyncio.gather(*(document(t, service.store, self.readable, shape) for t in page.items))
         path = self.request.path.rstrip("/").split("/v2/", 1)[1]

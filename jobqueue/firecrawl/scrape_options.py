@@ -35,7 +35,7 @@ REFUSED_FORMATS = {
     "question": "question (LLM) is not supported by jobqueue", "highlights": "highlights (LLM) is not supported",
 }
 # present with one of these values (the SDK's defaults), a field is accepted as asking nothing jobqueue lacks
-_NOTHING = (None, False, [], {}, "")
+_NOTHING: tuple[object, ...] = (None, False, [], {}, "")
 _REFUSED_FIELDS = {
     "actions": "actions are not supported by jobqueue (it renders a page, it does not click or type)",
     "location": "location is not supported by jobqueue (no geolocated proxies)",
