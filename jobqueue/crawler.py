@@ -35,6 +35,7 @@ from jobqueue.urls import normalize_url
 
 log = logging.getLogger("jobqueue.crawler")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+INLINE_PARSE_BYTES = 16 * 1024  # a page this small is parsed on the IOLoop (~0.1-0.5 ms): cheaper than a thread
 MAX_LINKS_PER_PAGE = 10_000  # links of one page looked at; the rest count as over the limit
 SEEDING_SECONDS = 300.0  # how long a crawl waits for its sitemaps before it may finish without them
 _CACHED = 256  # crawls whose scope this process keeps
@@ -215,7 +216,8 @@ class Crawler:
         depth = task.depth or 0
         if options.sitemap == "only" or depth >= options.max_depth or not scope.contains(result.final_url):
             return None  # a redirect out of scope keeps its result; its links are not followed
-        urls = await asyncio.to_thread(page_links, result)
+        small = result.body is not None and len(result.body) <= INLINE_PARSE_BYTES
+        urls = page_links(result) if small else await asyncio.to_thread(page_links, result)
         if crawl.discovered >= options.max_pages:  # full when last read, so full now: no link can be queued
             return CrawlLinks([], {"limit": len(urls)})
         return await self._pages(urls, task, task.crawl_id, options, scope, depth + 1, task.id)

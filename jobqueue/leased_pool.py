@@ -177,7 +177,8 @@ class LeasedPool:
         self.publish(task)
         if not self._stopping:
             robots = self.robots
-            obeys = robots is not None and robots.obeys(task)
+            # a crawl's page found by a link or a sitemap was checked against robots.txt before it was queued
+            obeys = robots is not None and robots.obeys(task) and not (task.crawl_id is not None and task.depth)
             self._running[task.id] = asyncio.ensure_future(self._robots_first(task, lease)) if obeys else (
                 self._launch(task, lease))
 
