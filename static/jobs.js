@@ -48,6 +48,7 @@ export class JobsTable {
     this.next = null;
     this.rows = new Map();          // id -> task, in display order
     this.loading = null;
+    this.asked = null;              // the read the reader asked for (a page, a view), while it runs
     this.buffered = [];             // events that arrive while a page loads
     this.dirty = false;
     this.shown = 0;                 // bumped by every view shown: a slower earlier one stops paging
@@ -161,18 +162,35 @@ export class JobsTable {
     return counts;
   }
 
+  // The page becomes the current one when its rows come, so its number never shows over another's rows.
   async page(direction) {
     if (direction > 0 && this.next === "more") await this.reload();  // a placeholder: read the real cursor
-    if (direction > 0 && this.next) this.cursors.push(this.next);
-    if (direction < 0 && this.cursors.length > 1) this.cursors.pop();
-    return this.reload();
+    let cursors = this.cursors;
+    if (direction > 0 && this.next) cursors = [...cursors, this.next];
+    if (direction < 0 && cursors.length > 1) cursors = cursors.slice(0, -1);
+    return this.reload({ cursors });
   }
 
-  // Load the current page; events that arrive meanwhile are applied after it, newest state winning.
-  // `gentle`: a read the reader did not ask for (a reconnect, leaving the table); if they are working with
-  // the table when it comes, it changes the rows shown in place and holds the new ones, like events.
-  async reload({ gentle = false } = {}) {
-    const cursor = this.cursors[this.cursors.length - 1];
+  // Load a page (the current one unless `cursors` says another); events that arrive meanwhile are applied
+  // after it, newest state winning. `gentle`: a read the reader did not ask for (a reconnect, leaving the
+  // table); if they are working with the table when it comes, it changes the rows shown in place and holds
+  // the new ones, like events. It waits for a read the reader asked for: that one's rows are not shown yet,
+  // and a gentle read in its place would keep the previous page's rows (a reload walking back to page 2
+  // with the scroll position restored past the table's top).
+  async reload({ gentle = false, cursors = null } = {}) {
+    while (gentle && this.asked) await this.asked.catch(() => null);
+    if (gentle) return this.read({ gentle, cursors: this.cursors });
+    const read = this.read({ gentle, cursors: cursors || this.cursors });
+    this.asked = read;
+    try {
+      return await read;
+    } finally {
+      if (this.asked === read) this.asked = null;
+    }
+  }
+
+  async read({ gentle, cursors }) {
+    const cursor = cursors[cursors.length - 1];
     const query = new URLSearchParams({ limit: String(this.pageSize) });
     if (this.status) query.set("status", this.status);
     if (this.batch) query.set("batch", this.batch);
@@ -191,6 +209,7 @@ export class JobsTable {
       for (const task of [...body.tasks, ...this.takeBuffered()]) this.apply(task);
       return body.counts;
     }
+    this.cursors = cursors;
     this.rows = new Map(body.tasks.map((t) => [t.id, t]));
     this.totalAtLoad = STATUSES.reduce((n, s) => n + (body.counts[s] || 0), 0);
     this.total = this.totalAtLoad;
