@@ -76,6 +76,10 @@ def main(argv: list[str]) -> int:
         ensure_venv(with_tests=True)
         if "--fast" in rest:  # tests/conftest.py marks the slow ones
             rest = ["-m", "not slow", *(arg for arg in rest if arg != "--fast")]
+        if not any(arg.startswith(("-n", "--numprocesses")) or arg == "no:xdist" for arg in rest):
+            # whole files to each worker (a file's tests share fixtures and order); at least 2 even on 1 core,
+            # since the tests mostly wait on the servers, browsers and processes they start
+            rest = ["-n", str(min(4, max(2, os.cpu_count() or 2))), "--dist", "loadfile", *rest]
         lint = subprocess.run([PYTHON, "-m", "ruff", "check", ROOT], cwd=ROOT)
         tests = subprocess.run([PYTHON, "-m", "pytest", *rest], cwd=ROOT)
         return tests.returncode or lint.returncode
