@@ -183,7 +183,7 @@ class JobQueueServer:
         app = make_app(self.service, settings, hub=self.hub, metrics=self.metrics,
                        tokens=TokenSet(settings.api_tokens, settings.read_only_tokens),
                        process=self.role.index if self.role is not None else None, render=self.render_pool,
-                       readable=self.readable)
+                       readable=self.readable, robots=self.robots)
         if sockets is None:
             try:
                 sockets = bind_sockets(settings.port, settings.host, family=socket.AF_UNSPEC)

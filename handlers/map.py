@@ -8,7 +8,7 @@ from jobqueue.addresses import AddressPolicy
 from jobqueue.errors import BadRequest, Code
 from jobqueue.fetcher import Fetcher, FetchSettings
 from jobqueue.robots import Robots
-from jobqueue.site_map import DEFAULT_MAP_LIMIT, MAX_MAP_LIMIT, SITEMAP_MODES, map_site
+from jobqueue.site_map import DEFAULT_MAP_LIMIT, MAP_SECONDS, MAX_MAP_LIMIT, SITEMAP_MODES, SiteMap, map_site
 from jobqueue.sitemaps import sitemap_fetcher
 from jobqueue.urls import normalize_url
 
@@ -38,26 +38,32 @@ def read_map_request(body: Any, policy: AddressPolicy) -> tuple[str, int, str]:
     return url, limit, mode
 
 
+async def map_for(handler: BaseAPIHandler, url: str, limit: int, mode: str, seconds: float = MAP_SECONDS) -> SiteMap:
+    """Map a site for a request (POST /map, Firecrawl's /v2/map): fetchers that live as long as the request, through
+    the address guard, and the server's shared robots.txt copies."""
+    config, policy = handler.config, handler.service.policy
+    settings = FetchSettings(connect_timeout=config.connect_timeout, total_timeout=config.fetch_timeout,
+                             max_body_size=config.max_body_size, user_agent=config.user_agent, max_clients=2)
+    page_fetcher = Fetcher(settings, policy)
+    sitemaps = sitemap_fetcher(settings, policy)
+    shared: Robots | None = handler.application.settings.get("robots")
+    # without the server's own Robots, one over the same store still shares its 24 h copy of robots.txt
+    robots = shared or Robots(handler.service.store, Robots.fetcher_for(settings, page_fetcher),
+                              config.robots_user_agent)
+    try:
+        return await map_site(url, page_fetcher=page_fetcher, sitemap_fetcher=sitemaps, robots=robots, limit=limit,
+                              sitemap=mode, seconds=seconds)
+    finally:
+        page_fetcher.close()
+        sitemaps.close()
+        if robots is not shared:
+            robots.fetcher.close()
+
+
 class MapHandler(BaseAPIHandler):
-    """POST {url, limit, sitemap}: {links, warnings}. Its fetchers live as long as the request."""
+    """POST {url, limit, sitemap}: {links, warnings}."""
 
     async def post(self) -> None:
         url, limit, mode = read_map_request(self.get_json_body(), self.service.policy)
-        config = self.config
-        settings = FetchSettings(connect_timeout=config.connect_timeout, total_timeout=config.fetch_timeout,
-                                 max_body_size=config.max_body_size, user_agent=config.user_agent, max_clients=2)
-        page_fetcher = Fetcher(settings, self.service.policy)
-        sitemaps = sitemap_fetcher(settings, self.service.policy)
-        shared: Robots | None = self.application.settings.get("robots")
-        # without the server's own Robots, one over the same store still shares its 24 h copy of robots.txt
-        robots = shared or Robots(self.service.store, Robots.fetcher_for(settings, page_fetcher),
-                                  config.robots_user_agent)
-        try:
-            found = await map_site(url, page_fetcher=page_fetcher, sitemap_fetcher=sitemaps, robots=robots,
-                                   limit=limit, sitemap=mode)
-        finally:
-            page_fetcher.close()
-            sitemaps.close()
-            if robots is not shared:
-                robots.fetcher.close()
+        found = await map_for(self, url, limit, mode)
         self.write_json({"links": found.links, "warnings": found.warnings})
