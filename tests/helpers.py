@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -91,3 +92,18 @@ async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def drain_pty(leader: int) -> bytes:
+    """Everything a child wrote to a pseudo-terminal (whose other end it held), then close it: the terminal's screen."""
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child's end is closed and everything was read
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    return screen

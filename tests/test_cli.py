@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from jobqueue.client import AsyncClient
+from tests.helpers import drain_pty
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFUSED = "http://127.0.0.1:9/refused"
@@ -130,16 +131,7 @@ async def test_a_terminal_gets_a_live_progress_bar(jq: Any, target: Any, tmp_pat
         cwd=ROOT, env=environ, stdout=asyncio.subprocess.PIPE, stderr=follower)
     os.close(follower)
     out, _ = await asyncio.wait_for(process.communicate(), 40)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(leader)
+    screen = drain_pty(leader)
     assert process.returncode == 0
     text = screen.decode(errors="replace")
     assert "━" in text and "5/5" in text and "0 failed" in text and "/s" in text

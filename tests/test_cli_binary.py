@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from jobqueue.cli.reasons import for_terminal
+from tests.helpers import drain_pty
 from tests.test_cli import REFUSED, ROOT, run_cli, url_file
 
 
@@ -33,16 +34,7 @@ async def test_a_warc_export_is_not_written_to_a_terminal(jq: Any, target: Any) 
         stderr=asyncio.subprocess.PIPE)
     os.close(follower)
     _, err = await asyncio.wait_for(process.communicate(), 40)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(leader)
+    screen = drain_pty(leader)
     assert process.returncode == 2
     assert "gzip-compressed bytes, not for a terminal" in err.decode()
     assert screen == b""

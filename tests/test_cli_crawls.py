@@ -16,7 +16,7 @@ import pytest
 
 from jobqueue.client import AsyncClient, Crawl
 from tests.crawl_site import CrawlSite
-from tests.helpers import wait_for
+from tests.helpers import drain_pty, wait_for
 from tests.test_cli import ROOT, run_cli
 
 DEPTH_1 = 7  # the site's pages one link from /: /, /a, /b, /c, /docs/, /item?id=1, /item?id=2
@@ -174,16 +174,7 @@ async def test_a_terminal_gets_a_live_crawl_bar(jq: Any, make_site: Any) -> None
         stderr=follower)
     os.close(follower)
     out, _ = await asyncio.wait_for(process.communicate(), 40)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(leader)
+    screen = drain_pty(leader)
     assert process.returncode == 0
     text = screen.decode(errors="replace")
     assert "crawling" in text and "━" in text and f"{DEPTH_1}/{DEPTH_1}" in text and "0 failed" in text

@@ -46,16 +46,15 @@ class MongoCrawlOps(MongoParts):
         async def _transit(self, move: Transition, task_id: str, given: Given) -> dict[str, Any] | None: ...
         async def _insert(self, deliveries: list[Delivery]) -> int: ...
 
-    async def _crawl(self, doc: dict[str, Any], now: float) -> Crawl:
+    async def _crawl(self, doc: dict[str, Any]) -> Crawl:
         numbers = await asyncio.gather(*(self._call(self.db.jobs.count_documents(
             {"crawl_id": doc["_id"], "status": s})) for s in STATUSES))
-        seeding = doc.get("seeding_until")
         return Crawl(id=doc["_id"], created_at=doc["created_at"], status=doc["status"], seeds=list(doc["seeds"]),
                      options=dict(doc["options"]), counts=dict(zip(STATUSES, (int(n) for n in numbers), strict=True)),
                      discovered=int(doc.get("discovered", 0)),
                      skipped={k: int(doc.get("skipped", {}).get(k, 0)) for k in CRAWL_SKIPS},
                      finished_at=doc.get("finished_at"), tags=tuple(doc.get("tags") or ()),
-                     seeding=seeding is not None)
+                     seeding=doc.get("seeding_until") is not None)
 
     async def _insert_pages(self, crawl_id: str, links: CrawlLinks, now: float) -> list[Task]:
         """Admit and insert the pages the crawl lacks while it has room (module doc); count the rest."""
@@ -137,14 +136,13 @@ class MongoCrawlOps(MongoParts):
     async def get_crawl(self, crawl_id: str) -> Crawl | None:
         """A crawl with its pages counted by status, or None."""
         doc = await self._call(self.db.crawls.find_one({"_id": crawl_id}))
-        return None if doc is None else await self._crawl(doc, self.clock())
+        return None if doc is None else await self._crawl(doc)
 
     async def list_crawls(self, limit: int, cursor: str | None) -> Page:
         """Newest crawls first, `limit` a page."""
         found = self.db.crawls.find(after_cursor("created_at", cursor)).sort([("created_at", -1), ("_id", -1)])
         docs = await self._call(found.limit(limit + 1).to_list(limit + 1))
-        now = self.clock()
-        items = [await self._crawl(d, now) for d in docs[:limit]]
+        items = [await self._crawl(d) for d in docs[:limit]]
         last = docs[limit - 1] if len(docs) > limit else None
         return Page(items, encode_cursor(last["created_at"], last["_id"]) if last is not None else None)
 
@@ -183,7 +181,7 @@ class MongoCrawlOps(MongoParts):
                 {"$set": {"seeding_until": now + seconds}}, return_document=ReturnDocument.AFTER))
             if doc is None:
                 break
-            taken.append(await self._crawl(doc, now))
+            taken.append(await self._crawl(doc))
         return taken
 
     async def _relay_crawls(self) -> int:
@@ -195,7 +193,7 @@ class MongoCrawlOps(MongoParts):
                                       "$expr": {"$ne": ["$hooked_at", "$finished_at"]}})
         for doc in await self._call(recent.limit(200).to_list(200)):
             at = doc["finished_at"]
-            crawl = await self._crawl(doc, at)
+            crawl = await self._crawl(doc)
             deliveries = self.outbox.for_crawl(crawl, WebhookSpec.from_json(doc.get("webhook")), at)
             for index, delivery in enumerate(deliveries):
                 delivery.id = f"msg_{crawl.id}_{round(at * 1000)}_{index}"

@@ -61,7 +61,7 @@ def _counts(conn: sqlite3.Connection, crawl_id: str) -> dict[str, int]:
     return counted
 
 
-def crawl_from_row(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> Crawl:
+def crawl_from_row(conn: sqlite3.Connection, row: sqlite3.Row) -> Crawl:
     """A crawls row as a Crawl, with its pages counted by status."""
     return Crawl(id=row["id"], created_at=row["created_at"], status=row["status"], seeds=json.loads(row["seeds"]),
                  options=json.loads(row["options"]), counts=_counts(conn, row["id"]), discovered=row["discovered"],
@@ -112,4 +112,4 @@ def finish_crawls(conn: sqlite3.Connection, crawl_ids: Iterable[str], now: float
 def notify(conn: sqlite3.Connection, row: sqlite3.Row, now: float, outbox: Outbox | None) -> None:
     if outbox is not None:
         hook = WebhookSpec.from_json(json.loads(row["webhook"])) if row["webhook"] else None
-        insert_deliveries(conn, outbox.for_crawl(crawl_from_row(conn, row, now), hook, now))
+        insert_deliveries(conn, outbox.for_crawl(crawl_from_row(conn, row), hook, now))

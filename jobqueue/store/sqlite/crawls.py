@@ -43,7 +43,7 @@ class SQLiteCrawlOps:
                  now + crawl.seeding_seconds if crawl.seeding_seconds else None))
             added = insert_pages(conn, crawl.id, CrawlLinks(seeds, crawl.skipped), now)
             finish_crawls(conn, [crawl.id], now, self.outbox)
-            return self._one(conn, crawl.id, now), added
+            return self._one(conn, crawl.id), added
 
         return await self._write(create)
 
@@ -63,24 +63,21 @@ class SQLiteCrawlOps:
 
     async def get_crawl(self, crawl_id: str) -> Crawl | None:
         """A crawl with its pages counted by status, or None."""
-        now = self.clock()
-
         def get(conn: sqlite3.Connection) -> Crawl | None:
             row = conn.execute(f"SELECT {CRAWL_COLUMNS} FROM crawls WHERE id = ?", (crawl_id,)).fetchone()
-            return None if row is None else crawl_from_row(conn, row, now)
+            return None if row is None else crawl_from_row(conn, row)
 
         return await self._read(get)
 
     async def list_crawls(self, limit: int, cursor: str | None) -> Page:
         """Newest crawls first, `limit` a page."""
         before = decode_cursor(cursor)
-        now = self.clock()
 
         def page(conn: sqlite3.Connection) -> Page:
             clause, args = ("WHERE seq < ?", (before,)) if before is not None else ("", ())
             rows = conn.execute(f"SELECT {CRAWL_COLUMNS} FROM crawls {clause} ORDER BY seq DESC LIMIT ?",
                                 (*args, limit + 1)).fetchall()
-            items = [crawl_from_row(conn, r, now) for r in rows[:limit]]
+            items = [crawl_from_row(conn, r) for r in rows[:limit]]
             return Page(items, encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None)
 
         return await self._read(page)
@@ -105,7 +102,7 @@ class SQLiteCrawlOps:
                                (now, crawl_id)).fetchone()
             if row is not None and found["status"] == "running":
                 notify(conn, row, now, self.outbox)
-            return self._one(conn, crawl_id, now), cancelled
+            return self._one(conn, crawl_id), cancelled
 
         return await self._write(cancel)
 
@@ -118,12 +115,12 @@ class SQLiteCrawlOps:
             rows = conn.execute(
                 "UPDATE crawls SET seeding_until = ? WHERE id IN (SELECT id FROM crawls WHERE status = 'running'"
                 f" AND seeding_until < ? LIMIT ?) RETURNING {CRAWL_COLUMNS}", (now + seconds, now, limit)).fetchall()
-            return [crawl_from_row(conn, row, now) for row in rows]
+            return [crawl_from_row(conn, row) for row in rows]
 
         return await self._write(take)
 
     @staticmethod
-    def _one(conn: sqlite3.Connection, crawl_id: str, now: float) -> Crawl:
+    def _one(conn: sqlite3.Connection, crawl_id: str) -> Crawl:
         row = conn.execute(f"SELECT {CRAWL_COLUMNS} FROM crawls WHERE id = ?", (crawl_id,)).fetchone()
-        return crawl_from_row(conn, row, now)
+        return crawl_from_row(conn, row)
 
