@@ -62,7 +62,7 @@ def host_paths(common: dict[str, Any], limit: dict[str, Any], cursor: dict[str, 
     change = _policy(True) | {"required": [], "additionalProperties": False,
                               "description": "a field left out stays as it is; null resets it"}
     host = {"name": "host", "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9:\[\]_-][A-Za-z0-9.:\[\]_-]{0,254}$"},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^/\s]+$"},
             "description": "a host name as jobs store it (an internationalized one is also taken in Unicode, and "
                            "made ASCII as submissions make it)"}
     return {

@@ -35,7 +35,7 @@ def test_views_from_the_header_and_phone_width(browser, tmp_path):  # noqa: F811
         page = context.new_page()
         page.set_default_timeout(TIMEOUT)
         page.goto(dashboard)
-        expect(page.locator("#stats-summary")).to_contain_text("Last minute:")
+        expect(page.locator("#stats-summary")).to_contain_text("Last minute:", timeout=15_000)  # sent every 5 s
         shot(page, "dashboard.png")
         views = page.get_by_role("navigation", name="views")
         for name, rows, picture in (("Running now", 1, "view-running.png"), ("Failed", 1, "view-failed.png"),

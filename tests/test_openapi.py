@@ -184,6 +184,12 @@ include-operation-id = ["fcScrape", "fcScrapePrefixed", "fcMap", "fcMapPrefixed"
                         "fcBatch", "fcBatchPrefixed"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "408", "422", "429", "503"]
 
+# A host is named in the path as jobs store it or in Unicode (made ASCII by IDNA, as submissions are), which no
+# pattern can state: a name IDNA refuses is a 400 invalid_host.
+[[operations]]
+include-operation-id = ["getHost", "setHostPolicy"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "503"]
+
 # GET /history needs a URL unless a cursor continues a listing (400 missing_url), and the URL must be one
 # a job could have (400 as for a submission): JSON Schema cannot tie the two parameters together.
 [[operations]]
