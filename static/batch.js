@@ -46,6 +46,7 @@ export class BatchView {
     this.onCounts = onCounts;
     this.id = null;
     this.batch = null;
+    this.actionNote = "";           // what the user's last action did, until the batch's finish is told
     this.version = 0;               // bumped by every state shown: a poll answer older than it is dropped
     this.polling = false;
     this.timer = null;
@@ -73,6 +74,7 @@ export class BatchView {
     this.main.hidden = true;
     this.error.hidden = true;
     this.status.textContent = "";
+    this.actionNote = "";
     this.title.focus();
     this.timer = setInterval(() => this.poll(), POLL_MS);
     await this.refresh();
@@ -109,7 +111,11 @@ export class BatchView {
     this.error.hidden = true;
     this.main.hidden = false;
     this.render(batch);
-    if (before && !before.finished_at && batch.finished_at) this.status.textContent = `Batch finished: ${summary(batch)}.`;
+    if (before && !before.finished_at && batch.finished_at) {
+      // a finish the user's own action caused keeps saying what that action did, whichever answer came first
+      this.status.textContent = [this.actionNote, `Batch finished: ${summary(batch)}.`].filter(Boolean).join(" ");
+      this.actionNote = "";
+    }
     this.onCounts(batch.counts);
   }
 
@@ -168,8 +174,9 @@ export class BatchView {
       this.error.hidden = false;
       return;
     }
-    this.apply(body.batch);
+    this.actionNote = done;
     this.status.textContent = done;
+    this.apply(body.batch);
     this.title.focus();  // the button pressed may have just been hidden
   }
 }
