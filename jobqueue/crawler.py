@@ -22,7 +22,7 @@ from jobqueue.addresses import AddressPolicy
 from jobqueue.crawl_scope import CRAWL_FIELDS, MAX_SEEDS, CrawlOptions, Scope, crawl_key, parse_options
 from jobqueue.errors import BadRequest, Code, InvalidURL
 from jobqueue.extract.core import decode, parse
-from jobqueue.extract.links import base_url, extract_links
+from jobqueue.extract.links import base_url, link_urls
 from jobqueue.fetcher import FetchSettings
 from jobqueue.hosts import MAX_DELAY_MS
 from jobqueue.models import Crawl, CrawlLinks, Result, Task, TaskIds
@@ -70,7 +70,7 @@ def page_links(result: Result) -> list[str]:
     tree = parse(decode(result.body, result.encoding, result.content_type))
     if tree is None:
         return []
-    return [link["url"] for link in extract_links(tree, base_url(tree, result.final_url))]
+    return link_urls(tree, base_url(tree, result.final_url))
 
 
 def spec_of(task: Task) -> JobSpec:

@@ -28,7 +28,7 @@ from tld import get_fld
 from jobqueue.charset import parse_content_type
 from jobqueue.errors import FetchError
 from jobqueue.extract.core import decode, parse
-from jobqueue.extract.links import base_url, extract_links
+from jobqueue.extract.links import base_url, link_urls
 from jobqueue.fetcher import FetchResponse
 from jobqueue.robots import Robots
 from jobqueue.sitemaps import MAX_FETCH_SECONDS, PageFetcher, sitemap_urls
@@ -87,7 +87,7 @@ def page_links(response: FetchResponse) -> list[str]:
     tree = parse(decode(response.body, charset, media_type))
     if tree is None:
         return []
-    return [link["url"] for link in extract_links(tree, base_url(tree, response.final_url))]
+    return link_urls(tree, base_url(tree, response.final_url))
 
 
 async def _page(url: str, fetcher: PageFetcher, deadline: float, warnings: list[str]) -> list[str]:

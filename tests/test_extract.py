@@ -166,3 +166,24 @@ def test_the_views_are_plain_data_with_a_version():
     assert EXTRACTOR_VERSION
     data = views_of("forum").as_dict()
     assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize("base", [
+    "http://127.0.0.1:8080/dir/page", "https://Example.COM/a?q=1", "http://example.com:80/x", "https://h:443/",
+    "http://user@example.com/p", "http://example.com:0080/p", "http://xn--bcher-kva.example/p#frag",
+    "http://example.com", "http://example.com:99999/p", "HTTP://EXAMPLE.com/p", "http://bücher.example/p",
+])
+def test_the_urls_a_crawl_follows_are_the_links_views_urls(base):
+    """A crawl reads a page's links without their text (cheaper): the URLs must be exactly the links view's, in its
+    order, whatever shape the page's own URL has."""
+    import lxml.html
+
+    from jobqueue.extract.links import _normalize_slow, extract_links, link_urls
+
+    hrefs = ["/abs", "rel", "../up", "?q=2", "#top", "//other.example/x", "https://EXAMPLE.com:443/y#f", "/abs",
+             "mailto:a@b", "javascript:void(0)", " /spaced ", "http://[::1]:81/v6", "/ü", "", "http://h:99999/"]
+    html = "<html><body>" + "".join(f'<a href="{h}">{i}</a>' for i, h in enumerate(hrefs)) + "</body></html>"
+    want = [link["url"] for link in extract_links(lxml.html.document_fromstring(html), base)]
+    assert link_urls(lxml.html.document_fromstring(html), base) == want
+    slow = [found[0] for found in (_normalize_slow(h, base) for h in hrefs) if found]  # urljoin, no shortcut
+    assert want == list(dict.fromkeys(slow))

@@ -21,6 +21,7 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _PLAIN = r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*"
 _ROOT_PATH = re.compile(rf"(/(?!/){_PLAIN})(?:#(.*))?", re.DOTALL)
 _ABSOLUTE = re.compile(rf"(https?://[a-z0-9-]+(?:\.[a-z0-9-]+)*)(/{_PLAIN})?(?:#(.*))?", re.DOTALL)
+_PLAIN_ORIGIN = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([0-9]{1,5}))?(?=[/?#]|$)")
 
 
 def base_url(tree: HtmlElement, final_url: str) -> str:
@@ -43,6 +44,14 @@ def normalize_link(href: str, base: str) -> str | None:
 
 def _origin(base: str) -> str | None:
     """`scheme://host[:port]` of a base URL, normalized; None when it is not http(s)."""
+    match = _PLAIN_ORIGIN.match(base)
+    if match:
+        scheme, host, port = match.groups()
+        if port is None:
+            return f"{scheme}://{host}"
+        number = int(port)
+        if number <= 65535:
+            return f"{scheme}://{host}" if number == _DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{number}"
     found = _normalize_slow("/", base)
     return found[0][:-1] if found else None
 
@@ -87,6 +96,18 @@ def _normalize_slow(href: str, base: str) -> tuple[str, str] | None:
 
 def _text(node: HtmlElement) -> str:
     return " ".join(node.text_content().split())
+
+
+def link_urls(tree: HtmlElement, base: str) -> list[str]:
+    """The URLs of `extract_links`, in the same order, without their text and leaving the tree as it was: what a
+    crawl or a site map follows, at a fraction of the cost."""
+    urls: dict[str, None] = {}
+    origin = _origin(base)
+    for node in tree.iter("a"):
+        href = node.get("href")
+        if href is not None and (found := _normalize(href, base, origin)) is not None:
+            urls[found[0]] = None
+    return list(urls)
 
 
 def extract_links(tree: HtmlElement, base: str) -> list[dict[str, str]]:
