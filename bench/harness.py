@@ -35,8 +35,11 @@ class Server:
 
     def start(self) -> Server:
         started = time.perf_counter()
+        profile = os.environ.get("BENCH_PROFILE")  # a folder: the server's main thread under cProfile, saved there
+        profiler = ("-m", "cProfile", "-o", os.path.join(profile, f"server-{os.getpid()}-{started:.0f}.prof")) \
+            if profile else ()
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
+            [sys.executable, *profiler, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
              "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS),
              "--workers", str(WORKERS), "--log-level", "warning",
              *(() if "--processes" in self.extra else one_process_option()), *self.extra],
