@@ -168,7 +168,12 @@ def _task_paths(spec_query: list[dict[str, Any]]) -> dict[str, Any]:
                     "200": _json({"type": "object", "required": ["tasks", "next", "counts"], "properties": {
                         "tasks": {"type": "array", "items": ref("Task")},
                         "next": {"type": ["string", "null"]},
-                        "counts": {**ref("Counts"), "description": "of the whole queue, whatever the filter"}}},
+                        "counts": {**ref("Counts"), "description": "of the whole queue, whatever the filter"},
+                        "matched": {"type": "integer", "minimum": 0,
+                                    "description": "jobs the whole filter matches; on the first page (no cursor), "
+                                                   "left out when the store cannot count them cheaply"},
+                        "matched_counts": {**ref("Counts"), "description": "jobs the filter without its status "
+                                                                           "matches, by status; given with matched"}}},
                         "a page of tasks"),
                     "400": _error("bad limit, status, batch or cursor"), **_COMMON,
                 },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from jobqueue.bulk import parse_bulk
 from jobqueue.errors import Code, NotFound
 from jobqueue.filters import TASK_FILTERS
@@ -9,7 +11,7 @@ from jobqueue.history.service import HistoryService
 from jobqueue.idempotency import IdempotentAdd, StoredAnswer
 from jobqueue.models import Task
 from jobqueue.service import MAX_BATCH
-from jobqueue.store.base import TaskFilter
+from jobqueue.store.base import ALL_TASKS, Store, TaskFilter
 from jobqueue.submission import QUERY_FIELDS
 
 from .base import ApiError, BaseAPIHandler
@@ -17,6 +19,7 @@ from .paging import PAGING, continue_listing
 from .submit import SubmitHandler
 
 API = "/jobqueue/api/v1.0"
+COUNT_CAP = 100_000  # a listing's `matched` counts at most this many jobs (docs/API.md, "Finding jobs")
 
 
 class TaskListHandler(SubmitHandler):
@@ -42,9 +45,25 @@ class TaskListHandler(SubmitHandler):
 
     async def get(self) -> None:
         query = continue_listing(self, "tasks", TASK_FILTERS)
-        page, counts = await self.service.list(TaskFilter(**query.filters), query.limit, query.store_cursor)
-        self.write_json({"tasks": [t.to_json() for t in page.items], "next": query.next(page.next_cursor),
-                         "counts": counts})
+        where = TaskFilter(**query.filters)
+        page, counts = await self.service.list(where, query.limit, query.store_cursor)
+        answer: dict[str, object] = {"tasks": [t.to_json() for t in page.items], "next": query.next(page.next_cursor),
+                                     "counts": counts}
+        if query.store_cursor is None:  # the first page: the pages after it match the same jobs
+            answer.update(await matched(self.service.store, where, counts))
+        self.write_json(answer)
+
+
+async def matched(store: Store, where: TaskFilter, counts: dict[str, int]) -> dict[str, object]:
+    """`matched` (jobs the whole filter matches) and `matched_counts` (by status, the status filter left out), so a
+    client can say "N jobs match" and count its status chips for the search; nothing when the store cannot count the
+    filter cheaply (more than COUNT_CAP jobs to read)."""
+    search = replace(where, status=None)
+    by_status = counts if search == ALL_TASKS else await store.count_matching(search, COUNT_CAP)
+    if by_status is None:
+        return {}
+    total = by_status.get(where.status, 0) if where.status is not None else sum(by_status.values())
+    return {"matched": total, "matched_counts": by_status}
 
 
 class TaskHandler(BaseAPIHandler):

@@ -1,8 +1,10 @@
 // Counts that follow the search. A view with a search (any filter besides status and batch) says how many
 // jobs it matches ("12 jobs match host:example.com") and, where they could be counted, the status chips count
-// that search, not the whole queue. The server's own count is used when it gives one (`matched`,
-// `matched_counts`); otherwise the search's newest LIMIT jobs are read once (status left out) and counted:
-// exact when that is all of them, "at least" otherwise, and then the chips say they count the whole queue.
+// that search, not the whole queue. The server's own count is used when it gives one (`matched_counts`, the
+// search by status with the status left out: exact however many jobs match, asked with a page of one job);
+// when it cannot count the search cheaply it gives none, and the search's newest LIMIT jobs are read (status
+// left out) and counted: exact when that is all of them, "at least" otherwise, and then the chips say they
+// count the whole queue.
 
 import { api } from "./api.js";
 import { searchText } from "./search.js";
@@ -66,9 +68,13 @@ export class Matching {
     const mine = ++this.asked;
     this.last = Date.now();
     const { status: statusFilter, ...rest } = this.filters;
-    const query = new URLSearchParams({ ...rest, limit: String(LIMIT) });
-    const { status, body } = await api("GET", `/queue_tasks?${query}`);
+    const ask = (limit) => api("GET", `/queue_tasks?${new URLSearchParams({ ...rest, limit: String(limit) })}`);
+    let { status, body } = await ask(1);
     if (mine !== this.asked || status !== 200) return null;
+    if (!body.matched_counts) {
+      ({ status, body } = await ask(LIMIT));
+      if (mine !== this.asked || status !== 200) return null;
+    }
     const what = searchText(this.filters);
     let byStatus = null;
     let atLeast = null;

@@ -122,6 +122,11 @@ class TaskStore(Protocol):
     async def idempotency_abort(self, key: IdempotencyKey) -> None:
         """Free a key whose request failed, so it can be sent again."""
 
+    async def count_matching(self, where: TaskFilter, cap: int) -> dict[str, int] | None:
+        """Count the jobs a filter matches, by status (every status a key), for a listing's `matched`: reading at
+        most about cap+1 jobs or index entries, so it is cheap; None when more than `cap` match (or, on SQLite, a
+        walk's range holds more than `cap` rows) or the database cannot count this filter in a listing's time."""
+
     # last: below it, `list` in this class's annotations names this method, not the builtin
     async def list(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
         """List tasks newest first, narrowed by a filter, paged by an opaque cursor."""

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from jobqueue.store.sqlite.counting import SQLiteCountOps
 from jobqueue.store.sqlite.thread import T
 from jobqueue.store.views import pack_views, unpack_views
 
@@ -40,8 +41,8 @@ def _get(conn: sqlite3.Connection, sha256: str, version: int) -> str | None:
     return None if row is None else unpack_views(row[0], row[1], row[2])
 
 
-class SQLiteViewOps:
-    """get_views and put_views of SQLiteStore."""
+class SQLiteViewOps(SQLiteCountOps):
+    """get_views and put_views of SQLiteStore (and, through SQLiteCountOps, count_matching: the listing's counts)."""
 
     clock: Callable[[], float]
 
