@@ -70,7 +70,9 @@ async def test_completed_pages_queue_their_links_once_up_to_max_pages_then_the_c
     done = await store.get_crawl("c2")
     assert done.status == "finished" and done.finished_at is not None
     assert done.discovered == 5 and done.counts["completed"] == 5 and done.counts["queued"] == 0
-    assert done.skipped["limit"] > 0 and done.skipped["duplicate"] >= 1
+    # a link the crawl has is a duplicate, whether or not it is full; a new one past max_pages is over the limit:
+    # the seed's links hold 1 known and 6 new (4 taken), each of the 4 pages' links 5 known and 2 new
+    assert (done.skipped["duplicate"], done.skipped["limit"]) == (1 + 4 * 5, 2 + 4 * 2)
     assert done.skipped["scope"] == 2 * 5 and done.skipped["robots"] == 5
     pages = (await store.list(TaskFilter(crawl="c2"), 50, None)).items
     assert len({t.url for t in pages}) == len(pages) == 5

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from jobqueue.models import CRAWL_SKIPS, STATUSES, Crawl, CrawlLinks, Task
+from jobqueue.store.records import NewTask
 from jobqueue.store.sqlite.schema import INSERT_JOB, new_task, new_task_row
 from jobqueue.store.sqlite.webhooks import insert_deliveries
 from jobqueue.webhooks.outbox import Outbox
@@ -48,6 +49,7 @@ CREATE INDEX jobs_crawl_status ON jobs(crawl_id, status) WHERE crawl_id IS NOT N
 CREATE INDEX jobs_by_crawl ON jobs(crawl_id, seq) WHERE crawl_id IS NOT NULL;
 """
 
+KEYS_PER_LOOKUP = 500  # well under SQLite's limit of bound parameters per statement
 CRAWL_COLUMNS = ("seq, id, created_at, finished_at, status, seeds, options, tags, discovered, skipped_robots, "
             "skipped_scope, skipped_duplicate, skipped_limit, seeding_until")
 ACTIVE = "SELECT 1 FROM jobs WHERE crawl_id = crawls.id AND status IN ('queued', 'running')"
@@ -78,23 +80,34 @@ def insert_pages(conn: sqlite3.Connection, crawl_id: str, links: CrawlLinks, now
         return []
     room = row["max_pages"] - row["discovered"]
     skipped = {k: links.skipped.get(k, 0) for k in CRAWL_SKIPS}
-    added: list[Task] = []
+    first: dict[str | None, NewTask] = {}
     for page in links.pages:
-        if room <= 0:
-            skipped["limit"] += 1
-            continue
-        cursor = conn.execute(INSERT_JOB.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1), new_task_row(page, now))
-        if cursor.rowcount:
-            added.append(new_task(page, now))
-            room -= 1
-        else:
-            skipped["duplicate"] += 1
+        first.setdefault(page.crawl_key, page)
+    pages = list(first.values())
+    skipped["duplicate"] += len(links.pages) - len(pages)
+    fresh = _not_known(conn, crawl_id, pages)
+    skipped["duplicate"] += len(pages) - len(fresh)
+    queued = fresh[:max(room, 0)]
+    skipped["limit"] += len(fresh) - len(queued)
+    # one statement for all: the writer holds the database, so no key looked up above can have come in since
+    conn.executemany(INSERT_JOB, [new_task_row(page, now) for page in queued])
+    added = [new_task(page, now) for page in queued]
     if added:
         conn.execute("UPDATE counts SET n = n + ? WHERE status = 'queued'", (len(added),))
     conn.execute("UPDATE crawls SET discovered = discovered + ?, " + ", ".join(
         f"skipped_{k} = skipped_{k} + ?" for k in CRAWL_SKIPS) + " WHERE id = ?",
         (len(added), *(skipped[k] for k in CRAWL_SKIPS), crawl_id))
     return added
+
+
+def _not_known(conn: sqlite3.Connection, crawl_id: str, pages: list[NewTask]) -> list[NewTask]:
+    known: set[str] = set()
+    for start in range(0, len(pages), KEYS_PER_LOOKUP):
+        keys = [page.crawl_key for page in pages[start:start + KEYS_PER_LOOKUP]]
+        known.update(key for (key,) in conn.execute(
+            "SELECT crawl_key FROM jobs INDEXED BY jobs_crawl_page WHERE crawl_id = ? AND crawl_key IN "
+            f"({', '.join('?' * len(keys))})", (crawl_id, *keys)))
+    return [page for page in pages if page.crawl_key not in known]
 
 
 def finish_crawls(conn: sqlite3.Connection, crawl_ids: Iterable[str], now: float, outbox: Outbox | None) -> None:
