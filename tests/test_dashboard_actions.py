@@ -1,12 +1,15 @@
 """Acting on jobs in chromium, with jobs flowing over the real websocket: a selection of rows acts on exactly
 the jobs checked, "every matching job" on the view's filter; cancel and retry can be undone for 10 s and the
 page says where they cannot; Retry looks like a normal action and only cancel and delete are red; a
-read-only token sees a read-only page. axe-core finds nothing serious in light, dark and at 390 px."""
+read-only token sees a read-only page while jobs flow, with the rows and counts still live. axe-core finds nothing serious in light, dark and at 390 px."""
 
 from __future__ import annotations
 
 import re
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -142,8 +145,34 @@ def test_a_selection_acts_on_exactly_the_rows_checked_and_can_be_undone(browser,
             context.close()
 
 
-def test_a_read_only_session_looks_read_only(browser, tmp_path):  # noqa: F811
-    with running_service(str(tmp_path), "--api-token", FULL, "--read-only-token", READER) as (dashboard, _target):
+@contextmanager
+def calls_with_token(token: str) -> Iterator[None]:
+    """While inside, this process's API calls (tests.browser.call, jobs_flowing's thread) send `token`."""
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("Authorization", f"Bearer {token}")]
+    urllib.request.install_opener(opener)
+    try:
+        yield
+    finally:
+        urllib.request.install_opener(None)
+
+
+def submitted_since(flowing: list[dict], n: int) -> dict:
+    """The first job jobs_flowing submitted after its first `n` (bounded wait: it submits every 0.2 s)."""
+    deadline = time.monotonic() + 20
+    while len(flowing) <= n:
+        assert time.monotonic() < deadline, "no job was submitted while the page was open"
+        time.sleep(0.05)  # waiting for the submitting thread, bounded by the deadline
+    return flowing[n]
+
+
+def test_a_read_only_session_looks_read_only_while_jobs_flow(browser, tmp_path):  # noqa: F811
+    """Jobs are submitted (with the full token) and finish while a read-only session looks on: no form, no
+    action on any row (the new ones too), "read-only" in the header, and the rows and counts still go live."""
+    with (running_service(str(tmp_path), "--api-token", FULL, "--read-only-token", READER) as (dashboard, target),
+          calls_with_token(FULL),
+          jobs_flowing(dashboard, lambda n: {"url": f"{target}/page/ro{n}", "tags": ["ro"]}, every=0.2) as flowing):
+        submitted_since(flowing, 2)
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT)
@@ -157,5 +186,18 @@ def test_a_read_only_session_looks_read_only(browser, tmp_path):  # noqa: F811
         expect(page.locator("#urls")).to_be_hidden()
         expect(page.locator("#bulk button")).to_have_count(0)
         expect(page.locator("#jobs thead input[type=checkbox]")).to_be_hidden()
+        all_count = page.get_by_role("navigation", name=re.compile("filter by status")).locator("[data-count=all]")
+        expect(all_count).to_have_text(re.compile(r"\d"))
+        shown = all_count.text_content()
+        # live updates still arrive: a job submitted now shows up and finishes in the list, without actions
+        newest = submitted_since(flowing, len(flowing))
+        row = page.locator(f'#jobs tbody tr[data-id="{newest["id"]}"]')
+        expect(row.locator(".badge")).to_have_text("completed")
+        expect(all_count).not_to_have_text(shown)  # the counts went on too
+        expect(page.locator("#jobs tbody tr").first).to_be_visible()
+        expect(page.locator("#jobs tbody button")).to_have_count(0)
+        expect(page.locator("#jobs tbody input[type=checkbox]:visible")).to_have_count(0)
+        expect(page.locator("#bulk button")).to_have_count(0)
+        expect(page.locator("#submit-card")).to_be_hidden()
         assert axe_serious(page, "body") == []
         context.close()
