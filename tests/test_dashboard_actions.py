@@ -1,7 +1,8 @@
 """Acting on jobs in chromium, with jobs flowing over the real websocket: a selection of rows acts on exactly
 the jobs checked, "every matching job" on the view's filter; cancel and retry can be undone for 10 s and the
 page says where they cannot; Retry looks like a normal action and only cancel and delete are red; a
-read-only token sees a read-only page while jobs flow, with the rows and counts still live. axe-core finds nothing serious in light, dark and at 390 px."""
+read-only token sees a read-only page while jobs flow, with the rows and counts still live. axe-core finds
+nothing serious in light, dark and at 390 px."""
 
 from __future__ import annotations
 
