@@ -2,36 +2,50 @@
 
 A synchronous request (the Firecrawl-compatible `scrape`) submits a job and answers once it is done. It follows
 the job through a hub subscription for that one id, which also has the change feed (jobqueue/peer_sync.py) read
-other processes' states while it waits, so a job run by another process of --processes wakes it too. The store
-is read once after subscribing (the job may have finished already) and once more at the deadline or when the hub
-lost changes, never in a loop.
+other processes' states while it waits, so a job run by another process of --processes wakes it too. The job as
+its submission stored it says whether there is anything to wait for; a state recorded since is in the hub, which
+the subscription then reads. The finished job is the one the hub recorded (as the store made it); the store is
+read only when the hub holds its JSON instead, lost changes, or saw the job deleted, and at the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from jobqueue.event_log import DELETED
 from jobqueue.events import EventHub
 from jobqueue.models import FINISHED, Task
 from jobqueue.store.base import Store
 
 
-def _finished_in_hub(hub: EventHub, task_id: str) -> bool:
+def _settled(hub: EventHub, task_id: str) -> bool:
+    """Whether the hub recorded the job finished (or deleted): the wait is over."""
     entry = hub.log.latest.get(task_id)
-    return entry is not None and entry.status in FINISHED
+    return entry is not None and (entry.status in FINISHED or entry.status == DELETED)
 
 
-async def wait_finished(hub: EventHub, store: Store, task_id: str, timeout: float) -> Task | None:
+async def _as_recorded(hub: EventHub, store: Store, task_id: str) -> Task | None:
+    """The job in the state the hub recorded last, without a read when the hub still holds it as a Task."""
+    entry = hub.log.latest.get(task_id)
+    if entry is not None and isinstance(entry.message, Task) and entry.message.status in FINISHED:
+        return entry.message
+    return await store.get(task_id)
+
+
+async def wait_finished(hub: EventHub, store: Store, submitted: Task, timeout: float) -> Task | None:
     """The job once it is completed, failed or cancelled; its current state (or None when it is gone) if
-    `timeout` seconds pass first."""
+    `timeout` seconds pass first. `submitted`: the job as its submission returned it (stored, maybe finished
+    already: a result reused by max_age)."""
+    if submitted.status in FINISHED:
+        return submitted
+    task_id = submitted.id
+    # Synchronous from here to the first wait: a state recorded after the submission's commit is in the hub
+    # (checked below), one recorded later wakes the subscription.
     subscription = hub.subscribe([task_id])
     try:
-        task = await store.get(task_id)
-        if task is None or task.status in FINISHED:
-            return task
         try:
             async with asyncio.timeout(timeout):
-                while not _finished_in_hub(hub, task_id):
+                while not _settled(hub, task_id):
                     await subscription.wait()  # the next change recorded in the hub (any job's)
                     lost = subscription.cursor < hub.log.forgotten
                     subscription.cursor = hub.last_seq
@@ -40,7 +54,7 @@ async def wait_finished(hub: EventHub, store: Store, task_id: str, timeout: floa
                         if task is None or task.status in FINISHED:
                             return task
         except TimeoutError:
-            pass
-        return await store.get(task_id)
+            return await store.get(task_id)
+        return await _as_recorded(hub, store, task_id)
     finally:
         hub.unsubscribe(subscription)

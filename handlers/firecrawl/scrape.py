@@ -28,7 +28,7 @@ class ScrapeHandler(FirecrawlHandler):
         service = self.service
         submission = await service.reader.from_json({"url": body["url"], **request.spec}, 1)
         task = (await service.submit(submission, self.client_key))[0]
-        done = await wait_finished(self.hub, service.store, task.id, request.timeout_ms / 1000)
+        done = await wait_finished(self.hub, service.store, task, request.timeout_ms / 1000)
         if done is None:
             self.fail(404, f"the job {task.id} was deleted before it finished", Code.NOT_FOUND)
             return

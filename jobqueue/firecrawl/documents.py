@@ -2,7 +2,8 @@
 
 Markdown and links come from the readable views the job computed when it completed (kept in the store, so a
 crawl's status reads them without extracting again); the whole page's Markdown and a page narrowed by tags are
-extracted on demand in the extraction pool; the cleaned HTML is made in a thread.
+extracted on demand in the extraction pool; the cleaned HTML is made in a thread. The stored body is read only for
+what needs the page itself (html, rawHtml, a narrowed page, a page without views).
 """
 
 from __future__ import annotations
@@ -73,15 +74,25 @@ async def _narrowed_markdown(readable: ReadableViews, html: str, result: Result)
     return views.markdown
 
 
+async def _with_body(store: Store, result: Result) -> Result:
+    """The result with its body, read only for what needs the page itself (its HTML, or no kept views)."""
+    full = await store.get_result(result.id, with_body=True)
+    return full if full is not None else result
+
+
 async def document(task: Task, store: Store, readable: ReadableViews, shape: Shape) -> dict[str, Any]:
     """The Firecrawl document of a finished job (a failed one: its metadata with `error`)."""
-    result = await store.get_result(task.id, with_body=True) if task.status == COMPLETED else None
+    result = await store.get_result(task.id, with_body=False) if task.status == COMPLETED else None
     doc: dict[str, Any] = {}
     if result is None:
         doc["metadata"] = metadata(task, None, {})
         return doc
     wanted = shape.formats
-    views = await _views(readable, result, True)
+    narrowed = bool(shape.include or shape.exclude)
+    page_wanted = narrowed or "html" in wanted or "rawHtml" in wanted
+    views = await _views(readable, result, True)  # kept by the job's completion: no body needed
+    if views is None or page_wanted:
+        result = await _with_body(store, result)
     found = views.metadata if views is not None else {}
     if views is None and result.body:
         try:
@@ -89,8 +100,7 @@ async def document(task: Task, store: Store, readable: ReadableViews, shape: Sha
                                             result.final_url)
         except NotHtml:
             found = {}
-    text = decode(result.body, result.encoding, result.content_type) if result.body else ""
-    narrowed = bool(shape.include or shape.exclude)
+    text = decode(result.body, result.encoding, result.content_type) if result.body and page_wanted else ""
     cleaned: str | None = None
     if "html" in wanted or narrowed:
         cleaned = await asyncio.to_thread(clean_html, text, result.final_url, main_only=shape.main_only,
