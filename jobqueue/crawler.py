@@ -39,7 +39,7 @@ INLINE_PARSE_BYTES = 16 * 1024  # a page this small is parsed on the IOLoop (~0.
 MAX_LINKS_PER_PAGE = 10_000  # links of one page looked at; the rest count as over the limit
 SEEDING_SECONDS = 300.0  # how long a crawl waits for its sitemaps before it may finish without them
 _CACHED = 256  # crawls whose scope this process keeps
-_FRESH = 5.0  # seconds a cached crawl is trusted (a cancel is seen by the store at once anyway)
+_FRESH = 1.0  # seconds a cached crawl is trusted (a cancel is seen by the store at once anyway)
 
 RESUME_EVERY = 30.0  # seconds between two looks for crawls whose sitemap reading stopped with its process
 # Reads a site's sitemaps: (a seed URL, how many URLs at most, which to keep, a time.monotonic() deadline) -> the
@@ -216,10 +216,10 @@ class Crawler:
         depth = task.depth or 0
         if options.sitemap == "only" or depth >= options.max_depth or not scope.contains(result.final_url):
             return None  # a redirect out of scope keeps its result; its links are not followed
+        if crawl.discovered >= options.max_pages:  # full when last read, so full now: its links are not read
+            return None
         small = result.body is not None and len(result.body) <= INLINE_PARSE_BYTES
         urls = page_links(result) if small else await asyncio.to_thread(page_links, result)
-        if crawl.discovered >= options.max_pages:  # full when last read, so full now: no link can be queued
-            return CrawlLinks([], {"limit": len(urls)})
         return await self._pages(urls, task, task.crawl_id, options, scope, depth + 1, task.id)
 
     async def _pages(self, urls: list[str], template: Task, crawl_id: str, options: CrawlOptions, scope: Scope,
@@ -262,7 +262,7 @@ class Crawler:
         now = time.monotonic()
         if cached is not None and now - cached[0] < _FRESH:
             return cached[1], cached[2]
-        crawl = await self.store.get_crawl(crawl_id)
+        crawl = await self.store.get_crawl(crawl_id, counted=False)
         scope = Scope(crawl.seeds, CrawlOptions.from_json(crawl.options)) if crawl is not None else None
         self._scopes[crawl_id] = (now, scope, crawl)
         self._scopes.move_to_end(crawl_id)

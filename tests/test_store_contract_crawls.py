@@ -54,6 +54,10 @@ async def test_a_crawl_queues_its_seeds_as_pages_and_lists_them(open_store):
     assert (await store.list(TaskFilter(crawl="other"), 10, None)).items == []
     assert (await store.counts())["queued"] == 2
     assert await store.get_crawl("missing") is None
+    light = await store.get_crawl("c1", counted=False)  # one row, whatever the crawl's size: its pages not counted
+    assert (light.id, light.status, light.discovered, light.counts, light.skipped) == \
+        ("c1", "running", 2, {}, made.skipped)
+    assert await store.get_crawl("missing", counted=False) is None
 
 
 @pytest.mark.gen_test

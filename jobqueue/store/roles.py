@@ -314,8 +314,9 @@ class CrawlStore(Protocol):
         """Queue pages found outside a completion (its sitemaps'), each once, while the crawl runs and has room;
         `seeded` says its sitemaps are read, so it may finish."""
 
-    async def get_crawl(self, crawl_id: str) -> Crawl | None:
-        """A crawl with its pages counted by status; None when there is none."""
+    async def get_crawl(self, crawl_id: str, counted: bool = True) -> Crawl | None:
+        """A crawl with its pages counted by status; None when there is none. Not `counted`: `counts` is empty,
+        and reading it costs one row whatever the crawl's size (what the crawler reads every second)."""
 
     async def list_crawls(self, limit: int, cursor: str | None) -> Page:
         """Crawls newest first, a page at a time."""

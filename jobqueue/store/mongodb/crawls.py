@@ -46,11 +46,14 @@ class MongoCrawlOps(MongoParts):
         async def _transit(self, move: Transition, task_id: str, given: Given) -> dict[str, Any] | None: ...
         async def _insert(self, deliveries: list[Delivery]) -> int: ...
 
-    async def _crawl(self, doc: dict[str, Any]) -> Crawl:
-        numbers = await asyncio.gather(*(self._call(self.db.jobs.count_documents(
-            {"crawl_id": doc["_id"], "status": s})) for s in STATUSES))
+    async def _crawl(self, doc: dict[str, Any], counted: bool = True) -> Crawl:
+        counts: dict[str, int] = {}
+        if counted:
+            numbers = await asyncio.gather(*(self._call(self.db.jobs.count_documents(
+                {"crawl_id": doc["_id"], "status": s})) for s in STATUSES))
+            counts = dict(zip(STATUSES, (int(n) for n in numbers), strict=True))
         return Crawl(id=doc["_id"], created_at=doc["created_at"], status=doc["status"], seeds=list(doc["seeds"]),
-                     options=dict(doc["options"]), counts=dict(zip(STATUSES, (int(n) for n in numbers), strict=True)),
+                     options=dict(doc["options"]), counts=counts,
                      discovered=int(doc.get("discovered", 0)),
                      skipped={k: int(doc.get("skipped", {}).get(k, 0)) for k in CRAWL_SKIPS},
                      finished_at=doc.get("finished_at"), tags=tuple(doc.get("tags") or ()),
@@ -133,10 +136,10 @@ class MongoCrawlOps(MongoParts):
             await self._finish_crawl(crawl_id, now)
         return added
 
-    async def get_crawl(self, crawl_id: str) -> Crawl | None:
-        """A crawl with its pages counted by status, or None."""
+    async def get_crawl(self, crawl_id: str, counted: bool = True) -> Crawl | None:
+        """A crawl with its pages counted by status (unless not `counted`: counts empty), or None."""
         doc = await self._call(self.db.crawls.find_one({"_id": crawl_id}))
-        return None if doc is None else await self._crawl(doc)
+        return None if doc is None else await self._crawl(doc, counted)
 
     async def list_crawls(self, limit: int, cursor: str | None) -> Page:
         """Newest crawls first, `limit` a page."""

@@ -63,10 +63,11 @@ def _counts(conn: sqlite3.Connection, crawl_id: str) -> dict[str, int]:
     return counted
 
 
-def crawl_from_row(conn: sqlite3.Connection, row: sqlite3.Row) -> Crawl:
-    """A crawls row as a Crawl, with its pages counted by status."""
+def crawl_from_row(conn: sqlite3.Connection, row: sqlite3.Row, counted: bool = True) -> Crawl:
+    """A crawls row as a Crawl, with its pages counted by status unless not `counted` (counts left empty)."""
+    counts = _counts(conn, row["id"]) if counted else {}
     return Crawl(id=row["id"], created_at=row["created_at"], status=row["status"], seeds=json.loads(row["seeds"]),
-                 options=json.loads(row["options"]), counts=_counts(conn, row["id"]), discovered=row["discovered"],
+                 options=json.loads(row["options"]), counts=counts, discovered=row["discovered"],
                  skipped={k: row[f"skipped_{k}"] for k in CRAWL_SKIPS}, finished_at=row["finished_at"],
                  tags=tuple(json.loads(row["tags"])) if row["tags"] else (),
                  seeding=row["seeding_until"] is not None)

@@ -61,11 +61,11 @@ class SQLiteCrawlOps:
 
         return await self._write(add)
 
-    async def get_crawl(self, crawl_id: str) -> Crawl | None:
-        """A crawl with its pages counted by status, or None."""
+    async def get_crawl(self, crawl_id: str, counted: bool = True) -> Crawl | None:
+        """A crawl with its pages counted by status (unless not `counted`: counts empty), or None."""
         def get(conn: sqlite3.Connection) -> Crawl | None:
             row = conn.execute(f"SELECT {CRAWL_COLUMNS} FROM crawls WHERE id = ?", (crawl_id,)).fetchone()
-            return None if row is None else crawl_from_row(conn, row)
+            return None if row is None else crawl_from_row(conn, row, counted)
 
         return await self._read(get)
 
