@@ -102,6 +102,10 @@ def parse_options(raw: Mapping[str, Any]) -> CrawlOptions:
         robots=_choice(raw, "robots", ROBOTS_MODES, "obey"), ignore_query=ignore_query)
 
 
+_AUTHORITY = re.compile(r"[^:/?#]+://[^/?#]*")  # what decides a host or domain scope: up to the path
+_AUTHORITIES = 4096  # authorities a scope remembers (a crawl's links mostly share a few)
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -133,25 +137,36 @@ class Scope:
             self._domains.add(domain or host)
             directory = parts.path[:parts.path.rfind("/") + 1] or "/"
             self._prefixes.append(f"{parts.scheme}://{parts.netloc}{directory}")
+        self._by_authority: dict[str, bool] = {}  # `scheme://authority` of URLs met: in the host or domain scope?
         self._include = [re.compile(p) for p in options.include]
         self._exclude = [re.compile(p) for p in options.exclude]
 
     def contains(self, url: str) -> bool:
         """True when `url` is in the crawl's scope (its host, domain or prefix), whatever its patterns say: where a
         page's links may be followed from (a seed the include patterns leave out is still crawled)."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".")
         kind = self.options.scope
-        if kind == "host":
-            return host in self._hosts
-        if kind == "domain":
-            return any(host == d or host.endswith("." + d) for d in self._domains)
-        return any(url.startswith(prefix) for prefix in self._prefixes)
+        if kind != "host" and kind != "domain":
+            return any(url.startswith(prefix) for prefix in self._prefixes)
+        authority = _AUTHORITY.match(url)
+        key = authority.group(0) if authority else url
+        known = self._by_authority.get(key)
+        if known is None:
+            host = (urlsplit(url).hostname or "").rstrip(".")
+            if kind == "host":
+                known = host in self._hosts
+            else:
+                known = any(host == d or host.endswith("." + d) for d in self._domains)
+            if len(self._by_authority) >= _AUTHORITIES:
+                self._by_authority.clear()
+            self._by_authority[key] = known
+        return known
 
     def within(self, url: str) -> bool:
         """True when `url` is in the crawl's scope and passes its include and exclude patterns: a page to queue."""
         if not self.contains(url):
             return False
+        if not self._include and not self._exclude:
+            return True
         parts = urlsplit(url)
         tail = parts.path + ("?" + parts.query if parts.query else "")
         if self._include and not any(p.search(tail) for p in self._include):

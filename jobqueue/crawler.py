@@ -93,6 +93,7 @@ class Crawler:
         self.publish = publish
         self.ids = TaskIds()
         self._scopes: OrderedDict[str, tuple[float, Scope | None, Crawl | None]] = OrderedDict()
+        self._reading: dict[str, asyncio.Future[tuple[Scope | None, Crawl | None]]] = {}
         self._seeding: set[asyncio.Task[None]] = set()
         self._paced: OrderedDict[tuple[str, str], None] = OrderedDict()  # hosts whose Crawl-delay was applied
 
@@ -257,14 +258,28 @@ class Crawler:
         return CrawlLinks(pages, dict(skipped))
 
     async def _scope(self, crawl_id: str) -> tuple[Scope | None, Crawl | None]:
-        """A crawl's scope, read once every few seconds per process (crawls are few; pages are many)."""
+        """A crawl's scope (built once) and state, read again at most once a second per process, by one read
+        however many of its pages complete meanwhile (crawls are few; pages are many)."""
         cached = self._scopes.get(crawl_id)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < _FRESH:
+        if cached is not None and time.monotonic() - cached[0] < _FRESH:
             return cached[1], cached[2]
+        reading = self._reading.get(crawl_id)
+        if reading is None:
+            reading = self._reading[crawl_id] = asyncio.ensure_future(self._read_crawl(crawl_id, cached))
+            reading.add_done_callback(lambda _done: self._reading.pop(crawl_id, None))
+        return await asyncio.shield(reading)
+
+    async def _read_crawl(self, crawl_id: str, cached: tuple[float, Scope | None, Crawl | None] | None
+                          ) -> tuple[Scope | None, Crawl | None]:
+        read_at = time.monotonic()
         crawl = await self.store.get_crawl(crawl_id, counted=False)
-        scope = Scope(crawl.seeds, CrawlOptions.from_json(crawl.options)) if crawl is not None else None
-        self._scopes[crawl_id] = (now, scope, crawl)
+        if crawl is None:
+            scope = None
+        elif cached is not None and cached[1] is not None:
+            scope = cached[1]  # a crawl's seeds and options never change
+        else:
+            scope = Scope(crawl.seeds, CrawlOptions.from_json(crawl.options))
+        self._scopes[crawl_id] = (read_at, scope, crawl)
         self._scopes.move_to_end(crawl_id)
         while len(self._scopes) > _CACHED:
             self._scopes.popitem(last=False)
