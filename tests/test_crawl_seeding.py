@@ -84,7 +84,7 @@ async def test_pages_completing_at_once_read_their_crawl_once(tmp_path):
     store.get_crawl = counted  # type: ignore[method-assign]
     try:
         crawler = crawler_on(store)
-        crawl, [seed] = await crawler.start({"url": "http://127.0.0.1:9/", "max_depth": 2, "sitemap": "skip"})
+        _crawl, [seed] = await crawler.start({"url": "http://127.0.0.1:9/", "max_depth": 2, "sitemap": "skip"})
         body = b'<html><body><a href="/a">a</a><a href="/b">b</a></body></html>'
         result = dataclasses.replace(result_for(seed.id, body), url=seed.url, final_url=seed.url,
                                      content_type="text/html", headers={"content-type": "text/html"})
