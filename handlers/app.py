@@ -67,7 +67,8 @@ class JobQueueServer:
         self.service: JobService | None = None
         self.http: HTTPServer | None = None
         self.port: int = settings.port
-        self.stats = LiveStats()  # this process's counts, until added to the store's (shared_stats)
+        # this process's counts, until added to the store's (shared_stats)
+        self.stats = LiveStats(fetch_timeout=settings.fetch_timeout)
         self.shared_stats: SharedStats | None = None
         self.hub = EventHub()
         self.metrics = Metrics()

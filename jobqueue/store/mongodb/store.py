@@ -64,6 +64,7 @@ from jobqueue.store.mongodb.connect import (
     write_concern,
 )
 from jobqueue.store.mongodb.counters import MAINTENANCE, MongoCounterOps
+from jobqueue.store.mongodb.counting import MongoCountOps
 from jobqueue.store.mongodb.crawls import MongoCrawlOps
 from jobqueue.store.mongodb.filters import LIST_FILTERS, MAX_TIME_MS, TOO_SLOW, mongo_query
 from jobqueue.store.mongodb.history import MongoHistoryOps
@@ -96,7 +97,7 @@ log = logging.getLogger("jobqueue.store.mongodb.store")
 @logs_changes
 class MongoStore(MongoTransitionOps, MongoCancelOps, MongoClaimOps, MongoCounterOps, MongoBatchOps, MongoBodies,
                  MongoWebhookOps, MongoBulkOps, MongoHistoryOps, MongoScheduleOps, MongoStatsOps, MongoChangeOps,
-                 MongoViewOps, MongoRobotsOps, MongoCrawlOps, MongoHostOps):
+                 MongoViewOps, MongoCountOps, MongoRobotsOps, MongoCrawlOps, MongoHostOps):
     """Tasks, results and bodies in MongoDB; claims take a batch of jobs with one guarded update_many."""
 
     name = "mongodb"

@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from jobqueue.store.mongodb.counting import MongoCountOps
+from jobqueue.store.mongodb.parts import MongoParts
 from jobqueue.store.views import pack_views, unpack_views_async
 
 
@@ -25,8 +25,8 @@ async def drop_views(db: Any, sha: str) -> None:
     await db.body_views.delete_many({"sha": sha})
 
 
-class MongoViewOps(MongoCountOps):
-    """get_views and put_views of MongoStore (and, through MongoCountOps, count_matching: the listing's counts)."""
+class MongoViewOps(MongoParts):
+    """get_views and put_views of MongoStore."""
 
     clock: Callable[[], float]
 

@@ -20,6 +20,7 @@ from jobqueue.store.sqlite.bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite.bulk import SQLiteBulkOps
 from jobqueue.store.sqlite.cancel import SQLiteCancelOps
 from jobqueue.store.sqlite.changes import SQLiteChangeOps
+from jobqueue.store.sqlite.counting import SQLiteCountOps
 from jobqueue.store.sqlite.crawls import SQLiteCrawlOps
 from jobqueue.store.sqlite.filters import RESULTS, list_rows
 from jobqueue.store.sqlite.guard import FileGuard, ReadProbe, WriteProbe, store_error
@@ -75,7 +76,7 @@ def sqlite_path_from_url(url: str) -> str:
 
 class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhookOps, SQLiteBulkOps, SQLiteTextOps,
                   SQLiteHistoryOps, SQLiteScheduleOps, SQLiteChangeOps, SQLiteStatsOps, SQLiteViewOps,
-                  SQLiteRobotsOps, SQLiteCrawlOps, SQLiteHostOps):
+                  SQLiteCountOps, SQLiteRobotsOps, SQLiteCrawlOps, SQLiteHostOps):
     """Jobs and results in one SQLite file; writes funnel through one thread with grouped commits."""
 
     name = "sqlite"

@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobqueue.store.sqlite.counting import SQLiteCountOps
 from jobqueue.store.sqlite.thread import T
 from jobqueue.store.views import pack_views, unpack_views
 
@@ -41,8 +40,8 @@ def _get(conn: sqlite3.Connection, sha256: str, version: int) -> str | None:
     return None if row is None else unpack_views(row[0], row[1], row[2])
 
 
-class SQLiteViewOps(SQLiteCountOps):
-    """get_views and put_views of SQLiteStore (and, through SQLiteCountOps, count_matching: the listing's counts)."""
+class SQLiteViewOps:
+    """get_views and put_views of SQLiteStore."""
 
     clock: Callable[[], float]
 
