@@ -2,10 +2,11 @@
 
 A synchronous request (the Firecrawl-compatible `scrape`) submits a job and answers once it is done. It follows
 the job through a hub subscription for that one id, which also has the change feed (jobqueue/peer_sync.py) read
-other processes' states while it waits, so a job run by another process of --processes wakes it too. The job as
-its submission stored it says whether there is anything to wait for; a state recorded since is in the hub, which
-the subscription then reads. The finished job is the one the hub recorded (as the store made it); the store is
-read only when the hub holds its JSON instead, lost changes, or saw the job deleted, and at the deadline.
+other processes' states while it waits, so a job run by another process of --processes wakes it too. A job its
+submission stored finished (a result reused by max_age) is not waited for. Else the store is read once after
+subscribing: another process may have finished the job before this one listened, and while nobody listens this
+hub does not follow other processes' changes. The finished job is then the one the hub recorded (as the store
+made it); the store is read again only when the hub holds its JSON instead, lost changes, or at the deadline.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from jobqueue.store.base import Store
 
 
 def _settled(hub: EventHub, task_id: str) -> bool:
-    """Whether the hub recorded the job finished (or deleted): the wait is over."""
+    """Whether the hub recorded the job finished (or deleted since the read): the wait is over."""
     entry = hub.log.latest.get(task_id)
     return entry is not None and (entry.status in FINISHED or entry.status == DELETED)
 
@@ -39,10 +40,11 @@ async def wait_finished(hub: EventHub, store: Store, submitted: Task, timeout: f
     if submitted.status in FINISHED:
         return submitted
     task_id = submitted.id
-    # Synchronous from here to the first wait: a state recorded after the submission's commit is in the hub
-    # (checked below), one recorded later wakes the subscription.
     subscription = hub.subscribe([task_id])
     try:
+        task = await store.get(task_id)
+        if task is None or task.status in FINISHED:
+            return task
         try:
             async with asyncio.timeout(timeout):
                 while not _settled(hub, task_id):

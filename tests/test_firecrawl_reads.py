@@ -1,6 +1,7 @@
-"""What a synchronous Firecrawl scrape reads from the store: the job it waits for comes from the hub (no read of
-the job), and a document of markdown and metadata is made from the views the job's completion kept, without
-reading the page's body; a format that is the page itself (rawHtml) reads the body once."""
+"""What a synchronous Firecrawl scrape reads from the store: the job it waits for once (after listening, in case
+another process finished it first), the finished job from the hub, and a document of markdown and metadata from
+the views the job's completion kept, without reading the page's body; a format that is the page itself (rawHtml)
+reads the body once."""
 
 from __future__ import annotations
 
@@ -38,13 +39,13 @@ def count_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_markdown_scrape_reads_neither_the_job_nor_the_body(jq, api, site, monkeypatch):
+async def test_a_markdown_scrape_reads_the_job_once_and_not_the_body(jq, api, site, monkeypatch):
     reads = count_reads(jq.store, monkeypatch)
     code, body = await api.call("POST", "/v2/scrape", {"url": site.url("/a"), "formats": ["markdown", "links"]})
     assert code == 200 and body["success"] is True, body
     assert body["data"]["markdown"] and body["data"]["metadata"]["statusCode"] == 200
     assert isinstance(body["data"]["links"], list)
-    assert reads["job"] == 0 and reads["body"] == 0, reads
+    assert reads["job"] == 1 and reads["body"] == 0, reads
     assert reads["result"] == 1, reads
 
 
@@ -54,4 +55,4 @@ async def test_a_raw_html_scrape_reads_the_body_once(jq, api, site, monkeypatch)
     code, body = await api.call("POST", "/v2/scrape", {"url": site.url("/b"), "formats": ["rawHtml", "markdown"]})
     assert code == 200 and body["success"] is True, body
     assert "<html" in body["data"]["rawHtml"].lower() and body["data"]["markdown"]
-    assert reads["body"] == 1 and reads["job"] == 0, reads
+    assert reads["body"] == 1 and reads["job"] == 1, reads
