@@ -123,6 +123,7 @@ async def follow_log(store: Store, hub: EventHub, interval: float = INTERVAL) ->
             position = (await store.changes_after(None, 0)).position
         except StoreError as exc:
             log.warning("reading the change log failed: %s", exc)
+        positioned = False  # the position was last taken without reading: it may be past states held since
         while True:
             try:
                 await asyncio.wait_for(held.arrived.wait(), interval)
@@ -135,8 +136,12 @@ async def follow_log(store: Store, hub: EventHub, interval: float = INTERVAL) ->
             try:
                 if not hub.subscribers:
                     position = (await store.changes_after(None, 0)).position
+                    positioned = True
                 else:
                     position, complete = await _read_on(store, hub, position)
+                    # a listener that came during the position's read: its process may hold a state committed
+                    # before it, which no read on from there brings
+                    complete, positioned = complete and not positioned, False
             except StoreError as exc:
                 log.warning("reading the change log failed: %s", exc)
             finally:  # a bug raises on to the supervisor, which starts the follower again

@@ -391,3 +391,41 @@ async def test_a_cancel_racing_a_claim_in_another_process_shows_as_the_jobs_stat
         await asyncio.gather(follower, return_exceptions=True)
         for store in (claimer, canceller, mine):
             await store.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_own_state_committed_before_the_feed_took_its_position_reaches_the_first_listener():
+    """The feed keeps only its position while nobody listens. A listener can arrive during that read and the
+    process then holds its own state of a job committed just before it: the log read on from the position does
+    not bring that state, so the feed must record the held state itself, not take it for a repeat."""
+    from jobqueue import peer_sync
+    from jobqueue.store.records import ChangePage
+
+    hub = EventHub()
+    loop = asyncio.get_running_loop()
+    state = task_state("a", "completed", 5)
+    listeners: list = []
+    positioned = 0
+
+    class Log:
+        async def changes_after(self, position, limit):
+            nonlocal positioned
+            if position is None:
+                positioned += 1
+                if positioned == 2:  # the loop's read of the newest position, while nobody listens
+                    listeners.append(hub.subscribe())  # someone connects meanwhile...
+                    loop.call_soon(hub.publish, state)  # ...and the state, committed before it, is held late
+                return ChangePage(position=1 if positioned >= 2 else 0, commit_order=True)
+            return ChangePage(position=position, commit_order=True)  # the log after 1: nothing new
+
+    follower = asyncio.ensure_future(peer_sync.follow_log(Log(), hub, interval=0.02))
+    try:
+        deadline = time.monotonic() + 5
+        while not listeners:
+            assert time.monotonic() < deadline, "the feed never read its position again"
+            await asyncio.sleep(0.01)
+        got = await asyncio.wait_for(listeners[0].next_batch(), 5)
+        assert [json.loads(m)["task"]["status"] for m in got] == ["completed"]
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
