@@ -25,7 +25,8 @@ LATE_PAGE = """<!doctype html><html><body><script>
 setTimeout(() => { const p = document.createElement('p'); p.id = 'late'; p.textContent = 'came late';
 document.body.appendChild(p); }, 400);</script></body></html>"""
 WAIT_MS_PAGE = """<!doctype html><html><body><script>
-setTimeout(() => document.body.setAttribute('data-ready', 'yes'), 300);</script></body></html>"""
+addEventListener('load', () => setTimeout(() => document.body.setAttribute('data-ready', 'yes'), 600));
+</script></body></html>"""  # counted from `load`, where a render without wait_ms reads the DOM
 TALL_PAGE = """<!doctype html><html><body style="margin:0"><div style="height:3000px;background:#0a0">tall</div>
 </body></html>"""
 ENDLESS_PAGE = "<!doctype html><html><body><p>spinning</p><script>for (;;) {}</script></body></html>"

@@ -29,9 +29,12 @@ TIMEOUT = 15_000
 
 @pytest.fixture
 def browser(request):
-    """Debian's chromium; on a failure every open page is saved under test-artifacts/ to look at."""
-    from playwright.sync_api import sync_playwright
+    """Debian's chromium; on a failure every open page is saved under test-artifacts/ to look at. Its `expect`
+    assertions wait as long as its page operations (playwright's 5 s is short on a loaded 2-core machine)."""
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT)
+    request.addfinalizer(lambda: expect.set_options(timeout=5_000))
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
