@@ -36,7 +36,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import API, Client, Server, _tree  # noqa: E402
+from bench.harness import API, Client, Server  # noqa: E402
 
 SIDES = ("plain", "same_work", "same_work_per_request", "firecrawl")
 POLL_S = 0.1
@@ -63,22 +63,6 @@ def scrape_job_spec() -> dict[str, Any]:
     return read_scrape_options(payload).spec
 
 
-def cpu_seconds(server: Server) -> float:
-    """CPU time used so far by the server and its processes, with that of the processes they have reaped: an
-    extraction worker is replaced after its 1,000th page, and its time must not leave the sum with it."""
-    assert server.proc is not None
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in _tree(server.proc.pid):
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it ended meanwhile
-        total += sum(int(f) for f in fields[11:15])  # utime, stime, and those of its reaped children
-    return total / tick
-
-
 class Polls:
     """The bench's own polling for the end of a native side, and its server CPU per poll."""
 
@@ -94,14 +78,14 @@ class Polls:
     async def calibrate(self, server: Server) -> None:
         """Measure a poll's server CPU on the idle server, at the rate the sides poll, beyond what the idle
         server spends meanwhile without polls."""
-        cpu0, started = cpu_seconds(server), time.perf_counter()
+        cpu0, started = server.cpu_seconds()[0], time.perf_counter()
         for _ in range(IDLE_POLLS):
             await self.completed()
             await asyncio.sleep(POLL_S)
-        polled, seconds = cpu_seconds(server) - cpu0, time.perf_counter() - started
-        cpu0 = cpu_seconds(server)
+        polled, seconds = server.cpu_seconds()[0] - cpu0, time.perf_counter() - started
+        cpu0 = server.cpu_seconds()[0]
         await asyncio.sleep(seconds)
-        self.cpu_per_poll = max(0.0, polled - (cpu_seconds(server) - cpu0)) / IDLE_POLLS
+        self.cpu_per_poll = max(0.0, polled - (server.cpu_seconds()[0] - cpu0)) / IDLE_POLLS
 
     async def until(self, count: int) -> int:
         """Poll until `count` jobs are finished; how many polls it took."""
@@ -117,12 +101,12 @@ async def batch_run(server: Server, client: Client, polls: Polls, urls: list[str
                     spec: dict[str, Any]) -> dict[str, Any]:
     """Submit `urls` as one batch and wait until each is done: jobs/s and server CPU per job."""
     before = await polls.completed()
-    cpu0, started = cpu_seconds(server), time.perf_counter()
+    cpu0, started = server.cpu_seconds()[0], time.perf_counter()
     code, body = await client.call("POST", f"{API}/queue_tasks", {"urls": urls, **spec})
     assert code == 201, body
     count = await polls.until(before + len(urls))
     seconds = time.perf_counter() - started
-    return {**_figures(len(urls), seconds, cpu_seconds(server) - cpu0 - count * polls.cpu_per_poll),
+    return {**_figures(len(urls), seconds, server.cpu_seconds()[0] - cpu0 - count * polls.cpu_per_poll),
             "bench_polls": count}
 
 
@@ -139,12 +123,12 @@ async def per_request_run(server: Server, polls: Polls, urls: list[str], spec: d
             return list(pool.map(submit, urls))
 
     before = await polls.completed()
-    cpu0, started = cpu_seconds(server), time.perf_counter()
+    cpu0, started = server.cpu_seconds()[0], time.perf_counter()
     statuses = await asyncio.to_thread(submit_all)
     count = await polls.until(before + len(urls))
     seconds = time.perf_counter() - started
     assert statuses == [201] * len(urls), sorted(set(statuses))
-    return {**_figures(len(urls), seconds, cpu_seconds(server) - cpu0 - count * polls.cpu_per_poll),
+    return {**_figures(len(urls), seconds, server.cpu_seconds()[0] - cpu0 - count * polls.cpu_per_poll),
             "bench_polls": count}
 
 
@@ -159,12 +143,12 @@ def firecrawl_run(server: Server, urls: list[str], concurrency: int) -> dict[str
         assert doc.markdown, urls[i]
         return doc.metadata.status_code if doc.metadata else 0
 
-    cpu0, started = cpu_seconds(server), time.perf_counter()
+    cpu0, started = server.cpu_seconds()[0], time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         statuses = list(pool.map(scrape, range(len(urls))))
     seconds = time.perf_counter() - started
     assert statuses == [200] * len(urls), sorted(set(statuses))
-    return _figures(len(urls), seconds, cpu_seconds(server) - cpu0)
+    return _figures(len(urls), seconds, server.cpu_seconds()[0] - cpu0)
 
 
 def _figures(jobs: int, seconds: float, cpu: float) -> dict[str, Any]:

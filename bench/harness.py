@@ -66,8 +66,9 @@ class Server:
         return 0.0
 
     def cpu_seconds(self) -> tuple[float, float]:
-        """CPU time used so far (user + system) by the server and any processes it started: all their threads,
-        and their main (IOLoop) threads only."""
+        """CPU time used so far (user + system) by the server and any processes it started: all their threads
+        (with the processes they reaped: an extraction worker is replaced after its 1,000th page, and its time
+        must not leave the sum with it), and their main (IOLoop) threads only."""
         assert self.proc is not None
         tick = os.sysconf("SC_CLK_TCK")
         total = main = 0.0
@@ -79,7 +80,7 @@ class Server:
                     first = handle.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue  # it ended meanwhile
-            total += (int(whole[11]) + int(whole[12])) / tick
+            total += sum(int(f) for f in whole[11:15]) / tick  # utime, stime, and those of reaped children
             main += (int(first[11]) + int(first[12])) / tick
         return total, main
 
