@@ -27,7 +27,7 @@ from typing import Any
 
 from jobqueue.event_log import COUNTS_KEY, DELETED, STATS_KEY, EventLog
 from jobqueue.event_reads import RESYNC, HubClosed, LogReader, Subscription, View
-from jobqueue.models import STATUSES, Batch, Crawl, Task
+from jobqueue.models import FINISHED, STATUSES, Batch, Crawl, Task
 from jobqueue.store.base import Store, StoreError
 
 __all__ = ["RESYNC", "EventHub", "HubClosed", "Subscription", "View", "counts_loop", "stats_loop"]
@@ -53,6 +53,7 @@ class EventHub:
         self._sleepers: list[asyncio.Future[None]] = []  # readers waiting for the next change
         self._touched: set[str] = set()  # batches whose jobs changed since the last look
         self._touched_crawls: set[str] = set()  # crawls whose pages changed since the last look
+        self._finish_watchers: dict[str, list[asyncio.Future[Task]]] = {}  # see watch_finish
         self.published = 0
         self.closed = False
 
@@ -80,9 +81,32 @@ class EventHub:
         self._subscribers.discard(subscription)
         self._streams.discard(subscription)
 
+    def watch_finish(self, task_id: str) -> asyncio.Future[Task]:
+        """A future set to the job once this process gives it or hears of a finished state: a request waiting
+        for its job needs that state, not its place among other jobs' states, so this process's own finish
+        is told at once, without waiting for the change feed that orders states (call unwatch_finish after)."""
+        watcher: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._finish_watchers.setdefault(task_id, []).append(watcher)
+        return watcher
+
+    def unwatch_finish(self, task_id: str, watcher: asyncio.Future[Task]) -> None:
+        """Stop watching a job's finish."""
+        watchers = self._finish_watchers.get(task_id)
+        if watchers is not None and watcher in watchers:
+            watchers.remove(watcher)
+            if not watchers:
+                del self._finish_watchers[task_id]
+
+    def _tell_finish(self, task: Task) -> None:
+        for watcher in self._finish_watchers.pop(task.id, ()):
+            if not watcher.done():
+                watcher.set_result(task)
+
     def publish(self, task: Task) -> None:
         """Record a state this process gave a task; while a change feed is attached and anyone listens, the feed
         records it instead, in the store's order among every process's states (within milliseconds)."""
+        if task.status in FINISHED and task.id in self._finish_watchers:
+            self._tell_finish(task)
         if self.hold is not None and self._subscribers:
             self.hold(task)
             return
@@ -92,6 +116,8 @@ class EventHub:
         """Record a task's state; one stamped no later than the last recorded (a repeat, or a late arrival) is
         ignored, unless both came from the store's feed in the order it committed them: then that order is the
         truth. Nothing of a deleted task is recorded."""
+        if task.status in FINISHED and task.id in self._finish_watchers:
+            self._tell_finish(task)
         key = (task.updated_at, _RANK.get(task.status, 0))
         last = self.log.latest.get(task.id)
         if last is not None:

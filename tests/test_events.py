@@ -429,3 +429,27 @@ async def test_an_own_state_committed_before_the_feed_took_its_position_reaches_
     finally:
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
+
+
+@pytest.mark.gen_test
+async def test_a_job_waited_for_is_told_its_own_finish_at_once_while_the_feed_holds_it():
+    """A synchronous request waits for its job's finish, not for its place among other states: while the change
+    feed holds this process's states to order them (20 ms and more), the finish must reach the waiter at once."""
+    hub = EventHub()
+    held: list[Task] = []
+    hub.hold = held.append
+    listener = hub.subscribe()
+    watcher = hub.watch_finish("a")
+    other = hub.watch_finish("b")
+    hub.publish(task_state("a", "running", 1))
+    assert not watcher.done() and held  # not finished yet
+    hub.publish(task_state("a", "completed", 2))
+    assert watcher.done() and watcher.result().status == "completed"
+    assert [t.status for t in held] == ["running", "completed"]  # still held for the ordered stream
+    hub.accept(task_state("b", "failed", 3), in_commit_order=True)  # another process's finish, from the feed
+    assert other.done() and other.result().status == "failed"
+    late = hub.watch_finish("c")
+    hub.unwatch_finish("c", late)
+    hub.unwatch_finish("a", watcher)
+    assert hub._finish_watchers == {}  # nothing kept for jobs no one waits for
+    hub.unsubscribe(listener)
