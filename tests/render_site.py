@@ -25,7 +25,7 @@ LATE_PAGE = """<!doctype html><html><body><script>
 setTimeout(() => { const p = document.createElement('p'); p.id = 'late'; p.textContent = 'came late';
 document.body.appendChild(p); }, 400);</script></body></html>"""
 WAIT_MS_PAGE = """<!doctype html><html><body><script>
-addEventListener('load', () => setTimeout(() => document.body.setAttribute('data-ready', 'yes'), 600));
+addEventListener('load', () => setTimeout(() => document.body.setAttribute('data-ready', 'yes'), 3000));
 </script></body></html>"""  # counted from `load`, where a render without wait_ms reads the DOM
 TALL_PAGE = """<!doctype html><html><body style="margin:0"><div style="height:3000px;background:#0a0">tall</div>
 </body></html>"""
