@@ -197,7 +197,9 @@ async def test_a_killed_parent_takes_its_children_with_it(tmp_path):
     children = service.children()
     assert len(children) == 2
     service.proc.kill()
-    assert await service.stop() == -signal.SIGKILL
+    # 255: asyncio's answer when its watcher finds the pid reaped already (seen once in a CI run, reaper unknown);
+    # what this test is about is below: the children do not outlive their killed parent
+    assert await service.stop() in (-signal.SIGKILL, 255)
     await until_gone(children, 15, "the children to stop after their parent was killed")
 
 
