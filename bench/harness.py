@@ -13,6 +13,8 @@ from typing import Any
 from tornado.httpclient import HTTPRequest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the checkout whose server.py the bench runs: this one, or another build (an older release) to compare side by side
+SERVER_ROOT = os.environ.get("BENCH_SERVER_ROOT", ROOT)
 API = "/jobqueue/api/v1.0"
 WORKERS = 32
 
@@ -39,11 +41,11 @@ class Server:
         profiler = ("-m", "cProfile", "-o", os.path.join(profile, f"server-{os.getpid()}-{started:.0f}.prof")) \
             if profile else ()
         self.proc = subprocess.Popen(
-            [sys.executable, *profiler, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
+            [sys.executable, *profiler, os.path.join(SERVER_ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
              "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS),
              "--workers", str(WORKERS), "--log-level", "warning",
              *(() if "--processes" in self.extra else one_process_option()), *self.extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=SERVER_ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
         self.startup_s = time.perf_counter() - started
@@ -84,10 +86,50 @@ class Server:
             main += (int(first[11]) + int(first[12])) / tick
         return total, main
 
+    def pids(self) -> list[int]:
+        """The server's process and its descendants now."""
+        assert self.proc is not None
+        return _tree(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(30)
+
+
+def thread_cpu_seconds(pids: list[int], name: bytes) -> float:
+    """CPU time (user + system) of the threads of these processes whose kernel name is `name` (the SQLite writer
+    names itself: jobqueue/store/sqlite/thread.py NATIVE_NAME)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    wanted = name.decode()
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as handle:
+                    if handle.read().strip() != wanted:
+                        continue
+                with open(f"/proc/{pid}/task/{tid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The largest peak resident memory (VmHWM) among these processes."""
+    peak = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                peak = max(peak, next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:")))
+        except (OSError, StopIteration):
+            continue
+    return peak / 1024
 
 
 def _tree(pid: int) -> list[int]:
@@ -109,8 +151,8 @@ def one_process_option() -> list[str]:
     """`--processes 1` when this server.py has the option (one process per core is then its default)."""
     global _ONE_PROCESS
     if _ONE_PROCESS is None:
-        shown = subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), "--help"], capture_output=True,
-                               text=True, cwd=ROOT).stdout
+        shown = subprocess.run([sys.executable, os.path.join(SERVER_ROOT, "server.py"), "--help"],
+                               capture_output=True, text=True, cwd=SERVER_ROOT).stdout
         _ONE_PROCESS = ["--processes", "1"] if "--processes" in shown else []
     return _ONE_PROCESS
 

@@ -20,8 +20,9 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import API, Client, Server  # noqa: E402
+from bench.harness import API, Client, Server, peak_rss_mb, thread_cpu_seconds  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
+from jobqueue.store.sqlite.thread import NATIVE_NAME  # noqa: E402
 
 
 def family(pid: int) -> list[int]:
@@ -76,11 +77,14 @@ async def measure_processes(target: BenchTarget, n: int, processes: int) -> dict
         client = Client(server.base)
         try:
             cpu_before = cpu_seconds(pids)
+            writer_before = thread_cpu_seconds(pids, NATIVE_NAME)
             started = time.perf_counter()
             ids = await submit_all(client, target, n)
             await wait_completed(client, n)
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(pids) - cpu_before
+            writer = thread_cpu_seconds(pids, NATIVE_NAME) - writer_before
+            peak = peak_rss_mb(pids)
             for i in random.sample(range(n), min(20, n)):
                 stored = await client.raw(f"{API}/results/{ids[i]}/body")
                 if stored != target.page_bytes(i):
@@ -90,7 +94,8 @@ async def measure_processes(target: BenchTarget, n: int, processes: int) -> dict
             client.close()
             server.stop()
     return {"jobs": n, "processes": processes, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed),
-            "server_cpu_ms_per_job": round(cpu * 1000 / n, 3), "rss_mb_all_processes": round(rss, 1)}
+            "server_cpu_ms_per_job": round(cpu * 1000 / n, 3), "writer_cpu_ms_per_job": round(writer * 1000 / n, 3),
+            "rss_mb_all_processes": round(rss, 1), "peak_rss_mb_per_process": round(peak, 1)}
 
 
 async def main(argv: list[str]) -> list[dict[str, Any]]:

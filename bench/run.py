@@ -34,7 +34,16 @@ from bench.claims_bench import measure_claims  # noqa: E402
 from bench.dashboard_bench import measure_dashboard  # noqa: E402
 from bench.export_bench import measure as measure_export  # noqa: E402
 from bench.fetch_bench import measure_bare_loop, measure_ceiling  # noqa: E402
-from bench.harness import API, WORKERS, Client, Server, one_process_option, pct  # noqa: E402
+from bench.harness import (  # noqa: E402
+    API,
+    WORKERS,
+    Client,
+    Server,
+    one_process_option,
+    pct,
+    peak_rss_mb,
+    thread_cpu_seconds,
+)
 from bench.processes_bench import measure_processes  # noqa: E402
 from bench.search_bench import measure_search  # noqa: E402
 from bench.storage_bench import measure as measure_storage  # noqa: E402
@@ -42,6 +51,7 @@ from bench.target import BenchTarget, start_target  # noqa: E402
 from bench.webhook_bench import measure_webhooks  # noqa: E402
 from jobqueue.models import TaskIds  # noqa: E402
 from jobqueue.store.sqlite.migrations import migrate  # noqa: E402
+from jobqueue.store.sqlite.thread import NATIVE_NAME  # noqa: E402
 
 
 async def wait_completed(client: Client, n: int, timeout: float = 600) -> None:
@@ -94,9 +104,12 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
                 streams.append(stream)
                 readers.append(asyncio.ensure_future(_drain(stream)))
             started, cpu_before = time.perf_counter(), server.cpu_seconds()
+            writer_before = thread_cpu_seconds(server.pids(), NATIVE_NAME)
             ids = await submit_all(client, target, n, options)
             await wait_completed(client, n)
             elapsed, cpu_after = time.perf_counter() - started, server.cpu_seconds()
+            writer = thread_cpu_seconds(server.pids(), NATIVE_NAME) - writer_before
+            peak = peak_rss_mb(server.pids())
             for i in random.sample(range(n), min(20, n)):
                 stored = await client.raw(f"{API}/results/{ids[i]}/body")
                 if stored != target.page_bytes(i):
@@ -113,7 +126,8 @@ async def measure_end_to_end(target: BenchTarget, n: int, websockets: int = 0, p
             "processes": processes, "options": options, "rss_mb": round(rss, 1), "bodies_checked": min(20, n),
             # CPU of the first server only: the IOLoop thread is what saturates first
             "cpu_ms_per_job": round((cpu_after[0] - cpu_before[0]) / n * 1000, 3),
-            "ioloop_cpu_ms_per_job": round((cpu_after[1] - cpu_before[1]) / n * 1000, 3)}
+            "ioloop_cpu_ms_per_job": round((cpu_after[1] - cpu_before[1]) / n * 1000, 3),
+            "writer_cpu_ms_per_job": round(writer / n * 1000, 3), "peak_rss_mb": round(peak, 1)}
 
 
 async def measure_big_batch(target: BenchTarget, lines: int) -> dict[str, Any]:

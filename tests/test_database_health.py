@@ -183,6 +183,25 @@ async def test_a_full_disk_shows_in_the_write_probe_until_a_write_succeeds(tmp_p
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_the_writer_thread_names_itself_so_benches_can_count_its_cpu(tmp_path):
+    from bench.harness import thread_cpu_seconds
+    from jobqueue.store.sqlite.thread import NATIVE_NAME
+
+    writer = WriterThread(connect(str(tmp_path / "named.db"), "FULL"))
+    try:
+        await writer.submit(lambda c: c.execute("CREATE TABLE t (x)"))  # the thread has run its first line
+        with open(f"/proc/self/task/{writer._thread.native_id}/comm") as handle:
+            assert handle.read().strip() == NATIVE_NAME.decode()
+        busy = writer.submit(lambda c: c.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                                                 "WHERE i < 1000000) SELECT count(*) FROM n").fetchone())
+        before = thread_cpu_seconds([os.getpid()], NATIVE_NAME)
+        await busy
+        assert thread_cpu_seconds([os.getpid()], NATIVE_NAME) > before  # its CPU is counted under its name
+    finally:
+        writer.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_write_waiting_for_another_processes_lock_commits_once_it_is_released(tmp_path):
     db = str(tmp_path / "waits.db")
     store = SQLiteStore(db, busy_timeout=20.0, probe_timeout=0.3)
