@@ -182,6 +182,11 @@ async def test_a_full_disk_shows_in_the_write_probe_until_a_write_succeeds(tmp_p
         writer.stop()
 
 
+def _kernel_name(thread_id: int | None) -> str:
+    with open(f"/proc/self/task/{thread_id}/comm") as handle:
+        return handle.read().strip()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_the_writer_thread_names_itself_so_benches_can_count_its_cpu(tmp_path):
     from bench.harness import thread_cpu_seconds
@@ -190,8 +195,7 @@ async def test_the_writer_thread_names_itself_so_benches_can_count_its_cpu(tmp_p
     writer = WriterThread(connect(str(tmp_path / "named.db"), "FULL"))
     try:
         await writer.submit(lambda c: c.execute("CREATE TABLE t (x)"))  # the thread has run its first line
-        with open(f"/proc/self/task/{writer._thread.native_id}/comm") as handle:
-            assert handle.read().strip() == NATIVE_NAME.decode()
+        assert _kernel_name(writer._thread.native_id) == NATIVE_NAME.decode()
         busy = writer.submit(lambda c: c.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
                                                  "WHERE i < 1000000) SELECT count(*) FROM n").fetchone())
         before = thread_cpu_seconds([os.getpid()], NATIVE_NAME)
