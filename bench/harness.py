@@ -120,6 +120,16 @@ def thread_cpu_seconds(pids: list[int], name: bytes) -> float:
     return total
 
 
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy and in all, summed over its cores (/proc/stat), so a run can say
+    how much of the machine it used: the service, the target and the bench client together."""
+    with open("/proc/stat") as handle:
+        fields = [int(f) for f in handle.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     """The largest peak resident memory (VmHWM) among these processes."""
     peak = 0

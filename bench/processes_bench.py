@@ -20,7 +20,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import API, Client, Server, peak_rss_mb, thread_cpu_seconds  # noqa: E402
+from bench.harness import API, Client, Server, machine_busy_seconds, peak_rss_mb, thread_cpu_seconds  # noqa: E402
 from bench.target import BenchTarget, start_target  # noqa: E402
 from jobqueue.store.sqlite.thread import NATIVE_NAME  # noqa: E402
 
@@ -78,12 +78,14 @@ async def measure_processes(target: BenchTarget, n: int, processes: int) -> dict
         try:
             cpu_before = cpu_seconds(pids)
             writer_before = thread_cpu_seconds(pids, NATIVE_NAME)
+            machine_before = machine_busy_seconds()
             started = time.perf_counter()
             ids = await submit_all(client, target, n)
             await wait_completed(client, n)
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(pids) - cpu_before
             writer = thread_cpu_seconds(pids, NATIVE_NAME) - writer_before
+            busy, whole = (after - before for after, before in zip(machine_busy_seconds(), machine_before, strict=True))
             peak = peak_rss_mb(pids)
             for i in random.sample(range(n), min(20, n)):
                 stored = await client.raw(f"{API}/results/{ids[i]}/body")
@@ -95,7 +97,9 @@ async def measure_processes(target: BenchTarget, n: int, processes: int) -> dict
             server.stop()
     return {"jobs": n, "processes": processes, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed),
             "server_cpu_ms_per_job": round(cpu * 1000 / n, 3), "writer_cpu_ms_per_job": round(writer * 1000 / n, 3),
-            "rss_mb_all_processes": round(rss, 1), "peak_rss_mb_per_process": round(peak, 1)}
+            "rss_mb_all_processes": round(rss, 1), "peak_rss_mb_per_process": round(peak, 1),
+            # the machine's cores used meanwhile by everything (service, target, bench client): 1.0 is all of them
+            "machine_busy": round(busy / whole, 2) if whole else None}
 
 
 async def main(argv: list[str]) -> list[dict[str, Any]]:

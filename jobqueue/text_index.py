@@ -47,7 +47,9 @@ async def searchable_text(result: Result, views: Any | None) -> str | None:
     whole text (page_text, decoded in a worker thread)."""
     if views is not None and result.body is not None and parse_content_type(result.content_type)[0] in HTML_TYPES:
         try:
-            text = " ".join((await views.of(result)).text.split())[:MAX_TEXT]
+            # a cut, not a whitespace squeeze: the extractor's text is already one space or newline between words,
+            # and a split and join of a whole page's text on the IOLoop took 150 us for 20 KB, milliseconds for more
+            text = (await views.of(result)).text[:MAX_TEXT].strip()
         except (NotHtml, ExtractionTimeout, ExtractionFailed) as exc:
             log.info("result %s is indexed by its whole text: %s", result.id, getattr(exc, "code", exc))
         else:
