@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the checkout whose server.py the bench runs: this one, or another build (an older release) to compare side by side
 SERVER_ROOT = os.environ.get("BENCH_SERVER_ROOT", ROOT)
 API = "/jobqueue/api/v1.0"
-WORKERS = 32
+WORKERS = 64  # the server's default --workers, given explicitly so an older build runs with the same
 
 
 def pct(values: list[float], q: float) -> float:

@@ -86,7 +86,7 @@ class Settings:
             "comma-separated; needs `--api-token`)", ACCESS, each(_TOKEN_SHAPE),
         flag="read-only-token", metavar="TOKEN", repeatable=True)
 
-    workers: int = option(32, "concurrent fetches of the whole service", FETCHING, at_least(1), processes=SPLIT)
+    workers: int = option(64, "concurrent fetches of the whole service", FETCHING, at_least(1), processes=SPLIT)
     per_host: int = option(4, "concurrent fetches to one host (`1` never gives two)", FETCHING, at_least(1),
                            processes=SHARED)
     host_delay: float = option(

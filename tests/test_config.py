@@ -19,7 +19,7 @@ TOKEN = "config-token-0123456789"
 def test_defaults_match_the_contract():
     settings = load_settings([], environ={})
     assert (settings.host, settings.port, settings.database) == ("127.0.0.1", 5000, "sqlite:///jobqueue.db")
-    assert settings.workers == 32 and not settings.allow_private_addresses and settings.api_tokens == ()
+    assert settings.workers == 64 and not settings.allow_private_addresses and settings.api_tokens == ()
     assert settings == Settings()
 
 
