@@ -48,6 +48,19 @@ async def start_cli(*args: str) -> asyncio.subprocess.Process:
         stderr=asyncio.subprocess.PIPE)
 
 
+async def ended(process: asyncio.subprocess.Process, seconds: float, what: str) -> tuple[bytes, bytes]:
+    """The output of a CLI process once it exits; killed (and what it said so far shown) if it has not within
+    `seconds`, so a hung CLI fails its own test and leaves no process or pipe behind for later tests."""
+    waiting = asyncio.ensure_future(process.communicate())
+    done, _ = await asyncio.wait([waiting], timeout=seconds)
+    if done:
+        return waiting.result()
+    process.kill()
+    out, err = await waiting
+    raise AssertionError(f"the CLI did not exit within {seconds:g} s of {what}; stdout {out[-2000:]!r}, "
+                         f"stderr {err[-2000:]!r}")
+
+
 async def seed_done(client: AsyncClient, crawl_id: str) -> Crawl:
     """Wait until a slow site's seed page completed and its links are queued (they wait for the site)."""
     async def probe() -> Crawl | None:
@@ -110,7 +123,7 @@ async def test_ctrl_c_leaves_the_crawl_running_and_crawl_cancel_stops_it(jq: Any
         crawl_id = (await asyncio.wait_for(follower.stdout.readline(), 20)).decode().strip()
         await seed_done(client, crawl_id)
         follower.send_signal(signal.SIGINT)
-        _, said = await asyncio.wait_for(follower.communicate(), 20)
+        _, said = await ended(follower, 20, "its SIGINT")
         assert follower.returncode == 130, said
         assert said.decode().splitlines()[-1] == ("jobqueue: interrupted; the crawl goes on (`jobqueue crawls ID` "
                                                  "shows it, `jobqueue crawl-cancel ID` stops it)")
@@ -127,7 +140,7 @@ async def test_ctrl_c_leaves_the_crawl_running_and_crawl_cancel_stops_it(jq: Any
         await seed_done(client, other_id)
         code, out, err = await run_cli("crawl-cancel", other_id, "--server", server)
         assert code == 0 and out.startswith(f"crawl {other_id}: cancelled, {DEPTH_1}/{DEPTH_1} pages done ("), err
-        rest, err_bytes = await asyncio.wait_for(waiter.communicate(), 20)
+        rest, err_bytes = await ended(waiter, 20, "its crawl's cancel")
         assert waiter.returncode == 1, err_bytes  # followed to its end: cancelled
         assert rest.decode().startswith(f"crawl {other_id} cancelled: {DEPTH_1} pages, 1 completed, 0 failed, "
                                         f"{DEPTH_1 - 1} cancelled; ")
