@@ -42,10 +42,17 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_") or k == "JOBQUEUE_TEST_SESSION"}
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the CLI's process before it starts: SIGINT as a terminal's foreground job gets it. A test run started in
+    the background (`cmd &` in a script) ignores SIGINT, its children inherit that, and the CLI rightly keeps
+    ignoring a SIGINT its parent chose to ignore."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def start_cli(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "jobqueue", *args, cwd=ROOT, env=environment(), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        stderr=asyncio.subprocess.PIPE, preexec_fn=_ctrl_c_reaches_it)
 
 
 async def ended(process: asyncio.subprocess.Process, seconds: float, what: str) -> tuple[bytes, bytes]:
