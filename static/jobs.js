@@ -239,11 +239,13 @@ export class JobsTable {
     }
     if (known) {
       if (task.updated_at >= known.updated_at) this.rows.set(task.id, task);
-    } else if (this.onFirstPage && this.shows(task) && task.id > this.newestId()) {
-      // ids sort by creation time: a task newer than the newest row belongs at the top, unless the
-      // user is working with the table: then it waits behind the "N new jobs" button
+    } else if (this.onFirstPage && this.shows(task) && this.belongsOnPage(task.id)) {
+      // ids sort by creation time: a task newer than the page's oldest row (or any, while the page has room)
+      // takes its place by id, unless the user is working with the table: then it waits behind the
+      // "N new jobs" button. Not only above the newest row: with several processes, a job created a moment
+      // before another can reach the page after it (its process committed it later)
       if (this.busy()) { this.hold(task); return; }
-      this.rows = new Map([[task.id, task], ...this.rows]);
+      this.rows = new Map([...this.rows, [task.id, task]].sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0)));
       this.liveSince += 1;
       if (this.rows.size > this.pageSize) {
         const last = [...this.rows.keys()].pop();
@@ -318,17 +320,23 @@ export class JobsTable {
       && Object.keys(this.search).length === 0;  // other filters are the server's to judge, at the next read
   }
 
-  newestId() {
-    let newest = "";
-    for (const id of this.rows.keys()) if (id > newest) newest = id;
-    return newest;
+  // The oldest id the first page holds while it is full, else "" (any task belongs on it).
+  firstPageFloor() {
+    if (this.rows.size < this.pageSize) return "";
+    let oldest = null;
+    for (const id of this.rows.keys()) if (oldest === null || id < oldest) oldest = id;
+    return oldest ?? "";
+  }
+
+  belongsOnPage(id) {
+    return id > this.firstPageFloor();
   }
 
   // What the server needs to send this page: its rows, and on the first page the newer tasks.
   announceView() {
     const searching = Object.keys(this.search).length > 0;
     const view = { task_ids: [...this.rows.keys()], newest: this.onFirstPage && !searching ? this.pageSize : 0,
-                   after_id: this.newestId(), status: this.status || null };
+                   after_id: this.firstPageFloor(), status: this.status || null };
     const key = JSON.stringify(view);
     if (key !== this.viewSent) {
       this.viewSent = key;
