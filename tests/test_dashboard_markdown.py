@@ -14,6 +14,7 @@ from tests.browser import SERVER_LINE, call, child, have_chromium, server_args
 from tests.readable_site import expected
 from tests.test_dashboard_browser import TIMEOUT, browser, row  # noqa: F401 (the fixture)
 from tests.test_dashboard_deliveries import axe_serious
+from tests.test_dashboard_job_view import close
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium (apt-get install chromium)")]
@@ -77,7 +78,7 @@ def test_the_markdown_tab_beside_the_preview(browser, tmp_path):  # noqa: F811
         page.keyboard.press("Home")
         expect(preview).to_have_attribute("aria-selected", "true")
         expect(dialog.locator("iframe")).to_be_visible()
-        page.locator("#detail-close").click()
+        close(page)  # and let the address step back, or the close's history.back() would undo the next goto
 
         completed(dashboard, png["id"])
         page.goto(f"{dashboard}#/job/{png['id']}")
