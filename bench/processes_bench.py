@@ -26,35 +26,6 @@ from bench.target import BenchTarget, start_target  # noqa: E402
 from jobqueue.store.sqlite.thread import NATIVE_NAME  # noqa: E402
 
 
-def family(pid: int) -> list[int]:
-    """A process and its children (the fetching processes of --processes)."""
-    children = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    children.append(int(entry))
-        except OSError:
-            continue
-    return [pid, *children]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
 def rss_mb(pids: list[int]) -> float:
     """Resident memory of these processes together (shared pages counted in each)."""
     total = 0
@@ -73,24 +44,24 @@ async def measure_processes(target: BenchTarget, n: int, processes: int, with_in
 
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(os.path.join(tmp, "bench.db"), "--processes", str(processes)).start()
-        assert server.proc is not None
-        pids = family(server.proc.pid)
         client = Client(server.base)
         try:
-            cpu_before = cpu_seconds(pids)
-            writer_before = thread_cpu_seconds(pids, NATIVE_NAME)
+            # the whole tree each time, so extraction workers started later (and those reaped) count
+            cpu_before = server.cpu_seconds()[0]
+            writer_before = thread_cpu_seconds(server.pids(), NATIVE_NAME)
             machine_before = machine_busy_seconds()
             started = time.perf_counter()
             ids = await submit_all(client, target, n)
             await wait_completed(client, n)
             elapsed = time.perf_counter() - started
-            cpu = cpu_seconds(pids) - cpu_before
+            cpu = server.cpu_seconds()[0] - cpu_before
+            pids = server.pids()
             writer = thread_cpu_seconds(pids, NATIVE_NAME) - writer_before
             busy, whole = (after - before for after, before in zip(machine_busy_seconds(), machine_before, strict=True))
             peak = peak_rss_mb(pids)
             if with_indexing:  # the search indexer runs behind the completions: its work is the jobs' too
                 await settle(server, quiet=0.02 * processes)  # each idle process keeps a few timers
-            settled = cpu_seconds(server.pids()) - cpu_before
+            settled = server.cpu_seconds()[0] - cpu_before
             for i in random.sample(range(n), min(20, n)):
                 stored = await client.raw(f"{API}/results/{ids[i]}/body")
                 if stored != target.page_bytes(i):
