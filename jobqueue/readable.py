@@ -29,9 +29,10 @@ class ReadableViews:
         self.on_extracted = on_extracted  # counts real extractions (a metric), not answers from the store
         self.extractions = 0
 
-    async def of(self, result: Result, *, main_content: bool = True) -> Views:
+    async def of(self, result: Result, *, main_content: bool = True, keep: bool = True) -> Views:
         """The views of a result's body (NotHtml, ExtractionTimeout or ExtractionFailed when it has none).
-        Only the main-content views are kept; the whole page's Markdown is made on each ask."""
+        Only the main-content views are kept; the whole page's Markdown is made on each ask. `keep=False` is for
+        a completing job, whose completion keeps them with its body (a put before it would find no body)."""
         if main_content:
             stored = await self.store.get_views(result.sha256, EXTRACTOR_VERSION)
             if stored is not None:
@@ -55,6 +56,6 @@ class ReadableViews:
         self.extractions += 1
         if self.on_extracted is not None:
             self.on_extracted()
-        if main_content:
+        if main_content and keep:
             await self.store.put_views(result.sha256, EXTRACTOR_VERSION, views_document(views))
         return views

@@ -63,14 +63,14 @@ class SharedViews(ReadableViews):
         super().__init__(store, pool)
         self._flights: dict[str, asyncio.Future[Views]] = {}
 
-    async def of(self, result: Result, *, main_content: bool = True) -> Views:
+    async def of(self, result: Result, *, main_content: bool = True, keep: bool = True) -> Views:
         """The views of a result's body, as ReadableViews.of; a caller that gives up leaves the others theirs."""
         if not main_content:  # the whole page is not kept: each ask is its own extraction
             return await super().of(result, main_content=False)
         key = result.sha256
         flight = self._flights.get(key)
         if flight is None:
-            flight = self._flights[key] = asyncio.ensure_future(super().of(result))
+            flight = self._flights[key] = asyncio.ensure_future(super().of(result, keep=keep))
             flight.add_done_callback(lambda done: self._landed(key, done))
         return await asyncio.shield(flight)
 
@@ -87,7 +87,7 @@ class SharedViews(ReadableViews):
         limit = self.pool.timeout + _GRACE
         try:
             async with asyncio.timeout(2 * limit):  # the page's own limit, and as long again to wait for a worker
-                views = await self.of(result)
+                views = await self.of(result, keep=False)  # the completion keeps them with the body
         except NotHtml:
             return None
         except (ExtractionTimeout, ExtractionFailed, TimeoutError) as exc:
