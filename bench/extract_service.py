@@ -105,9 +105,22 @@ def longest_between(before: list[float], after: list[float]) -> str:
     return "?"
 
 
-async def settle(server: Server, quiet: float = 0.02, step: float = 0.5, limit: float = 120) -> None:
-    """Wait until the server and its extraction processes use under `quiet` of a core (the indexer is done)."""
+async def extractions(client: Client) -> float:
+    """Extractions the server has run, whatever their outcome (`jobqueue_extractions_total`)."""
+    text = (await client.raw("/metrics")).decode()
+    return sum(float(value) for value in re.findall(r"^jobqueue_extractions_total\{[^}]*\} ([0-9.e+-]+)$", text, re.M))
+
+
+async def settle(server: Server, client: Client, extracted: float, quiet: float = 0.02, step: float = 0.5,
+                 limit: float = 120) -> None:
+    """Wait until `extracted` extractions have run (the indexer reached the phase's last page: going quiet
+    alone can come before its first round) and the server and its extraction processes use under `quiet` of a
+    core."""
     deadline = time.monotonic() + limit
+    while await extractions(client) < extracted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {extracted:.0f} extractions after {limit:g} s")
+        await asyncio.sleep(0.05)
     before = server.cpu_seconds()[0]
     while time.monotonic() < deadline:
         await asyncio.sleep(step)
@@ -123,6 +136,7 @@ async def phase(server: Server, client: Client, port: int, names: list[str], fir
     jobs = [{"url": f"http://127.0.0.1:{port}/{names[i % len(names)]}/{i}"} for i in range(first, first + n)]
     payload: dict[str, Any] = {"jobs": jobs, **({"formats": formats} if formats else {})}
     lag_before = await lag_figures(client)
+    extracted = await extractions(client) + n  # every body is new: one extraction each, with formats or not
     started, cpu_before = time.perf_counter(), cpu_split(server)
     code, body = await client.call("POST", f"{API}/queue_tasks", payload)
     if code != 201:
@@ -138,7 +152,7 @@ async def phase(server: Server, client: Client, port: int, names: list[str], fir
         done = counts["completed"] - first
     elapsed = time.perf_counter() - started
     lag_after = await lag_figures(client)
-    await settle(server)
+    await settle(server, client, extracted)
     cpu_after = cpu_split(server)
     per_job = [round((a - b) / n * 1000, 2) for a, b in zip(cpu_after, cpu_before, strict=True)]
     (_, low), (_, high) = lag_before, lag_after

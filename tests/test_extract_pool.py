@@ -1,5 +1,6 @@
 """Extraction in the process pool: the same views as in process, errors that cross back, hostile pages stopped
-within their time limit while the IOLoop keeps turning, and a stuck worker killed and replaced."""
+within their time limit while the IOLoop keeps turning, a stuck worker killed and replaced, and pages handed
+over several at a time, each with its own outcome, within one limit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import time
 
 import pytest
 
-from jobqueue.extract import ExtractionTimeout, ExtractPool, NotHtml, extract, extract_in_pool
-from jobqueue.extract.pool import _GRACE, stop_helpers
+from jobqueue.extract import ExtractionTimeout, ExtractPool, NotHtml, Views, extract, extract_in_pool
+from jobqueue.extract.pool import _GRACE, BATCH_PAGES, _run_many, stop_helpers
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "readable")
 URL = "https://news.example.org/2024/03/river-towns-bridges"
@@ -129,3 +130,64 @@ def _gone(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between the open and the read
         return True
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_pages_waiting_for_the_worker_are_handed_over_together_and_each_gets_its_own_views():
+    pool = ExtractPool(workers=1, timeout=10)
+    try:
+        await pool.extract(article(), "text/html", "utf-8", URL)  # the worker is up
+        before = pool.handovers
+        bodies = [article().replace(b"</body>", b"<p>page number %d</p></body>" % i) for i in range(20)]
+        got = await asyncio.gather(*(pool.extract(body, "text/html", "utf-8", URL) for body in bodies))
+        assert [views for views in got] == [extract(body, "text/html", "utf-8", URL) for body in bodies]
+        # the first goes alone while the others queue behind it, then they go BATCH_PAGES at a time
+        assert pool.handovers - before <= 1 + -(-19 // BATCH_PAGES), pool.handovers - before
+        with pytest.raises(NotHtml):  # an error stays its own page's, in a hand-over with others
+            await asyncio.gather(pool.extract(article(), "text/html", "utf-8", URL),
+                                 pool.extract(b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", None, URL))
+    finally:
+        pool.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_pages_handed_over_with_a_stuck_one_run_again_alone_on_a_fresh_pool():
+    pool = ExtractPool(workers=1, timeout=1.0)
+    try:
+        await pool.extract(article(), "text/html", "utf-8", URL)
+        executor = pool._executor
+        assert executor is not None
+        pids = list(executor._processes)  # type: ignore[attr-defined]
+        blocker = asyncio.ensure_future(pool.extract(article(), "text/html", "utf-8", URL))
+        for pid in pids:  # the worker stops while the others wait behind the page it holds
+            os.kill(pid, signal.SIGSTOP)
+        bodies = [article().replace(b"</body>", b"<p>page number %d</p></body>" % i) for i in range(3)]
+        got = await asyncio.gather(*(pool.extract(body, "text/html", "utf-8", URL) for body in bodies))
+        assert got == [extract(body, "text/html", "utf-8", URL) for body in bodies]
+        with pytest.raises(ExtractionTimeout):  # the page the stuck worker held, alone: out of time
+            await blocker
+        assert pool.killed == 1
+    finally:
+        pool.close()
+
+
+def _fake_extract(body: bytes, *_args: object, **_kwargs: object) -> Views:
+    """Takes as many seconds as the body says (60: until its alarm stops it)."""
+    time.sleep(float(body))
+    return Views(markdown=body.decode(), text=body.decode())
+
+
+def test_a_hand_over_shares_one_time_limit_and_sends_back_the_pages_it_has_no_time_for(monkeypatch):
+    monkeypatch.setattr("jobqueue.extract.pool.extract", _fake_extract)
+
+    def page(seconds: str) -> tuple[bytes, str, str, str, bool]:
+        return seconds.encode(), "text/html", "utf-8", URL, True
+
+    outcomes = _run_many([page("0.7"), page("0")], 1.0)  # 0.3 s left: too little to start a page
+    assert isinstance(outcomes[0], Views) and outcomes[1] is None
+    outcomes = _run_many([page("0"), page("60"), page("0")], 1.0)  # ran out of what was left: sent back
+    assert isinstance(outcomes[0], Views) and outcomes[1] is None and outcomes[2] is None
+    started = time.monotonic()
+    outcomes = _run_many([page("60"), page("0")], 1.0)  # the first page had the whole limit: out of time
+    assert isinstance(outcomes[0], ExtractionTimeout) and outcomes[1] is None
+    assert time.monotonic() - started < 1.5

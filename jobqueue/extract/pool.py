@@ -1,9 +1,14 @@
 """Extraction off the IOLoop: a bounded process pool, a time limit per page, and hostile pages stopped.
 
-Each page gets two limits. In the worker, SIGALRM at `timeout` stops Python code (trafilatura, the link loop)
-cleanly, and the worker lives on. If the worker is stuck in C code (a parser on a pathological page) and the
-result is not back by `timeout + grace`, its pool's processes are killed and a fresh pool serves the next pages;
-pages that were running beside it on the killed pool are retried once.
+Pages waiting for a worker go to it together, up to a few at a time (BATCH_PAGES, BATCH_BYTES): one hand-over
+instead of one each, and the jobs completing with them reach the writer as one group instead of one by one.
+
+Each hand-over gets two limits. In the worker, SIGALRM stops Python code (trafilatura, the link loop) cleanly,
+and the worker lives on: the first page of a hand-over has `timeout`, and the others what is left of it (one
+that finds too little left is sent back and runs again alone, with the whole limit). If the worker is stuck in
+C code (a parser on a pathological page) and the answer is not back by `timeout + grace`, its pool's processes
+are killed and a fresh pool serves the next pages: a page alone is then out of time, pages handed over with
+others, or running beside it on the killed pool, run again once, alone.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import os
 import select
 import signal
 import threading
+import time
 import weakref
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from types import FrameType
 
 from jobqueue.extract.core import EXTRACTORS, extract
@@ -26,6 +34,9 @@ from jobqueue.extract.views import ExtractionFailed, ExtractionTimeout, NotHtml,
 DEFAULT_TIMEOUT = 10.0
 _GRACE = 2.0  # after the soft limit, how long a worker may take to notice it before it is killed
 _TASKS_PER_WORKER = 1000  # then the worker is replaced, so memory kept by parsers' caches cannot grow for ever
+BATCH_PAGES = 8  # pages handed to a worker at once, at most
+BATCH_BYTES = 512 * 1024  # their bodies together, at most (a larger page goes alone)
+_MIN_LEFT = 0.5  # a page handed over with others runs only with this much of the hand-over's limit left
 
 
 # pools whose workers run: multiprocessing's helpers serve them all, so they are stopped when none is left
@@ -60,6 +71,42 @@ def _run(body: bytes, content_type: str | None, charset: str | None, final_url: 
         signal.signal(signal.SIGALRM, previous)
 
 
+Args = tuple[bytes, str | None, str | None, str, bool]  # body, content type, charset, final URL, main content
+
+
+def _run_many(pages: list[Args], timeout: float) -> list[Views | Exception | None]:
+    """Run a hand-over's pages in a worker within one `timeout` in all: each page's views or error, or None for
+    a page sent back to run again alone (too little time was left for it, or it ran out of what was left)."""
+    deadline = time.monotonic() + timeout
+    outcomes: list[Views | Exception | None] = []
+    for index, page in enumerate(pages):
+        left = timeout if index == 0 else deadline - time.monotonic()
+        if index and left < min(_MIN_LEFT, timeout):
+            outcomes.append(None)
+            continue
+        try:
+            outcomes.append(_run(*page, left))
+        except ExtractionTimeout as exc:
+            outcomes.append(exc if index == 0 else None)
+        except (NotHtml, ExtractionFailed) as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+@dataclass
+class _Page:
+    """A page waiting for its views; `alone` once it must run in a hand-over of its own."""
+
+    args: Args
+    future: asyncio.Future[Views]
+    alone: bool = False
+    retried: bool = False  # ran again alone after a pool killed for another page's sake
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.args[0])
+
+
 def _exit_with(owner: int) -> None:
     """A worker's initializer: it exits when the process that owns its pool is gone (killed with -9, say).
     Its parent is the forkserver, which lives as long as any worker does: without this, a killed service
@@ -85,9 +132,13 @@ class ExtractPool:
         self.workers = max(1, workers)
         self.timeout = timeout
         self.killed = 0  # pools killed for a stuck page: a metric for the service to show
+        self.handovers = 0  # hand-overs to a worker (pages go several at a time when they wait)
         self._executor: ProcessPoolExecutor | None = None
         self._killed: set[int] = set()  # ids of executors killed on purpose: their other pages are retried
-        self._slots: asyncio.Semaphore | None = None
+        self._waiting: deque[_Page] = deque()
+        self._busy = 0  # hand-overs in the workers: at most one per worker, so a limit counts from its start
+        self._runs: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -114,33 +165,109 @@ class ExtractPool:
     async def extract(self, body: bytes, content_type: str | None, charset: str | None, final_url: str, *,
                       main_content: bool = True) -> Views:
         """The views of one body computed in a worker, within the time limit (ExtractionTimeout past it)."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.workers)
-        async with self._slots:  # at most one page per worker in flight, so the limit counts from its start
-            for attempt in range(2):
-                executor = self._pool()
-                work = functools.partial(_run, body, content_type, charset, final_url, main_content, self.timeout)
-                if getattr(executor, "_processes", None):
-                    future = executor.submit(work)
-                else:  # its first page starts the forkserver and the processes: 0.3 s the IOLoop must not wait
-                    future = await asyncio.to_thread(executor.submit, work)
-                try:
-                    return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + _GRACE)
-                except ExtractionTimeout:  # the worker stopped itself in time and lives on
-                    raise
-                except TimeoutError:  # (ExtractionTimeout is one too: caught above)
-                    self._kill(executor)
-                    raise ExtractionTimeout(f"extraction took longer than {self.timeout:g} s; "
-                                            "its worker was stopped") from None
-                except BrokenProcessPool:
-                    if id(executor) in self._killed and attempt == 0:
-                        continue  # stopped for another page's sake: this one deserves its own run
-                    self._kill(executor)
-                    raise ExtractionFailed("the extraction worker died on this page") from None
-            raise ExtractionFailed("the extraction worker died on this page")
+        if self._closed:
+            raise ExtractionFailed("the extraction pool is closed")
+        page = _Page((body, content_type, charset, final_url, main_content),
+                     asyncio.get_running_loop().create_future())
+        self._waiting.append(page)
+        self._hand_over()
+        return await page.future  # cancelled with its caller: a page not yet handed over is then skipped
+
+    def _hand_over(self) -> None:
+        """Give waiting pages to free workers, several to a worker when they fit."""
+        while self._busy < self.workers and self._waiting:
+            batch: list[_Page] = []
+            size = 0
+            while self._waiting and len(batch) < BATCH_PAGES:
+                page = self._waiting[0]
+                if page.future.done():
+                    self._waiting.popleft()
+                    continue
+                if batch and (page.alone or size + page.size > BATCH_BYTES):
+                    break
+                batch.append(self._waiting.popleft())
+                size += page.size
+                if page.alone:
+                    break
+            if not batch:
+                return
+            self._busy += 1
+            run = asyncio.ensure_future(self._run(batch))
+            self._runs.add(run)
+            run.add_done_callback(self._ran)
+
+    def _ran(self, run: asyncio.Task[None]) -> None:
+        self._runs.discard(run)
+        self._busy -= 1
+        self._hand_over()
+
+    def _again(self, pages: list[_Page]) -> None:
+        """Pages to run again, each alone, ahead of the others waiting."""
+        for page in reversed(pages):
+            page.alone = True
+            self._waiting.appendleft(page)
+
+    async def _run(self, batch: list[_Page]) -> None:
+        try:
+            await self._run_batch(batch)
+        except BaseException as exc:
+            for page in batch:
+                if not page.future.done():
+                    page.future.set_exception(ExtractionFailed(f"the extraction pool failed: {exc!r}"))
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _run_batch(self, batch: list[_Page]) -> None:
+        if self._closed:
+            raise ExtractionFailed("the extraction pool is closed")
+        executor = self._pool()
+        work = functools.partial(_run_many, [page.args for page in batch], self.timeout)
+        future: Future[list[Views | Exception | None]]
+        if getattr(executor, "_processes", None):
+            future = executor.submit(work)
+        else:  # its first page starts the forkserver and the processes: 0.3 s the IOLoop must not wait
+            future = await asyncio.to_thread(executor.submit, work)
+        self.handovers += 1
+        try:
+            outcomes = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + _GRACE)
+        except TimeoutError:
+            self._kill(executor)
+            if len(batch) > 1:  # which page is stuck is not known: each runs again alone
+                self._again(batch)
+                return
+            self._settle(batch[0], ExtractionTimeout(f"extraction took longer than {self.timeout:g} s; "
+                                                     "its worker was stopped"))
+            return
+        except BrokenProcessPool:
+            stopped_for_another = id(executor) in self._killed
+            if not stopped_for_another:
+                self._kill(executor)
+            if len(batch) > 1:  # which page broke it is not known: each runs again alone
+                self._again(batch)
+            elif stopped_for_another and not batch[0].retried:  # this page deserves its own run
+                batch[0].retried = True
+                self._again(batch)
+            else:
+                self._settle(batch[0], ExtractionFailed("the extraction worker died on this page"))
+            return
+        for page, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                self._again([page])
+            else:
+                self._settle(page, outcome)
+
+    @staticmethod
+    def _settle(page: _Page, outcome: Views | Exception) -> None:
+        if page.future.done():  # its caller gave up
+            return
+        if isinstance(outcome, Exception):
+            page.future.set_exception(outcome)
+        else:
+            page.future.set_result(outcome)
 
     def close(self) -> None:
         """Stop the workers (at shutdown)."""
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
