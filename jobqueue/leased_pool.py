@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from jobqueue.history.changes import change_key, compares_text, text_key
 from jobqueue.hosts import HOLD_MAX, HOLD_STATUSES
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task, TaskError
+from jobqueue.readable import views_document
 from jobqueue.readable_service import SharedViews
 from jobqueue.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 from jobqueue.robots import Robots
@@ -315,11 +315,13 @@ class LeasedPool:
         (binary, broken, too slow) completes all the same (readable_service logs it)."""
         if task.crawl_id is not None and self.crawler is not None:  # queued by the same completion
             result.crawl_links = await self.crawler.links_for(task, result)
+        views = None
         if task.formats and self.readable is not None:
-            result.views = await self.readable.at_completion(task, result)
+            views = await self.readable.at_completion(task, result)
+            result.views = views_document(views) if views is not None else None
         if self.readable is not None and compares_text(task):  # its schedule compares main texts, not bodies
-            if result.views is not None:  # the views in hand: no second extraction
-                result.change_key = text_key(json.loads(result.views)["text"])
+            if views is not None:  # the views in hand: no second extraction
+                result.change_key = text_key(views.text)
             else:
                 result.change_key = await change_key(task, result, self.readable)
 

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from jobqueue.extract import EXTRACTOR_VERSION, ExtractPool, NotHtml, Views
+from jobqueue.extract.views import views_from_document
 from jobqueue.models import Result
 from jobqueue.store.base import Store
 
@@ -15,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def views_document(views: Views) -> str:
-    """The views as the store keeps them (the JSON `ReadableViews.of` reads back)."""
-    return json.dumps({**views.as_dict(), "main_content": True}, separators=(",", ":"), ensure_ascii=False)
+    """The views as the store keeps them (the JSON `ReadableViews.of` reads back); made by the extraction's
+    worker, so the IOLoop only passes it on."""
+    return views.to_document()
 
 
 class ReadableViews:
@@ -36,10 +38,7 @@ class ReadableViews:
         if main_content:
             stored = await self.store.get_views(result.sha256, EXTRACTOR_VERSION)
             if stored is not None:
-                document = json.loads(stored)
-                if "not_html" in document:
-                    raise NotHtml(document["not_html"])
-                return Views(**document)
+                return views_from_document(stored)
         body = result.body
         if body is None:
             full = await self.store.get_result(result.id, with_body=True)

@@ -16,7 +16,7 @@ from jobqueue.extract import ExtractionFailed, ExtractionTimeout, ExtractPool, N
 from jobqueue.extract.pool import _GRACE, stop_helpers
 from jobqueue.metrics import Metrics
 from jobqueue.models import Result, Task
-from jobqueue.readable import ReadableViews, views_document
+from jobqueue.readable import ReadableViews
 from jobqueue.store.base import Store
 
 log = logging.getLogger("jobqueue.readable")
@@ -80,10 +80,10 @@ class SharedViews(ReadableViews):
         if not flight.cancelled():
             flight.exception()  # heard by every caller still waiting; none left is no "never retrieved" warning
 
-    async def at_completion(self, task: Task, result: Result) -> str | None:
-        """The views document a job with `formats` keeps with its completion, computed before it is recorded
-        completed, within the pool's limit (plus the wait for a worker); None when the body has none or they
-        failed or came too late: logged and counted, and the job completes all the same."""
+    async def at_completion(self, task: Task, result: Result) -> Views | None:
+        """The views a job with `formats` keeps with its completion (their document), computed before it is
+        recorded completed, within the pool's limit (plus the wait for a worker); None when the body has none or
+        they failed or came too late: logged and counted, and the job completes all the same."""
         limit = self.pool.timeout + _GRACE
         try:
             async with asyncio.timeout(2 * limit):  # the page's own limit, and as long again to wait for a worker
@@ -95,7 +95,7 @@ class SharedViews(ReadableViews):
             log.warning("task %s: its formats were not computed (%s: %s); it completes without them", task.id,
                         code, exc)
             return None
-        return views_document(views)
+        return views
 
     async def close(self) -> None:
         """Stop the extraction processes and multiprocessing's helpers (at the service's shutdown)."""

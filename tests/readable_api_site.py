@@ -18,6 +18,9 @@ HOSTILE = {
     "deep": lambda: b"<html><body>" + b"<div>" * 300_000 + b"deep" + b"</div>" * 300_000 + b"</body></html>",
     "links": lambda: b"<html><body>" + b"".join(b'<a href="/p/%d">l%d</a>' % (i, i) for i in range(300_000))
     + b"</body></html>",
+    # within the time limit, but views of 8 MB: what the IOLoop does with them shows
+    "many_links": lambda: b"<html><body>" + b"".join(b'<a href="/p/%d">l%d</a>' % (i, i) for i in range(100_000))
+    + b"</body></html>",
 }
 
 

@@ -184,9 +184,9 @@ def test_a_hand_over_shares_one_time_limit_and_sends_back_the_pages_it_has_no_ti
         return seconds.encode(), "text/html", "utf-8", URL, True
 
     outcomes = _run_many([page("0.7"), page("0")], 1.0)  # 0.3 s left: too little to start a page
-    assert isinstance(outcomes[0], Views) and outcomes[1] is None
+    assert isinstance(outcomes[0], str) and outcomes[1] is None
     outcomes = _run_many([page("0"), page("60"), page("0")], 1.0)  # ran out of what was left: sent back
-    assert isinstance(outcomes[0], Views) and outcomes[1] is None and outcomes[2] is None
+    assert isinstance(outcomes[0], str) and outcomes[1] is None and outcomes[2] is None
     started = time.monotonic()
     outcomes = _run_many([page("60"), page("0")], 1.0)  # the first page had the whole limit: out of time
     assert isinstance(outcomes[0], ExtractionTimeout) and outcomes[1] is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import re
 import time
@@ -156,6 +157,44 @@ async def test_a_hostile_page_ends_within_its_limit_while_the_service_answers(ma
         code, _body = await api.call("GET", f"{API}/results/{task_id}")
         assert code == 200
     await wait_for(lambda: _any(api), 5, "the extractions counted")
+    api.close()
+
+
+@pytest.mark.slow
+@pytest.mark.gen_test(timeout=120)
+async def test_big_views_completing_with_formats_never_hold_the_ioloop(make_server, site, monkeypatch):
+    """A page of 100,000 links (views of 8 MB) completes with formats, and no callback of the IOLoop (which the
+    service, the site and this test share) runs long on it: the views' JSON is made in the extraction worker
+    and passed on unparsed (made on the loop, it took 150 ms of its CPU). Each callback is timed by the loop
+    thread's CPU clock, so a busy machine that delays the thread does not count."""
+    api = await start(make_server, extract_timeout=30)
+    longest = 0.0
+    run = asyncio.events.Handle._run
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        nonlocal longest
+        began = time.thread_time()
+        try:
+            run(handle)
+        finally:
+            longest = max(longest, time.thread_time() - began)
+
+    gc.collect()
+    gc.freeze()  # as server.py does once started: what earlier tests in this process left is not collected here
+    monkeypatch.setattr(asyncio.events.Handle, "_run", timed)
+    try:
+        code, body = await api.call("POST", f"{API}/queue_tasks",
+                                    {"url": site.url("/hostile/many_links"), "formats": ["links"]})
+        assert code == 201, body
+        task = await api.wait_finished(body["task"]["id"], timeout=60)
+    finally:
+        monkeypatch.undo()
+        gc.unfreeze()
+    assert longest < 0.04, longest
+    assert task["status"] == "completed", task
+    links = await api.raw("GET", f"{API}/results/{task['id']}/links")  # read back: parsed now, once
+    assert links.code == 200, links.body[:300]
+    assert len(json.loads(links.body)["links"]) == 100_000
     api.close()
 
 
