@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import json
 import os
 import re
 import subprocess
@@ -137,6 +138,7 @@ async def phase(server: Server, client: Client, port: int, names: list[str], fir
     payload: dict[str, Any] = {"jobs": jobs, **({"formats": formats} if formats else {})}
     lag_before = await lag_figures(client)
     extracted = await extractions(client) + n  # every body is new: one extraction each, with formats or not
+    window_start = time.time()
     started, cpu_before = time.perf_counter(), cpu_split(server)
     code, body = await client.call("POST", f"{API}/queue_tasks", payload)
     if code != 201:
@@ -156,13 +158,31 @@ async def phase(server: Server, client: Client, port: int, names: list[str], fir
     cpu_after = cpu_split(server)
     per_job = [round((a - b) / n * 1000, 2) for a, b in zip(cpu_after, cpu_before, strict=True)]
     (_, low), (_, high) = lag_before, lag_after
+    window = (window_start, time.time())  # submission to the indexer's last page: IOLoop callbacks timed in it
     checked = await client.raw(f"{API}/results/{ids[-1]}/markdown") if formats else b""
-    return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed, 1),
+    return {"window": window, "jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed, 1),
             "cpu_ms_per_job": per_job[0], "server_process": per_job[1], "ioloop_thread": per_job[2],
             "extraction_processes": round(per_job[0] - per_job[1], 2),
             "longest_stall": longest_between(low, high),
             "ticks_over_5ms": f"{(high[-1] - low[-1]) - (high[1] - low[1]):.0f}/{high[-1] - low[-1]:.0f}",
             "markdown_bytes": len(checked)}
+
+
+def callbacks_in(path: str, start: float, end: float) -> dict[str, Any]:
+    """With BENCH_CALLBACKS set (bench/callback_timer.py): in a phase, the IOLoop callbacks over 5 ms of the loop
+    thread's CPU besides the garbage collections that ran in them, those collections over 5 ms (a collection
+    runs in whichever callback crosses its threshold), the callbacks over 5 ms of wall time only (the thread
+    waited for the GIL or a core), and the slowest callbacks by their own CPU."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        slow = [(round(cpu - collected, 2), wall, collected, name)
+                for at, cpu, wall, collected, _generation, name in json.load(handle)["slow"] if start <= at <= end]
+    slow.sort(reverse=True)
+    return {"callbacks_over_5ms_cpu": sum(1 for own, _, _, _ in slow if own > 5),
+            "collections_over_5ms": sum(1 for _, _, collected, _ in slow if collected > 5),
+            "over_5ms_wall_only": sum(1 for own, wall, collected, _ in slow if wall - collected > 5 >= own),
+            "slowest_own_cpu_ms": "; ".join(f"{own} {name}" for own, _, _, name in slow[:3])}
 
 
 async def measure(n: int, port: int) -> dict[str, Any]:
@@ -182,6 +202,8 @@ async def measure(n: int, port: int) -> dict[str, Any]:
         finally:
             client.close()
             server.stop()
+        for figures in (plain, with_formats):
+            figures.update(callbacks_in(server.callbacks_file, *figures.pop("window")))
     warm_up = {"longest_stall": warm["longest_stall"], "lag_gauge_ms": f"{gauge_before * 1000:.1f} -> "
                f"{gauge_after * 1000:.1f}"}
     return {"warm_up (pool start)": warm_up, "without_formats": plain, "formats_markdown": with_formats}

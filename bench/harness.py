@@ -34,12 +34,17 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.startup_s = 0.0
+        self.callbacks_file = ""
 
     def start(self) -> Server:
         started = time.perf_counter()
         profile = os.environ.get("BENCH_PROFILE")  # a folder: the server's main thread under cProfile, saved there
         profiler = ("-m", "cProfile", "-o", os.path.join(profile, f"server-{os.getpid()}-{started:.0f}.prof")) \
             if profile else ()
+        callbacks = os.environ.get("BENCH_CALLBACKS")  # a folder: each IOLoop callback timed (callback_timer.py)
+        if callbacks:
+            self.callbacks_file = os.path.join(callbacks, f"callbacks-{os.getpid()}-{started:.0f}.json")
+            profiler = (os.path.join(ROOT, "bench", "callback_timer.py"), self.callbacks_file)
         self.proc = subprocess.Popen(
             [sys.executable, *profiler, os.path.join(SERVER_ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{self.db}",
              "--allow-private-addresses", "--rate-limit", "0", "--per-host", str(WORKERS),
