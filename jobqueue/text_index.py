@@ -20,7 +20,6 @@ from typing import Any
 from jobqueue.charset import parse_content_type
 from jobqueue.errors import StoreError
 from jobqueue.extract import ExtractionFailed, ExtractionTimeout, NotHtml
-from jobqueue.extract.pool import BATCH_PAGES
 from jobqueue.models import Result
 
 log = logging.getLogger("jobqueue.text_index")
@@ -77,11 +76,7 @@ async def index_round(store: Any, views: Any | None = None) -> int:
         return 0
     if views is None:
         texts = await asyncio.to_thread(lambda: [(seq, page_text(result)) for seq, result in pending])
-    else:  # one hand-over's worth at a time: the indexer never holds more than one of the pool's workers
-        texts = []
-        for start in range(0, len(pending), BATCH_PAGES):
-            chunk = pending[start:start + BATCH_PAGES]
-            found = await asyncio.gather(*(searchable_text(result, views) for _seq, result in chunk))
-            texts.extend((seq, text) for (seq, _result), text in zip(chunk, found, strict=True))
+    else:  # one page at a time: the indexer never holds more than one of the pool's workers
+        texts = [(seq, await searchable_text(result, views)) for seq, result in pending]
     await store.index_texts([(seq, text) for seq, text in texts if text], pending[-1][0])
     return len(pending)
