@@ -171,6 +171,27 @@ async def test_pages_handed_over_with_a_stuck_one_run_again_alone_on_a_fresh_poo
         pool.close()
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_pool_broken_while_idle_is_replaced_by_the_next_page():
+    pool = ExtractPool(workers=1, timeout=10)
+    try:
+        await pool.extract(article(), "text/html", "utf-8", URL)
+        executor = pool._executor
+        assert executor is not None
+        for pid in list(executor._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)  # from outside: the kernel's OOM killer, say
+        deadline = time.monotonic() + 10
+        while not executor._broken:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "the pool never noticed its worker died"
+            await asyncio.sleep(0.02)
+        for _ in range(2):
+            views = await pool.extract(article(), "text/html", "utf-8", URL)
+            assert "pooled their reconstruction grants" in views.text
+        assert pool._executor is not executor and pool.killed == 0  # no page was stuck
+    finally:
+        pool.close()
+
+
 def _fake_extract(body: bytes, *_args: object, **_kwargs: object) -> Views:
     """Takes as many seconds as the body says (60: until its alarm stops it)."""
     time.sleep(float(body))

@@ -33,7 +33,8 @@ from jobqueue.extract.views import ExtractionFailed, ExtractionTimeout, NotHtml,
 
 DEFAULT_TIMEOUT = 10.0
 _GRACE = 2.0  # after the soft limit, how long a worker may take to notice it before it is killed
-_TASKS_PER_WORKER = 1000  # then the worker is replaced, so memory kept by parsers' caches cannot grow for ever
+# hand-overs (1-8 pages each); then the worker is replaced, so memory kept by parsers' caches cannot grow for ever
+_TASKS_PER_WORKER = 250
 BATCH_PAGES = 8  # pages handed to a worker at once, at most
 BATCH_BYTES = 512 * 1024  # their bodies together, at most (a larger page goes alone)
 _MIN_LEFT = 0.5  # a page handed over with others runs only with this much of the hand-over's limit left
@@ -88,8 +89,9 @@ def _run_many(pages: list[Args], timeout: float) -> list[str | Exception | None]
             continue
         try:
             outcomes.append(_run(*page, left))
-        except ExtractionTimeout as exc:
-            outcomes.append(exc if index == 0 else None)
+        except (ExtractionTimeout, _Alarm):  # (an alarm that fired just as _run returned: its page's time was up)
+            timed_out = ExtractionTimeout(f"extraction took longer than {timeout:g} s")
+            outcomes.append(timed_out if index == 0 else None)
         except (NotHtml, ExtractionFailed) as exc:
             outcomes.append(exc)
     return outcomes
@@ -102,7 +104,7 @@ class _Page:
     args: Args
     future: asyncio.Future[Views]
     alone: bool = False
-    retried: bool = False  # ran again alone after a pool killed for another page's sake
+    retried: bool = False  # ran again after a pool broke or was killed for another page's sake
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,7 +138,8 @@ class ExtractPool:
         self.killed = 0  # pools killed for a stuck page: a metric for the service to show
         self.handovers = 0  # hand-overs to a worker (pages go several at a time when they wait)
         self._executor: ProcessPoolExecutor | None = None
-        self._killed: set[int] = set()  # ids of executors killed on purpose: their other pages are retried
+        self._killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # killed on purpose: their other
+        # pages are retried (the objects, not their ids: a new pool may get a dead one's id)
         self._waiting: deque[_Page] = deque()
         self._busy = 0  # hand-overs in the workers: at most one per worker, so a limit counts from its start
         self._runs: set[asyncio.Task[None]] = set()
@@ -153,12 +156,13 @@ class ExtractPool:
             _running.add(self)
         return self._executor
 
-    def _kill(self, executor: ProcessPoolExecutor) -> None:
-        """Stop every process of a pool whose page is stuck; the next page gets a new pool."""
+    def _kill(self, executor: ProcessPoolExecutor, stuck: bool = True) -> None:
+        """Stop every process of a pool whose page is stuck (or that broke); the next page gets a new pool."""
         if self._executor is executor:
             self._executor = None
-        self._killed.add(id(executor))
-        self.killed += 1
+        self._killed.add(executor)
+        if stuck:
+            self.killed += 1
         # Python 3.14 has terminate_workers(); before it, the processes are only reachable here
         for process in list(getattr(executor, "_processes", {}).values()):
             process.kill()
@@ -204,10 +208,20 @@ class ExtractPool:
         self._hand_over()
 
     def _again(self, pages: list[_Page]) -> None:
-        """Pages to run again, each alone, ahead of the others waiting."""
+        """Pages to run again, each alone and in their order, ahead of the others waiting."""
         for page in reversed(pages):
             page.alone = True
             self._waiting.appendleft(page)
+
+    def _again_once(self, pages: list[_Page], failure: str) -> None:
+        """Pages to run again, unless they already were for the same reason: then they fail with `failure`."""
+        for page in pages:
+            if page.retried:
+                self._settle(page, ExtractionFailed(failure))
+        again = [page for page in pages if not page.retried]
+        for page in again:
+            page.retried = True
+        self._again(again)
 
     async def _run(self, batch: list[_Page]) -> None:
         try:
@@ -225,10 +239,15 @@ class ExtractPool:
         executor = self._pool()
         work = functools.partial(_run_many, [page.args for page in batch], self.timeout)
         future: Future[list[str | Exception | None]]
-        if getattr(executor, "_processes", None):
-            future = executor.submit(work)
-        else:  # its first page starts the forkserver and the processes: 0.3 s the IOLoop must not wait
-            future = await asyncio.to_thread(executor.submit, work)
+        try:
+            if getattr(executor, "_processes", None):
+                future = executor.submit(work)
+            else:  # its first page starts the forkserver and the processes: 0.3 s the IOLoop must not wait
+                future = await asyncio.to_thread(executor.submit, work)
+        except BrokenProcessPool:  # it broke while idle (a worker killed from outside): a new pool takes the pages
+            self._kill(executor, stuck=False)
+            self._again_once(batch, "the extraction pool broke and could not be started again")
+            return
         self.handovers += 1
         try:
             outcomes = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + _GRACE)
@@ -241,23 +260,27 @@ class ExtractPool:
                                                      "its worker was stopped"))
             return
         except BrokenProcessPool:
-            stopped_for_another = id(executor) in self._killed
+            stopped_for_another = executor in self._killed
             if not stopped_for_another:
-                self._kill(executor)
+                self._kill(executor, stuck=False)
             if len(batch) > 1:  # which page broke it is not known: each runs again alone
                 self._again(batch)
-            elif stopped_for_another and not batch[0].retried:  # this page deserves its own run
-                batch[0].retried = True
-                self._again(batch)
+            elif stopped_for_another:  # this page deserves its own run
+                self._again_once(batch, "the extraction worker died on this page")
             else:
                 self._settle(batch[0], ExtractionFailed("the extraction worker died on this page"))
             return
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if future.cancelled() and current is not None and not current.cancelling():
+                self._again_once(batch, "the extraction pool was stopped")  # a kill for another page took it
+                return
+            raise
+        self._again([page for page, outcome in zip(batch, outcomes, strict=True) if outcome is None])
         for page, outcome in zip(batch, outcomes, strict=True):
-            if outcome is None:
-                self._again([page])
-            elif isinstance(outcome, str):
+            if isinstance(outcome, str):
                 self._settle(page, views_from_document(outcome))
-            else:
+            elif outcome is not None:
                 self._settle(page, outcome)
 
     @staticmethod
