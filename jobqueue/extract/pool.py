@@ -8,7 +8,9 @@ and the worker lives on: the first page of a hand-over has `timeout`, and the ot
 that finds too little left is sent back and runs again alone, with the whole limit). If the worker is stuck in
 C code (a parser on a pathological page) and the answer is not back by `timeout + grace`, its pool's processes
 are killed and a fresh pool serves the next pages: a page alone is then out of time, pages handed over with
-others, or running beside it on the killed pool, run again once, alone.
+others, or running beside it on the killed pool, run again once, alone. (Which page of a hand-over is stuck is
+not known, so its companions lose one hard limit; only pages that fit in BATCH_BYTES together share one, and
+the pages known to stick in C are megabytes.)
 """
 
 from __future__ import annotations
