@@ -112,13 +112,13 @@ async def extractions(client: Client) -> float:
     return sum(float(value) for value in re.findall(r"^jobqueue_extractions_total\{[^}]*\} ([0-9.e+-]+)$", text, re.M))
 
 
-async def settle(server: Server, client: Client, extracted: float, quiet: float = 0.02, step: float = 0.5,
-                 limit: float = 120) -> None:
-    """Wait until `extracted` extractions have run (the indexer reached the phase's last page: going quiet
-    alone can come before its first round) and the server and its extraction processes use under `quiet` of a
-    core."""
+async def settle(server: Server, client: Client | None = None, extracted: float = 0.0, quiet: float = 0.02,
+                 step: float = 0.5, limit: float = 120) -> None:
+    """Wait until `extracted` extractions have run, when a client is given (the indexer reached the phase's
+    last page: going quiet alone can come before its first round), and the server and its extraction
+    processes use under `quiet` of a core."""
     deadline = time.monotonic() + limit
-    while await extractions(client) < extracted:
+    while client is not None and await extractions(client) < extracted:
         if time.monotonic() > deadline:
             raise RuntimeError(f"fewer than {extracted:.0f} extractions after {limit:g} s")
         await asyncio.sleep(0.05)
