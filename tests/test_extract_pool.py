@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -102,10 +103,7 @@ async def test_hostile_pages_finish_within_their_time_limit_and_the_ioloop_keeps
 async def test_a_stuck_worker_is_killed_at_the_deadline_and_replaced():
     pool = ExtractPool(workers=1, timeout=1.0)
     try:
-        await pool.extract(article(), "text/html", "utf-8", URL)
-        executor = pool._executor
-        assert executor is not None
-        pids = list(executor._processes)  # type: ignore[attr-defined]
+        _executor, pids = await started(pool)
         for pid in pids:  # stuck as in C code: no signal handler of its own can run
             os.kill(pid, signal.SIGSTOP)
         start = time.monotonic()
@@ -132,20 +130,34 @@ def _gone(pid: int) -> bool:
         return True
 
 
+async def started(pool: ExtractPool) -> tuple[ProcessPoolExecutor, list[int]]:
+    """The pool's executor and its worker processes' pids, once a first page has started them."""
+    await pool.extract(article(), "text/html", "utf-8", URL)
+    executor = pool._executor
+    assert executor is not None
+    return executor, list(executor._processes)  # type: ignore[attr-defined]
+
+
+def numbered(count: int) -> list[bytes]:
+    """The article made into `count` distinct bodies."""
+    return [article().replace(b"</body>", b"<p>page number %d</p></body>" % i) for i in range(count)]
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_pages_waiting_for_the_worker_are_handed_over_together_and_each_gets_its_own_views():
     pool = ExtractPool(workers=1, timeout=10)
     try:
-        await pool.extract(article(), "text/html", "utf-8", URL)  # the worker is up
+        await started(pool)
         before = pool.handovers
-        bodies = [article().replace(b"</body>", b"<p>page number %d</p></body>" % i) for i in range(20)]
+        bodies = numbered(20)
         got = await asyncio.gather(*(pool.extract(body, "text/html", "utf-8", URL) for body in bodies))
         assert [views for views in got] == [extract(body, "text/html", "utf-8", URL) for body in bodies]
         # the first goes alone while the others queue behind it, then they go BATCH_PAGES at a time
         assert pool.handovers - before <= 1 + -(-19 // BATCH_PAGES), pool.handovers - before
-        with pytest.raises(NotHtml):  # an error stays its own page's, in a hand-over with others
-            await asyncio.gather(pool.extract(article(), "text/html", "utf-8", URL),
-                                 pool.extract(b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", None, URL))
+        page, image = await asyncio.gather(  # an error stays its own page's, in a hand-over with others
+            pool.extract(article(), "text/html", "utf-8", URL),
+            pool.extract(b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", None, URL), return_exceptions=True)
+        assert isinstance(page, Views) and isinstance(image, NotHtml), (page, image)
     finally:
         pool.close()
 
@@ -154,14 +166,11 @@ async def test_pages_waiting_for_the_worker_are_handed_over_together_and_each_ge
 async def test_pages_handed_over_with_a_stuck_one_run_again_alone_on_a_fresh_pool():
     pool = ExtractPool(workers=1, timeout=1.0)
     try:
-        await pool.extract(article(), "text/html", "utf-8", URL)
-        executor = pool._executor
-        assert executor is not None
-        pids = list(executor._processes)  # type: ignore[attr-defined]
+        _executor, pids = await started(pool)
         blocker = asyncio.ensure_future(pool.extract(article(), "text/html", "utf-8", URL))
         for pid in pids:  # the worker stops while the others wait behind the page it holds
             os.kill(pid, signal.SIGSTOP)
-        bodies = [article().replace(b"</body>", b"<p>page number %d</p></body>" % i) for i in range(3)]
+        bodies = numbered(3)
         got = await asyncio.gather(*(pool.extract(body, "text/html", "utf-8", URL) for body in bodies))
         assert got == [extract(body, "text/html", "utf-8", URL) for body in bodies]
         with pytest.raises(ExtractionTimeout):  # the page the stuck worker held, alone: out of time
@@ -175,10 +184,8 @@ async def test_pages_handed_over_with_a_stuck_one_run_again_alone_on_a_fresh_poo
 async def test_a_pool_broken_while_idle_is_replaced_by_the_next_page():
     pool = ExtractPool(workers=1, timeout=10)
     try:
-        await pool.extract(article(), "text/html", "utf-8", URL)
-        executor = pool._executor
-        assert executor is not None
-        for pid in list(executor._processes):  # type: ignore[attr-defined]
+        executor, pids = await started(pool)
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)  # from outside: the kernel's OOM killer, say
         deadline = time.monotonic() + 10
         while not executor._broken:  # type: ignore[attr-defined]

@@ -69,8 +69,6 @@ class _UnreadViews(Views):
             return NotImplemented
         return (self.as_dict(), self.main_content) == (other.as_dict(), other.main_content)
 
-    __hash__ = None  # type: ignore[assignment]
-
 
 _FIELDS = ("markdown", "text", "links", "metadata")
 
