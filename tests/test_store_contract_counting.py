@@ -107,6 +107,9 @@ async def test_sqlite_counts_full_text_matches_and_bounds_a_walk_by_the_rows_it_
             await store.complete(Lease(claimed.id, claimed.lease_token), result_of(claimed.id, claimed.url))
             done.append(claimed.id)
         indexed = await store.results_to_index(10)  # oldest first: the order they completed in
+        urls = {task.id: task.url for task in tasks}
+        assert [(r.id, r.url, r.body, r.content_type) for _seq, r in indexed] == [
+            (task_id, urls[task_id], b"hello", "text/plain") for task_id in done]
         await store.index_texts([(seq, "apple pie" if n < 2 else "pear") for n, (seq, _r) in enumerate(indexed)],
                                 indexed[-1][0])
         assert await store.count_matching(where(q="apple"), 10) == by_status(completed=2)

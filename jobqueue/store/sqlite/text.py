@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from jobqueue.filters import seconds, words
 from jobqueue.models import Result
 from jobqueue.store.base import TaskFilter
+from jobqueue.store.sqlite.bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite.filters import SCAN_CAP, clauses
+from jobqueue.store.sqlite.schema import RESULT_COLUMNS, result_from_row
 from jobqueue.store.sqlite.thread import T
 
 CHUNK = 500
@@ -31,6 +33,7 @@ UPDATE text_index_state SET indexed_seq = 0;
 # CROSS JOIN keeps this order: the matched results by seq first, then their jobs by id. Left to
 # itself, the planner may start from a filter's index (every job of a host) and go 100 times slower.
 _MATCHED = "results CROSS JOIN jobs ON jobs.id = results.job_id"
+_RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
 
 
 def fts_query(text: str) -> str:
@@ -80,22 +83,19 @@ class SQLiteTextOps:
     if TYPE_CHECKING:  # provided by SQLiteStore
         async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-    async def get_result(self, task_id: str, with_body: bool) -> Result | None: ...
 
     async def results_to_index(self, limit: int) -> list[tuple[int, Result]]:
-        """Results stored since the last indexed one, oldest first, with their bodies."""
-        def read(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        """Results stored since the last indexed one, oldest first, with their bodies: one read for the whole batch,
+        its rows turned into results in the reader thread (a read per result cost the IOLoop two thread hand-offs
+        and the JSON of each row)."""
+        def read(conn: sqlite3.Connection) -> list[tuple[int, Result]]:
             done = conn.execute("SELECT indexed_seq FROM text_index_state").fetchone()
-            return [(r[0], r[1]) for r in conn.execute(
-                "SELECT seq, job_id FROM results WHERE seq > ? ORDER BY seq LIMIT ?",
-                (done[0] if done else 0, limit)).fetchall()]
+            rows = conn.execute(f"SELECT results.seq AS seq, {_RESULT_COLUMNS_JOINED}, {BODY_COLUMNS} FROM {WITH_BODY}"
+                                " WHERE results.seq > ? ORDER BY results.seq LIMIT ?",
+                                (done[0] if done else 0, limit)).fetchall()
+            return [(row["seq"], result_from_row(row, True)) for row in rows]
 
-        out = []
-        for seq, job_id in await self._read(read):
-            result = await self.get_result(job_id, with_body=True)
-            if result is not None:
-                out.append((seq, result))
-        return out
+        return await self._read(read)
 
     async def index_texts(self, texts: list[tuple[int, str]], through: int) -> None:
         """Add pages' text to the index and remember that every result up to `through` was looked at."""
