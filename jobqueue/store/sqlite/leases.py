@@ -30,7 +30,10 @@ log = logging.getLogger("jobqueue.store")
 
 class SQLiteLeaseOps:
     """claim, extend, release, complete(_many), reschedule and fail of SQLiteStore: every write is guarded by
-    the lease token, so an attempt whose lease was lost (cancelled, or taken over) changes nothing."""
+    the lease token, so an attempt whose lease was lost (cancelled, or taken over) changes nothing.
+
+    Claims and attempt outcomes are written with `durable=False` (thread.py): a power cut may undo them, and the
+    job is then claimed and fetched again, as after any lost attempt. A hand-back (release) stays durable."""
 
     clock: Callable[[], float]
     outbox: Outbox | None
@@ -38,7 +41,7 @@ class SQLiteLeaseOps:
     _host_cursor: sqlite_host_scan.Cursor | None = None  # where this store's last claim stopped reading past full hosts
 
     if TYPE_CHECKING:  # provided by SQLiteStore
-        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T: ...
 
     async def claim(self, limit: int, lease_seconds: float, exclude_hosts: list[str],
                     per_host: int | None = None, ended: list[Lease] | None = None,
@@ -65,14 +68,14 @@ class SQLiteLeaseOps:
             claim = Claim(token, now, now + lease_seconds, cursor, rendered)
             return claim.take(conn, limit, exclude_hosts, per_host, host_delay)
 
-        rows = await self._write(take)
+        rows = await self._write(take, durable=False)
         rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))
         return [task_from_row(r) for r in rows]
 
     async def free_slots(self, leases: list[Lease]) -> None:
         """The requests of these leases are over: their hosts' slots go to the next claims."""
         if leases:
-            await self._write(lambda conn: slots.free(conn, slots.HOST, leases))
+            await self._write(lambda conn: slots.free(conn, slots.HOST, leases), durable=False)
 
     async def extend(self, leases: list[Lease], lease_seconds: float) -> list[str]:
         """Renew leases still held, and the host slots they hold; report the ones another claim or a cancel took
@@ -94,7 +97,7 @@ class SQLiteLeaseOps:
             slots.renew(conn, slots.HOST, leases, now + lease_seconds)
             return lost
 
-        return await self._write(renew)
+        return await self._write(renew, durable=False)
 
     async def release(self, leases: list[Lease]) -> list[Task]:
         """Hand tasks back as queued, due now, without counting the interrupted attempt; free their host slots."""
@@ -116,7 +119,7 @@ class SQLiteLeaseOps:
         live lease; a recurring job's next run is queued in the same transaction."""
         now = self.clock()
         views = await _packed_views(result)
-        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now, views=views))
+        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now, views=views), durable=False)
         return self._completed(done)
 
     async def complete_many(self, completions: list[tuple[Lease, Result]], digests_checked: bool = False
@@ -135,7 +138,7 @@ class SQLiteLeaseOps:
                     for (lease, result), packed in zip(completions, views, strict=True)]
 
         try:
-            group = await self._write(complete_all)
+            group = await self._write(complete_all, durable=False)
         except Exception:
             alone = await asyncio.gather(*(self.complete(lease, result) for lease, result in completions),
                                          return_exceptions=True)
@@ -185,7 +188,8 @@ class SQLiteLeaseOps:
 
     async def _finish_attempt(self, move: Transition, lease: Lease, given: Given) -> Task | None:
         moved = await self._write(
-            lambda conn: move_jobs(conn, move, leased(move), (lease.task_id, lease.token), given, self.outbox))
+            lambda conn: move_jobs(conn, move, leased(move), (lease.task_id, lease.token), given, self.outbox),
+            durable=False)
         return moved[0] if moved else None
 
 

@@ -70,14 +70,14 @@ class SQLiteStatsOps:
     """add_stats, stats_series, stats_hosts and purge_stats of SQLiteStore."""
 
     if TYPE_CHECKING:  # provided by SQLiteStore
-        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T: ...
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def add_stats(self, slots: list[StatsSlot]) -> None:
         """Add each slot's counts to the shared row of its (width, host, start), made on first use."""
         if slots:
             rows = [_row(slot) for slot in slots]
-            await self._write(lambda conn: conn.executemany(_ADD, rows) and None)
+            await self._write(lambda conn: conn.executemany(_ADD, rows) and None, durable=False)
 
     async def stats_series(self, width: int, since: int, per: int) -> list[StatsSlot]:
         """The whole service's slots of `width` from `since` on, summed into slots of `per` seconds, oldest first."""

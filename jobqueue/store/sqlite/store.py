@@ -157,12 +157,12 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
         if broken is not None:
             raise broken
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T:
         if self._writer is None:
             raise StoreError(CLOSED)
         self._refuse_if_unusable()
         try:
-            return await self._writer.submit(fn)
+            return await self._writer.submit(fn, durable)
         except sqlite3.Error as exc:
             raise store_error(exc, "write", self.path, self.busy_timeout) from exc
 

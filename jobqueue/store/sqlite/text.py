@@ -81,7 +81,7 @@ class SQLiteTextOps:
     """results_to_index and index_texts of SQLiteStore."""
 
     if TYPE_CHECKING:  # provided by SQLiteStore
-        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T: ...
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def results_to_index(self, limit: int) -> list[tuple[int, Result]]:
@@ -103,4 +103,4 @@ class SQLiteTextOps:
             conn.executemany("INSERT INTO results_fts (rowid, text) VALUES (?, ?)", texts)
             conn.execute("UPDATE text_index_state SET indexed_seq = MAX(indexed_seq, ?)", (through,))
 
-        await self._write(write)
+        await self._write(write, durable=False)

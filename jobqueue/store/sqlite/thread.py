@@ -21,6 +21,7 @@ NATIVE_NAME = b"jq-sqlite-write"  # the writer's name in /proc/PID/task/TID/comm
 _PR_SET_NAME = 15
 BEGIN_RETRY_FIRST = 0.0002  # seconds between tries for the write lock, doubling up to BEGIN_RETRY_MAX
 BEGIN_RETRY_MAX = 0.002
+RELAXED_LEVEL = 1  # PRAGMA synchronous=NORMAL: in WAL mode, a commit is not synced; checkpoints still are
 
 
 def connect(path: str, synchronous: str, busy_timeout: float = 5.0) -> sqlite3.Connection:
@@ -68,6 +69,13 @@ class WriterThread:
     and its future resolves only after the COMMIT that makes its work durable. `before_commit` can
     refuse that COMMIT by raising (the file is gone): the whole batch is then rolled back. When the
     lock cannot be had, the writes that queued meanwhile fail at once rather than each waiting again.
+
+    A write submitted with `durable=False` (an attempt's outcome, a claim: work a power cut may undo, since the
+    job is then fetched again) does not need its commit synced to the disk. A batch of only such writes
+    commits with `synchronous=NORMAL` when the connection's own level is higher: the commit survives a crash of
+    the process, not a power cut, and holds the write lock without waiting for an fsync. The next batch with a
+    durable write syncs the log, with every earlier commit in it, so a power cut keeps a prefix of the commits
+    that holds every durable one.
     """
 
     def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer",
@@ -78,6 +86,8 @@ class WriterThread:
         self._busy_timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
         conn.execute("PRAGMA busy_timeout=0")
         self._before_commit = before_commit
+        self._durable_level = self._level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+        self._relaxed_level = min(self._durable_level, RELAXED_LEVEL)
         self._last_failure: tuple[float, BaseException] | None = None
         # what health checks read instead of writing (monotonic times; set and cleared by the writer thread)
         self.batch_started: float | None = None  # the batch under way began
@@ -86,15 +96,16 @@ class WriterThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue a write (from the store's _write); the future resolves once it is committed."""
+    def submit(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> asyncio.Future[T]:
+        """Queue a write (from the store's _write); the future resolves once it is committed (with `durable`,
+        synced to the disk at the connection's level)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         timer = self._timer
         if timer is not None:  # from queued to committed, as the caller waits for it
             begun = timer.begin(2)
             future.add_done_callback(lambda _future: timer.end(begun))
-        self._queue.put((fn, future, loop))
+        self._queue.put((fn, future, loop, durable))
         return future
 
     def stop(self) -> None:
@@ -120,7 +131,7 @@ class WriterThread:
             if failure is not None and is_busy(failure):
                 waited, stop = self._take([], None)
                 stopping = stopping or stop
-                _deliver(waited, [(future, None, failure) for _fn, future, _loop in waited])
+                _deliver(waited, [(future, None, failure) for _fn, future, _loop, _durable in waited])
         self._conn.close()
 
     def _take(self, items: list[Any], limit: int | None) -> tuple[list[Any], bool]:
@@ -140,8 +151,9 @@ class WriterThread:
         storage_failure: BaseException | None = None
         self.batch_started = time.monotonic()
         try:
+            self._sync_for(any(durable for _fn, _future, _loop, durable in batch))
             self._begin()
-            for fn, future, _loop in batch:
+            for fn, future, _loop, _durable in batch:
                 conn.execute("SAVEPOINT op")
                 try:
                     value = fn(conn)
@@ -162,7 +174,7 @@ class WriterThread:
         except Exception as exc:
             failure = exc
             self._roll_back()
-            outcomes = [(future, None, exc) for _fn, future, _loop in batch]
+            outcomes = [(future, None, exc) for _fn, future, _loop, _durable in batch]
         if failure is not None and is_storage_failure(failure):
             storage_failure = failure
         if storage_failure is not None:
@@ -172,6 +184,13 @@ class WriterThread:
         self.batch_started = None
         _deliver(batch, outcomes)
         return failure
+
+    def _sync_for(self, durable: bool) -> None:
+        """Set the level the next commit syncs at (outside a transaction, where SQLite takes it)."""
+        level = self._durable_level if durable else self._relaxed_level
+        if level != self._level:
+            self._conn.execute(f"PRAGMA synchronous={level}")
+            self._level = level
 
     def _begin(self) -> None:
         """BEGIN IMMEDIATE, tried again every 0.2-2 ms while another process holds the write lock, up to the
@@ -206,7 +225,7 @@ class WriterThread:
 
 def _deliver(batch: list[Any], outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-    for (_fn, _future, loop), outcome in zip(batch, outcomes, strict=True):
+    for (_fn, _future, loop, _durable), outcome in zip(batch, outcomes, strict=True):
         by_loop.setdefault(loop, []).append(outcome)
     for loop, items in by_loop.items():
         try:

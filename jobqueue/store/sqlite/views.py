@@ -46,7 +46,7 @@ class SQLiteViewOps:
     clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by SQLiteStore
-        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T: ...
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def get_views(self, sha256: str, version: int) -> str | None:
@@ -64,4 +64,4 @@ class SQLiteViewOps:
             conn.execute(_PUT, (sha256, version, packed.codec, packed.size, now, packed.data, sha256))
             conn.execute("DELETE FROM body_views WHERE sha256 = ? AND version < ?", (sha256, version))
 
-        await self._write(put)
+        await self._write(put, durable=False)
