@@ -289,3 +289,83 @@ async def test_migration_9_gives_the_upkeep_reads_their_indexes_and_drops_the_on
     assert [(k, int(v)) for k, v in (await db.schedules.index_information())["overdue"]["key"]] == [
         ("stopped_at", 1), ("next_run_at", 1)]  # repair_schedules
     assert "by_created" in await db.url_changes.index_information()
+
+
+# Every index of `jobs` at LATEST, `_id_` included: docs/mongodb.md ("Indexes of jobs") says what needs each, and
+# "What one job writes" counts their entries; a new index is added to both.
+JOBS_INDEXES = {"_id_", "by_status", "by_update", "results", "fresh", "by_batch", "batch_status", "body_ref", "outbox",
+                "by_host", "by_tag", "by_error", "by_http_status", "by_created", CLAIM_INDEX_NAME, "due_rendered",
+                "history", "by_finish", "schedule_due", "schedule_status", "artifact_refs", "crawl_page",
+                "crawl_status", "by_crawl"}
+ABSENT = object()
+
+
+def field_of(doc: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path, or ABSENT (below a null or a missing field too)."""
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return ABSENT
+        value = value[part]
+    return value
+
+
+def index_keys(indexes: dict[str, Any], doc: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The key each index holds for `doc`, as a server builds them (the mock keeps no entries to read): a missing
+    field is a null key, a sparse index leaves out a document with none of its fields, a partial one a document its
+    filter does not match."""
+    keys = {}
+    for name, spec in indexes.items():
+        values = [field_of(doc, field) for field, _ in spec["key"]]
+        if spec.get("sparse") and all(value is ABSENT for value in values):
+            continue
+        wanted = spec.get("partialFilterExpression", {})  # {field: value} or {field: {"$exists": True}} here
+        if any((field_of(doc, f) is not ABSENT) != cond["$exists"] if isinstance(cond, dict)
+               else field_of(doc, f) != cond for f, cond in wanted.items()):
+            continue
+        keys[name] = tuple(None if value is ABSENT else value for value in values)
+    return keys
+
+
+def rewritten(indexes: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    """The indexes whose entry for a document an update inserts, removes or replaces."""
+    old, new = index_keys(indexes, before), index_keys(indexes, after)
+    return {name for name in indexes if old.get(name, ABSENT) != new.get(name, ABSENT)}
+
+
+@pytest.mark.gen_test
+async def test_jobs_has_the_indexes_the_docs_list_and_a_plain_job_writes_the_entries_they_count_on_mongomock():
+    from jobqueue.models import Result
+    from jobqueue.store.base import Lease
+
+    client = mock_client()
+    clock = FakeClock()
+    store = store_on(client, clock)
+    await store.open()
+    try:
+        indexes = await client.get_database("jobqueue").jobs.index_information()
+        assert set(indexes) == JOBS_INDEXES
+        await store.add([NewTask("plain", "https://example.com/a", "example.com")])
+        [queued] = await raw(client, "jobs")
+        assert set(index_keys(indexes, queued)) == {  # 11: the partial and sparse ones leave a plain job out
+            "_id_", "by_status", "by_update", "results", "by_host", "by_tag", "by_error", "by_http_status",
+            "by_created", CLAIM_INDEX_NAME, "by_finish"}
+        clock.advance(1)
+        [task] = await store.claim(1, 60.0, [])
+        [running] = await raw(client, "jobs")
+        assert rewritten(indexes, queued, running) == {"by_status", "results", CLAIM_INDEX_NAME, "by_update"}
+        clock.advance(1)
+        page = b"the page"
+        done = await store.complete(Lease(task.id, task.lease_token), Result(
+            id=task.id, url=task.url, final_url=task.url, http_status=200, headers={}, content_type="text/html",
+            encoding="utf-8", encoding_source="header", size=len(page), truncated=False, elapsed_ms=1.0,
+            fetched_at=clock.now, sha256=hashlib.sha256(page).hexdigest(), body=page))
+        assert done is not None and done.status == "completed"
+        [completed] = await raw(client, "jobs")
+        assert rewritten(indexes, running, completed) == {  # 6 rewritten, 3 entered
+            "by_status", "results", CLAIM_INDEX_NAME, "by_update", "by_finish", "by_http_status", "history", "fresh",
+            "body_ref"}
+        entered = set(index_keys(indexes, completed)) - set(index_keys(indexes, queued))
+        assert entered == {"history", "fresh", "body_ref"}
+    finally:
+        await store.close()
