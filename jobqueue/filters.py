@@ -175,8 +175,9 @@ def http_range(value: str) -> tuple[int, int]:
 
 
 def words(text: str) -> list[str]:
-    """The words of a `q` search: runs of letters and digits, lower case, at most ten."""
-    return [w.lower() for w in re.findall(r"\w+", text)][:MAX_WORDS]
+    """The words of a `q` search: runs of letters and digits (`_` parts them, as the index's tokenizer does), lower
+    case, at most ten."""
+    return [w.lower() for w in re.findall(r"[^\W_]+", text)][:MAX_WORDS]
 
 
 TASK_FILTERS: dict[str, Parser] = {

@@ -18,7 +18,7 @@ from jobqueue.filters import seconds
 from jobqueue.models import STATUSES
 from jobqueue.store.base import TaskFilter
 from jobqueue.store.sqlite.filters import clauses, needs_walk, seq_bounds
-from jobqueue.store.sqlite.text import fts_query
+from jobqueue.store.sqlite.text import fts_query, matched
 from jobqueue.store.sqlite.thread import T
 
 _BY_STATUS = ", ".join(f"SUM(m AND status = '{s}')" for s in STATUSES)
@@ -57,12 +57,12 @@ def _count_words(conn: sqlite3.Connection, where: TaskFilter, cap: int) -> dict[
             terms.append(f"jobs.created_at {op} ?")
             args.append(seconds(bound))
     match = " AND ".join(["jobs.id IS NOT NULL", *terms])
-    row = conn.execute(
-        f"SELECT COUNT(*), {_BY_STATUS} FROM (SELECT jobs.status AS status, ({match}) AS m"
+    rows = matched(
+        conn, f"SELECT COUNT(*), {_BY_STATUS} FROM (SELECT jobs.status AS status, ({match}) AS m"
         " FROM (SELECT rowid FROM results_fts WHERE results_fts MATCH ? ORDER BY rowid DESC LIMIT ?) AS hits"
         " LEFT JOIN results ON results.seq = hits.rowid LEFT JOIN jobs ON jobs.id = results.job_id)",
-        (*args, fts_query(where.q or ""), cap + 1)).fetchone()
-    return _tally(row, cap)
+        (*args, fts_query(where.q or ""), cap + 1))
+    return _tally(rows[0] if rows else (0, *(0 for _ in STATUSES)), cap)
 
 
 def _tally(row: sqlite3.Row | tuple[int, ...], cap: int) -> dict[str, int] | None:

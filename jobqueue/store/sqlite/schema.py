@@ -28,6 +28,7 @@ RESULT_COLUMNS = (
     "job_id, url, final_url, http_status, headers, content_type, encoding, encoding_source, "
     "size, truncated, elapsed_ms, fetched_at, sha256, redirects, timings, render_facts"
 )
+RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))  # beside a join
 INSERT_JOB = (
     "INSERT INTO jobs (id, url, host, status, attempts, created_at, updated_at, available_at, priority, not_before,"
     " fetch, tags, batch_id, reuse_key, finished_at, http_status, reused_from, webhook, schedule_id, every, due_at,"

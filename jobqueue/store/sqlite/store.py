@@ -35,6 +35,7 @@ from jobqueue.store.sqlite.schema import (
     INSERT_JOB,
     JOB_COLUMNS,
     RESULT_COLUMNS,
+    RESULT_COLUMNS_JOINED,
     decode_cursor,
     encode_cursor,
     new_task,
@@ -53,7 +54,6 @@ from jobqueue.store.trip_time import CallTimer, Latency
 from jobqueue.webhooks.outbox import Outbox
 
 _JOB_COLUMNS_JOINED = ", ".join(f"jobs.{c.strip()}" for c in JOB_COLUMNS.split(","))
-_RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
 CLOSED = "the database connection is closed (the server is stopping); try again shortly"
 WRITER_CACHE_KIB = 32 * 1024  # pages are allocated as they are used, so a small database stays small
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -254,7 +254,7 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
 
     async def get_result(self, task_id: str, with_body: bool) -> Result | None:
         """Read a result; the body (shared, compressed) is read only when asked for, by its primary key."""
-        sql = (f"SELECT {_RESULT_COLUMNS_JOINED}, {BODY_COLUMNS} FROM {WITH_BODY} WHERE results.job_id = ?"
+        sql = (f"SELECT {RESULT_COLUMNS_JOINED}, {BODY_COLUMNS} FROM {WITH_BODY} WHERE results.job_id = ?"
                if with_body else f"SELECT {RESULT_COLUMNS} FROM results WHERE job_id = ?")
         row = await self._read(lambda conn: conn.execute(sql, (task_id,)).fetchone())
         return result_from_row(row, with_body) if row else None
@@ -262,7 +262,7 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
     async def list_results(self, limit: int, cursor: str | None, where: TaskFilter = ALL_TASKS) -> Page:
         """Newest completion first, without bodies, narrowed by their jobs' fields."""
         before = decode_cursor(cursor)
-        columns = _RESULT_COLUMNS_JOINED
+        columns = RESULT_COLUMNS_JOINED
         if where.q is not None:
             rows, resume = await self._read(lambda conn: list_by_words(conn, where, columns, before, limit))
         else:

@@ -17,10 +17,11 @@ from jobqueue.models import Result
 from jobqueue.store.base import TaskFilter
 from jobqueue.store.sqlite.bodies import BODY_COLUMNS, WITH_BODY
 from jobqueue.store.sqlite.filters import SCAN_CAP, clauses
-from jobqueue.store.sqlite.schema import RESULT_COLUMNS, result_from_row
+from jobqueue.store.sqlite.schema import RESULT_COLUMNS_JOINED, result_from_row
 from jobqueue.store.sqlite.thread import T
 
 CHUNK = 500
+INDEX_READ_BYTES = 16 * 1024 * 1024  # about the most of bodies one read for the indexer decompresses
 # The index keeps which pages hold a word, not where in them (detail=none): a `q` search asks for every word
 # anywhere in the page, never a phrase, and an index without positions costs the writer half the CPU per page
 # (0.07 against 0.15 ms for a 20 KB page; 0.8 against 1.3 ms for one of 3,000 varied words). Its pages are
@@ -33,15 +34,22 @@ UPDATE text_index_state SET indexed_seq = 0;
 # CROSS JOIN keeps this order: the matched results by seq first, then their jobs by id. Left to
 # itself, the planner may start from a filter's index (every job of a host) and go 100 times slower.
 _MATCHED = "results CROSS JOIN jobs ON jobs.id = results.job_id"
-_RESULT_COLUMNS_JOINED = ", ".join(f"results.{c.strip()}" for c in RESULT_COLUMNS.split(","))
 
 
 def fts_query(text: str) -> str:
-    """An FTS5 query that needs every word (quoted, so no word is read as an operator).
+    """An FTS5 query that needs every word (quoted, so no word is read as an operator)."""
+    return " AND ".join(f'"{w}"' for w in words(text))
 
-    A word is split where the index's tokenizer splits it (`_`), since an index without positions can only
-    match single tokens."""
-    return " AND ".join(f'"{part}"' for w in words(text) for part in w.split("_") if part)
+
+def matched(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
+    """The rows of a query that MATCHes the index; none when FTS5 refuses its words: a word Python reads as one
+    but the tokenizer splits (a rare Unicode letter) is a phrase, which an index without positions cannot match."""
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith("fts5:"):
+            return []
+        raise
 
 
 def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, before: int | None, limit: int
@@ -58,9 +66,9 @@ def list_by_words(conn: sqlite3.Connection, where: TaskFilter, columns: str, bef
     top = before if before is not None else 1 << 62
     looked = 0
     while len(rows) <= limit:
-        hits = [r[0] for r in conn.execute(
-            "SELECT rowid FROM results_fts WHERE results_fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?",
-            (match, top, CHUNK)).fetchall()]
+        hits = [r[0] for r in matched(
+            conn, "SELECT rowid FROM results_fts WHERE results_fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?",
+            (match, top, CHUNK))]
         if not hits:
             return rows, None
         marks = ",".join("?" * len(hits))
@@ -85,15 +93,21 @@ class SQLiteTextOps:
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def results_to_index(self, limit: int) -> list[tuple[int, Result]]:
-        """Results stored since the last indexed one, oldest first, with their bodies: one read for the whole batch,
-        its rows turned into results in the reader thread (a read per result cost the IOLoop two thread hand-offs
-        and the JSON of each row)."""
+        """Results stored since the last indexed one, oldest first, with their bodies, in one read of at most
+        `limit` results and about INDEX_READ_BYTES of bodies (a read per result cost the IOLoop two thread hand-offs
+        and each row's JSON; the bound keeps other reads from waiting long behind it)."""
         def read(conn: sqlite3.Connection) -> list[tuple[int, Result]]:
             done = conn.execute("SELECT indexed_seq FROM text_index_state").fetchone()
-            rows = conn.execute(f"SELECT results.seq AS seq, {_RESULT_COLUMNS_JOINED}, {BODY_COLUMNS} FROM {WITH_BODY}"
-                                " WHERE results.seq > ? ORDER BY results.seq LIMIT ?",
-                                (done[0] if done else 0, limit)).fetchall()
-            return [(row["seq"], result_from_row(row, True)) for row in rows]
+            out: list[tuple[int, Result]] = []
+            size = 0
+            for row in conn.execute(f"SELECT results.seq AS seq, {RESULT_COLUMNS_JOINED}, {BODY_COLUMNS}"
+                                    f" FROM {WITH_BODY} WHERE results.seq > ? ORDER BY results.seq LIMIT ?",
+                                    (done[0] if done else 0, limit)):
+                out.append((row["seq"], result_from_row(row, True)))
+                size += row["body_size"] or 0
+                if size >= INDEX_READ_BYTES:
+                    break
+            return out
 
         return await self._read(read)
 
