@@ -149,9 +149,9 @@ class Settings:
                                                     "(embedded), or `mongodb://host:27017/dbname`", STORAGE,
                            accepted_by(backend_for, ValueError))
     sqlite_synchronous: str = option(
-        "FULL", "`FULL`: submissions and every other request survive power loss, and claims and attempt outcomes "
-                "are synced with the next of them; `NORMAL`: every commit survives process crashes only (`OFF` and "
-                "`EXTRA`, SQLite's other levels, are accepted too)", STORAGE,
+        "FULL", "`FULL`: every request that changes something survives power loss before its answer, and claims "
+                "and attempt outcomes are synced within about a second; `NORMAL`: every commit survives process "
+                "crashes only (`OFF` and `EXTRA`, SQLite's other levels, are accepted too)", STORAGE,
         rule(lambda level: level.upper() in ("OFF", "NORMAL", "FULL", "EXTRA"),
              "--sqlite-synchronous must be OFF, NORMAL, FULL or EXTRA"))
     retention_days: float | None = option(

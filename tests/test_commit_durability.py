@@ -17,7 +17,13 @@ import threading
 
 import pytest
 
+from jobqueue.models import Result, TaskIds
+from jobqueue.spec import JobSpec
+from jobqueue.store.base import Lease, NewTask
+from jobqueue.store.sqlite.store import SQLiteStore
 from jobqueue.store.sqlite.thread import WriterThread, connect
+from jobqueue.webhooks.outbox import Outbox
+from jobqueue.webhooks.spec import WebhookSpec
 from tests.helpers import API, Api, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +33,7 @@ FULL, NORMAL = 2, 1
 
 
 def level(conn: sqlite3.Connection) -> int:
+    """The synchronous level the writer's connection commits at."""
     return int(conn.execute("PRAGMA synchronous").fetchone()[0])
 
 
@@ -53,7 +60,71 @@ async def test_a_batch_commits_synced_only_when_it_holds_a_durable_write(tmp_pat
         weaker.stop()
 
 
+@pytest.mark.gen_test
+async def test_a_relaxed_commit_is_synced_once_the_writer_has_been_idle_for_a_moment(tmp_path, monkeypatch):
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    db = str(tmp_path / "idle.db")
+    writer = WriterThread(connect(db, "FULL"), sync_within=0.05)
+    try:
+        await writer.submit(lambda conn: conn.execute("CREATE TABLE t (x)"))
+        await writer.submit(lambda conn: conn.execute("INSERT INTO t VALUES (1)"), durable=False)
+
+        async def log_synced() -> bool:
+            return any(path.endswith("/idle.db-wal") for path in synced)
+
+        await wait_for(log_synced, 5, "the idle writer to sync the log")
+        synced.clear()
+        await writer.submit(lambda conn: conn.execute("SELECT 1"), durable=False)  # changes nothing: no sync due
+        assert await writer.submit(level, durable=False) == NORMAL
+        assert synced == []
+    finally:
+        writer.stop()
+
+
+@pytest.mark.gen_test
+async def test_each_store_write_asks_the_disk_for_what_it_protects(tmp_path, monkeypatch):
+    store = SQLiteStore(str(tmp_path / "flags.db"), outbox=Outbox())
+    await store.open()
+    try:
+        asked: list[bool] = []
+        assert store._writer is not None
+        submit = store._writer.submit
+        monkeypatch.setattr(store._writer, "submit",
+                            lambda fn, durable=True: asked.append(durable) or submit(fn, durable))
+
+        async def durable(call) -> set[bool]:
+            asked.clear()
+            await call
+            return set(asked)
+
+        hooked = JobSpec(webhook=WebhookSpec("http://127.0.0.1:9/hook"))
+        new = [NewTask(TaskIds().new(), f"http://127.0.0.1/{i}", "127.0.0.1", hooked) for i in range(2)]
+        assert await durable(store.add(new)) == {True}  # its 201 follows
+        [task] = await store.claim(1, 30.0, [])
+        page = b"<p>done</p>"
+        result = Result(id=task.id, url=task.url, final_url=task.url, http_status=200, headers={},
+                        content_type="text/html", encoding="utf-8", encoding_source="header", size=len(page),
+                        truncated=False, elapsed_ms=1.0, fetched_at=1.0, sha256="", body=page)
+        assert await durable(store.complete(Lease(task.id, task.lease_token or ""), result)) == {False}
+        assert await durable(store.claim(1, 30.0, [])) == {False}
+        assert await durable(store.cancel(new[1].id)) == {True}  # a request's answer follows
+        # sending a webhook follows its claim: that sync also takes the completion that queued it
+        asked.clear()
+        sent = await store.claim_deliveries(10, 60.0, [])
+        assert set(asked) == {True} and sorted(d.event for d in sent) == ["task.cancelled", "task.completed"]
+    finally:
+        await store.close()
+
+
 def build_shim(tmp_path) -> str:
+    """Compile fixtures/powercut.c into a library LD_PRELOAD can load."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     assert compiler, "a C compiler (gcc) is needed to simulate a power cut: apt-get install gcc"
     out = str(tmp_path / "powercut.so")
@@ -62,6 +133,7 @@ def build_shim(tmp_path) -> str:
 
 
 async def start_server(db: str, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, Api]:
+    """server.py on `db` as one process, with `env` added to its environment."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{db}",
         "--processes", "1", "--allow-private-addresses", "--workers", "8", "--per-host", "8",
@@ -74,10 +146,24 @@ async def start_server(db: str, env: dict[str, str] | None = None) -> tuple[asyn
     return proc, Api(f"http://127.0.0.1:{int(match.group(1))}")
 
 
-async def completed_ids(api: Api) -> set[str]:
-    status, body = await api.call("GET", f"{API}/queue_tasks?status=completed&limit=1000")
-    assert status == 200
-    return {task["id"] for task in body["tasks"]}
+def disk_state(tmp_path, db: str, log: str, name: str) -> tuple[dict[str, str], set[str]]:
+    """Each job's status, and the jobs with a result, in the database `db` with the write-ahead log `log`
+    (opened as a copy, as the next start would recover it)."""
+    image = str(tmp_path / name)
+    shutil.copyfile(db, image)
+    shutil.copyfile(log, image + "-wal")
+    conn = sqlite3.connect(image)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        statuses = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
+        return statuses, {row[0] for row in conn.execute("SELECT job_id FROM results")}
+    finally:
+        conn.close()
+
+
+def completed(statuses: dict[str, str]) -> set[str]:
+    """The completed jobs among these."""
+    return {job for job, status in statuses.items() if status == "completed"}
 
 
 @pytest.mark.gen_test(timeout=120)
@@ -90,37 +176,50 @@ async def test_a_power_cut_keeps_every_accepted_job_and_loses_only_completions_t
         tasks = await api.submit_many([target.url(f"/page/{i}?delay=0.05") for i in range(N_JOBS)])
         accepted = {task["id"] for task in tasks}
 
-        async def some_done() -> set[str] | None:
-            done = await completed_ids(api)
-            return done if len(done) >= 40 else None
+        async def some_done() -> bool:
+            return (await api.counts())["completed"] >= 40
 
-        seen_completed = await wait_for(some_done, 30, "40 jobs to complete")
+        await wait_for(some_done, 30, "40 jobs to complete")
+        for attempt in range(10):
+            # the cut: a job accepted (its commit syncs every earlier one), a few completions more, then the
+            # process frozen where it stands
+            accepted.add((await api.submit(target.url(f"/page/last{attempt}?delay=0.05")))["id"])
+            synced_then = (await api.counts())["completed"]
+
+            async def completed_since(synced_then: int = synced_then) -> bool:
+                return (await api.counts())["completed"] >= min(synced_then + 5, N_JOBS)
+
+            await wait_for(completed_since, 30, "a few completions after the last synced commit")
+            proc.send_signal(signal.SIGSTOP)
+            at_cut, _ = disk_state(tmp_path, db, db + "-wal", f"crash{attempt}.db")  # what a kill -9 leaves
+            kept, with_result = disk_state(tmp_path, db, db + "-wal.synced", f"cut{attempt}.db")  # a power cut
+            lost = completed(at_cut) - completed(kept)
+            if lost:
+                break
+            # the log was synced just before the cut (it is, within a second of a completion): cut again later
+            before = len(completed(at_cut))
+            proc.send_signal(signal.SIGCONT)
+
+            async def more_done(before: int = before) -> bool:
+                return (await api.counts())["completed"] >= min(before + 10, N_JOBS)
+
+            await wait_for(more_done, 30, "more jobs to complete")
+        else:
+            pytest.fail("no cut lost a completion: the simulation did not drop the unsynced commits")
     finally:
         proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(proc.wait(), 15)
         api.close()
 
-    # the disk after the cut: the database file as it is, and the log as it was at its last sync
-    image = str(tmp_path / "image.db")
-    shutil.copyfile(db, image)
-    shutil.copyfile(db + "-wal.synced", image + "-wal")
-    conn = sqlite3.connect(image)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        kept = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
-        with_result = {row[0] for row in conn.execute("SELECT job_id FROM results")}
-    finally:
-        conn.close()
-    assert set(kept) == accepted  # every 201 was synced before it was sent
-    kept_completed = {job for job, status in kept.items() if status == "completed"}
-    assert kept_completed == with_result  # a completion and its result are one commit
-    lost = seen_completed - kept_completed
-    assert lost, "the cut lost no completion: the simulation did not drop the unsynced commits"
+    assert set(kept) == accepted  # every 201 was synced before it was sent, the last one too
+    assert completed(kept) == with_result  # a completion and its result are one commit
+    assert completed(kept) < completed(at_cut)
 
+    image = str(tmp_path / f"cut{attempt}.db")
     proc, api = await start_server(image)
     try:
         async def all_done() -> bool:
-            return (await api.counts())["completed"] == N_JOBS
+            return (await api.counts())["completed"] == len(accepted)
 
         await wait_for(all_done, 60, "every job to complete after the cut")
         for job in sorted(lost)[:5]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -22,6 +24,8 @@ _PR_SET_NAME = 15
 BEGIN_RETRY_FIRST = 0.0002  # seconds between tries for the write lock, doubling up to BEGIN_RETRY_MAX
 BEGIN_RETRY_MAX = 0.002
 RELAXED_LEVEL = 1  # PRAGMA synchronous=NORMAL: in WAL mode, a commit is not synced; checkpoints still are
+SYNC_WITHIN = 1.0  # seconds a commit made at RELAXED_LEVEL stays unsynced at most (about: the writer may be busy)
+log = logging.getLogger("jobqueue.store")
 
 
 def connect(path: str, synchronous: str, busy_timeout: float = 5.0) -> sqlite3.Connection:
@@ -75,11 +79,13 @@ class WriterThread:
     commits with `synchronous=NORMAL` when the connection's own level is higher: the commit survives a crash of
     the process, not a power cut, and holds the write lock without waiting for an fsync. The next batch with a
     durable write syncs the log, with every earlier commit in it, so a power cut keeps a prefix of the commits
-    that holds every durable one.
+    that holds every durable one; and no commit stays unsynced much longer than `sync_within` seconds: the log is
+    synced when the writer has been idle that long, and the first batch after that long commits synced.
     """
 
     def __init__(self, conn: sqlite3.Connection, name: str = "jobqueue-sqlite-writer",
-                 before_commit: Callable[[], None] | None = None, timer: CallTimer | None = None) -> None:
+                 before_commit: Callable[[], None] | None = None, timer: CallTimer | None = None,
+                 sync_within: float = SYNC_WITHIN) -> None:
         self._conn = conn
         self._timer = timer
         # the lock is waited for in _begin; once held, nothing in a transaction waits for another process
@@ -88,6 +94,10 @@ class WriterThread:
         self._before_commit = before_commit
         self._durable_level = self._level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
         self._relaxed_level = min(self._durable_level, RELAXED_LEVEL)
+        self._sync_within = sync_within
+        self._unsynced_since: float | None = None  # the first commit made relaxed since the log was last synced
+        main_file = conn.execute("PRAGMA database_list").fetchone()[2]
+        self._log_path = f"{main_file}-wal" if main_file else None
         self._last_failure: tuple[float, BaseException] | None = None
         # what health checks read instead of writing (monotonic times; set and cleared by the writer thread)
         self.batch_started: float | None = None  # the batch under way began
@@ -124,7 +134,11 @@ class WriterThread:
         _name_native_thread(NATIVE_NAME)
         stopping = False
         while not stopping:
-            batch, stopping = self._take([self._queue.get()], MAX_GROUP)
+            first = self._next()
+            if first is None:
+                self._sync_log()
+                continue
+            batch, stopping = self._take([first], MAX_GROUP)
             if not batch:
                 continue
             failure = self._run_batch(batch)
@@ -133,6 +147,30 @@ class WriterThread:
                 stopping = stopping or stop
                 _deliver(waited, [(future, None, failure) for _fn, future, _loop, _durable in waited])
         self._conn.close()
+
+    def _next(self) -> Any:
+        """The next queued item; None once commits have waited `sync_within` for a sync and nothing came."""
+        if self._unsynced_since is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=max(0.0, self._unsynced_since + self._sync_within - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def _sync_log(self) -> None:
+        """Sync the write-ahead log, and with it every commit made relaxed so far."""
+        try:
+            if self._log_path is not None:
+                fd = os.open(self._log_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except FileNotFoundError:
+            pass  # no log: its commits are in the database file, which a checkpoint synced
+        except OSError as exc:  # the next synced commit tries again, and reports a lasting fault
+            log.warning("syncing the database's write-ahead log failed: %s", exc)
+        self._unsynced_since = None
 
     def _take(self, items: list[Any], limit: int | None) -> tuple[list[Any], bool]:
         """Add what is queued (up to `limit` items); also say whether a stop request was among them."""
@@ -151,7 +189,8 @@ class WriterThread:
         storage_failure: BaseException | None = None
         self.batch_started = time.monotonic()
         try:
-            self._sync_for(any(durable for _fn, _future, _loop, durable in batch))
+            overdue = self._unsynced_since is not None and time.monotonic() - self._unsynced_since >= self._sync_within
+            self._sync_for(overdue or any(durable for _fn, _future, _loop, durable in batch))
             self._begin()
             for fn, future, _loop, _durable in batch:
                 conn.execute("SAVEPOINT op")
@@ -171,6 +210,10 @@ class WriterThread:
             if self._before_commit is not None:
                 self._before_commit()
             conn.execute("COMMIT")
+            if self._level == self._durable_level:
+                self._unsynced_since = None
+            elif self._unsynced_since is None and conn.total_changes != changes:
+                self._unsynced_since = time.monotonic()
         except Exception as exc:
             failure = exc
             self._roll_back()

@@ -143,6 +143,8 @@ class SQLiteWebhookOps:
                            until)
             return rows
 
+        # durable, and it must stay so: its sync also syncs the completion that queued the delivery, so no webhook
+        # is sent for an outcome a power cut could undo
         rows = await self._write(take)
         return [delivery_from_row(r) for r in rows]
 
