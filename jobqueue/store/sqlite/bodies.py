@@ -113,19 +113,29 @@ def _insert(conn: sqlite3.Connection, packed: Packed) -> int:
         (packed.sha256, packed.codec, packed.size, len(packed.data), packed.data)).fetchone()[0])
 
 
-def insert_result(conn: sqlite3.Connection, columns: str, job_id: str, result: Result, sha256: str | None) -> None:
-    """Store a job's result pointing at its (shared) body; `sha256` is the digest of result.body."""
-    from jobqueue.store.sqlite.rendered import artifact_ids, render_column
+def result_values(job_id: str, result: Result) -> tuple[object, ...]:
+    """The RESULT_COLUMNS values of a job's result, made before the write (on the IOLoop, where the result is),
+    so the writer thread, which every process's jobs wait for, does not encode them."""
+    from jobqueue.store.sqlite.rendered import render_column
+
+    return (job_id, result.url, result.final_url, result.http_status, json.dumps(result.headers),
+            result.content_type, result.encoding, result.encoding_source, result.size, int(result.truncated),
+            result.elapsed_ms, result.fetched_at, result.sha256, json.dumps(result.redirects),
+            json.dumps(result.timings), render_column(result))
+
+
+def insert_result(conn: sqlite3.Connection, columns: str, values: tuple[object, ...], result: Result,
+                  sha256: str | None) -> None:
+    """Store a job's result (`values`: result_values) pointing at its (shared) body; `sha256` is the digest of
+    result.body."""
+    from jobqueue.store.sqlite.rendered import artifact_ids
 
     body_id = keep_body(conn, result.body, sha256) if result.body is not None and sha256 else None
     screenshot_id, pdf_id = artifact_ids(conn, result)
-    conn.execute("DELETE FROM results WHERE job_id = ?", (job_id,))  # never two results per job
+    conn.execute("DELETE FROM results WHERE job_id = ?", (values[0],))  # never two results per job
     conn.execute(
         f"INSERT INTO results ({columns}, body_id, raw_headers, screenshot_id, pdf_id) VALUES ({', '.join('?' * 20)})",
-        (job_id, result.url, result.final_url, result.http_status, json.dumps(result.headers),
-         result.content_type, result.encoding, result.encoding_source, result.size, int(result.truncated),
-         result.elapsed_ms, result.fetched_at, result.sha256, json.dumps(result.redirects),
-         json.dumps(result.timings), render_column(result), body_id, result.raw_headers, screenshot_id, pdf_id))
+        (*values, body_id, result.raw_headers, screenshot_id, pdf_id))
 
 
 def storage_totals(conn: sqlite3.Connection) -> dict[str, int]:

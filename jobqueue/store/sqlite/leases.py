@@ -14,7 +14,7 @@ from jobqueue.models import Result, Task, TaskError
 from jobqueue.store.base import Lease
 from jobqueue.store.sqlite import host_scan as sqlite_host_scan
 from jobqueue.store.sqlite import slots
-from jobqueue.store.sqlite.bodies import insert_result
+from jobqueue.store.sqlite.bodies import insert_result, result_values
 from jobqueue.store.sqlite.claims import Claim
 from jobqueue.store.sqlite.crawl_pages import insert_pages
 from jobqueue.store.sqlite.readable import keep_views
@@ -119,7 +119,9 @@ class SQLiteLeaseOps:
         live lease; a recurring job's next run is queued in the same transaction."""
         now = self.clock()
         views = await _packed_views(result)
-        done = await self._write(lambda conn: self._complete_one(conn, lease, result, now, views=views), durable=False)
+        values = result_values(lease.task_id, result)
+        done = await self._write(lambda conn: self._complete_one(conn, lease, result, values, now, views=views),
+                                 durable=False)
         return self._completed(done)
 
     async def complete_many(self, completions: list[tuple[Lease, Result]], digests_checked: bool = False
@@ -134,10 +136,11 @@ class SQLiteLeaseOps:
         views = [await _packed_views(result) for _lease, result in completions]
 
         def complete_all(conn: sqlite3.Connection) -> list[tuple[Task, str | None] | None]:
-            return [self._complete_one(conn, lease, result, now, digests_checked, packed)
-                    for (lease, result), packed in zip(completions, views, strict=True)]
+            return [self._complete_one(conn, lease, result, row, now, digests_checked, packed)
+                    for (lease, result), row, packed in zip(completions, values, views, strict=True)]
 
         try:
+            values = [result_values(lease.task_id, result) for lease, result in completions]
             group = await self._write(complete_all, durable=False)
         except Exception:
             alone = await asyncio.gather(*(self.complete(lease, result) for lease, result in completions),
@@ -145,8 +148,9 @@ class SQLiteLeaseOps:
             return [_as_outcome(outcome) for outcome in alone]
         return [self._completed(done) for done in group]
 
-    def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, now: float,
-                      digest_checked: bool = False, views: Packed | None = None) -> tuple[Task, str | None] | None:
+    def _complete_one(self, conn: sqlite3.Connection, lease: Lease, result: Result, values: tuple[object, ...],
+                      now: float, digest_checked: bool = False, views: Packed | None = None
+                      ) -> tuple[Task, str | None] | None:
         """In the writer thread: the lease-guarded update, the result and its body (and the body's readable views
         its worker computed), the schedule's next run, the outbox; the body is keyed by its digest, taken here
         unless the caller vouches for result.sha256."""
@@ -158,7 +162,7 @@ class SQLiteLeaseOps:
             sha256 = None
         else:
             sha256 = result.sha256 if digest_checked else digest(result.body)
-        insert_result(conn, RESULT_COLUMNS, lease.task_id, result, sha256)
+        insert_result(conn, RESULT_COLUMNS, values, result, sha256)
         if views is not None and sha256 is not None:
             keep_views(conn, sha256, views, now)
         if result.crawl_links is not None and moved[0].crawl_id is not None:  # before follow(): it may finish

@@ -186,11 +186,15 @@ class SQLiteStore(SQLiteCancelOps, SQLiteLeaseOps, SQLiteBatchOps, SQLiteWebhook
     async def add(self, tasks: list[NewTask], idempotent: IdempotentAdd | None = None) -> list[Task]:
         """Insert tasks in one transaction (reusing fresh results where asked); returns after the commit."""
         now = self.clock()
+        # rows and tasks of jobs that reuse no result are made here, not in the writer thread every job waits for
+        plain = not any(t.spec.max_age is not None for t in tasks)
+        rows = [new_task_row(t, now) for t in tasks] if plain else []
+        made = [new_task(t, now) for t in tasks] if plain else []
 
         def insert(conn: sqlite3.Connection) -> list[Task]:
-            if not any(t.spec.max_age is not None for t in tasks):
-                conn.executemany(INSERT_JOB, [new_task_row(t, now) for t in tasks])
-                created = [new_task(t, now) for t in tasks]
+            if plain:
+                conn.executemany(INSERT_JOB, rows)
+                created = made
             else:
                 created = [self._insert_one(conn, t, now) for t in tasks]
                 write_outbox(conn, self.outbox, [t for t in created if t.reused_from is not None], now)
