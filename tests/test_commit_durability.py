@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -24,7 +22,8 @@ from jobqueue.store.sqlite.store import SQLiteStore
 from jobqueue.store.sqlite.thread import WriterThread, connect
 from jobqueue.webhooks.outbox import Outbox
 from jobqueue.webhooks.spec import WebhookSpec
-from tests.helpers import API, Api, wait_for
+from tests.helpers import API, wait_for
+from tests.test_durability import start_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIM = os.path.join(ROOT, "tests", "fixtures", "powercut.c")
@@ -89,6 +88,36 @@ async def test_a_relaxed_commit_is_synced_once_the_writer_has_been_idle_for_a_mo
 
 
 @pytest.mark.gen_test
+async def test_a_busy_writer_commits_synced_once_a_relaxed_commit_has_waited_long_enough(tmp_path):
+    writer = WriterThread(connect(str(tmp_path / "busy.db"), "FULL"), sync_within=0.05)
+    inserted, go, holding, never = (threading.Event() for _ in range(4))
+
+    def insert(conn: sqlite3.Connection) -> None:  # a relaxed change, held until the next batch is queued
+        conn.execute("INSERT INTO t VALUES (1)")
+        inserted.set()
+        go.wait(5)
+
+    def hold(conn: sqlite3.Connection) -> None:  # a batch of 0.1 s: the writer is never idle meanwhile
+        holding.set()
+        never.wait(0.1)
+
+    try:
+        await writer.submit(lambda conn: conn.execute("CREATE TABLE t (x)"))
+        first = writer.submit(insert, durable=False)
+        assert await asyncio.to_thread(inserted.wait, 5)
+        held = writer.submit(hold, durable=False)
+        go.set()
+        await first
+        assert await asyncio.to_thread(holding.wait, 5)
+        after = writer.submit(level, durable=False)  # the batch after the long one, past sync_within
+        await held
+        assert await after == FULL
+        assert await writer.submit(level, durable=False) == NORMAL  # synced: relaxed again
+    finally:
+        writer.stop()
+
+
+@pytest.mark.gen_test
 async def test_each_store_write_asks_the_disk_for_what_it_protects(tmp_path, monkeypatch):
     store = SQLiteStore(str(tmp_path / "flags.db"), outbox=Outbox())
     await store.open()
@@ -132,20 +161,6 @@ def build_shim(tmp_path) -> str:
     return out
 
 
-async def start_server(db: str, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, Api]:
-    """server.py on `db` as one process, with `env` added to its environment."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{db}",
-        "--processes", "1", "--allow-private-addresses", "--workers", "8", "--per-host", "8",
-        "--lease-seconds", "1", "--retry-base-delay", "0.05", "--shutdown-grace", "0.5",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
-        env={**os.environ, **(env or {})})
-    line = await asyncio.wait_for(proc.stdout.readline(), 15)
-    match = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
-    assert match, line
-    return proc, Api(f"http://127.0.0.1:{int(match.group(1))}")
-
-
 def disk_state(tmp_path, db: str, log: str, name: str) -> tuple[dict[str, str], set[str]]:
     """Each job's status, and the jobs with a result, in the database `db` with the write-ahead log `log`
     (opened as a copy, as the next start would recover it)."""
@@ -171,7 +186,7 @@ async def test_a_power_cut_keeps_every_accepted_job_and_loses_only_completions_t
         tmp_path, target):
     shim = build_shim(tmp_path)
     db = str(tmp_path / "cut.db")
-    proc, api = await start_server(db, {"LD_PRELOAD": shim, "POWERCUT_DB": db})
+    proc, api = await start_server(db, "--processes", "1", env={"LD_PRELOAD": shim, "POWERCUT_DB": db})
     try:
         tasks = await api.submit_many([target.url(f"/page/{i}?delay=0.05") for i in range(N_JOBS)])
         accepted = {task["id"] for task in tasks}
@@ -216,7 +231,7 @@ async def test_a_power_cut_keeps_every_accepted_job_and_loses_only_completions_t
     assert completed(kept) < completed(at_cut)
 
     image = str(tmp_path / f"cut{attempt}.db")
-    proc, api = await start_server(image)
+    proc, api = await start_server(image, "--processes", "1")
     try:
         async def all_done() -> bool:
             return (await api.counts())["completed"] == len(accepted)

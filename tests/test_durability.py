@@ -17,13 +17,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_JOBS = 300
 
 
-async def start_server(db: str, *extra: str) -> tuple[asyncio.subprocess.Process, Api]:
-    """Run server.py as a child process and wait for its start line."""
+async def start_server(db: str, *extra: str, env: dict[str, str] | None = None
+                       ) -> tuple[asyncio.subprocess.Process, Api]:
+    """Run server.py as a child process (with `env` added to its environment) and wait for its start line."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, os.path.join(ROOT, "server.py"), "--port", "0", "--database", f"sqlite:///{db}",
         "--allow-private-addresses", "--workers", "8", "--per-host", "8", "--lease-seconds", "1",
         "--retry-base-delay", "0.05", "--shutdown-grace", "0.5", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+        env={**os.environ, **env} if env else None,
     )
     line = await asyncio.wait_for(proc.stdout.readline(), 15)
     match = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
